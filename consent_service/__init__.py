@@ -1,0 +1,51 @@
+"""Consent Service: a registry of who may edit whose face and voice, checked before every edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from consent_service.settings import Settings
+
+_HERE = Path(__file__).resolve().parent
+# Installed wheels carry the templates inside the package; a source checkout keeps them at the top.
+TEMPLATE_DIR = next(p for p in (_HERE / "templates", _HERE.parent / "templates") if p.is_dir())
+
+
+def create_app(settings: Settings | None = None, **overrides) -> Flask:
+    """Build the web app (also the context every worker task runs in)."""
+    from consent_service import db, errors_http
+    from consent_service.accounts.views import bp as accounts_bp
+    from consent_service.biometrics.views import bp as biometrics_bp
+    from consent_service.consent.views import bp as consent_bp
+    from consent_service.extensions import csrf, login_manager
+    from consent_service.gate.api import bp as api_bp
+    from consent_service.services import Services
+    from workers import celery_init_app
+
+    settings = settings or Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    secrets = settings.resolved_secrets()
+    app = Flask(__name__, template_folder=str(TEMPLATE_DIR))
+    app.config.update(
+        SECRET_KEY=secrets["secret_key"],
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.is_production,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    app.config.update(overrides)
+    app.extensions["consent_services"] = Services(settings=settings, secrets=secrets)
+    db.init_app(app, db.make_engine(settings.sqlalchemy_url))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    celery_init_app(app, settings)
+    for bp in (accounts_bp, biometrics_bp, consent_bp, api_bp):
+        app.register_blueprint(bp)
+    csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
+    errors_http.init_app(app)
+    return app

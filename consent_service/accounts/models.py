@@ -1,0 +1,42 @@
+"""Accounts (people who sign in) and the subjects whose face and voice they protect."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime
+from sqlmodel import Field, SQLModel
+
+from consent_service.timeutil import new_id, utcnow
+
+
+def _ts(**kw) -> datetime:
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), **kw))
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)
+    password_hash: str
+    # Part of the Flask-Login id: changing it (sign-out, password change) ends all sessions.
+    session_token: str = Field(default_factory=new_id, max_length=32)
+    created_at: datetime = _ts(nullable=False)
+
+    # Flask-Login's user protocol.
+    is_active: bool = True
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
+
+
+class Subject(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    # Stable pseudonymous handle; providers only ever see a keyed hash of it.
+    public_id: str = Field(default_factory=new_id, unique=True, max_length=32)
+    user_id: int = Field(foreign_key="user.id", index=True, unique=True)
+    display_name: str = Field(default="", max_length=200)
+    # Enrolled only to be protected: every matching job is denied.
+    protect_only: bool = False
+    created_at: datetime = _ts(nullable=False)

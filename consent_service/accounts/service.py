@@ -1,0 +1,81 @@
+"""Sign-up and sign-in. Answers never reveal whether an e-mail address has an account."""
+
+from __future__ import annotations
+
+import re
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, select
+
+from consent_service.accounts.models import Subject, User
+from consent_service.errors import AccountExists, InvalidRequest
+from consent_service.timeutil import new_id
+
+_hasher = PasswordHasher()  # argon2id with the library's current parameters
+# Verifying against this when the account is unknown keeps both answers equally slow.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 10
+
+
+def normalize_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise InvalidRequest("Enter a valid e-mail address.")
+    return email
+
+
+def check_password_rules(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD:
+        raise InvalidRequest(f"Choose a password of at least {MIN_PASSWORD} characters.")
+
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == normalize_email(email))).first()
+
+
+def sign_up(session: Session, email: str, password: str, display_name: str = "") -> User:
+    """Create an account and the subject it protects."""
+    email = normalize_email(email)
+    check_password_rules(password)
+    if find_user(session, email) is not None:
+        raise AccountExists("An account with this e-mail address already exists.")
+    user = User(email=email, password_hash=_hasher.hash(password))
+    session.add(user)
+    session.flush()
+    session.add(Subject(user_id=user.id, display_name=display_name or email.split("@")[0]))
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    try:
+        user = find_user(session, email)
+    except InvalidRequest:
+        user = None
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+    except (VerificationError, InvalidHashError):
+        return None
+    return user
+
+
+def end_all_sessions(user: User) -> None:
+    user.session_token = new_id()
+
+
+def subject_of(session: Session, user: User) -> Subject:
+    subject = session.exec(select(Subject).where(Subject.user_id == user.id)).first()
+    if subject is None:  # every account gets one at sign-up
+        raise LookupError(f"user {user.id} has no subject")
+    return subject
+
+
+def load_user(session: Session, user_id: str) -> User | None:
+    """Flask-Login's loader: the id carries the session token, so rotated tokens log out."""
+    uid, _, token = (user_id or "").partition(":")
+    if not uid.isdigit():
+        return None
+    user = session.get(User, int(uid))
+    return user if user is not None and user.session_token == token else None

@@ -1,0 +1,48 @@
+"""Safe image decoding: known formats only, size limits, EXIF orientation, readable errors."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from consent_service.errors import MediaRejected
+
+# Never EPS/PS (Ghostscript) or other exotic decoders: only what cameras and browsers produce.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """RGB pixels of an uploaded image, upright; MediaRejected with a reason otherwise."""
+    if not data:
+        raise MediaRejected("The file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
+            width, height = img.size
+            if width * height > max_pixels:
+                raise MediaRejected(
+                    f"The image is {width}×{height} pixels; the limit is {max_pixels:,} pixels."
+                )
+            if width < 16 or height < 16:
+                raise MediaRejected(
+                    f"The image is only {width}×{height} pixels: too small for a face."
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return np.asarray(img.convert("RGB"))
+    except MediaRejected:
+        raise
+    except UnidentifiedImageError:
+        raise MediaRejected(
+            "The file is not an image we can read (JPEG, PNG, WebP, BMP, GIF or TIFF)."
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise MediaRejected("The image is too large to decode safely.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaRejected(
+            f"The image is damaged or truncated and cannot be decoded ({exc})."
+        ) from None

@@ -1,0 +1,53 @@
+"""Biometric templates (encrypted embeddings) and the enrollments that make them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, DateTime, LargeBinary
+from sqlmodel import Field, SQLModel
+
+from consent_service.timeutil import new_id, utcnow
+
+
+class BiometricTemplate(SQLModel, table=True):
+    __tablename__ = "biometric_template"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    subject_id: int = Field(foreign_key="subject.id", index=True)
+    modality: str = Field(max_length=16, index=True)
+    model: str = Field(max_length=64)
+    # AES-256-GCM envelope: `ciphertext` under a per-row data key, itself wrapped by the KEK.
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    enrollment_id: str | None = Field(default=None, foreign_key="enrollment.id")
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class Enrollment(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    subject_id: int = Field(foreign_key="subject.id", index=True)
+    modality: str = Field(max_length=16)
+    status: str = Field(default="pending", max_length=16)
+    error: str | None = None
+    # Storage keys of the raw media; emptied once they are destroyed.
+    media_keys: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    template_count: int = 0
+    attempts: int = 0
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class GalleryVersion(SQLModel, table=True):
+    """Bumped on every template change, so workers know when their in-memory gallery is stale."""
+
+    __tablename__ = "gallery_version"
+
+    modality: str = Field(primary_key=True, max_length=16)
+    version: int = 0

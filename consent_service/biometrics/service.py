@@ -1,0 +1,286 @@
+"""Enrollment: photos in, encrypted templates out, photos destroyed; and the gallery workers match
+against."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from consent_service.audit import service as audit
+from consent_service.biometrics.faces import FaceEmbedder
+from consent_service.biometrics.images import decode_image
+from consent_service.biometrics.matching import Gallery, identify, mutually_consistent
+from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
+from consent_service.crypto import Envelope
+from consent_service.db import unit_of_work
+from consent_service.errors import EnrollmentRejected, MediaRejected
+from consent_service.storage import MediaStore
+from consent_service.timeutil import utcnow
+from consent_service.vocabulary import EnrollmentStatus, Modality
+
+
+def _aad(subject_id: int, template_id: str) -> bytes:
+    return f"template:{subject_id}:{template_id}".encode()
+
+
+def seal_template(envelope: Envelope, template: BiometricTemplate, vector: np.ndarray) -> None:
+    template.ciphertext, template.wrapped_key = envelope.seal(
+        np.asarray(vector, dtype="<f8").tobytes(), _aad(template.subject_id, template.id)
+    )
+
+
+def open_template(envelope: Envelope, template: BiometricTemplate) -> np.ndarray:
+    raw = envelope.open(
+        template.ciphertext, template.wrapped_key, _aad(template.subject_id, template.id)
+    )
+    return np.frombuffer(raw, dtype="<f8")
+
+
+def bump_gallery(session: Session, modality: Modality) -> None:
+    if session.get(GalleryVersion, modality.value) is None:
+        session.add(GalleryVersion(modality=modality.value, version=0))
+        session.flush()
+    session.execute(
+        update(GalleryVersion)
+        .where(GalleryVersion.modality == modality.value)
+        .values(version=GalleryVersion.version + 1)
+    )
+
+
+class GalleryIndex:
+    """A worker's decrypted gallery per modality, rebuilt when the version counter moves."""
+
+    def __init__(self, envelope: Envelope, model_name: str):
+        self._envelope = envelope
+        self._model = model_name
+        self._lock = threading.Lock()
+        self._cached: dict[str, Gallery] = {}
+
+    def current(self, session: Session, modality: Modality) -> Gallery:
+        row = session.get(GalleryVersion, modality.value)
+        version = row.version if row else 0
+        with self._lock:
+            cached = self._cached.get(modality.value)
+            if cached is not None and cached.version == version:
+                return cached
+            templates = session.exec(
+                select(BiometricTemplate).where(
+                    BiometricTemplate.modality == modality.value,
+                    BiometricTemplate.model == self._model,
+                )
+            ).all()
+            gallery = Gallery.build(
+                version, [(t.subject_id, open_template(self._envelope, t)) for t in templates]
+            )
+            self._cached[modality.value] = gallery
+            return gallery
+
+
+@dataclass(frozen=True)
+class FaceMatching:
+    """What enrollment and the gate need to find and compare faces."""
+
+    embedder: FaceEmbedder
+    gallery: GalleryIndex
+    tolerance: float
+    margin: float
+    max_pixels: int
+    # Photos of one person may differ more than an identification match allows: 1:1 threshold.
+    same_person_tolerance: float = 0.6
+
+
+def start_face_enrollment(
+    session: Session, store: MediaStore, subject_id: int, photos: list[bytes], max_photos: int
+) -> Enrollment:
+    """Keep the photos (encrypted) for the worker and record a pending enrollment."""
+    photos = [p for p in photos if p]
+    if not 1 <= len(photos) <= max_photos:
+        raise EnrollmentRejected(f"Upload between 1 and {max_photos} photos of your face.")
+    enrollment = Enrollment(
+        subject_id=subject_id,
+        modality=Modality.FACE.value,
+        media_keys=[store.put(p) for p in photos],
+    )
+    session.add(enrollment)
+    session.flush()
+    return enrollment
+
+
+def _faces_of_one_person(matching: FaceMatching, photos: list[bytes]) -> list[np.ndarray]:
+    embeddings = []
+    for number, data in enumerate(photos, start=1):
+        try:
+            faces = matching.embedder.detect(decode_image(data, matching.max_pixels))
+        except MediaRejected as exc:
+            raise EnrollmentRejected(f"Photo {number}: {exc}") from None
+        if not faces:
+            raise EnrollmentRejected(
+                f"Photo {number}: no face was found. Use a clear, well-lit "
+                "photo of your face looking at the camera."
+            )
+        if len(faces) > 1:
+            raise EnrollmentRejected(
+                f"Photo {number} shows {len(faces)} faces; each photo must show only you."
+            )
+        embeddings.append(faces[0].embedding)
+    if not mutually_consistent(embeddings, matching.same_person_tolerance):
+        raise EnrollmentRejected("The photos do not all show the same person.")
+    return embeddings
+
+
+def run_face_enrollment(
+    engine: Engine,
+    enrollment_id: str,
+    store: MediaStore,
+    matching: FaceMatching,
+    envelope: Envelope,
+    audit_key: bytes,
+    max_attempts: int,
+) -> str:
+    """The worker's half: templates from the photos, or a clear reason why not. Idempotent."""
+    with unit_of_work(engine) as s:
+        enrollment = s.get(Enrollment, enrollment_id)
+        if enrollment is None or enrollment.status != EnrollmentStatus.PENDING.value:
+            return enrollment.status if enrollment else "missing"
+        enrollment.attempts += 1  # counted before decoding, so a crashing photo cannot loop
+        attempts, keys, subject_id = (
+            enrollment.attempts,
+            list(enrollment.media_keys),
+            enrollment.subject_id,
+        )
+    error: str | None = None
+    embeddings: list[np.ndarray] = []
+    photos: list[bytes] = []
+    if attempts > max_attempts:
+        error = f"The photos could not be processed after {max_attempts} attempts."
+    else:
+        try:
+            photos = [store.get(k) for k in keys]
+            embeddings = _faces_of_one_person(matching, photos)
+        except KeyError:
+            error = "The uploaded photos are no longer available; please upload them again."
+        except EnrollmentRejected as exc:
+            error = str(exc)
+    with unit_of_work(engine) as s:
+        enrollment = s.exec(
+            select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update()
+        ).one()
+        if enrollment.status != EnrollmentStatus.PENDING.value:
+            return enrollment.status
+        if error is None:
+            gallery = matching.gallery.current(s, Modality.FACE)
+            if any(
+                identify(gallery, e, matching.tolerance, 0.0, exclude_subject=subject_id).subject_id
+                for e in embeddings
+            ):
+                error = (
+                    "This face is already enrolled by another account. An operator has to "
+                    "resolve this before it can be enrolled again."
+                )
+        if error is None:
+            for vector in embeddings:
+                template = BiometricTemplate(
+                    subject_id=subject_id,
+                    modality=Modality.FACE.value,
+                    model=matching.embedder.model_name,
+                    ciphertext=b"",
+                    wrapped_key=b"",
+                    enrollment_id=enrollment_id,
+                )
+                seal_template(envelope, template, vector)
+                s.add(template)
+            bump_gallery(s, Modality.FACE)
+            enrollment.status = EnrollmentStatus.COMPLETED.value
+            enrollment.template_count = len(embeddings)
+            audit.append(
+                s,
+                audit_key,
+                "biometrics.enrolled",
+                f"subject:{subject_id}",
+                {"enrollment_id": enrollment_id, "modality": "face", "templates": len(embeddings)},
+                subject_id=subject_id,
+            )
+        else:
+            enrollment.status = EnrollmentStatus.FAILED.value
+            enrollment.error = error
+            audit.append(
+                s,
+                audit_key,
+                "biometrics.enrollment_failed",
+                f"subject:{subject_id}",
+                {"enrollment_id": enrollment_id, "reason": error},
+                subject_id=subject_id,
+            )
+        enrollment.finished_at = utcnow()
+        enrollment.media_keys = []
+        audit.append(
+            s,
+            audit_key,
+            "media.destroyed",
+            "system",
+            {
+                "enrollment_id": enrollment_id,
+                "sha256": [hashlib.sha256(p).hexdigest() for p in photos],
+            },
+            subject_id=subject_id,
+        )
+        status = enrollment.status
+    for key in keys:  # after the commit: a crash here leaves files for the sweep, never lost rows
+        store.delete(key)
+    return status
+
+
+def template_count(session: Session, subject_id: int, modality: Modality) -> int:
+    return len(
+        session.exec(
+            select(BiometricTemplate.id).where(
+                BiometricTemplate.subject_id == subject_id,
+                BiometricTemplate.modality == modality.value,
+            )
+        ).all()
+    )
+
+
+def import_face(
+    session: Session,
+    store: MediaStore,
+    email: str,
+    photos: list[bytes],
+    max_photos: int,
+    password: str | None = None,
+) -> tuple[Enrollment, bool]:
+    """Operator import: the account (created if missing, with a random password) and a pending
+    face enrollment of the photos. Returns (enrollment, account_created)."""
+    from consent_service.accounts import service as accounts
+
+    user = accounts.find_user(session, email)
+    created = user is None
+    if user is None:
+        user = accounts.sign_up(session, email, password or secrets.token_urlsafe(16))
+    subject = accounts.subject_of(session, user)
+    return start_face_enrollment(session, store, subject.id, photos, max_photos), created
+
+
+def wait_for_enrollment(engine: Engine, enrollment_id: str, timeout: float) -> Enrollment:
+    """Poll until a worker has finished the enrollment; TimeoutError if none does in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with Session(engine, expire_on_commit=False) as s:
+            row = s.get(Enrollment, enrollment_id)
+            if row is None:
+                raise LookupError(f"no enrollment {enrollment_id}")
+            if row.status != EnrollmentStatus.PENDING.value:
+                return row
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"no worker finished enrollment {enrollment_id} within "
+                f"{timeout:.0f} s; is one running (`consent-service worker`)?"
+            )
+        time.sleep(0.5)

@@ -1,0 +1,67 @@
+"""Face enrollment pages: upload photos, then watch the worker turn them into templates."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from sqlmodel import select
+
+from consent_service import db
+from consent_service.accounts.service import subject_of
+from consent_service.biometrics import service
+from consent_service.biometrics.models import Enrollment
+from consent_service.errors import EnrollmentRejected
+from consent_service.services import services
+from consent_service.vocabulary import Modality
+from workers import publish
+
+bp = Blueprint("biometrics", __name__)
+
+
+class EnrollForm(FlaskForm):
+    photos = MultipleFileField("Photos of your face (1 to 5, only you in each)")
+
+
+@bp.route("/enroll", methods=["GET", "POST"])
+@login_required
+def enroll():
+    session = db.session()
+    subject = subject_of(session, current_user)
+    form = EnrollForm()
+    if form.validate_on_submit():
+        svc = services()
+        photos = [f.read() for f in (form.photos.data or []) if getattr(f, "filename", "")]
+        try:
+            enrollment = service.start_face_enrollment(
+                session, svc.media_store, subject.id, photos, svc.settings.enrollment_max_photos
+            )
+        except EnrollmentRejected as exc:
+            flash(str(exc), "error")
+        else:
+            session.commit()
+            publish(current_app, "biometrics.enroll_face", enrollment.id)
+            return redirect(url_for("biometrics.enrollment", enrollment_id=enrollment.id))
+    recent = session.exec(
+        select(Enrollment)
+        .where(Enrollment.subject_id == subject.id)
+        .order_by(Enrollment.created_at.desc())
+        .limit(5)
+    ).all()  # type: ignore[attr-defined]
+    return render_template(
+        "biometrics/enroll.html",
+        form=form,
+        recent=recent,
+        templates=service.template_count(session, subject.id, Modality.FACE),
+    )
+
+
+@bp.route("/enrollments/<enrollment_id>")
+@login_required
+def enrollment(enrollment_id: str):
+    session = db.session()
+    row = session.get(Enrollment, enrollment_id)
+    if row is None or row.subject_id != subject_of(session, current_user).id:
+        abort(404)
+    return render_template("biometrics/enrollment.html", enrollment=row)

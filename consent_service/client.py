@@ -1,0 +1,105 @@
+"""A small Python client for providers: gate a planned edit in a few lines.
+
+client = ConsentClient("http://127.0.0.1:5000", api_key)
+job = client.gate("face_swap", source="me.jpg", target="scene.jpg")
+job["decision"]  # "allow" | "deny" | "needs_consent"
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+
+PathLike = str | Path
+
+
+class ApiError(RuntimeError):
+    """The service answered with a problem: `status` and the problem body's `detail`."""
+
+    def __init__(self, status: int, body: dict):
+        self.status, self.body = status, body
+        super().__init__(f"{status}: {body.get('detail') or body.get('title') or body}")
+
+
+def _paths(value: PathLike | Iterable[PathLike] | None) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, str | Path):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+class ConsentClient:
+    def __init__(self, url: str, api_key: str, timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        self._http = requests.Session()
+        self._http.headers["Authorization"] = f"Bearer {api_key}"
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _answer(self, response: requests.Response) -> dict:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"detail": response.text[:500]}
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, body)
+        return body
+
+    def submit(
+        self, operation: str, source=None, target=None, idempotency_key: str | None = None
+    ) -> dict:
+        """Send the media of a planned edit; returns the queued job."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        with ExitStack() as stack:
+            files = [
+                (role, (p.name, stack.enter_context(open(p, "rb"))))
+                for role, value in (("source", source), ("target", target))
+                for p in _paths(value)
+            ]
+            return self._answer(
+                self._http.post(
+                    f"{self.url}/api/v1/jobs",
+                    data={"operation": operation},
+                    files=files,
+                    headers=headers,
+                    timeout=self.timeout,
+                )
+            )
+
+    def job(self, job_id: str) -> dict:
+        return self._answer(
+            self._http.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=self.timeout)
+        )
+
+    def wait(self, job_id: str, timeout: float = 300.0, poll: float = 0.5) -> dict:
+        """Poll until the job is decided or failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["status"] in ("decided", "failed"):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"job {job_id} still {job['status']} after {timeout:.0f} s; "
+                    "is a worker running?"
+                )
+            time.sleep(poll)
+
+    def gate(
+        self,
+        operation: str,
+        source=None,
+        target=None,
+        wait: bool = True,
+        idempotency_key: str | None = None,
+        timeout: float = 300.0,
+    ) -> dict:
+        job = self.submit(operation, source=source, target=target, idempotency_key=idempotency_key)
+        return self.wait(job["id"], timeout=timeout) if wait else job

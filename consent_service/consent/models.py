@@ -1,0 +1,44 @@
+"""Consent grants. Every change writes a new version row; nothing is updated in place."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from consent_service.timeutil import new_id, utcnow
+
+
+class GrantBase(SQLModel):
+    modality: str = Field(max_length=16)
+    operations: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    roles: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    all_providers: bool = False
+    provider_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    purpose: str = Field(default="", max_length=1000)
+    valid_from: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    valid_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class ConsentGrant(GrantBase, table=True):
+    __tablename__ = "consent_grant"
+    __table_args__ = (UniqueConstraint("grant_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: str = Field(default_factory=new_id, index=True, max_length=32)
+    version: int = 1
+    subject_id: int = Field(foreign_key="subject.id", index=True)
+    status: str = Field(default="active", max_length=16)
+    # Evidence of how this version came to be.
+    notice_version: str = Field(default="", max_length=32)
+    language: str = Field(default="en", max_length=16)
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=400)
+    identity_method: str = Field(default="", max_length=64)
+    actor: str = Field(default="", max_length=200)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

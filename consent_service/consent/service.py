@@ -1,0 +1,193 @@
+"""Granting and revoking consent, written once for the web form, the API and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from consent_service.audit import service as audit
+from consent_service.consent.models import ConsentGrant
+from consent_service.errors import InvalidRequest, NotFound
+from consent_service.timeutil import as_utc, utcnow
+from consent_service.vocabulary import GrantStatus, Operation, Role
+
+NOTICE_VERSION = "2026-11-1"
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    operations: list[Operation]
+    roles: list[Role]
+    all_providers: bool
+    provider_ids: list[str]
+    purpose: str = ""
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    actor: str
+    identity_method: str
+    language: str = "en"
+    ip: str | None = None
+    user_agent: str | None = None
+    notice_version: str = NOTICE_VERSION
+
+
+def validate(req: GrantRequest, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    if not req.operations:
+        raise InvalidRequest("Choose at least one edit type.")
+    modalities = {op.modality for op in req.operations}
+    if len(modalities) != 1:
+        raise InvalidRequest("One grant covers face edits or voice edits, not both.")
+    if not req.roles:
+        raise InvalidRequest("Choose at least one role (source, target).")
+    if not req.all_providers and not req.provider_ids:
+        raise InvalidRequest("Choose the providers this grant is for, or all providers.")
+    start = req.valid_from or now
+    if req.valid_until is not None and as_utc(req.valid_until) <= as_utc(start):
+        raise InvalidRequest("The end date must be after the start date.")
+
+
+def grant(
+    session: Session, audit_key: bytes, subject_id: int, req: GrantRequest, evidence: Evidence
+) -> ConsentGrant:
+    validate(req)
+    row = ConsentGrant(
+        subject_id=subject_id,
+        modality=req.operations[0].modality.value,
+        operations=sorted({op.value for op in req.operations}),
+        roles=sorted({r.value for r in req.roles}),
+        all_providers=req.all_providers,
+        provider_ids=[] if req.all_providers else sorted(set(req.provider_ids)),
+        purpose=req.purpose.strip()[:1000],
+        valid_from=req.valid_from or utcnow(),
+        valid_until=req.valid_until,
+        status=GrantStatus.ACTIVE.value,
+        **_evidence_fields(evidence),
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "consent.granted",
+        evidence.actor,
+        _audit_payload(row),
+        subject_id=subject_id,
+    )
+    return row
+
+
+def revoke(
+    session: Session, audit_key: bytes, subject_id: int, grant_id: str, evidence: Evidence
+) -> ConsentGrant:
+    """Write the revoked version of a grant; effective for every decision recorded after commit."""
+    current = latest_version(session, grant_id)
+    if current is None or current.subject_id != subject_id:
+        raise NotFound("No such grant.")
+    if current.status == GrantStatus.REVOKED.value:
+        return current
+    data = current.model_dump(
+        exclude={
+            "id",
+            "version",
+            "status",
+            "created_at",
+            "notice_version",
+            "language",
+            "ip",
+            "user_agent",
+            "identity_method",
+            "actor",
+        }
+    )
+    row = ConsentGrant(
+        **data,
+        version=current.version + 1,
+        status=GrantStatus.REVOKED.value,
+        created_at=utcnow(),
+        **_evidence_fields(evidence),
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "consent.revoked",
+        evidence.actor,
+        _audit_payload(row),
+        subject_id=subject_id,
+    )
+    return row
+
+
+def latest_version(session: Session, grant_id: str) -> ConsentGrant | None:
+    return session.exec(
+        select(ConsentGrant)
+        .where(ConsentGrant.grant_id == grant_id)
+        .order_by(ConsentGrant.version.desc())  # type: ignore[union-attr]
+    ).first()
+
+
+def current_grants(session: Session, subject_ids: Iterable[int]) -> list[ConsentGrant]:
+    """The latest version of every grant of these subjects."""
+    ids = list(set(subject_ids))
+    if not ids:
+        return []
+    newest = (
+        select(ConsentGrant.grant_id, func.max(ConsentGrant.version).label("v"))
+        .where(ConsentGrant.subject_id.in_(ids))  # type: ignore[attr-defined]
+        .group_by(ConsentGrant.grant_id)
+        .subquery()
+    )
+    return list(
+        session.exec(
+            select(ConsentGrant)
+            .join(
+                newest,
+                (ConsentGrant.grant_id == newest.c.grant_id) & (ConsentGrant.version == newest.c.v),
+            )
+            .order_by(ConsentGrant.created_at.desc())  # type: ignore[attr-defined]
+        )
+    )
+
+
+def find_active(session: Session, subject_id: int, operation: Operation) -> list[ConsentGrant]:
+    return [
+        g
+        for g in current_grants(session, [subject_id])
+        if g.status == GrantStatus.ACTIVE.value and operation.value in g.operations
+    ]
+
+
+def _evidence_fields(e: Evidence) -> dict:
+    return {
+        "notice_version": e.notice_version,
+        "language": e.language,
+        "ip": e.ip,
+        "user_agent": (e.user_agent or "")[:400] or None,
+        "identity_method": e.identity_method,
+        "actor": e.actor,
+    }
+
+
+def _audit_payload(row: ConsentGrant) -> dict:
+    return {
+        "grant_id": row.grant_id,
+        "version": row.version,
+        "status": row.status,
+        "operations": row.operations,
+        "roles": row.roles,
+        "all_providers": row.all_providers,
+        "provider_ids": row.provider_ids,
+        "valid_until": as_utc(row.valid_until).isoformat() if row.valid_until else None,
+        "notice_version": row.notice_version,
+        "language": row.language,
+    }

@@ -1,0 +1,168 @@
+"""`consent-service demo`: the whole story on real photos, through the real API and a real worker,
+on a fresh embedded (SQLite) instance."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+
+from consent_service.settings import Settings
+
+
+def _start_worker(home: Path, stack: ExitStack) -> None:
+    from consent_service.cli import worker_command
+
+    env = {**os.environ, "CONSENT_SERVICE_HOME": str(home), "DATABASE_URL": "", "BROKER_URL": ""}
+    log = open(home / "worker.log", "wb")  # noqa: SIM115 - closed by the stack
+    stack.callback(log.close)
+    proc = subprocess.Popen(
+        worker_command(1, ("--loglevel", "WARNING")), env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    stack.callback(stop)
+
+
+def _start_web(app, stack: ExitStack) -> str:
+    from waitress import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    stack.callback(server.close)
+    return f"http://127.0.0.1:{server.effective_port}"
+
+
+def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
+    """Returns 0 when every decision came out as the story expects, 1 otherwise."""
+    from consent_service import create_app, db
+    from consent_service.biometrics.service import import_face, wait_for_enrollment
+    from consent_service.client import ConsentClient
+    from consent_service.consent import service as consent
+    from consent_service.migrate import upgrade
+    from consent_service.providers.service import create_provider, issue_key
+    from consent_service.samples import sample
+    from consent_service.services import services
+    from consent_service.timeutil import utcnow
+    from consent_service.vocabulary import Operation, Role
+    from workers import publish
+
+    temporary = home is None
+    home = Path(tempfile.mkdtemp(prefix="consent-demo-")) if home is None else home
+    home.mkdir(parents=True, exist_ok=True)
+    say(f"Demo instance in {home} (SQLite database and broker, no servers needed)")
+    say("Fetching real sample photos (face_recognition's test images, from PyPI, cached)…")
+    photos = {
+        n: sample(n).read_bytes() for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
+    }
+    settings = Settings(consent_service_home=home, database_url="", broker_url="")
+    upgrade(settings.sqlalchemy_url)
+    app = create_app(settings)
+    failures = 0
+    with ExitStack() as stack, app.app_context():
+        _start_worker(home, stack)
+        url = _start_web(app, stack)
+        svc = services()
+        say(f"Web app and API at {url}; a Celery worker with the face model is running.\n")
+
+        enrolled = {}
+        for email, names in (
+            ("alice@example.org", ["obama.jpg", "obama2.jpg"]),
+            ("bob@example.org", ["biden.jpg"]),
+        ):
+            with db.unit_of_work() as s:
+                enrollment, _ = import_face(
+                    s,
+                    svc.media_store,
+                    email,
+                    [photos[n] for n in names],
+                    settings.enrollment_max_photos,
+                )
+            publish(app, "biometrics.enroll_face", enrollment.id)
+            result = wait_for_enrollment(db.engine(), enrollment.id, timeout=600)
+            if result.status != "completed":
+                say(f"enrollment of {email} failed: {result.error}")
+                return 1
+            enrolled[email] = result.subject_id
+            say(
+                f"Enrolled {email} from {', '.join(names)}: "
+                f"{result.template_count} face template(s)"
+            )
+
+        with db.unit_of_work() as s:
+            provider = create_provider(s, "DemoStudio")
+            api_key = issue_key(s, provider, "demo")
+            grant = consent.grant(
+                s,
+                svc.audit_key,
+                enrolled["alice@example.org"],
+                consent.GrantRequest(
+                    operations=[Operation.FACE_SWAP],
+                    roles=[Role.SOURCE, Role.TARGET],
+                    all_providers=True,
+                    provider_ids=[],
+                    purpose="demo",
+                    valid_until=utcnow() + timedelta(days=30),
+                ),
+                consent.Evidence(actor="operator:demo", identity_method="operator-demo"),
+            )
+        say("Provider DemoStudio registered with an API key.")
+        say(
+            "Alice grants face_swap (source and target) to all providers for 30 days; "
+            "Bob grants nothing.\n"
+        )
+
+        client = ConsentClient(url, api_key)
+        stack.callback(client.close)
+        sources = {n: sample(n) for n in ("obama3.jpg", "biden.jpg")}
+
+        def check(title: str, expected: str, **media) -> None:
+            nonlocal failures
+            job = client.gate("face_swap", wait=True, timeout=600, **media)
+            found = ", ".join(f"{f['role']}:{f['outcome']}" for f in job["findings"]) or "none"
+            ok = job["decision"] == expected
+            failures += not ok
+            say(
+                f"{'OK ' if ok else 'BAD'} {title}\n    → {job['decision']} "
+                f"(reasons: {', '.join(job['reasons'])}; people found: {found})"
+                + ("" if ok else f"  [expected {expected}]")
+            )
+
+        check(
+            "A new photo of Alice as the source of a face swap",
+            "allow",
+            source=sources["obama3.jpg"],
+        )
+        check(
+            "Alice as source, into a photo of Bob (target)",
+            "needs_consent",
+            source=sources["obama3.jpg"],
+            target=sources["biden.jpg"],
+        )
+        with db.unit_of_work() as s:
+            consent.revoke(
+                s,
+                svc.audit_key,
+                enrolled["alice@example.org"],
+                grant.grant_id,
+                consent.Evidence(actor="operator:demo", identity_method="operator-demo"),
+            )
+        say("\nAlice revokes her grant.\n")
+        check("The same photo of Alice, after she revoked", "deny", source=sources["obama3.jpg"])
+    say("\nAll decisions as expected." if not failures else f"\n{failures} unexpected decision(s)")
+    if temporary:
+        shutil.rmtree(home, ignore_errors=True)
+    return 1 if failures else 0

@@ -1,0 +1,68 @@
+"""Gate jobs: one check of one planned edit, its media, per-person findings and the decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from consent_service.timeutil import new_id, utcnow
+
+
+class GateJob(SQLModel, table=True):
+    __tablename__ = "gate_job"
+    __table_args__ = (UniqueConstraint("provider_id", "idempotency_key"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    provider_id: str = Field(foreign_key="provider.id", index=True)
+    operation: str = Field(max_length=32)
+    status: str = Field(default="queued", max_length=16, index=True)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    attempts: int = 0
+    error: str | None = None
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class MediaItem(SQLModel, table=True):
+    __tablename__ = "media_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="gate_job.id", index=True)
+    position: int
+    role: str = Field(max_length=16)
+    filename: str = Field(default="", max_length=300)
+    sha256: str = Field(max_length=64)
+    size: int
+    # Null once the media is destroyed after the decision.
+    storage_key: str | None = Field(default=None, max_length=64)
+    # Why the item could not be used, in words a person understands.
+    rejected: str | None = None
+
+
+class Decision(SQLModel, table=True):
+    # One decision per job, enforced by the database: redelivery can never decide twice.
+    job_id: str = Field(foreign_key="gate_job.id", primary_key=True, max_length=32)
+    decision: str = Field(max_length=16)
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class Finding(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="gate_job.id", index=True)
+    media_position: int
+    role: str = Field(max_length=16)
+    outcome: str = Field(max_length=16)
+    subject_id: int | None = Field(default=None, foreign_key="subject.id", index=True)
+    grant_id: str | None = Field(default=None, max_length=32)
+    grant_version: int | None = None
+    # Where the face is in the image: top, right, bottom, left (pixels).
+    box: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,36 @@
+"""AI media providers and their API keys (shown once, stored as a hash)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime
+from sqlmodel import Field, SQLModel
+
+from consent_service.timeutil import new_id, utcnow
+
+
+class Provider(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    name: str = Field(unique=True, max_length=200)
+    status: str = Field(default="active", max_length=16)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(foreign_key="provider.id", index=True)
+    # The first characters of the key, to tell keys apart; never enough to use it.
+    prefix: str = Field(unique=True, max_length=16)
+    key_hash: str = Field(max_length=64)
+    name: str = Field(default="", max_length=200)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

@@ -1,0 +1,99 @@
+"""The one typed reader of the environment: every setting the service has, with its default."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development"}
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class InsecureSettings(RuntimeError):
+    """Production settings that would run with a missing or placeholder secret."""
+
+
+class Settings(BaseSettings):
+    """Read once at start-up; passed to `create_app` and from there to every part that needs it."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    consent_service_env: Environment = Environment.DEVELOPMENT
+    # One folder holds the embedded default's SQLite files, media and generated keys.
+    consent_service_home: Path = Path("instance")
+    database_url: str | None = None
+    broker_url: str | None = None
+    secret_key: str | None = None
+    # 32 bytes, base64: wraps the per-template data keys (AES-256-GCM).
+    template_kek: str | None = None
+    # Identification (1:N) distance: stricter than face_recognition's 1:1 default of 0.6.
+    face_tolerance: float = Field(default=0.5, gt=0, le=1)
+    # The best subject must beat the second-best by this much, else the finding is `ambiguous`.
+    face_margin: float = Field(default=0.06, ge=0, le=1)
+    # Detections smaller than this (pixels, shorter side) are ignored: HOG fires on non-faces.
+    face_min_size: int = Field(default=40, ge=1)
+    # Faces are found on a copy scaled down to this longest side and encoded at full resolution.
+    face_detect_max_side: int = Field(default=1024, ge=64)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    job_max_attempts: int = Field(default=3, ge=1)
+    task_time_limit: int = Field(default=300, ge=10)
+    enrollment_max_photos: int = Field(default=5, ge=1)
+
+    @property
+    def home(self) -> Path:
+        return self.consent_service_home.expanduser().resolve()
+
+    @property
+    def is_production(self) -> bool:
+        return self.consent_service_env is Environment.PRODUCTION
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'consent.sqlite'}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.home / 'broker.sqlite'}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.home / "media"
+
+    def resolved_secrets(self) -> dict[str, str]:
+        """The secrets in force: from the environment, else (development only) generated once
+        into the home folder so restarts keep sessions and templates readable."""
+        given = {"secret_key": self.secret_key, "template_kek": self.template_kek}
+        if self.is_production:
+            bad = [k.upper() for k, v in given.items() if (v or "").lower() in PLACEHOLDER_SECRETS]
+            if bad:
+                raise InsecureSettings(
+                    f"{', '.join(bad)} must be real secrets when CONSENT_SERVICE_ENV=production"
+                )
+            return {k: v for k, v in given.items() if v}
+        store = self.home / "secrets.json"
+        saved: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
+        fresh = {
+            "secret_key": secrets.token_urlsafe(32),
+            "template_kek": _b64(secrets.token_bytes(32)),
+        }
+        generated = {k: saved.get(k) or fresh[k] for k in fresh}
+        if generated != saved:
+            self.home.mkdir(parents=True, exist_ok=True)
+            store.write_text(json.dumps(generated))
+            store.chmod(0o600)
+        return {k: given[k] or generated[k] for k in generated}
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()

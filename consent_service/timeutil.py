@@ -1,0 +1,19 @@
+"""Time and identifiers, in one place so every row is stamped the same way (UTC, aware)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,68 @@
+"""The product's vocabulary from DESIGN.md, shared by models, policy, API and UI."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Modality(StrEnum):
+    FACE = "face"
+    VOICE = "voice"
+
+
+class Operation(StrEnum):
+    FACE_SWAP = "face_swap"
+    FACE_REENACTMENT = "face_reenactment"
+    FACE_ATTRIBUTE_EDIT = "face_attribute_edit"
+    FACE_GENERATION = "face_generation"
+    VOICE_CLONING = "voice_cloning"
+    VOICE_CONVERSION = "voice_conversion"
+    VOICE_EDITING = "voice_editing"
+
+    @property
+    def modality(self) -> Modality:
+        return Modality.VOICE if self.value.startswith("voice_") else Modality.FACE
+
+
+class Role(StrEnum):
+    SOURCE = "source"
+    TARGET = "target"
+
+
+class GrantStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    REFUSED = "refused"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DECIDED = "decided"
+    FAILED = "failed"
+
+
+class DecisionKind(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    NEEDS_CONSENT = "needs_consent"
+
+
+class Outcome(StrEnum):
+    """What the gate concluded for one person found in the media."""
+
+    CONSENTED = "consented"
+    REFUSED = "refused"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    NOT_COVERED = "not_covered"
+    PROTECTED = "protected"
+    UNENROLLED = "unenrolled"
+    AMBIGUOUS = "ambiguous"
+
+
+class EnrollmentStatus(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"

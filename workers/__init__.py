@@ -1,0 +1,59 @@
+"""Celery, the Flask way: one Celery app per Flask app, tasks run inside an app context."""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask, has_app_context
+
+from consent_service.settings import Settings
+
+MATCHING_QUEUE = "matching"
+DEFAULT_QUEUE = "default"
+
+
+def celery_config(settings: Settings) -> dict:
+    broker = settings.celery_broker_url
+    config: dict = {
+        "broker_url": broker,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # A job is acknowledged only once done; a worker that dies mid-job gives it back.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(1, settings.task_time_limit - 10),
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_routes": {
+            "gate.*": {"queue": MATCHING_QUEUE},
+            "biometrics.*": {"queue": MATCHING_QUEUE},
+        },
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+    if broker.startswith(("redis", "rediss")):
+        # Unacknowledged jobs come back after this long: above the time limit, so none runs twice
+        # at once only because it is slow.
+        config["broker_transport_options"] = {"visibility_timeout": settings.task_time_limit * 2}
+    return config
+
+
+def celery_init_app(app: Flask, settings: Settings) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            if has_app_context():  # an eager call shares the caller's context and session
+                return self.run(*args, **kwargs)
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask, include=["workers.tasks"])
+    celery_app.config_from_object(celery_config(settings))
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def publish(app: Flask, task_name: str, *args: str) -> None:
+    """Send a task by name (the web never imports task code). Call only after the commit that
+    created the task's row."""
+    app.extensions["celery"].send_task(task_name, args=list(args))
