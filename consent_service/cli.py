@@ -16,10 +16,20 @@ import click
 from consent_service.settings import Settings
 
 
+def _migrated_settings() -> Settings:
+    """Settings in force, with the data folder present and the schema up to date."""
+    from consent_service.migrate import upgrade
+
+    settings = Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    return settings
+
+
 def _app():
     from consent_service import create_app
 
-    return create_app(Settings())
+    return create_app(_migrated_settings())
 
 
 def worker_command(concurrency: int = 1, extra: tuple[str, ...] = ()) -> list[str]:
@@ -56,10 +66,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database schema up to date (Alembic migrations)."""
-    from consent_service.migrate import upgrade
-
-    settings = Settings()
-    upgrade(settings.sqlalchemy_url)
+    settings = _migrated_settings()
     click.echo(f"database is up to date: {_redact(settings.sqlalchemy_url)}")
 
 
@@ -78,11 +85,8 @@ def serve(host: str, port: int, threads: int) -> None:
     """Start the web app and a worker on the configured (default: embedded) database and broker."""
     from waitress import serve as waitress_serve
 
-    from consent_service.migrate import upgrade
-
-    settings = Settings()
-    upgrade(settings.sqlalchemy_url)
     app = _app()
+    settings = app.extensions["consent_services"].settings
     worker = subprocess.Popen(worker_command())
     try:
         click.echo(f"Consent Service on http://{host}:{port}/ (data in {settings.home})")
@@ -103,9 +107,7 @@ def serve(host: str, port: int, threads: int) -> None:
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency: int, celery_args: tuple[str, ...]) -> None:
     """Start a Celery worker (extra arguments go to `celery worker`)."""
-    from consent_service.migrate import upgrade
-
-    upgrade(Settings().sqlalchemy_url)
+    _migrated_settings()
     cmd = worker_command(concurrency, celery_args)
     os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with the worker
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -32,12 +31,6 @@ class Services:
         if self.media_store is None:
             self.media_store = LocalMediaStore(
                 self.settings.media_dir, Envelope(derive_key(kek, "media-store"))
-            )
-        if self.settings.is_production and isinstance(self.media_store, LocalMediaStore):
-            warnings.warn(
-                "production is using the local media folder; point "
-                "CONSENT_SERVICE_HOME at a volume every web and worker process shares",
-                stacklevel=2,
             )
 
     @cached_property

@@ -11,8 +11,9 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """SQLite hands back naive datetimes; everything we store is UTC. PostgreSQL hands back aware
+    ones in the session's time zone, which need not be UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def new_id() -> str:

@@ -82,6 +82,8 @@ def verify(session: Session, key: bytes) -> ChainReport:
             return ChainReport(False, count, event.seq, "entry does not match its hash")
         prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
     head = session.get(AuditHead, 1)
+    if head is None and count:  # every append writes the head: entries without one were cut
+        return ChainReport(False, count, count + 1, "chain head is missing")
     if head is not None and (head.seq != count or head.hash != prev_hash):
         return ChainReport(False, count, count + 1, "chain was truncated")
     return ChainReport(True, count)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from consent_service.errors import MediaRejected
 
@@ -18,6 +19,9 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """RGB pixels of an uploaded image, upright; MediaRejected with a reason otherwise."""
     if not data:
         raise MediaRejected("The file is empty.")
+    # face_recognition switches this on for the whole process when it is imported; a truncated
+    # upload must be rejected, not silently padded with grey.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -42,7 +46,18 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise MediaRejected("The image is too large to decode safely.") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    # Pillow's parsers raise more than OSError on hostile files (a TIFF whose strip offsets are
+    # rationals raises TypeError); every one of them is a damaged upload, not a crash.
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        TypeError,
+        EOFError,
+        IndexError,
+        KeyError,
+        struct.error,
+    ) as exc:
         raise MediaRejected(
             f"The image is damaged or truncated and cannot be decoded ({exc})."
         ) from None

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, RadioField, SelectMultipleField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    RadioField,
+    SelectChoice,
+    SelectMultipleField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -25,20 +32,23 @@ class MultiCheckbox(SelectMultipleField):
 class GrantForm(FlaskForm):
     operations = MultiCheckbox(
         "Edit types",
-        choices=[(o.value, label) for o, label in OPERATION_LABELS.items()],
+        choices=[SelectChoice(o.value, label) for o, label in OPERATION_LABELS.items()],
         validators=[DataRequired("Choose at least one edit type.")],
     )
     roles = MultiCheckbox(
         "My role",
         choices=[
-            (Role.SOURCE.value, "Source: my likeness is taken and put elsewhere"),
-            (Role.TARGET.value, "Target: content I appear in is edited"),
+            SelectChoice(Role.SOURCE.value, "Source: my likeness is taken and put elsewhere"),
+            SelectChoice(Role.TARGET.value, "Target: content I appear in is edited"),
         ],
         validators=[DataRequired("Choose at least one role.")],
     )
     provider_scope = RadioField(
         "Which providers",
-        choices=[("chosen", "Only the providers I choose below"), ("all", "All providers")],
+        choices=[
+            SelectChoice("chosen", "Only the providers I choose below"),
+            SelectChoice("all", "All providers"),
+        ],
         default="chosen",
     )
     providers = MultiCheckbox("Providers", choices=[])

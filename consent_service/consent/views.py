@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlmodel import select
+from wtforms import SelectChoice
 
 from consent_service import db
 from consent_service.accounts.service import subject_of
@@ -54,7 +55,7 @@ def new_grant():
     subject = subject_of(session, current_user)
     form = GrantForm()
     form.providers.choices = [
-        (p.id, p.name)
+        SelectChoice(p.id, p.name)
         for p in session.exec(
             select(Provider).where(Provider.status == "active").order_by(Provider.name)
         )

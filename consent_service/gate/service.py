@@ -22,7 +22,7 @@ from consent_service.errors import InvalidRequest, MediaRejected, NotFound
 from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
-from consent_service.timeutil import utcnow
+from consent_service.timeutil import as_utc, utcnow
 from consent_service.vocabulary import JobStatus, Modality, Operation, Outcome, Role
 
 MAX_MEDIA_ITEMS = 10
@@ -329,7 +329,7 @@ def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> dict:
         "id": job.id,
         "status": job.status,
         "operation": job.operation,
-        "created_at": job.created_at.isoformat(),
+        "created_at": as_utc(job.created_at).isoformat(),
         "attempts": job.attempts,
         "error": job.error,
         "decision": decision.decision if decision else None,

@@ -1,0 +1,16 @@
+# One image for web, worker and migrations. dlib compiles from source (several minutes).
+FROM python:3.11-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential cmake \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY consent_service consent_service
+COPY workers workers
+COPY templates templates
+RUN pip install --no-cache-dir "setuptools<81" wheel && pip install --no-cache-dir ".[production]"
+ENV CONSENT_SERVICE_HOME=/data
+RUN useradd --create-home consent && mkdir -p /data && chown consent /data
+USER consent
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "consent_service:create_app()"]

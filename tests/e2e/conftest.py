@@ -1,0 +1,175 @@
+"""A real stack per database backend: the Flask app (driven through its test client), a real
+Celery worker process with the real face model, Redis as the broker, SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from urllib3 import encode_multipart_formdata
+
+from consent_service import create_app, db
+from consent_service.biometrics.service import import_face, wait_for_enrollment
+from consent_service.consent import service as consent
+from consent_service.migrate import upgrade
+from consent_service.providers.service import create_provider, issue_key
+from consent_service.services import services
+from consent_service.settings import Settings
+from consent_service.vocabulary import Operation, Role
+from tests.support import REDIS_URL, postgres_database
+from workers import publish
+
+# One Redis database per backend, so the two stacks never share a queue.
+REDIS_DB = {"sqlite": 13, "postgres": 14}
+DECISION_TIMEOUT = 180
+
+
+@dataclass
+class Stack:
+    backend: str
+    settings: Settings
+    app: Flask
+    worker: subprocess.Popen
+    worker_log: Path
+
+    def client(self) -> FlaskClient:
+        return self.app.test_client()
+
+    def enroll(self, email: str, *photos: Path):
+        """Enroll a person through the worker and return the finished enrollment."""
+        with self.app.app_context():
+            with db.unit_of_work() as s:
+                enrollment, _ = import_face(
+                    s, services().media_store, email, [p.read_bytes() for p in photos], 5
+                )
+            publish(self.app, "biometrics.enroll_face", enrollment.id)
+            return wait_for_enrollment(db.engine(), enrollment.id, DECISION_TIMEOUT)
+
+    def grant(self, subject_id: int, *operations: Operation, provider_ids=None):
+        with self.app.app_context(), db.unit_of_work() as s:
+            return consent.grant(
+                s,
+                services().audit_key,
+                subject_id,
+                consent.GrantRequest(
+                    operations=list(operations),
+                    roles=[Role.SOURCE, Role.TARGET],
+                    all_providers=provider_ids is None,
+                    provider_ids=provider_ids or [],
+                ),
+                consent.Evidence(actor="test", identity_method="test"),
+            )
+
+    def revoke(self, subject_id: int, grant_id: str):
+        with self.app.app_context(), db.unit_of_work() as s:
+            return consent.revoke(
+                s,
+                services().audit_key,
+                subject_id,
+                grant_id,
+                consent.Evidence(actor="test", identity_method="test"),
+            )
+
+    def provider(self, name: str) -> tuple[str, str]:
+        """(provider id, API key) of a new provider."""
+        with self.app.app_context(), db.unit_of_work() as s:
+            provider = create_provider(s, name)
+            return provider.id, issue_key(s, provider)
+
+
+class Api:
+    """A provider's pipeline, talking to the app through the test client."""
+
+    def __init__(self, client: FlaskClient, key: str):
+        self.client, self.headers = client, {"Authorization": f"Bearer {key}"}
+
+    def submit(self, operation="face_swap", *, source=(), target=(), headers=None, raw=None):
+        fields: list = [("operation", operation)]
+        fields += [("source", (Path(p).name, Path(p).read_bytes())) for p in source]
+        fields += [("target", (Path(p).name, Path(p).read_bytes())) for p in target]
+        fields += list((raw or {}).items())
+        # Encoded here: the test client's own multipart encoder leaks a temporary file per call.
+        body, content_type = encode_multipart_formdata(fields)
+        return self.client.post(
+            "/api/v1/jobs",
+            data=body,
+            content_type=content_type,
+            headers={**self.headers, **(headers or {})},
+        )
+
+    def job(self, job_id: str):
+        return self.client.get(f"/api/v1/jobs/{job_id}", headers=self.headers)
+
+    def wait(self, job_id: str) -> dict:
+        deadline = time.monotonic() + DECISION_TIMEOUT
+        while time.monotonic() < deadline:
+            body = self.job(job_id).get_json()
+            if body["status"] in ("decided", "failed"):
+                return body
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} not decided within {DECISION_TIMEOUT} s")
+
+    def gate(self, operation="face_swap", **media) -> dict:
+        response = self.submit(operation, **media)
+        assert response.status_code == 202, response.get_json()
+        return self.wait(response.get_json()["id"])
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    from consent_service.cli import worker_command
+
+    with open(log, "wb") as fh:
+        return subprocess.Popen(
+            worker_command(1, ("--loglevel", "INFO")), env=env, stdout=fh, stderr=subprocess.STDOUT
+        )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stack(request, tmp_path_factory) -> Iterator[Stack]:
+    backend = request.param
+    home = tmp_path_factory.mktemp(f"home-{backend}")
+    with ExitStack() as cleanup:
+        if backend == "postgres":
+            database_url = cleanup.enter_context(postgres_database())
+        else:
+            database_url = f"sqlite:///{home / 'consent.sqlite'}"
+        broker_url = f"{REDIS_URL}/{REDIS_DB[backend]}"
+        redis.Redis.from_url(broker_url).flushdb()
+        settings = Settings(
+            consent_service_home=home, database_url=database_url, broker_url=broker_url
+        )
+        upgrade(settings.sqlalchemy_url)
+        app = create_app(settings)  # writes the generated secrets the worker will read
+        env = {
+            **os.environ,
+            "CONSENT_SERVICE_HOME": str(home),
+            "DATABASE_URL": database_url,
+            "BROKER_URL": broker_url,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+        log = home / "worker.log"
+        worker = _start_worker(env, log)
+
+        def stop() -> None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            app.extensions["db_engine"].dispose()
+
+        cleanup.callback(stop)
+        yield Stack(backend, settings, app, worker, log)
+        if worker.poll() is not None:
+            pytest.fail(f"the worker died during the tests:\n{log.read_text()[-3000:]}")

@@ -1,0 +1,166 @@
+"""The gate end to end: real photos, the real face model in a real Celery worker, on SQLite and
+PostgreSQL, with Redis as the broker."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from consent_service import db
+from consent_service.audit.service import verify
+from consent_service.biometrics.models import BiometricTemplate
+from consent_service.services import services
+from consent_service.vocabulary import Operation
+from tests.e2e.conftest import Api
+from tests.support import side_by_side
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def world(stack, photos):
+    """Alice (Obama's photos) consents to face swaps by anyone; Bob (Biden) consents too,
+    until a test revokes it; a provider with a key, and a second provider."""
+    alice = stack.enroll("alice@example.org", photos["obama.jpg"], photos["obama2.jpg"])
+    bob = stack.enroll("bob@example.org", photos["biden.jpg"])
+    assert (alice.status, alice.template_count) == ("completed", 2), alice.error
+    assert (bob.status, bob.template_count) == ("completed", 1), bob.error
+    alice_grant = stack.grant(alice.subject_id, Operation.FACE_SWAP)
+    bob_grant = stack.grant(bob.subject_id, Operation.FACE_SWAP)
+    _, key = stack.provider("Studio A")
+    _, other_key = stack.provider("Studio B")
+    return {
+        "alice": alice,
+        "bob": bob,
+        "alice_grant": alice_grant,
+        "bob_grant": bob_grant,
+        "api": Api(stack.client(), key),
+        "other": Api(stack.client(), other_key),
+    }
+
+
+def _outcomes(job: dict) -> list[tuple[str, str]]:
+    return sorted((f["role"], f["outcome"]) for f in job["findings"])
+
+
+def test_enrollment_keeps_only_encrypted_templates(stack, world, photos):
+    with stack.app.app_context():
+        templates = db.session().exec(select(BiometricTemplate)).all()
+    assert len(templates) >= 3
+    assert {t.model for t in templates} == {"face_recognition/dlib-resnet-v1"}
+    # No photo bytes are left in the media store once templates exist.
+    assert [p for p in stack.settings.media_dir.glob("*") if p.is_file()] == []
+    for t in templates:
+        assert len(t.ciphertext) == 12 + 128 * 8 + 16  # nonce + 128 float64 + GCM tag
+
+
+def test_consented_face_is_allowed(world, photos):
+    job = world["api"].gate(source=[photos["obama3.jpg"]])
+    assert job["decision"] == "allow"
+    assert _outcomes(job) == [("source", "consented")]
+    assert job["findings"][0]["subject_ref"]
+    # Never biometrics or distances in what a provider sees.
+    assert not {"embedding", "distance", "score"} & set(job["findings"][0])
+
+
+def test_unknown_face_needs_consent(world, strangers):
+    job = world["api"].gate(target=[strangers[0]])
+    assert job["decision"] == "needs_consent"
+    assert _outcomes(job) == [("target", "unenrolled")]
+    assert job["findings"][0]["subject_ref"] is None
+
+
+def test_enrolled_person_without_a_covering_grant_needs_consent(world, photos):
+    job = world["api"].gate("face_reenactment", target=[photos["biden.jpg"]])
+    assert job["decision"] == "needs_consent"
+    assert job["reasons"] == ["not_covered"]
+
+
+def test_two_faces_one_unenrolled_needs_consent(world, photos, strangers, tmp_path):
+    pair = side_by_side(tmp_path / "pair.jpg", photos["obama3.jpg"], strangers[1])
+    job = world["api"].gate(target=[pair])
+    assert job["decision"] == "needs_consent"
+    assert _outcomes(job) == [("target", "consented"), ("target", "unenrolled")]
+
+
+def test_grant_for_one_provider_covers_only_that_provider(stack, world, strangers):
+    dave = stack.enroll("dave@example.org", strangers[2])
+    assert dave.status == "completed", dave.error
+    studio_b = world["other"]
+    with stack.app.app_context():
+        from consent_service.providers.service import find_provider
+
+        b_id = find_provider(db.session(), "Studio B").id
+    stack.grant(dave.subject_id, Operation.FACE_SWAP, provider_ids=[b_id])
+    assert world["api"].gate(source=[strangers[2]])["reasons"] == ["not_covered"]
+    assert studio_b.gate(source=[strangers[2]])["decision"] == "allow"
+
+
+def test_face_of_another_account_cannot_be_enrolled(stack, world, photos):
+    carol = stack.enroll("carol@example.org", photos["obama3.jpg"])
+    # Obama's face is Alice's already: a second account cannot enroll it.
+    assert carol.status == "failed"
+    assert "already enrolled" in carol.error
+
+
+def test_no_face_is_denied(world, tmp_path):
+    from PIL import Image
+
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (320, 240), (200, 190, 180)).save(blank)
+    job = world["api"].gate(source=[blank])
+    assert job["decision"] == "deny"
+    assert job["reasons"] == ["no_face_found"]
+
+
+def test_corrupt_image_is_rejected_with_a_message(world, photos):
+    truncated = photos["obama3.jpg"].read_bytes()[:2000]
+    response = world["api"].submit(raw={"source": ("broken.jpg", truncated)})
+    job = world["api"].wait(response.get_json()["id"])
+    assert job["decision"] == "deny"
+    assert job["reasons"] == ["rejected_input"]
+    assert "damaged or truncated" in job["media"][0]["error"]
+
+
+def test_idempotency_key_returns_the_same_job(world, photos):
+    first = world["api"].submit(source=[photos["obama3.jpg"]], headers={"Idempotency-Key": "k1"})
+    again = world["api"].submit(source=[photos["obama3.jpg"]], headers={"Idempotency-Key": "k1"})
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.get_json()["id"] == again.get_json()["id"]
+    assert world["api"].wait(first.get_json()["id"])["decision"] == "allow"
+
+
+def test_other_providers_job_is_not_found(world, photos):
+    job = world["api"].gate(source=[photos["obama3.jpg"]])
+    response = world["other"].job(job["id"])
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert job["id"] not in response.get_data(as_text=True)
+
+
+def test_bad_api_keys_get_the_same_401(world):
+    answers = set()
+    for key in (None, "nonsense", "cs_deadbeef_" + "x" * 43, "Bearer"):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        response = world["api"].client.get("/api/v1/jobs/whatever", headers=headers)
+        answers.add((response.status_code, response.get_data()))
+    assert len(answers) == 1 and answers.pop()[0] == 401
+
+
+def test_revocation_turns_allow_into_deny(stack, world, photos, tmp_path):
+    pair = side_by_side(tmp_path / "pair.jpg", photos["obama3.jpg"], photos["biden.jpg"])
+    before = world["api"].gate(target=[pair])
+    assert before["decision"] == "allow"
+    assert _outcomes(before) == [("target", "consented"), ("target", "consented")]
+    stack.revoke(world["bob"].subject_id, world["bob_grant"].grant_id)
+    after = world["api"].gate(target=[pair])
+    assert after["decision"] == "deny"
+    assert after["reasons"] == ["revoked"]
+    assert _outcomes(after) == [("target", "consented"), ("target", "revoked")]
+
+
+def test_every_decision_is_in_an_intact_audit_chain(stack, world):
+    with stack.app.app_context():
+        report = verify(db.session(), services().audit_key)
+    assert report.ok, report
+    assert report.checked > 10

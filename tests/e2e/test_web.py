@@ -1,0 +1,104 @@
+"""A person in the browser (Flask's test client, every form with its CSRF token): sign up,
+enroll a face through the real worker, grant consent, revoke it."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CSRF = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|'
+    r'type="hidden" name="csrf_token" value="([^"]+)"|'
+    r'name="csrf_token" value="([^"]+)"'
+)
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "form without a CSRF token"
+    return next(g for g in match.groups() if g)
+
+
+class Person:
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, path: str) -> str:
+        response = self.client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        return response.get_data(as_text=True)
+
+    def post(self, path: str, data: dict, form_page: str | None = None, **kw):
+        token = csrf_token(self.get(form_page or path))
+        return self.client.post(path, data={**data, "csrf_token": token}, **kw)
+
+
+def test_sign_up_enroll_grant_revoke(stack, strangers):
+    person = Person(stack.client())
+    response = person.post(
+        "/signup",
+        {"email": "erin@example.org", "display_name": "Erin", "password": "correct horse battery"},
+    )
+    assert response.status_code == 302 and response.headers["Location"].endswith("/enroll")
+
+    with open(strangers[3], "rb") as photo:
+        response = person.post(
+            "/enroll", {"photos": [(photo, "me.jpg")]}, content_type="multipart/form-data"
+        )
+    assert response.status_code == 302
+    status_page = response.headers["Location"]
+    deadline = time.monotonic() + 120
+    while "Checking your photos" in (page := person.get(status_page)):
+        assert time.monotonic() < deadline, "enrollment never finished"
+        time.sleep(0.3)
+    assert "1 face template(s)" in page, page
+
+    page = person.get("/grants/new")
+    boxes = re.findall(r"<input[^>]*checkbox[^>]*>", page)
+    assert boxes and not [b for b in boxes if "checked" in b]  # nothing pre-ticked
+    refused = person.post(
+        "/grants/new", {"operations": "face_swap", "roles": "source", "provider_scope": "all"}
+    )
+    assert refused.status_code == 400  # the consent box was not ticked
+    response = person.post(
+        "/grants/new",
+        {
+            "operations": ["face_swap"],
+            "roles": ["source", "target"],
+            "provider_scope": "all",
+            "agree": "y",
+            "valid_until": "2099-12-31",
+        },
+    )
+    assert response.status_code == 302
+    dashboard = person.get("/")
+    assert "face_swap" in dashboard and "active (v1)" in dashboard and "2099-12-31" in dashboard
+
+    grant_id = re.search(r"/grants/([0-9a-f]{32})/revoke", dashboard).group(1)
+    tokenless = stack.client().post(f"/grants/{grant_id}/revoke")
+    assert "active (v1)" in person.get("/")  # a forged POST without the token changes nothing
+    assert tokenless.status_code in (302, 400, 401)
+    response = person.post(f"/grants/{grant_id}/revoke", {}, form_page="/")
+    assert response.status_code == 302
+    assert "revoked (v2)" in person.get("/")
+
+
+def test_sign_out_kills_the_session_cookie(stack):
+    person = Person(stack.client())
+    person.post("/signup", {"email": "frank@example.org", "password": "another long password"})
+    cookie = stack.client()
+    cookie.set_cookie("session", person.client.get_cookie("session").value)
+    assert cookie.get("/").status_code == 200
+    assert person.post("/logout", {}, form_page="/").status_code == 302
+    assert cookie.get("/").status_code == 302  # the copied cookie no longer signs anyone in
+
+
+def test_pages_send_security_headers(stack):
+    for path in ("/login", "/signup"):
+        headers = stack.client().get(path).headers
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"

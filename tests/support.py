@@ -1,0 +1,49 @@
+"""Test plumbing shared by every suite: real sample media, throwaway PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from PIL import Image
+from sqlalchemy.engine import make_url
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards. Fails (never skips) when
+    the server is not there: CI always has one."""
+    admin = make_url(POSTGRES_ADMIN_URL)
+    name = f"cs_test_{secrets.token_hex(6)}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def side_by_side(out: Path, *images: Path, height: int = 400) -> Path:
+    """One picture made of several real photos, each scaled to the same height."""
+    parts = []
+    for path in images:
+        img = Image.open(path).convert("RGB")
+        parts.append(img.resize((round(img.width * height / img.height), height)))
+    canvas = Image.new("RGB", (sum(p.width for p in parts) + 40 * len(parts), height), "white")
+    x = 0
+    for p in parts:
+        canvas.paste(p, (x, 0))
+        x += p.width + 40
+    canvas.save(out, quality=92)
+    return out
