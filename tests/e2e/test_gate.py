@@ -4,15 +4,19 @@ PostgreSQL, with Redis as the broker."""
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 from sqlmodel import select
 
 from consent_service import db
+from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
 from consent_service.biometrics.models import BiometricTemplate
+from consent_service.gate.models import Decision
 from consent_service.services import services
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
 from tests.support import side_by_side
+from workers import publish
 
 pytestmark = pytest.mark.e2e
 
@@ -103,9 +107,40 @@ def test_face_of_another_account_cannot_be_enrolled(stack, world, photos):
     assert "already enrolled" in carol.error
 
 
-def test_no_face_is_denied(world, tmp_path):
-    from PIL import Image
+def test_enrollment_refuses_photos_that_are_not_one_person(
+    stack, world, photos, strangers, tmp_path
+):
+    group = stack.enroll("gina@example.org", photos["t1.jpg"])
+    assert group.status == "failed" and "shows 6 faces" in group.error
+    mixed = stack.enroll("hal@example.org", strangers[4], strangers[5])
+    assert mixed.status == "failed" and "not all show the same person" in mixed.error
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 300), "white").save(blank)
+    empty = stack.enroll("ivy@example.org", blank)
+    assert empty.status == "failed" and "no face was found" in empty.error
+    assert [p for p in stack.settings.media_dir.glob("*") if p.is_file()] == []
 
+
+def test_redelivered_job_is_decided_once(stack, world, photos):
+    job = world["api"].gate(source=[photos["obama3.jpg"]])
+    for _ in range(4):  # the broker hands the same job out again (redelivery, duplicates)
+        publish(stack.app, "gate.process_job", job["id"])
+    publish(stack.app, "gate.process_job", "no-such-job")
+    marker = world["api"].gate(source=[photos["obama3.jpg"]])  # queued behind the duplicates
+    assert marker["decision"] == "allow"
+    with stack.app.app_context():
+        s = db.session()
+        assert len(s.exec(select(Decision).where(Decision.job_id == job["id"])).all()) == 1
+        decided = [
+            e
+            for e in s.exec(select(AuditEvent).where(AuditEvent.event_type == "gate.decided"))
+            if e.payload["job_id"] == job["id"]
+        ]
+        assert len(decided) == 1
+    assert world["api"].job(job["id"]).get_json()["attempts"] == 1
+
+
+def test_no_face_is_denied(world, tmp_path):
     blank = tmp_path / "wall.png"
     Image.new("RGB", (320, 240), (200, 190, 180)).save(blank)
     job = world["api"].gate(source=[blank])
