@@ -34,6 +34,29 @@ def postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def redis_database() -> Iterator[str]:
+    """A Redis database (1-15) no other test run on this machine is using, emptied first; the
+    claim lives in database 0 and expires by itself if a run dies."""
+    import redis
+
+    claims = redis.Redis.from_url(f"{REDIS_URL}/0")
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    for number in range(1, 16):
+        if claims.set(f"consent-service-test-db:{number}", token, nx=True, ex=3 * 3600):
+            break
+    else:
+        raise RuntimeError("all Redis test databases (1-15) are claimed by other test runs")
+    url = f"{REDIS_URL}/{number}"
+    redis.Redis.from_url(url).flushdb()
+    try:
+        yield url
+    finally:
+        if claims.get(f"consent-service-test-db:{number}") == token.encode():
+            claims.delete(f"consent-service-test-db:{number}")
+        claims.close()
+
+
 def side_by_side(out: Path, *images: Path, height: int = 400) -> Path:
     """One picture made of several real photos, each scaled to the same height."""
     parts = []

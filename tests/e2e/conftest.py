@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from urllib3 import encode_multipart_formdata
@@ -26,11 +25,9 @@ from consent_service.providers.service import create_provider, issue_key
 from consent_service.services import services
 from consent_service.settings import Settings
 from consent_service.vocabulary import Operation, Role
-from tests.support import REDIS_URL, postgres_database
+from tests.support import postgres_database, redis_database
 from workers import publish
 
-# One Redis database per backend, so the two stacks never share a queue.
-REDIS_DB = {"sqlite": 13, "postgres": 14}
 DECISION_TIMEOUT = 180
 
 
@@ -143,8 +140,7 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
             database_url = cleanup.enter_context(postgres_database())
         else:
             database_url = f"sqlite:///{home / 'consent.sqlite'}"
-        broker_url = f"{REDIS_URL}/{REDIS_DB[backend]}"
-        redis.Redis.from_url(broker_url).flushdb()
+        broker_url = cleanup.enter_context(redis_database())
         settings = Settings(
             consent_service_home=home, database_url=database_url, broker_url=broker_url
         )
