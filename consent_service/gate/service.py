@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from consent_service.accounts.models import Subject
 from consent_service.audit import service as audit
+from consent_service.biometrics.faces import DetectedFace
 from consent_service.biometrics.images import decode_image
 from consent_service.biometrics.matching import identify
 from consent_service.biometrics.service import FaceMatching
@@ -121,18 +122,22 @@ class _Analysis:
     problems: dict[int, tuple[str, str]] = field(default_factory=dict)  # position → (code, message)
 
 
+def _faces_in(data: bytes, matching: FaceMatching) -> list[DetectedFace]:
+    """Every distinct face in one media item."""
+    return matching.embedder.detect(decode_image(data, matching.max_pixels))
+
+
 def _analyse(
     session: Session, items: list[MediaItem], store: MediaStore, matching: FaceMatching
 ) -> _Analysis:
+    """Find and identify every person in the job's media; note media that cannot be used."""
     result = _Analysis()
     gallery = matching.gallery.current(session, Modality.FACE)
     for item in items:
         try:
             if item.storage_key is None:
                 raise KeyError(item.position)
-            faces = matching.embedder.detect(
-                decode_image(store.get(item.storage_key), matching.max_pixels)
-            )
+            faces = _faces_in(store.get(item.storage_key), matching)
         except KeyError:
             result.problems[item.position] = ("rejected_input", "The media is no longer stored.")
             continue
