@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -90,8 +91,10 @@ class Settings(BaseSettings):
         generated = {k: saved.get(k) or fresh[k] for k in fresh}
         if generated != saved:
             self.home.mkdir(parents=True, exist_ok=True)
-            store.write_text(json.dumps(generated))
-            store.chmod(0o600)
+            # Created owner-only from the start: never readable by others, not even briefly.
+            fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(generated))
         return {k: given[k] or generated[k] for k in generated}
 
 

@@ -1,0 +1,130 @@
+"""Unit-test plumbing: an in-memory schema per test, throwaway PostgreSQL databases, no network.
+
+Unit tests run no worker, load no face model and reach nothing beyond this machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel, create_engine
+
+import consent_service.models  # noqa: F401 - registers every table on SQLModel.metadata
+from consent_service.accounts.models import Subject, User
+from consent_service.crypto import Envelope
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse connections beyond this machine (the local PostgreSQL server stays reachable)."""
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                local = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                local = host == "localhost"
+            if not local:
+                raise ConnectionRefusedError(f"unit tests may not reach {host}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    """A fresh in-memory database with every table; one connection, so sessions share it."""
+    eng = create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+
+    @event.listens_for(eng, "connect")
+    def _foreign_keys(dbapi_conn, _record):  # as in production (consent_service.db)
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+    SQLModel.metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def reopen(engine: Engine) -> Iterator[Callable[[], Session]]:
+    """New sessions on the same database, to read what was stored rather than cached objects."""
+    opened: list[Session] = []
+
+    def open_session() -> Session:
+        s = Session(engine)
+        opened.append(s)
+        return s
+
+    yield open_session
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def make_subject(session: Session) -> Callable[..., Subject]:
+    """A subject with its account (the password hash is a stand-in: no sign-in here)."""
+
+    def make(protect_only: bool = False) -> Subject:
+        user = User(email=f"{secrets.token_hex(4)}@example.org", password_hash="-")
+        session.add(user)
+        session.flush()
+        subject = Subject(user_id=user.id, protect_only=protect_only)
+        session.add(subject)
+        session.flush()
+        return subject
+
+    return make
+
+
+@pytest.fixture
+def envelope() -> Envelope:
+    return Envelope(secrets.token_bytes(32))
+
+
+def _admin_conninfo() -> str:
+    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    name = f"cs_unit_{secrets.token_hex(6)}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_database() -> Callable[[], AbstractContextManager[str]]:
+    """`with postgres_database() as url:` a new, empty database on the local PostgreSQL server,
+    dropped afterwards. It is opened inside the test, so an unreachable server fails the test
+    (CI always has one); it never skips."""
+    return _postgres_database

@@ -1,0 +1,109 @@
+"""Settings: production refuses missing or placeholder secrets; development makes them once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+
+import pytest
+
+from consent_service.settings import InsecureSettings, Settings
+
+REAL_SECRET = "s3cr3t-" + "q" * 40
+REAL_KEK = base64.b64encode(b"\x07" * 32).decode()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch, tmp_path):
+    """Only what a test sets reaches Settings; a default home lands in tmp_path, not the repo."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def production(**values) -> Settings:
+    return Settings(consent_service_env="production", **values)
+
+
+class TestProduction:
+    def test_missing_secrets_refuse_to_start_and_are_named(self, tmp_path):
+        with pytest.raises(InsecureSettings) as caught:
+            production(consent_service_home=tmp_path).resolved_secrets()
+        assert "SECRET_KEY" in str(caught.value)
+        assert "TEMPLATE_KEK" in str(caught.value)
+
+    @pytest.mark.parametrize(
+        "placeholder", ["", "change-me", "CHANGE-ME", "changeme", "secret", "dev", "development"]
+    )
+    def test_placeholder_secret_key_is_refused(self, placeholder):
+        with pytest.raises(InsecureSettings) as caught:
+            production(secret_key=placeholder, template_kek=REAL_KEK).resolved_secrets()
+        assert "SECRET_KEY" in str(caught.value)
+        assert "TEMPLATE_KEK" not in str(caught.value)
+
+    @pytest.mark.parametrize("placeholder", ["", "change-me", "Secret"])
+    def test_placeholder_template_kek_is_refused(self, placeholder):
+        with pytest.raises(InsecureSettings) as caught:
+            production(secret_key=REAL_SECRET, template_kek=placeholder).resolved_secrets()
+        assert "TEMPLATE_KEK" in str(caught.value)
+        assert "SECRET_KEY" not in str(caught.value)
+
+    def test_placeholder_from_the_environment_is_refused(self, monkeypatch):
+        monkeypatch.setenv("CONSENT_SERVICE_ENV", "production")
+        monkeypatch.setenv("SECRET_KEY", "change-me")
+        monkeypatch.setenv("TEMPLATE_KEK", REAL_KEK)
+        settings = Settings()
+        assert settings.is_production
+        with pytest.raises(InsecureSettings, match="SECRET_KEY"):
+            settings.resolved_secrets()
+
+    def test_real_secrets_are_used_and_nothing_is_generated(self, tmp_path):
+        settings = production(
+            consent_service_home=tmp_path, secret_key=REAL_SECRET, template_kek=REAL_KEK
+        )
+        assert settings.resolved_secrets() == {
+            "secret_key": REAL_SECRET,
+            "template_kek": REAL_KEK,
+        }
+        assert not (tmp_path / "secrets.json").exists()
+
+
+class TestDevelopment:
+    def test_secrets_are_generated_once_into_the_home_folder(self, tmp_path):
+        first = Settings(consent_service_home=tmp_path).resolved_secrets()
+        store = tmp_path / "secrets.json"
+        assert json.loads(store.read_text()) == first
+        assert stat.S_IMODE(store.stat().st_mode) == 0o600
+        assert len(base64.b64decode(first["template_kek"])) == 32
+        assert len(first["secret_key"]) >= 32
+
+        again = Settings(consent_service_home=tmp_path).resolved_secrets()
+        assert again == first
+
+    def test_each_home_gets_its_own_secrets(self, tmp_path):
+        a = Settings(consent_service_home=tmp_path / "a").resolved_secrets()
+        b = Settings(consent_service_home=tmp_path / "b").resolved_secrets()
+        assert a["secret_key"] != b["secret_key"]
+        assert a["template_kek"] != b["template_kek"]
+
+    def test_given_secret_wins_and_the_generated_one_is_kept_for_later(self, tmp_path):
+        generated = Settings(consent_service_home=tmp_path).resolved_secrets()
+        given = Settings(consent_service_home=tmp_path, secret_key=REAL_SECRET).resolved_secrets()
+        assert given == {"secret_key": REAL_SECRET, "template_kek": generated["template_kek"]}
+        assert Settings(consent_service_home=tmp_path).resolved_secrets() == generated
+
+    def test_a_missing_secret_is_added_to_an_existing_file(self, tmp_path):
+        (tmp_path / "secrets.json").write_text(json.dumps({"secret_key": REAL_SECRET}))
+        resolved = Settings(consent_service_home=tmp_path).resolved_secrets()
+        assert resolved["secret_key"] == REAL_SECRET
+        assert len(base64.b64decode(resolved["template_kek"])) == 32
+        assert json.loads((tmp_path / "secrets.json").read_text()) == resolved
+
+    def test_home_from_the_environment(self, monkeypatch, tmp_path):
+        monkeypatch.setenv("CONSENT_SERVICE_HOME", str(tmp_path / "from-env"))
+        settings = Settings()
+        assert settings.home == (tmp_path / "from-env").resolve()
+        settings.resolved_secrets()
+        assert (tmp_path / "from-env" / "secrets.json").exists()
