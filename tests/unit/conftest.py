@@ -6,26 +6,20 @@ Unit tests run no worker, load no face model and reach nothing beyond this machi
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
 import consent_service.models  # noqa: F401 - registers every table on SQLModel.metadata
 from consent_service.accounts.models import Subject, User
 from consent_service.crypto import Envelope
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+from tests import support
 
 
 @pytest.fixture(autouse=True)
@@ -105,26 +99,9 @@ def envelope() -> Envelope:
     return Envelope(secrets.token_bytes(32))
 
 
-def _admin_conninfo() -> str:
-    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
-
-
-@contextmanager
-def _postgres_database() -> Iterator[str]:
-    name = f"cs_unit_{secrets.token_hex(6)}"
-    with psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def postgres_database() -> Callable[[], AbstractContextManager[str]]:
     """`with postgres_database() as url:` a new, empty database on the local PostgreSQL server,
     dropped afterwards. It is opened inside the test, so an unreachable server fails the test
     (CI always has one); it never skips."""
-    return _postgres_database
+    return support.postgres_database
