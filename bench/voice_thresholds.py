@@ -1,0 +1,126 @@
+"""Voice distance distributions on real speech, to choose `voice_tolerance`, `voice_margin` and
+`voice_same_speaker`.
+
+What it measures: real recorded speech from PyPI source distributions (through
+`consent_service.samples`): the meeting recordings of pyannote.audio 4.0.7's tests, cut into
+stretches where one speaker talks alone (from their rttm labels), and five LibriVox clips of one
+reader from pocketsphinx 5.1.1. Every stretch goes through the service's own voice path (decode,
+voice activity, 3 s windows, Resemblyzer, one speaker per stretch) and is compared, as an L2
+distance between normalised embeddings (what `matching.identify` computes):
+
+* utterance level (identification): genuine pairs are the same speaker in two different stretches
+  (``cross-file`` when the stretches come from different recordings), impostor pairs are two
+  different speakers. For each tolerance: false match rate (impostor pairs within it) and false
+  non-match rate (genuine pairs beyond it).
+* window level (grouping the windows of one recording by speaker): the same for single windows,
+  which is what `voice_same_speaker` compares.
+* 1:N: each stretch in turn is the probe against a gallery of one template per speaker (the mean
+  of that speaker's other stretches); how many are identified correctly, wrongly, ambiguous or
+  missed at the configured tolerance and margin.
+
+Never tune on synthetic (espeak) voices: the model puts them all close together.
+Run: `python bench/voice_thresholds.py` (needs the `voice` extra).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import numpy as np
+
+from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio, speech_segments
+from consent_service.biometrics.matching import Gallery, identify
+from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, find_speakers
+from consent_service.samples import READER_SDIST, sample_folder, speech_turns
+from consent_service.settings import Settings
+
+
+def _stretches() -> list[tuple[str, str, np.ndarray]]:
+    """(speaker, recording, samples) for every single-speaker stretch of at least 2 s."""
+    out, decoded = [], {}
+    for wav, speaker, start, end in speech_turns(2.0):
+        if wav not in decoded:
+            decoded[wav] = decode_audio(wav.read_bytes(), 600)
+        out.append(
+            (speaker, wav.stem, decoded[wav][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
+        )
+    for wav in sorted(sample_folder(READER_SDIST).glob("*.wav")):
+        out.append(("librivox-reader", wav.stem, decode_audio(wav.read_bytes(), 600)))
+    return out
+
+
+def _rates(genuine: list[float], impostor: list[float], tolerances) -> None:
+    print(f"  genuine pairs {len(genuine)}, impostor pairs {len(impostor)}")
+    print(
+        f"  genuine: min {min(genuine):.3f} median {np.median(genuine):.3f} "
+        f"max {max(genuine):.3f}; impostor: min {min(impostor):.3f} "
+        f"median {np.median(impostor):.3f} max {max(impostor):.3f}"
+    )
+    print("  tolerance   FMR (impostor <= t)   FNMR (genuine > t)")
+    g, i = np.asarray(genuine), np.asarray(impostor)
+    for t in tolerances:
+        print(
+            f"  {t:9.2f}   {np.mean(i <= t):8.2%} ({np.sum(i <= t):4d})    "
+            f"{np.mean(g > t):8.2%} ({np.sum(g > t):4d})"
+        )
+
+
+def main() -> None:
+    settings = Settings()
+    embedder = ResemblyzerVoiceEmbedder()
+    items = []  # (speaker, recording, embedding, window embeddings)
+    for speaker, recording, samples in _stretches():
+        segments = speech_segments(samples)
+        voices = find_speakers(segments, embedder, same_speaker=10.0)  # one speaker per stretch
+        if voices:
+            items.append((speaker, recording, voices[0].embedding, voices[0].windows))
+    speakers = sorted({s for s, *_ in items})
+    print(f"{len(items)} stretches of {len(speakers)} speakers: {', '.join(speakers)}\n")
+
+    genuine, cross, impostor = [], [], []
+    for (sa, ra, ea, _), (sb, rb, eb, _) in itertools.combinations(items, 2):
+        d = float(np.linalg.norm(ea - eb))
+        if sa == sb:
+            genuine.append(d)
+            if ra != rb:
+                cross.append(d)
+        else:
+            impostor.append(d)
+    print("Utterance level (identification, `voice_tolerance`):")
+    _rates(genuine, impostor, np.arange(0.30, 0.85, 0.05))
+    if cross:
+        print(f"  of which cross-recording genuine pairs: {len(cross)}, max {max(cross):.3f}")
+
+    wg, wi = [], []
+    windows = [(s, w) for s, _, _, ws in items for w in ws]
+    for (sa, wa), (sb, wb) in itertools.combinations(windows, 2):
+        (wg if sa == sb else wi).append(float(np.linalg.norm(wa - wb)))
+    print("\nWindow level (grouping one recording's windows, `voice_same_speaker`):")
+    _rates(wg, wi, np.arange(0.40, 0.95, 0.05))
+
+    tol, margin = settings.voice_tolerance, settings.voice_margin
+    outcome = defaultdict(int)
+    for k, (speaker, _, probe, _) in enumerate(items):
+        rows, ids = [], {}
+        for s in speakers:
+            others = [e for j, (sp, _, e, _) in enumerate(items) if sp == s and j != k]
+            if others:
+                mean = np.mean(others, axis=0)
+                ids.setdefault(s, len(ids) + 1)
+                rows.append((ids[s], mean / np.linalg.norm(mean)))
+        m = identify(Gallery.build(1, rows, dim=256), probe, tol, margin)
+        truth = ids.get(speaker)
+        if m.ambiguous:
+            outcome["ambiguous"] += 1
+        elif m.subject_id is None:
+            outcome["missed (enrolled)" if truth else "unenrolled, nobody named"] += 1
+        else:
+            outcome["correct" if m.subject_id == truth else "WRONG PERSON"] += 1
+    print(f"\n1:N with voice_tolerance={tol}, voice_margin={margin}:")
+    for key, n in sorted(outcome.items()):
+        print(f"  {key:28s} {n}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Audio for voice work: decode any accepted upload to 16 kHz mono, and find where speech is.
+
+Decoding shares the video decoder's safe container opening (`consent_service.media.video`): from
+memory only, the demuxer chosen by our own sniffing, every nested open refused, so no playlist,
+concat list or URL inside the media is ever followed. PyAV and webrtcvad load in workers only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import webrtcvad
+
+from consent_service.errors import MediaRejected
+from consent_service.media.sniff import AUDIO_DEMUXERS, VIDEO_DEMUXERS
+from consent_service.media.video import decode_errors, open_container
+
+SAMPLE_RATE = 16_000
+_FRAME = SAMPLE_RATE * 30 // 1000  # webrtcvad takes 10, 20 or 30 ms frames
+
+
+def decode_audio(data: bytes, max_seconds: float) -> np.ndarray:
+    """The first audio track of an audio file or a video container, as float32 samples in
+    [-1, 1], mono, at 16 kHz. Raises MediaRejected, with a reason a person can act on, for
+    anything that is not such a file, has no audio track, is damaged, or runs past `max_seconds`."""
+    limit = int(max_seconds * SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    total = 0
+    with open_container(data, AUDIO_DEMUXERS + VIDEO_DEMUXERS) as container:
+        if not container.streams.audio:
+            raise MediaRejected("The file has no audio track.")
+        stream = container.streams.audio[0]
+        declared = container.duration / av.time_base if container.duration else None
+        if declared is not None and declared > max_seconds:
+            raise MediaRejected(
+                f"The recording declares {declared:,.0f} seconds; the limit is {max_seconds:g} s."
+            )
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    total += len(chunk)
+                    if total > limit:
+                        raise MediaRejected(
+                            f"The recording runs past {max_seconds:g} seconds (the limit); "
+                            "send a shorter one."
+                        )
+                    chunks.append(chunk)
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except decode_errors as exc:
+            raise MediaRejected(
+                f"The audio is damaged or truncated and cannot be decoded ({exc})."
+            ) from None
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if len(samples) == 0:
+        raise MediaRejected("The audio track contains no sound.")
+    return np.clip(np.nan_to_num(samples[:limit]), -1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Speech:
+    """One stretch of speech: where it is in the recording (seconds) and its samples."""
+
+    start: float
+    end: float
+    samples: np.ndarray
+
+
+def speech_segments(
+    samples: np.ndarray,
+    aggressiveness: int = 3,
+    min_seconds: float = 0.5,
+    max_gap: float = 0.3,
+) -> list[Speech]:
+    """Stretches of speech in 16 kHz mono audio, by webrtcvad on 30 ms frames: voiced frames
+    separated by less than `max_gap` join; stretches shorter than `min_seconds` are dropped.
+    Near-silent audio has none (the detector fires on faint noise otherwise)."""
+    n = len(samples) // _FRAME
+    if n == 0 or float(np.max(np.abs(samples))) < 1e-3:
+        return []
+    vad = webrtcvad.Vad(aggressiveness)
+    pcm = (np.clip(samples[: n * _FRAME], -1.0, 1.0) * 32767).astype("<i2")
+    voiced = [
+        vad.is_speech(pcm[i * _FRAME : (i + 1) * _FRAME].tobytes(), SAMPLE_RATE) for i in range(n)
+    ]
+    gap_frames = max(1, round(max_gap * 1000 / 30))
+    segments: list[tuple[int, int]] = []
+    start = last = None
+    for i, v in enumerate(voiced):
+        if not v:
+            continue
+        if start is None:
+            start = last = i
+        elif i - last > gap_frames:
+            segments.append((start, last + 1))
+            start = i
+        last = i
+    if start is not None:
+        segments.append((start, last + 1))
+    min_frames = min_seconds * 1000 / 30
+    return [
+        Speech(a * 0.03, b * 0.03, samples[a * _FRAME : b * _FRAME])
+        for a, b in segments
+        if b - a >= min_frames
+    ]

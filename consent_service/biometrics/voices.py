@@ -1,0 +1,145 @@
+"""Embedding voices and telling speakers apart. Resemblyzer (torch) loads lazily, once per worker
+process, on first use: importing this module loads neither torch nor the model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from consent_service.biometrics.tracks import group_embeddings
+
+VOICE_MODEL = "resemblyzer/v1"
+SAMPLE_RATE = 16_000
+
+
+class VoiceEmbedder(Protocol):
+    """Embeds 16 kHz mono speech as one L2-normalised vector; `model_name` tags the templates."""
+
+    model_name: str
+
+    def embed(self, samples: np.ndarray) -> np.ndarray: ...
+
+
+_encoder = None
+_encoder_lock = threading.Lock()
+
+
+def _resemblyzer():
+    global _encoder
+    with _encoder_lock:
+        if _encoder is None:
+            from resemblyzer import VoiceEncoder  # heavy: torch and the bundled weights
+
+            _encoder = VoiceEncoder("cpu", verbose=False)
+        return _encoder
+
+
+class ResemblyzerVoiceEmbedder:
+    """Resemblyzer's GE2E speaker encoder (256 floats), weights shipped inside its wheel."""
+
+    model_name = VOICE_MODEL
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        wav = np.asarray(samples, dtype=np.float32)
+        peak = float(np.max(np.abs(wav))) if len(wav) else 0.0
+        if peak > 0:
+            wav = wav * (0.9 / peak)  # the same loudness for every recording
+        vector = np.asarray(_resemblyzer().embed_utterance(wav), dtype=np.float64)
+        return vector / (np.linalg.norm(vector) or 1.0)
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One distinct voice in one recording: its windows' embeddings, most typical first, and
+    `embedding`, their normalised mean (what is matched and what enrollment stores)."""
+
+    embedding: np.ndarray
+    windows: list[np.ndarray]
+    seconds: float
+    first_heard: float
+
+
+class _Speech(Protocol):
+    start: float
+    samples: np.ndarray
+
+
+def speech_windows(
+    segments: Sequence[_Speech], window: float, min_window: float
+) -> list[tuple[float, np.ndarray]]:
+    """Each speech stretch cut into windows of `window` seconds; a shorter tail is kept when it
+    lasts `min_window` seconds, else added to the window before it."""
+    size, least = int(window * SAMPLE_RATE), int(min_window * SAMPLE_RATE)
+    out: list[tuple[float, np.ndarray]] = []
+    for seg in segments:
+        samples = seg.samples
+        if len(samples) < least:
+            continue
+        starts = list(range(0, len(samples), size))
+        if len(starts) > 1 and len(samples) - starts[-1] < least:
+            starts.pop()
+        for i, a in enumerate(starts):
+            b = starts[i + 1] if i + 1 < len(starts) else len(samples)
+            out.append((seg.start + a / SAMPLE_RATE, samples[a:b]))
+    return out
+
+
+def _centroid(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    mean = np.mean(vectors, axis=0)
+    return mean / (np.linalg.norm(mean) or 1.0)
+
+
+def _merge_by_centroid(
+    groups: list[list[int]], embeddings: Sequence[np.ndarray], tolerance: float
+) -> list[list[int]]:
+    """Single windows are noisy (a 3 s window of far-field speech may sit far from the same
+    speaker's other windows); a group's mean is not. Groups whose means are within `tolerance`
+    are one speaker: merge the closest pair until none is that close."""
+    groups = [list(g) for g in groups]
+    while len(groups) > 1:
+        means = [_centroid([embeddings[i] for i in g]) for g in groups]
+        best = min(
+            (
+                (float(np.linalg.norm(means[a] - means[b])), a, b)
+                for a in range(len(groups))
+                for b in range(a + 1, len(groups))
+            ),
+        )
+        if best[0] > tolerance:
+            break
+        _, a, b = best
+        groups[a] += groups.pop(b)
+    groups.sort(key=lambda g: (-len(g), g[0]))
+    return groups
+
+
+def find_speakers(
+    segments: Sequence[_Speech],
+    embedder: VoiceEmbedder,
+    same_speaker: float,
+    window: float = 3.0,
+    min_window: float = 1.0,
+) -> list[Speaker]:
+    """Distinct voices in the speech, most heard first: the windows' embeddings grouped by
+    average-linkage clustering on L2 distance between normalised embeddings (`same_speaker`)."""
+    windows = speech_windows(segments, window, min_window)
+    if not windows:
+        return []
+    embeddings = [embedder.embed(w) for _, w in windows]
+    groups = group_embeddings(embeddings, list(range(len(embeddings))), same_speaker)
+    groups = _merge_by_centroid(groups, embeddings, same_speaker)
+    speakers = []
+    for group in groups:
+        speakers.append(
+            Speaker(
+                embedding=_centroid([embeddings[i] for i in group]),
+                windows=[embeddings[i] for i in group],
+                seconds=sum(len(windows[i][1]) for i in group) / SAMPLE_RATE,
+                first_heard=min(windows[i][0] for i in group),
+            )
+        )
+    return speakers

@@ -1,0 +1,89 @@
+"""Real recorded speech for voice tests: one speaker's stretches cut from the meeting recordings
+by their rttm labels (`consent_service.samples.speech_turns`), written as WAV bytes."""
+
+from __future__ import annotations
+
+import io
+import wave
+from functools import cache
+
+import numpy as np
+
+from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio
+from consent_service.samples import speech_turns
+
+
+@cache
+def _decoded(path) -> np.ndarray:
+    return decode_audio(path.read_bytes(), 600)
+
+
+def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return out.getvalue()
+
+
+def speech(speaker: str, recording: str, max_seconds: float = 20.0) -> np.ndarray:
+    """Everything `speaker` says alone in `recording` (e.g. "trn06"), up to `max_seconds`."""
+    parts = [
+        _decoded(wav)[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        for wav, who, start, end in speech_turns(1.5)
+        if who == speaker and wav.stem == recording
+    ]
+    if not parts:
+        raise LookupError(f"{speaker} does not talk alone in {recording}")
+    return np.concatenate(parts)[: int(max_seconds * SAMPLE_RATE)]
+
+
+def silence(seconds: float = 3.0) -> np.ndarray:
+    return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)
+
+
+def encode(
+    samples: np.ndarray,
+    fmt: str,
+    codec: str,
+    rate: int = 48_000,
+    layout: str = "stereo",
+    video_frames: int = 0,
+) -> bytes:
+    """16 kHz mono samples as an audio file (or, with `video_frames`, as a video with a sound
+    track) written by PyAV in memory, resampled to `rate` and `layout` as real recorders do."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format=fmt) as container:
+        if video_frames:
+            video = container.add_stream("mpeg4", rate=4)
+            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream(codec, rate=rate, layout=layout)
+        resampler = av.AudioResampler(format=audio.format, layout=layout, rate=rate)
+        mono = av.AudioFrame.from_ndarray(
+            np.asarray(samples, np.float32)[None, :], format="flt", layout="mono"
+        )
+        mono.sample_rate = SAMPLE_RATE
+        pending = resampler.resample(mono) + resampler.resample(None)
+        fifo = av.AudioFifo()
+        for frame in pending:
+            frame.pts = None
+            fifo.write(frame)
+        size = audio.codec_context.frame_size or 1024
+        while fifo.samples:
+            frame = fifo.read(min(size, fifo.samples)) if fifo.samples >= size else fifo.read()
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+        if video_frames:
+            for _ in range(video_frames):
+                frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+                for packet in video.encode(frame):
+                    container.mux(packet)
+            for packet in video.encode(None):
+                container.mux(packet)
+    return out.getvalue()

@@ -1,0 +1,94 @@
+"""One finding per distinct voice: speech cut into windows, windows grouped by speaker.
+
+The embedder here is a stand-in whose geometry is known (each window's embedding points at its
+speaker's direction, with per-window noise like a real model's), so the grouping rules themselves
+are what is tested; the real model runs in the end-to-end tests on real speech."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from consent_service.biometrics.voices import (
+    SAMPLE_RATE,
+    _merge_by_centroid,
+    find_speakers,
+    speech_windows,
+)
+
+SPEAKERS = np.linalg.qr(np.random.default_rng(0).normal(size=(256, 4)))[0].T  # orthonormal
+
+
+@dataclass(frozen=True)
+class Stretch:
+    start: float
+    samples: np.ndarray
+
+
+def said_by(speaker: int, seconds: float, start: float = 0.0) -> Stretch:
+    """A stretch whose samples carry the speaker's number (the stand-in embedder reads it)."""
+    return Stretch(start, np.full(int(seconds * SAMPLE_RATE), speaker, dtype=np.float32))
+
+
+class StandInEmbedder:
+    model_name = "test/stand-in"
+
+    def __init__(self, noise: float):
+        self.rng = np.random.default_rng(7)
+        self.noise = noise
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        v = SPEAKERS[int(samples[0])] + self.rng.normal(0, self.noise, 256)
+        return v / np.linalg.norm(v)
+
+
+def test_windows_cover_each_stretch_and_fold_short_tails():
+    windows = speech_windows([said_by(0, 7.5, start=10.0), said_by(1, 0.5)], 3.0, 1.0)
+    # 7.5 s: two full windows and a 1.5 s tail, kept (it lasts at least 1 s).
+    assert [(round(t, 2), len(w) / SAMPLE_RATE) for t, w in windows] == [
+        (10.0, 3.0),
+        (13.0, 3.0),
+        (16.0, 1.5),
+    ]
+    folded = speech_windows([said_by(0, 6.5)], 3.0, 1.0)
+    assert [len(w) / SAMPLE_RATE for _, w in folded] == [3.0, 3.5]  # 0.5 s tail joins
+
+
+def test_two_voices_are_two_speakers_most_heard_first():
+    speech = [said_by(1, 3.0, 0.0), said_by(2, 9.0, 3.0), said_by(1, 3.0, 12.0)]
+    speakers = find_speakers(speech, StandInEmbedder(noise=0.03), same_speaker=0.75)
+    assert [(round(s.seconds), round(s.first_heard)) for s in speakers] == [(9, 3), (6, 0)]
+    assert float(speakers[0].embedding @ SPEAKERS[2]) > 0.9
+    assert float(speakers[1].embedding @ SPEAKERS[1]) > 0.9
+    assert all(abs(np.linalg.norm(s.embedding) - 1) < 1e-9 for s in speakers)
+
+
+def test_one_noisy_voice_stays_one_speaker():
+    speakers = find_speakers([said_by(3, 30.0)], StandInEmbedder(noise=0.035), same_speaker=0.75)
+    assert len(speakers) == 1 and len(speakers[0].windows) == 10
+
+
+def test_groups_whose_means_agree_are_merged():
+    # Single windows of one far-field speaker may sit ~0.8 apart (beyond the window tolerance)
+    # while the means of their groups agree: the centroid pass merges them; other voices stay.
+    rng = np.random.default_rng(3)
+
+    def window(speaker: int) -> np.ndarray:
+        v = SPEAKERS[speaker] + rng.normal(0, 0.045, 256)
+        return v / np.linalg.norm(v)
+
+    embeddings = [window(0) for _ in range(6)] + [window(1) for _ in range(3)]
+    # Average linkage would keep the two groups of speaker 0 apart...
+    between = np.mean(
+        [np.linalg.norm(embeddings[i] - embeddings[j]) for i in (0, 1, 2) for j in (3, 4, 5)]
+    )
+    assert between > 0.75
+    # ...but their means are close, so they are one speaker; the other voice stays apart.
+    merged = _merge_by_centroid([[0, 1, 2], [3, 4, 5], [6, 7, 8]], embeddings, 0.75)
+    assert merged == [[0, 1, 2, 3, 4, 5], [6, 7, 8]]
+
+
+def test_no_speech_no_speakers():
+    assert find_speakers([], StandInEmbedder(noise=0.01), same_speaker=0.75) == []
+    assert find_speakers([said_by(0, 0.4)], StandInEmbedder(noise=0.01), same_speaker=0.75) == []
