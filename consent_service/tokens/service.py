@@ -1,0 +1,365 @@
+"""Signed decisions: the Ed25519 key ring (rotation by `kid`), the decision token (a compact JWS,
+EdDSA only) and its strict verification against our keys or a served JWKS document."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from jwt.algorithms import OKPAlgorithm
+
+from consent_service.errors import TokenInvalid
+from consent_service.settings import InsecureSettings, Settings
+from consent_service.timeutil import new_id, utcnow
+
+ALGORITHM = "EdDSA"
+CURVE = "Ed25519"
+MAX_TOKEN_LENGTH = 16384
+# Headers that would let the token choose its own verification key (or add rules we do not
+# know): a verifier must never follow them, so tokens carrying them are refused outright.
+FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti"]
+DEV_KEYS_FILE = "decision-keys.json"
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class KeyConfigError(ValueError):
+    """DECISION_SIGNING_KEYS (or the file it names) is not a usable Ed25519 key set."""
+
+
+# ---------------------------------------------------------------------------- keys
+@dataclass(frozen=True)
+class DecisionKey:
+    kid: str
+    public_key: Ed25519PublicKey
+    # None for a retired key: still published, so the tokens it signed keep verifying.
+    private_key: Ed25519PrivateKey | None = None
+    # Unix seconds: published at once, signing only from then on (a staged rotation).
+    not_before: int | None = None
+
+    def public_jwk(self) -> dict[str, Any]:
+        jwk = OKPAlgorithm.to_jwk(self.public_key, as_dict=True)
+        return {**jwk, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
+
+    def private_jwk(self) -> dict[str, Any]:
+        """The form kept in configuration: the public JWK plus `d` and `nbf` when present."""
+        jwk = self.public_jwk()
+        if self.private_key is not None:
+            jwk["d"] = OKPAlgorithm.to_jwk(self.private_key, as_dict=True)["d"]
+        if self.not_before is not None:
+            jwk["nbf"] = self.not_before
+        return jwk
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Every decision key, oldest first. The newest key that has its private part and whose
+    `nbf` has passed signs; all are published and verify."""
+
+    keys: tuple[DecisionKey, ...]
+
+    def signer(self, now: datetime) -> DecisionKey:
+        moment = now.timestamp()
+        for key in reversed(self.keys):
+            if key.private_key is not None and (key.not_before or 0) <= moment:
+                return key
+        raise KeyConfigError("No decision key can sign now: every key is retired or not yet due.")
+
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        return {k.kid: k.public_key for k in self.keys}
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.public_jwk() for k in self.keys]}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The private key set, for the file or (one line) the setting; a secret: keep it so."""
+        return json.dumps({"keys": [k.private_jwk() for k in self.keys]}, indent=indent)
+
+
+def generate_key(not_before: int | None = None) -> DecisionKey:
+    private = Ed25519PrivateKey.generate()
+    kid = f"{utcnow():%Y%m%d}-{secrets.token_hex(4)}"
+    return DecisionKey(kid, private.public_key(), private, not_before)
+
+
+def parse_keyring(text: str) -> KeyRing:
+    """A key set: `{"keys": [JWK, ...]}` or a bare list, oldest first. Each JWK is an Ed25519
+    OKP key with a unique `kid`; `d` (private part) and `nbf` (unix seconds) are optional."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KeyConfigError(f"The decision key set is not JSON: {exc}") from None
+    entries = data.get("keys") if isinstance(data, dict) else data
+    if not isinstance(entries, list) or not entries:
+        raise KeyConfigError('The decision key set must be {"keys": [...]} with at least one key.')
+    keys: list[DecisionKey] = []
+    for entry in entries:
+        keys.append(_parse_key(entry))
+    kids = [k.kid for k in keys]
+    if len(set(kids)) != len(kids):
+        raise KeyConfigError("Two decision keys share a kid.")
+    if all(k.private_key is None for k in keys):
+        raise KeyConfigError("No decision key has its private part (`d`): nothing can sign.")
+    return KeyRing(tuple(keys))
+
+
+def _parse_key(entry: Any) -> DecisionKey:
+    if not isinstance(entry, dict):
+        raise KeyConfigError("Each decision key must be a JSON object (a JWK).")
+    kid = entry.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > 64:
+        raise KeyConfigError("Each decision key needs a `kid` of 1 to 64 characters.")
+    if entry.get("kty") != "OKP" or entry.get("crv") != CURVE:
+        raise KeyConfigError(f"Decision key {kid}: only Ed25519 (kty OKP, crv Ed25519) keys.")
+    if entry.get("alg", ALGORITHM) != ALGORITHM:
+        raise KeyConfigError(f"Decision key {kid}: alg must be {ALGORITHM}.")
+    nbf = entry.get("nbf")
+    if nbf is not None and (not isinstance(nbf, int) or isinstance(nbf, bool)):
+        raise KeyConfigError(f"Decision key {kid}: nbf must be unix seconds.")
+    fields = {k: entry[k] for k in ("kty", "crv", "x", "d") if k in entry}
+    try:
+        key = OKPAlgorithm.from_jwk(fields)
+    except (jwt.InvalidKeyError, ValueError, TypeError, binascii.Error) as exc:
+        raise KeyConfigError(f"Decision key {kid} is not a valid Ed25519 JWK: {exc}") from None
+    if isinstance(key, Ed25519PrivateKey):
+        public = key.public_key()
+        given = OKPAlgorithm.to_jwk(public, as_dict=True)["x"]
+        if "x" in entry and entry["x"] != given:
+            raise KeyConfigError(f"Decision key {kid}: `x` is not the public half of `d`.")
+        return DecisionKey(kid, public, key, nbf)
+    if isinstance(key, Ed25519PublicKey):
+        return DecisionKey(kid, key, None, nbf)
+    raise KeyConfigError(f"Decision key {kid}: only Ed25519 keys.")
+
+
+def configured_keys_path(settings: Settings) -> Path | None:
+    """The file holding the key set (the one `tokens rotate` updates), or None when the key set
+    is given inline in DECISION_SIGNING_KEYS."""
+    value = (settings.decision_signing_keys or "").strip()
+    if value:
+        return None if value[0] in "{[" else Path(value).expanduser()
+    return None if settings.is_production else settings.home / DEV_KEYS_FILE
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    """The keys in force: DECISION_SIGNING_KEYS (inline JSON or a file path); in development
+    only, a key generated once into the home folder."""
+    value = (settings.decision_signing_keys or "").strip()
+    if value and value[0] in "{[":
+        return parse_keyring(value)
+    path = configured_keys_path(settings)
+    if path is None:
+        raise InsecureSettings(
+            "DECISION_SIGNING_KEYS must hold the decision signing keys (or name their file) "
+            "when CONSENT_SERVICE_ENV=production; create them with `consent-service tokens rotate`."
+        )
+    if not value and not path.exists():
+        _write_new(path, KeyRing((generate_key(),)))
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise KeyConfigError(f"Cannot read the decision keys at {path}: {exc}") from None
+    return parse_keyring(text)
+
+
+def _write_new(path: Path, ring: KeyRing) -> None:
+    """Create the development key file, owner-only; a concurrent first start keeps the winner's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as fh:
+        fh.write(ring.to_json())
+
+
+def rotate(ring: KeyRing, activate_in: int = 0, now: datetime | None = None) -> KeyRing:
+    """Add a new newest key. With `activate_in` > 0 it is published at once and signs only
+    that many seconds later, so every process and every JWKS cache has it before any token
+    it signs is seen."""
+    moment = int((now or utcnow()).timestamp())
+    return KeyRing((*ring.keys, generate_key(moment + activate_in if activate_in else None)))
+
+
+def retire(ring: KeyRing, kid: str, remove: bool = False) -> KeyRing:
+    """Stop a key signing (drop its private part; it stays published so its tokens verify), or
+    `remove` it altogether once every token it signed has expired."""
+    if kid not in {k.kid for k in ring.keys}:
+        raise KeyConfigError(f"No decision key {kid!r}.")
+    kept = tuple(
+        k if k.kid != kid else DecisionKey(k.kid, k.public_key, None, k.not_before)
+        for k in ring.keys
+        if not (remove and k.kid == kid)
+    )
+    if not any(k.private_key is not None for k in kept):
+        raise KeyConfigError("That would leave no key that can sign; rotate first.")
+    return KeyRing(kept)
+
+
+def save_keyring(path: Path, ring: KeyRing) -> None:
+    """Replace the key file atomically, owner-only."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(ring.to_json())
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- signing
+@dataclass(frozen=True)
+class DecisionSigner:
+    keys: KeyRing
+    issuer: str
+    ttl: timedelta
+
+    def sign(self, claims: Mapping[str, Any], now: datetime) -> tuple[str, str]:
+        """A token over `claims` (with iss, iat, exp and a fresh jti): (token, jti)."""
+        key = self.keys.signer(now)
+        jti = new_id()
+        payload = {
+            "iss": self.issuer,
+            **claims,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.ttl).timestamp()),
+            "jti": jti,
+        }
+        token = jwt.encode(
+            payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"}
+        )
+        return token, jti
+
+
+def decision_claims(
+    *,
+    job_id: str,
+    provider_id: str,
+    operation: str,
+    decision: str,
+    reasons: list[str],
+    media: list[dict[str, Any]],
+    findings: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What a decision token says. `media`: position, role, sha256 of each item; `findings`:
+    media, role, outcome, subject_ref (pseudonymous), grant_id, grant_version of each person.
+    Nothing biometric, no names, no boxes."""
+    return {
+        "aud": provider_id,
+        "sub": job_id,
+        "decision": decision,
+        "reasons": list(reasons),
+        "operation": operation,
+        "media": [
+            {"position": m["position"], "role": m["role"], "sha256": m["sha256"]} for m in media
+        ],
+        "findings": [
+            {
+                k: f.get(k)
+                for k in ("media", "role", "outcome", "subject_ref", "grant_id", "grant_version")
+            }
+            for f in findings
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------- verifying
+def keys_from_jwks(document: Any) -> dict[str, Ed25519PublicKey]:
+    """The Ed25519 keys of a JWKS document by kid (others are ignored: we never accept them)."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise KeyConfigError('A JWKS document is {"keys": [...]}.')
+    found: dict[str, Ed25519PublicKey] = {}
+    for entry in document["keys"]:
+        if not isinstance(entry, dict) or entry.get("kty") != "OKP" or entry.get("crv") != CURVE:
+            continue
+        public = {k: entry[k] for k in ("kty", "crv", "x", "kid") if k in entry}
+        key = _parse_key(public)
+        found[key.kid] = key.public_key
+    return found
+
+
+def _segment(part: str, name: str) -> bytes:
+    # Only canonical base64url: lenient decoders ignore stray characters and the unused low
+    # bits of the last character, which would let an altered token decode to the same bytes.
+    if not _B64URL.match(part):
+        raise TokenInvalid(f"The token's {name} is not base64url.")
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenInvalid(f"The token's {name} is not base64url.") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != part:
+        raise TokenInvalid(f"The token's {name} is not canonical base64url.")
+    return raw
+
+
+def verify_token(
+    token: Any,
+    public_keys: Mapping[str, Ed25519PublicKey],
+    *,
+    audience: str | None = None,
+    issuer: str | None = None,
+    leeway: float = 0,
+) -> tuple[dict[str, Any], str]:
+    """The claims and kid of a valid decision token; else TokenInvalid saying why.
+
+    EdDSA with one of `public_keys` (chosen by `kid`) only; any other alg, a header naming a
+    key or key URL, an unknown kid, an altered byte, an expired token, a missing registered
+    claim or (when given) another audience or issuer is refused."""
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
+        raise TokenInvalid("A decision token is a non-empty compact JWS string.")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenInvalid("A decision token has three dot-separated parts (compact JWS).")
+    try:
+        header = json.loads(_segment(parts[0], "header"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise TokenInvalid("The token's header is not JSON.") from None
+    if not isinstance(header, dict):
+        raise TokenInvalid("The token's header is not a JSON object.")
+    alg = header.get("alg")
+    if alg != ALGORITHM:
+        raise TokenInvalid(f"Algorithm {alg!r} is not accepted; decision tokens use EdDSA only.")
+    _segment(parts[1], "payload")
+    if len(_segment(parts[2], "signature")) != 64:
+        raise TokenInvalid("The token's signature is not an Ed25519 signature.")
+    named = sorted(FORBIDDEN_HEADERS & set(header))
+    if named:
+        raise TokenInvalid(
+            f"The token's header names its own key or rules ({', '.join(named)}); refused."
+        )
+    kid = header.get("kid")
+    if not isinstance(kid, str) or kid not in public_keys:
+        raise TokenInvalid(f"Unknown key id {kid!r}: not in this service's key set.")
+    try:
+        claims = jwt.decode(
+            token,
+            public_keys[kid],
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway,
+            options={"require": REQUIRED_CLAIMS, "verify_aud": audience is not None},
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenInvalid("The token has expired.") from None
+    except jwt.InvalidAudienceError:
+        raise TokenInvalid("The token was issued to another audience (provider).") from None
+    except jwt.InvalidIssuerError:
+        raise TokenInvalid("The token was issued by another issuer.") from None
+    except jwt.InvalidSignatureError:
+        raise TokenInvalid("The signature does not verify: the token was altered.") from None
+    except jwt.InvalidTokenError as exc:
+        raise TokenInvalid(f"The token is not valid: {exc}.") from None
+    return claims, kid

@@ -1,0 +1,135 @@
+"""Signed decisions end to end: a job decided by the real worker carries a token that stock
+PyJWT verifies against the served JWKS, whose claims match the job and hold no biometrics."""
+
+from __future__ import annotations
+
+import json
+
+import jwt
+import pytest
+from sqlmodel import select
+
+from consent_service import db
+from consent_service.audit.models import AuditEvent
+from consent_service.gate.models import Decision
+from consent_service.vocabulary import Operation
+from tests.e2e.conftest import Api
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def decided(stack, photos, strangers):
+    """Alice consents to face swaps; one allowed job of her, one job of a stranger."""
+    alice = stack.enroll("alice@example.org", photos["obama.jpg"])
+    assert alice.status == "completed", alice.error
+    grant = stack.grant(alice.subject_id, Operation.FACE_SWAP)
+    provider_id, key = stack.provider("Studio Tokens")
+    api = Api(stack.client(), key)
+    return {
+        "grant": grant,
+        "provider_id": provider_id,
+        "api": api,
+        "allowed": api.gate(source=[photos["obama2.jpg"]]),
+        "unknown": api.gate(target=[strangers[0]]),
+    }
+
+
+def _verify_with_stock_pyjwt(client, token: str, audience: str) -> dict:
+    jwks = client.get("/.well-known/jwks.json").get_json()
+    kid = jwt.get_unverified_header(token)["kid"]
+    key = jwt.PyJWKSet.from_dict(jwks)[kid]
+    return jwt.decode(token, key, algorithms=["EdDSA"], audience=audience)
+
+
+def test_an_allowed_job_carries_a_verifiable_token_matching_the_job(stack, decided):
+    job, provider_id = decided["allowed"], decided["provider_id"]
+    assert job["decision"] == "allow", job
+    claims = _verify_with_stock_pyjwt(stack.client(), job["token"], provider_id)
+    assert (claims["sub"], claims["aud"], claims["iss"]) == (
+        job["id"],
+        provider_id,
+        "consent-service",
+    )
+    assert (claims["decision"], claims["operation"]) == ("allow", "face_swap")
+    assert claims["reasons"] == job["reasons"]
+    assert claims["exp"] - claims["iat"] == stack.settings.decision_token_ttl
+    assert [m["sha256"] for m in claims["media"]] == [m["sha256"] for m in job["media"]]
+    grant = decided["grant"]
+    assert claims["findings"] == [
+        {
+            "media": 0,
+            "role": "source",
+            "outcome": "consented",
+            "subject_ref": job["findings"][0]["subject_ref"],
+            "grant_id": grant.grant_id,
+            "grant_version": grant.version,
+        }
+    ]
+    # The GB 45438 implicit label ties the output to this job and this token.
+    assert job["label"] == {
+        "AIGC": {
+            "Label": "1",
+            "ContentProducer": "Studio Tokens",
+            "ProduceID": job["id"],
+            "ReservedCode1": claims["jti"],
+        }
+    }
+    # Written with the decision, and named in its audit entry.
+    with stack.app.app_context():
+        s = db.session()
+        stored = s.get(Decision, job["id"])
+        events = s.exec(select(AuditEvent).where(AuditEvent.event_type == "gate.decided")).all()
+    assert (stored.token, stored.jti) == (job["token"], claims["jti"])
+    assert any(
+        e.payload.get("job_id") == job["id"] and e.payload.get("token_jti") == stored.jti
+        for e in events
+    )
+
+
+def test_the_token_holds_no_biometrics(decided):
+    token = decided["allowed"]["token"]
+    payload = jwt.decode(token, options={"verify_signature": False})
+    text = json.dumps(payload)
+    for word in ("embedding", "distance", "score", "box", "email", "@example.org"):
+        assert word not in text
+
+    def floats(value):
+        if isinstance(value, float):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from floats(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from floats(v)
+
+    assert list(floats(payload)) == []
+    assert len(token) < 2000  # a 128-float embedding alone would be several kB
+
+
+def test_a_job_that_is_not_allowed_is_signed_but_has_no_label(stack, decided):
+    job = decided["unknown"]
+    assert job["decision"] == "needs_consent"
+    assert job["label"] is None
+    claims = _verify_with_stock_pyjwt(stack.client(), job["token"], decided["provider_id"])
+    assert claims["decision"] == "needs_consent"
+    assert claims["findings"][0]["outcome"] == "unenrolled"
+    assert claims["findings"][0]["subject_ref"] is None
+
+
+def test_the_verify_endpoint_accepts_the_real_token_and_refuses_it_altered(stack, decided):
+    client, token = stack.client(), decided["allowed"]["token"]
+    ok = client.post(
+        "/api/v1/decisions/verify", json={"token": token, "audience": decided["provider_id"]}
+    )
+    assert ok.status_code == 200 and ok.get_json()["claims"]["sub"] == decided["allowed"]["id"]
+    head, payload, signature = token.split(".")
+    forged = json.loads(jwt.utils.base64url_decode(payload))
+    forged["decision"] = "allow"
+    forged["sub"] = decided["unknown"]["id"]
+    altered = ".".join(
+        [head, jwt.utils.base64url_encode(json.dumps(forged).encode()).decode(), signature]
+    )
+    refused = client.post("/api/v1/decisions/verify", json={"token": altered})
+    assert refused.status_code == 422 and "altered" in refused.get_json()["detail"]
