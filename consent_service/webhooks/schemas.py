@@ -1,0 +1,55 @@
+"""The webhook API's shapes: what a provider sends to configure its webhook and what it reads
+back (the same models validate, answer and document the API)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EventName = Literal["job.decided", "consent.revoked", "consent_request.answered"]
+
+
+class WebhookUpdate(BaseModel):
+    """The body of `PUT /api/v1/webhook`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2000, description="http(s) URL the events are POSTed to.")
+    events: list[EventName] | None = Field(
+        default=None, min_length=1, description="The events wanted; all when omitted."
+    )
+    active: bool = True
+    rotate_secret: bool = Field(
+        default=False, description="Issue a new signing secret (answered once)."
+    )
+
+
+class WebhookPublic(BaseModel):
+    url: str
+    events: list[EventName]
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    secret: str | None = Field(
+        default=None,
+        description="The signing secret: only when new (first configuration or rotation).",
+    )
+
+
+class DeliveryPublic(BaseModel):
+    id: str
+    event: EventName
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+    job_id: str | None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryPublic] = Field(description="Newest first.")

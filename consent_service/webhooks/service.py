@@ -1,0 +1,380 @@
+"""Webhooks: providers' settings, the events (written to an outbox in the event's own
+transaction) and the delivery of one outbox row (signed, retried with exponential backoff).
+
+Boundaries (views, tasks, CLI) commit, then publish `webhooks.deliver` for the ids that
+`take_outbox(session)` hands back; `webhooks.retry_due` sweeps whatever is due, so a delivery
+whose task message was lost is still sent."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, or_, update
+from sqlmodel import Session, select
+
+from consent_service.crypto import Envelope
+from consent_service.db import unit_of_work
+from consent_service.errors import InvalidRequest, NotFound
+from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.providers.models import Provider
+from consent_service.settings import Settings
+from consent_service.timeutil import as_utc, new_id, utcnow
+from consent_service.webhooks import signature
+from consent_service.webhooks.models import Webhook, WebhookDelivery
+from consent_service.webhooks.transport import DeliveryError, WebhookTransport, check_url
+
+JOB_DECIDED = "job.decided"
+CONSENT_REVOKED = "consent.revoked"
+CONSENT_REQUEST_ANSWERED = "consent_request.answered"
+EVENTS = (JOB_DECIDED, CONSENT_REVOKED, CONSENT_REQUEST_ANSWERED)
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a label on generated secrets, not a secret
+OUTBOX_KEY = "webhook_outbox"
+MAX_JOBS_PER_EVENT = 500  # a revocation naming more jobs is split into several deliveries
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_delay: float  # seconds before the second attempt; doubled for each one after
+    max_delay: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            settings.webhook_max_attempts,
+            settings.webhook_retry_base,
+            settings.webhook_retry_max_delay,
+        )
+
+
+def retry_delay(attempts: int, policy: RetryPolicy) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt: base, 2×base, 4×base… capped."""
+    return min(policy.max_delay, policy.base_delay * 2 ** max(0, attempts - 1))
+
+
+# ---------------------------------------------------------------------------- settings
+def _aad(webhook: Webhook) -> bytes:
+    return f"webhook-secret:{webhook.id}:{webhook.provider_id}".encode()
+
+
+def _parse_events(events: Iterable[str] | None) -> list[str]:
+    if events is None:
+        return sorted(EVENTS)
+    chosen = sorted({e.strip() for e in events if e.strip()})
+    unknown = [e for e in chosen if e not in EVENTS]
+    if unknown or not chosen:
+        raise InvalidRequest(f"Choose events among: {', '.join(EVENTS)}.")
+    return chosen
+
+
+def configure(
+    session: Session,
+    envelope: Envelope,
+    provider: Provider,
+    url: str,
+    *,
+    events: Iterable[str] | None = None,
+    active: bool = True,
+    rotate_secret: bool = False,
+    allow_private: bool = False,
+) -> tuple[Webhook, str | None]:
+    """Create or update the provider's webhook. Returns (webhook, secret): the secret only when
+    it is new (first configuration or rotation): it is never shown again."""
+    url = check_url(url, allow_private)
+    chosen = _parse_events(events)
+    webhook = session.exec(select(Webhook).where(Webhook.provider_id == provider.id)).first()
+    created = webhook is None
+    if webhook is None:
+        webhook = Webhook(
+            provider_id=provider.id, url=url, secret_ciphertext=b"", secret_wrapped_key=b""
+        )
+    webhook.url, webhook.events, webhook.active = url, chosen, active
+    webhook.updated_at = utcnow()
+    secret = None
+    if created or rotate_secret:
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        webhook.secret_ciphertext, webhook.secret_wrapped_key = envelope.seal(
+            secret.encode(), _aad(webhook)
+        )
+    session.add(webhook)
+    session.flush()
+    return webhook, secret
+
+
+def get_webhook(session: Session, provider: Provider) -> Webhook:
+    webhook = session.exec(select(Webhook).where(Webhook.provider_id == provider.id)).first()
+    if webhook is None:
+        raise NotFound("No webhook is configured.")
+    return webhook
+
+
+def webhook_secret(envelope: Envelope, webhook: Webhook) -> str:
+    return envelope.open(
+        webhook.secret_ciphertext, webhook.secret_wrapped_key, _aad(webhook)
+    ).decode()
+
+
+def webhook_view(webhook: Webhook, secret: str | None = None) -> dict:
+    body = {
+        "url": webhook.url,
+        "events": webhook.events,
+        "active": webhook.active,
+        "created_at": as_utc(webhook.created_at).isoformat(),
+        "updated_at": as_utc(webhook.updated_at).isoformat(),
+    }
+    if secret is not None:
+        body["secret"] = secret
+    return body
+
+
+def delivery_view(d: WebhookDelivery) -> dict:
+    def when(value: datetime | None) -> str | None:
+        return as_utc(value).isoformat() if value else None
+
+    return {
+        "id": d.id,
+        "event": d.event,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "next_attempt_at": when(d.next_attempt_at) if d.status == PENDING else None,
+        "delivered_at": when(d.delivered_at),
+        "created_at": when(d.created_at),
+        "job_id": d.job_id,
+    }
+
+
+def list_deliveries(session: Session, provider: Provider, limit: int = 50) -> list[WebhookDelivery]:
+    return list(
+        session.exec(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.provider_id == provider.id)
+            .order_by(WebhookDelivery.created_at.desc())  # type: ignore[attr-defined]
+            .limit(max(1, min(limit, 500)))
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- events
+def enqueue(
+    session: Session, provider_id: str, event: str, data: dict, job_id: str | None = None
+) -> WebhookDelivery | None:
+    """Write one delivery to the outbox in the caller's transaction, if the provider has an
+    active webhook that wants this event. Its id is remembered on the session for the
+    boundary to publish after the commit (`take_outbox`)."""
+    webhook = session.exec(
+        select(Webhook).where(Webhook.provider_id == provider_id, Webhook.active.is_(True))  # type: ignore[attr-defined]
+    ).first()
+    if webhook is None or event not in webhook.events:
+        return None
+    now = utcnow()
+    delivery_id = new_id()
+    body = {"id": delivery_id, "type": event, "created_at": now.isoformat(), "data": data}
+    delivery = WebhookDelivery(
+        id=delivery_id,
+        webhook_id=webhook.id,
+        provider_id=provider_id,
+        event=event,
+        job_id=job_id,
+        body=json.dumps(body, separators=(",", ":"), sort_keys=True),
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(delivery)
+    session.info.setdefault(OUTBOX_KEY, []).append(delivery_id)
+    return delivery
+
+
+def take_outbox(session: Session) -> list[str]:
+    """The ids of the deliveries this session wrote (and forgets them); call after commit."""
+    return session.info.pop(OUTBOX_KEY, [])
+
+
+def job_decided(
+    session: Session, job: GateJob, decision: str, reasons: list[str]
+) -> WebhookDelivery | None:
+    """`job.decided`: call in the transaction that records the job's decision."""
+    return enqueue(
+        session,
+        job.provider_id,
+        JOB_DECIDED,
+        {
+            "job_id": job.id,
+            "status": "decided",
+            "decision": decision,
+            "reasons": list(reasons),
+            "operation": job.operation,
+        },
+        job_id=job.id,
+    )
+
+
+def grant_revoked(session: Session, grant_id: str, version: int) -> list[WebhookDelivery]:
+    """`consent.revoked`: call in the transaction that writes the revoked version. Each provider
+    whose allowed jobs relied on the grant (any earlier version) hears which jobs those are."""
+    rows = session.exec(
+        select(GateJob.provider_id, GateJob.id)
+        .join(Finding, Finding.job_id == GateJob.id)  # type: ignore[arg-type]
+        .join(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
+        .where(Finding.grant_id == grant_id, Decision.decision == "allow")
+        .distinct()
+        .order_by(GateJob.provider_id, GateJob.id)
+    ).all()
+    by_provider: dict[str, list[str]] = {}
+    for provider_id, job_id in rows:
+        by_provider.setdefault(provider_id, []).append(job_id)
+    deliveries = []
+    for provider_id, job_ids in by_provider.items():
+        for start in range(0, len(job_ids), MAX_JOBS_PER_EVENT):
+            d = enqueue(
+                session,
+                provider_id,
+                CONSENT_REVOKED,
+                {
+                    "grant_id": grant_id,
+                    "grant_version": version,
+                    "job_ids": job_ids[start : start + MAX_JOBS_PER_EVENT],
+                },
+            )
+            if d is not None:
+                deliveries.append(d)
+    return deliveries
+
+
+def consent_request_answered(
+    session: Session,
+    provider_id: str,
+    consent_request_id: str,
+    status: str,
+    *,
+    job_id: str | None = None,
+    grant_id: str | None = None,
+) -> WebhookDelivery | None:
+    """`consent_request.answered`: call in the transaction that records the person's answer.
+    `status` is the request's new status (`approved`, `declined`, `expired`); `job_id` is the
+    job whose finding the request was for, `grant_id` the grant an approval created. When an
+    approval re-evaluates the job, the new decision fires its own `job.decided`."""
+    return enqueue(
+        session,
+        provider_id,
+        CONSENT_REQUEST_ANSWERED,
+        {
+            "consent_request_id": consent_request_id,
+            "status": status,
+            "job_id": job_id,
+            "grant_id": grant_id,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------- delivery
+def fresh_for_job(session: Session, job_id: str) -> list[str]:
+    """Deliveries about this job never attempted yet (for the task that decided it)."""
+    return list(
+        session.exec(
+            select(WebhookDelivery.id).where(
+                WebhookDelivery.job_id == job_id,
+                WebhookDelivery.status == PENDING,
+                WebhookDelivery.attempts == 0,
+            )
+        )
+    )
+
+
+def due(session: Session, now: datetime, limit: int = 500) -> list[str]:
+    """Pending deliveries whose next attempt (or expired lease) is due."""
+    return list(
+        session.exec(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)  # type: ignore[operator]
+            .order_by(WebhookDelivery.next_attempt_at)
+            .limit(limit)
+        )
+    )
+
+
+def deliver(
+    engine: Engine,
+    delivery_id: str,
+    envelope: Envelope,
+    transport: WebhookTransport,
+    policy: RetryPolicy,
+    lease: float,
+) -> str:
+    """One attempt, safe under duplicate and concurrent task deliveries: the attempt is claimed
+    (counted, and leased) in its own transaction before anything is sent, so only one runs;
+    a worker that dies mid-attempt leaves a lease that expires and the sweep tries again."""
+    now = utcnow()
+    with unit_of_work(engine) as s:
+        claimed = s.exec(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery_id,  # type: ignore[arg-type]
+                WebhookDelivery.status == PENDING,  # type: ignore[arg-type]
+                or_(
+                    WebhookDelivery.next_attempt_at.is_(None),  # type: ignore[union-attr]
+                    WebhookDelivery.next_attempt_at <= now,  # type: ignore[operator]
+                ),
+            )
+            .values(
+                attempts=WebhookDelivery.attempts + 1,
+                next_attempt_at=now + timedelta(seconds=lease),
+            )
+        )
+        if claimed.rowcount != 1:
+            return "skipped"
+        delivery = s.get(WebhookDelivery, delivery_id)
+        assert delivery is not None  # claimed just now, in this transaction
+        webhook = s.get(Webhook, delivery.webhook_id)
+        attempts, body, event = delivery.attempts, delivery.body.encode(), delivery.event
+        if webhook is None or not webhook.active:
+            delivery.status, delivery.next_attempt_at = FAILED, None
+            delivery.last_error = "The webhook was disabled before this delivery was sent."
+            return FAILED
+        url, secret = webhook.url, webhook_secret(envelope, webhook)
+    headers = {
+        signature.SIGNATURE_HEADER: signature.sign(secret, body),
+        "Consent-Event": event,
+        "Consent-Delivery": delivery_id,
+    }
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        status_code = transport.post(url, body, headers)
+        if not 200 <= status_code < 300:
+            error = f"the receiver answered HTTP {status_code}"
+    except DeliveryError as exc:
+        error = str(exc)
+    return _record_attempt(engine, delivery_id, attempts, status_code, error, policy)
+
+
+def _record_attempt(
+    engine: Engine,
+    delivery_id: str,
+    attempts: int,
+    status_code: int | None,
+    error: str | None,
+    policy: RetryPolicy,
+) -> str:
+    now = utcnow()
+    with unit_of_work(engine) as s:
+        delivery = s.get(WebhookDelivery, delivery_id)
+        if delivery is None or delivery.attempts != attempts or delivery.status != PENDING:
+            return delivery.status if delivery else "missing"  # a later attempt took over
+        delivery.last_status_code, delivery.last_error = status_code, (error or None)
+        if error is None:
+            delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
+        elif attempts >= policy.max_attempts:
+            delivery.status, delivery.next_attempt_at = FAILED, None
+        else:
+            delivery.next_attempt_at = now + timedelta(seconds=retry_delay(attempts, policy))
+        if delivery.last_error:
+            delivery.last_error = delivery.last_error[:500]
+        return delivery.status

@@ -1,0 +1,151 @@
+"""Sending one webhook POST: URL rules, SSRF guard, short timeouts, no redirects.
+
+The address is resolved and checked once per attempt and the connection goes to that checked
+address, so a name that re-resolves to an internal address between check and use gains nothing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from consent_service.errors import InvalidRequest
+
+MAX_URL_LENGTH = 2000
+
+
+class DeliveryError(Exception):
+    """An attempt that got no HTTP answer (refused address, DNS, connect, TLS, timeout)."""
+
+
+class WebhookTransport(Protocol):
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST `body` to `url` and return the HTTP status; never follows redirects. Raises
+        DeliveryError when no answer came."""
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+
+def parse_url(url: str) -> Target:
+    """The URL rules every webhook URL must pass (at configuration and at each delivery)."""
+    url = (url or "").strip()
+    if not url or len(url) > MAX_URL_LENGTH:
+        raise InvalidRequest(f"The webhook URL must be 1 to {MAX_URL_LENGTH} characters.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise InvalidRequest("The webhook URL is not a valid URL.") from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidRequest("The webhook URL must start with http:// or https://.")
+    if not parts.hostname:
+        raise InvalidRequest("The webhook URL needs a host name.")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidRequest("The webhook URL may not carry a user name or password.")
+    if parts.fragment:
+        raise InvalidRequest("The webhook URL may not have a #fragment.")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    default = 443 if parts.scheme == "https" else 80
+    return Target(parts.scheme, parts.hostname, port or default, path)
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve(target: Target, allow_private: bool) -> str:
+    """The address to connect to. Unless private networks are allowed (development), every
+    address the name resolves to must be public: loopback, private, link-local (cloud metadata)
+    and reserved ranges are refused."""
+    try:
+        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DeliveryError(f"cannot resolve {target.host}: {exc}") from None
+    addresses = [info[4][0] for info in infos]
+    if not addresses:
+        raise DeliveryError(f"cannot resolve {target.host}")
+    if not allow_private and not all(is_public(a) for a in addresses):
+        raise DeliveryError(f"{target.host} resolves to a non-public address; refused")
+    return addresses[0]
+
+
+def check_url(url: str, allow_private: bool) -> str:
+    """Validate a URL a provider configures; in production its host must resolve publicly."""
+    target = parse_url(url)
+    if not allow_private:
+        try:
+            resolve(target, allow_private=False)
+        except DeliveryError as exc:
+            raise InvalidRequest(f"The webhook URL is refused: {exc}.") from None
+    return url.strip()
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls)
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        # Certificate and SNI are checked against the host name, not the pinned address.
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+
+
+class HttpTransport:
+    """The real transport (http.client: it never follows redirects, so a 3xx is a failure)."""
+
+    def __init__(self, timeout: float, allow_private: bool, user_agent: str = "consent-service"):
+        self.timeout, self.allow_private, self.user_agent = timeout, allow_private, user_agent
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        try:
+            target = parse_url(url)
+        except InvalidRequest as exc:
+            raise DeliveryError(str(exc)) from None
+        address = resolve(target, self.allow_private)
+        cls = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+        conn = cls(target.host, target.port, address, self.timeout)
+        try:
+            conn.request(
+                "POST",
+                target.path,
+                body=body,
+                headers={
+                    **headers,
+                    "Content-Type": "application/json",
+                    "User-Agent": self.user_agent,
+                },
+            )
+            response = conn.getresponse()
+            response.read(65536)  # the answer's body is not used; read a little and hang up
+            return response.status
+        except (OSError, http.client.HTTPException) as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            conn.close()

@@ -1,0 +1,80 @@
+"""The providers' webhook API: configure the URL and events (the secret is shown once), read
+the settings and the delivery log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+
+from consent_service import db
+from consent_service.api_contract.operations import api_operation
+from consent_service.gate.api import require_provider
+from consent_service.services import services
+from consent_service.webhooks import service
+from consent_service.webhooks.schemas import (
+    DeliveryList,
+    WebhookPublic,
+    WebhookUpdate,
+)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/api/v1")
+
+
+def _public(webhook, secret: str | None = None) -> dict:
+    body = WebhookPublic.model_validate(service.webhook_view(webhook, secret))
+    return body.model_dump(mode="json", exclude_none=True)
+
+
+@bp.put("/webhook")
+@api_operation(
+    "Configure the webhook",
+    description="Creates or updates the provider's webhook. The signing secret is in the "
+    "answer only when new: the first time, or with `rotate_secret`.",
+    responses={200: WebhookPublic},
+    body=WebhookUpdate,
+    tags=("webhooks",),
+)
+@require_provider
+def put_webhook():
+    body = WebhookUpdate.model_validate(request.get_json(silent=True))
+    svc = services()
+    session = db.session()
+    webhook, secret = service.configure(
+        session,
+        svc.envelope,
+        g.provider,
+        body.url,
+        events=body.events,
+        active=body.active,
+        rotate_secret=body.rotate_secret,
+        allow_private=not svc.settings.is_production,
+    )
+    session.commit()
+    return jsonify(_public(webhook, secret))
+
+
+@bp.get("/webhook")
+@api_operation(
+    "Read the webhook settings",
+    responses={200: WebhookPublic},
+    errors=(404,),
+    tags=("webhooks",),
+)
+@require_provider
+def get_webhook():
+    return jsonify(_public(service.get_webhook(db.session(), g.provider)))
+
+
+@bp.get("/webhook/deliveries")
+@api_operation(
+    "List webhook deliveries",
+    description="The latest 50 deliveries: status, attempts, last answer, next attempt.",
+    responses={200: DeliveryList},
+    tags=("webhooks",),
+)
+@require_provider
+def list_deliveries():
+    deliveries = service.list_deliveries(db.session(), g.provider, 50)
+    body = DeliveryList.model_validate(
+        {"deliveries": [service.delivery_view(d) for d in deliveries]}
+    )
+    return jsonify(body.model_dump(mode="json"))

@@ -1,0 +1,209 @@
+"""Webhooks end to end: a provider's receiver on loopback checks every signature; the real
+worker sends `job.decided` after the decision, retries a receiver that answered 500 (the beat
+sweep, with retry delays shortened to a second), and `consent.revoked` names the allowed job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from consent_service import db
+from consent_service.cli import beat_command
+from consent_service.client import SignatureError, verify_signature
+from consent_service.consent import service as consent
+from consent_service.services import services
+from consent_service.vocabulary import Operation
+from consent_service.webhooks.outbox import publish_outbox
+from tests.e2e.conftest import Api
+
+pytestmark = pytest.mark.e2e
+
+FAST_RETRIES = {"WEBHOOK_RETRY_BASE": "1", "WEBHOOK_SWEEP_INTERVAL": "1", "WEBHOOK_TIMEOUT": "3"}
+WAIT = 60
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_retries() -> Iterator[None]:
+    """Set before the module's stack starts, so its worker (and beat) read them."""
+    saved = {k: os.environ.get(k) for k in FAST_RETRIES}
+    os.environ.update(FAST_RETRIES)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@dataclass
+class Receiver:
+    """A provider's endpoint: verifies each delivery; answers 500 to the first POST of each
+    event type listed in `fail_first`, 200 afterwards, 401 to bad signatures."""
+
+    url: str = ""
+    secret: str = ""
+    fail_first: set[str] = field(default_factory=set)
+    received: list[dict] = field(default_factory=list)  # {"body", "verified", "answered"}
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handle(self, headers, body: bytes) -> int:
+        try:
+            verify_signature(self.secret, headers.get("Consent-Signature"), body)
+            verified = True
+        except SignatureError:
+            verified = False
+        event = json.loads(body)
+        with self.lock:
+            if not verified:
+                answer = 401
+            elif event["type"] in self.fail_first:
+                self.fail_first.discard(event["type"])
+                answer = 500
+            else:
+                answer = 200
+            self.received.append(
+                {
+                    "body": event,
+                    "delivery": headers.get("Consent-Delivery"),
+                    "verified": verified,
+                    "answered": answer,
+                }
+            )
+        return answer
+
+    def wait_for(self, event_type: str, **data) -> list[dict]:
+        """Every POST of the first delivery of `event_type` whose data has these values, once
+        one of them was answered 200."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            with self.lock:
+                posts = [
+                    r
+                    for r in self.received
+                    if r["body"]["type"] == event_type
+                    and all(r["body"]["data"].get(k) == v for k, v in data.items())
+                ]
+            if any(p["answered"] == 200 for p in posts):
+                return posts
+            time.sleep(0.1)
+        raise AssertionError(f"no accepted {event_type} {data} within {WAIT} s: {self.received}")
+
+
+@pytest.fixture(scope="module")
+def receiver(stack) -> Iterator[Receiver]:
+    rec = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(rec.handle(self.headers, body))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/consent"
+    yield rec
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def beat(stack) -> Iterator[subprocess.Popen]:
+    """Celery beat beside the stack's worker (the periodic webhook sweep), as deployed."""
+    env = {
+        **os.environ,
+        "CONSENT_SERVICE_HOME": str(stack.settings.home),
+        "DATABASE_URL": stack.settings.sqlalchemy_url,
+        "BROKER_URL": stack.settings.celery_broker_url,
+    }
+    log = stack.settings.home / "beat.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            beat_command(stack.settings.home / "beat-schedule"),
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    yield proc
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def world(stack, photos, strangers, receiver, beat):
+    """A provider whose webhook points at the receiver (its first job.decided answered 500);
+    a person who consents to face swaps; one allowed job and one that needs consent."""
+    provider_id, key = stack.provider("Hooked Studio")
+    api = Api(stack.client(), key)
+    assert api.client.get("/api/v1/webhook", headers=api.headers).status_code == 404
+    refused = api.client.put("/api/v1/webhook", json={"url": "ftp://x/"}, headers=api.headers)
+    assert refused.status_code == 422, refused.get_json()
+    answer = api.client.put("/api/v1/webhook", json={"url": receiver.url}, headers=api.headers)
+    assert answer.status_code == 200, answer.get_json()
+    receiver.secret = answer.get_json()["secret"]
+    shown = api.client.get("/api/v1/webhook", headers=api.headers).get_json()
+    assert shown["url"] == receiver.url and "secret" not in shown  # shown once only
+    receiver.fail_first.add("job.decided")
+
+    person = stack.enroll("webhook-person@example.org", photos["obama.jpg"])
+    assert person.status == "completed", person.error
+    grant = stack.grant(person.subject_id, Operation.FACE_SWAP)
+    allowed = api.gate(source=[photos["obama2.jpg"]])
+    assert allowed["decision"] == "allow", allowed
+    waiting = api.gate(source=[photos["obama3.jpg"]], target=[strangers[0]])
+    assert waiting["decision"] == "needs_consent", waiting
+    return {"api": api, "person": person, "grant": grant, "allowed": allowed, "waiting": waiting}
+
+
+def test_job_decided_is_signed_and_retried_after_a_500(world, receiver):
+    job = world["allowed"]
+    posts = receiver.wait_for("job.decided", job_id=job["id"])
+    assert [p["answered"] for p in posts] == [500, 200]  # the sweep sent it again
+    assert all(p["verified"] for p in posts)
+    assert len({p["delivery"] for p in posts}) == 1  # the same delivery, retried
+    assert posts[0]["body"]["data"] == {
+        "job_id": job["id"],
+        "status": "decided",
+        "decision": "allow",
+        "reasons": job["reasons"],
+        "operation": "face_swap",
+    }
+    # The waiting job was announced too (first try).
+    (other,) = receiver.wait_for("job.decided", job_id=world["waiting"]["id"])
+    assert other["body"]["data"]["decision"] == "needs_consent"
+
+    api = world["api"]
+    log = api.client.get("/api/v1/webhook/deliveries", headers=api.headers).get_json()
+    [first] = [d for d in log["deliveries"] if d["job_id"] == job["id"]]
+    assert (first["status"], first["attempts"], first["last_status_code"]) == ("delivered", 2, 200)
+
+
+def test_revoking_a_grant_that_allowed_a_job_fires_consent_revoked(stack, world, receiver):
+    app = stack.app
+    with app.app_context():  # as the web view and the CLI do: commit, then publish
+        with db.unit_of_work() as s:
+            consent.revoke(
+                s,
+                services().audit_key,
+                world["person"].subject_id,
+                world["grant"].grant_id,
+                consent.Evidence(actor="test", identity_method="test"),
+            )
+        publish_outbox(app, s)
+    (post,) = receiver.wait_for("consent.revoked", grant_id=world["grant"].grant_id)
+    assert post["verified"]
+    assert post["body"]["data"]["job_ids"] == [world["allowed"]["id"]]  # not the waiting job
+    assert post["body"]["data"]["grant_version"] == 2

@@ -1,0 +1,87 @@
+"""The real webhook transport against a receiver on loopback: statuses, no redirects followed,
+short timeouts, and the SSRF guard that production runs with."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from consent_service.webhooks.transport import DeliveryError, HttpTransport
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    seen: list[tuple[str, bytes, dict]] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append((self.path, body, dict(self.headers)))
+        if self.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere")
+        elif self.path == "/slow":
+            time.sleep(1.5)
+            self.send_response(200)
+        else:
+            self.send_response(int(self.path.strip("/") or 200))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    _Receiver.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_posts_the_body_and_headers_and_returns_the_status(receiver):
+    transport = HttpTransport(timeout=2, allow_private=True)
+    assert transport.post(f"{receiver}/204", b'{"a":1}', {"Consent-Signature": "t=1,v1=00"}) == 204
+    assert transport.post(f"{receiver}/500", b"{}", {}) == 500
+    path, body, headers = _Receiver.seen[0]
+    assert (path, body) == ("/204", b'{"a":1}')
+    assert headers["Consent-Signature"] == "t=1,v1=00"
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_redirects_are_not_followed(receiver):
+    transport = HttpTransport(timeout=2, allow_private=True)
+    assert transport.post(f"{receiver}/redirect", b"{}", {}) == 302
+    assert [p for p, _, _ in _Receiver.seen] == ["/redirect"]
+
+
+def test_a_slow_receiver_times_out(receiver):
+    transport = HttpTransport(timeout=0.3, allow_private=True)
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="timed out"):
+        transport.post(f"{receiver}/slow", b"{}", {})
+    assert time.monotonic() - started < 1.2
+
+
+def test_production_never_connects_to_internal_addresses(receiver):
+    transport = HttpTransport(timeout=2, allow_private=False)
+    port = receiver.rsplit(":", 1)[1]
+    for url in (receiver + "/200", f"http://localhost:{port}/200", f"http://[::1]:{port}/"):
+        with pytest.raises(DeliveryError, match="non-public"):
+            transport.post(url, b"{}", {})
+    assert _Receiver.seen == []
+
+
+def test_bad_urls_and_closed_ports_are_delivery_errors():
+    transport = HttpTransport(timeout=1, allow_private=True)
+    with pytest.raises(DeliveryError):
+        transport.post("ftp://127.0.0.1/", b"{}", {})
+    with pytest.raises(DeliveryError):
+        transport.post("http://127.0.0.1:9/", b"{}", {})  # discard port: nothing listens
