@@ -1,0 +1,65 @@
+"""Idempotency-Key on every POST, one way: the key is stored on the row the first request
+created, under a UNIQUE (provider, key) constraint; a repeat finds that row and answers 200
+with it as it is now (a first request answers 201/202).
+
+A creating endpoint reads the key with `request_key()`, hands it to its service (which looks the
+key up before creating anything and stores it on the new row), and commits with `create_once`,
+which settles a race between two requests carrying the same key; on a replay it checks with
+`require_same_request` that the key is not being reused for a different request (422, as the
+IETF Idempotency-Key draft asks). Endpoints that create nothing (verifying a token) are
+idempotent as they are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import request
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from consent_service.errors import InvalidRequest
+
+HEADER = "Idempotency-Key"
+MAX_LENGTH = 200
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+T = TypeVar("T")
+
+
+def request_key() -> str | None:
+    """The request's Idempotency-Key (1 to 200 visible ASCII characters), or None."""
+    raw = request.headers.get(HEADER)
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not 1 <= len(key) <= MAX_LENGTH or not all(33 <= ord(c) <= 126 for c in key):
+        raise InvalidRequest(
+            f"{HEADER} must be 1 to {MAX_LENGTH} visible ASCII characters (no spaces)."
+        )
+    return key
+
+
+def create_once(session: Session, create: Callable[[], tuple[T, bool]]) -> tuple[T, bool]:
+    """Run `create` (returns (row, created)) and commit. When a parallel request with the same
+    key committed first, the UNIQUE constraint fails ours: roll back and run `create` again,
+    which now finds the first request's row."""
+    try:
+        result = create()
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        result = create()
+        if result[1]:  # not a key race after all: a real integrity error
+            raise
+    return result
+
+
+def require_same_request(first: object, again: object) -> None:
+    """Refuse a key reused for a different request: compare what identifies each (e.g. the
+    operation and the SHA-256 of each media item)."""
+    if first != again:
+        raise InvalidRequest(
+            f"This {HEADER} was first used for a different request; use a new key for a new "
+            "request."
+        )

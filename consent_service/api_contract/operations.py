@@ -1,0 +1,241 @@
+"""The registry of documented API operations and the OpenAPI 3.1 document built from it.
+
+Documenting an operation is one decorator under the route, next to the view:
+
+    @bp.get("/jobs/<job_id>")
+    @api_operation("Read a job", responses={200: JobPublic}, errors=(404,))
+    @require_provider
+    def get_job(job_id): ...
+
+(Under the route decorator: Flask registers the function the decorators below it return.)
+
+Path, method and path parameters come from Flask's routing; request and response schemas from
+the pydantic models the view validates with; 401 and 429 are added to operations that need an
+API key, 413 and 422 to operations with a body or an Idempotency-Key."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from consent_service.api_contract import idempotency
+from consent_service.api_contract.schemas import Problem
+
+API_TITLE = "Consent Service provider API"
+API_VERSION = "1.0.0"
+SECURITY_SCHEME = "apiKey"
+HEADER_SCHEME = "apiKeyHeader"  # the same key in `X-API-Key`, for clients that cannot set Bearer
+_RULE_ARG = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
+
+
+@dataclass(frozen=True)
+class ApiOperation:
+    summary: str
+    responses: dict[int, type[BaseModel] | None]
+    body: type[BaseModel] | None = None
+    media_type: str = "application/json"
+    errors: tuple[int, ...] = ()
+    authenticated: bool = True
+    description: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    query: type[BaseModel] | None = None
+
+    def error_statuses(self, method: str) -> list[int]:
+        statuses = set(self.errors)
+        if self.authenticated:
+            statuses |= {401, 429}
+        if self.body is not None:
+            statuses |= {413, 422}
+        if self.query is not None:
+            statuses.add(422)
+        if method == "post":
+            statuses.add(422)  # a malformed Idempotency-Key
+        return sorted(statuses - set(self.responses))
+
+
+def api_operation(
+    summary: str,
+    *,
+    responses: dict[int, type[BaseModel] | None],
+    body: type[BaseModel] | None = None,
+    media_type: str = "application/json",
+    errors: tuple[int, ...] = (),
+    authenticated: bool = True,
+    description: str = "",
+    tags: tuple[str, ...] = (),
+    query: type[BaseModel] | None = None,
+):
+    """Put a view in the OpenAPI document (decorate the view, under its route decorator).
+
+    `responses` maps each success status to its body model (None: no body); `body` and `query`
+    are the models the view validates its JSON or form body and its query string with;
+    `errors` lists the problem statuses the view itself raises (e.g. 404)."""
+    spec = ApiOperation(
+        summary,
+        responses,
+        body,
+        media_type,
+        errors,
+        authenticated,
+        description,
+        tuple(tags),
+        query,
+    )
+
+    def mark(view):
+        view.api_operation = spec
+        return view
+
+    return mark
+
+
+def documented_routes(app: Flask):
+    """(Flask rule, method, spec) of every documented route, in a stable order."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        spec = getattr(app.view_functions.get(rule.endpoint), "api_operation", None)
+        if spec is None:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            found.append((rule, method.lower(), spec))
+    return sorted(found, key=lambda item: (item[0].rule, item[1]))
+
+
+def _path(rule) -> tuple[str, list[dict[str, Any]]]:
+    params = []
+    for converter, name in _RULE_ARG.findall(rule.rule):
+        schema = {"type": "integer"} if converter == "int" else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return _RULE_ARG.sub(lambda m: "{" + m.group(2) + "}", rule.rule), params
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            **({"description": prop["description"]} if "description" in prop else {}),
+            "schema": {k: v for k, v in prop.items() if k not in ("title", "description")},
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": HTTPStatus(status).phrase,
+        "content": {"application/problem+json": {"schema": {"$ref": _ref("Problem")}}},
+    }
+    if status == 429:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds until the API key may be used again.",
+                "schema": {"type": "integer", "minimum": 1},
+                "required": True,
+            }
+        }
+    if status == 401:
+        response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}
+    return response
+
+
+def _ref(name: str) -> str:
+    return f"#/components/schemas/{name}"
+
+
+def openapi_document(app: Flask) -> dict[str, Any]:
+    routes = documented_routes(app)
+    models: set[tuple[type[BaseModel], str]] = {(Problem, "serialization")}
+    for _rule, _method, spec in routes:
+        models |= {(m, "serialization") for m in spec.responses.values() if m is not None}
+        if spec.body is not None:
+            models.add((spec.body, "validation"))
+    refs, top = models_json_schema(
+        sorted(models, key=lambda m: (m[0].__name__, m[1])), ref_template=_ref("{model}")
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for rule, method, spec in routes:
+        path, params = _path(rule)
+        operation: dict[str, Any] = {
+            "operationId": f"{method}_{rule.endpoint.replace('.', '_')}",
+            "summary": spec.summary,
+            "responses": {},
+        }
+        if spec.description:
+            operation["description"] = spec.description
+        if spec.tags:
+            operation["tags"] = list(spec.tags)
+        if method == "post":
+            params = [
+                *params,
+                {
+                    "name": idempotency.HEADER,
+                    "in": "header",
+                    "required": False,
+                    "description": "Repeat a POST safely: the same key answers with the "
+                    "resource the first request created (200) instead of creating another.",
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": idempotency.MAX_LENGTH,
+                        "pattern": "^[!-~]+$",
+                    },
+                },
+            ]
+        if spec.query is not None:
+            params = [*params, *_query_parameters(spec.query)]
+        if params:
+            operation["parameters"] = params
+        if spec.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {spec.media_type: {"schema": refs[(spec.body, "validation")]}},
+            }
+        operation["security"] = (
+            [{SECURITY_SCHEME: []}, {HEADER_SCHEME: []}] if spec.authenticated else []
+        )
+        for status, model in sorted(spec.responses.items()):
+            described: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+            if model is not None:
+                described["content"] = {
+                    "application/json": {"schema": refs[(model, "serialization")]}
+                }
+            operation["responses"][str(status)] = described
+        for status in spec.error_statuses(method):
+            operation["responses"][str(status)] = _problem_response(status)
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": API_TITLE,
+            "version": API_VERSION,
+            "description": "Gate every planned face or voice edit before it runs. Errors are "
+            "RFC 9457 problem details (application/problem+json).",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": top.get("$defs", {}),
+            "securitySchemes": {
+                SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key: `Authorization: Bearer cs_...`.",
+                },
+                HEADER_SCHEME: {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "The same API key in a header of its own.",
+                },
+            },
+        },
+    }

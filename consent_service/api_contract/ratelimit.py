@@ -1,0 +1,115 @@
+"""Rate limits per API key: a fixed window counter, in Redis when a URL is configured (shared by
+every web worker), else in this process's memory (the embedded default runs one process)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from flask import current_app
+
+from consent_service.errors import DomainError
+from consent_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class RateLimited(DomainError):
+    """Too many requests with one API key in the current window."""
+
+    status = 429
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"Too many requests with this API key; retry in {retry_after} s.")
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+@dataclass(frozen=True)
+class Rate:
+    limit: int
+    period: int  # seconds
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """`120/minute`, `10/second`, `5000/hour`, `100000/day`."""
+        count, _, unit = text.strip().partition("/")
+        if not count.isdigit() or int(count) < 1 or unit not in PERIODS:
+            raise ValueError(f"A rate is N/second|minute|hour|day, not {text!r}.")
+        return cls(int(count), PERIODS[unit])
+
+
+class RateLimiter(Protocol):
+    def hit(self, key: str) -> int | None:
+        """Count one request for `key`: None when allowed, else the seconds until it would be."""
+
+
+def _window(rate: Rate, now: float) -> tuple[int, int]:
+    """The current window's number and the whole seconds until it ends (at least 1)."""
+    number = int(now // rate.period)
+    return number, max(1, math.ceil((number + 1) * rate.period - now))
+
+
+class MemoryRateLimiter:
+    def __init__(self, rate: Rate, clock=time.time):
+        self.rate, self._clock = rate, clock
+        self._counts: dict[str, tuple[int, int]] = {}  # key → (window, count); one entry a key
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> int | None:
+        window, remaining = _window(self.rate, self._clock())
+        with self._lock:
+            seen_window, count = self._counts.get(key, (window, 0))
+            count = count + 1 if seen_window == window else 1
+            self._counts[key] = (window, count)
+        return remaining if count > self.rate.limit else None
+
+
+class RedisRateLimiter:
+    def __init__(self, rate: Rate, url: str, clock=time.time):
+        import redis
+
+        self.rate, self._clock = rate, clock
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._errors = redis.RedisError
+
+    def hit(self, key: str) -> int | None:
+        window, remaining = _window(self.rate, self._clock())
+        name = f"consent-service:ratelimit:{key}:{window}"
+        try:
+            pipe = self._redis.pipeline()
+            pipe.incr(name)
+            pipe.expire(name, self.rate.period + 1)
+            count = pipe.execute()[0]
+        except self._errors as exc:
+            # The limit protects capacity; losing it for the length of an outage beats
+            # refusing every provider's requests, so the request goes through, loudly.
+            log.warning("rate limit store unreachable, request allowed: %s", exc)
+            return None
+        return remaining if count > self.rate.limit else None
+
+
+def from_settings(settings: Settings) -> RateLimiter:
+    rate = Rate.parse(settings.api_rate_limit)
+    if settings.rate_limit_storage_url:
+        return RedisRateLimiter(rate, settings.rate_limit_storage_url)
+    return MemoryRateLimiter(rate)
+
+
+def enforce(api_key: str) -> None:
+    """Count a request made with an (authenticated) API key; raise RateLimited over the limit."""
+    limiter: RateLimiter = current_app.extensions["api_rate_limiter"]
+    # The key itself is a secret: count under a digest of it.
+    retry_after = limiter.hit(hashlib.sha256(api_key.encode()).hexdigest()[:32])
+    if retry_after is not None:
+        raise RateLimited(retry_after)

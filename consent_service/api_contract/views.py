@@ -1,0 +1,90 @@
+"""The API's description: the OpenAPI document as JSON and as a page people read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, render_template
+
+from consent_service.api_contract.operations import openapi_document
+
+bp = Blueprint("api_contract", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(openapi_document(current_app))
+
+
+@bp.get("/docs")
+def docs():
+    document = openapi_document(current_app)
+    return render_template("api_contract/docs.html", doc=document, **_outline(document))
+
+
+def _type_name(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " or ".join(_type_name(s) for s in schema["anyOf"])
+    if "enum" in schema:
+        return " | ".join(str(v) for v in schema["enum"])
+    if schema.get("type") == "array":
+        return f"list of {_type_name(schema.get('items', {}))}"
+    if schema.get("format") == "binary":
+        return "file"
+    return str(schema.get("format") or schema.get("type") or "any")
+
+
+def _fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "type": _type_name(prop),
+            "required": name in required,
+            "description": prop.get("description", ""),
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _outline(document: dict[str, Any]) -> dict[str, Any]:
+    """The document arranged for reading: operations in order, then each schema's fields."""
+    operations = []
+    for path, methods in document["paths"].items():
+        for method, op in methods.items():
+            body = next(iter(op.get("requestBody", {}).get("content", {}).items()), None)
+            operations.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "op": op,
+                    "secured": bool(op.get("security")),
+                    "body": {"media_type": body[0], "type": _type_name(body[1]["schema"])}
+                    if body
+                    else None,
+                    "responses": [
+                        {
+                            "status": status,
+                            "description": r["description"],
+                            "types": [
+                                f"{media}: {_type_name(c['schema'])}"
+                                for media, c in r.get("content", {}).items()
+                            ],
+                            "headers": list(r.get("headers", {})),
+                        }
+                        for status, r in op["responses"].items()
+                    ],
+                }
+            )
+    schemas = [
+        {
+            "name": name,
+            "description": s.get("description", ""),
+            "fields": _fields(s),
+            "values": s.get("enum", []),
+        }
+        for name, s in sorted(document["components"]["schemas"].items())
+    ]
+    return {"operations": operations, "schemas": schemas}

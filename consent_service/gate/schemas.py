@@ -1,0 +1,100 @@
+"""The gate's API shapes: what a provider sends to submit a job and what it reads back.
+
+The same models validate requests, build responses and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from werkzeug.datastructures import FileStorage
+
+from consent_service.gate.service import MAX_MEDIA_ITEMS, Upload
+from consent_service.vocabulary import DecisionKind, JobStatus, Operation, Outcome, Role
+
+UploadedFile = Annotated[
+    FileStorage, WithJsonSchema({"type": "string", "format": "binary"}, mode="validation")
+]
+
+
+class JobSubmission(BaseModel):
+    """The multipart form of `POST /api/v1/jobs`: the operation, then each file as a field named
+    by its role. Other file fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    operation: Operation = Field(description="The planned edit.")
+    source: list[UploadedFile] = Field(
+        default_factory=list,
+        max_length=MAX_MEDIA_ITEMS,
+        description="Images whose likeness is taken.",
+    )
+    target: list[UploadedFile] = Field(
+        default_factory=list,
+        max_length=MAX_MEDIA_ITEMS,
+        description="Images of the content being edited.",
+    )
+
+    @classmethod
+    def from_request(cls, form, files) -> JobSubmission:
+        """Validate a request's form and files (raises pydantic's ValidationError)."""
+        data: dict[str, Any] = {name: files.getlist(name) for name in files}
+        data["operation"] = form.get("operation")
+        return cls.model_validate(data)
+
+    def uploads(self) -> list[Upload]:
+        return [
+            Upload(role=role.value, filename=f.filename or "", data=f.read())
+            for role in Role
+            for f in getattr(self, role.value)
+        ]
+
+
+class MediaPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    position: int
+    role: Role
+    filename: str
+    sha256: str
+    error: str | None = Field(description="Why the item could not be used, if it could not.")
+
+
+class FindingPublic(BaseModel):
+    """One person found in the media. Never an embedding, a distance or a name."""
+
+    model_config = ConfigDict(extra="allow")
+
+    media: int = Field(description="Position of the media item the person was found in.")
+    role: Role
+    outcome: Outcome
+    subject_ref: str | None = Field(
+        description="Pseudonymous: stable for one provider, unlinkable across providers."
+    )
+    box: list[int] | None = Field(
+        default=None,
+        description="Where the person is: a face's top, right, bottom, left (pixels); a "
+        "voice's first heard and speech heard (milliseconds).",
+    )
+
+
+class JobPublic(BaseModel):
+    """What a provider may see of its job."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    status: JobStatus
+    operation: Operation
+    created_at: datetime
+    attempts: int
+    error: str | None
+    decision: DecisionKind | None
+    reasons: list[str] = Field(description="Reason codes of the decision.")
+    media: list[MediaPublic]
+    findings: list[FindingPublic]
+    token: str | None = Field(default=None, description="The signed decision (a JWS), if any.")
+    label: dict[str, Any] | None = Field(
+        default=None, description="What to embed in the output's metadata, if any."
+    )

@@ -1,0 +1,167 @@
+"""The API contract a provider relies on: problem+json for every error, rate limits per key,
+Idempotency-Key replays, and the OpenAPI document and docs page that describe it all."""
+
+from __future__ import annotations
+
+import pytest
+from urllib3 import encode_multipart_formdata
+
+from consent_service import create_app
+from tests.support import redis_database
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def api(make_api_app):
+    return make_api_app(max_upload_bytes=50_000)
+
+
+def submit(client, headers, operation="face_swap", files=(("source", "me.jpg"),), extra=()):
+    fields: list = [("operation", operation)]
+    fields += [(field, (name, b"not decoded until the worker runs")) for field, name in files]
+    fields += list(extra)
+    body, content_type = encode_multipart_formdata(fields)
+    return client.post("/api/v1/jobs", data=body, content_type=content_type, headers=headers)
+
+
+def assert_problem(response, status: int) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == PROBLEM
+    body = response.get_json()
+    assert body["status"] == status and body["title"] and body["type"] == "about:blank"
+    return body
+
+
+def test_missing_key_is_a_401_problem(api):
+    response = api.client().get("/api/v1/jobs/whatever")
+    assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_unknown_job_and_unknown_path_are_404_problems(api):
+    assert_problem(api.client().get("/api/v1/jobs/nope", headers=api.auth()), 404)
+    assert_problem(api.client().get("/api/v1/no-such-thing", headers=api.auth()), 404)
+
+
+def test_wrong_method_is_a_405_problem_naming_the_allowed_ones(api):
+    response = api.client().delete("/api/v1/jobs", headers=api.auth())
+    assert_problem(response, 405)
+    assert "POST" in response.headers["Allow"]
+
+
+def test_oversized_upload_is_a_413_problem(api):
+    body, content_type = encode_multipart_formdata(
+        [("operation", "face_swap"), ("source", ("big.jpg", b"x" * 60_000))]
+    )
+    response = api.client().post(
+        "/api/v1/jobs", data=body, content_type=content_type, headers=api.auth()
+    )
+    assert_problem(response, 413)
+
+
+def test_invalid_input_is_a_422_problem_listing_each_error(api):
+    body = assert_problem(submit(api.client(), api.auth(), operation="face_melt"), 422)
+    assert [e["loc"] for e in body["errors"]] == [["operation"]]
+    assert "face_swap" in body["detail"]
+    body = assert_problem(
+        submit(api.client(), api.auth(), files=(("source", "a.jpg"), ("sauce", "b.jpg"))), 422
+    )
+    assert [e["loc"] for e in body["errors"]] == [["sauce"]]
+    body = assert_problem(submit(api.client(), api.auth(), files=()), 422)
+    assert "at least one" in body["detail"]
+    bad_key = {**api.auth(), "Idempotency-Key": "x" * 201}
+    assert "Idempotency-Key" in assert_problem(submit(api.client(), bad_key), 422)["detail"]
+
+
+def test_idempotency_key_replays_the_first_job(api):
+    client = api.client()
+    first = submit(client, {**api.auth(), "Idempotency-Key": "order-17"})
+    again = submit(client, {**api.auth(), "Idempotency-Key": "order-17"})
+    other = submit(client, {**api.auth(), "Idempotency-Key": "order-18"})
+    theirs = submit(client, {**api.auth(api.other_key), "Idempotency-Key": "order-17"})
+    assert (first.status_code, again.status_code, other.status_code) == (202, 200, 202)
+    assert first.get_json()["id"] == again.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == first.headers["Location"]
+    assert other.get_json()["id"] != first.get_json()["id"]
+    # A key reused for a different request is refused rather than answered with the wrong job.
+    reused = submit(
+        client, {**api.auth(), "Idempotency-Key": "order-17"}, operation="face_generation"
+    )
+    assert "different request" in assert_problem(reused, 422)["detail"]
+    # Keys belong to one provider: another provider's identical key is a new job of its own.
+    assert theirs.status_code == 202 and theirs.get_json()["id"] != first.get_json()["id"]
+
+
+def test_rate_limit_answers_429_with_retry_after_per_key(make_api_app):
+    api = make_api_app(api_rate_limit="3/day")  # a window no test run straddles
+    client = api.client()
+    answers = [client.get("/api/v1/jobs/nope", headers=api.auth()).status_code for _ in range(3)]
+    assert answers == [404, 404, 404]
+    limited = client.get("/api/v1/jobs/nope", headers=api.auth())
+    assert_problem(limited, 429)
+    assert 1 <= int(limited.headers["Retry-After"]) <= 86400
+    # POSTs count too, and other keys have their own allowance.
+    assert_problem(submit(client, api.auth()), 429)
+    assert client.get("/api/v1/jobs/nope", headers=api.auth(api.other_key)).status_code == 404
+
+
+def test_rate_limit_in_redis_is_shared_by_every_web_process(make_api_app):
+    with redis_database() as url:
+        first = make_api_app(api_rate_limit="2/day", rate_limit_storage_url=url)
+        # A second web process of the same deployment: its own app, the same database and Redis.
+        second = create_app(first.settings)
+        try:
+            _count_three(first, second)
+        finally:
+            second.extensions["db_engine"].dispose()
+        # The same two apps counting in memory would each allow the key its own two requests.
+        with pytest.raises(AssertionError):
+            memory = make_api_app(api_rate_limit="2/day")
+            other = create_app(memory.settings)
+            try:
+                _count_three(memory, other)
+            finally:
+                other.extensions["db_engine"].dispose()
+
+
+def _count_three(api, second_app) -> None:
+    headers = api.auth()
+    assert api.client().get("/api/v1/jobs/x", headers=headers).status_code == 404
+    assert second_app.test_client().get("/api/v1/jobs/x", headers=headers).status_code == 404
+    assert_problem(second_app.test_client().get("/api/v1/jobs/x", headers=headers), 429)
+
+
+def test_openapi_document_describes_every_operation(api):
+    response = api.client().get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    doc = response.get_json()
+    assert doc["openapi"] == "3.1.0"
+    assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    submit_op = doc["paths"]["/api/v1/jobs"]["post"]
+    assert set(submit_op["responses"]) == {"200", "202", "401", "413", "422", "429"}
+    assert "multipart/form-data" in submit_op["requestBody"]["content"]
+    get_op = doc["paths"]["/api/v1/jobs/{job_id}"]["get"]
+    assert set(get_op["responses"]) == {"200", "401", "404", "429"}
+    assert get_op["responses"]["429"]["headers"]["Retry-After"]["required"] is True
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            for status, answer in op["responses"].items():
+                if int(status) >= 400:
+                    assert list(answer["content"]) == [PROBLEM], (method, path, status)
+            if method == "post":
+                names = [p["name"] for p in op.get("parameters", [])]
+                assert "Idempotency-Key" in names, (method, path)
+    job = doc["components"]["schemas"]["JobPublic"]["properties"]
+    assert {"token", "label", "decision", "findings"} <= set(job)
+
+
+def test_docs_page_is_rendered_on_the_server(api):
+    response = api.client().get("/api/v1/docs")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "POST /api/v1/jobs" in page and "GET /api/v1/jobs/{job_id}" in page
+    assert "JobPublic" in page and "Retry-After" in page
+    assert "<script" not in page and "https://" not in page  # nothing from a CDN
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]

@@ -1,0 +1,53 @@
+"""One decorator puts an operation in the OpenAPI document, with every status it can answer."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+from pydantic import BaseModel
+
+from consent_service.api_contract.operations import api_operation, openapi_document
+
+
+class Thing(BaseModel):
+    name: str
+
+
+class Page(BaseModel):
+    limit: int = 10
+
+
+def _app() -> Flask:
+    bp = Blueprint("things", __name__, url_prefix="/api/v1")
+
+    @bp.post("/things/<int:group>")
+    @api_operation("Make a thing", responses={201: Thing}, body=Thing, errors=(404,))
+    def make(group: int): ...
+
+    @bp.get("/things")
+    @api_operation("List things", responses={200: Thing}, query=Page, authenticated=False)
+    def things(): ...
+
+    @bp.get("/undocumented")
+    def hidden(): ...
+
+    app = Flask(__name__)
+    app.register_blueprint(bp)
+    return app
+
+
+def test_a_decorated_view_is_documented_with_its_statuses():
+    doc = openapi_document(_app())
+    assert set(doc["paths"]) == {"/api/v1/things/{group}", "/api/v1/things"}
+    make = doc["paths"]["/api/v1/things/{group}"]["post"]
+    assert set(make["responses"]) == {"201", "401", "404", "413", "422", "429"}
+    params = {p["name"]: p for p in make["parameters"]}
+    assert params["group"]["schema"] == {"type": "integer"} and params["group"]["in"] == "path"
+    assert params["Idempotency-Key"]["in"] == "header"
+    assert make["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Thing"
+    }
+    assert make["security"]
+    listing = doc["paths"]["/api/v1/things"]["get"]
+    assert listing["security"] == [] and set(listing["responses"]) == {"200", "422"}
+    assert listing["parameters"][0]["name"] == "limit" and listing["parameters"][0]["in"] == "query"
+    assert doc["components"]["schemas"]["Thing"]["required"] == ["name"]
