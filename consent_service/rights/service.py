@@ -1,0 +1,282 @@
+"""The activity ledger, the export of all own data and account deletion, written once for the
+web pages, the CLI and the API. Plain functions of a session; the caller commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, select
+
+from consent_service.accounts.models import Subject, User
+from consent_service.accounts.service import end_all_sessions, subject_of, verify_password
+from consent_service.audit import service as audit
+from consent_service.audit.models import AuditEvent
+from consent_service.biometrics.models import BiometricTemplate, Enrollment
+from consent_service.biometrics.service import bump_gallery
+from consent_service.consent import service as consent
+from consent_service.consent.receipts import Controller, build_receipt
+from consent_service.errors import InvalidRequest
+from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.providers.models import Provider
+from consent_service.storage import MediaStore
+from consent_service.timeutil import as_utc, new_id, utcnow
+from consent_service.vocabulary import EnrollmentStatus, GrantStatus, Modality
+
+# Stored in place of a deleted account's password hash: no password verifies against it.
+DELETED_ACCOUNT_HASH = "!deleted"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    job_id: str
+    time: str
+    provider: str
+    operation: str
+    role: str
+    outcome: str
+    decision: str | None
+    reasons: list[str]
+    grant_id: str | None
+    grant_version: int | None
+
+    @property
+    def blocked(self) -> bool:
+        return self.decision != "allow"
+
+
+def ledger(
+    session: Session, subject_id: int, limit: int | None = None, offset: int = 0
+) -> list[LedgerEntry]:
+    """Every job in which this person was found, newest first: who, what, when, the person's
+    outcome and the job's decision. Never media, file names or face positions."""
+    query = (
+        select(Finding, GateJob, Provider, Decision)
+        .join(GateJob, GateJob.id == Finding.job_id)
+        .join(Provider, Provider.id == GateJob.provider_id)
+        .outerjoin(Decision, Decision.job_id == GateJob.id)
+        .where(Finding.subject_id == subject_id)
+        .order_by(GateJob.created_at.desc(), Finding.id)  # type: ignore[attr-defined]
+    )
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    return [
+        LedgerEntry(
+            job_id=job.id,
+            time=as_utc(decision.created_at if decision else job.created_at).isoformat(),
+            provider=provider.name,
+            operation=job.operation,
+            role=finding.role,
+            outcome=finding.outcome,
+            decision=decision.decision if decision else None,
+            reasons=list(decision.reasons) if decision else [],
+            grant_id=finding.grant_id,
+            grant_version=finding.grant_version,
+        )
+        for finding, job, provider, decision in session.exec(query)
+    ]
+
+
+def provider_names(session: Session) -> dict[str, str]:
+    return {p.id: p.name for p in session.exec(select(Provider))}
+
+
+def receipts(
+    session: Session, subject: Subject, controller: Controller, base_url: str
+) -> list[dict]:
+    names = provider_names(session)
+    return [
+        build_receipt(row, subject, names, controller, base_url)
+        for row in consent.grant_versions(session, subject.id)
+    ]
+
+
+def export(session: Session, user: User, controller: Controller, base_url: str) -> dict:
+    """All of a person's own data as JSON-ready values. Template bytes and embeddings are never
+    part of it: the export lists which templates exist, not what they contain."""
+    subject = subject_of(session, user)
+    grants = consent.grant_versions(session, subject.id)
+    templates = session.exec(
+        select(BiometricTemplate).where(BiometricTemplate.subject_id == subject.id)
+    ).all()
+    enrollments = session.exec(
+        select(Enrollment)
+        .where(Enrollment.subject_id == subject.id)
+        .order_by(Enrollment.created_at)  # type: ignore[arg-type]
+    ).all()
+    events = session.exec(
+        select(AuditEvent).where(AuditEvent.subject_id == subject.id).order_by(AuditEvent.seq)  # type: ignore[arg-type]
+    ).all()
+    return {
+        "exported_at": utcnow().isoformat(),
+        "controller": {"name": controller.name, "contact": controller.contact},
+        "account": {
+            "email": user.email,
+            "created_at": as_utc(user.created_at).isoformat(),
+        },
+        "subject": {
+            "reference": subject.public_id,
+            "display_name": subject.display_name,
+            "protect_only": subject.protect_only,
+            "created_at": as_utc(subject.created_at).isoformat(),
+        },
+        "grants": [_grant_version(g) for g in grants],
+        "receipts": receipts(session, subject, controller, base_url),
+        "ledger": [_entry(e) for e in ledger(session, subject.id)],
+        "enrollments": [
+            {
+                "id": e.id,
+                "modality": e.modality,
+                "status": e.status,
+                "error": e.error,
+                "templates_made": e.template_count,
+                "started_at": as_utc(e.created_at).isoformat(),
+                "finished_at": as_utc(e.finished_at).isoformat() if e.finished_at else None,
+            }
+            for e in enrollments
+        ],
+        "templates": [
+            {
+                "id": t.id,
+                "modality": t.modality,
+                "model": t.model,
+                "enrollment_id": t.enrollment_id,
+                "created_at": as_utc(t.created_at).isoformat(),
+            }
+            for t in templates
+        ],
+        "audit_events": [
+            {
+                "seq": ev.seq,
+                "event_type": ev.event_type,
+                "actor": ev.actor,
+                "created_at": as_utc(ev.created_at).isoformat(),
+                "payload": ev.payload,
+            }
+            for ev in events
+        ],
+    }
+
+
+def _grant_version(g) -> dict:
+    return {
+        "grant_id": g.grant_id,
+        "version": g.version,
+        "status": g.status,
+        "modality": g.modality,
+        "operations": list(g.operations),
+        "roles": list(g.roles),
+        "all_providers": g.all_providers,
+        "provider_ids": list(g.provider_ids),
+        "purpose": g.purpose,
+        "valid_from": as_utc(g.valid_from).isoformat(),
+        "valid_until": as_utc(g.valid_until).isoformat() if g.valid_until else None,
+        "created_at": as_utc(g.created_at).isoformat(),
+        "notice_version": g.notice_version,
+        "language": g.language,
+        "ip": g.ip,
+        "user_agent": g.user_agent,
+        "identity_method": g.identity_method,
+        "actor": g.actor,
+    }
+
+
+def _entry(e: LedgerEntry) -> dict:
+    return {
+        "job_id": e.job_id,
+        "time": e.time,
+        "provider": e.provider,
+        "operation": e.operation,
+        "role": e.role,
+        "outcome": e.outcome,
+        "decision": e.decision,
+        "reasons": e.reasons,
+        "grant_id": e.grant_id,
+        "grant_version": e.grant_version,
+    }
+
+
+@dataclass
+class Deletion:
+    subject_id: int
+    templates_destroyed: int = 0
+    grants_revoked: list[str] = field(default_factory=list)
+    enrollments_cancelled: int = 0
+
+
+def check_password(user: User, password: str) -> None:
+    if not verify_password(user.password_hash, password):
+        raise InvalidRequest("The password is not correct; the account was not deleted.")
+
+
+def delete_account(
+    session: Session,
+    store: MediaStore,
+    audit_key: bytes,
+    user: User,
+    password: str,
+    evidence: consent.Evidence,
+) -> Deletion:
+    """Erase an account: its templates at once (and the gallery moves on, so workers stop
+    matching them), pending enrollments and their media, its active grants revoked as new
+    versions, its login made impossible. What stays is pseudonymous: the consent record, the
+    gate's findings and an audit tombstone without biometrics or contact details."""
+    check_password(user, password)
+    subject = subject_of(session, user)
+    done = Deletion(subject_id=subject.id)  # type: ignore[arg-type]
+
+    templates = session.exec(
+        select(BiometricTemplate).where(BiometricTemplate.subject_id == subject.id)
+    ).all()
+    modalities = {t.modality for t in templates}
+    for t in templates:
+        session.delete(t)
+    done.templates_destroyed = len(templates)
+    session.flush()
+    for modality in sorted(modalities):
+        bump_gallery(session, Modality(modality))
+
+    pending = session.exec(
+        select(Enrollment)
+        .where(
+            Enrollment.subject_id == subject.id,
+            Enrollment.status == EnrollmentStatus.PENDING.value,
+        )
+        .with_for_update()
+    ).all()
+    for enrollment in pending:
+        for key in enrollment.media_keys:
+            store.delete(key)
+        enrollment.media_keys = []
+        enrollment.status = EnrollmentStatus.FAILED.value
+        enrollment.error = "The account was deleted."
+        enrollment.finished_at = utcnow()
+        session.add(enrollment)
+    done.enrollments_cancelled = len(pending)
+
+    for grant in consent.current_grants(session, [subject.id]):
+        if grant.status == GrantStatus.ACTIVE.value:
+            consent.revoke(session, audit_key, subject.id, grant.grant_id, evidence)  # type: ignore[arg-type]
+            done.grants_revoked.append(grant.grant_id)
+
+    subject.display_name = ""
+    subject.protect_only = False
+    user.email = f"deleted-{new_id()}@deleted.invalid"  # frees the address for a new account
+    user.password_hash = DELETED_ACCOUNT_HASH
+    user.is_active = False
+    end_all_sessions(user)
+    session.add_all([subject, user])
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "account.deleted",
+        evidence.actor,
+        {
+            "templates_destroyed": done.templates_destroyed,
+            "modalities": sorted(modalities),
+            "grants_revoked": done.grants_revoked,
+            "enrollments_cancelled": done.enrollments_cancelled,
+        },
+        subject_id=subject.id,
+    )
+    return done
