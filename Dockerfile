@@ -8,7 +8,10 @@ COPY pyproject.toml README.md ./
 COPY consent_service consent_service
 COPY workers workers
 COPY templates templates
-RUN pip install --no-cache-dir "setuptools<81" wheel && pip install --no-cache-dir ".[production]"
+# torch's CPU build first: an unpinned torch from PyPI is a multi-GB CUDA build.
+RUN pip install --no-cache-dir "setuptools<81" wheel \
+ && pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+ && pip install --no-cache-dir ".[production,voice]"
 ENV CONSENT_SERVICE_HOME=/data
 RUN useradd --create-home consent && mkdir -p /data && chown consent /data
 USER consent

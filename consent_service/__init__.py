@@ -15,13 +15,15 @@ TEMPLATE_DIR = next(p for p in (_HERE / "templates", _HERE.parent / "templates")
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
     """Build the web app (also the context every worker task runs in)."""
-    from consent_service import db, errors_http
+    from consent_service import api_contract, db, errors_http
     from consent_service.accounts.views import bp as accounts_bp
     from consent_service.biometrics.views import bp as biometrics_bp
     from consent_service.consent.views import bp as consent_bp
     from consent_service.extensions import csrf, login_manager
     from consent_service.gate.api import bp as api_bp
     from consent_service.services import Services
+    from consent_service.tokens.views import bp as tokens_bp
+    from consent_service.webhooks.views import bp as webhooks_bp
     from workers import celery_init_app
 
     settings = settings or Settings()
@@ -46,6 +48,11 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     celery_init_app(app, settings)
     for bp in (accounts_bp, biometrics_bp, consent_bp, api_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(webhooks_bp)
     csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
+    csrf.exempt(webhooks_bp)
+    app.register_blueprint(tokens_bp)
+    csrf.exempt(tokens_bp)  # a JSON endpoint with no session behind it
     errors_http.init_app(app)
+    api_contract.init_app(app, settings)
     return app

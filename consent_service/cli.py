@@ -32,9 +32,14 @@ def _app():
     return create_app(_migrated_settings())
 
 
-def worker_command(concurrency: int = 1, extra: tuple[str, ...] = ()) -> list[str]:
+def worker_command(
+    concurrency: int = 1, extra: tuple[str, ...] = (), beat_schedule: Path | None = None
+) -> list[str]:
+    """The `celery worker` argv; with `beat_schedule`, the worker also runs beat (periodic
+    tasks such as webhook retries): right for one worker, not for several."""
     from workers import DEFAULT_QUEUE, MATCHING_QUEUE
 
+    beat = ("--beat", "--schedule", str(beat_schedule)) if beat_schedule else ()
     return [
         sys.executable,
         "-m",
@@ -48,7 +53,24 @@ def worker_command(concurrency: int = 1, extra: tuple[str, ...] = ()) -> list[st
         str(concurrency),
         "--loglevel",
         "INFO",
+        *beat,
         *extra,
+    ]
+
+
+def beat_command(schedule: Path) -> list[str]:
+    """The `celery beat` argv (exactly one beat per deployment; its state file at `schedule`)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "beat",
+        "--schedule",
+        str(schedule),
+        "--loglevel",
+        "INFO",
     ]
 
 
@@ -87,7 +109,9 @@ def serve(host: str, port: int, threads: int) -> None:
 
     app = _app()
     settings = app.extensions["consent_services"].settings
-    worker = subprocess.Popen(worker_command())
+    worker = subprocess.Popen(worker_command(beat_schedule=settings.home / "celerybeat-schedule"))
+    # A service manager stops us with SIGTERM: leave through `finally` so the worker stops too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         click.echo(f"Consent Service on http://{host}:{port}/ (data in {settings.home})")
         waitress_serve(app, host=host, port=port, threads=threads)
@@ -110,6 +134,15 @@ def worker(concurrency: int, celery_args: tuple[str, ...]) -> None:
     _migrated_settings()
     cmd = worker_command(concurrency, celery_args)
     os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with the worker
+
+
+@main.command()
+def beat() -> None:
+    """Start Celery beat alone: the periodic tasks (webhook retries) for separate workers. Run
+    exactly one; `serve` runs it inside its worker instead."""
+    settings = _migrated_settings()
+    cmd = beat_command(settings.home / "celerybeat-schedule")
+    os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with beat
 
 
 # ---------------------------------------------------------------------------- providers
@@ -141,8 +174,12 @@ def subjects() -> None:
 
 @subjects.command("import")
 @click.option("--email", required=True)
+@click.option("--face", "faces", multiple=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "--face", "faces", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False)
+    "--voice",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A recording of the person speaking (needs the `voice` extra).",
 )
 @click.option("--password", default=None, help="For a new account; a random one if omitted.")
 @click.option(
@@ -152,35 +189,85 @@ def subjects() -> None:
     type=int,
     help="Seconds to wait for the worker to make the templates.",
 )
-def subjects_import(email: str, faces: tuple[str, ...], password: str | None, timeout: int) -> None:
-    """Create the account if needed, enroll the face photos and wait until templates exist."""
+def subjects_import(
+    email: str, faces: tuple[str, ...], voice: str | None, password: str | None, timeout: int
+) -> None:
+    """Create the account if needed, enroll the face photos and/or the voice recording and wait
+    until templates exist."""
     from consent_service import db as dbm
     from consent_service.biometrics.service import import_face, wait_for_enrollment
+    from consent_service.biometrics.voice_service import import_voice
+    from consent_service.errors import DomainError
     from consent_service.services import services
     from workers import publish
 
+    if not faces and not voice:
+        raise click.UsageError("Give --face photos, a --voice recording, or both.")
     app = _app()
     with app.app_context():
         svc = services()
-        with dbm.unit_of_work() as s:
-            enrollment, created = import_face(
-                s,
-                svc.media_store,
-                email,
-                [Path(f).read_bytes() for f in faces],
-                svc.settings.enrollment_max_photos,
-                password,
-            )
+        started = []  # (task, what, enrollment id)
+        try:
+            with dbm.unit_of_work() as s:
+                if faces:
+                    enrollment, created = import_face(
+                        s,
+                        svc.media_store,
+                        email,
+                        [Path(f).read_bytes() for f in faces],
+                        svc.settings.enrollment_max_photos,
+                        password,
+                    )
+                    started.append(("biometrics.enroll_face", "face", enrollment.id))
+                if voice:
+                    enrollment, made = import_voice(
+                        s, svc.media_store, email, Path(voice).read_bytes(), password
+                    )
+                    created = made if not faces else created
+                    started.append(("biometrics.enroll_voice", "voice", enrollment.id))
+        except DomainError as exc:
+            raise click.ClickException(str(exc)) from None
         if created:
             click.echo(f"created account {email}")
-        publish(app, "biometrics.enroll_face", enrollment.id)
-        try:
-            result = wait_for_enrollment(dbm.engine(), enrollment.id, timeout)
-        except TimeoutError as exc:
-            raise click.ClickException(str(exc)) from None
-    if result.status != "completed":
-        raise click.ClickException(f"enrollment failed: {result.error}")
-    click.echo(f"enrolled {result.template_count} face(s) for {email}")
+        for task, _, enrollment_id in started:
+            publish(app, task, enrollment_id)
+        results = []
+        for _, what, enrollment_id in started:
+            try:
+                results.append((what, wait_for_enrollment(dbm.engine(), enrollment_id, timeout)))
+            except TimeoutError as exc:
+                raise click.ClickException(str(exc)) from None
+    for what, result in results:
+        if result.status != "completed":
+            raise click.ClickException(f"{what} enrollment failed: {result.error}")
+        click.echo(f"enrolled {result.template_count} {what}(s) for {email}")
+
+
+@subjects.command("export")
+@click.argument("email")
+@click.option(
+    "--base-url",
+    default="http://127.0.0.1:5000/",
+    show_default=True,
+    help="The web address people manage consent at (named in the receipts).",
+)
+def subjects_export(email: str, base_url: str) -> None:
+    """Print everything held about one person as JSON (an access request answered by an
+    operator); the same export the person downloads from their dashboard."""
+    from consent_service import db as dbm
+    from consent_service.accounts import service as accounts
+    from consent_service.consent.receipts import Controller
+    from consent_service.rights import service as rights
+    from consent_service.services import services
+
+    app = _app()
+    with app.app_context():
+        s = dbm.session()
+        user = accounts.find_user(s, email)
+        if user is None:
+            raise click.ClickException(f"no account for {email}")
+        body = rights.export(s, user, Controller.from_settings(services().settings), base_url)
+    click.echo(json.dumps(body, indent=2, ensure_ascii=False))
 
 
 # ---------------------------------------------------------------------------- grants
@@ -273,19 +360,22 @@ def grants_revoke(email: str, operation: str) -> None:
     from consent_service import db as dbm
     from consent_service.consent import service
     from consent_service.services import services
+    from consent_service.webhooks.outbox import publish_outbox
 
     app = _app()
-    with app.app_context(), dbm.unit_of_work() as s:
-        subject_id = _subject_id(s, email)
-        active = service.find_active(s, subject_id, _operation(operation))
-        for g in active:
-            service.revoke(
-                s,
-                services().audit_key,
-                subject_id,
-                g.grant_id,
-                service.Evidence(actor="operator:cli", identity_method="operator-cli"),
-            )
+    with app.app_context():
+        with dbm.unit_of_work() as s:
+            subject_id = _subject_id(s, email)
+            active = service.find_active(s, subject_id, _operation(operation))
+            for g in active:
+                service.revoke(
+                    s,
+                    services().audit_key,
+                    subject_id,
+                    g.grant_id,
+                    service.Evidence(actor="operator:cli", identity_method="operator-cli"),
+                )
+        publish_outbox(app, s)  # `consent.revoked` webhooks, after the commit
     click.echo(f"revoked {len(active)} grant(s) covering {operation} for {email}")
 
 
@@ -325,6 +415,174 @@ def jobs_submit(api_key, url, operation, source, target, idempotency_key, wait, 
     except OSError as exc:
         raise click.ClickException(f"cannot reach {url}: {exc}") from None
     click.echo(json.dumps(job, indent=2))
+
+
+# ---------------------------------------------------------------------------- webhooks
+@main.group()
+def webhooks() -> None:
+    """Providers' webhooks (providers can also use PUT /api/v1/webhook)."""
+
+
+@webhooks.command("set")
+@click.option("--provider", "provider_name", required=True)
+@click.option("--url", required=True)
+@click.option("--events", default=None, help="Comma-separated; all events when omitted.")
+@click.option("--active/--inactive", default=True, show_default=True)
+@click.option("--rotate-secret", is_flag=True, help="Issue a new signing secret.")
+def webhooks_set(provider_name, url, events, active, rotate_secret) -> None:
+    """Configure a provider's webhook; a new secret is printed alone on the last line."""
+    from consent_service import db as dbm
+    from consent_service.errors import DomainError
+    from consent_service.providers.service import find_provider
+    from consent_service.services import services
+    from consent_service.webhooks import service
+
+    app = _app()
+    with app.app_context():
+        svc = services()
+        try:
+            with dbm.unit_of_work() as s:
+                webhook, secret = service.configure(
+                    s,
+                    svc.envelope,
+                    find_provider(s, provider_name),
+                    url,
+                    events=events.split(",") if events is not None else None,
+                    active=active,
+                    rotate_secret=rotate_secret,
+                    allow_private=not svc.settings.is_production,
+                )
+        except DomainError as exc:
+            raise click.ClickException(str(exc)) from None
+    state = "active" if webhook.active else "inactive"
+    click.echo(f"webhook of {provider_name}: {webhook.url} ({state}; {', '.join(webhook.events)})")
+    if secret is None:
+        click.echo("signing secret unchanged (use --rotate-secret for a new one)")
+    else:
+        click.echo("signing secret (store it now, it is not shown again):")
+        click.echo(secret)
+
+
+@webhooks.command("deliveries")
+@click.option("--provider", "provider_name", required=True)
+@click.option("--limit", default=20, show_default=True, type=int)
+def webhooks_deliveries(provider_name: str, limit: int) -> None:
+    """The provider's latest deliveries, newest first, as JSON."""
+    from consent_service import db as dbm
+    from consent_service.errors import DomainError
+    from consent_service.providers.service import find_provider
+    from consent_service.webhooks import service
+
+    app = _app()
+    with app.app_context(), dbm.unit_of_work() as s:
+        try:
+            provider = find_provider(s, provider_name)
+        except DomainError as exc:
+            raise click.ClickException(str(exc)) from None
+        rows = [service.delivery_view(d) for d in service.list_deliveries(s, provider, limit)]
+    click.echo(json.dumps(rows, indent=2))
+
+
+# ---------------------------------------------------------------------------- tokens
+@main.group()
+def tokens() -> None:
+    """Decision-signing keys and decision tokens."""
+
+
+def _key_file_update(change) -> None:
+    """Apply `change` (KeyRing → KeyRing) to the configured key set: the key file is rewritten;
+    an inline DECISION_SIGNING_KEYS (or none, in production) gets the new set printed."""
+    from consent_service.tokens import service
+
+    settings = Settings()
+    path = service.configured_keys_path(settings)
+    try:
+        if path is not None and (path.exists() or not settings.is_production):
+            ring = service.load_keyring(settings)
+        elif (settings.decision_signing_keys or "").strip():
+            ring = service.parse_keyring(settings.decision_signing_keys or "")
+        else:
+            ring = None
+        new = change(ring)
+    except service.KeyConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if path is not None:
+        service.save_keyring(path, new)
+        click.echo(f"decision keys written to {path}; restart every web process and worker")
+    else:
+        click.echo(new.to_json(indent=None))
+        click.echo("set DECISION_SIGNING_KEYS to the JSON above (a secret)", err=True)
+
+
+@tokens.command("rotate")
+@click.option(
+    "--activate-in",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds before the new key signs; it is published at once.",
+)
+def tokens_rotate(activate_in: int) -> None:
+    """Add a new signing key; older keys stay published so their tokens keep verifying."""
+    from consent_service.tokens import service
+
+    def change(ring):
+        if ring is None:
+            return service.KeyRing((service.generate_key(),))
+        return service.rotate(ring, activate_in)
+
+    _key_file_update(change)
+
+
+@tokens.command("retire")
+@click.argument("kid")
+@click.option("--remove", is_flag=True, help="Unpublish it too (once its tokens have expired).")
+def tokens_retire(kid: str, remove: bool) -> None:
+    """Stop a key signing (it stays published), or remove it."""
+    from consent_service.tokens import service
+
+    def change(ring):
+        if ring is None:
+            raise service.KeyConfigError("There are no decision keys yet.")
+        return service.retire(ring, kid, remove)
+
+    _key_file_update(change)
+
+
+@tokens.command("verify")
+@click.argument("token")
+@click.option("--url", default=None, help="Verify against this server's JWKS, not local keys.")
+@click.option("--audience", default=None, help="Require this provider id as `aud`.")
+@click.option("--issuer", default=None, help="Require this `iss`.")
+def tokens_verify(token: str, url: str | None, audience: str | None, issuer: str | None) -> None:
+    """Check a decision token (`-` reads it from stdin) and print its claims; exit 1 if invalid."""
+    import requests
+
+    from consent_service.errors import TokenInvalid
+    from consent_service.tokens import service
+
+    if token == "-":  # noqa: S105 - "-" means stdin; not a password
+        token = sys.stdin.read().strip()
+    try:
+        if url:
+            answer = requests.get(url.rstrip("/") + "/.well-known/jwks.json", timeout=10)
+            answer.raise_for_status()
+            keys = service.keys_from_jwks(answer.json())
+        else:
+            settings = Settings()
+            path = service.configured_keys_path(settings)
+            inline = (settings.decision_signing_keys or "").strip()
+            if not inline and (path is None or not path.exists()):
+                raise click.ClickException("No local decision keys; pass --url SERVER.")
+            keys = service.load_keyring(settings).public_keys()
+    except (requests.RequestException, ValueError) as exc:
+        raise click.ClickException(f"Cannot get the keys: {exc}") from None
+    try:
+        claims, kid = service.verify_token(token, keys, audience=audience, issuer=issuer)
+    except TokenInvalid as exc:
+        click.echo(f"invalid: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"valid": True, "kid": kid, "claims": claims}, indent=2))
 
 
 @main.command()

@@ -14,6 +14,11 @@ from pathlib import Path
 
 import requests
 
+# Receivers of the service's webhooks check each delivery with this (standard library only).
+from consent_service.webhooks.signature import SignatureError, verify_signature
+
+__all__ = ["ApiError", "ConsentClient", "SignatureError", "verify_signature"]
+
 PathLike = str | Path
 
 
@@ -74,9 +79,12 @@ class ConsentClient:
             )
 
     def job(self, job_id: str) -> dict:
-        return self._answer(
-            self._http.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=self.timeout)
-        )
+        while True:
+            response = self._http.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=self.timeout)
+            if response.status_code != 429:
+                return self._answer(response)
+            # Over the key's rate limit (long polls do that): wait as long as the service asks.
+            time.sleep(min(float(response.headers.get("Retry-After") or 1), 60.0))
 
     def wait(self, job_id: str, timeout: float = 300.0, poll: float = 0.5) -> dict:
         """Poll until the job is decided or failed."""

@@ -33,3 +33,9 @@ class Conflict(DomainError):
 
 class AccountExists(Conflict):
     pass
+
+
+class TokenInvalid(DomainError):
+    """A decision token that does not verify; the message says why."""
+
+    status = 422

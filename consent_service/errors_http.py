@@ -4,8 +4,10 @@ security headers every response carries."""
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from consent_service.api_contract.schemas import Problem, ValidationIssue
 from consent_service.errors import DomainError
 
 CSP = (
@@ -16,13 +18,20 @@ CSP = (
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, **extra}
-    if detail:
-        body["detail"] = detail
-    response = jsonify(body)
+    """An RFC 9457 problem+json response, shaped by the `Problem` model the OpenAPI shows."""
+    body = Problem(title=title, status=status, detail=detail or None, **extra)
+    response = jsonify(body.model_dump(mode="json", exclude_none=True))
     response.status_code = status
     response.mimetype = "application/problem+json"
     return response
+
+
+def _invalid(exc: ValidationError) -> Response:
+    issues = [
+        ValidationIssue(loc=list(e["loc"]), msg=e["msg"], type=e["type"]) for e in exc.errors()
+    ]
+    detail = "; ".join(f"{'.'.join(map(str, i.loc)) or 'request'}: {i.msg}" for i in issues)
+    return problem(422, "InvalidRequest", detail, errors=issues)
 
 
 def _wants_api() -> bool:
@@ -33,13 +42,25 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
         if _wants_api():
-            return problem(exc.status, type(exc).__name__, str(exc))
+            response = problem(exc.status, type(exc).__name__, str(exc))
+            response.headers.update(getattr(exc, "headers", {}))  # e.g. Retry-After on 429
+            return response
         return render_template("error.html", status=exc.status, message=str(exc)), exc.status
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError):
+        if _wants_api():
+            return _invalid(exc)
+        raise exc  # outside the API a ValidationError is a bug: let it be a 500
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         if _wants_api():
-            return problem(exc.code or 500, exc.name, exc.description)
+            response = problem(exc.code or 500, exc.name, exc.description)
+            for name, value in exc.get_headers():  # keeps Allow on 405, drops Content-Type
+                if name.lower() != "content-type":
+                    response.headers[name] = value
+            return response
         return render_template("error.html", status=exc.code, message=exc.description), exc.code
 
     @app.after_request

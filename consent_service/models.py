@@ -6,6 +6,7 @@ from consent_service.biometrics.models import BiometricTemplate, Enrollment, Gal
 from consent_service.consent.models import ConsentGrant
 from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
 from consent_service.providers.models import ApiKey, Provider
+from consent_service.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiKey",
@@ -22,4 +23,6 @@ __all__ = [
     "Provider",
     "Subject",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

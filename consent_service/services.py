@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 
 from flask import current_app
 
 from consent_service.biometrics.faces import DlibFaceEmbedder, FaceEmbedder
 from consent_service.biometrics.service import FaceMatching, GalleryIndex
+from consent_service.biometrics.voice_service import VoiceMatching
+from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, VoiceEmbedder
 from consent_service.crypto import Envelope, derive_key
+from consent_service.media.limits import VideoLimits
 from consent_service.settings import Settings
 from consent_service.storage import LocalMediaStore, MediaStore
+from consent_service.tokens.service import DecisionSigner, load_keyring
+from consent_service.webhooks.transport import HttpTransport, WebhookTransport
 
 
 @dataclass
@@ -21,6 +27,7 @@ class Services:
     secrets: dict[str, str]
     # Swappable in tests; built lazily so the web process never loads dlib.
     face_embedder: FaceEmbedder | None = None
+    voice_embedder: VoiceEmbedder | None = None
     media_store: MediaStore | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -28,6 +35,8 @@ class Services:
         self.envelope = Envelope(kek)
         self.audit_key = derive_key(kek, "audit-chain")
         self.pseudonym_key = derive_key(kek, "subject-pseudonyms")
+        # Loaded at start-up: production refuses to start without decision keys.
+        self.decision_keys = load_keyring(self.settings)
         if self.media_store is None:
             self.media_store = LocalMediaStore(
                 self.settings.media_dir, Envelope(derive_key(kek, "media-store"))
@@ -45,6 +54,42 @@ class Services:
             tolerance=s.face_tolerance,
             margin=s.face_margin,
             max_pixels=s.max_image_pixels,
+            video=VideoLimits(
+                max_seconds=s.video_max_seconds,
+                max_pixels=s.video_max_pixels,
+                max_frames=s.video_max_frames,
+                sample_fps=s.video_sample_fps,
+            ),
+            track_votes=s.video_track_votes,
+        )
+
+    @cached_property
+    def voice_matching(self) -> VoiceMatching:
+        s = self.settings
+        embedder = self.voice_embedder or ResemblyzerVoiceEmbedder()  # torch loads on first use
+        return VoiceMatching(
+            embedder=embedder,
+            gallery=GalleryIndex(self.envelope, embedder.model_name),
+            tolerance=s.voice_tolerance,
+            margin=s.voice_margin,
+            same_speaker=s.voice_same_speaker,
+            max_seconds=s.audio_max_seconds,
+        )
+
+    @cached_property
+    def decision_signer(self) -> DecisionSigner:
+        return DecisionSigner(
+            keys=self.decision_keys,
+            issuer=self.settings.decision_token_issuer,
+            ttl=timedelta(seconds=self.settings.decision_token_ttl),
+        )
+
+    @cached_property
+    def webhook_transport(self) -> WebhookTransport:
+        # Private addresses (loopback receivers in tests) only outside production: SSRF guard.
+        return HttpTransport(
+            timeout=self.settings.webhook_timeout,
+            allow_private=not self.settings.is_production,
         )
 
 

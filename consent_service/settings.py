@@ -50,6 +50,50 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     task_time_limit: int = Field(default=300, ge=10)
     enrollment_max_photos: int = Field(default=5, ge=1)
+    # Jobs and enrollments still waiting after this many seconds are published again (a lost
+    # message: broker down at publish time, restarted with a backlog). Also the sweep's period.
+    outbox_sweep_after: float = Field(default=60.0, gt=0)
+    # Voice (extra `voice`): recordings longer than this are refused before any voice work.
+    audio_max_seconds: float = Field(default=300.0, gt=0)
+    # 1:N voice identification: L2 distance between normalised Resemblyzer embeddings, and the
+    # margin the best subject must have over the second-best (chosen by bench/voice_thresholds.py).
+    voice_tolerance: float = Field(default=0.65, gt=0, le=2)
+    voice_margin: float = Field(default=0.05, ge=0, le=2)
+    # Speech windows of one recording closer than this (average linkage) are one speaker.
+    voice_same_speaker: float = Field(default=0.75, gt=0, le=2)
+    # Requests per API key in a fixed window: N/second|minute|hour|day.
+    api_rate_limit: str = Field(
+        default="120/minute", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
+    )
+    # Where the counts live: a Redis URL shared by every web process, or none (this process).
+    rate_limit_storage_url: str | None = None
+    # Videos: longer, larger or longer-running (frames) uploads are refused before any face work.
+    video_max_seconds: float = Field(default=120.0, gt=0)
+    video_max_pixels: int = Field(default=3840 * 2160, ge=1)
+    video_max_frames: int = Field(default=7200, ge=1)
+    # Frames looked at for faces per second of video.
+    video_sample_fps: float = Field(default=1.0, gt=0, le=60)
+    # A person seen across frames is identified from up to this many of their most typical faces;
+    # a majority must name the same subject and none another.
+    video_track_votes: int = Field(default=5, ge=1)
+    # Webhooks: seconds per connect/read; attempts before a delivery is given up (`failed`);
+    # backoff base, doubled after each failure up to the cap; how often beat sweeps due retries.
+    webhook_timeout: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=10, ge=1)
+    webhook_retry_base: float = Field(default=30.0, gt=0)
+    webhook_retry_max_delay: float = Field(default=3600.0, gt=0)
+    webhook_sweep_interval: float = Field(default=15.0, gt=0)
+    # Decision tokens: the Ed25519 key set (JSON `{"keys": [JWK, ...]}`, oldest first, or the path
+    # of a file holding it; generated into the home folder in development only), how long a
+    # token stays valid (seconds) and the issuer (`iss`) it names.
+    decision_signing_keys: str | None = None
+    decision_token_ttl: int = Field(default=30 * 24 * 3600, ge=60)
+    decision_token_issuer: str = Field(default="consent-service", min_length=1)
+    # The controller named in the consent notice and in every consent receipt (ISO/IEC TS 27560):
+    # who runs this registry, how to reach them, and the law the consent is given under.
+    controller_name: str = Field(default="Consent Service operator", min_length=1)
+    controller_contact: str = ""
+    controller_jurisdiction: str = "CN"
 
     @property
     def home(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,3 +71,32 @@ def side_by_side(out: Path, *images: Path, height: int = 400) -> Path:
         x += p.width + 40
     canvas.save(out, quality=92)
     return out
+
+
+CSRF = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|'
+    r'type="hidden" name="csrf_token" value="([^"]+)"|'
+    r'name="csrf_token" value="([^"]+)"'
+)
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "form without a CSRF token"
+    return next(g for g in match.groups() if g)
+
+
+class Person:
+    """Someone in a browser (Flask's test client): every form posted with its CSRF token."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, path: str) -> str:
+        response = self.client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        return response.get_data(as_text=True)
+
+    def post(self, path: str, data: dict, form_page: str | None = None, **kw):
+        token = csrf_token(self.get(form_page or path))
+        return self.client.post(path, data={**data, "csrf_token": token}, **kw)

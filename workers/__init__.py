@@ -31,6 +31,17 @@ def celery_config(settings: Settings) -> dict:
         },
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Periodic tasks, run by `celery beat` (or `worker -B`, as `consent-service serve` does).
+        "beat_schedule": {
+            "webhooks.retry_due": {
+                "task": "webhooks.retry_due",
+                "schedule": settings.webhook_sweep_interval,
+            },
+            "sweep.stale_work": {
+                "task": "sweep.stale_work",
+                "schedule": settings.outbox_sweep_after,
+            },
+        },
     }
     if broker.startswith(("redis", "rediss")):
         # Unacknowledged jobs come back after this long: above the time limit, so none runs twice
@@ -47,7 +58,9 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery_app = Celery(app.name, task_cls=FlaskTask, include=["workers.tasks"])
+    celery_app = Celery(
+        app.name, task_cls=FlaskTask, include=["workers.tasks", "workers.webhook_tasks"]
+    )
     celery_app.config_from_object(celery_config(settings))
     app.extensions["celery"] = celery_app
     return celery_app

@@ -18,3 +18,9 @@ class SignUpForm(FlaskForm):
 class SignInForm(FlaskForm):
     email = EmailField("E-mail", validators=[DataRequired(), Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+
+
+class DeleteAccountForm(FlaskForm):
+    password = PasswordField(
+        "Your password, to confirm", validators=[DataRequired(), Length(max=1000)]
+    )

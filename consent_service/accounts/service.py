@@ -54,11 +54,17 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
         user = find_user(session, email)
     except InvalidRequest:
         user = None
-    try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
-    except (VerificationError, InvalidHashError):
+    if not verify_password(user.password_hash if user else _DUMMY_HASH, password):
         return None
-    return user
+    return user if user is not None and user.is_active else None
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True if the password matches; never for a deleted account's unusable hash."""
+    try:
+        return _hasher.verify(password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def end_all_sessions(user: User) -> None:
@@ -78,4 +84,6 @@ def load_user(session: Session, user_id: str) -> User | None:
     if not uid.isdigit():
         return None
     user = session.get(User, int(uid))
-    return user if user is not None and user.session_token == token else None
+    if user is None or not user.is_active or user.session_token != token:
+        return None
+    return user

@@ -1,17 +1,32 @@
-"""Sign up, sign in, sign out."""
+"""Sign up, sign in, sign out; export all own data; delete the account."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
 from consent_service import db
 from consent_service.accounts import service
-from consent_service.accounts.forms import SignInForm, SignUpForm
+from consent_service.accounts.forms import DeleteAccountForm, SignInForm, SignUpForm
+from consent_service.consent.receipts import Controller
+from consent_service.consent.service import Evidence
 from consent_service.errors import AccountExists, InvalidRequest
 from consent_service.extensions import login_manager
+from consent_service.rights import service as rights
+from consent_service.services import services
+from consent_service.webhooks.outbox import publish_outbox
 
 bp = Blueprint("accounts", __name__)
 
@@ -75,3 +90,59 @@ def logout():
     logout_user()
     flash("You are signed out.")
     return redirect(url_for("accounts.login"))
+
+
+@bp.route("/account/export.json")
+@login_required
+def export():
+    session = db.session()
+    user = session.merge(current_user._get_current_object())
+    body = rights.export(
+        session, user, Controller.from_settings(services().settings), request.url_root
+    )
+    return Response(
+        json.dumps(body, indent=2, ensure_ascii=False),
+        mimetype="application/json",
+        headers={
+            "Content-Disposition": 'attachment; filename="consent-service-export.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.route("/account/delete", methods=["GET", "POST"])
+@login_required
+def delete():
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        session = db.session()
+        user = session.merge(current_user._get_current_object())
+        evidence = Evidence(
+            actor=f"user:{user.id}",
+            identity_method="password-confirmed",
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+        )
+        try:
+            rights.delete_account(
+                session,
+                services().media_store,
+                services().audit_key,
+                user,
+                form.password.data,
+                evidence,
+            )
+        except InvalidRequest as exc:
+            session.rollback()
+            flash(str(exc), "error")
+        else:
+            session.commit()
+            publish_outbox(current_app, session)  # `consent.revoked` webhooks
+            logout_user()
+            flash(
+                "Your account is deleted: your face and voice templates are destroyed and "
+                "your grants are revoked."
+            )
+            return redirect(url_for("accounts.login"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("accounts/delete.html", form=form), status

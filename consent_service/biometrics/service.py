@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from consent_service.biometrics.models import BiometricTemplate, Enrollment, Gal
 from consent_service.crypto import Envelope
 from consent_service.db import unit_of_work
 from consent_service.errors import EnrollmentRejected, MediaRejected
+from consent_service.media.limits import VideoLimits
 from consent_service.storage import MediaStore
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import EnrollmentStatus, Modality
@@ -94,6 +96,9 @@ class FaceMatching:
     max_pixels: int
     # Photos of one person may differ more than an identification match allows: 1:1 threshold.
     same_person_tolerance: float = 0.6
+    # Videos: decoding bounds, and how many of one person's faces vote on who they are.
+    video: VideoLimits = VideoLimits()
+    track_votes: int = 5
 
 
 def start_face_enrollment(
@@ -135,39 +140,56 @@ def _faces_of_one_person(matching: FaceMatching, photos: list[bytes]) -> list[np
     return embeddings
 
 
-def run_face_enrollment(
+@dataclass(frozen=True)
+class EnrollmentKind:
+    """What differs between enrolling a face and a voice: how templates are drawn from the
+    media, which gallery they join, and how the media are named in messages."""
+
+    modality: Modality
+    model_name: str
+    gallery: GalleryIndex
+    tolerance: float
+    # Vectors of one person from the raw media; EnrollmentRejected with a reason otherwise.
+    extract: Callable[[list[bytes]], list[np.ndarray]]
+    media: str  # "The photos", "The recording"
+    unavailable: str  # what to say when the media are gone
+
+
+def run_enrollment(
     engine: Engine,
     enrollment_id: str,
     store: MediaStore,
-    matching: FaceMatching,
+    kind: EnrollmentKind,
     envelope: Envelope,
     audit_key: bytes,
     max_attempts: int,
 ) -> str:
-    """The worker's half: templates from the photos, or a clear reason why not. Idempotent."""
+    """The worker's half of any enrollment: templates from the media, or a clear reason why not;
+    the media are destroyed either way. Idempotent."""
     with unit_of_work(engine) as s:
         enrollment = s.get(Enrollment, enrollment_id)
         if enrollment is None or enrollment.status != EnrollmentStatus.PENDING.value:
             return enrollment.status if enrollment else "missing"
-        enrollment.attempts += 1  # counted before decoding, so a crashing photo cannot loop
+        enrollment.attempts += 1  # counted before decoding, so crashing media cannot loop
         attempts, keys, subject_id = (
             enrollment.attempts,
             list(enrollment.media_keys),
             enrollment.subject_id,
         )
     error: str | None = None
-    embeddings: list[np.ndarray] = []
-    photos: list[bytes] = []
+    vectors: list[np.ndarray] = []
+    media: list[bytes] = []
     if attempts > max_attempts:
-        error = f"The photos could not be processed after {max_attempts} attempts."
+        error = f"{kind.media} could not be processed after {max_attempts} attempts."
     else:
         try:
-            photos = [store.get(k) for k in keys]
-            embeddings = _faces_of_one_person(matching, photos)
+            media = [store.get(k) for k in keys]
+            vectors = kind.extract(media)
         except KeyError:
-            error = "The uploaded photos are no longer available; please upload them again."
+            error = kind.unavailable
         except EnrollmentRejected as exc:
             error = str(exc)
+    what = kind.modality.value
     with unit_of_work(engine) as s:
         enrollment = s.exec(
             select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update()
@@ -175,49 +197,43 @@ def run_face_enrollment(
         if enrollment.status != EnrollmentStatus.PENDING.value:
             return enrollment.status
         if error is None:
-            gallery = matching.gallery.current(s, Modality.FACE)
+            gallery = kind.gallery.current(s, kind.modality)
             if any(
-                identify(gallery, e, matching.tolerance, 0.0, exclude_subject=subject_id).subject_id
-                for e in embeddings
+                identify(gallery, v, kind.tolerance, 0.0, exclude_subject=subject_id).subject_id
+                for v in vectors
             ):
                 error = (
-                    "This face is already enrolled by another account. An operator has to "
+                    f"This {what} is already enrolled by another account. An operator has to "
                     "resolve this before it can be enrolled again."
                 )
         if error is None:
-            for vector in embeddings:
+            for vector in vectors:
                 template = BiometricTemplate(
                     subject_id=subject_id,
-                    modality=Modality.FACE.value,
-                    model=matching.embedder.model_name,
+                    modality=what,
+                    model=kind.model_name,
                     ciphertext=b"",
                     wrapped_key=b"",
                     enrollment_id=enrollment_id,
                 )
                 seal_template(envelope, template, vector)
                 s.add(template)
-            bump_gallery(s, Modality.FACE)
+            bump_gallery(s, kind.modality)
             enrollment.status = EnrollmentStatus.COMPLETED.value
-            enrollment.template_count = len(embeddings)
-            audit.append(
-                s,
-                audit_key,
-                "biometrics.enrolled",
-                f"subject:{subject_id}",
-                {"enrollment_id": enrollment_id, "modality": "face", "templates": len(embeddings)},
-                subject_id=subject_id,
-            )
+            enrollment.template_count = len(vectors)
+            event, payload = "biometrics.enrolled", {"templates": len(vectors)}
         else:
             enrollment.status = EnrollmentStatus.FAILED.value
             enrollment.error = error
-            audit.append(
-                s,
-                audit_key,
-                "biometrics.enrollment_failed",
-                f"subject:{subject_id}",
-                {"enrollment_id": enrollment_id, "reason": error},
-                subject_id=subject_id,
-            )
+            event, payload = "biometrics.enrollment_failed", {"reason": error}
+        audit.append(
+            s,
+            audit_key,
+            event,
+            f"subject:{subject_id}",
+            {"enrollment_id": enrollment_id, "modality": what, **payload},
+            subject_id=subject_id,
+        )
         enrollment.finished_at = utcnow()
         enrollment.media_keys = []
         audit.append(
@@ -227,7 +243,7 @@ def run_face_enrollment(
             "system",
             {
                 "enrollment_id": enrollment_id,
-                "sha256": [hashlib.sha256(p).hexdigest() for p in photos],
+                "sha256": [hashlib.sha256(m).hexdigest() for m in media],
             },
             subject_id=subject_id,
         )
@@ -235,6 +251,18 @@ def run_face_enrollment(
     for key in keys:  # after the commit: a crash here leaves files for the sweep, never lost rows
         store.delete(key)
     return status
+
+
+def face_enrollment(matching: FaceMatching) -> EnrollmentKind:
+    return EnrollmentKind(
+        modality=Modality.FACE,
+        model_name=matching.embedder.model_name,
+        gallery=matching.gallery,
+        tolerance=matching.tolerance,
+        extract=lambda photos: _faces_of_one_person(matching, photos),
+        media="The photos",
+        unavailable="The uploaded photos are no longer available; please upload them again.",
+    )
 
 
 def template_count(session: Session, subject_id: int, modality: Modality) -> int:

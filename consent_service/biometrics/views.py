@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from flask_wtf.file import MultipleFileField
+from flask_wtf.file import FileField, MultipleFileField
 from sqlmodel import select
 
 from consent_service import db
 from consent_service.accounts.service import subject_of
-from consent_service.biometrics import service
+from consent_service.biometrics import service, voice_service
 from consent_service.biometrics.models import Enrollment
-from consent_service.errors import EnrollmentRejected
+from consent_service.errors import DomainError, EnrollmentRejected
 from consent_service.services import services
 from consent_service.vocabulary import Modality
 from workers import publish
@@ -22,6 +22,10 @@ bp = Blueprint("biometrics", __name__)
 
 class EnrollForm(FlaskForm):
     photos = MultipleFileField("Photos of your face (1 to 5, only you in each)")
+
+
+class VoiceForm(FlaskForm):
+    recording = FileField("A recording of you reading aloud (about 10 to 30 seconds, only you)")
 
 
 @bp.route("/enroll", methods=["GET", "POST"])
@@ -52,9 +56,36 @@ def enroll():
     return render_template(
         "biometrics/enroll.html",
         form=form,
+        voice_form=VoiceForm(formdata=None),
+        voice_enabled=voice_service.voice_available(),
         recent=recent,
         templates=service.template_count(session, subject.id, Modality.FACE),
+        voice_templates=service.template_count(session, subject.id, Modality.VOICE),
     )
+
+
+@bp.route("/enroll/voice", methods=["POST"])
+@login_required
+def enroll_voice():
+    session = db.session()
+    subject = subject_of(session, current_user)
+    form = VoiceForm()
+    if form.validate_on_submit():
+        upload = form.recording.data
+        recording = upload.read() if getattr(upload, "filename", "") else b""
+        try:
+            enrollment = voice_service.start_voice_enrollment(
+                session, services().media_store, subject.id, recording
+            )
+        except DomainError as exc:
+            flash(str(exc), "error")
+        else:
+            session.commit()
+            publish(current_app, "biometrics.enroll_voice", enrollment.id)
+            return redirect(url_for("biometrics.enrollment", enrollment_id=enrollment.id))
+    else:
+        flash("The form expired; please upload the recording again.", "error")
+    return redirect(url_for("biometrics.enroll"))
 
 
 @bp.route("/enrollments/<enrollment_id>")

@@ -9,13 +9,14 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from consent_service.accounts.models import Subject
 from consent_service.audit import service as audit
 from consent_service.consent.models import ConsentGrant
+from consent_service.consent.notice import NOTICE_VERSION
 from consent_service.errors import InvalidRequest, NotFound
 from consent_service.timeutil import as_utc, utcnow
-from consent_service.vocabulary import GrantStatus, Operation, Role
-
-NOTICE_VERSION = "2026-11-1"
+from consent_service.vocabulary import GrantStatus, Modality, Operation, Role
+from consent_service.webhooks import service as webhooks
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class GrantRequest:
     purpose: str = ""
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+    # The modality the person chose on the form; the edit types must all be of it.
+    modality: Modality | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ def validate(req: GrantRequest, now: datetime | None = None) -> None:
     modalities = {op.modality for op in req.operations}
     if len(modalities) != 1:
         raise InvalidRequest("One grant covers face edits or voice edits, not both.")
+    if req.modality is not None and modalities != {req.modality}:
+        raise InvalidRequest(
+            f"Choose only {req.modality.value} edit types for a {req.modality.value} grant."
+        )
     if not req.roles:
         raise InvalidRequest("Choose at least one role (source, target).")
     if not req.all_providers and not req.provider_ids:
@@ -125,6 +132,53 @@ def revoke(
         _audit_payload(row),
         subject_id=subject_id,
     )
+    # Providers whose allowed jobs relied on this grant hear of it (outbox, sent after commit).
+    webhooks.grant_revoked(session, row.grant_id, row.version)
+    return row
+
+
+def set_protect_only(
+    session: Session, audit_key: bytes, subject: Subject, on: bool, actor: str
+) -> Subject:
+    """Protect-only mode: while on, every job that finds this person is denied (`protected`),
+    whatever their grants say. Audited; a no-op when nothing changes."""
+    if subject.protect_only == on:
+        return subject
+    subject.protect_only = on
+    session.add(subject)
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "subject.protect_only_on" if on else "subject.protect_only_off",
+        actor,
+        {"protect_only": on},
+        subject_id=subject.id,
+    )
+    return subject
+
+
+def grant_versions(session: Session, subject_id: int) -> list[ConsentGrant]:
+    """Every version of every grant of a subject, oldest first: the consent record."""
+    return list(
+        session.exec(
+            select(ConsentGrant)
+            .where(ConsentGrant.subject_id == subject_id)
+            .order_by(ConsentGrant.created_at, ConsentGrant.version)  # type: ignore[arg-type]
+        )
+    )
+
+
+def grant_version(session: Session, subject_id: int, grant_id: str, version: int) -> ConsentGrant:
+    row = session.exec(
+        select(ConsentGrant).where(
+            ConsentGrant.grant_id == grant_id,
+            ConsentGrant.version == version,
+            ConsentGrant.subject_id == subject_id,
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such grant version.")
     return row
 
 

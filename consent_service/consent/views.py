@@ -1,10 +1,21 @@
-"""The person's dashboard: their face enrollment, their grants; grant and one-click revoke."""
+"""The person's pages: dashboard, grant form with its notice, one-click revoke, protect-only
+mode, the activity ledger and consent receipts. Thin: every action is a service call."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, time
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from sqlmodel import select
 from wtforms import SelectChoice
@@ -13,20 +24,27 @@ from consent_service import db
 from consent_service.accounts.service import subject_of
 from consent_service.biometrics.service import template_count
 from consent_service.consent import service
-from consent_service.consent.forms import GrantForm, RevokeForm
+from consent_service.consent.forms import GrantForm, ProtectOnlyForm, RevokeForm, operation_choices
+from consent_service.consent.notice import NOTICE_LANGUAGE, NOTICE_VERSION, notice
+from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.errors import DomainError
 from consent_service.providers.models import Provider
+from consent_service.rights import service as rights
 from consent_service.services import services
+from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality, Operation, Role
+from consent_service.webhooks.outbox import publish_outbox
 
 bp = Blueprint("consent", __name__)
+LEDGER_PAGE = 100  # rows per page of the activity ledger
 
 
 def _evidence() -> service.Evidence:
     return service.Evidence(
         actor=f"user:{current_user.id}",
         identity_method="password-session",
-        language=request.accept_languages.best_match(["en", "zh"]) or "en",
+        # The notice exists in this language only so far: record the one actually shown.
+        language=NOTICE_LANGUAGE,
         ip=request.remote_addr,
         user_agent=request.user_agent.string,
     )
@@ -37,15 +55,25 @@ def _evidence() -> service.Evidence:
 def dashboard():
     session = db.session()
     subject = subject_of(session, current_user)
-    providers = {p.id: p.name for p in session.exec(select(Provider))}
+    versions: dict[str, list[int]] = {}
+    for row in service.grant_versions(session, subject.id):
+        versions.setdefault(row.grant_id, []).append(row.version)
     return render_template(
         "consent/dashboard.html",
         subject=subject,
         grants=service.current_grants(session, [subject.id]),
-        providers=providers,
+        versions=versions,
+        providers=rights.provider_names(session),
         revoke_form=RevokeForm(),
+        protect_form=ProtectOnlyForm(formdata=None, on="0" if subject.protect_only else "1"),
         face_templates=template_count(session, subject.id, Modality.FACE),
+        voice_templates=template_count(session, subject.id, Modality.VOICE),
+        recent=rights.ledger(session, subject.id, limit=5),
     )
+
+
+def _day_start(day) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 @bp.route("/grants/new", methods=["GET", "POST"])
@@ -54,34 +82,58 @@ def new_grant():
     session = db.session()
     subject = subject_of(session, current_user)
     form = GrantForm()
+    try:
+        modality = Modality(request.values.get("modality") or Modality.FACE.value)
+    except ValueError:
+        modality = Modality.FACE
+    form.modality.data = modality.value
+    form.operations.choices = operation_choices(modality)
     form.providers.choices = [
         SelectChoice(p.id, p.name)
         for p in session.exec(
             select(Provider).where(Provider.status == "active").order_by(Provider.name)
         )
     ]
+    if request.method == "GET":
+        form.notice_version.data = NOTICE_VERSION
     if form.validate_on_submit():
-        until = form.valid_until.data
-        req = service.GrantRequest(
-            operations=[Operation(o) for o in form.operations.data],
-            roles=[Role(r) for r in form.roles.data],
-            all_providers=form.provider_scope.data == "all",
-            provider_ids=list(form.providers.data or []),
-            purpose=form.purpose.data or "",
-            # An end date means the whole of that day, in UTC.
-            valid_until=datetime.combine(until, time.max, tzinfo=UTC) if until else None,
-        )
-        try:
-            service.grant(session, services().audit_key, subject.id, req, _evidence())
-        except DomainError as exc:
-            flash(str(exc), "error")
+        start, until = form.valid_from.data, form.valid_until.data
+        today = utcnow().date()
+        # The page always shows the current notice; a form opened before it changed says so.
+        if (form.notice_version.data or NOTICE_VERSION) != NOTICE_VERSION:
+            form.notice_version.data = NOTICE_VERSION
+            flash(
+                "The notice has changed since the page was opened; please read it again.", "error"
+            )
+        elif start is not None and start < today:
+            flash("Consent cannot start in the past; choose today or a later date.", "error")
         else:
-            session.commit()
-            flash("Consent granted. You can revoke it at any time from this page.")
-            return redirect(url_for("consent.dashboard"))
+            req = service.GrantRequest(
+                modality=modality,
+                operations=[Operation(o) for o in form.operations.data],
+                roles=[Role(r) for r in form.roles.data],
+                all_providers=form.provider_scope.data == "all",
+                provider_ids=list(form.providers.data or []),
+                purpose=form.purpose.data or "",
+                valid_from=_day_start(start) if start and start > today else None,
+                # An end date means the whole of that day, in UTC.
+                valid_until=datetime.combine(until, time.max, tzinfo=UTC) if until else None,
+            )
+            try:
+                service.grant(session, services().audit_key, subject.id, req, _evidence())
+            except DomainError as exc:
+                flash(str(exc), "error")
+            else:
+                session.commit()
+                flash("Consent granted. You can revoke it at any time from this page.")
+                return redirect(url_for("consent.dashboard"))
     status = 400 if request.method == "POST" else 200
     return render_template(
-        "consent/grant.html", form=form, notice_version=service.NOTICE_VERSION
+        "consent/grant.html",
+        form=form,
+        modality=modality.value,
+        notice_version=NOTICE_VERSION,
+        notice=notice(modality, services().settings.controller_name),
     ), status
 
 
@@ -93,7 +145,71 @@ def revoke(grant_id: str):
         subject = subject_of(session, current_user)
         service.revoke(session, services().audit_key, subject.id, grant_id, _evidence())
         session.commit()
+        publish_outbox(current_app, session)  # `consent.revoked` webhooks
         flash("Consent revoked. Edits that relied on it are no longer allowed.")
     else:
         flash("The form expired; please try again.", "error")
     return redirect(url_for("consent.dashboard"))
+
+
+@bp.route("/protect-only", methods=["POST"])
+@login_required
+def protect_only():
+    session = db.session()
+    form = ProtectOnlyForm()
+    if form.validate_on_submit() and form.on.data in ("0", "1"):
+        subject = subject_of(session, current_user)
+        on = form.on.data == "1"
+        service.set_protect_only(
+            session, services().audit_key, subject, on, actor=f"user:{current_user.id}"
+        )
+        session.commit()
+        flash(
+            "Protect-only mode is on: every edit of you is denied, whatever your grants say."
+            if on
+            else "Protect-only mode is off: your grants decide again."
+        )
+    else:
+        flash("The form expired; please try again.", "error")
+    return redirect(url_for("consent.dashboard"))
+
+
+@bp.route("/activity")
+@login_required
+def activity():
+    session = db.session()
+    subject = subject_of(session, current_user)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    entries = rights.ledger(
+        session, subject.id, limit=LEDGER_PAGE + 1, offset=(page - 1) * LEDGER_PAGE
+    )
+    return render_template(
+        "consent/activity.html",
+        entries=entries[:LEDGER_PAGE],
+        page=page,
+        more=len(entries) > LEDGER_PAGE,
+    )
+
+
+@bp.route("/grants/<grant_id>/v<int:version>/receipt.json")
+@login_required
+def receipt(grant_id: str, version: int):
+    session = db.session()
+    subject = subject_of(session, current_user)
+    row = service.grant_version(session, subject.id, grant_id, version)  # NotFound if not theirs
+    body = build_receipt(
+        row,
+        subject,
+        rights.provider_names(session),
+        Controller.from_settings(services().settings),
+        request.url_root,
+    )
+    filename = f"consent-receipt-{row.grant_id}-v{row.version}.json"
+    return Response(
+        json.dumps(body, indent=2, ensure_ascii=False),
+        mimetype="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

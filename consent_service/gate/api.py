@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import wraps
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
-from sqlalchemy.exc import IntegrityError
 
 from consent_service import db
+from consent_service.api_contract import idempotency, ratelimit
+from consent_service.api_contract.operations import api_operation
 from consent_service.errors_http import problem
 from consent_service.gate import service
+from consent_service.gate.schemas import JobPublic, JobSubmission
 from consent_service.providers.service import authenticate_key
 from consent_service.services import services
-from consent_service.vocabulary import Role
 from workers import publish
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -34,50 +36,64 @@ def require_provider(view):
             response.headers["WWW-Authenticate"] = 'Bearer realm="consent-service"'
             return response
         g.provider = provider
+        ratelimit.enforce(_api_key())
         return view(*args, **kwargs)
 
     return wrapper
 
 
 @bp.post("/jobs")
+@api_operation(
+    "Submit a planned edit for gating",
+    description="Queues a job (202). A repeated Idempotency-Key answers with the first job "
+    "(200). Poll the job, or wait for the webhook, for the decision.",
+    responses={202: JobPublic, 200: JobPublic},
+    body=JobSubmission,
+    media_type="multipart/form-data",
+    tags=("jobs",),
+)
 @require_provider
 def submit_job():
-    uploads = [
-        service.Upload(role=role.value, filename=f.filename or "", data=f.read())
-        for role in Role
-        for f in request.files.getlist(role.value)
-    ]
-    unknown = set(request.files) - {r.value for r in Role}
-    if unknown:
-        return problem(
-            422,
-            "InvalidRequest",
-            f"Unknown file field(s) {sorted(unknown)}; name each file source or target.",
-        )
     session = db.session()
-    key = request.headers.get("Idempotency-Key")
-    try:
-        job, created = service.submit_job(
-            session, services().media_store, g.provider, request.form.get("operation"), uploads, key
-        )
-        session.commit()
-    except IntegrityError:  # the same Idempotency-Key raced in from a parallel request
-        session.rollback()
-        job, created = service.submit_job(
-            session, services().media_store, g.provider, request.form.get("operation"), [], key
-        )
+    key = idempotency.request_key()
+    form = JobSubmission.from_request(request.form, request.files)
+    uploads = form.uploads()
+    job, created = idempotency.create_once(
+        session,
+        lambda: service.submit_job(
+            session, services().media_store, g.provider, form.operation, uploads, key
+        ),
+    )
     if created:
         publish(current_app, "gate.process_job", job.id)
-    body = service.job_view(session, job, services().pseudonym_key)
+    body = _job_public(session, job)
+    if not created:
+        idempotency.require_same_request(
+            (body["operation"], [(m["role"], m["sha256"]) for m in body["media"]]),
+            (form.operation.value, [(u.role, hashlib.sha256(u.data).hexdigest()) for u in uploads]),
+        )
     response = jsonify(body)
     response.status_code = 202 if created else 200
     response.headers["Location"] = url_for("api.get_job", job_id=job.id)
+    if not created:
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
     return response
 
 
+def _job_public(session, job) -> dict:
+    view = service.job_view(session, job, services().pseudonym_key)
+    return JobPublic.model_validate(view).model_dump(mode="json")
+
+
 @bp.get("/jobs/<job_id>")
+@api_operation(
+    "Read a job and its decision",
+    description="Another provider's job id is a 404, like a missing one.",
+    responses={200: JobPublic},
+    errors=(404,),
+    tags=("jobs",),
+)
 @require_provider
 def get_job(job_id: str):
     session = db.session()
-    job = service.get_job(session, g.provider, job_id)
-    return jsonify(service.job_view(session, job, services().pseudonym_key))
+    return jsonify(_job_public(session, service.get_job(session, g.provider, job_id)))

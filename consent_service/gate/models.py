@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
@@ -53,6 +53,9 @@ class Decision(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+    # The signed decision (consent_service.tokens), written in the same transaction.
+    token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    jti: str | None = Field(default=None, max_length=32, unique=True, index=True)
 
 
 class Finding(SQLModel, table=True):
@@ -62,7 +65,8 @@ class Finding(SQLModel, table=True):
     role: str = Field(max_length=16)
     outcome: str = Field(max_length=16)
     subject_id: int | None = Field(default=None, foreign_key="subject.id", index=True)
-    grant_id: str | None = Field(default=None, max_length=32)
+    # Indexed: revoking a grant looks up the allowed jobs that relied on it.
+    grant_id: str | None = Field(default=None, max_length=32, index=True)
     grant_version: int | None = None
     # Where the face is in the image: top, right, bottom, left (pixels).
     box: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -12,19 +12,23 @@ from sqlmodel import Session, select
 
 from consent_service.accounts.models import Subject
 from consent_service.audit import service as audit
-from consent_service.biometrics.faces import DetectedFace
 from consent_service.biometrics.images import decode_image
-from consent_service.biometrics.matching import identify
+from consent_service.biometrics.matching import Gallery, Match, identify
 from consent_service.biometrics.service import FaceMatching
+from consent_service.biometrics.tracks import FaceTrack, identify_track, track_faces
+from consent_service.biometrics.voice_service import VoiceMatching, require_voice, speakers_in
 from consent_service.consent import policy
 from consent_service.consent.service import current_grants
 from consent_service.db import unit_of_work
 from consent_service.errors import InvalidRequest, MediaRejected, NotFound
 from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
+from consent_service.media.sniff import MediaKind, sniff
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
+from consent_service.tokens.service import DecisionSigner, decision_claims
 from consent_service.vocabulary import JobStatus, Modality, Operation, Outcome, Role
+from consent_service.webhooks import service as webhooks
 
 MAX_MEDIA_ITEMS = 10
 
@@ -43,11 +47,8 @@ def parse_operation(value: str | None) -> Operation:
         raise InvalidRequest(
             f"Unknown operation {value!r}; use one of: {', '.join(o.value for o in Operation)}."
         ) from None
-    if operation.modality is not Modality.FACE:
-        raise InvalidRequest(
-            f"{operation.value} needs voice gating, which this server does not "
-            "offer yet; only face operations are gated."
-        )
+    if operation.modality is Modality.VOICE:
+        require_voice()
     return operation
 
 
@@ -74,7 +75,9 @@ def submit_job(
             return existing, False
     op = parse_operation(operation)
     if not uploads:
-        raise InvalidRequest("Attach at least one image as `source` or `target`.")
+        raise InvalidRequest(
+            "Attach at least one image, video or audio file as `source` or `target`."
+        )
     if len(uploads) > MAX_MEDIA_ITEMS:
         raise InvalidRequest(f"At most {MAX_MEDIA_ITEMS} media items per job.")
     for u in uploads:
@@ -108,48 +111,106 @@ def get_job(session: Session, provider: Provider, job_id: str) -> GateJob:
 
 
 @dataclass
-class _FaceSeen:
+class _PersonSeen:
     position: int
     role: Role
-    box: tuple[int, int, int, int]
+    box: tuple[int, ...]  # a face's (top, right, bottom, left); a voice's (first heard, speech) ms
     subject_id: int | None
     ambiguous: bool
 
 
 @dataclass
 class _Analysis:
-    faces: list[_FaceSeen] = field(default_factory=list)
+    people: list[_PersonSeen] = field(default_factory=list)
     problems: dict[int, tuple[str, str]] = field(default_factory=dict)  # position → (code, message)
 
 
-def _faces_in(data: bytes, matching: FaceMatching) -> list[DetectedFace]:
-    """Every distinct face in one media item."""
-    return matching.embedder.detect(decode_image(data, matching.max_pixels))
+def _faces_in(data: bytes, matching: FaceMatching) -> list[FaceTrack]:
+    """Every distinct person in one media item: each face of an image, each person of a video
+    (their faces across the sampled frames grouped into one track)."""
+    kind = sniff(data)
+    if kind is MediaKind.VIDEO:
+        from consent_service.media.video import sample_frames  # PyAV: workers only
+
+        return track_faces(
+            sample_frames(data, matching.video),
+            matching.embedder,
+            matching.same_person_tolerance,
+            matching.track_votes,
+        )
+    if kind in (MediaKind.AUDIO, MediaKind.PLAYLIST):
+        raise MediaRejected(
+            f"The file is {'an audio file' if kind is MediaKind.AUDIO else 'a playlist'}; "
+            "a face operation needs an image or a video file."
+        )
+    return [
+        FaceTrack(face.box, [face.embedding], 1)
+        for face in matching.embedder.detect(decode_image(data, matching.max_pixels))
+    ]
+
+
+def _people_in(
+    data: bytes, gallery: Gallery, faces: FaceMatching, voices: VoiceMatching | None
+) -> list[tuple[tuple[int, ...], Match]]:
+    """Each distinct person in one media item — faces (image or video) without `voices`,
+    speakers with it — with where they are and whom they match."""
+    if voices is not None:
+        return [
+            (
+                (round(sp.first_heard * 1000), round(sp.seconds * 1000)),
+                identify(gallery, sp.embedding, voices.tolerance, voices.margin),
+            )
+            for sp in speakers_in(data, voices)
+        ]
+    return [
+        (track.box, identify_track(gallery, track.embeddings, faces.tolerance, faces.margin))
+        for track in _faces_in(data, faces)
+    ]
+
+
+_NOBODY = {
+    Modality.FACE: ("no_face_found", "No face was found in this media."),
+    Modality.VOICE: ("no_voice_found", "No speech was heard in this media."),
+}
 
 
 def _analyse(
-    session: Session, items: list[MediaItem], store: MediaStore, matching: FaceMatching
+    session: Session,
+    items: list[MediaItem],
+    store: MediaStore,
+    matching: FaceMatching,
+    operation: Operation = Operation.FACE_SWAP,
+    voices: VoiceMatching | None = None,
 ) -> _Analysis:
     """Find and identify every person in the job's media; note media that cannot be used."""
+    modality = operation.modality
+    if modality is Modality.VOICE and voices is None:
+        raise RuntimeError("a voice operation needs the worker's voice matching")
+    gallery = (voices.gallery if modality is Modality.VOICE else matching.gallery).current(
+        session, modality
+    )
     result = _Analysis()
-    gallery = matching.gallery.current(session, Modality.FACE)
     for item in items:
         try:
             if item.storage_key is None:
                 raise KeyError(item.position)
-            faces = _faces_in(store.get(item.storage_key), matching)
+            people = _people_in(
+                store.get(item.storage_key),
+                gallery,
+                matching,
+                voices if modality is Modality.VOICE else None,
+            )
         except KeyError:
             result.problems[item.position] = ("rejected_input", "The media is no longer stored.")
             continue
         except MediaRejected as exc:
             result.problems[item.position] = ("rejected_input", str(exc))
             continue
-        if not faces:
-            result.problems[item.position] = ("no_face_found", "No face was found in this image.")
-        for face in faces:
-            m = identify(gallery, face.embedding, matching.tolerance, matching.margin)
-            result.faces.append(
-                _FaceSeen(item.position, Role(item.role), face.box, m.subject_id, m.ambiguous)
+        if not people:
+            result.problems[item.position] = _NOBODY[modality]
+        for box, m in people:
+            result.people.append(
+                _PersonSeen(item.position, Role(item.role), box, m.subject_id, m.ambiguous)
             )
     return result
 
@@ -161,6 +222,10 @@ def process_job(
     matching: FaceMatching,
     audit_key: bytes,
     max_attempts: int,
+    voice_matching: VoiceMatching | None = None,
+    *,
+    signer: DecisionSigner,
+    pseudonym_key: bytes,
 ) -> str:
     """The worker's task body: safe to run any number of times, concurrently; decides once."""
     with unit_of_work(engine) as s:
@@ -170,7 +235,7 @@ def process_job(
         job.attempts += 1  # counted and committed before any decoding
         job.status = JobStatus.PROCESSING.value
         job.updated_at = utcnow()
-        attempts = job.attempts
+        attempts, operation = job.attempts, Operation(job.operation)
     if attempts > max_attempts:
         return _fail(
             engine,
@@ -183,16 +248,23 @@ def process_job(
         items = list(
             s.exec(select(MediaItem).where(MediaItem.job_id == job_id).order_by(MediaItem.position))
         )
-        analysis = _analyse(s, items, store, matching)
+        analysis = _analyse(s, items, store, matching, operation, voice_matching)
     try:
-        status = _record_decision(engine, job_id, analysis, audit_key)
+        status = _record_decision(engine, job_id, analysis, audit_key, signer, pseudonym_key)
     except IntegrityError:  # a concurrent delivery recorded the decision first
         return JobStatus.DECIDED.value
     _destroy_media(engine, job_id, store, audit_key)
     return status
 
 
-def _record_decision(engine: Engine, job_id: str, analysis: _Analysis, audit_key: bytes) -> str:
+def _record_decision(
+    engine: Engine,
+    job_id: str,
+    analysis: _Analysis,
+    audit_key: bytes,
+    signer: DecisionSigner,
+    pseudonym_key: bytes,
+) -> str:
     with unit_of_work(engine) as s:
         job = s.exec(select(GateJob).where(GateJob.id == job_id).with_for_update()).one()
         if job.status in (JobStatus.DECIDED.value, JobStatus.FAILED.value):
@@ -201,14 +273,15 @@ def _record_decision(engine: Engine, job_id: str, analysis: _Analysis, audit_key
         now = utcnow()
         # Grants are read here, in the transaction that records the decision, so a revocation
         # committed while the faces were being matched is honoured.
-        matched = {f.subject_id for f in analysis.faces if f.subject_id is not None}
+        matched = {f.subject_id for f in analysis.people if f.subject_id is not None}
         subjects = {sub.id: sub for sub in s.exec(select(Subject).where(Subject.id.in_(matched)))}  # type: ignore[union-attr]
         grants = current_grants(s, matched)
         outcomes: list[Outcome] = []
-        for face in analysis.faces:
+        findings: list[Finding] = []
+        for face in analysis.people:
             verdict = _verdict(face, subjects, grants, operation, job.provider_id, now)
             outcomes.append(verdict.outcome)
-            s.add(
+            findings.append(
                 Finding(
                     job_id=job_id,
                     media_position=face.position,
@@ -222,11 +295,27 @@ def _record_decision(engine: Engine, job_id: str, analysis: _Analysis, audit_key
                     box=list(face.box),
                 )
             )
+        s.add_all(findings)
         kind, reasons = policy.decide_job(outcomes, [c for c, _ in analysis.problems.values()])
-        s.add(Decision(job_id=job_id, decision=kind.value, reasons=reasons, created_at=now))
-        for item in s.exec(select(MediaItem).where(MediaItem.job_id == job_id)):
+        items = list(
+            s.exec(select(MediaItem).where(MediaItem.job_id == job_id).order_by(MediaItem.position))
+        )
+        for item in items:
             if item.position in analysis.problems:
                 item.rejected = analysis.problems[item.position][1]
+        # Signed here, so the token says exactly what this transaction records.
+        claims = _token_claims(job, kind.value, reasons, items, findings, subjects, pseudonym_key)
+        token, jti = signer.sign(claims, now)
+        s.add(
+            Decision(
+                job_id=job_id,
+                decision=kind.value,
+                reasons=reasons,
+                created_at=now,
+                token=token,
+                jti=jti,
+            )
+        )
         s.flush()  # the decision's primary key is the job id: a second decision fails here
         job.status = JobStatus.DECIDED.value
         job.updated_at = now
@@ -241,13 +330,15 @@ def _record_decision(engine: Engine, job_id: str, analysis: _Analysis, audit_key
                 "decision": kind.value,
                 "reasons": reasons,
                 "findings": [o.value for o in outcomes],
+                "token_jti": jti,
             },
         )
+        webhooks.job_decided(s, job, kind.value, reasons)  # outbox row, sent after the commit
         return job.status
 
 
 def _verdict(
-    face: _FaceSeen,
+    face: _PersonSeen,
     subjects: dict[int, Subject],
     grants,
     operation: Operation,
@@ -313,6 +404,57 @@ def subject_reference(pseudonym_key: bytes, provider_id: str, subject_public_id:
     ).hexdigest()[:32]
 
 
+def _token_claims(
+    job: GateJob,
+    decision: str,
+    reasons: list[str],
+    items: list[MediaItem],
+    findings: list[Finding],
+    subjects: dict[int, Subject],
+    pseudonym_key: bytes,
+) -> dict:
+    """The decision token's claims: the job as `job_view` shows it, minus boxes and file names."""
+    return decision_claims(
+        job_id=job.id,
+        provider_id=job.provider_id,
+        operation=job.operation,
+        decision=decision,
+        reasons=reasons,
+        media=[{"position": i.position, "role": i.role, "sha256": i.sha256} for i in items],
+        findings=[
+            {
+                "media": f.media_position,
+                "role": f.role,
+                "outcome": f.outcome,
+                "subject_ref": (
+                    subject_reference(
+                        pseudonym_key, job.provider_id, subjects[f.subject_id].public_id
+                    )
+                    if f.subject_id in subjects
+                    else None
+                ),
+                "grant_id": f.grant_id,
+                "grant_version": f.grant_version,
+            }
+            for f in findings
+        ],
+    )
+
+
+def aigc_label(provider_name: str, job_id: str, jti: str) -> dict:
+    """GB 45438-2025's implicit label for the output of an allowed edit, to embed in its metadata
+    under `AIGC`: generated content (Label 1), by this provider, traceable to this job and, by
+    `ReservedCode1`, to the decision token. The distributing platform fills the Propagate fields."""
+    return {
+        "AIGC": {
+            "Label": "1",
+            "ContentProducer": provider_name,
+            "ProduceID": job_id,
+            "ReservedCode1": jti,
+        }
+    }
+
+
 def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> dict:
     """What a provider may see of its job: decision, reasons, findings; never biometrics."""
     decision = session.get(Decision, job.id)
@@ -339,6 +481,12 @@ def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> dict:
         "error": job.error,
         "decision": decision.decision if decision else None,
         "reasons": decision.reasons if decision else [],
+        "token": decision.token if decision else None,
+        "label": (
+            aigc_label(session.get(Provider, job.provider_id).name, job.id, decision.jti)
+            if decision and decision.jti and decision.decision == "allow"
+            else None
+        ),
         "media": [
             {
                 "position": i.position,

@@ -17,7 +17,7 @@ from consent_service.vocabulary import EnrollmentStatus, JobStatus
 @dataclass(frozen=True)
 class Stale:
     job_ids: list[str]
-    enrollment_ids: list[str]
+    enrollments: list[tuple[str, str]]  # (enrollment id, modality)
 
 
 def find_stale(
@@ -38,11 +38,11 @@ def find_stale(
         .order_by(GateJob.created_at)
     ).all()
     enrollments = session.exec(
-        select(Enrollment.id)
+        select(Enrollment.id, Enrollment.modality)
         .where(
             Enrollment.status == EnrollmentStatus.PENDING.value,
             Enrollment.created_at < now - queued_for,
         )
         .order_by(Enrollment.created_at)
     ).all()
-    return Stale(list(jobs), list(enrollments))
+    return Stale(list(jobs), [(e, m) for e, m in enrollments])

@@ -59,3 +59,31 @@ def test_worker_child_killed_mid_job_is_redelivered_and_decided_once(stack, phot
     with stack.app.app_context():
         assert len(db.session().exec(select(Decision).where(Decision.job_id == job_id)).all()) == 1
     assert stack.worker.poll() is None  # the worker replaced its dead process and lives on
+
+
+def test_job_whose_message_was_lost_is_found_by_the_sweep(stack, photos):
+    from datetime import timedelta
+
+    from consent_service.gate.service import Upload, submit_job
+    from consent_service.providers.models import Provider
+    from consent_service.services import services
+    from workers import publish
+
+    _, key = stack.provider("Sweep Studio")
+    with stack.app.app_context():
+        with db.unit_of_work() as s:
+            provider = s.exec(select(Provider).where(Provider.name == "Sweep Studio")).one()
+            job, _ = submit_job(
+                s,
+                services().media_store,
+                provider,
+                "face_swap",
+                [Upload("source", "obama3.jpg", photos["obama3.jpg"].read_bytes())],
+            )
+            # Committed but never published (the broker was down), and waiting for a while.
+            job.updated_at -= timedelta(seconds=stack.settings.outbox_sweep_after + 5)
+        job_id = job.id
+    api = Api(stack.client(), key)
+    assert api.job(job_id).get_json()["status"] == "queued"
+    publish(stack.app, "sweep.stale_work")  # what beat sends every OUTBOX_SWEEP_AFTER seconds
+    assert api.wait(job_id)["status"] == "decided"

@@ -8,33 +8,9 @@ import time
 
 import pytest
 
+from tests.support import Person
+
 pytestmark = pytest.mark.e2e
-
-CSRF = re.compile(
-    r'name="csrf_token" type="hidden" value="([^"]+)"|'
-    r'type="hidden" name="csrf_token" value="([^"]+)"|'
-    r'name="csrf_token" value="([^"]+)"'
-)
-
-
-def csrf_token(html: str) -> str:
-    match = CSRF.search(html)
-    assert match, "form without a CSRF token"
-    return next(g for g in match.groups() if g)
-
-
-class Person:
-    def __init__(self, client):
-        self.client = client
-
-    def get(self, path: str) -> str:
-        response = self.client.get(path)
-        assert response.status_code == 200, (path, response.status_code)
-        return response.get_data(as_text=True)
-
-    def post(self, path: str, data: dict, form_page: str | None = None, **kw):
-        token = csrf_token(self.get(form_page or path))
-        return self.client.post(path, data={**data, "csrf_token": token}, **kw)
 
 
 def test_sign_up_enroll_grant_revoke(stack, strangers):

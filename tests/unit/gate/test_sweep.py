@@ -53,4 +53,4 @@ def test_finds_only_jobs_and_enrollments_stuck_past_their_period(session, make_s
         session, now, queued_for=timedelta(seconds=60), processing_for=timedelta(seconds=900)
     )
     assert sorted(stale.job_ids) == sorted([old_queued, lost_processing])
-    assert stale.enrollment_ids == [old_pending]
+    assert stale.enrollments == [(old_pending, "face")]
