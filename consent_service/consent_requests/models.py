@@ -1,0 +1,85 @@
+"""Consent requests, the faces kept for them, and the history of a job's decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from consent_service.timeutil import new_id, utcnow
+
+
+def _ts():
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+def _maybe_ts():
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class ConsentRequest(SQLModel, table=True):
+    __tablename__ = "consent_request"
+    __table_args__ = (UniqueConstraint("provider_id", "idempotency_key"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    provider_id: str = Field(foreign_key="provider.id", index=True)
+    status: str = Field(default="pending", max_length=16, index=True)
+    # Who is asked: an e-mail address, a matched subject, or a face found in a job (or several).
+    email: str | None = Field(default=None, max_length=320, index=True)
+    subject_id: int | None = Field(default=None, foreign_key="subject.id", index=True)
+    job_id: str | None = Field(default=None, foreign_key="gate_job.id", index=True)
+    finding_id: int | None = Field(default=None, foreign_key="finding.id")
+    # What is asked for.
+    operation: str = Field(max_length=32)
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    purpose: str = Field(default="", sa_column=Column(Text, nullable=False))
+    message: str = Field(default="", sa_column=Column(Text, nullable=False))
+    valid_until: datetime | None = _maybe_ts()
+    expires_at: datetime = _ts()
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    # SHA-256 of the secret in the mailed link: whoever holds the link may open the request.
+    link_hash: str = Field(max_length=64)
+    # The face (or voice) found in the job, sealed like a template; wiped when the request ends.
+    modality: str | None = Field(default=None, max_length=8)
+    face_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    face_wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    # The answer.
+    answered_by: int | None = Field(default=None, foreign_key="user.id")
+    answered_at: datetime | None = _maybe_ts()
+    grant_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _ts()
+
+
+class FindingFace(SQLModel, table=True):
+    """The embedding of a person a `needs_consent` decision could not name, kept (sealed) for a
+    short while so that the provider can open a consent request for them after the job's media
+    are deleted. Never shown to anyone; purged after CONSENT_REQUEST_FINDING_TTL."""
+
+    __tablename__ = "finding_face"
+
+    finding_id: int = Field(foreign_key="finding.id", primary_key=True)
+    job_id: str = Field(foreign_key="gate_job.id", index=True, max_length=32)
+    modality: str = Field(max_length=8)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires_at: datetime = _ts()
+
+
+class DecisionRevision(SQLModel, table=True):
+    """Every decision a job has had, in order; `decision` holds the latest. A job is decided
+    once per revision: UNIQUE (job_id, revision)."""
+
+    __tablename__ = "decision_revision"
+    __table_args__ = (UniqueConstraint("job_id", "revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="gate_job.id", index=True, max_length=32)
+    revision: int
+    decision: str = Field(max_length=16)
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    jti: str | None = Field(default=None, max_length=32)
+    # What caused the revision (e.g. "consent request <id>").
+    cause: str = Field(default="", max_length=200)
+    created_at: datetime = _ts()

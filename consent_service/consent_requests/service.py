@@ -1,0 +1,481 @@
+"""Consent requests, written once for the provider API, the person's inbox and the beat task.
+
+States: `pending` → `approved` | `declined` | `expired`; an answered request never changes
+again. Expiry is both evaluated on read (a pending request past `expires_at` is shown, and
+treated, as expired) and written by the periodic task `consent_requests.expire`, which also
+wipes the sealed faces and tells the provider."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+import numpy as np
+from sqlmodel import Session, select
+
+from consent_service.accounts.models import Subject, User
+from consent_service.accounts.service import normalize_email
+from consent_service.audit import service as audit
+from consent_service.biometrics.models import BiometricTemplate
+from consent_service.biometrics.service import open_template
+from consent_service.consent import service as consent
+from consent_service.consent_requests.faces import (
+    open_finding_face,
+    open_request_face,
+    seal_request_face,
+    wipe_request_face,
+)
+from consent_service.consent_requests.models import ConsentRequest, FindingFace
+from consent_service.crypto import Envelope
+from consent_service.errors import Conflict, DomainError, InvalidRequest, NotFound
+from consent_service.gate import service as gate
+from consent_service.gate.models import Decision, Finding
+from consent_service.providers.models import Provider
+from consent_service.timeutil import as_utc, utcnow
+from consent_service.tokens.service import DecisionSigner
+from consent_service.vocabulary import DecisionKind, Operation, Outcome, Role
+from consent_service.webhooks import service as webhooks
+
+PENDING, APPROVED, DECLINED, EXPIRED = "pending", "approved", "declined", "expired"
+# Findings a request can be opened for: the person may still consent.
+ASKABLE = {
+    Outcome.UNENROLLED.value,
+    Outcome.AMBIGUOUS.value,
+    Outcome.NOT_COVERED.value,
+    Outcome.EXPIRED.value,
+}
+
+
+class RequestClosed(Conflict):
+    """The request was already answered, or expired."""
+
+
+class NotTheRightPerson(DomainError):
+    """The signed-in person is not the one the request is for."""
+
+    status = 403
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """What a provider asks: for a job's finding (index or subject_ref) and/or an e-mail."""
+
+    job_id: str | None = None
+    finding: int | None = None
+    subject_ref: str | None = None
+    email: str | None = None
+    operation: str | None = None
+    roles: tuple[str, ...] = ()
+    purpose: str = ""
+    message: str = ""
+    valid_until: datetime | None = None
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def status_of(req: ConsentRequest, now: datetime | None = None) -> str:
+    """The request's status now: a pending request past its expiry is expired."""
+    if req.status == PENDING and as_utc(req.expires_at) <= as_utc(now or utcnow()):
+        return EXPIRED
+    return req.status
+
+
+def _pick_finding(
+    session: Session, provider: Provider, spec: RequestSpec, pseudonym_key: bytes
+) -> Finding:
+    job = gate.get_job(session, provider, spec.job_id or "")
+    decision = session.get(Decision, job.id)
+    if decision is None or decision.decision != DecisionKind.NEEDS_CONSENT.value:
+        raise InvalidRequest(
+            "This job is not waiting for consent (its decision is not needs_consent)."
+        )
+    findings = list(
+        session.exec(
+            select(Finding)
+            .where(Finding.job_id == job.id, Finding.revision == decision.revision)
+            .order_by(Finding.id)
+        )
+    )
+    chosen: Finding | None = None
+    if spec.finding is not None:
+        if not 0 <= spec.finding < len(findings):
+            raise InvalidRequest(f"The job has {len(findings)} findings; `finding` is an index.")
+        chosen = findings[spec.finding]
+    elif spec.subject_ref:
+        subjects = {
+            s.id: s.public_id
+            for s in session.exec(
+                select(Subject).where(
+                    Subject.id.in_({f.subject_id for f in findings if f.subject_id})  # type: ignore[union-attr]
+                )
+            )
+        }
+        for f in findings:
+            if f.subject_id in subjects and hmac.compare_digest(
+                gate.subject_reference(pseudonym_key, provider.id, subjects[f.subject_id]),
+                spec.subject_ref,
+            ):
+                chosen = f
+                break
+        if chosen is None:
+            raise InvalidRequest("No finding of this job has that subject_ref.")
+    else:
+        raise InvalidRequest("Name the finding: `finding` (its index) or `subject_ref`.")
+    if chosen.outcome not in ASKABLE:
+        raise InvalidRequest(
+            f"This finding's outcome is {chosen.outcome}: there is nothing to ask this person."
+        )
+    return chosen
+
+
+def open_request(
+    session: Session,
+    envelope: Envelope,
+    audit_key: bytes,
+    pseudonym_key: bytes,
+    provider: Provider,
+    spec: RequestSpec,
+    ttl: timedelta,
+    idempotency_key: str | None = None,
+) -> tuple[ConsentRequest, str | None, bool]:
+    """Record a pending request. Returns (request, link secret, created): the secret (for the
+    mailed link) only when created; a repeated idempotency key returns the first request.
+    The caller commits, then mails the link (`notify`)."""
+    if idempotency_key is not None:
+        existing = session.exec(
+            select(ConsentRequest).where(
+                ConsentRequest.provider_id == provider.id,
+                ConsentRequest.idempotency_key == idempotency_key,
+            )
+        ).first()
+        if existing is not None:
+            return existing, None, False
+    now = utcnow()
+    finding = _pick_finding(session, provider, spec, pseudonym_key) if spec.job_id else None
+    if finding is None and (spec.finding is not None or spec.subject_ref):
+        raise InvalidRequest("`finding` and `subject_ref` need a `job_id`.")
+    job_operation = gate.get_job(session, provider, spec.job_id).operation if spec.job_id else None
+    try:
+        operation = Operation(spec.operation or job_operation or "")
+    except ValueError:
+        raise InvalidRequest(
+            f"Unknown operation {spec.operation!r}; use one of: "
+            f"{', '.join(o.value for o in Operation)}."
+        ) from None
+    roles = sorted(set(spec.roles or ((finding.role,) if finding else ())))
+    if not roles or any(r not in {x.value for x in Role} for r in roles):
+        raise InvalidRequest("Give the roles asked for: source and/or target.")
+    if spec.valid_until is not None and as_utc(spec.valid_until) <= now:
+        raise InvalidRequest("`valid_until` must be in the future.")
+    email = normalize_email(spec.email) if spec.email else None
+    if email is not None and "@" not in email:
+        raise InvalidRequest("`email` is not an e-mail address.")
+    face: FindingFace | None = None
+    if finding is not None and finding.subject_id is None:
+        face = session.get(FindingFace, finding.id)
+        if face is None or as_utc(face.expires_at) <= now:
+            raise InvalidRequest(
+                "The face of this finding is no longer kept; submit the job again to ask."
+            )
+        if email is None:
+            raise InvalidRequest(
+                "This person is not enrolled: give the `email` to send the request to."
+            )
+    if finding is None and email is None:
+        raise InvalidRequest("Ask for a job's finding (`job_id` and `finding`) or an `email`.")
+    secret = secrets.token_urlsafe(24)
+    req = ConsentRequest(
+        provider_id=provider.id,
+        email=email,
+        subject_id=finding.subject_id if finding else None,
+        job_id=finding.job_id if finding else None,
+        finding_id=finding.id if finding else None,
+        operation=operation.value,
+        roles=roles,
+        purpose=spec.purpose.strip()[:1000],
+        message=spec.message.strip()[:2000],
+        valid_until=spec.valid_until,
+        expires_at=now + ttl,
+        idempotency_key=idempotency_key,
+        link_hash=_hash(secret),
+        created_at=now,
+    )
+    if face is not None:
+        seal_request_face(envelope, req, face.modality, open_finding_face(envelope, face))
+    session.add(req)
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "consent_request.opened",
+        f"provider:{provider.id}",
+        {"consent_request_id": req.id, "job_id": req.job_id, "operation": req.operation},
+        subject_id=req.subject_id,
+    )
+    return req, secret, True
+
+
+def get_for_provider(session: Session, provider: Provider, request_id: str) -> ConsentRequest:
+    req = session.get(ConsentRequest, request_id) if len(request_id or "") <= 32 else None
+    if req is None or req.provider_id != provider.id:
+        raise NotFound("No such consent request.")
+    return req
+
+
+def provider_view(req: ConsentRequest) -> dict:
+    """What the provider sees: never the face, nor the address of a person it did not name."""
+
+    def when(value):
+        return as_utc(value).isoformat() if value else None
+
+    return {
+        "id": req.id,
+        "status": status_of(req),
+        "job_id": req.job_id,
+        "email": req.email,  # only ever the address the provider itself gave
+        "operation": req.operation,
+        "roles": req.roles,
+        "purpose": req.purpose,
+        "message": req.message,
+        "valid_until": when(req.valid_until),
+        "expires_at": when(req.expires_at),
+        "created_at": when(req.created_at),
+        "answered_at": when(req.answered_at),
+        "grant_id": req.grant_id,
+    }
+
+
+def recipient(session: Session, req: ConsentRequest) -> str | None:
+    """Where the link goes: a person the gate named hears at their account's address (the
+    provider never learns it); anyone else at the address the provider gave."""
+    if req.subject_id is not None:
+        subject = session.get(Subject, req.subject_id)
+        user = session.get(User, subject.user_id) if subject else None
+        return user.email if user and user.email else None
+    return req.email
+
+
+def notification(
+    req: ConsentRequest, to: str, secret: str, provider_name: str, public_url: str, sender: str
+) -> EmailMessage:
+    link = f"{public_url.rstrip('/')}/requests/{req.id}?k={secret}"
+    msg = EmailMessage()
+    msg["From"], msg["To"] = sender, to
+    msg["Subject"] = f"{provider_name} asks for your consent ({req.operation})"
+    until = as_utc(req.valid_until).date().isoformat() if req.valid_until else "until you revoke"
+    msg.set_content(
+        f"{provider_name} asks for your consent to {req.operation} ({', '.join(req.roles)}).\n"
+        f"Why: {req.purpose or '-'}\nUntil: {until}\n"
+        + (f"Their message: {req.message}\n" if req.message else "")
+        + f"\nSign in or sign up, then approve or decline:\n{link}\n\n"
+        f"This request expires on {as_utc(req.expires_at).isoformat(timespec='minutes')}. "
+        "If you do nothing, nothing is granted.\n"
+    )
+    return msg
+
+
+# ---------------------------------------------------------------------------- the person's side
+def may_open(req: ConsentRequest, user: User, subject: Subject, link_secret: str | None) -> bool:
+    """A person sees a request sent to their address or about them, or opened by its link."""
+    if link_secret and hmac.compare_digest(_hash(link_secret), req.link_hash):
+        return True
+    if req.subject_id is not None:
+        return req.subject_id == subject.id
+    return bool(req.email) and normalize_email(user.email or "") == req.email
+
+
+def inbox(
+    session: Session, user: User, subject: Subject, opened: list[str]
+) -> list[ConsentRequest]:
+    """The person's requests, newest first: addressed to them, or opened by link (`opened`)."""
+    clauses = [ConsentRequest.subject_id == subject.id]
+    if user.email:
+        clauses.append(ConsentRequest.email == normalize_email(user.email))
+    if opened:
+        clauses.append(ConsentRequest.id.in_(opened[-50:]))  # type: ignore[attr-defined]
+    from sqlalchemy import or_
+
+    return list(
+        session.exec(
+            select(ConsentRequest)
+            .where(or_(*clauses))
+            .order_by(ConsentRequest.created_at.desc())  # type: ignore[attr-defined]
+            .limit(200)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Identification distances per modality (FACE_TOLERANCE, VOICE_TOLERANCE)."""
+
+    face: float
+    voice: float
+
+
+def check_person(
+    session: Session,
+    envelope: Envelope,
+    req: ConsentRequest,
+    user: User,
+    subject: Subject,
+    tolerances: Tolerances,
+) -> None:
+    """Raise NotTheRightPerson unless the signed-in person is the one asked: the named subject;
+    for a face found in a job, a person whose enrolled templates match it within the
+    identification tolerance; for an e-mail request, the account holding that address."""
+    if req.subject_id is not None:
+        if req.subject_id != subject.id:
+            raise NotTheRightPerson("This request is for someone else; you cannot answer it.")
+        return
+    wanted = open_request_face(envelope, req)
+    if wanted is None:
+        if req.job_id is not None or normalize_email(user.email or "") != req.email:
+            raise NotTheRightPerson(
+                f"This request was sent to {req.email}; sign in with that address to answer it."
+            )
+        return
+    modality = req.modality or "face"
+    templates = session.exec(
+        select(BiometricTemplate).where(
+            BiometricTemplate.subject_id == subject.id, BiometricTemplate.modality == modality
+        )
+    ).all()
+    if not templates:
+        raise NotTheRightPerson(
+            f"Enroll your {modality} first: the request is for the person in the provider's "
+            f"media, and only your enrolled {modality} can show that it is you."
+        )
+    tolerance = tolerances.face if modality == "face" else tolerances.voice
+    best = min(
+        float(np.linalg.norm(open_template(envelope, t) - wanted))
+        for t in templates
+        if len(t.ciphertext)
+    )
+    if best > tolerance:
+        raise NotTheRightPerson(
+            f"Your enrolled {modality} does not match the person in the provider's media, so "
+            "you cannot approve this request. Only that person can."
+        )
+
+
+def _close(
+    session: Session, audit_key: bytes, req: ConsentRequest, status: str, actor: str, now
+) -> None:
+    req.status, req.answered_at = status, now
+    wipe_request_face(req)
+    audit.append(
+        session,
+        audit_key,
+        f"consent_request.{status}",
+        actor,
+        {"consent_request_id": req.id, "job_id": req.job_id, "grant_id": req.grant_id},
+        subject_id=req.subject_id,
+    )
+    webhooks.consent_request_answered(
+        session, req.provider_id, req.id, status, job_id=req.job_id, grant_id=req.grant_id
+    )
+
+
+def _require_pending(req: ConsentRequest, now: datetime) -> None:
+    status = status_of(req, now)
+    if status != PENDING:
+        raise RequestClosed(f"This request is {status}; it can no longer be answered.")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What re-deciding the waiting job needs."""
+
+    signer: DecisionSigner
+    pseudonym_key: bytes
+
+
+def approve(
+    session: Session,
+    envelope: Envelope,
+    audit_key: bytes,
+    req: ConsentRequest,
+    user: User,
+    subject: Subject,
+    tolerances: Tolerances,
+    evidence: consent.Evidence,
+    gate_keys: Gate,
+) -> ConsentRequest:
+    """Check the person, grant exactly what was asked (for this provider), close the request
+    and decide the waiting job again. The caller commits, then publishes the webhooks."""
+    now = utcnow()
+    # Lock the row: two answers to one request cannot both win.
+    req = session.exec(
+        select(ConsentRequest).where(ConsentRequest.id == req.id).with_for_update()
+    ).one()
+    _require_pending(req, now)
+    check_person(session, envelope, req, user, subject, tolerances)
+    grant = consent.grant(
+        session,
+        audit_key,
+        subject.id,  # type: ignore[arg-type]
+        consent.GrantRequest(
+            operations=[Operation(req.operation)],
+            roles=[Role(r) for r in req.roles],
+            all_providers=False,
+            provider_ids=[req.provider_id],
+            purpose=req.purpose,
+            valid_until=req.valid_until,
+        ),
+        evidence,
+    )
+    req.grant_id, req.answered_by = grant.grant_id, user.id
+    was_unnamed = req.subject_id is None
+    req.subject_id = subject.id
+    _close(session, audit_key, req, APPROVED, evidence.actor, now)
+    if req.job_id is not None:
+        gate.redecide(
+            session,
+            req.job_id,
+            {req.finding_id: subject.id} if was_unnamed and req.finding_id else {},  # type: ignore[dict-item]
+            audit_key,
+            gate_keys.signer,
+            gate_keys.pseudonym_key,
+            cause=f"consent request {req.id}",
+        )
+    session.flush()
+    return req
+
+
+def decline(
+    session: Session, audit_key: bytes, req: ConsentRequest, user: User, actor: str
+) -> ConsentRequest:
+    now = utcnow()
+    req = session.exec(
+        select(ConsentRequest).where(ConsentRequest.id == req.id).with_for_update()
+    ).one()
+    _require_pending(req, now)
+    req.answered_by = user.id
+    _close(session, audit_key, req, DECLINED, actor, now)
+    session.flush()
+    return req
+
+
+def expire_due(session: Session, audit_key: bytes, now: datetime | None = None) -> int:
+    """Expire pending requests past their time (wiping their faces, telling the provider) and
+    purge the kept faces of findings past theirs. Returns the number of requests expired."""
+    now = now or utcnow()
+    due = session.exec(
+        select(ConsentRequest)
+        .where(ConsentRequest.status == PENDING, ConsentRequest.expires_at <= now)  # type: ignore[operator]
+        .with_for_update()
+        .limit(500)
+    ).all()
+    for req in due:
+        _close(session, audit_key, req, EXPIRED, "system", now)
+    for face in session.exec(select(FindingFace).where(FindingFace.expires_at <= now)):  # type: ignore[operator]
+        session.delete(face)
+    session.flush()
+    return len(due)

@@ -1,0 +1,172 @@
+"""The person's side of consent requests: the inbox, one request, approve or decline. Thin:
+every action is a service call. A link from a mail is remembered in this browser's session,
+so the person can sign up, enroll and come back to it."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import (
+    session as web_session,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from consent_service import db
+from consent_service.accounts.service import subject_of
+from consent_service.biometrics.service import template_count
+from consent_service.consent import service as consent
+from consent_service.consent.notice import NOTICE_VERSION, notice, notice_language
+from consent_service.consent_requests import service
+from consent_service.consent_requests.forms import ApproveForm, DeclineForm
+from consent_service.consent_requests.models import ConsentRequest
+from consent_service.errors import DomainError
+from consent_service.i18n import current_language
+from consent_service.providers.models import Provider
+from consent_service.services import services
+from consent_service.timeutil import as_utc
+from consent_service.vocabulary import Modality
+from consent_service.webhooks.outbox import publish_outbox
+
+bp = Blueprint("consent_requests", __name__)
+LINKS_KEY = "consent_request_links"  # request id → link secret, in the signed session cookie
+
+
+def _links() -> dict[str, str]:
+    return dict(web_session.get(LINKS_KEY, {}))
+
+
+def _remember_link(request_id: str, secret: str) -> None:
+    links = _links()
+    links[request_id] = secret
+    web_session[LINKS_KEY] = dict(list(links.items())[-20:])
+
+
+def _user_and_subject(session):
+    user = session.merge(current_user._get_current_object())
+    return user, subject_of(session, user)
+
+
+def _load(session, request_id: str) -> tuple[ConsentRequest, object, object]:
+    req = session.get(ConsentRequest, request_id) if len(request_id) <= 32 else None
+    user, subject = _user_and_subject(session)
+    if req is None or not service.may_open(req, user, subject, _links().get(request_id)):
+        abort(404)
+    return req, user, subject
+
+
+def _row(session, req: ConsentRequest) -> dict:
+    provider = session.get(Provider, req.provider_id)
+    return {
+        "id": req.id,
+        "provider": provider.name if provider else "?",
+        "operation": req.operation,
+        "roles": req.roles,
+        "purpose": req.purpose,
+        "message": req.message,
+        "until": as_utc(req.valid_until).date().isoformat() if req.valid_until else None,
+        "expires": as_utc(req.expires_at).isoformat(timespec="minutes"),
+        "status": service.status_of(req),
+        "from_face": req.modality is not None,
+        "modality": req.modality or Modality.FACE.value,
+    }
+
+
+@bp.route("/requests")
+@login_required
+def inbox():
+    session = db.session()
+    user, subject = _user_and_subject(session)
+    rows = service.inbox(session, user, subject, list(_links()))
+    return render_template("consent_requests/inbox.html", requests=[_row(session, r) for r in rows])
+
+
+@bp.route("/requests/<request_id>")
+def show(request_id: str):
+    secret = request.args.get("k")
+    if secret:
+        _remember_link(request_id, secret[:100])
+    if not current_user.is_authenticated:
+        return render_template("consent_requests/signin.html", request_id=request_id)
+    session = db.session()
+    req, _, subject = _load(session, request_id)
+    row = _row(session, req)
+    return render_template(
+        "consent_requests/request.html",
+        req=row,
+        notice=notice(
+            Modality(row["modality"]),
+            services().settings.controller_name,
+            notice_language(current_language()),
+        ),
+        notice_version=NOTICE_VERSION,
+        approve_form=ApproveForm(),
+        decline_form=DeclineForm(),
+        templates=template_count(session, subject.id, Modality(row["modality"])),
+    )
+
+
+@bp.route("/requests/<request_id>/approve", methods=["POST"])
+@login_required
+def approve(request_id: str):
+    session = db.session()
+    req, user, subject = _load(session, request_id)
+    form = ApproveForm()
+    if not form.validate_on_submit():
+        flash(_("Tick the box to give your consent (or the form expired)."), "error")
+        return redirect(url_for("consent_requests.show", request_id=request_id))
+    svc = services()
+    try:
+        service.approve(
+            session,
+            svc.envelope,
+            svc.audit_key,
+            req,
+            user,
+            subject,
+            service.Tolerances(svc.settings.face_tolerance, svc.settings.voice_tolerance),
+            consent.Evidence(
+                actor=f"user:{user.id}",
+                identity_method=f"consent request {req.id}",
+                language=notice_language(current_language()),  # the notice shown
+                ip=request.remote_addr,
+                user_agent=request.user_agent.string,
+            ),
+            service.Gate(svc.decision_signer, svc.pseudonym_key),
+        )
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("consent_requests.show", request_id=request_id))
+    session.commit()
+    publish_outbox(current_app, session)  # consent_request.answered, job.decided
+    flash(_("Consent given. The provider has been told, and its waiting job decided again."))
+    return redirect(url_for("consent_requests.show", request_id=request_id))
+
+
+@bp.route("/requests/<request_id>/decline", methods=["POST"])
+@login_required
+def decline(request_id: str):
+    session = db.session()
+    req, user, _ = _load(session, request_id)
+    if not DeclineForm().validate_on_submit():
+        flash(_("The form expired; please try again."), "error")
+        return redirect(url_for("consent_requests.show", request_id=request_id))
+    try:
+        service.decline(session, services().audit_key, req, user, f"user:{user.id}")
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("consent_requests.show", request_id=request_id))
+    session.commit()
+    publish_outbox(current_app, session)
+    flash(_("Declined. Nothing was granted; the provider has been told."))
+    return redirect(url_for("consent_requests.show", request_id=request_id))

@@ -1,0 +1,200 @@
+"""Consent requests as a state machine: pending → approved | declined | expired, never answered
+twice; the face found in a job must match the approver's enrolled face; approval re-decides
+the waiting job as a new revision."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlmodel import select
+
+from consent_service.biometrics.models import BiometricTemplate
+from consent_service.biometrics.service import seal_template
+from consent_service.consent import service as consent
+from consent_service.consent_requests import service
+from consent_service.consent_requests.faces import keep_finding_face
+from consent_service.consent_requests.models import ConsentRequest, DecisionRevision, FindingFace
+from consent_service.errors import InvalidRequest
+from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.gate.service import job_view
+from consent_service.providers.service import create_provider
+from consent_service.timeutil import utcnow
+from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key
+from consent_service.vocabulary import Modality
+
+AUDIT_KEY = b"a" * 32
+PSEUDONYM_KEY = b"p" * 32
+TTL = timedelta(days=7)
+TOLERANCES = service.Tolerances(face=0.5, voice=0.65)
+FACE = np.full(128, 0.05)
+
+
+@pytest.fixture
+def gate_keys():
+    signer = DecisionSigner(KeyRing((generate_key(),)), "consent-service", timedelta(days=1))
+    return service.Gate(signer, PSEUDONYM_KEY)
+
+
+@pytest.fixture
+def waiting_job(session, envelope, make_subject):
+    """A needs_consent job: one consented person, one stranger whose face was kept."""
+    provider = create_provider(session, "acme")
+    known = make_subject()
+    consent.grant(
+        session,
+        AUDIT_KEY,
+        known.id,
+        consent.GrantRequest(
+            operations=[consent.Operation.FACE_SWAP],
+            roles=[consent.Role.SOURCE, consent.Role.TARGET],
+            all_providers=True,
+            provider_ids=[],
+        ),
+        consent.Evidence(actor="test", identity_method="test"),
+    )
+    job = GateJob(provider_id=provider.id, operation="face_swap", status="decided")
+    session.add(job)
+    session.flush()
+    session.add(Decision(job_id=job.id, decision="needs_consent", reasons=["unenrolled"]))
+    consented = Finding(
+        job_id=job.id, media_position=0, role="source", outcome="consented", subject_id=known.id
+    )
+    stranger = Finding(job_id=job.id, media_position=0, role="source", outcome="unenrolled")
+    session.add_all([consented, stranger])
+    session.flush()
+    keep_finding_face(session, envelope, stranger, Modality.FACE, FACE, utcnow() + TTL)
+    session.flush()
+    return provider, job
+
+
+def _enroll(session, envelope, subject, vector):
+    t = BiometricTemplate(
+        subject_id=subject.id, modality="face", model="m", ciphertext=b"", wrapped_key=b""
+    )
+    seal_template(envelope, t, vector)
+    session.add(t)
+    session.flush()
+
+
+def _open(session, envelope, provider, job, **kw):
+    spec = service.RequestSpec(job_id=job.id, finding=1, email="stranger@example.org", **kw)
+    req, secret, created = service.open_request(
+        session, envelope, AUDIT_KEY, PSEUDONYM_KEY, provider, spec, TTL
+    )
+    assert created and secret
+    return req, secret
+
+
+def _user(session, subject):
+    from consent_service.accounts.models import User
+
+    return session.get(User, subject.user_id)
+
+
+def _approve(session, envelope, req, subject, gate_keys):
+    return service.approve(
+        session,
+        envelope,
+        AUDIT_KEY,
+        req,
+        _user(session, subject),
+        subject,
+        TOLERANCES,
+        consent.Evidence(
+            actor=f"user:{subject.user_id}", identity_method=f"consent request {req.id}"
+        ),
+        gate_keys,
+    )
+
+
+def test_the_kept_face_is_sealed_and_never_in_the_providers_view(session, envelope, waiting_job):
+    provider, job = waiting_job
+    req, _ = _open(session, envelope, provider, job)
+    assert req.status == "pending" and req.modality == "face"
+    assert FACE.astype("<f8").tobytes() not in (req.face_ciphertext or b"")
+    view = service.provider_view(req)
+    assert view["status"] == "pending" and view["roles"] == ["source"]
+    assert not any("face" in k or "cipher" in k for k in view)
+
+
+def test_a_stranger_finding_needs_an_address(session, envelope, waiting_job):
+    provider, job = waiting_job
+    with pytest.raises(InvalidRequest, match="email"):
+        service.open_request(
+            session,
+            envelope,
+            AUDIT_KEY,
+            PSEUDONYM_KEY,
+            provider,
+            service.RequestSpec(job_id=job.id, finding=1),
+            TTL,
+        )
+    with pytest.raises(InvalidRequest, match="nothing to ask"):  # the consented one
+        service.open_request(
+            session,
+            envelope,
+            AUDIT_KEY,
+            PSEUDONYM_KEY,
+            provider,
+            service.RequestSpec(job_id=job.id, finding=0, email="x@example.org"),
+            TTL,
+        )
+
+
+def test_approval_by_the_matching_face_grants_and_redecides_the_job(
+    session, envelope, waiting_job, make_subject, gate_keys
+):
+    provider, job = waiting_job
+    req, _ = _open(session, envelope, provider, job)
+    person = make_subject()
+    _enroll(session, envelope, person, FACE + 0.01)
+    _approve(session, envelope, req, person, gate_keys)
+    assert req.status == "approved" and req.grant_id and req.face_ciphertext is None
+    decision = session.get(Decision, job.id)
+    assert (decision.decision, decision.revision) == ("allow", 2)
+    assert decision.token
+    revisions = session.exec(
+        select(DecisionRevision).where(DecisionRevision.job_id == job.id)
+    ).all()
+    assert [r.revision for r in revisions] == [2]  # revision 1 was hand-made above
+    view = job_view(session, session.get(GateJob, job.id), PSEUDONYM_KEY)
+    assert [f["outcome"] for f in view["findings"]] == ["consented", "consented"]
+    with pytest.raises(service.RequestClosed):  # no double answer
+        service.decline(session, AUDIT_KEY, req, _user(session, person), "again")
+    with pytest.raises(service.RequestClosed):
+        _approve(session, envelope, req, person, gate_keys)
+
+
+def test_another_face_or_no_face_is_refused(
+    session, envelope, waiting_job, make_subject, gate_keys
+):
+    provider, job = waiting_job
+    req, _ = _open(session, envelope, provider, job)
+    unenrolled = make_subject()
+    with pytest.raises(service.NotTheRightPerson, match="Enroll your face first"):
+        _approve(session, envelope, req, unenrolled, gate_keys)
+    other = make_subject()
+    _enroll(session, envelope, other, -FACE)
+    with pytest.raises(service.NotTheRightPerson, match="does not match"):
+        _approve(session, envelope, req, other, gate_keys)
+    assert req.status == "pending"
+    assert session.get(Decision, job.id).decision == "needs_consent"
+
+
+def test_decline_and_expiry_end_the_request(session, envelope, waiting_job, make_subject):
+    provider, job = waiting_job
+    first, _ = _open(session, envelope, provider, job)
+    person = make_subject()
+    service.decline(session, AUDIT_KEY, first, _user(session, person), "user")
+    assert first.status == "declined" and first.face_ciphertext is None
+    second, _ = _open(session, envelope, provider, job)
+    later = utcnow() + TTL + timedelta(seconds=1)
+    assert service.status_of(second, later) == "expired"  # on read, before the task runs
+    assert service.expire_due(session, AUDIT_KEY, later) == 1
+    assert second.status == "expired" and second.face_ciphertext is None
+    assert session.exec(select(FindingFace)).all() == []  # purged past its time too
+    with pytest.raises(service.RequestClosed):
+        service.decline(session, AUDIT_KEY, second, _user(session, person), "user")
+    assert session.exec(select(ConsentRequest)).all() == [first, second]
