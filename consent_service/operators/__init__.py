@@ -1,0 +1,1 @@
+"""The operator console: providers, enrollment disputes, the audit chain and system health."""

@@ -1,0 +1,166 @@
+"""Opening an enrollment dispute: a new face or voice that matches another account's templates is
+held, encrypted and outside the gallery, until an operator resolves it (operators/service.py)."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlmodel import Session, select
+
+from consent_service.audit import service as audit
+from consent_service.crypto import Envelope
+from consent_service.operators.models import EnrollmentDispute, SubjectNotice
+from consent_service.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from consent_service.consent_requests.mail import Mailer
+
+log = logging.getLogger(__name__)
+OPEN = "open"
+
+
+def _aad(dispute_id: str) -> bytes:
+    return f"dispute:{dispute_id}".encode()
+
+
+def seal_vectors(envelope: Envelope, dispute: EnrollmentDispute, vectors: list[np.ndarray]) -> None:
+    matrix = np.asarray(np.stack(vectors), dtype="<f8")
+    dispute.vector_count = matrix.shape[0]
+    dispute.ciphertext, dispute.wrapped_key = envelope.seal(matrix.tobytes(), _aad(dispute.id))
+
+
+def open_vectors(envelope: Envelope, dispute: EnrollmentDispute) -> list[np.ndarray]:
+    raw = envelope.open(dispute.ciphertext, dispute.wrapped_key, _aad(dispute.id))
+    return list(np.frombuffer(raw, dtype="<f8").reshape(dispute.vector_count, -1))
+
+
+def notify(session: Session, subject_id: int, kind: str, message: str) -> None:
+    """Tell a person something: on their dashboard, and by mail once committed (mail_notices)."""
+    session.add(SubjectNotice(subject_id=subject_id, kind=kind, message=message))
+
+
+def open_claims_of(session: Session, subject_id: int, modality: str) -> list[EnrollmentDispute]:
+    """The subject's open disputes as claimant of `modality` (no new enrollment meanwhile)."""
+    return list(
+        session.exec(
+            select(EnrollmentDispute).where(
+                EnrollmentDispute.status == OPEN,
+                EnrollmentDispute.modality == modality,
+                EnrollmentDispute.claimant_subject_id == subject_id,
+            )
+        ).all()
+    )
+
+
+def open_dispute(
+    session: Session,
+    envelope: Envelope,
+    audit_key: bytes,
+    *,
+    enrollment_id: str,
+    modality: str,
+    model: str,
+    claimant_subject_id: int,
+    holder_subject_id: int,
+    vectors: list[np.ndarray],
+) -> EnrollmentDispute:
+    """Record the dispute in the caller's transaction, tell both people and audit it."""
+    dispute = EnrollmentDispute(
+        enrollment_id=enrollment_id,
+        modality=modality,
+        model=model,
+        claimant_subject_id=claimant_subject_id,
+        holder_subject_id=holder_subject_id,
+    )
+    seal_vectors(envelope, dispute, vectors)
+    session.add(dispute)
+    notify(
+        session,
+        claimant_subject_id,
+        "dispute.opened",
+        f"The {modality} you enrolled matches another account. An operator will review it; "
+        "until then it protects nobody and is not used.",
+    )
+    notify(
+        session,
+        holder_subject_id,
+        "dispute.opened",
+        f"Another account tried to enroll a {modality} that matches yours. An operator will "
+        "review it; your enrollment stays as it is meanwhile.",
+    )
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "dispute.opened",
+        "system",
+        {
+            "dispute_id": dispute.id,
+            "enrollment_id": enrollment_id,
+            "modality": modality,
+            "claimant_subject_id": claimant_subject_id,
+            "holder_subject_id": holder_subject_id,
+        },
+        subject_id=claimant_subject_id,
+    )
+    return dispute
+
+
+def mail_notices(session: Session, mailer: Mailer, sender: str, limit: int = 100) -> int:
+    """After the commit that wrote them: mail the notices not mailed yet to their person's
+    address, marking each one sent (the caller commits). A failed send is logged and left for
+    the next call; the notice is on the dashboard either way."""
+    from consent_service.accounts.models import Subject, User
+
+    sent = 0
+    rows = session.exec(
+        select(SubjectNotice)
+        .where(SubjectNotice.mailed_at.is_(None))  # type: ignore[union-attr]
+        .order_by(SubjectNotice.id)  # type: ignore[arg-type]
+        .limit(limit)
+    ).all()
+    for notice in rows:
+        subject = session.get(Subject, notice.subject_id)
+        user = session.get(User, subject.user_id) if subject else None
+        address = user.email if user else None
+        if not address or address.endswith(".invalid"):  # deleted accounts keep no address
+            notice.mailed_at = utcnow()
+            continue
+        message = EmailMessage()
+        message["From"], message["To"] = sender, address
+        message["Subject"] = "About your enrollment: " + notice.kind.replace(".", " ")
+        message.set_content(f"{notice.message}\n\nThis notice is also on your dashboard.\n")
+        try:
+            mailer.send(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("notice %s not mailed: %s", notice.id, exc)
+            continue
+        notice.mailed_at = utcnow()
+        sent += 1
+    session.flush()
+    return sent
+
+
+def withdraw_claims(session: Session, subject_id: int) -> int:
+    """A claimant's account is deleted: its open disputes end as `withdrawn` and the held vectors
+    are destroyed at once (the caller commits)."""
+    from consent_service.biometrics.models import Enrollment
+
+    claims = open_claims_of(session, subject_id, "face") + open_claims_of(
+        session, subject_id, "voice"
+    )
+    for dispute in claims:
+        dispute.ciphertext, dispute.wrapped_key = b"", b""
+        dispute.status, dispute.resolved_by = "withdrawn", "system:account-deleted"
+        dispute.resolved_at = utcnow()
+        session.add(dispute)
+        enrollment = session.get(Enrollment, dispute.enrollment_id)
+        if enrollment is not None:
+            enrollment.status, enrollment.error = "failed", "The account was deleted."
+            session.add(enrollment)
+    session.flush()
+    return len(claims)

@@ -1,0 +1,32 @@
+"""Operator console forms: every action is a POST with a CSRF token."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, RadioField, SelectChoice, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Length
+
+from consent_service.operators.service import Resolution
+
+
+class ProviderStatusForm(FlaskForm):
+    status = HiddenField(validators=[DataRequired(), AnyOf(["active", "suspended"])])
+
+
+class ResolveDisputeForm(FlaskForm):
+    resolution = RadioField(
+        "Outcome",
+        choices=[
+            SelectChoice(
+                Resolution.AWARD_CLAIMANT.value, "Award to the new account (the old one's removed)"
+            ),
+            SelectChoice(
+                Resolution.KEEP_HOLDER.value, "Keep with the existing account (new ones destroyed)"
+            ),
+            SelectChoice(
+                Resolution.REJECT_BOTH.value, "Reject both (every template of it destroyed)"
+            ),
+        ],
+        validators=[DataRequired()],
+    )
+    note = TextAreaField("Note (kept in the audit log)", validators=[Length(max=2000)])

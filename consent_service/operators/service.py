@@ -1,0 +1,368 @@
+"""What operators do: grant the role, approve or suspend providers, resolve enrollment disputes,
+check system health; and the periodic housekeeping (grant expiry, media purge, heartbeat)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import func, text
+from sqlmodel import Session, select
+
+from consent_service.accounts.models import User
+from consent_service.audit import service as audit
+from consent_service.audit.models import AuditEvent
+from consent_service.biometrics.models import BiometricTemplate, Enrollment
+from consent_service.biometrics.service import bump_gallery, seal_template
+from consent_service.consent.models import ConsentGrant
+from consent_service.consent.service import latest_version
+from consent_service.crypto import Envelope
+from consent_service.errors import Conflict, InvalidRequest, NotFound
+from consent_service.gate.models import GateJob
+from consent_service.operators.disputes import OPEN, notify, open_vectors
+from consent_service.operators.models import EnrollmentDispute, WorkerHeartbeat
+from consent_service.providers.models import Provider
+from consent_service.storage import MediaStore
+from consent_service.timeutil import as_utc, utcnow
+from consent_service.vocabulary import EnrollmentStatus, GrantStatus, Modality
+
+PROVIDER_STATUSES = ("pending", "active", "suspended")
+
+
+# --- operator accounts ---------------------------------------------------------------------
+
+
+def add_operator(session: Session, audit_key: bytes, email: str) -> tuple[User, bool]:
+    """Make the account an operator, creating it (random password) if missing.
+    Returns (user, created)."""
+    from consent_service.accounts import service as accounts
+
+    user = accounts.find_user(session, email)
+    created = user is None
+    if user is None:
+        user = accounts.sign_up(session, email, secrets.token_urlsafe(16))
+    if not user.is_operator:
+        user.is_operator = True
+        session.add(user)
+        session.flush()
+        audit.append(
+            session, audit_key, "operator.added", "cli", {"user_id": user.id, "created": created}
+        )
+    return user, created
+
+
+# --- providers -----------------------------------------------------------------------------
+
+
+def list_providers(session: Session) -> list[Provider]:
+    return list(session.exec(select(Provider).order_by(Provider.created_at)).all())
+
+
+def set_provider_status(
+    session: Session, audit_key: bytes, actor: str, provider_id: str, status: str
+) -> Provider:
+    """Approve (`active`) or suspend a provider; a suspended provider's keys are refused."""
+    if status not in ("active", "suspended"):
+        raise InvalidRequest("A provider can only be approved (active) or suspended.")
+    provider = session.get(Provider, provider_id)
+    if provider is None:
+        raise NotFound("No such provider.")
+    if provider.status != status:
+        before, provider.status = provider.status, status
+        session.add(provider)
+        session.flush()
+        audit.append(
+            session,
+            audit_key,
+            "operator.provider_approved" if status == "active" else "operator.provider_suspended",
+            actor,
+            {"provider_id": provider.id, "from": before, "to": status},
+        )
+    return provider
+
+
+# --- enrollment disputes -------------------------------------------------------------------
+
+
+class Resolution(StrEnum):
+    AWARD_CLAIMANT = "awarded_claimant"  # the new account gets the face; the old loses it
+    KEEP_HOLDER = "kept_holder"  # the existing account keeps it; the new vectors are destroyed
+    REJECT_BOTH = "rejected_both"  # nobody keeps it: both accounts' templates are destroyed
+
+
+_TOLD = {
+    Resolution.AWARD_CLAIMANT: (
+        "An operator resolved the dispute about your {m}: it is now enrolled on your account.",
+        "An operator resolved the dispute about your {m}: it was awarded to the other account "
+        "and your {m} templates were removed. Re-enroll to be protected again.",
+    ),
+    Resolution.KEEP_HOLDER: (
+        "An operator resolved the dispute about your {m}: it stays with the account that "
+        "enrolled it first. What you submitted was destroyed.",
+        "An operator resolved the dispute about your {m}: it stays enrolled on your account.",
+    ),
+    Resolution.REJECT_BOTH: (
+        "An operator resolved the dispute about your {m}: neither account keeps it. What you "
+        "submitted was destroyed.",
+        "An operator resolved the dispute about your {m}: neither account keeps it, and your "
+        "{m} templates were removed.",
+    ),
+}
+
+
+def list_disputes(session: Session, status: str | None = OPEN) -> list[EnrollmentDispute]:
+    query = select(EnrollmentDispute).order_by(EnrollmentDispute.created_at)
+    if status:
+        query = query.where(EnrollmentDispute.status == status)
+    return list(session.exec(query).all())
+
+
+def _remove_templates(session: Session, subject_id: int, modality: str) -> int:
+    rows = session.exec(
+        select(BiometricTemplate).where(
+            BiometricTemplate.subject_id == subject_id, BiometricTemplate.modality == modality
+        )
+    ).all()
+    for row in rows:
+        session.delete(row)
+    return len(rows)
+
+
+def resolve_dispute(
+    session: Session,
+    envelope: Envelope,
+    audit_key: bytes,
+    actor: str,
+    dispute_id: str,
+    resolution: Resolution,
+    note: str = "",
+) -> EnrollmentDispute:
+    """Apply an operator's decision in the caller's transaction: templates move (or not), the
+    held vectors are destroyed, the enrollment is finished, both people are told, it is audited."""
+    dispute = session.exec(
+        select(EnrollmentDispute).where(EnrollmentDispute.id == dispute_id).with_for_update()
+    ).first()
+    if dispute is None:
+        raise NotFound("No such dispute.")
+    if dispute.status != OPEN:
+        raise Conflict("This dispute is already resolved.")
+    modality = dispute.modality
+    enrollment = session.get(Enrollment, dispute.enrollment_id)
+    removed = added = 0
+    if resolution in (Resolution.AWARD_CLAIMANT, Resolution.REJECT_BOTH):
+        removed = _remove_templates(session, dispute.holder_subject_id, modality)
+    if resolution is Resolution.AWARD_CLAIMANT:
+        for vector in open_vectors(envelope, dispute):
+            template = BiometricTemplate(
+                subject_id=dispute.claimant_subject_id,
+                modality=modality,
+                model=dispute.model,
+                ciphertext=b"",
+                wrapped_key=b"",
+                enrollment_id=dispute.enrollment_id,
+            )
+            seal_template(envelope, template, vector)
+            session.add(template)
+            added += 1
+    if removed or added:
+        bump_gallery(session, Modality(modality))
+    if enrollment is not None:
+        if resolution is Resolution.AWARD_CLAIMANT:
+            enrollment.status = EnrollmentStatus.COMPLETED.value
+            enrollment.template_count, enrollment.error = added, None
+        else:
+            enrollment.status = EnrollmentStatus.FAILED.value
+            enrollment.error = _TOLD[resolution][0].format(m=modality)
+        session.add(enrollment)
+    # The held vectors are destroyed whatever the outcome (copied into templates if awarded).
+    dispute.ciphertext, dispute.wrapped_key = b"", b""
+    dispute.status, dispute.resolved_by = resolution.value, actor
+    dispute.note, dispute.resolved_at = note[:2000], utcnow()
+    session.add(dispute)
+    claimant_msg, holder_msg = _TOLD[resolution]
+    notify(
+        session, dispute.claimant_subject_id, "dispute.resolved", claimant_msg.format(m=modality)
+    )
+    notify(session, dispute.holder_subject_id, "dispute.resolved", holder_msg.format(m=modality))
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "operator.dispute_resolved",
+        actor,
+        {
+            "dispute_id": dispute.id,
+            "resolution": resolution.value,
+            "modality": modality,
+            "claimant_subject_id": dispute.claimant_subject_id,
+            "holder_subject_id": dispute.holder_subject_id,
+            "templates_removed": removed,
+            "templates_added": added,
+        },
+        subject_id=dispute.claimant_subject_id,
+    )
+    return dispute
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+def latest_events(session: Session, limit: int = 50) -> list[AuditEvent]:
+    return list(
+        session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)).all()  # type: ignore[attr-defined]
+    )
+
+
+# --- system health -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    queues: dict[str, int | None]  # None: the broker cannot tell
+    last_heartbeat: datetime | None
+    heartbeat_worker: str | None
+    jobs_by_status: dict[str, int]
+    oldest_queued_age: timedelta | None
+
+
+def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int | None]:
+    """Messages waiting per queue: Redis LLEN, or the SQLite broker's visible kombu messages."""
+    try:
+        if broker_url.startswith(("redis://", "rediss://")):
+            import redis
+
+            client = redis.Redis.from_url(broker_url, socket_timeout=2)
+            try:
+                return {q: int(client.llen(q)) for q in queues}
+            finally:
+                client.close()
+        if broker_url.startswith("sqla+"):
+            from sqlalchemy import create_engine
+
+            engine = create_engine(broker_url.removeprefix("sqla+"))
+            try:
+                with engine.connect() as conn:
+                    rows = conn.execute(
+                        text(
+                            "SELECT q.name, COUNT(m.id) FROM kombu_queue q LEFT JOIN "
+                            "kombu_message m ON m.queue_id = q.id AND m.visible "
+                            "GROUP BY q.name"
+                        )
+                    ).all()
+            finally:
+                engine.dispose()
+            counts = {name: int(n) for name, n in rows}
+            return {q: counts.get(q, 0) for q in queues}
+    except Exception:  # noqa: BLE001 - a broker we cannot read is shown as "unknown", not a 500
+        return dict.fromkeys(queues)
+    return dict.fromkeys(queues)
+
+
+def health(session: Session, broker_url: str, queues: list[str], now: datetime) -> Health:
+    beat = session.exec(
+        select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc()).limit(1)  # type: ignore[attr-defined]
+    ).first()
+    by_status = {
+        status: int(n)
+        for status, n in session.exec(
+            select(GateJob.status, func.count()).group_by(GateJob.status)
+        ).all()
+    }
+    oldest = session.exec(
+        select(func.min(GateJob.created_at)).where(GateJob.status == "queued")
+    ).first()
+    return Health(
+        queues=queue_depths(broker_url, queues),
+        last_heartbeat=as_utc(beat.beat_at) if beat else None,
+        heartbeat_worker=beat.worker if beat else None,
+        jobs_by_status=by_status,
+        oldest_queued_age=now - as_utc(oldest) if oldest else None,
+    )
+
+
+def heartbeat(session: Session, worker: str, now: datetime) -> None:
+    row = session.get(WorkerHeartbeat, worker[:200])
+    if row is None:
+        row = WorkerHeartbeat(worker=worker[:200])
+    row.beat_at = now
+    session.add(row)
+    session.flush()
+
+
+# --- periodic housekeeping -----------------------------------------------------------------
+
+
+def expire_grants(session: Session, audit_key: bytes, now: datetime) -> int:
+    """Write an `expired` version of every active grant whose period has ended."""
+    candidates = session.exec(
+        select(ConsentGrant).where(
+            ConsentGrant.status == GrantStatus.ACTIVE.value,
+            ConsentGrant.valid_until.is_not(None),  # type: ignore[union-attr]
+            ConsentGrant.valid_until < now,  # type: ignore[operator]
+        )
+    ).all()
+    expired = 0
+    for row in candidates:
+        current = latest_version(session, row.grant_id)
+        if current is None or current.id != row.id:
+            continue  # a later version (revoked, expired) already exists
+        data = row.model_dump(exclude={"id", "version", "status", "created_at", "actor"})
+        new = ConsentGrant(
+            **data,
+            version=row.version + 1,
+            status=GrantStatus.EXPIRED.value,
+            created_at=now,
+            actor="system:expiry",
+        )
+        session.add(new)
+        session.flush()
+        audit.append(
+            session,
+            audit_key,
+            "consent.expired",
+            "system:expiry",
+            {
+                "grant_id": new.grant_id,
+                "version": new.version,
+                "valid_until": as_utc(new.valid_until).isoformat() if new.valid_until else None,
+            },
+            subject_id=new.subject_id,
+        )
+        expired += 1
+    return expired
+
+
+def stale_media(root: Path, cutoff: datetime) -> list[str]:
+    """Keys of the media files in a local store last written before `cutoff`."""
+    if not root.is_dir():
+        return []
+    limit = cutoff.timestamp()
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_file() and p.name.isalnum() and p.stat().st_mtime < limit
+    )
+
+
+def purge_media(
+    session: Session, audit_key: bytes, store: MediaStore, keys: list[str]
+) -> list[str]:
+    """Audit the destruction of media kept past retention, one entry each (the SHA-256, never
+    the bytes), and return the keys: the caller commits, then deletes those files."""
+    purged = []
+    for key in keys:
+        try:
+            digest = hashlib.sha256(store.get(key)).hexdigest()
+        except KeyError:
+            continue
+        except Exception:  # noqa: BLE001 - unreadable (other key, damaged): still past retention
+            digest = None
+        audit.append(
+            session, audit_key, "media.purged", "system:retention", {"key": key, "sha256": digest}
+        )
+        purged.append(key)
+    return purged

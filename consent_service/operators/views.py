@@ -1,0 +1,136 @@
+"""The operator console under /operator: providers, disputes, the audit chain, system health.
+Every page needs an operator account (403 otherwise); every action is audited by its service."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from sqlmodel import select
+
+from consent_service import db
+from consent_service.accounts.models import Subject, User
+from consent_service.accounts.service import subject_of
+from consent_service.audit import service as audit
+from consent_service.operators import disputes, service
+from consent_service.operators.forms import ProviderStatusForm, ResolveDisputeForm
+from consent_service.operators.models import EnrollmentDispute, SubjectNotice
+from consent_service.services import services
+from consent_service.timeutil import utcnow
+from workers import DEFAULT_QUEUE, MATCHING_QUEUE
+
+bp = Blueprint("operators", __name__, url_prefix="/operator")
+
+
+@bp.before_request
+@login_required
+def _operators_only():
+    if not current_user.is_operator:
+        abort(403)
+
+
+def _actor() -> str:
+    return f"operator:{current_user.id}"
+
+
+@bp.app_context_processor
+def _notices():
+    """`subject_notices()` in templates: the signed-in person's notices, newest first."""
+
+    def subject_notices(limit: int = 10) -> list[SubjectNotice]:
+        if not current_user.is_authenticated:
+            return []
+        session = db.session()
+        subject = subject_of(session, current_user)
+        return list(
+            session.exec(
+                select(SubjectNotice)
+                .where(SubjectNotice.subject_id == subject.id)
+                .order_by(SubjectNotice.id.desc())  # type: ignore[union-attr]
+                .limit(limit)
+            ).all()
+        )
+
+    return {"subject_notices": subject_notices}
+
+
+@bp.route("/")
+def index():
+    session = db.session()
+    return render_template(
+        "operators/index.html",
+        providers=service.list_providers(session),
+        disputes=service.list_disputes(session),
+        form=ProviderStatusForm(),
+    )
+
+
+@bp.route("/providers/<provider_id>/status", methods=["POST"])
+def provider_status(provider_id: str):
+    form = ProviderStatusForm()
+    if not form.validate_on_submit():
+        abort(400)
+    with db.unit_of_work() as s:
+        provider = service.set_provider_status(
+            s, services().audit_key, _actor(), provider_id, form.status.data
+        )
+    flash(f"{provider.name} is now {provider.status}.", "ok")
+    return redirect(url_for(".index"))
+
+
+@bp.route("/disputes/<dispute_id>", methods=["GET", "POST"])
+def dispute(dispute_id: str):
+    session = db.session()
+    form = ResolveDisputeForm()
+    if form.validate_on_submit():
+        svc = services()
+        with db.unit_of_work() as s:
+            row = service.resolve_dispute(
+                s,
+                svc.envelope,
+                svc.audit_key,
+                _actor(),
+                dispute_id,
+                service.Resolution(form.resolution.data),
+                form.note.data or "",
+            )
+        with db.unit_of_work() as s:  # committed: now tell both people by mail too
+            disputes.mail_notices(s, svc.mailer, svc.settings.mail_from)
+        flash(f"Dispute resolved: {row.status}.", "ok")
+        return redirect(url_for(".index"))
+    row = session.get(EnrollmentDispute, dispute_id)
+    if row is None:
+        abort(404)
+    return render_template(
+        "operators/dispute.html",
+        dispute=row,
+        form=form,
+        claimant=_email_of(session, row.claimant_subject_id),
+        holder=_email_of(session, row.holder_subject_id),
+    )
+
+
+def _email_of(session, subject_id: int) -> str:
+    subject = session.get(Subject, subject_id)
+    user = session.get(User, subject.user_id) if subject else None
+    return user.email if user and user.email else "(deleted account)"
+
+
+@bp.route("/audit")
+def audit_chain():
+    session = db.session()
+    report = audit.verify(session, services().audit_key)
+    return render_template(
+        "operators/audit.html", report=report, events=service.latest_events(session)
+    )
+
+
+@bp.route("/health")
+def health():
+    svc = services()
+    report = service.health(
+        db.session(),
+        svc.settings.celery_broker_url,
+        [MATCHING_QUEUE, DEFAULT_QUEUE],
+        utcnow(),
+    )
+    return render_template("operators/health.html", health=report, now=utcnow())

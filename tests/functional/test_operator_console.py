@@ -1,0 +1,178 @@
+"""The operator console through the real app: only operators get in (403 for others, sign-in
+for strangers), approving and suspending providers (a suspended provider's key is refused),
+resolving a dispute (both people told on their dashboard), the audit page and health page, and
+`consent-service audit verify` on an intact and a tampered database."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlmodel import select
+
+from consent_service import db
+from consent_service.accounts.models import Subject, User
+from consent_service.audit.models import AuditEvent
+from consent_service.biometrics.models import BiometricTemplate, Enrollment
+from consent_service.biometrics.service import seal_template
+from consent_service.cli import main
+from consent_service.consent_requests.mail import read_outbox
+from consent_service.operators.disputes import open_dispute
+from consent_service.operators.models import EnrollmentDispute, WorkerHeartbeat
+from consent_service.operators.service import add_operator, heartbeat
+from consent_service.providers.models import Provider
+from consent_service.services import services
+from consent_service.timeutil import utcnow
+from tests.support import Person
+
+PASSWORD = "a long enough password"
+PAGES = ["/operator/", "/operator/audit", "/operator/health"]
+
+
+@pytest.fixture(scope="module")
+def site(make_api_app):
+    return make_api_app()
+
+
+def _person(site, email: str, operator: bool = False) -> tuple[Person, int]:
+    person = Person(site.client())
+    assert person.post("/signup", {"email": email, "password": PASSWORD}).status_code == 302
+    with site.app.app_context(), db.unit_of_work() as s:
+        if operator:
+            add_operator(s, services().audit_key, email)
+        user = s.exec(select(User).where(User.email == email)).one()
+        subject_id = s.exec(select(Subject).where(Subject.user_id == user.id)).one().id
+    return person, subject_id
+
+
+def test_only_operators_reach_the_console(site):
+    stranger = site.client()
+    for page in PAGES:
+        response = stranger.get(page)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    person, _ = _person(site, "plain@example.org")
+    for page in PAGES:
+        assert person.client.get(page).status_code == 403
+    provider_id = _provider_id(site, "Acme")
+    response = person.client.post(f"/operator/providers/{provider_id}/status", data={})
+    assert response.status_code in (400, 403)  # no CSRF token and no role: refused either way
+    operator, _ = _person(site, "op@example.org", operator=True)
+    for page in PAGES:
+        assert operator.client.get(page).status_code == 200
+
+
+def _provider_id(site, name: str) -> str:
+    with site.app.app_context():
+        return db.session().exec(select(Provider).where(Provider.name == name)).one().id
+
+
+def test_suspend_and_approve_a_provider(site):
+    operator, _ = _person(site, "op2@example.org", operator=True)
+    provider_id = _provider_id(site, "Globex")
+    path = f"/operator/providers/{provider_id}/status"
+    api = site.client()
+    assert api.get("/api/v1/jobs/none", headers=site.auth(site.other_key)).status_code == 404
+
+    response = operator.post(path, {"status": "suspended"}, form_page="/operator/")
+    assert response.status_code == 302
+    assert api.get("/api/v1/jobs/none", headers=site.auth(site.other_key)).status_code == 401
+    assert "Globex is now suspended" in operator.get("/operator/")
+
+    operator.post(path, {"status": "active"}, form_page="/operator/")
+    assert api.get("/api/v1/jobs/none", headers=site.auth(site.other_key)).status_code == 404
+    with site.app.app_context():
+        events = db.session().exec(select(AuditEvent).order_by(AuditEvent.seq)).all()
+        kinds = [(e.event_type, e.payload.get("provider_id")) for e in events]
+    assert ("operator.provider_suspended", provider_id) in kinds
+    assert ("operator.provider_approved", provider_id) in kinds
+
+
+def test_an_operator_resolves_a_dispute_and_both_people_are_told(site):
+    operator, _ = _person(site, "op3@example.org", operator=True)
+    holder, holder_id = _person(site, "holder@example.org")
+    claimant, claimant_id = _person(site, "claimant@example.org")
+    with site.app.app_context(), db.unit_of_work() as s:
+        svc = services()
+        template = BiometricTemplate(
+            subject_id=holder_id,
+            modality="face",
+            model="face_recognition/dlib-resnet-v1",
+            ciphertext=b"",
+            wrapped_key=b"",
+        )
+        seal_template(svc.envelope, template, np.ones(128))
+        s.add(template)
+        enrollment = Enrollment(subject_id=claimant_id, modality="face", status="disputed")
+        s.add(enrollment)
+        s.flush()
+        dispute = open_dispute(
+            s,
+            svc.envelope,
+            svc.audit_key,
+            enrollment_id=enrollment.id,
+            modality="face",
+            model="face_recognition/dlib-resnet-v1",
+            claimant_subject_id=claimant_id,
+            holder_subject_id=holder_id,
+            vectors=[np.zeros(128)],
+        )
+    assert "matches another account" in claimant.get("/")
+    assert "Another account tried to enroll" in holder.get("/")
+    page = f"/operator/disputes/{dispute.id}"
+    assert "claimant@example.org" in operator.get(page)
+    assert claimant.client.get(page).status_code == 403
+
+    response = operator.post(page, {"resolution": "awarded_claimant", "note": "ID checked"})
+    assert response.status_code == 302
+    with site.app.app_context():
+        s = db.session()
+        owners = [t.subject_id for t in s.exec(select(BiometricTemplate))]
+        assert owners.count(claimant_id) == 1 and holder_id not in owners
+        assert s.get(EnrollmentDispute, dispute.id).status == "awarded_claimant"
+    mails: dict[str, str] = {}  # everything each person was mailed (opened, then resolved)
+    for mail in read_outbox(site.settings.mail_outbox_dir):
+        mails[mail["to"]] = mails.get(mail["to"], "") + mail["body"]
+    assert "it is now enrolled on your account" in mails["claimant@example.org"]
+    assert "awarded to the other account" in mails["holder@example.org"]
+    assert "it is now enrolled on your account" in claimant.get("/")
+    assert "it was awarded to the other account" in holder.get("/")
+    assert "awarded_claimant" in operator.get(page)
+
+
+def test_audit_and_health_pages(site):
+    operator, _ = _person(site, "op4@example.org", operator=True)
+    assert "Chain intact" in operator.get("/operator/audit")
+    assert "operator.added" in operator.get("/operator/audit")
+    page = operator.get("/operator/health")
+    assert "No worker heartbeat yet" in page
+    assert "unknown" in page  # the in-memory broker of these tests cannot tell its depth
+    with site.app.app_context(), db.unit_of_work() as s:
+        heartbeat(s, "worker-7", utcnow())
+    page = operator.get("/operator/health")
+    assert "worker-7" in page and "Last heartbeat" in page
+    with site.app.app_context(), db.unit_of_work() as s:
+        s.delete(s.get(WorkerHeartbeat, "worker-7"))
+
+
+def test_cli_adds_operators_and_verifies_the_audit_chain(make_api_app):
+    site = make_api_app()
+    env = {"CONSENT_SERVICE_HOME": str(site.settings.home), "BROKER_URL": "memory://"}
+    runner = CliRunner()
+    added = runner.invoke(main, ["operators", "add", "boss@example.org"], env=env)
+    assert added.exit_code == 0, added.output
+    with site.app.app_context():
+        user = db.session().exec(select(User).where(User.email == "boss@example.org")).one()
+        assert user.is_operator
+
+    intact = runner.invoke(main, ["audit", "verify"], env=env)
+    assert intact.exit_code == 0, intact.output
+    assert "intact" in intact.output
+
+    with site.app.app_context(), db.unit_of_work() as s:
+        s.execute(
+            text("UPDATE audit_event SET actor = 'someone else' WHERE seq = 1"),
+        )
+    tampered = runner.invoke(main, ["audit", "verify"], env=env)
+    assert tampered.exit_code == 1
+    assert "broken at seq 1" in tampered.output

@@ -1,0 +1,215 @@
+"""Periodic housekeeping as plain functions: grant expiry writes a new version, media past
+retention are destroyed with one audit entry each (hash only), disputes move templates."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlmodel import select
+
+from consent_service.audit.models import AuditEvent
+from consent_service.audit.service import verify
+from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
+from consent_service.biometrics.service import open_template, seal_template
+from consent_service.consent.models import ConsentGrant
+from consent_service.crypto import Envelope
+from consent_service.errors import Conflict
+from consent_service.operators import service
+from consent_service.operators.disputes import open_dispute
+from consent_service.operators.models import EnrollmentDispute, SubjectNotice
+from consent_service.storage import LocalMediaStore
+from consent_service.timeutil import utcnow
+
+KEY = b"k" * 32
+
+
+def _grant(session, subject_id: int, until) -> ConsentGrant:
+    row = ConsentGrant(
+        subject_id=subject_id,
+        modality="face",
+        operations=["face_swap"],
+        roles=["source"],
+        all_providers=True,
+        valid_from=utcnow() - timedelta(days=10),
+        valid_until=until,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def test_grants_past_their_end_get_an_expired_version(session, make_subject, reopen):
+    subject = make_subject()
+    now = utcnow()
+    ended = _grant(session, subject.id, now - timedelta(minutes=1))
+    running = _grant(session, subject.id, now + timedelta(days=1))
+    open_ended = _grant(session, subject.id, None)
+    session.commit()
+
+    assert service.expire_grants(session, KEY, now) == 1
+    session.commit()
+    assert service.expire_grants(session, KEY, now) == 0  # idempotent: the latest is expired
+
+    s = reopen()
+    versions = s.exec(select(ConsentGrant).where(ConsentGrant.grant_id == ended.grant_id)).all()
+    assert [(v.version, v.status) for v in sorted(versions, key=lambda v: v.version)] == [
+        (1, "active"),
+        (2, "expired"),
+    ]
+    for other in (running, open_ended):
+        rows = s.exec(select(ConsentGrant).where(ConsentGrant.grant_id == other.grant_id)).all()
+        assert [r.status for r in rows] == ["active"]
+    events = s.exec(select(AuditEvent).where(AuditEvent.event_type == "consent.expired")).all()
+    assert [e.payload["grant_id"] for e in events] == [ended.grant_id]
+    assert verify(s, KEY).ok
+
+
+def test_media_past_retention_are_purged_with_their_hash_audited(session, tmp_path):
+    store = LocalMediaStore(tmp_path / "media", Envelope(secrets.token_bytes(32)))
+    old, fresh = store.put(b"old upload"), store.put(b"fresh upload")
+    long_ago = (utcnow() - timedelta(days=2)).timestamp()
+    os.utime(store.root / old, (long_ago, long_ago))
+
+    keys = service.stale_media(store.root, utcnow() - timedelta(days=1))
+    assert keys == [old]
+    purged = service.purge_media(session, KEY, store, keys)
+    session.commit()
+    for key in purged:
+        store.delete(key)
+
+    assert sorted(p.name for p in store.root.iterdir()) == [fresh]
+    (event,) = session.exec(select(AuditEvent).where(AuditEvent.event_type == "media.purged"))
+    assert event.payload == {"key": old, "sha256": hashlib.sha256(b"old upload").hexdigest()}
+    assert b"old upload" not in repr(event.payload).encode()
+
+
+def _template(session, envelope, subject_id: int, vector) -> None:
+    t = BiometricTemplate(
+        subject_id=subject_id, modality="face", model="m", ciphertext=b"", wrapped_key=b""
+    )
+    seal_template(envelope, t, vector)
+    session.add(t)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "holder_left", "claimant_got", "enrollment_status"),
+    [
+        (service.Resolution.AWARD_CLAIMANT, 0, 2, "completed"),
+        (service.Resolution.KEEP_HOLDER, 1, 0, "failed"),
+        (service.Resolution.REJECT_BOTH, 0, 0, "failed"),
+    ],
+)
+def test_resolving_a_dispute_applies_the_outcome(
+    session,
+    make_subject,
+    envelope,
+    reopen,
+    resolution,
+    holder_left,
+    claimant_got,
+    enrollment_status,
+):
+    holder, claimant = make_subject(), make_subject()
+    _template(session, envelope, holder.id, np.ones(128))
+    enrollment = Enrollment(subject_id=claimant.id, modality="face", status="disputed")
+    session.add(enrollment)
+    session.flush()
+    vectors = [np.full(128, 0.5), np.full(128, 0.25)]
+    dispute = open_dispute(
+        session,
+        envelope,
+        KEY,
+        enrollment_id=enrollment.id,
+        modality="face",
+        model="m",
+        claimant_subject_id=claimant.id,
+        holder_subject_id=holder.id,
+        vectors=vectors,
+    )
+    session.commit()
+    assert session.exec(select(BiometricTemplate)).all()[0].subject_id == holder.id
+
+    service.resolve_dispute(session, envelope, KEY, "operator:1", dispute.id, resolution)
+    session.commit()
+    with pytest.raises(Conflict):
+        service.resolve_dispute(session, envelope, KEY, "operator:1", dispute.id, resolution)
+
+    s = reopen()
+    templates = s.exec(select(BiometricTemplate)).all()
+    assert len([t for t in templates if t.subject_id == holder.id]) == holder_left
+    mine = [t for t in templates if t.subject_id == claimant.id]
+    assert len(mine) == claimant_got
+    if mine:
+        got = sorted(float(open_template(envelope, t)[0]) for t in mine)
+        assert got == [0.25, 0.5]
+    row = s.get(EnrollmentDispute, dispute.id)
+    assert row.status == resolution.value and row.ciphertext == b""
+    assert s.get(Enrollment, enrollment.id).status == enrollment_status
+    told = {n.subject_id for n in s.exec(select(SubjectNotice)) if n.kind == "dispute.resolved"}
+    assert told == {holder.id, claimant.id}
+    if holder_left != 1 or claimant_got:
+        assert s.get(GalleryVersion, "face") is not None  # workers reload their gallery
+    assert verify(s, KEY).ok
+
+
+class _Mailbox:
+    def __init__(self, fail_for: str = ""):
+        self.sent: list = []
+        self.fail_for = fail_for
+
+    def send(self, message) -> None:
+        if message["To"] == self.fail_for:
+            raise OSError("mail server down")
+        self.sent.append(message)
+
+
+def test_notices_are_mailed_once_and_failures_retried(session, make_subject, reopen):
+    from consent_service.accounts.models import User
+    from consent_service.operators.disputes import mail_notices, notify
+
+    a, b = make_subject(), make_subject()
+    notify(session, a.id, "dispute.opened", "about your face")
+    notify(session, b.id, "dispute.opened", "someone claims your face")
+    session.commit()
+    b_address = session.get(User, b.user_id).email
+
+    down = _Mailbox(fail_for=b_address)
+    assert mail_notices(session, down, "ops@example.org") == 1
+    session.commit()
+    assert [m["To"] for m in down.sent] == [session.get(User, a.user_id).email]
+    assert "about your face" in down.sent[0].get_content()
+
+    up = _Mailbox()
+    assert mail_notices(session, up, "ops@example.org") == 1  # only the one that failed
+    session.commit()
+    assert [m["To"] for m in up.sent] == [b_address]
+    assert mail_notices(session, up, "ops@example.org") == 0
+    assert all(n.mailed_at for n in reopen().exec(select(SubjectNotice)))
+
+
+def test_deleting_the_claimant_destroys_the_held_vectors(session, make_subject, envelope):
+    from consent_service.operators.disputes import withdraw_claims
+
+    holder, claimant = make_subject(), make_subject()
+    enrollment = Enrollment(subject_id=claimant.id, modality="face", status="disputed")
+    session.add(enrollment)
+    session.flush()
+    dispute = open_dispute(
+        session,
+        envelope,
+        KEY,
+        enrollment_id=enrollment.id,
+        modality="face",
+        model="m",
+        claimant_subject_id=claimant.id,
+        holder_subject_id=holder.id,
+        vectors=[np.zeros(128)],
+    )
+    assert withdraw_claims(session, holder.id) == 0  # the holder has no claim of its own
+    assert withdraw_claims(session, claimant.id) == 1
+    assert (dispute.status, dispute.ciphertext, enrollment.status) == ("withdrawn", b"", "failed")

@@ -1,0 +1,52 @@
+"""Periodic housekeeping (Celery beat): grant expiry, media purge past retention, heartbeat,
+and the mailing of people's notices."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+from celery import shared_task
+
+from consent_service import db
+from consent_service.operators import disputes
+from consent_service.operators import service as operators
+from consent_service.services import services
+from consent_service.storage import LocalMediaStore
+from consent_service.timeutil import utcnow
+
+
+@shared_task(name="grants.expire", ignore_result=True)
+def grants_expire() -> int:
+    with db.unit_of_work() as s:
+        return operators.expire_grants(s, services().audit_key, utcnow())
+
+
+@shared_task(name="media.purge", ignore_result=True)
+def media_purge() -> int:
+    svc = services()
+    store = svc.media_store
+    if not isinstance(store, LocalMediaStore):  # other stores enforce retention themselves
+        return 0
+    cutoff = utcnow() - timedelta(seconds=svc.settings.media_retention)
+    with db.unit_of_work() as s:
+        purged = operators.purge_media(
+            s, svc.audit_key, store, operators.stale_media(store.root, cutoff)
+        )
+    for key in purged:  # after the commit that recorded their destruction
+        store.delete(key)
+    return len(purged)
+
+
+@shared_task(name="health.heartbeat", ignore_result=True)
+def health_heartbeat() -> None:
+    with db.unit_of_work() as s:
+        operators.heartbeat(s, socket.gethostname(), utcnow())
+
+
+@shared_task(name="notices.mail", ignore_result=True)
+def notices_mail() -> int:
+    """Mail the people's notices not mailed yet (dispute opened or resolved)."""
+    svc = services()
+    with db.unit_of_work() as s:
+        return disputes.mail_notices(s, svc.mailer, svc.settings.mail_from)
