@@ -1,0 +1,1 @@
+"""The provider portal: provider staff manage their API keys and webhook and read their jobs."""

@@ -1,0 +1,306 @@
+"""The provider portal's domain: staff memberships, and the provider-scoped reads and actions
+its pages show. Every read takes the staff member's provider and filters by it, so another
+provider's id is as unknown as a missing one. Keys, webhooks and job views are the providers',
+webhooks' and gate's own service functions; this module scopes, pages and audits them."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from consent_service.accounts import service as accounts
+from consent_service.accounts.models import User
+from consent_service.audit import service as audit
+from consent_service.errors import Conflict, InvalidRequest
+from consent_service.gate.models import Decision, GateJob
+from consent_service.portal.models import ProviderStaff, StaffRole
+from consent_service.providers import service as providers
+from consent_service.providers.models import ApiKey, Provider
+from consent_service.timeutil import as_utc, utcnow
+from consent_service.vocabulary import DecisionKind, JobStatus, Operation
+
+JOBS_PAGE = 50  # jobs per page
+USAGE_DAYS = 30
+UNDECIDED = "undecided"  # usage column for jobs queued, processing or failed
+
+
+# ---------------------------------------------------------------------------- staff
+@dataclass(frozen=True)
+class StaffAdded:
+    membership: ProviderStaff
+    user: User
+    # The generated first password: only for a new account created without one; shown once.
+    password: str | None
+
+
+def add_staff(
+    session: Session,
+    audit_key: bytes,
+    provider: Provider,
+    email: str,
+    role: str = StaffRole.ADMIN.value,
+    password: str | None = None,
+) -> StaffAdded:
+    """Make the account with this e-mail address staff of the provider, creating the account
+    (through the ordinary sign-up) if there is none. An account works for one provider only;
+    adding it again to the same provider changes its role. An existing account keeps its
+    password: `password` is only used for a new one."""
+    try:
+        role = StaffRole(role).value
+    except ValueError:
+        raise InvalidRequest(
+            f"Staff role must be one of: {', '.join(r.value for r in StaffRole)}."
+        ) from None
+    user = accounts.find_user(session, email)
+    generated = None
+    if user is None:
+        if password is None:
+            password = generated = secrets.token_urlsafe(12)
+        user = accounts.sign_up(session, email, password)
+    if not user.is_active:
+        raise InvalidRequest("This account was deleted; it cannot be made staff.")
+    membership = session.exec(select(ProviderStaff).where(ProviderStaff.user_id == user.id)).first()
+    if membership is not None and membership.provider_id != provider.id:
+        raise Conflict("This account is already staff of another provider.")
+    if membership is None:
+        membership = ProviderStaff(provider_id=provider.id, user_id=user.id)  # type: ignore[arg-type]
+    membership.role = role
+    session.add(membership)
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "provider.staff_added",
+        "operator:cli",
+        {"provider_id": provider.id, "user_id": user.id, "role": role},
+    )
+    return StaffAdded(membership, user, generated)
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The signed-in staff member as the portal sees them: whose provider, which role."""
+
+    user_id: int
+    provider: Provider
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == StaffRole.ADMIN.value
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.user_id}"
+
+
+def staff_of(session: Session, user: User) -> Staff | None:
+    """The account's provider membership, or None if it is nobody's staff."""
+    row = session.exec(
+        select(ProviderStaff, Provider)
+        .join(Provider, Provider.id == ProviderStaff.provider_id)  # type: ignore[arg-type]
+        .where(ProviderStaff.user_id == user.id)
+    ).first()
+    if row is None:
+        return None
+    membership, provider = row
+    return Staff(user_id=user.id, provider=provider, role=membership.role)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- API keys
+def list_keys(session: Session, provider: Provider) -> list[ApiKey]:
+    """The provider's keys, newest first (hashes stay in the database)."""
+    return list(
+        session.exec(
+            select(ApiKey)
+            .where(ApiKey.provider_id == provider.id)
+            .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())  # type: ignore[attr-defined,union-attr]
+        )
+    )
+
+
+def create_key(session: Session, audit_key: bytes, staff: Staff, name: str) -> str:
+    """Issue a key for the staff member's provider; the raw key is returned once."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidRequest("Give the key a name of 1 to 200 characters.")
+    raw = providers.issue_key(session, staff.provider, name)
+    prefix = raw[len(providers.KEY_PREFIX) :].split("_", 1)[0]
+    audit.append(
+        session,
+        audit_key,
+        "provider.key_issued",
+        staff.actor,
+        {"provider_id": staff.provider.id, "prefix": prefix, "name": name},
+    )
+    return raw
+
+
+def revoke_key(session: Session, audit_key: bytes, staff: Staff, prefix: str) -> None:
+    """Revoke one of the provider's own keys; another provider's prefix is `NotFound`."""
+    providers.revoke_key(session, staff.provider, prefix)
+    audit.append(
+        session,
+        audit_key,
+        "provider.key_revoked",
+        staff.actor,
+        {"provider_id": staff.provider.id, "prefix": prefix},
+    )
+
+
+def webhook_changed(
+    session: Session, audit_key: bytes, staff: Staff, url: str, rotated: bool
+) -> None:
+    """Record a webhook change made in the portal (the change itself is `webhooks.configure`)."""
+    audit.append(
+        session,
+        audit_key,
+        "provider.webhook_configured",
+        staff.actor,
+        {"provider_id": staff.provider.id, "url": url, "secret_rotated": rotated},
+    )
+
+
+# ---------------------------------------------------------------------------- jobs
+@dataclass(frozen=True)
+class JobFilter:
+    status: str | None = None
+    decision: str | None = None
+    operation: str | None = None
+    created_from: date | None = None  # first day included
+    created_to: date | None = None  # last day included
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("status", self.status, JobStatus),
+            ("decision", self.decision, DecisionKind),
+            ("operation", self.operation, Operation),
+        )
+        for label, value, allowed in checks:
+            if value and value not in {v.value for v in allowed}:
+                raise InvalidRequest(f"Unknown {label} {value!r}.")
+        if self.created_from and self.created_to and self.created_from > self.created_to:
+            raise InvalidRequest("The first day comes after the last day.")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    operation: str
+    status: str
+    decision: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class JobPage:
+    rows: list[JobRow]
+    page: int
+    total: int
+    per_page: int = JOBS_PAGE
+    pages: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pages", max(1, -(-self.total // self.per_page)))
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def list_jobs(
+    session: Session,
+    provider: Provider,
+    filters: JobFilter,
+    page: int = 1,
+    per_page: int = JOBS_PAGE,
+) -> JobPage:
+    """One page of the provider's jobs, newest first, with their decisions."""
+    where = [GateJob.provider_id == provider.id]
+    if filters.status:
+        where.append(GateJob.status == filters.status)
+    if filters.operation:
+        where.append(GateJob.operation == filters.operation)
+    if filters.decision:
+        where.append(Decision.decision == filters.decision)
+    if filters.created_from:
+        where.append(GateJob.created_at >= _day_start(filters.created_from))  # type: ignore[arg-type,operator]
+    if filters.created_to:
+        where.append(GateJob.created_at < _day_start(filters.created_to + timedelta(days=1)))  # type: ignore[arg-type,operator]
+    joined = (
+        select(GateJob.id)
+        .outerjoin(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
+        .where(*where)
+    )
+    total = session.exec(select(func.count()).select_from(joined.subquery())).one()
+    page = max(1, page)
+    rows = session.exec(
+        select(GateJob, Decision.decision)
+        .outerjoin(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
+        .where(*where)
+        .order_by(GateJob.created_at.desc(), GateJob.id)  # type: ignore[attr-defined]
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return JobPage(
+        rows=[
+            JobRow(job.id, job.operation, job.status, decision, as_utc(job.created_at))
+            for job, decision in rows
+        ],
+        page=page,
+        total=total,
+        per_page=per_page,
+    )
+
+
+# ---------------------------------------------------------------------------- usage
+@dataclass(frozen=True)
+class UsageDay:
+    day: date
+    counts: dict[str, int]  # allow / deny / needs_consent / undecided → jobs submitted that day
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+USAGE_COLUMNS = (*(d.value for d in DecisionKind), UNDECIDED)
+
+
+def _job_day(session: Session):
+    """The UTC calendar day of a job's submission, as SQL for this database."""
+    if session.get_bind().dialect.name == "postgresql":
+        # timestamptz → date would use the session's time zone: pin it to UTC.
+        return func.date(func.timezone("UTC", GateJob.created_at))
+    return func.date(GateJob.created_at)  # SQLite stores the UTC wall time
+
+
+def usage(
+    session: Session, provider: Provider, days: int = USAGE_DAYS, now: datetime | None = None
+) -> list[UsageDay]:
+    """Jobs per day per decision over the last `days` UTC days (today included), oldest first;
+    days without jobs are present with zeros."""
+    today = as_utc(now or utcnow()).date()
+    first = today - timedelta(days=days - 1)
+    day = _job_day(session).label("day")
+    rows = session.exec(
+        select(day, Decision.decision, func.count())
+        .select_from(GateJob)
+        .outerjoin(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
+        .where(
+            GateJob.provider_id == provider.id,
+            GateJob.created_at >= _day_start(first),  # type: ignore[arg-type,operator]
+            GateJob.created_at < _day_start(today + timedelta(days=1)),  # type: ignore[arg-type,operator]
+        )
+        .group_by(day, Decision.decision)
+    ).all()
+    table = {first + timedelta(days=i): dict.fromkeys(USAGE_COLUMNS, 0) for i in range(days)}
+    for when, decision, count in rows:
+        key = when if isinstance(when, date) else date.fromisoformat(str(when))
+        if key in table:
+            table[key][decision or UNDECIDED] += count
+    return [UsageDay(d, counts) for d, counts in sorted(table.items())]
