@@ -1,0 +1,139 @@
+"""Managed subjects: a guardian adds a child under 14, acts for it, and the evidence of every
+consent given for the child names the guardian. Plain functions of a session; the caller commits.
+
+A child who turns 14 is not handed over automatically: the guardian keeps managing the subject
+until an operator transfers it to the child's own account."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import Session, select
+
+from consent_service.accounts.models import Subject, User
+from consent_service.accounts.service import subject_of
+from consent_service.audit import service as audit
+from consent_service.errors import InvalidRequest, NotFound
+from consent_service.guardians.models import Guardianship
+from consent_service.timeutil import as_utc, utcnow
+
+# PIPL Art. 31: the personal information of a minor under 14 needs a guardian's consent.
+CHILD_AGE_LIMIT = 14
+RELATIONSHIPS = {"parent": "Parent", "legal_guardian": "Legal guardian"}
+DECLARATION = (
+    "I am this child's parent or legal guardian, the child is under 14, and I give and withdraw "
+    "consent for the child's face and voice on the child's behalf."
+)
+
+
+def age_on(born: date, day: date) -> int:
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def add_child(
+    session: Session,
+    audit_key: bytes,
+    guardian: User,
+    display_name: str,
+    date_of_birth: date,
+    relationship: str,
+    declared: bool,
+    today: date | None = None,
+) -> Subject:
+    """Create a managed subject for a child under 14, acted for by `guardian`'s account."""
+    today = today or utcnow().date()
+    name = (display_name or "").strip()
+    if not name:
+        raise InvalidRequest("Enter the child's name.")
+    if relationship not in RELATIONSHIPS:
+        raise InvalidRequest("Choose how you are related to the child.")
+    if date_of_birth > today:
+        raise InvalidRequest("The date of birth cannot be in the future.")
+    if age_on(date_of_birth, today) >= CHILD_AGE_LIMIT:
+        raise InvalidRequest(
+            f"Only children under {CHILD_AGE_LIMIT} are managed by a guardian; "
+            "an older person signs up with an account of their own."
+        )
+    if not declared:
+        raise InvalidRequest("Confirm the guardian's declaration to add the child.")
+    child = Subject(user_id=guardian.id, display_name=name[:200])  # type: ignore[arg-type]
+    session.add(child)
+    session.flush()
+    session.add(
+        Guardianship(
+            subject_id=child.id,  # type: ignore[arg-type]
+            guardian_user_id=guardian.id,  # type: ignore[arg-type]
+            relationship=relationship,
+            date_of_birth=date_of_birth,
+            declaration=DECLARATION,
+        )
+    )
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "guardian.child_added",
+        f"user:{guardian.id}",
+        {"guardian": guardian_reference(session, guardian), "relationship": relationship},
+        subject_id=child.id,
+    )
+    return child
+
+
+def children_of(session: Session, guardian: User) -> list[Subject]:
+    return list(
+        session.exec(
+            select(Subject)
+            .join(Guardianship, Guardianship.subject_id == Subject.id)  # type: ignore[arg-type]
+            .where(
+                Guardianship.guardian_user_id == guardian.id,
+                Guardianship.ended_at.is_(None),  # type: ignore[union-attr]
+            )
+            .order_by(Subject.id)  # type: ignore[arg-type]
+        )
+    )
+
+
+def guardianship_of(session: Session, subject_id: int) -> Guardianship | None:
+    return session.exec(select(Guardianship).where(Guardianship.subject_id == subject_id)).first()
+
+
+def acting_subject(session: Session, user: User, selected: int | None) -> Subject:
+    """The subject `user` acts for: their own (`selected` None), or a child they manage.
+    NotFound for anything else, so another guardian's child looks like no child at all."""
+    if selected is None:
+        return subject_of(session, user)
+    link = guardianship_of(session, selected)
+    if link is None or link.guardian_user_id != user.id or link.ended_at is not None:
+        raise NotFound("No such child.")
+    subject = session.get(Subject, selected)
+    if subject is None:
+        raise NotFound("No such child.")
+    return subject
+
+
+def guardian_reference(session: Session, guardian: User) -> str:
+    """The guardian as named in evidence and receipts: their own pseudonymous subject id."""
+    return subject_of(session, guardian).public_id
+
+
+def guardian_evidence(session: Session, subject: Subject) -> dict | None:
+    """The `guardian` of a grant's evidence when `subject` is managed; None for an adult."""
+    link = guardianship_of(session, subject.id)  # type: ignore[arg-type]
+    if link is None:
+        return None
+    guardian = session.get(User, link.guardian_user_id)
+    assert guardian is not None  # foreign key
+    return {
+        "reference": guardian_reference(session, guardian),
+        "relationship": link.relationship,
+        "declared_at": as_utc(link.declared_at).isoformat(),
+    }
+
+
+def end_guardianship(session: Session, subject_id: int) -> None:
+    """The child's subject was erased: the guardian no longer manages it (no-op for adults)."""
+    link = guardianship_of(session, subject_id)
+    if link is not None and link.ended_at is None:
+        link.ended_at = utcnow()
+        session.add(link)

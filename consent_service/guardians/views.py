@@ -1,0 +1,173 @@
+"""Guardian pages: add a child under 14 and switch the people's pages between "me" and a child.
+
+The selected subject lives in the Flask session and is checked against the signed-in account on
+every request (`acting_subject`), so a stale or forged selection never reaches another family."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as web_session
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlmodel import Session
+
+from consent_service import db
+from consent_service.accounts.forms import DeleteAccountForm
+from consent_service.accounts.models import Subject
+from consent_service.consent.service import Evidence
+from consent_service.errors import DomainError, NotFound
+from consent_service.guardians import service
+from consent_service.guardians.forms import ActAsForm, ChildForm
+from consent_service.rights import service as rights
+from consent_service.services import services
+from consent_service.webhooks.outbox import publish_outbox
+
+bp = Blueprint("guardians", __name__)
+SESSION_KEY = "acting_subject"
+
+
+def acting_subject(session: Session) -> Subject:
+    """The subject the signed-in account acts for on this request: 404 if not theirs."""
+    selected = web_session.get(SESSION_KEY)
+    try:
+        return service.acting_subject(session, current_user, selected)
+    except NotFound:
+        web_session.pop(SESSION_KEY, None)
+        abort(404)
+
+
+def guardian_evidence(session: Session, subject: Subject) -> dict | None:
+    return service.guardian_evidence(session, subject)
+
+
+@bp.app_context_processor
+def _selector():
+    def guardian_selector() -> dict:
+        """What the dashboard's "me / child" selector shows; empty for an account without
+        children (the selector is then not drawn)."""
+        if not current_user.is_authenticated:
+            return {}
+        session = db.session()
+        children = service.children_of(session, current_user)
+        return {
+            "children": children,
+            "selected": web_session.get(SESSION_KEY),
+            "form": ActAsForm(formdata=None),
+        }
+
+    return {"guardian_selector": guardian_selector}
+
+
+@bp.route("/children", methods=["GET", "POST"])
+@login_required
+def children():
+    session = db.session()
+    form = ChildForm()
+    if form.validate_on_submit():
+        try:
+            child = service.add_child(
+                session,
+                services().audit_key,
+                current_user,
+                form.display_name.data or "",
+                form.date_of_birth.data,
+                form.relationship.data or "",
+                bool(form.declaration.data),
+            )
+        except DomainError as exc:
+            flash(str(exc), "error")
+        else:
+            session.commit()
+            web_session[SESSION_KEY] = child.id
+            flash(
+                _(
+                    "%(name)s added. You are now managing their face and consent.",
+                    name=child.display_name,
+                )
+            )
+            return redirect(url_for("consent.dashboard"))
+    status = 400 if request.method == "POST" else 200
+    return render_template(
+        "guardians/children.html",
+        form=form,
+        children=service.children_of(session, current_user),
+        relationships=service.RELATIONSHIPS,
+        age_limit=service.CHILD_AGE_LIMIT,
+    ), status
+
+
+@bp.route("/act-as", methods=["POST"])
+@login_required
+def act_as():
+    form = ActAsForm()
+    if not form.validate_on_submit():
+        flash(_("The form expired; please try again."), "error")
+        return redirect(url_for("consent.dashboard"))
+    choice = form.subject.data or "me"
+    if choice == "me":
+        web_session.pop(SESSION_KEY, None)
+    else:
+        if not choice.isdigit():
+            abort(404)
+        try:
+            service.acting_subject(db.session(), current_user, int(choice))
+        except NotFound:
+            abort(404)
+        web_session[SESSION_KEY] = int(choice)
+    return redirect(url_for("consent.dashboard"))
+
+
+@bp.route("/children/<int:child_id>/delete", methods=["GET", "POST"])
+@login_required
+def delete_child(child_id: int):
+    session = db.session()
+    try:
+        child = service.acting_subject(session, current_user, child_id)
+    except NotFound:
+        abort(404)
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        evidence = Evidence(
+            actor=f"user:{current_user.id}",
+            identity_method="password-confirmed",
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+            guardian=service.guardian_evidence(session, child),
+        )
+        name = child.display_name
+        try:
+            rights.delete_child(
+                session,
+                services().media_store,
+                services().audit_key,
+                current_user,
+                form.password.data or "",
+                child,
+                evidence,
+            )
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+        else:
+            session.commit()
+            publish_outbox(current_app, session)  # `consent.revoked` webhooks
+            if web_session.get(SESSION_KEY) == child_id:
+                web_session.pop(SESSION_KEY, None)
+            flash(
+                _(
+                    "%(name)s's face and voice templates are destroyed and their grants revoked.",
+                    name=name,
+                )
+            )
+            return redirect(url_for("consent.dashboard"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("guardians/delete.html", form=form, child=child), status
