@@ -15,12 +15,19 @@ TEMPLATE_DIR = next(p for p in (_HERE / "templates", _HERE.parent / "templates")
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
     """Build the web app (also the context every worker task runs in)."""
-    from consent_service import api_contract, db, errors_http
+    from consent_service import api_contract, db, errors_http, i18n
     from consent_service.accounts.views import bp as accounts_bp
+    from consent_service.biometrics.live_views import bp as live_enrollment_bp
     from consent_service.biometrics.views import bp as biometrics_bp
     from consent_service.consent.views import bp as consent_bp
+    from consent_service.consent_requests.api import bp as consent_requests_api_bp
+    from consent_service.consent_requests.views import bp as consent_requests_bp
     from consent_service.extensions import csrf, login_manager
     from consent_service.gate.api import bp as api_bp
+    from consent_service.guardians.views import bp as guardians_bp
+    from consent_service.i18n.views import bp as i18n_bp
+    from consent_service.operators.views import bp as operators_bp
+    from consent_service.portal.views import bp as portal_bp
     from consent_service.services import Services
     from consent_service.tokens.views import bp as tokens_bp
     from consent_service.webhooks.views import bp as webhooks_bp
@@ -45,12 +52,21 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     db.init_app(app, db.make_engine(settings.sqlalchemy_url))
     login_manager.init_app(app)
     csrf.init_app(app)
+    i18n.init_app(app, settings.home)
     celery_init_app(app, settings)
     for bp in (accounts_bp, biometrics_bp, consent_bp, api_bp):
         app.register_blueprint(bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(consent_requests_api_bp)
+    app.register_blueprint(consent_requests_bp)
+    app.register_blueprint(operators_bp)
+    app.register_blueprint(live_enrollment_bp)
+    app.register_blueprint(i18n_bp)
+    app.register_blueprint(portal_bp)  # staff pages: session + CSRF like the people's pages
+    app.register_blueprint(guardians_bp)
     csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
     csrf.exempt(webhooks_bp)
+    csrf.exempt(consent_requests_api_bp)  # keys, not cookies, like the rest of the API
     app.register_blueprint(tokens_bp)
     csrf.exempt(tokens_bp)  # a JSON endpoint with no session behind it
     errors_http.init_app(app)

@@ -166,6 +166,38 @@ def providers_create(name: str) -> None:
     click.echo(key)
 
 
+@providers.command("add-staff")
+@click.argument("name")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "viewer"]), default="admin", show_default=True)
+@click.option(
+    "--password",
+    default=None,
+    help="For a new account; without it a password is generated and printed once.",
+)
+def providers_add_staff(name: str, email: str, role: str, password: str | None) -> None:
+    """Give an account (created if needed) access to the provider's portal at /portal."""
+    from consent_service import db as dbm
+    from consent_service.errors import DomainError
+    from consent_service.portal.service import add_staff
+    from consent_service.providers.service import find_provider
+    from consent_service.services import services
+
+    app = _app()
+    with app.app_context():
+        try:
+            with dbm.unit_of_work() as s:
+                added = add_staff(
+                    s, services().audit_key, find_provider(s, name), email, role, password
+                )
+        except DomainError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{added.user.email} is {role} of {name}: sign in at /login, then open /portal")
+    if added.password is not None:
+        click.echo("password (shown once; store it now):")
+        click.echo(added.password)
+
+
 # ---------------------------------------------------------------------------- subjects
 @main.group()
 def subjects() -> None:
@@ -483,6 +515,28 @@ def webhooks_deliveries(provider_name: str, limit: int) -> None:
     click.echo(json.dumps(rows, indent=2))
 
 
+# ---------------------------------------------------------------------------- mail
+@main.group()
+def mail() -> None:
+    """Mail the service sends (consent-request links)."""
+
+
+@mail.command("outbox")
+@click.option("--full", is_flag=True, help="Print each mail's text too.")
+def mail_outbox(full: bool) -> None:
+    """The mails written to the local outbox (no SMTP_HOST configured), oldest first."""
+    from consent_service.consent_requests.mail import read_outbox
+
+    settings = Settings()
+    mails = read_outbox(settings.mail_outbox_dir)
+    if not mails:
+        click.echo(f"No mail in {settings.mail_outbox_dir}.")
+    for m in mails:
+        click.echo(f"{m['date']}  to {m['to']}: {m['subject']}\n  {m['file']}")
+        if full:
+            click.echo(m["body"])
+
+
 # ---------------------------------------------------------------------------- tokens
 @main.group()
 def tokens() -> None:
@@ -583,6 +637,51 @@ def tokens_verify(token: str, url: str | None, audience: str | None, issuer: str
         click.echo(f"invalid: {exc}", err=True)
         sys.exit(1)
     click.echo(json.dumps({"valid": True, "kid": kid, "claims": claims}, indent=2))
+
+
+@main.group()
+def operators() -> None:
+    """Operator accounts (the console at /operator)."""
+
+
+@operators.command("add")
+@click.argument("email")
+def operators_add(email: str) -> None:
+    """Make an account an operator, creating it (random password: reset it) if missing."""
+    from consent_service import db as dbm
+    from consent_service.operators.service import add_operator
+    from consent_service.services import services
+
+    app = _app()
+    with app.app_context(), dbm.unit_of_work() as s:
+        user, created = add_operator(s, services().audit_key, email)
+    click.echo(f"{user.email} is an operator{' (new account)' if created else ''}")
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the whole chain; exit 1 naming the first bad entry."""
+    from consent_service import db as dbm
+    from consent_service.audit.service import verify
+    from consent_service.services import services
+
+    app = _app()
+    with app.app_context():
+        report = verify(dbm.session(), services().audit_key)
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} entries")
+        return
+    click.echo(
+        f"audit chain broken at seq {report.first_bad_seq}: {report.problem} "
+        f"({report.checked} entries verified before it)",
+        err=True,
+    )
+    sys.exit(1)
 
 
 @main.command()

@@ -4,6 +4,7 @@ security headers every response carries."""
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -34,6 +35,23 @@ def _invalid(exc: ValidationError) -> Response:
     return problem(422, "InvalidRequest", detail, errors=issues)
 
 
+def _page_message(exc: HTTPException) -> str:
+    """Werkzeug's stock descriptions are English: pages say the same in the reader's language.
+    A description written for the case is kept (those our views raise are translated there)."""
+    if exc.description != type(exc).description:
+        return exc.description or ""
+    messages = {
+        400: _("The request could not be understood. Go back and try again."),
+        403: _("You are not allowed to open this page."),
+        404: _("This page does not exist, or it is not yours to see."),
+        405: _("This page cannot be used that way."),
+        413: _("The upload is too large."),
+        429: _("Too many requests: wait a moment and try again."),
+        500: _("Something went wrong on our side. Please try again later."),
+    }
+    return messages.get(exc.code or 500, exc.description or "")
+
+
 def _wants_api() -> bool:
     return request.path.startswith("/api/")
 
@@ -61,7 +79,7 @@ def init_app(app: Flask) -> None:
                 if name.lower() != "content-type":
                     response.headers[name] = value
             return response
-        return render_template("error.html", status=exc.code, message=exc.description), exc.code
+        return render_template("error.html", status=exc.code, message=_page_message(exc)), exc.code
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -13,6 +13,7 @@ from consent_service.biometrics.faces import DlibFaceEmbedder, FaceEmbedder
 from consent_service.biometrics.service import FaceMatching, GalleryIndex
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, VoiceEmbedder
+from consent_service.consent_requests.mail import Mailer, mailer_for
 from consent_service.crypto import Envelope, derive_key
 from consent_service.media.limits import VideoLimits
 from consent_service.settings import Settings
@@ -83,6 +84,10 @@ class Services:
             issuer=self.settings.decision_token_issuer,
             ttl=timedelta(seconds=self.settings.decision_token_ttl),
         )
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        return mailer_for(self.settings)
 
     @cached_property
     def webhook_transport(self) -> WebhookTransport:

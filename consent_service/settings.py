@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     task_time_limit: int = Field(default=300, ge=10)
     enrollment_max_photos: int = Field(default=5, ge=1)
+    # Face enrollment by uploading photos (the web form): unset means allowed in development and
+    # refused in production, where people enroll live with the camera; `subjects import` (an
+    # operator's tool) works either way.
+    allow_photo_enrollment: bool | None = None
+    # Live enrollment: seconds a head-turn challenge stays usable, and how far (in eye distances,
+    # from the 5-point landmarks) the nose must move from straight ahead for a turn to count.
+    live_challenge_ttl: int = Field(default=300, ge=10)
+    # 0.12 is a turn of roughly 12-15 degrees.
+    live_min_turn: float = Field(default=0.12, gt=0, le=1)
     # Jobs and enrollments still waiting after this many seconds are published again (a lost
     # message: broker down at publish time, restarted with a backlog). Also the sweep's period.
     outbox_sweep_after: float = Field(default=60.0, gt=0)
@@ -94,6 +103,30 @@ class Settings(BaseSettings):
     controller_name: str = Field(default="Consent Service operator", min_length=1)
     controller_contact: str = ""
     controller_jurisdiction: str = "CN"
+    # Consent requests: how long one stays open (seconds), how long the face of a person a
+    # `needs_consent` job could not name is kept (sealed) for a request to be opened for them,
+    # and the address the links in the mails start with.
+    consent_request_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    consent_request_finding_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    # How often beat expires requests past their time and purges kept faces (seconds).
+    consent_request_sweep_interval: float = Field(default=300.0, gt=0)
+    public_url: str = Field(default="http://127.0.0.1:5000", min_length=1)
+    # Mail: SMTP when SMTP_HOST is set, else .eml files in CONSENT_SERVICE_HOME/outbox.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    mail_from: str = Field(default="Consent Service <no-reply@localhost>", min_length=3)
+    # Operators' periodic tasks (seconds): how often grants past `valid_until` get their expired
+    # version; media older than `media_retention` are destroyed, checked every
+    # `media_purge_interval`; each worker writes a heartbeat every `heartbeat_interval`.
+    grant_expiry_interval: float = Field(default=60.0, gt=0)
+    media_retention: float = Field(default=24 * 3600.0, gt=0)
+    media_purge_interval: float = Field(default=3600.0, gt=0)
+    heartbeat_interval: float = Field(default=30.0, gt=0)
+    # How often people's notices not mailed yet (enrollment disputes) are mailed (seconds).
+    notice_mail_interval: float = Field(default=60.0, gt=0)
 
     @property
     def home(self) -> Path:
@@ -102,6 +135,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.consent_service_env is Environment.PRODUCTION
+
+    @property
+    def photo_enrollment_allowed(self) -> bool:
+        if self.allow_photo_enrollment is None:
+            return not self.is_production
+        return self.allow_photo_enrollment
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -114,6 +153,10 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.home / "media"
+
+    @property
+    def mail_outbox_dir(self) -> Path:
+        return self.home / "outbox"
 
     def resolved_secrets(self) -> dict[str, str]:
         """The secrets in force: from the environment, else (development only) generated once

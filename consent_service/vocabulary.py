@@ -66,3 +66,5 @@ class EnrollmentStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
     FAILED = "failed"
+    # Matches another account: waits for an operator (consent_service/operators).
+    DISPUTED = "disputed"

@@ -41,6 +41,17 @@ def celery_config(settings: Settings) -> dict:
                 "task": "sweep.stale_work",
                 "schedule": settings.outbox_sweep_after,
             },
+            "grants.expire": {"task": "grants.expire", "schedule": settings.grant_expiry_interval},
+            "media.purge": {"task": "media.purge", "schedule": settings.media_purge_interval},
+            "consent_requests.expire": {
+                "task": "consent_requests.expire",
+                "schedule": settings.consent_request_sweep_interval,
+            },
+            "health.heartbeat": {
+                "task": "health.heartbeat",
+                "schedule": settings.heartbeat_interval,
+            },
+            "notices.mail": {"task": "notices.mail", "schedule": settings.notice_mail_interval},
         },
     }
     if broker.startswith(("redis", "rediss")):
@@ -59,7 +70,14 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(
-        app.name, task_cls=FlaskTask, include=["workers.tasks", "workers.webhook_tasks"]
+        app.name,
+        task_cls=FlaskTask,
+        include=[
+            "workers.tasks",
+            "workers.webhook_tasks",
+            "workers.operator_tasks",
+            "workers.consent_request_tasks",
+        ],
     )
     celery_app.config_from_object(celery_config(settings))
     app.extensions["celery"] = celery_app

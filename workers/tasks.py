@@ -8,7 +8,8 @@ from celery import shared_task
 from flask import current_app
 
 from consent_service import db
-from consent_service.biometrics.service import face_enrollment, run_enrollment
+from consent_service.biometrics.liveness import face_enrollment_kind
+from consent_service.biometrics.service import run_enrollment
 from consent_service.biometrics.voice_service import voice_enrollment
 from consent_service.gate.service import process_job
 from consent_service.gate.sweep import find_stale
@@ -32,6 +33,8 @@ def gate_process_job(job_id: str) -> str:
         voice_matching=svc.voice_matching,
         signer=svc.decision_signer,
         pseudonym_key=svc.pseudonym_key,
+        envelope=svc.envelope,  # keeps unnamed people's faces for consent requests
+        finding_face_ttl=timedelta(seconds=svc.settings.consent_request_finding_ttl),
     )
     # The decision is committed: send its `job.decided` webhook (the sweep would, later).
     publish_deliveries(current_app, webhooks.fresh_for_job(db.session(), job_id))
@@ -45,7 +48,10 @@ def biometrics_enroll_face(enrollment_id: str) -> str:
         db.engine(),
         enrollment_id,
         svc.media_store,
-        face_enrollment(svc.face_matching),
+        # A live enrollment answers a head-turn challenge; any other is an upload of photos.
+        face_enrollment_kind(
+            db.engine(), enrollment_id, svc.face_matching, svc.settings.live_min_turn
+        ),
         svc.envelope,
         svc.audit_key,
         svc.settings.job_max_attempts,

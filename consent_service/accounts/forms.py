@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 
 class SignUpForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Length(max=320)])
-    display_name = StringField("Your name", validators=[Length(max=200)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)])
+    display_name = StringField(_l("Your name"), validators=[Length(max=200)])
     password = PasswordField(
-        "Password (at least 10 characters)", validators=[DataRequired(), Length(min=10, max=1000)]
+        _l("Password (at least 10 characters)"),
+        validators=[DataRequired(), Length(min=10, max=1000)],
     )
 
 
 class SignInForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1000)])
 
 
 class DeleteAccountForm(FlaskForm):
     password = PasswordField(
-        "Your password, to confirm", validators=[DataRequired(), Length(max=1000)]
+        _l("Your password, to confirm"), validators=[DataRequired(), Length(max=1000)]
     )

@@ -20,6 +20,10 @@ class User(SQLModel, table=True):
     password_hash: str
     # Part of the Flask-Login id: changing it (sign-out, password change) ends all sessions.
     session_token: str = Field(default_factory=new_id, max_length=32)
+    # Operators run the console (/operator); granted by `consent-service operators add`.
+    is_operator: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    # The language chosen with the switch (`en`, `zh-CN`); None follows the browser.
+    language: str | None = Field(default=None, max_length=16)
     created_at: datetime = _ts(nullable=False)
 
     # Flask-Login's user protocol.
@@ -35,7 +39,9 @@ class Subject(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # Stable pseudonymous handle; providers only ever see a keyed hash of it.
     public_id: str = Field(default_factory=new_id, unique=True, max_length=32)
-    user_id: int = Field(foreign_key="user.id", index=True, unique=True)
+    # The account that acts for this subject: its owner, or the guardian of a managed child
+    # subject (see guardians/). An account owns one subject and may manage several more.
+    user_id: int = Field(foreign_key="user.id", index=True)
     display_name: str = Field(default="", max_length=200)
     # Enrolled only to be protected: every matching job is denied.
     protect_only: bool = False

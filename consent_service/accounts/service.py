@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from consent_service.accounts.models import Subject, User
 from consent_service.errors import AccountExists, InvalidRequest
+from consent_service.guardians.models import Guardianship
 from consent_service.timeutil import new_id
 
 _hasher = PasswordHasher()  # argon2id with the library's current parameters
@@ -72,7 +73,11 @@ def end_all_sessions(user: User) -> None:
 
 
 def subject_of(session: Session, user: User) -> Subject:
-    subject = session.exec(select(Subject).where(Subject.user_id == user.id)).first()
+    # The account's own subject: not one of the children it manages as a guardian.
+    managed = select(Guardianship.subject_id)
+    subject = session.exec(
+        select(Subject).where(Subject.user_id == user.id, Subject.id.not_in(managed))  # type: ignore[union-attr]
+    ).first()
     if subject is None:  # every account gets one at sign-up
         raise LookupError(f"user {user.id} has no subject")
     return subject

@@ -15,6 +15,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from consent_service import db
@@ -24,6 +25,7 @@ from consent_service.consent.receipts import Controller
 from consent_service.consent.service import Evidence
 from consent_service.errors import AccountExists, InvalidRequest
 from consent_service.extensions import login_manager
+from consent_service.guardians.views import acting_subject
 from consent_service.rights import service as rights
 from consent_service.services import services
 from consent_service.webhooks.outbox import publish_outbox
@@ -56,14 +58,14 @@ def signup():
             )
         except AccountExists:
             # Same answer as for a new address: no account enumeration through sign-up.
-            flash("If this address can be used, you can now sign in with it.")
+            flash(_("If this address can be used, you can now sign in with it."))
             return redirect(url_for("accounts.login"))
         except InvalidRequest as exc:
             flash(str(exc), "error")
         else:
             session.commit()
             login_user(user)
-            flash("Welcome. Enroll your face so that edits of it can be checked.")
+            flash(_("Welcome. Enroll your face so that edits of it can be checked."))
             return redirect(url_for("biometrics.enroll"))
     return render_template("accounts/signup.html", form=form), 400 if form.errors else 200
 
@@ -76,7 +78,7 @@ def login():
         if user is not None:
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
-        flash("Wrong e-mail address or password.", "error")
+        flash(_("Wrong e-mail address or password."), "error")
     return render_template("accounts/login.html", form=form)
 
 
@@ -88,7 +90,7 @@ def logout():
     service.end_all_sessions(user)  # a copied cookie is worthless after sign-out
     session.commit()
     logout_user()
-    flash("You are signed out.")
+    flash(_("You are signed out."))
     return redirect(url_for("accounts.login"))
 
 
@@ -98,7 +100,11 @@ def export():
     session = db.session()
     user = session.merge(current_user._get_current_object())
     body = rights.export(
-        session, user, Controller.from_settings(services().settings), request.url_root
+        session,
+        user,
+        Controller.from_settings(services().settings),
+        request.url_root,
+        subject=acting_subject(session),  # "me", or the child chosen in the selector
     )
     return Response(
         json.dumps(body, indent=2, ensure_ascii=False),
@@ -140,8 +146,10 @@ def delete():
             publish_outbox(current_app, session)  # `consent.revoked` webhooks
             logout_user()
             flash(
-                "Your account is deleted: your face and voice templates are destroyed and "
-                "your grants are revoked."
+                _(
+                    "Your account is deleted: your face and voice templates are destroyed and "
+                    "your grants are revoked."
+                )
             )
             return redirect(url_for("accounts.login"))
     status = 400 if request.method == "POST" else 200

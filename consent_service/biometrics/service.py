@@ -23,6 +23,7 @@ from consent_service.crypto import Envelope
 from consent_service.db import unit_of_work
 from consent_service.errors import EnrollmentRejected, MediaRejected
 from consent_service.media.limits import VideoLimits
+from consent_service.operators import disputes
 from consent_service.storage import MediaStore
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import EnrollmentStatus, Modality
@@ -196,17 +197,40 @@ def run_enrollment(
         ).one()
         if enrollment.status != EnrollmentStatus.PENDING.value:
             return enrollment.status
-        if error is None:
+        holder: int | None = None
+        if error is None and disputes.open_claims_of(s, subject_id, what):
+            error = (
+                f"An operator is reviewing a dispute about the {what} you enrolled; wait for "
+                "the outcome before enrolling it again."
+            )
+        elif error is None:
             gallery = kind.gallery.current(s, kind.modality)
-            if any(
+            matches = (
                 identify(gallery, v, kind.tolerance, 0.0, exclude_subject=subject_id).subject_id
                 for v in vectors
-            ):
-                error = (
-                    f"This {what} is already enrolled by another account. An operator has to "
-                    "resolve this before it can be enrolled again."
-                )
-        if error is None:
+            )
+            holder = next((m for m in matches if m), None)
+        if error is None and holder is not None:
+            # Not added to the gallery: the vectors wait, encrypted, on a dispute an operator
+            # resolves (consent_service/operators); both accounts are told.
+            dispute = disputes.open_dispute(
+                s,
+                envelope,
+                audit_key,
+                enrollment_id=enrollment_id,
+                modality=what,
+                model=kind.model_name,
+                claimant_subject_id=subject_id,
+                holder_subject_id=holder,
+                vectors=vectors,
+            )
+            enrollment.status = EnrollmentStatus.DISPUTED.value
+            enrollment.error = (
+                f"This {what} is already enrolled by another account. An operator will "
+                "review the dispute and both accounts will be told the outcome."
+            )
+            event, payload = "biometrics.enrollment_disputed", {"dispute_id": dispute.id}
+        elif error is None:
             for vector in vectors:
                 template = BiometricTemplate(
                     subject_id=subject_id,

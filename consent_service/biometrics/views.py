@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, MultipleFileField
 from sqlmodel import select
 
 from consent_service import db
-from consent_service.accounts.service import subject_of
 from consent_service.biometrics import service, voice_service
 from consent_service.biometrics.models import Enrollment
 from consent_service.errors import DomainError, EnrollmentRejected
+from consent_service.guardians.views import acting_subject
 from consent_service.services import services
 from consent_service.vocabulary import Modality
 from workers import publish
@@ -21,19 +23,22 @@ bp = Blueprint("biometrics", __name__)
 
 
 class EnrollForm(FlaskForm):
-    photos = MultipleFileField("Photos of your face (1 to 5, only you in each)")
+    photos = MultipleFileField(_l("Photos of your face (1 to 5, only you in each)"))
 
 
 class VoiceForm(FlaskForm):
-    recording = FileField("A recording of you reading aloud (about 10 to 30 seconds, only you)")
+    recording = FileField(_l("A recording of you reading aloud (about 10 to 30 seconds, only you)"))
 
 
 @bp.route("/enroll", methods=["GET", "POST"])
 @login_required
 def enroll():
     session = db.session()
-    subject = subject_of(session, current_user)
+    subject = acting_subject(session)
     form = EnrollForm()
+    photos_allowed = services().settings.photo_enrollment_allowed
+    if form.is_submitted() and not photos_allowed:
+        abort(403, _("Enrolling with photos is turned off here: enroll live with your camera."))
     if form.validate_on_submit():
         svc = services()
         photos = [f.read() for f in (form.photos.data or []) if getattr(f, "filename", "")]
@@ -56,6 +61,7 @@ def enroll():
     return render_template(
         "biometrics/enroll.html",
         form=form,
+        photos_allowed=photos_allowed,
         voice_form=VoiceForm(formdata=None),
         voice_enabled=voice_service.voice_available(),
         recent=recent,
@@ -68,7 +74,7 @@ def enroll():
 @login_required
 def enroll_voice():
     session = db.session()
-    subject = subject_of(session, current_user)
+    subject = acting_subject(session)
     form = VoiceForm()
     if form.validate_on_submit():
         upload = form.recording.data
@@ -84,7 +90,7 @@ def enroll_voice():
             publish(current_app, "biometrics.enroll_voice", enrollment.id)
             return redirect(url_for("biometrics.enrollment", enrollment_id=enrollment.id))
     else:
-        flash("The form expired; please upload the recording again.", "error")
+        flash(_("The form expired; please upload the recording again."), "error")
     return redirect(url_for("biometrics.enroll"))
 
 
@@ -93,6 +99,6 @@ def enroll_voice():
 def enrollment(enrollment_id: str):
     session = db.session()
     row = session.get(Enrollment, enrollment_id)
-    if row is None or row.subject_id != subject_of(session, current_user).id:
+    if row is None or row.subject_id != acting_subject(session).id:
         abort(404)
     return render_template("biometrics/enrollment.html", enrollment=row)

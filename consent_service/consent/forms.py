@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -18,13 +19,15 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from consent_service.vocabulary import Modality, Operation, Role
 
 OPERATION_LABELS = {
-    Operation.FACE_SWAP: "Face swap: put my face into other images or videos",
-    Operation.FACE_REENACTMENT: "Face reenactment: animate my face, lip-sync, change expression",
-    Operation.FACE_ATTRIBUTE_EDIT: "Face attribute edit: change age, hair, make-up…",
-    Operation.FACE_GENERATION: "Face generation: new images in my likeness",
-    Operation.VOICE_CLONING: "Voice cloning: synthesise speech in my voice",
-    Operation.VOICE_CONVERSION: "Voice conversion: turn someone's speech into my voice",
-    Operation.VOICE_EDITING: "Voice editing: edit a recording of me",
+    Operation.FACE_SWAP: _l("Face swap: put my face into other images or videos"),
+    Operation.FACE_REENACTMENT: _l(
+        "Face reenactment: animate my face, lip-sync, change expression"
+    ),
+    Operation.FACE_ATTRIBUTE_EDIT: _l("Face attribute edit: change age, hair, make-up…"),
+    Operation.FACE_GENERATION: _l("Face generation: new images in my likeness"),
+    Operation.VOICE_CLONING: _l("Voice cloning: synthesise speech in my voice"),
+    Operation.VOICE_CONVERSION: _l("Voice conversion: turn someone's speech into my voice"),
+    Operation.VOICE_EDITING: _l("Voice editing: edit a recording of me"),
 }
 
 
@@ -49,35 +52,39 @@ class GrantForm(FlaskForm):
     # Chosen by the link that opened the form (`?modality=voice`): it picks the notice shown.
     modality = HiddenField(default=Modality.FACE.value)
     operations = MultiCheckbox(
-        "Edit types",
+        _l("Edit types"),
         choices=[],  # the edit types of the chosen modality, set by the view
-        validators=[AtLeastOne("Choose at least one edit type.")],
+        validators=[AtLeastOne(_l("Choose at least one edit type."))],
     )
     roles = MultiCheckbox(
-        "My role",
+        _l("My role"),
         choices=[
-            SelectChoice(Role.SOURCE.value, "Source: my face or voice is taken and put elsewhere"),
-            SelectChoice(Role.TARGET.value, "Target: content I appear in is edited"),
+            SelectChoice(
+                Role.SOURCE.value, _l("Source: my face or voice is taken and put elsewhere")
+            ),
+            SelectChoice(Role.TARGET.value, _l("Target: content I appear in is edited")),
         ],
-        validators=[AtLeastOne("Choose at least one role.")],
+        validators=[AtLeastOne(_l("Choose at least one role."))],
     )
     provider_scope = RadioField(
-        "Which providers",
+        _l("Which providers"),
         choices=[
-            SelectChoice("chosen", "Only the providers I choose below"),
-            SelectChoice("all", "All providers"),
+            SelectChoice("chosen", _l("Only the providers I choose below")),
+            SelectChoice("all", _l("All providers")),
         ],
         default="chosen",
     )
-    providers = MultiCheckbox("Providers", choices=[])
-    purpose = TextAreaField("Purpose (what you allow it for)", validators=[Length(max=1000)])
-    valid_from = DateField("From (leave empty for today)", validators=[Optional()])
-    valid_until = DateField("Until (leave empty for no end date)", validators=[Optional()])
+    providers = MultiCheckbox(_l("Providers"), choices=[])
+    purpose = TextAreaField(_l("Purpose (what you allow it for)"), validators=[Length(max=1000)])
+    valid_from = DateField(_l("From (leave empty for today)"), validators=[Optional()])
+    valid_until = DateField(_l("Until (leave empty for no end date)"), validators=[Optional()])
     # The notice version the page showed; the grant records it.
     notice_version = HiddenField()
+    # The language of the notice the page showed (`en`, `zh-CN`); the grant records it.
+    notice_language = HiddenField()
     agree = BooleanField(
-        "I have read the notice above and give my separate consent to this processing.",
-        validators=[DataRequired("Tick the box to give consent.")],
+        _l("I have read the notice above and give my separate consent to this processing."),
+        validators=[DataRequired(_l("Tick the box to give consent."))],
     )
 
 

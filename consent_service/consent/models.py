@@ -39,6 +39,8 @@ class ConsentGrant(GrantBase, table=True):
     user_agent: str | None = Field(default=None, max_length=400)
     identity_method: str = Field(default="", max_length=64)
     actor: str = Field(default="", max_length=200)
+    # Set when a guardian acted for a managed (child) subject: {"reference", "relationship"}.
+    guardian: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

@@ -9,7 +9,9 @@ import json
 from consent_service.vocabulary import Modality
 
 NOTICE_VERSION = "2026-11-1"
-NOTICE_LANGUAGE = "en"
+NOTICE_LANGUAGE = "en"  # the default; every version exists in each of NOTICE_LANGUAGES
+# BCP 47 tags. The Chinese text is the same notice, not a summary: one version covers both.
+NOTICE_LANGUAGES = ("en", "zh-CN")
 
 # (heading, text) pairs: who, what, why, how long, how to withdraw, consequences.
 _SECTIONS: dict[Modality, tuple[tuple[str, str], ...]] = {}
@@ -53,16 +55,65 @@ _SECTIONS[Modality.FACE] = _sections("edit images or videos that show your face"
 _SECTIONS[Modality.VOICE] = _sections("clone, convert or edit recordings of your voice", "voice")
 
 
-def notice(modality: Modality, controller: str) -> list[tuple[str, str]]:
-    """The notice for one modality, as (heading, text) pairs."""
-    return [(h, t.replace("{controller}", controller)) for h, t in _SECTIONS[modality]]
+def _sections_zh(what: str, data: str) -> tuple[tuple[str, str], ...]:
+    """The same notice in Simplified Chinese (《个人信息保护法》第十七条、第二十九条、第三十条)."""
+    return (
+        (
+            "处理者与接收方",
+            f"您在下方选择的人工智能媒体服务提供者（或在您选择“全部提供者”时的所有提供者）"
+            f"可以{what}。{{controller}}负责运营本登记系统，并在每一次编辑发生之前对其进行核验。",
+        ),
+        (
+            "处理内容",
+            f"仅限您勾选的编辑类型和角色。本服务以加密方式保存您的{data}特征模板，用于在提供者"
+            "提交的媒体中识别您，并且只告知提供者该编辑是否被允许，绝不向其提供您的生物识别信息"
+            "或身份。",
+        ),
+        ("处理目的", "仅用于您在下方填写的目的，不作任何其他用途。"),
+        (
+            "存续期限",
+            "自开始日期起至您设定的结束日期止；如未设定结束日期，则持续至您撤回同意时止。",
+        ),
+        (
+            "如何撤回",
+            "在“我的同意”页面点击一次“撤回”即可。撤回对此后的每一次核验生效；"
+            "撤回前基于您的同意已进行的编辑，其效力不受影响。",
+        ),
+        (
+            "后果说明",
+            f"您的{data}属于敏感个人信息：编辑可能使您的容貌或声音出现在您从未到过的场合。"
+            "拒绝或撤回同意不会给您带来任何不利；未经您的同意，任何此类编辑都将被阻止，"
+            "或须先征得您的单独同意。",
+        ),
+    )
+
+
+_SECTIONS_ZH: dict[Modality, tuple[tuple[str, str], ...]] = {
+    Modality.FACE: _sections_zh("编辑显示您人脸的图像或视频", "人脸"),
+    Modality.VOICE: _sections_zh("克隆、转换或编辑您的声音录音", "声纹"),
+}
+_TEXTS = {"en": _SECTIONS, "zh-CN": _SECTIONS_ZH}
+
+
+def notice_language(language: str | None) -> str:
+    """The notice language shown for a page language (`zh_CN`, `zh-CN`, `zh` → `zh-CN`)."""
+    tag = (language or "").replace("_", "-").lower()
+    return "zh-CN" if tag == "zh" or tag.startswith("zh-") else NOTICE_LANGUAGE
+
+
+def notice(
+    modality: Modality, controller: str, language: str = NOTICE_LANGUAGE
+) -> list[tuple[str, str]]:
+    """The notice for one modality in one language, as (heading, text) pairs."""
+    sections = _TEXTS[notice_language(language)][modality]
+    return [(h, t.replace("{controller}", controller)) for h, t in sections]
 
 
 def notice_digest(version: str = NOTICE_VERSION, language: str = NOTICE_LANGUAGE) -> str | None:
-    """SHA-256 of the notice text of this version and language (None for another version):
-    lets a receipt prove which words were shown."""
-    if version != NOTICE_VERSION or language != NOTICE_LANGUAGE:
+    """SHA-256 of the notice text of this version and language (None for another version or
+    language): lets a receipt prove which words were shown."""
+    if version != NOTICE_VERSION or language not in NOTICE_LANGUAGES:
         return None
-    body = {m.value: _SECTIONS[m] for m in Modality}
+    body = {m.value: _TEXTS[language][m] for m in Modality}
     raw = json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(raw).hexdigest()

@@ -46,6 +46,11 @@ def receipt_id(grant_id: str, version: int) -> str:
 
 
 def collection_method(row: ConsentGrant) -> str:
+    if row.guardian and row.identity_method == "password-session":
+        return (
+            "web form: separate consent page, unticked box, given by the signed-in guardian "
+            "of a child under 14"
+        )
     if row.actor.startswith("user:") and row.identity_method == "password-session":
         return "web form: separate consent page, unticked box, signed-in account holder"
     if row.actor.startswith("operator:"):
@@ -84,7 +89,16 @@ def build_receipt(
             {"name": controller.name, "contact": controller.contact, "on_behalf": False}
         ],
         "subject_reference": subject.public_id,
-        "guardian": None,
+        # PIPL Art. 31: for a child under 14 the guardian consents; the receipt says who.
+        "guardian": (
+            {
+                "reference": row.guardian.get("reference"),
+                "relationship": row.guardian.get("relationship"),
+                "declared_at": row.guardian.get("declared_at"),
+            }
+            if row.guardian
+            else None
+        ),
         "notice": {
             "id": "separate-consent-biometric-editing",
             "version": row.notice_version,

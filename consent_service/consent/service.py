@@ -40,6 +40,8 @@ class Evidence:
     ip: str | None = None
     user_agent: str | None = None
     notice_version: str = NOTICE_VERSION
+    # A guardian acting for a managed child: {"reference", "relationship", "declared_at"}.
+    guardian: dict | None = None
 
 
 def validate(req: GrantRequest, now: datetime | None = None) -> None:
@@ -113,6 +115,7 @@ def revoke(
             "user_agent",
             "identity_method",
             "actor",
+            "guardian",
         }
     )
     row = ConsentGrant(
@@ -229,6 +232,7 @@ def _evidence_fields(e: Evidence) -> dict:
         "user_agent": (e.user_agent or "")[:400] or None,
         "identity_method": e.identity_method,
         "actor": e.actor,
+        "guardian": e.guardian,
     }
 
 

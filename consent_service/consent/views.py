@@ -16,18 +16,20 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlmodel import select
 from wtforms import SelectChoice
 
 from consent_service import db
-from consent_service.accounts.service import subject_of
 from consent_service.biometrics.service import template_count
 from consent_service.consent import service
 from consent_service.consent.forms import GrantForm, ProtectOnlyForm, RevokeForm, operation_choices
-from consent_service.consent.notice import NOTICE_LANGUAGE, NOTICE_VERSION, notice
+from consent_service.consent.notice import NOTICE_VERSION, notice, notice_language
 from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.errors import DomainError
+from consent_service.guardians.views import acting_subject, guardian_evidence
+from consent_service.i18n import current_language
 from consent_service.providers.models import Provider
 from consent_service.rights import service as rights
 from consent_service.services import services
@@ -39,12 +41,14 @@ bp = Blueprint("consent", __name__)
 LEDGER_PAGE = 100  # rows per page of the activity ledger
 
 
-def _evidence() -> service.Evidence:
+def _evidence(session, subject, language: str | None = None) -> service.Evidence:
     return service.Evidence(
         actor=f"user:{current_user.id}",
+        # A guardian acting for a child under 14 is named in the evidence and the receipt.
+        guardian=guardian_evidence(session, subject),
         identity_method="password-session",
-        # The notice exists in this language only so far: record the one actually shown.
-        language=NOTICE_LANGUAGE,
+        # The language of the notice actually shown (the grant form posts it back).
+        language=notice_language(language or current_language()),
         ip=request.remote_addr,
         user_agent=request.user_agent.string,
     )
@@ -54,7 +58,7 @@ def _evidence() -> service.Evidence:
 @login_required
 def dashboard():
     session = db.session()
-    subject = subject_of(session, current_user)
+    subject = acting_subject(session)
     versions: dict[str, list[int]] = {}
     for row in service.grant_versions(session, subject.id):
         versions.setdefault(row.grant_id, []).append(row.version)
@@ -80,7 +84,7 @@ def _day_start(day) -> datetime:
 @login_required
 def new_grant():
     session = db.session()
-    subject = subject_of(session, current_user)
+    subject = acting_subject(session)
     form = GrantForm()
     try:
         modality = Modality(request.values.get("modality") or Modality.FACE.value)
@@ -94,8 +98,10 @@ def new_grant():
             select(Provider).where(Provider.status == "active").order_by(Provider.name)
         )
     ]
+    shown = notice_language(current_language())
     if request.method == "GET":
         form.notice_version.data = NOTICE_VERSION
+        form.notice_language.data = shown
     if form.validate_on_submit():
         start, until = form.valid_from.data, form.valid_until.data
         today = utcnow().date()
@@ -103,10 +109,15 @@ def new_grant():
         if (form.notice_version.data or NOTICE_VERSION) != NOTICE_VERSION:
             form.notice_version.data = NOTICE_VERSION
             flash(
-                "The notice has changed since the page was opened; please read it again.", "error"
+                _("The notice has changed since the page was opened; please read it again."),
+                "error",
             )
+        elif (form.notice_language.data or shown) != shown:
+            # The language was switched in another tab: show the notice in this one first.
+            form.notice_language.data = shown
+            flash(_("Please read the notice in this language before you give consent."), "error")
         elif start is not None and start < today:
-            flash("Consent cannot start in the past; choose today or a later date.", "error")
+            flash(_("Consent cannot start in the past; choose today or a later date."), "error")
         else:
             req = service.GrantRequest(
                 modality=modality,
@@ -120,12 +131,18 @@ def new_grant():
                 valid_until=datetime.combine(until, time.max, tzinfo=UTC) if until else None,
             )
             try:
-                service.grant(session, services().audit_key, subject.id, req, _evidence())
+                service.grant(
+                    session,
+                    services().audit_key,
+                    subject.id,
+                    req,
+                    _evidence(session, subject, shown),
+                )
             except DomainError as exc:
                 flash(str(exc), "error")
             else:
                 session.commit()
-                flash("Consent granted. You can revoke it at any time from this page.")
+                flash(_("Consent granted. You can revoke it at any time from this page."))
                 return redirect(url_for("consent.dashboard"))
     status = 400 if request.method == "POST" else 200
     return render_template(
@@ -133,7 +150,8 @@ def new_grant():
         form=form,
         modality=modality.value,
         notice_version=NOTICE_VERSION,
-        notice=notice(modality, services().settings.controller_name),
+        notice_language=shown,
+        notice=notice(modality, services().settings.controller_name, shown),
     ), status
 
 
@@ -142,13 +160,15 @@ def new_grant():
 def revoke(grant_id: str):
     session = db.session()
     if RevokeForm().validate_on_submit():
-        subject = subject_of(session, current_user)
-        service.revoke(session, services().audit_key, subject.id, grant_id, _evidence())
+        subject = acting_subject(session)
+        service.revoke(
+            session, services().audit_key, subject.id, grant_id, _evidence(session, subject)
+        )
         session.commit()
         publish_outbox(current_app, session)  # `consent.revoked` webhooks
-        flash("Consent revoked. Edits that relied on it are no longer allowed.")
+        flash(_("Consent revoked. Edits that relied on it are no longer allowed."))
     else:
-        flash("The form expired; please try again.", "error")
+        flash(_("The form expired; please try again."), "error")
     return redirect(url_for("consent.dashboard"))
 
 
@@ -158,19 +178,19 @@ def protect_only():
     session = db.session()
     form = ProtectOnlyForm()
     if form.validate_on_submit() and form.on.data in ("0", "1"):
-        subject = subject_of(session, current_user)
+        subject = acting_subject(session)
         on = form.on.data == "1"
         service.set_protect_only(
             session, services().audit_key, subject, on, actor=f"user:{current_user.id}"
         )
         session.commit()
         flash(
-            "Protect-only mode is on: every edit of you is denied, whatever your grants say."
+            _("Protect-only mode is on: every edit of you is denied, whatever your grants say.")
             if on
-            else "Protect-only mode is off: your grants decide again."
+            else _("Protect-only mode is off: your grants decide again.")
         )
     else:
-        flash("The form expired; please try again.", "error")
+        flash(_("The form expired; please try again."), "error")
     return redirect(url_for("consent.dashboard"))
 
 
@@ -178,7 +198,7 @@ def protect_only():
 @login_required
 def activity():
     session = db.session()
-    subject = subject_of(session, current_user)
+    subject = acting_subject(session)
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     entries = rights.ledger(
         session, subject.id, limit=LEDGER_PAGE + 1, offset=(page - 1) * LEDGER_PAGE
@@ -195,7 +215,7 @@ def activity():
 @login_required
 def receipt(grant_id: str, version: int):
     session = db.session()
-    subject = subject_of(session, current_user)
+    subject = acting_subject(session)
     row = service.grant_version(session, subject.id, grant_id, version)  # NotFound if not theirs
     body = build_receipt(
         row,

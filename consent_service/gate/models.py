@@ -56,6 +56,9 @@ class Decision(SQLModel, table=True):
     # The signed decision (consent_service.tokens), written in the same transaction.
     token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     jti: str | None = Field(default=None, max_length=32, unique=True, index=True)
+    # The latest revision: a consent request answered later re-decides the job (revision 2, …);
+    # every revision is kept in `decision_revision` (consent_service.consent_requests.models).
+    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class Finding(SQLModel, table=True):
@@ -70,3 +73,5 @@ class Finding(SQLModel, table=True):
     grant_version: int | None = None
     # Where the face is in the image: top, right, bottom, left (pixels).
     box: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The decision revision this finding belongs to (the job shows the latest revision's).
+    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -19,6 +21,9 @@ from consent_service.biometrics.tracks import FaceTrack, identify_track, track_f
 from consent_service.biometrics.voice_service import VoiceMatching, require_voice, speakers_in
 from consent_service.consent import policy
 from consent_service.consent.service import current_grants
+from consent_service.consent_requests.faces import keep_finding_face
+from consent_service.consent_requests.models import DecisionRevision
+from consent_service.crypto import Envelope
 from consent_service.db import unit_of_work
 from consent_service.errors import InvalidRequest, MediaRejected, NotFound
 from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
@@ -27,7 +32,14 @@ from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens.service import DecisionSigner, decision_claims
-from consent_service.vocabulary import JobStatus, Modality, Operation, Outcome, Role
+from consent_service.vocabulary import (
+    DecisionKind,
+    JobStatus,
+    Modality,
+    Operation,
+    Outcome,
+    Role,
+)
 from consent_service.webhooks import service as webhooks
 
 MAX_MEDIA_ITEMS = 10
@@ -117,6 +129,8 @@ class _PersonSeen:
     box: tuple[int, ...]  # a face's (top, right, bottom, left); a voice's (first heard, speech) ms
     subject_id: int | None
     ambiguous: bool
+    # What the person looks (or sounds) like: kept, sealed, for a consent request if needed.
+    embedding: np.ndarray | None = None
 
 
 @dataclass
@@ -151,19 +165,25 @@ def _faces_in(data: bytes, matching: FaceMatching) -> list[FaceTrack]:
 
 def _people_in(
     data: bytes, gallery: Gallery, faces: FaceMatching, voices: VoiceMatching | None
-) -> list[tuple[tuple[int, ...], Match]]:
+) -> list[tuple[tuple[int, ...], Match, np.ndarray]]:
     """Each distinct person in one media item — faces (image or video) without `voices`,
-    speakers with it — with where they are and whom they match."""
+    speakers with it — with where they are, whom they match and their (most typical)
+    embedding."""
     if voices is not None:
         return [
             (
                 (round(sp.first_heard * 1000), round(sp.seconds * 1000)),
                 identify(gallery, sp.embedding, voices.tolerance, voices.margin),
+                sp.embedding,
             )
             for sp in speakers_in(data, voices)
         ]
     return [
-        (track.box, identify_track(gallery, track.embeddings, faces.tolerance, faces.margin))
+        (
+            track.box,
+            identify_track(gallery, track.embeddings, faces.tolerance, faces.margin),
+            track.embeddings[0],
+        )
         for track in _faces_in(data, faces)
     ]
 
@@ -208,9 +228,11 @@ def _analyse(
             continue
         if not people:
             result.problems[item.position] = _NOBODY[modality]
-        for box, m in people:
+        for box, m, embedding in people:
             result.people.append(
-                _PersonSeen(item.position, Role(item.role), box, m.subject_id, m.ambiguous)
+                _PersonSeen(
+                    item.position, Role(item.role), box, m.subject_id, m.ambiguous, embedding
+                )
             )
     return result
 
@@ -226,8 +248,12 @@ def process_job(
     *,
     signer: DecisionSigner,
     pseudonym_key: bytes,
+    envelope: Envelope | None = None,
+    finding_face_ttl: timedelta = timedelta(days=7),
 ) -> str:
-    """The worker's task body: safe to run any number of times, concurrently; decides once."""
+    """The worker's task body: safe to run any number of times, concurrently; decides once.
+    With `envelope`, the people a `needs_consent` decision could not name are kept sealed for
+    `finding_face_ttl`, so that a consent request can be opened for them."""
     with unit_of_work(engine) as s:
         job = s.get(GateJob, job_id)
         if job is None or job.status in (JobStatus.DECIDED.value, JobStatus.FAILED.value):
@@ -250,7 +276,9 @@ def process_job(
         )
         analysis = _analyse(s, items, store, matching, operation, voice_matching)
     try:
-        status = _record_decision(engine, job_id, analysis, audit_key, signer, pseudonym_key)
+        status = _record_decision(
+            engine, job_id, analysis, audit_key, signer, pseudonym_key, envelope, finding_face_ttl
+        )
     except IntegrityError:  # a concurrent delivery recorded the decision first
         return JobStatus.DECIDED.value
     _destroy_media(engine, job_id, store, audit_key)
@@ -264,6 +292,8 @@ def _record_decision(
     audit_key: bytes,
     signer: DecisionSigner,
     pseudonym_key: bytes,
+    envelope: Envelope | None = None,
+    finding_face_ttl: timedelta = timedelta(days=7),
 ) -> str:
     with unit_of_work(engine) as s:
         job = s.exec(select(GateJob).where(GateJob.id == job_id).with_for_update()).one()
@@ -305,6 +335,7 @@ def _record_decision(
                 item.rejected = analysis.problems[item.position][1]
         # Signed here, so the token says exactly what this transaction records.
         claims = _token_claims(job, kind.value, reasons, items, findings, subjects, pseudonym_key)
+        claims["revision"] = 1
         token, jti = signer.sign(claims, now)
         s.add(
             Decision(
@@ -317,6 +348,32 @@ def _record_decision(
             )
         )
         s.flush()  # the decision's primary key is the job id: a second decision fails here
+        s.add(
+            DecisionRevision(
+                job_id=job_id,
+                revision=1,
+                decision=kind.value,
+                reasons=reasons,
+                token=token,
+                jti=jti,
+                cause="media",
+                created_at=now,
+            )
+        )
+        if kind is DecisionKind.NEEDS_CONSENT and envelope is not None:
+            for person, finding in zip(analysis.people, findings, strict=True):
+                if person.embedding is not None and finding.outcome in (
+                    Outcome.UNENROLLED.value,
+                    Outcome.AMBIGUOUS.value,
+                ):
+                    keep_finding_face(
+                        s,
+                        envelope,
+                        finding,
+                        operation.modality,
+                        person.embedding,
+                        now + finding_face_ttl,
+                    )
         job.status = JobStatus.DECIDED.value
         job.updated_at = now
         audit.append(
@@ -464,7 +521,13 @@ def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> dict:
         )
     )
     findings = list(
-        session.exec(select(Finding).where(Finding.job_id == job.id).order_by(Finding.id))
+        session.exec(
+            select(Finding)
+            .where(
+                Finding.job_id == job.id, Finding.revision == (decision.revision if decision else 1)
+            )
+            .order_by(Finding.id)
+        )
     )
     public_ids = {
         sub.id: sub.public_id
@@ -512,3 +575,112 @@ def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> dict:
             for f in findings
         ],
     }
+
+
+def redecide(
+    session: Session,
+    job_id: str,
+    identified: dict[int, int],
+    audit_key: bytes,
+    signer: DecisionSigner,
+    pseudonym_key: bytes,
+    cause: str,
+) -> Decision | None:
+    """Decide a `needs_consent` job again, in the caller's transaction, once a person it could
+    not name is known (`identified`: finding id → subject id, e.g. from an approved consent
+    request). The media are gone, so the people are those of the latest revision's findings;
+    every grant is re-read now. Writes the next revision (findings, decision, token, audit
+    entry, `job.decided`); returns the updated decision, or None when the job's latest
+    decision is not `needs_consent` (nothing to revise). UNIQUE (job_id, revision) makes a
+    concurrent second revision fail instead of being written twice."""
+    job = session.exec(select(GateJob).where(GateJob.id == job_id).with_for_update()).one()
+    decision = session.get(Decision, job_id)
+    if decision is None or decision.decision != DecisionKind.NEEDS_CONSENT.value:
+        return None
+    previous = list(
+        session.exec(
+            select(Finding)
+            .where(Finding.job_id == job_id, Finding.revision == decision.revision)
+            .order_by(Finding.id)
+        )
+    )
+    people = [
+        _PersonSeen(
+            f.media_position,
+            Role(f.role),
+            tuple(f.box),
+            identified.get(f.id, f.subject_id),  # type: ignore[arg-type]
+            f.outcome == Outcome.AMBIGUOUS.value and f.id not in identified,
+        )
+        for f in previous
+    ]
+    operation, now, revision = Operation(job.operation), utcnow(), decision.revision + 1
+    matched = {p.subject_id for p in people if p.subject_id is not None}
+    subjects = {
+        sub.id: sub
+        for sub in session.exec(select(Subject).where(Subject.id.in_(matched)))  # type: ignore[union-attr]
+    }
+    grants = current_grants(session, matched)
+    outcomes: list[Outcome] = []
+    findings: list[Finding] = []
+    for person in people:
+        verdict = _verdict(person, subjects, grants, operation, job.provider_id, now)
+        outcomes.append(verdict.outcome)
+        findings.append(
+            Finding(
+                job_id=job_id,
+                media_position=person.position,
+                role=person.role.value,
+                outcome=verdict.outcome.value,
+                subject_id=person.subject_id if verdict.outcome is not Outcome.UNENROLLED else None,
+                grant_id=verdict.grant.grant_id if verdict.grant else None,
+                grant_version=verdict.grant.version if verdict.grant else None,
+                box=list(person.box),
+                revision=revision,
+            )
+        )
+    session.add_all(findings)
+    kind, reasons = policy.decide_job(outcomes, [])
+    items = list(
+        session.exec(
+            select(MediaItem).where(MediaItem.job_id == job_id).order_by(MediaItem.position)
+        )
+    )
+    claims = _token_claims(job, kind.value, reasons, items, findings, subjects, pseudonym_key)
+    claims["revision"] = revision
+    token, jti = signer.sign(claims, now)
+    session.add(
+        DecisionRevision(
+            job_id=job_id,
+            revision=revision,
+            decision=kind.value,
+            reasons=reasons,
+            token=token,
+            jti=jti,
+            cause=cause[:200],
+            created_at=now,
+        )
+    )
+    session.flush()  # UNIQUE (job_id, revision): a concurrent revision fails here
+    decision.decision, decision.reasons, decision.revision = kind.value, reasons, revision
+    decision.token, decision.jti, decision.created_at = token, jti, now
+    job.updated_at = now
+    audit.append(
+        session,
+        audit_key,
+        "gate.decided",
+        f"provider:{job.provider_id}",
+        {
+            "job_id": job_id,
+            "revision": revision,
+            "cause": cause,
+            "operation": job.operation,
+            "decision": kind.value,
+            "reasons": reasons,
+            "findings": [o.value for o in outcomes],
+            "token_jti": jti,
+        },
+    )
+    webhooks.job_decided(session, job, kind.value, reasons)
+    session.flush()
+    return decision

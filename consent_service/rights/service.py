@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from consent_service.accounts.models import Subject, User
@@ -17,6 +18,8 @@ from consent_service.consent import service as consent
 from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.errors import InvalidRequest
 from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.guardians import service as guardians
+from consent_service.operators import disputes
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, new_id, utcnow
@@ -55,6 +58,8 @@ def ledger(
         .join(Provider, Provider.id == GateJob.provider_id)
         .outerjoin(Decision, Decision.job_id == GateJob.id)
         .where(Finding.subject_id == subject_id)
+        # A job decided again (a consent request answered) shows its latest revision only.
+        .where(or_(Decision.job_id.is_(None), Finding.revision == Decision.revision))  # type: ignore[union-attr]
         .order_by(GateJob.created_at.desc(), Finding.id)  # type: ignore[attr-defined]
     )
     if limit is not None:
@@ -90,10 +95,17 @@ def receipts(
     ]
 
 
-def export(session: Session, user: User, controller: Controller, base_url: str) -> dict:
+def export(
+    session: Session,
+    user: User,
+    controller: Controller,
+    base_url: str,
+    subject: Subject | None = None,
+) -> dict:
     """All of a person's own data as JSON-ready values. Template bytes and embeddings are never
-    part of it: the export lists which templates exist, not what they contain."""
-    subject = subject_of(session, user)
+    part of it: the export lists which templates exist, not what they contain. `subject` is a
+    child the account manages as guardian (default: the account's own subject)."""
+    subject = subject or subject_of(session, user)
     grants = consent.grant_versions(session, subject.id)
     templates = session.exec(
         select(BiometricTemplate).where(BiometricTemplate.subject_id == subject.id)
@@ -118,6 +130,8 @@ def export(session: Session, user: User, controller: Controller, base_url: str) 
             "display_name": subject.display_name,
             "protect_only": subject.protect_only,
             "created_at": as_utc(subject.created_at).isoformat(),
+            # Managed by this account's holder as the guardian of a child under 14.
+            "guardian": guardians.guardian_evidence(session, subject),
         },
         "grants": [_grant_version(g) for g in grants],
         "receipts": receipts(session, subject, controller, base_url),
@@ -201,6 +215,7 @@ class Deletion:
     templates_destroyed: int = 0
     grants_revoked: list[str] = field(default_factory=list)
     enrollments_cancelled: int = 0
+    modalities: list[str] = field(default_factory=list)
 
 
 def check_password(user: User, password: str) -> None:
@@ -221,13 +236,54 @@ def delete_account(
     versions, its login made impossible. What stays is pseudonymous: the consent record, the
     gate's findings and an audit tombstone without biometrics or contact details."""
     check_password(user, password)
+    # A guardian's children go with the account: nobody would be left to manage them.
+    for child in guardians.children_of(session, user):
+        erase_subject(session, store, audit_key, child, evidence, "guardian.child_removed")
     subject = subject_of(session, user)
+    done = erase_subject(session, store, audit_key, subject, evidence, event=None)
+    user.email = f"deleted-{new_id()}@deleted.invalid"  # frees the address for a new account
+    user.password_hash = DELETED_ACCOUNT_HASH
+    user.is_active = False
+    end_all_sessions(user)
+    session.add(user)
+    session.flush()
+    _tombstone(session, audit_key, "account.deleted", evidence, done)
+    return done
+
+
+def delete_child(
+    session: Session,
+    store: MediaStore,
+    audit_key: bytes,
+    guardian: User,
+    password: str,
+    child: Subject,
+    evidence: consent.Evidence,
+) -> Deletion:
+    """A guardian erases a child they manage (the caller has checked that they do)."""
+    if not verify_password(guardian.password_hash, password):
+        raise InvalidRequest("The password is not correct; the child's data was not deleted.")
+    return erase_subject(session, store, audit_key, child, evidence, "guardian.child_removed")
+
+
+def erase_subject(
+    session: Session,
+    store: MediaStore,
+    audit_key: bytes,
+    subject: Subject,
+    evidence: consent.Evidence,
+    event: str | None,
+) -> Deletion:
+    """Destroy one subject's templates and pending enrollments, revoke its active grants and
+    blank its name; `event` names the audit tombstone (None: the caller writes its own). A
+    managed child's guardianship ends with it."""
     done = Deletion(subject_id=subject.id)  # type: ignore[arg-type]
 
     templates = session.exec(
         select(BiometricTemplate).where(BiometricTemplate.subject_id == subject.id)
     ).all()
     modalities = {t.modality for t in templates}
+    done.modalities = sorted(modalities)
     for t in templates:
         session.delete(t)
     done.templates_destroyed = len(templates)
@@ -252,6 +308,8 @@ def delete_account(
         enrollment.finished_at = utcnow()
         session.add(enrollment)
     done.enrollments_cancelled = len(pending)
+    # Enrollments held on an open dispute: the vectors kept for the operator go too.
+    done.enrollments_cancelled += disputes.withdraw_claims(session, subject.id)
 
     for grant in consent.current_grants(session, [subject.id]):
         if grant.status == GrantStatus.ACTIVE.value:
@@ -260,23 +318,28 @@ def delete_account(
 
     subject.display_name = ""
     subject.protect_only = False
-    user.email = f"deleted-{new_id()}@deleted.invalid"  # frees the address for a new account
-    user.password_hash = DELETED_ACCOUNT_HASH
-    user.is_active = False
-    end_all_sessions(user)
-    session.add_all([subject, user])
+    session.add(subject)
+    guardians.end_guardianship(session, subject.id)  # type: ignore[arg-type]
     session.flush()
+    if event is not None:
+        _tombstone(session, audit_key, event, evidence, done)
+    return done
+
+
+def _tombstone(
+    session: Session, audit_key: bytes, event: str, evidence: consent.Evidence, done: Deletion
+) -> None:
+    modalities = list(done.modalities)
     audit.append(
         session,
         audit_key,
-        "account.deleted",
+        event,
         evidence.actor,
         {
             "templates_destroyed": done.templates_destroyed,
-            "modalities": sorted(modalities),
+            "modalities": modalities,
             "grants_revoked": done.grants_revoked,
             "enrollments_cancelled": done.enrollments_cancelled,
         },
-        subject_id=subject.id,
+        subject_id=done.subject_id,
     )
-    return done

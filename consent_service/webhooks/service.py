@@ -162,6 +162,14 @@ def list_deliveries(session: Session, provider: Provider, limit: int = 50) -> li
     )
 
 
+def get_delivery(session: Session, provider: Provider, delivery_id: str) -> WebhookDelivery:
+    """One of the provider's deliveries; another provider's id is as unknown as a missing one."""
+    delivery = session.get(WebhookDelivery, delivery_id) if len(delivery_id) <= 32 else None
+    if delivery is None or delivery.provider_id != provider.id:
+        raise NotFound("No such delivery.")
+    return delivery
+
+
 # ---------------------------------------------------------------------------- events
 def enqueue(
     session: Session, provider_id: str, event: str, data: dict, job_id: str | None = None
