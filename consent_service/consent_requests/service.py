@@ -228,6 +228,17 @@ def get_for_provider(session: Session, provider: Provider, request_id: str) -> C
     return req
 
 
+def list_for_provider(session: Session, provider: Provider, limit: int = 100) -> list[dict]:
+    """A provider's latest consent requests, newest first, as the provider may see them."""
+    rows = session.exec(
+        select(ConsentRequest)
+        .where(ConsentRequest.provider_id == provider.id)
+        .order_by(ConsentRequest.created_at.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    )
+    return [provider_view(r) for r in rows]
+
+
 def provider_view(req: ConsentRequest) -> dict:
     """What the provider sees: never the face, nor the address of a person it did not name."""
 

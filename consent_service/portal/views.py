@@ -1,4 +1,5 @@
-"""The provider portal's pages (/portal): usage, API keys, webhook and deliveries, jobs. Staff
+"""The provider portal's pages (/portal): usage, API keys, webhook and deliveries, jobs, consent
+requests. Staff
 sign in through /login; each page shows the staff member's own provider only. Thin: every
 action is a service call."""
 
@@ -20,6 +21,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from consent_service import db
+from consent_service.consent_requests import service as requests_service
 from consent_service.errors import DomainError, InvalidRequest, NotFound
 from consent_service.gate import service as gate
 from consent_service.portal import service
@@ -223,3 +225,11 @@ def job(job_id: str):
     return render_template(
         "portal/job.html", job=gate.job_view(session, found, services().pseudonym_key)
     )
+
+
+# ---------------------------------------------------------------------------- consent requests
+@bp.get("/requests")
+@staff_required()
+def consent_requests():
+    rows = requests_service.list_for_provider(db.session(), g.staff.provider)
+    return render_template("portal/requests.html", rows=rows)

@@ -322,3 +322,28 @@ def test_portal_pages_carry_the_security_headers_and_need_csrf(site):
     with site.app.app_context():
         names = db.session().exec(select(ApiKey.name)).all()
     assert "no token" not in names
+
+
+def test_consent_requests_page_lists_only_the_providers_own(site):
+    from consent_service.consent_requests.models import ConsentRequest
+
+    def request_for(provider: str, email: str) -> str:
+        with site.app.app_context(), db.unit_of_work() as s:
+            row = ConsentRequest(
+                provider_id=_provider(site, provider).id,
+                email=email,
+                operation="face_swap",
+                roles=["source"],
+                expires_at=utcnow() + timedelta(days=7),
+                link_hash="0" * 64,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    request_for("Acme", "asked-by-acme@example.org")
+    request_for("Globex", "asked-by-globex@example.org")
+    staff = _staff(site, "Acme", "rena@acme.example", role="viewer")
+    page = staff.get("/portal/requests")
+    assert "asked-by-acme@example.org" in page and "pending" in page
+    assert "asked-by-globex@example.org" not in page
