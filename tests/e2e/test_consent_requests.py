@@ -7,9 +7,7 @@ and the provider's receiver gets a signed `job.decided` and `consent_request.ans
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -17,7 +15,7 @@ import pytest
 from consent_service.consent_requests.mail import read_outbox
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
-from tests.e2e.test_webhooks import Receiver
+from tests.e2e.test_webhooks import Receiver, serving
 from tests.support import Person, side_by_side
 
 pytestmark = pytest.mark.e2e
@@ -26,25 +24,8 @@ PASSWORD = "a long enough password"
 
 @pytest.fixture(scope="module")
 def receiver(stack) -> Iterator[Receiver]:
-    rec = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(rec.handle(self.headers, body))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    yield rec
-    server.shutdown()
-    server.server_close()
+    with serving("/hooks") as rec:
+        yield rec
 
 
 def _signed_up(stack, email: str) -> Person:

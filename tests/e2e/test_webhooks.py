@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -97,8 +98,9 @@ class Receiver:
         raise AssertionError(f"no accepted {event_type} {data} within {WAIT} s: {self.received}")
 
 
-@pytest.fixture(scope="module")
-def receiver(stack) -> Iterator[Receiver]:
+@contextmanager
+def serving(path: str) -> Iterator[Receiver]:
+    """A Receiver behind a real HTTP server on 127.0.0.1 (port 0), at `path`."""
     rec = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -114,10 +116,18 @@ def receiver(stack) -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/consent"
-    yield rec
-    server.shutdown()
-    server.server_close()
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def receiver(stack) -> Iterator[Receiver]:
+    with serving("/hooks/consent") as rec:
+        yield rec
 
 
 @pytest.fixture(scope="module")
