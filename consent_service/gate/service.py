@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Engine
@@ -303,29 +303,7 @@ def _record_decision(
         now = utcnow()
         # Grants are read here, in the transaction that records the decision, so a revocation
         # committed while the faces were being matched is honoured.
-        matched = {f.subject_id for f in analysis.people if f.subject_id is not None}
-        subjects = {sub.id: sub for sub in s.exec(select(Subject).where(Subject.id.in_(matched)))}  # type: ignore[union-attr]
-        grants = current_grants(s, matched)
-        outcomes: list[Outcome] = []
-        findings: list[Finding] = []
-        for face in analysis.people:
-            verdict = _verdict(face, subjects, grants, operation, job.provider_id, now)
-            outcomes.append(verdict.outcome)
-            findings.append(
-                Finding(
-                    job_id=job_id,
-                    media_position=face.position,
-                    role=face.role.value,
-                    outcome=verdict.outcome.value,
-                    subject_id=face.subject_id
-                    if verdict.outcome is not Outcome.UNENROLLED
-                    else None,
-                    grant_id=verdict.grant.grant_id if verdict.grant else None,
-                    grant_version=verdict.grant.version if verdict.grant else None,
-                    box=list(face.box),
-                )
-            )
-        s.add_all(findings)
+        outcomes, findings, subjects = _judge(s, job, analysis.people, now, revision=1)
         kind, reasons = policy.decide_job(outcomes, [c for c, _ in analysis.problems.values()])
         items = list(
             s.exec(select(MediaItem).where(MediaItem.job_id == job_id).order_by(MediaItem.position))
@@ -392,6 +370,40 @@ def _record_decision(
         )
         webhooks.job_decided(s, job, kind.value, reasons)  # outbox row, sent after the commit
         return job.status
+
+
+def _judge(
+    session: Session, job: GateJob, people: list[_PersonSeen], now: datetime, revision: int
+) -> tuple[list[Outcome], list[Finding], dict[int, Subject]]:
+    """Each person's outcome and finding row, from the grants as they are in this transaction
+    (so a revocation committed while the media were being matched is honoured)."""
+    operation = Operation(job.operation)
+    matched = {p.subject_id for p in people if p.subject_id is not None}
+    subjects = {
+        sub.id: sub
+        for sub in session.exec(select(Subject).where(Subject.id.in_(matched)))  # type: ignore[union-attr]
+    }
+    grants = current_grants(session, matched)
+    outcomes: list[Outcome] = []
+    findings: list[Finding] = []
+    for person in people:
+        verdict = _verdict(person, subjects, grants, operation, job.provider_id, now)
+        outcomes.append(verdict.outcome)
+        findings.append(
+            Finding(
+                job_id=job.id,
+                media_position=person.position,
+                role=person.role.value,
+                outcome=verdict.outcome.value,
+                subject_id=person.subject_id if verdict.outcome is not Outcome.UNENROLLED else None,
+                grant_id=verdict.grant.grant_id if verdict.grant else None,
+                grant_version=verdict.grant.version if verdict.grant else None,
+                box=list(person.box),
+                revision=revision,
+            )
+        )
+    session.add_all(findings)
+    return outcomes, findings, subjects
 
 
 def _verdict(
@@ -614,32 +626,8 @@ def redecide(
         )
         for f in previous
     ]
-    operation, now, revision = Operation(job.operation), utcnow(), decision.revision + 1
-    matched = {p.subject_id for p in people if p.subject_id is not None}
-    subjects = {
-        sub.id: sub
-        for sub in session.exec(select(Subject).where(Subject.id.in_(matched)))  # type: ignore[union-attr]
-    }
-    grants = current_grants(session, matched)
-    outcomes: list[Outcome] = []
-    findings: list[Finding] = []
-    for person in people:
-        verdict = _verdict(person, subjects, grants, operation, job.provider_id, now)
-        outcomes.append(verdict.outcome)
-        findings.append(
-            Finding(
-                job_id=job_id,
-                media_position=person.position,
-                role=person.role.value,
-                outcome=verdict.outcome.value,
-                subject_id=person.subject_id if verdict.outcome is not Outcome.UNENROLLED else None,
-                grant_id=verdict.grant.grant_id if verdict.grant else None,
-                grant_version=verdict.grant.version if verdict.grant else None,
-                box=list(person.box),
-                revision=revision,
-            )
-        )
-    session.add_all(findings)
+    now, revision = utcnow(), decision.revision + 1
+    outcomes, findings, subjects = _judge(session, job, people, now, revision)
     kind, reasons = policy.decide_job(outcomes, [])
     items = list(
         session.exec(
