@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import login_required
 
 from consent_service import db
-from consent_service.accounts.service import subject_of
 from consent_service.biometrics import liveness
 from consent_service.errors import EnrollmentRejected
+from consent_service.guardians.views import acting_subject
 from consent_service.services import services
 from workers import publish
 
@@ -19,7 +19,7 @@ bp = Blueprint("live_enrollment", __name__)
 @login_required
 def live():
     session = db.session()
-    subject = subject_of(session, current_user)
+    subject = acting_subject(session)
     challenge = liveness.issue_challenge(
         session, subject.id, services().settings.live_challenge_ttl
     )
@@ -34,7 +34,7 @@ def live():
 def upload(challenge_id: str):
     """The page's pictures, one per step in the challenge's order (CSRF token in a header)."""
     session = db.session()
-    subject = subject_of(session, current_user)
+    subject = acting_subject(session)
     frames = [f.read() for f in request.files.getlist("frames")]
     try:
         enrollment = liveness.start_live_enrollment(
