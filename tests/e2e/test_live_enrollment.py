@@ -6,10 +6,8 @@ Also: every page's forms carry a CSRF token and every page sends the security he
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,36 +15,25 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 from sqlmodel import select
-from werkzeug.serving import make_server
 
 from consent_service import db
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
-from tests import camera
+from tests import browser, camera
 from tests.support import Person, csrf_token
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "live-enrollment"
-TIMEOUT_MS = 120_000
+ARTIFACTS = browser.ARTIFACTS / "live-enrollment"
+TIMEOUT_MS = browser.TIMEOUT_MS
 
-# Outside CI a machine without Debian's Chromium skips these tests; CI installs it (.ci/run).
-if not CHROMIUM.exists() and not os.environ.get("CI"):
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
-    )
+browser.require_chromium()
 
 
 @pytest.fixture(scope="module")
 def base_url(stack) -> Iterator[str]:
-    """The stack's app over real HTTP, so Chromium can load it."""
-    server = make_server("127.0.0.1", 0, stack.app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    with browser.serve(stack.app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -63,30 +50,11 @@ def clips(photos, tmp_path_factory) -> dict[str, Path]:
 
 
 def _browser(playwright, clip: Path, profile: Path):
-    profile.mkdir(parents=True, exist_ok=True)
-    return playwright.chromium.launch_persistent_context(
-        str(profile),  # a fresh --user-data-dir
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={clip}",
-        ],
-        viewport={"width": 1100, "height": 900},
-    )
+    return browser.launch(playwright, profile, video=clip)
 
 
 def _shot(page, name: str, backend: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{backend}-{name}.png"), full_page=True)
+    browser.shot(page, "live-enrollment", f"{backend}-{name}")
 
 
 def _sign_up(page, base_url: str, email: str, backend: str) -> None:
@@ -125,9 +93,9 @@ def _enroll_live(page, base_url: str, backend: str, turns: bool = True) -> list[
 def test_sign_up_enroll_live_grant_revoke(stack, base_url, clips, tmp_path):
     backend = stack.backend
     with sync_playwright() as pw:
-        browser = _browser(pw, clips["turning"], tmp_path / "profile")
+        chrome = _browser(pw, clips["turning"], tmp_path / "profile")
         try:
-            page = browser.new_page()
+            page = chrome.new_page()
             _sign_up(page, base_url, "barack@example.org", backend)
             steps = _enroll_live(page, base_url, backend)
             _shot(page, "3-enrolled", backend)
@@ -169,14 +137,14 @@ def test_sign_up_enroll_live_grant_revoke(stack, base_url, clips, tmp_path):
             assert "revoked (v2)" in page.inner_text("main")
             _shot(page, "6-revoked", backend)
         finally:
-            browser.close()
+            chrome.close()
 
 
 def test_a_head_that_does_not_turn_fails_the_challenge(stack, base_url, clips, tmp_path):
     with sync_playwright() as pw:
-        browser = _browser(pw, clips["still"], tmp_path / "profile")
+        chrome = _browser(pw, clips["still"], tmp_path / "profile")
         try:
-            page = browser.new_page()
+            page = chrome.new_page()
             _sign_up(page, base_url, "still@example.org", stack.backend + "-still")
             steps = _enroll_live(page, base_url, stack.backend + "-still", turns=False)
             _shot(page, "3-refused", stack.backend + "-still")
@@ -209,7 +177,7 @@ def test_a_head_that_does_not_turn_fails_the_challenge(stack, base_url, clips, t
             )
             assert replay.status == 422 and "already used" in replay.json()["error"]
         finally:
-            browser.close()
+            chrome.close()
 
 
 def test_photo_upload_only_where_the_operator_allows_it(stack):
