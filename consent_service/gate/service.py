@@ -43,6 +43,10 @@ from consent_service.vocabulary import (
 from consent_service.webhooks import service as webhooks
 
 MAX_MEDIA_ITEMS = 10
+PROVIDER_SUSPENDED = (
+    "The provider was suspended before this job was decided: no decision was made and the "
+    "media was destroyed."
+)
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,9 @@ def process_job(
         job.status = JobStatus.PROCESSING.value
         job.updated_at = utcnow()
         attempts, operation = job.attempts, Operation(job.operation)
+        suspended = _provider_suspended(s, job)
+    if suspended:  # queued before an operator suspended the provider: nothing is decided
+        return _fail(engine, job_id, store, audit_key, PROVIDER_SUSPENDED)
     if attempts > max_attempts:
         return _fail(
             engine,
@@ -299,6 +306,8 @@ def _record_decision(
         job = s.exec(select(GateJob).where(GateJob.id == job_id).with_for_update()).one()
         if job.status in (JobStatus.DECIDED.value, JobStatus.FAILED.value):
             return job.status
+        if _provider_suspended(s, job):  # suspended while the media was being matched
+            return _mark_failed(s, job, audit_key, PROVIDER_SUSPENDED)
         operation = Operation(job.operation)
         now = utcnow()
         # Grants are read here, in the transaction that records the decision, so a revocation
@@ -429,20 +438,32 @@ def _verdict(
     )
 
 
+def _provider_suspended(s: Session, job: GateJob) -> bool:
+    provider = s.get(Provider, job.provider_id)
+    return provider is None or provider.status == "suspended"
+
+
 def _fail(engine: Engine, job_id: str, store: MediaStore, audit_key: bytes, reason: str) -> str:
     with unit_of_work(engine) as s:
         job = s.exec(select(GateJob).where(GateJob.id == job_id).with_for_update()).one()
         if job.status in (JobStatus.DECIDED.value, JobStatus.FAILED.value):
             return job.status
-        job.status, job.error, job.updated_at = JobStatus.FAILED.value, reason, utcnow()
-        audit.append(
-            s,
-            audit_key,
-            "gate.failed",
-            f"provider:{job.provider_id}",
-            {"job_id": job_id, "reason": reason},
-        )
+        _mark_failed(s, job, audit_key, reason)
     _destroy_media(engine, job_id, store, audit_key)
+    return JobStatus.FAILED.value
+
+
+def _mark_failed(s: Session, job: GateJob, audit_key: bytes, reason: str) -> str:
+    """End the job without a decision, in the caller's transaction (it holds the job's lock)."""
+    job.status, job.error, job.updated_at = JobStatus.FAILED.value, reason, utcnow()
+    s.add(job)
+    audit.append(
+        s,
+        audit_key,
+        "gate.failed",
+        f"provider:{job.provider_id}",
+        {"job_id": job.id, "reason": reason},
+    )
     return JobStatus.FAILED.value
 
 

@@ -3,6 +3,8 @@ PostgreSQL, with Redis as the broker."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from PIL import Image
 from sqlmodel import select
@@ -11,7 +13,9 @@ from consent_service import db
 from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
 from consent_service.biometrics.models import BiometricTemplate
-from consent_service.gate.models import Decision
+from consent_service.gate.models import Decision, GateJob, MediaItem
+from consent_service.gate.service import PROVIDER_SUSPENDED, Upload, submit_job
+from consent_service.providers.models import Provider
 from consent_service.services import services
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
@@ -204,3 +208,36 @@ def test_every_decision_is_in_an_intact_audit_chain(stack, world):
         report = verify(db.session(), services().audit_key)
     assert report.ok, report
     assert report.checked > 10
+
+
+def test_a_job_queued_before_its_provider_is_suspended_is_not_decided(stack, photos):
+    """The operator suspends a provider while its job waits in the queue: the worker ends the
+    job without a decision (no token is signed for a suspended provider) and destroys its media."""
+    provider_id, _ = stack.provider("Studio Suspended")
+    with stack.app.app_context(), db.unit_of_work() as s:
+        provider = s.get(Provider, provider_id)
+        upload = Upload("source", "obama3.jpg", photos["obama3.jpg"].read_bytes())
+        job, _ = submit_job(s, services().media_store, provider, "face_swap", [upload])
+        provider.status = "suspended"  # the message is published only after this commit
+        job_id = job.id
+    publish(stack.app, "gate.process_job", job_id)
+    deadline = time.monotonic() + 120
+    while True:
+        with stack.app.app_context():
+            s = db.session()
+            job = s.get(GateJob, job_id)
+            if job.status == "failed" or time.monotonic() > deadline:
+                break
+            s.close()
+        time.sleep(0.5)
+    assert (job.status, job.error) == ("failed", PROVIDER_SUSPENDED)
+    assert s.get(Decision, job_id) is None
+    items = s.exec(select(MediaItem).where(MediaItem.job_id == job_id)).all()
+    assert items and all(i.storage_key is None for i in items)
+    failed = [
+        e
+        for e in s.exec(select(AuditEvent).where(AuditEvent.event_type == "gate.failed"))
+        if e.payload["job_id"] == job_id
+    ]
+    assert len(failed) == 1
+    s.close()
