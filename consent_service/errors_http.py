@@ -63,7 +63,9 @@ def init_app(app: Flask) -> None:
             response = problem(exc.status, type(exc).__name__, str(exc))
             response.headers.update(getattr(exc, "headers", {}))  # e.g. Retry-After on 429
             return response
-        return render_template("error.html", status=exc.status, message=str(exc)), exc.status
+        # The API stays English (str); a page says it in the reader's language.
+        page = render_template("error.html", status=exc.status, message=exc.localized())
+        return page, exc.status
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError):

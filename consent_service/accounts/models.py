@@ -22,7 +22,9 @@ class User(SQLModel, table=True):
     session_token: str = Field(default_factory=new_id, max_length=32)
     # Operators run the console (/operator); granted by `consent-service operators add`.
     is_operator: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
-    # The language chosen with the switch (`en`, `zh-CN`); None follows the browser.
+    # Pages and mails are in this language (`en`, `zh-CN`): the one signed up in, then the
+    # switch's. None (older accounts, accounts made by the CLI): pages follow the browser, mails
+    # carry both languages.
     language: str | None = Field(default=None, max_length=16)
     created_at: datetime = _ts(nullable=False)
 

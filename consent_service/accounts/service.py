@@ -29,20 +29,27 @@ def normalize_email(email: str) -> str:
 
 def check_password_rules(password: str) -> None:
     if len(password or "") < MIN_PASSWORD:
-        raise InvalidRequest(f"Choose a password of at least {MIN_PASSWORD} characters.")
+        raise InvalidRequest("Choose a password of at least %(num)d characters.", num=MIN_PASSWORD)
 
 
 def find_user(session: Session, email: str) -> User | None:
     return session.exec(select(User).where(User.email == normalize_email(email))).first()
 
 
-def sign_up(session: Session, email: str, password: str, display_name: str = "") -> User:
-    """Create an account and the subject it protects."""
+def sign_up(
+    session: Session,
+    email: str,
+    password: str,
+    display_name: str = "",
+    language: str | None = None,
+) -> User:
+    """Create an account and the subject it protects. `language` (`en`, `zh-CN`): the one the
+    person signed up in, which their pages and mails then use until they switch."""
     email = normalize_email(email)
     check_password_rules(password)
     if find_user(session, email) is not None:
         raise AccountExists("An account with this e-mail address already exists.")
-    user = User(email=email, password_hash=_hasher.hash(password))
+    user = User(email=email, password_hash=_hasher.hash(password), language=language)
     session.add(user)
     session.flush()
     session.add(Subject(user_id=user.id, display_name=display_name or email.split("@")[0]))

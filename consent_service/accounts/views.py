@@ -26,6 +26,7 @@ from consent_service.consent.service import Evidence
 from consent_service.errors import AccountExists, InvalidRequest
 from consent_service.extensions import login_manager
 from consent_service.guardians.views import acting_subject
+from consent_service.i18n import current_language
 from consent_service.rights import service as rights
 from consent_service.services import services
 from consent_service.webhooks.outbox import publish_outbox
@@ -54,14 +55,18 @@ def signup():
         session = db.session()
         try:
             user = service.sign_up(
-                session, form.email.data, form.password.data, form.display_name.data or ""
+                session,
+                form.email.data,
+                form.password.data,
+                form.display_name.data or "",
+                language=current_language(),  # the page's: what their mail will be in
             )
         except AccountExists:
             # Same answer as for a new address: no account enumeration through sign-up.
             flash(_("If this address can be used, you can now sign in with it."))
             return redirect(url_for("accounts.login"))
         except InvalidRequest as exc:
-            flash(str(exc), "error")
+            flash(exc.localized(), "error")
         else:
             session.commit()
             login_user(user)
@@ -140,7 +145,7 @@ def delete():
             )
         except InvalidRequest as exc:
             session.rollback()
-            flash(str(exc), "error")
+            flash(exc.localized(), "error")  # a wrong password, in the page's language
         else:
             session.commit()
             publish_outbox(current_app, session)  # `consent.revoked` webhooks

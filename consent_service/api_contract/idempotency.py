@@ -35,7 +35,9 @@ def request_key() -> str | None:
     key = raw.strip()
     if not 1 <= len(key) <= MAX_LENGTH or not all(33 <= ord(c) <= 126 for c in key):
         raise InvalidRequest(
-            f"{HEADER} must be 1 to {MAX_LENGTH} visible ASCII characters (no spaces)."
+            "%(header)s must be 1 to %(num)d visible ASCII characters (no spaces).",
+            header=HEADER,
+            num=MAX_LENGTH,
         )
     return key
 
@@ -60,6 +62,7 @@ def require_same_request(first: object, again: object) -> None:
     operation and the SHA-256 of each media item)."""
     if first != again:
         raise InvalidRequest(
-            f"This {HEADER} was first used for a different request; use a new key for a new "
-            "request."
+            "This %(header)s was first used for a different request; use a new key for a new "
+            "request.",
+            header=HEADER,
         )

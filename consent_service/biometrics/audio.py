@@ -35,7 +35,9 @@ def decode_audio(data: bytes, max_seconds: float) -> np.ndarray:
         declared = container.duration / av.time_base if container.duration else None
         if declared is not None and declared > max_seconds:
             raise MediaRejected(
-                f"The recording declares {declared:,.0f} seconds; the limit is {max_seconds:g} s."
+                "The recording declares %(seconds)s seconds; the limit is %(limit)s s.",
+                seconds=f"{declared:,.0f}",
+                limit=f"{max_seconds:g}",
             )
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         try:
@@ -45,15 +47,17 @@ def decode_audio(data: bytes, max_seconds: float) -> np.ndarray:
                     total += len(chunk)
                     if total > limit:
                         raise MediaRejected(
-                            f"The recording runs past {max_seconds:g} seconds (the limit); "
-                            "send a shorter one."
+                            "The recording runs past %(limit)s seconds (the limit); "
+                            "send a shorter one.",
+                            limit=f"{max_seconds:g}",
                         )
                     chunks.append(chunk)
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except decode_errors as exc:
             raise MediaRejected(
-                f"The audio is damaged or truncated and cannot be decoded ({exc})."
+                "The audio is damaged or truncated and cannot be decoded (%(reason)s).",
+                reason=str(exc),
             ) from None
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     if len(samples) == 0:

@@ -29,11 +29,16 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             width, height = img.size
             if width * height > max_pixels:
                 raise MediaRejected(
-                    f"The image is {width}×{height} pixels; the limit is {max_pixels:,} pixels."
+                    "The image is %(width)d×%(height)d pixels; the limit is %(limit)s pixels.",
+                    width=width,
+                    height=height,
+                    limit=f"{max_pixels:,}",
                 )
             if width < 16 or height < 16:
                 raise MediaRejected(
-                    f"The image is only {width}×{height} pixels: too small for a face."
+                    "The image is only %(width)d×%(height)d pixels: too small for a face.",
+                    width=width,
+                    height=height,
                 )
             img.load()
             img = ImageOps.exif_transpose(img)
@@ -59,5 +64,6 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         struct.error,
     ) as exc:
         raise MediaRejected(
-            f"The image is damaged or truncated and cannot be decoded ({exc})."
+            "The image is damaged or truncated and cannot be decoded (%(reason)s).",
+            reason=str(exc),
         ) from None

@@ -31,7 +31,10 @@ class Enrollment(SQLModel, table=True):
     subject_id: int = Field(foreign_key="subject.id", index=True)
     modality: str = Field(max_length=16)
     status: str = Field(default="pending", max_length=16)
+    # Why it failed or waits, in English; and as {"message": msgid, "params": {...}} for pages
+    # in the reader's language (see `errors.stored_message`); None on rows from before.
     error: str | None = None
+    error_params: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Storage keys of the raw media; emptied once they are destroyed.
     media_keys: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     template_count: int = 0

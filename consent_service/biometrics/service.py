@@ -21,7 +21,7 @@ from consent_service.biometrics.matching import Gallery, identify, mutually_cons
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
 from consent_service.crypto import Envelope
 from consent_service.db import unit_of_work
-from consent_service.errors import EnrollmentRejected, MediaRejected
+from consent_service.errors import N_, DomainError, EnrollmentRejected, MediaRejected, Msgid
 from consent_service.media.limits import VideoLimits
 from consent_service.operators import disputes
 from consent_service.storage import MediaStore
@@ -108,7 +108,9 @@ def start_face_enrollment(
     """Keep the photos (encrypted) for the worker and record a pending enrollment."""
     photos = [p for p in photos if p]
     if not 1 <= len(photos) <= max_photos:
-        raise EnrollmentRejected(f"Upload between 1 and {max_photos} photos of your face.")
+        raise EnrollmentRejected(
+            "Upload between 1 and %(num)d photos of your face.", num=max_photos
+        )
     enrollment = Enrollment(
         subject_id=subject_id,
         modality=Modality.FACE.value,
@@ -125,20 +127,32 @@ def _faces_of_one_person(matching: FaceMatching, photos: list[bytes]) -> list[np
         try:
             faces = matching.embedder.detect(decode_image(data, matching.max_pixels))
         except MediaRejected as exc:
-            raise EnrollmentRejected(f"Photo {number}: {exc}") from None
+            raise EnrollmentRejected(
+                "Photo %(number)d: %(reason)s", number=number, reason=exc
+            ) from None
         if not faces:
             raise EnrollmentRejected(
-                f"Photo {number}: no face was found. Use a clear, well-lit "
-                "photo of your face looking at the camera."
+                "Photo %(number)d: no face was found. Use a clear, well-lit "
+                "photo of your face looking at the camera.",
+                number=number,
             )
         if len(faces) > 1:
             raise EnrollmentRejected(
-                f"Photo {number} shows {len(faces)} faces; each photo must show only you."
+                "Photo %(number)d shows %(faces)d faces; each photo must show only you.",
+                number=number,
+                faces=len(faces),
             )
         embeddings.append(faces[0].embedding)
     if not mutually_consistent(embeddings, matching.same_person_tolerance):
         raise EnrollmentRejected("The photos do not all show the same person.")
     return embeddings
+
+
+def keep_error(enrollment: Enrollment, error: DomainError) -> None:
+    """Why an enrollment stopped: English in `error` (operators, logs, the audit), message id and
+    parameters in `error_params` for pages in the reader's language (`errors.stored_message`)."""
+    enrollment.error = str(error)
+    enrollment.error_params = error.to_json()
 
 
 @dataclass(frozen=True)
@@ -152,8 +166,8 @@ class EnrollmentKind:
     tolerance: float
     # Vectors of one person from the raw media; EnrollmentRejected with a reason otherwise.
     extract: Callable[[list[bytes]], list[np.ndarray]]
-    media: str  # "The photos", "The recording"
-    unavailable: str  # what to say when the media are gone
+    media: str  # N_("The photos"), N_("The recording")
+    unavailable: str  # N_(what to say when the media are gone)
 
 
 def run_enrollment(
@@ -177,19 +191,25 @@ def run_enrollment(
             list(enrollment.media_keys),
             enrollment.subject_id,
         )
-    error: str | None = None
+    # The reason, as an error: kept on the row in English and as message id + parameters, so
+    # each reader sees it in their own language.
+    error: DomainError | None = None
     vectors: list[np.ndarray] = []
     media: list[bytes] = []
     if attempts > max_attempts:
-        error = f"{kind.media} could not be processed after {max_attempts} attempts."
+        error = EnrollmentRejected(
+            "%(media)s could not be processed after %(num)d attempts.",
+            media=Msgid(kind.media),
+            num=max_attempts,
+        )
     else:
         try:
             media = [store.get(k) for k in keys]
             vectors = kind.extract(media)
         except KeyError:
-            error = kind.unavailable
+            error = EnrollmentRejected(kind.unavailable)
         except EnrollmentRejected as exc:
-            error = str(exc)
+            error = exc
     what = kind.modality.value
     with unit_of_work(engine) as s:
         enrollment = s.exec(
@@ -199,9 +219,10 @@ def run_enrollment(
             return enrollment.status
         holder: int | None = None
         if error is None and disputes.open_claims_of(s, subject_id, what):
-            error = (
-                f"An operator is reviewing a dispute about the {what} you enrolled; wait for "
-                "the outcome before enrolling it again."
+            error = EnrollmentRejected(
+                "An operator is reviewing a dispute about the %(modality)s you enrolled; wait "
+                "for the outcome before enrolling it again.",
+                modality=Msgid(what),
             )
         elif error is None:
             gallery = kind.gallery.current(s, kind.modality)
@@ -225,9 +246,13 @@ def run_enrollment(
                 vectors=vectors,
             )
             enrollment.status = EnrollmentStatus.DISPUTED.value
-            enrollment.error = (
-                f"This {what} is already enrolled by another account. An operator will "
-                "review the dispute and both accounts will be told the outcome."
+            keep_error(
+                enrollment,
+                EnrollmentRejected(
+                    "This %(modality)s is already enrolled by another account. An operator will "
+                    "review the dispute and both accounts will be told the outcome.",
+                    modality=Msgid(what),
+                ),
             )
             event, payload = "biometrics.enrollment_disputed", {"dispute_id": dispute.id}
         elif error is None:
@@ -248,8 +273,8 @@ def run_enrollment(
             event, payload = "biometrics.enrolled", {"templates": len(vectors)}
         else:
             enrollment.status = EnrollmentStatus.FAILED.value
-            enrollment.error = error
-            event, payload = "biometrics.enrollment_failed", {"reason": error}
+            keep_error(enrollment, error)
+            event, payload = "biometrics.enrollment_failed", {"reason": enrollment.error}
         audit.append(
             s,
             audit_key,
@@ -284,8 +309,8 @@ def face_enrollment(matching: FaceMatching) -> EnrollmentKind:
         gallery=matching.gallery,
         tolerance=matching.tolerance,
         extract=lambda photos: _faces_of_one_person(matching, photos),
-        media="The photos",
-        unavailable="The uploaded photos are no longer available; please upload them again.",
+        media=N_("The photos"),
+        unavailable=N_("The uploaded photos are no longer available; please upload them again."),
     )
 
 

@@ -16,19 +16,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional, StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from consent_service.vocabulary import Modality, Operation, Role
-
-OPERATION_LABELS = {
-    Operation.FACE_SWAP: _l("Face swap: put my face into other images or videos"),
-    Operation.FACE_REENACTMENT: _l(
-        "Face reenactment: animate my face, lip-sync, change expression"
-    ),
-    Operation.FACE_ATTRIBUTE_EDIT: _l("Face attribute edit: change age, hair, make-up…"),
-    Operation.FACE_GENERATION: _l("Face generation: new images in my likeness"),
-    Operation.VOICE_CLONING: _l("Voice cloning: synthesise speech in my voice"),
-    Operation.VOICE_CONVERSION: _l("Voice conversion: turn someone's speech into my voice"),
-    Operation.VOICE_EDITING: _l("Voice editing: edit a recording of me"),
-}
+from consent_service.i18n.labels import OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
+from consent_service.vocabulary import Modality
 
 
 class MultiCheckbox(SelectMultipleField):
@@ -58,12 +47,7 @@ class GrantForm(FlaskForm):
     )
     roles = MultiCheckbox(
         _l("My role"),
-        choices=[
-            SelectChoice(
-                Role.SOURCE.value, _l("Source: my face or voice is taken and put elsewhere")
-            ),
-            SelectChoice(Role.TARGET.value, _l("Target: content I appear in is edited")),
-        ],
+        choices=[SelectChoice(r.value, label) for r, label in ROLE_DESCRIPTIONS.items()],
         validators=[AtLeastOne(_l("Choose at least one role."))],
     )
     provider_scope = RadioField(
@@ -101,6 +85,6 @@ class ProtectOnlyForm(FlaskForm):
 def operation_choices(modality: Modality) -> list[SelectChoice]:
     return [
         SelectChoice(o.value, label)
-        for o, label in OPERATION_LABELS.items()
+        for o, label in OPERATION_DESCRIPTIONS.items()
         if o.modality is modality
     ]

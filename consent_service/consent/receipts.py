@@ -51,6 +51,8 @@ def collection_method(row: ConsentGrant) -> str:
             "web form: separate consent page, unticked box, given by the signed-in guardian "
             "of a child under 14"
         )
+    if row.guardian and row.identity_method.startswith("consent request "):
+        return f"{row.identity_method}: approved by the signed-in guardian of a child under 14"
     if row.actor.startswith("user:") and row.identity_method == "password-session":
         return "web form: separate consent page, unticked box, signed-in account holder"
     if row.actor.startswith("operator:"):

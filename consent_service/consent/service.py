@@ -13,7 +13,7 @@ from consent_service.accounts.models import Subject
 from consent_service.audit import service as audit
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
-from consent_service.errors import InvalidRequest, NotFound
+from consent_service.errors import InvalidRequest, Msgid, NotFound
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.vocabulary import GrantStatus, Modality, Operation, Role
 from consent_service.webhooks import service as webhooks
@@ -53,7 +53,8 @@ def validate(req: GrantRequest, now: datetime | None = None) -> None:
         raise InvalidRequest("One grant covers face edits or voice edits, not both.")
     if req.modality is not None and modalities != {req.modality}:
         raise InvalidRequest(
-            f"Choose only {req.modality.value} edit types for a {req.modality.value} grant."
+            "Choose only %(modality)s edit types for a %(modality)s grant.",
+            modality=Msgid(req.modality.value),
         )
     if not req.roles:
         raise InvalidRequest("Choose at least one role (source, target).")

@@ -139,7 +139,7 @@ def new_grant():
                     _evidence(session, subject, shown),
                 )
             except DomainError as exc:
-                flash(str(exc), "error")
+                flash(exc.localized(), "error")
             else:
                 session.commit()
                 flash(_("Consent granted. You can revoke it at any time from this page."))

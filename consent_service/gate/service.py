@@ -61,7 +61,9 @@ def parse_operation(value: str | None) -> Operation:
         operation = Operation(value or "")
     except ValueError:
         raise InvalidRequest(
-            f"Unknown operation {value!r}; use one of: {', '.join(o.value for o in Operation)}."
+            "Unknown operation %(operation)s; use one of: %(known)s.",
+            operation=repr(value),
+            known=", ".join(o.value for o in Operation),
         ) from None
     if operation.modality is Modality.VOICE:
         require_voice()
@@ -95,10 +97,12 @@ def submit_job(
             "Attach at least one image, video or audio file as `source` or `target`."
         )
     if len(uploads) > MAX_MEDIA_ITEMS:
-        raise InvalidRequest(f"At most {MAX_MEDIA_ITEMS} media items per job.")
+        raise InvalidRequest("At most %(num)d media items per job.", num=MAX_MEDIA_ITEMS)
     for u in uploads:
         if u.role not in {r.value for r in Role}:
-            raise InvalidRequest(f"Media role must be source or target, not {u.role!r}.")
+            raise InvalidRequest(
+                "Media role must be source or target, not %(role)s.", role=repr(u.role)
+            )
     job = GateJob(provider_id=provider.id, operation=op.value, idempotency_key=idempotency_key)
     session.add(job)
     session.flush()
@@ -157,9 +161,12 @@ def _faces_in(data: bytes, matching: FaceMatching) -> list[FaceTrack]:
             matching.track_votes,
         )
     if kind in (MediaKind.AUDIO, MediaKind.PLAYLIST):
+        if kind is MediaKind.AUDIO:
+            raise MediaRejected(
+                "The file is an audio file; a face operation needs an image or a video file."
+            )
         raise MediaRejected(
-            f"The file is {'an audio file' if kind is MediaKind.AUDIO else 'a playlist'}; "
-            "a face operation needs an image or a video file."
+            "The file is a playlist; a face operation needs an image or a video file."
         )
     return [
         FaceTrack(face.box, [face.embedding], 1)

@@ -12,6 +12,8 @@ from flask import Flask, request
 from flask_babel import Babel, get_locale
 from flask_login import current_user
 
+from consent_service.i18n.labels import label
+
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 # Babel's locale names, and the BCP 47 tags of the same languages (<html lang>, stored choices).
 LOCALES = {"en": "en", "zh_CN": "zh-CN"}
@@ -83,6 +85,8 @@ def init_app(app: Flask, home: Path) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(directory)
     babel.init_app(app, locale_selector=select_locale)
+    # `{{ grant.operations|map("label")|join(", ") }}`, `{{ req.status|label("request") }}`
+    app.add_template_filter(label, "label")
 
     @app.context_processor
     def _language():

@@ -74,7 +74,7 @@ def open_container(
         )
     except _DECODE_ERRORS as exc:
         raise MediaRejected(
-            f"The media is damaged or truncated and cannot be opened ({exc})."
+            "The media is damaged or truncated and cannot be opened (%(reason)s).", reason=str(exc)
         ) from None
     try:
         yield container
@@ -100,17 +100,23 @@ def _check_declared(container: av.container.InputContainer, stream, limits: Vide
     longest = max((d for d in durations if d is not None), default=None)
     if longest is not None and longest > limits.max_seconds:
         raise MediaRejected(
-            f"The video declares {longest:,.0f} seconds; the limit is {limits.max_seconds:g} s."
+            "The video declares %(seconds)s seconds; the limit is %(limit)s s.",
+            seconds=f"{longest:,.0f}",
+            limit=f"{limits.max_seconds:g}",
         )
     if stream.frames and stream.frames > limits.max_frames:
         raise MediaRejected(
-            f"The video declares {stream.frames:,} frames; the limit is {limits.max_frames:,}."
+            "The video declares %(frames)s frames; the limit is %(limit)s.",
+            frames=f"{stream.frames:,}",
+            limit=f"{limits.max_frames:,}",
         )
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > limits.max_pixels:
         raise MediaRejected(
-            f"The video is {width}×{height} pixels; the limit is {limits.max_pixels:,} pixels "
-            "per frame."
+            "The video is %(width)d×%(height)d pixels; the limit is %(limit)s pixels per frame.",
+            width=width,
+            height=height,
+            limit=f"{limits.max_pixels:,}",
         )
 
 
@@ -141,18 +147,23 @@ def sample_frames(data: bytes, limits: VideoLimits) -> Iterator[SampledFrame]:
                 decoded += 1
                 if decoded > limits.max_frames:
                     raise MediaRejected(
-                        f"The video has more than {limits.max_frames:,} frames "
-                        "(the limit); send a shorter clip."
+                        "The video has more than %(limit)s frames (the limit); send a shorter "
+                        "clip.",
+                        limit=f"{limits.max_frames:,}",
                     )
                 if frame.width * frame.height > limits.max_pixels:
                     raise MediaRejected(
-                        f"The video has a {frame.width}×{frame.height} frame; the limit is "
-                        f"{limits.max_pixels:,} pixels per frame."
+                        "The video has a %(width)d×%(height)d frame; the limit is %(limit)s "
+                        "pixels per frame.",
+                        width=frame.width,
+                        height=frame.height,
+                        limit=f"{limits.max_pixels:,}",
                     )
                 time = frame.time - origin if frame.time is not None else (decoded - 1) / rate
                 if time > limits.max_seconds:
                     raise MediaRejected(
-                        f"The video runs past {limits.max_seconds:g} seconds (the limit)."
+                        "The video runs past %(limit)s seconds (the limit).",
+                        limit=f"{limits.max_seconds:g}",
                     )
                 last_time = time if last_time is None else max(last_time, time)
                 if time + 1e-6 >= next_time:
@@ -160,7 +171,8 @@ def sample_frames(data: bytes, limits: VideoLimits) -> Iterator[SampledFrame]:
                     next_time = (math.floor(time / step + 1e-6) + 1) * step
         except _DECODE_ERRORS as exc:
             raise MediaRejected(
-                f"The video is damaged or truncated and cannot be decoded ({exc})."
+                "The video is damaged or truncated and cannot be decoded (%(reason)s).",
+                reason=str(exc),
             ) from None
         if decoded == 0:
             raise MediaRejected("The video contains no frames.")
@@ -178,5 +190,7 @@ def _check_complete(container, stream, last_time: float, rate: float) -> None:
     reached = last_time + min(1.0 / rate, 1.0)
     if reached < declared - max(1.0, 0.1 * declared):
         raise MediaRejected(
-            f"The video stops at {reached:.1f} s of its declared {declared:.1f} s: it is truncated."
+            "The video stops at %(reached).1f s of its declared %(declared).1f s: it is truncated.",
+            reached=reached,
+            declared=declared,
         )

@@ -53,7 +53,7 @@ def add_staff(
         role = StaffRole(role).value
     except ValueError:
         raise InvalidRequest(
-            f"Staff role must be one of: {', '.join(r.value for r in StaffRole)}."
+            "Staff role must be one of: %(roles)s.", roles=", ".join(r.value for r in StaffRole)
         ) from None
     user = accounts.find_user(session, email)
     generated = None
@@ -182,7 +182,7 @@ class JobFilter:
         )
         for label, value, allowed in checks:
             if value and value not in {v.value for v in allowed}:
-                raise InvalidRequest(f"Unknown {label} {value!r}.")
+                raise InvalidRequest("Unknown %(label)s %(value)s.", label=label, value=repr(value))
         if self.created_from and self.created_to and self.created_from > self.created_to:
             raise InvalidRequest("The first day comes after the last day.")
 

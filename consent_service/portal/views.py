@@ -154,7 +154,7 @@ def webhook():
         )
     except DomainError as exc:
         session.rollback()
-        flash(str(exc), "error")
+        flash(exc.localized(), "error")
         return _webhook_page(form, current, status=400)
     service.webhook_changed(session, svc.audit_key, g.staff, hook.url, secret is not None)
     session.commit()
@@ -195,7 +195,9 @@ def jobs():
     status = 200
     try:
         if not form.validate():
-            raise InvalidRequest("Check the filters: " + "; ".join(_errors(form)))
+            raise InvalidRequest(
+                "Check the filters: %(problems)s", problems="; ".join(_errors(form))
+            )
         filters = service.JobFilter(
             status=form.status.data or None,
             decision=form.decision.data or None,
@@ -207,7 +209,7 @@ def jobs():
             db.session(), g.staff.provider, filters, int(page) if page.isdigit() else 1
         )
     except DomainError as exc:
-        flash(str(exc), "error")
+        flash(exc.localized(), "error")
         result, status = None, 400
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("portal/jobs.html", form=form, result=result, args=args), status

@@ -25,7 +25,7 @@ def create_provider(session: Session, name: str) -> Provider:
     if not name or len(name) > 200:
         raise InvalidRequest("A provider needs a name of 1 to 200 characters.")
     if session.exec(select(Provider).where(Provider.name == name)).first():
-        raise Conflict(f"A provider named {name!r} already exists.")
+        raise Conflict("A provider named %(name)s already exists.", name=repr(name))
     provider = Provider(name=name)
     session.add(provider)
     session.flush()
@@ -35,7 +35,7 @@ def create_provider(session: Session, name: str) -> Provider:
 def find_provider(session: Session, name: str) -> Provider:
     provider = session.exec(select(Provider).where(Provider.name == name)).first()
     if provider is None:
-        raise NotFound(f"No provider named {name!r}.")
+        raise NotFound("No provider named %(name)s.", name=repr(name))
     return provider
 
 

@@ -69,7 +69,7 @@ def _parse_events(events: Iterable[str] | None) -> list[str]:
     chosen = sorted({e.strip() for e in events if e.strip()})
     unknown = [e for e in chosen if e not in EVENTS]
     if unknown or not chosen:
-        raise InvalidRequest(f"Choose events among: {', '.join(EVENTS)}.")
+        raise InvalidRequest("Choose events among: %(events)s.", events=", ".join(EVENTS))
     return chosen
 
 

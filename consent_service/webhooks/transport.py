@@ -41,7 +41,7 @@ def parse_url(url: str) -> Target:
     """The URL rules every webhook URL must pass (at configuration and at each delivery)."""
     url = (url or "").strip()
     if not url or len(url) > MAX_URL_LENGTH:
-        raise InvalidRequest(f"The webhook URL must be 1 to {MAX_URL_LENGTH} characters.")
+        raise InvalidRequest("The webhook URL must be 1 to %(num)d characters.", num=MAX_URL_LENGTH)
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -92,7 +92,9 @@ def check_url(url: str, allow_private: bool) -> str:
         try:
             resolve(target, allow_private=False)
         except DeliveryError as exc:
-            raise InvalidRequest(f"The webhook URL is refused: {exc}.") from None
+            raise InvalidRequest(
+                "The webhook URL is refused: %(reason)s.", reason=str(exc)
+            ) from None
     return url.strip()
 
 

@@ -71,7 +71,9 @@ def test_grant_revoke_receipts_ledger_protect_export_delete(stack, photos):
     ledger = person.get("/activity")
     for job in (allowed, blocked, protected):
         assert job["id"][:12] in ledger
-    assert "allowed: allow" in ledger and "blocked: deny (protected)" in ledger
+    assert "allowed (everyone consented)" in ledger
+    assert "blocked: denied (consent revoked)" in ledger
+    assert "blocked: denied (protect-only mode)" in ledger
 
     export = person.client.get("/account/export.json")
     data = export.get_json()

@@ -52,7 +52,7 @@ def test_sign_up_enroll_grant_revoke(stack, strangers):
     )
     assert response.status_code == 302
     dashboard = person.get("/")
-    assert "face_swap" in dashboard and "active (v1)" in dashboard and "2099-12-31" in dashboard
+    assert "face swap" in dashboard and "active (v1)" in dashboard and "2099-12-31" in dashboard
 
     grant_id = re.search(r"/grants/([0-9a-f]{32})/revoke", dashboard).group(1)
     tokenless = stack.client().post(f"/grants/{grant_id}/revoke")

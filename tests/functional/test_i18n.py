@@ -15,8 +15,12 @@ from sqlmodel import select
 
 from consent_service import db
 from consent_service.accounts.models import Subject, User
+from consent_service.biometrics.models import Enrollment
+from consent_service.biometrics.service import keep_error
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION, notice_digest
+from consent_service.consent_requests.mail import read_outbox
+from consent_service.errors import EnrollmentRejected, MediaRejected
 from consent_service.i18n import TRANSLATIONS, compile_catalogs
 from tests.support import Person
 
@@ -149,6 +153,69 @@ def test_a_grant_under_the_chinese_notice_records_its_language_and_version(site)
     )
 
 
+def _subject_id(site, email: str) -> int:
+    with site.app.app_context():
+        s = db.session()
+        user = s.exec(select(User).where(User.email == email)).one()
+        return s.exec(select(Subject).where(Subject.user_id == user.id)).one().id
+
+
+def test_a_refused_action_is_told_in_the_readers_language(site):
+    """Domain errors raised in English by the services reach a Chinese page in Chinese."""
+    person = _sign_up(site, "sun@example.org")
+    # The service refuses an upload without photos: a flashed message.
+    page = person.post("/enroll", {}, form_page="/enroll").get_data(as_text=True)
+    assert "请上传 1 至 5 张您的人脸照片。" in page
+    assert "Upload between" not in page
+    # A child aged 14 is refused by the guardians service, its number kept.
+    child = {
+        "display_name": "Lei",
+        "date_of_birth": "2000-01-01",
+        "relationship": "parent",
+        "declaration": "y",
+    }
+    page = person.post("/children", child, form_page="/children").get_data(as_text=True)
+    assert "只有未满 14 周岁的儿童由监护人管理" in page
+    # An error page raised from the domain (a grant that is not there).
+    missing = person.post("/grants/no-such-grant/revoke", {}, form_page="/")
+    assert missing.status_code == 404 and "没有这项授权。" in missing.get_data(as_text=True)
+    # The API says the same in English, whatever the browser's language.
+    api = _browser(site, ZH).client.get("/api/v1/jobs/no-such-job", headers=site.auth())
+    assert api.status_code == 404 and api.get_json()["detail"] == "No such job."
+
+
+def test_a_failed_enrollment_is_shown_in_the_readers_language(site):
+    """The worker keeps why an enrollment failed in English and as message id + parameters;
+    the pages say it in the reader's language, rows from before as they were written."""
+    person = _sign_up(site, "zhou@example.org")
+    subject_id = _subject_id(site, "zhou@example.org")
+    cause = MediaRejected(
+        "The file is not an image we can read (JPEG, PNG, WebP, BMP, GIF or TIFF)."
+    )
+    with site.app.app_context(), db.unit_of_work() as s:
+        failed = Enrollment(subject_id=subject_id, modality="face", status="failed")
+        keep_error(
+            failed, EnrollmentRejected("Photo %(number)d: %(reason)s", number=2, reason=cause)
+        )
+        old = Enrollment(
+            subject_id=subject_id, modality="face", status="failed", error="Written before."
+        )
+        s.add_all([failed, old])
+        s.flush()
+        failed_id, old_id, english = failed.id, old.id, failed.error
+    assert english == (
+        "Photo 2: The file is not an image we can read (JPEG, PNG, WebP, BMP, GIF or TIFF)."
+    )
+    chinese = "第 2 张照片：该文件不是我们能读取的图片（JPEG、PNG、WebP、BMP、GIF 或 TIFF）。"
+    page = person.get(f"/enrollments/{failed_id}")
+    assert chinese in page and "not an image" not in page
+    assert chinese in person.get("/enroll")  # the recent enrollments table
+    assert "Written before." in person.get(f"/enrollments/{old_id}")
+    # The same row, read in English.
+    _switch(person, "en", page="/")
+    assert english in person.get(f"/enrollments/{failed_id}")
+
+
 def _catalog():
     with PO.open("rb") as f:
         return read_po(f, locale="zh_CN")
@@ -165,8 +232,20 @@ def test_every_message_in_the_catalogue_is_translated():
     assert untranslated == []
 
 
+def _readme_keywords() -> list[str]:
+    """The `-k` keywords of the README's extraction command, so the test extracts as it says."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = readme[readme.index("pybabel extract") :].split("\npybabel update", 1)[0]
+    return re.findall(r"-k (\S+)", command)
+
+
 def test_every_message_in_the_code_is_in_the_catalogue(tmp_path):
-    """Extract with pybabel, as the README says: a new `_()` string without a translation fails."""
+    """Extract with pybabel, as the README says: a new `_()` string, or a new domain error's
+    message, without a translation fails."""
+    keywords = _readme_keywords()
+    assert {"_l", "N_", "InvalidRequest", "EnrollmentRejected", "ChallengeRefused:2"} <= set(
+        keywords
+    )
     pot = tmp_path / "messages.pot"
     subprocess.run(
         [
@@ -176,10 +255,7 @@ def test_every_message_in_the_code_is_in_the_catalogue(tmp_path):
             "extract",
             "-F",
             str(ROOT / "babel.cfg"),
-            "-k",
-            "_l",
-            "-k",
-            "lazy_gettext",
+            *(arg for k in keywords for arg in ("-k", k)),
             "-o",
             str(pot),
             str(ROOT),
@@ -190,6 +266,14 @@ def test_every_message_in_the_code_is_in_the_catalogue(tmp_path):
     )
     with pot.open("rb") as f:
         wanted = {m.id for m in read_po(f) if m.id}
+    # Errors people see are extracted: raised with a literal message, marked with N_, and the
+    # second argument of ChallengeRefused.
+    for message in (
+        "Choose a password of at least %(num)d characters.",
+        "turning your head to your left",
+        "This challenge expired. %(again)s",
+    ):
+        assert message in wanted, message
     have = {m.id for m in _catalog() if m.id}
     assert sorted(map(str, wanted - have)) == []
 
@@ -208,3 +292,64 @@ def test_the_catalogue_compiles_when_missing_or_stale(tmp_path):
         names = set(re.findall(r"%\((\w+)\)", ids[0]))
         for s in strings:
             assert set(re.findall(r"%\((\w+)\)", s)) == names, message.id
+
+
+def test_a_consent_request_mail_is_in_the_recipients_language(site):
+    """The account's language (the one signed up in) picks the mail's; an address without an
+    account gets one mail in Chinese and English, each complete."""
+    _sign_up(site, "chen@example.org")  # a Chinese browser
+    _sign_up(site, "emma@example.org", accept_language="en-GB,en;q=0.9")
+    api = site.client()
+    for n, email in enumerate(("chen@example.org", "emma@example.org", "nobody@example.org")):
+        ask = {
+            "email": email,
+            "operation": "voice_cloning",
+            "roles": ["source"],
+            "purpose": "An audiobook",
+            "valid_until": "2031-01-01T00:00:00Z",
+        }
+        headers = {**site.auth(), "Idempotency-Key": f"mail-language-{n}"}
+        response = api.post("/api/v1/consent-requests", json=ask, headers=headers)
+        assert response.status_code == 202, response.get_json()
+    mails = {m["to"]: m for m in read_outbox(site.settings.mail_outbox_dir)}
+    zh, en, both = (
+        mails[a] for a in ("chen@example.org", "emma@example.org", "nobody@example.org")
+    )
+
+    assert zh["language"] == "zh-CN"
+    assert zh["subject"] == "Acme 请求您同意编辑您的声音"
+    for text in (
+        "Acme 请求您同意对您的声音进行以下编辑：",
+        "声音克隆：用我的声音合成语音 (voice_cloning)",
+        "您的角色：\n  来源：我的人脸或声音被提取并用于别处",
+        "目的：An audiobook",
+        "截止：2031-01-01",
+        "请登录或注册，然后选择同意或拒绝：",
+        "本请求于 ",
+        "如果您不作任何操作，则不会授予任何同意。",
+    ):
+        assert text in zh["body"], text
+    assert "asks for your consent" not in zh["body"]
+    assert re.search(r"http://\S+/requests/\w+\?k=\S+", zh["body"])
+
+    assert en["language"] == "en"
+    assert en["subject"] == "Acme asks for your consent to edit your voice"
+    for text in (
+        "Acme asks for your consent to this edit of your voice:",
+        "Voice cloning: synthesise speech in my voice (voice_cloning)",
+        "Your role:\n  Source: my face or voice is taken and put elsewhere",
+        "Why: An audiobook",
+        "Until: 2031-01-01",
+        "This request expires on ",
+        "If you do nothing, nothing is granted.",
+    ):
+        assert text in en["body"], text
+    assert "请求" not in en["body"]
+
+    assert both["language"] == "zh-CN, en"
+    assert both["subject"] == (
+        "Acme 请求您同意编辑您的声音 / Acme asks for your consent to edit your voice"
+    )
+    body = both["body"]
+    assert body.index("如果您不作任何操作") < body.index("Acme asks for your consent")
+    assert body.count("/requests/") == 2 and "If you do nothing, nothing is granted." in body

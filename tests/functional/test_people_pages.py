@@ -131,7 +131,7 @@ def test_full_scope_grant_revoke_and_a_receipt_for_each_version(site):
     )
     assert response.status_code == 302
     dashboard = person.get("/")
-    assert "voice: voice_cloning, voice_editing" in dashboard and "Acme" in dashboard
+    assert "voice: voice cloning, voice editing" in dashboard and "Acme" in dashboard
     assert "Audiobook narration" in dashboard and "2099-12-31" in dashboard
     [grant_id] = _grant_ids(dashboard)
     with site.app.app_context():
@@ -209,9 +209,53 @@ def test_the_ledger_lists_allowed_and_blocked_jobs_of_this_person_only(site):
     theirs = _add_job(site, stranger_id, "Globex", "deny", "protected")
     page = person.get("/activity")
     assert allowed[:12] in page and blocked[:12] in page and theirs[:12] not in page
-    assert "Acme" in page and "Globex" in page and "face_swap" in page
-    assert "allowed: allow" in page and "blocked: deny (revoked)" in page
+    assert "Acme" in page and "Globex" in page and "face swap" in page
+    # Words, not DESIGN.md's codes; the codes stay in data attributes for scripts.
+    assert "allowed (consented)" in page and "blocked: denied (consent revoked)" in page
+    assert 'data-decision="deny"' in page and ">face_swap<" not in page
     assert "[1, 2, 3, 4]" not in page  # never where the face was, let alone the media
+
+
+def _visible(html: str) -> str:
+    """The text a person reads: tags (and the codes kept in their attributes) removed."""
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_a_chinese_page_names_edits_roles_and_outcomes_in_chinese(site):
+    person, subject_id = _sign_up(site, "wei@example.org")
+    switched = person.post("/language", {"lang": "zh-CN", "next": "/"}, form_page="/")
+    assert switched.status_code == 302
+    grant = {
+        "modality": "face",
+        "operations": ["face_swap", "face_reenactment"],
+        "roles": ["target"],
+        "provider_scope": "all",
+        "notice_version": "2026-11-1",
+        "notice_language": "zh-CN",
+        "agree": "y",
+    }
+    response = person.post("/grants/new?modality=face", grant, form_page="/grants/new")
+    assert response.status_code == 302
+    blocked = _add_job(site, subject_id, "Globex", "deny", "revoked")
+
+    dashboard = person.get("/")
+    [row] = re.findall(r"<tr data-grant=.*?</tr>", dashboard, re.S)
+    assert "人脸: 人脸驱动, 换脸" in row and "目标" in _visible(row)
+    [recent] = re.findall(r"<li>[^<]*Globex.*?</li>", dashboard, re.S)
+    assert "换脸 · 已阻止 (同意已撤回)" in recent
+
+    ledger = person.get("/activity")
+    [entry] = re.findall(
+        rf"<tr class=\"blocked\">(?:(?!</tr>).)*{blocked[:12]}.*?</tr>", ledger, re.S
+    )
+    shown = _visible(entry)
+    assert "换脸" in shown and "目标" in shown and "已阻止: 拒绝 (同意已撤回)" in shown
+    for code in ("face_swap", "face_reenactment", "target", "revoked", "deny"):
+        assert code not in _visible(row) + _visible(recent) + shown, code
+    # Scripts still find the codes.
+    assert 'data-outcome="revoked"' in entry and 'data-decision="deny"' in entry
+    children = person.get("/children")  # the guardian's choices are words of this page too
+    assert "父母" in children and "法定监护人" in children and "Legal guardian" not in children
 
 
 def test_the_ledger_pages(site, monkeypatch):
@@ -276,7 +320,7 @@ def test_delete_account(site):
 
     wrong = person.post("/account/delete", {"password": "not my password"})
     assert wrong.status_code == 400 and "not correct" in wrong.get_data(as_text=True)
-    assert "face_swap" in person.get("/")  # nothing happened
+    assert "face swap" in person.get("/")  # nothing happened
 
     stolen = site.client()
     stolen.set_cookie("session", person.client.get_cookie("session").value)

@@ -1,0 +1,137 @@
+"""The words a person reads for DESIGN.md's vocabulary codes (`face_swap`, `revoked`, `deny`…), in
+the page's language. The one place those codes get a label: pages use the `label` filter, forms
+and mails the mappings; APIs, exports and receipts keep the codes themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
+from consent_service.vocabulary import (
+    DecisionKind,
+    EnrollmentStatus,
+    GrantStatus,
+    JobStatus,
+    Modality,
+    Operation,
+    Outcome,
+    Role,
+)
+
+# The edit types, short, for tables and sentences ("face swap").
+OPERATIONS: dict[Operation, LazyString] = {
+    Operation.FACE_SWAP: _l("face swap"),
+    Operation.FACE_REENACTMENT: _l("face reenactment"),
+    Operation.FACE_ATTRIBUTE_EDIT: _l("face attribute editing"),
+    Operation.FACE_GENERATION: _l("face generation"),
+    Operation.VOICE_CLONING: _l("voice cloning"),
+    Operation.VOICE_CONVERSION: _l("voice conversion"),
+    Operation.VOICE_EDITING: _l("voice editing"),
+}
+# The edit types with what they mean, for the grant form's choices and consent request mails.
+OPERATION_DESCRIPTIONS: dict[Operation, LazyString] = {
+    Operation.FACE_SWAP: _l("Face swap: put my face into other images or videos"),
+    Operation.FACE_REENACTMENT: _l(
+        "Face reenactment: animate my face, lip-sync, change expression"
+    ),
+    Operation.FACE_ATTRIBUTE_EDIT: _l("Face attribute edit: change age, hair, make-up…"),
+    Operation.FACE_GENERATION: _l("Face generation: new images in my likeness"),
+    Operation.VOICE_CLONING: _l("Voice cloning: synthesise speech in my voice"),
+    Operation.VOICE_CONVERSION: _l("Voice conversion: turn someone's speech into my voice"),
+    Operation.VOICE_EDITING: _l("Voice editing: edit a recording of me"),
+}
+ROLES: dict[Role, LazyString] = {Role.SOURCE: _l("source"), Role.TARGET: _l("target")}
+ROLE_DESCRIPTIONS: dict[Role, LazyString] = {
+    Role.SOURCE: _l("Source: my face or voice is taken and put elsewhere"),
+    Role.TARGET: _l("Target: content I appear in is edited"),
+}
+# Also a modality's name inside a sentence ("the face you enrolled"), in notices and mails.
+MODALITIES: dict[Modality, LazyString] = {Modality.FACE: _l("face"), Modality.VOICE: _l("voice")}
+DECISIONS: dict[DecisionKind, LazyString] = {
+    DecisionKind.ALLOW: _l("allowed"),
+    DecisionKind.DENY: _l("denied"),
+    DecisionKind.NEEDS_CONSENT: _l("needs consent"),
+}
+# What the gate concluded about one person; the same codes are a decision's reasons, so the words
+# never say "you": a job's reasons can come from someone else found in it.
+OUTCOMES: dict[Outcome, LazyString] = {
+    Outcome.CONSENTED: _l("consented"),
+    Outcome.REFUSED: _l("consent refused"),
+    Outcome.REVOKED: _l("consent revoked"),
+    Outcome.EXPIRED: _l("consent expired"),
+    Outcome.NOT_COVERED: _l("not covered by a grant"),
+    Outcome.PROTECTED: _l("protect-only mode"),
+    Outcome.UNENROLLED: _l("not enrolled"),
+    Outcome.AMBIGUOUS: _l("uncertain match"),
+}
+# The other reason codes of a decision (consent/policy.py, gate/service.py).
+REASONS: dict[str, LazyString] = {
+    "all_consented": _l("everyone consented"),
+    "no_face_found": _l("no face found"),
+    "no_voice_found": _l("no speech found"),
+    "rejected_input": _l("media could not be used"),
+}
+GRANT_STATUSES: dict[GrantStatus, LazyString] = {
+    GrantStatus.ACTIVE: _l("in force"),
+    GrantStatus.REVOKED: _l("revoked"),
+    GrantStatus.EXPIRED: _l("expired"),
+    GrantStatus.REFUSED: _l("refused"),
+}
+JOB_STATUSES: dict[JobStatus, LazyString] = {
+    JobStatus.QUEUED: _l("queued"),
+    JobStatus.PROCESSING: _l("processing"),
+    JobStatus.DECIDED: _l("decided"),
+    JobStatus.FAILED: _l("failed"),
+}
+ENROLLMENT_STATUSES: dict[EnrollmentStatus, LazyString] = {
+    EnrollmentStatus.PENDING: _l("in progress"),
+    EnrollmentStatus.COMPLETED: _l("completed"),
+    EnrollmentStatus.FAILED: _l("failed"),
+    EnrollmentStatus.DISPUTED: _l("waiting for an operator"),
+}
+# consent_requests/service.py: PENDING, APPROVED, DECLINED, EXPIRED.
+REQUEST_STATUSES: dict[str, LazyString] = {
+    "pending": _l("awaiting your answer"),
+    "approved": _l("approved"),
+    "declined": _l("declined"),
+    "expired": _l("expired"),
+}
+# guardians/service.py RELATIONSHIPS: what a guardian declares to be.
+RELATIONSHIPS: dict[str, LazyString] = {
+    "parent": _l("Parent"),
+    "legal_guardian": _l("Legal guardian"),
+}
+
+# Codes that mean one thing wherever they appear; statuses share codes ("pending", "expired")
+# with different meanings, so they are looked up by kind.
+LABELS: dict[Any, LazyString] = {
+    **OPERATIONS,
+    **ROLES,
+    **MODALITIES,
+    **DECISIONS,
+    **OUTCOMES,
+    **REASONS,
+}
+KINDS: dict[str, Mapping[Any, LazyString]] = {
+    "grant": GRANT_STATUSES,
+    "job": JOB_STATUSES,
+    "enrollment": ENROLLMENT_STATUSES,
+    "request": REQUEST_STATUSES,
+    "relationship": RELATIONSHIPS,
+}
+
+
+def label(code: object, kind: str | None = None) -> str:
+    """The words for a vocabulary code in the current language; `kind` names the status list of
+    a status code (`enrollment`, `request`, `grant`, `job`). Anything unknown (a code added
+    later, a provider's name) is returned unchanged, so a page never loses information; None is
+    shown as nothing."""
+    if not isinstance(code, str):
+        return "" if code is None else str(code)
+    words = KINDS[kind].get(code) if kind else None
+    if words is None:
+        words = LABELS.get(code)
+    return code if words is None else str(words)

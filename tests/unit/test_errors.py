@@ -1,0 +1,98 @@
+"""Domain errors speak two ways: `str(error)` is the English sentence (API, CLI, logs) and
+`error.localized()` the reader's language, parameters that are messages translated with it; kept
+on a row as message id + parameters, an error is shown later in any language."""
+
+from __future__ import annotations
+
+from flask_babel import force_locale
+
+from consent_service.biometrics.liveness import TURN_NAMES, WHAT
+from consent_service.errors import (
+    N_,
+    DomainError,
+    EnrollmentRejected,
+    InvalidRequest,
+    MediaRejected,
+    Msgid,
+    stored_message,
+)
+
+TURN = (
+    "Your head did not turn to the %(step)s as asked, so this could not be checked as "
+    "a live enrollment. Try again: turn your whole head (not only your eyes) when "
+    "asked, and keep your face in the picture."
+)
+
+
+def test_str_is_the_english_sentence_even_in_a_chinese_request(babel_app):
+    error = EnrollmentRejected(TURN, step=TURN_NAMES["left"])
+    with babel_app.test_request_context(), force_locale("zh_CN"):
+        assert str(error).startswith("Your head did not turn to the left as asked,")
+    assert error.status == 422 and isinstance(error, DomainError)
+
+
+def test_localized_translates_the_message_and_its_message_parameters(babel_app):
+    error = EnrollmentRejected(TURN, step=TURN_NAMES["left"])
+    with babel_app.test_request_context(), force_locale("zh_CN"):
+        assert error.localized().startswith("您的头部没有按要求向左转动")
+    with babel_app.test_request_context(), force_locale("en"):
+        assert error.localized() == str(error)
+
+
+def test_numbers_and_free_text_are_kept_as_given(babel_app):
+    error = InvalidRequest("Choose a password of at least %(num)d characters.", num=10)
+    mail = InvalidRequest(
+        "This request was sent to %(email)s; sign in with that address to answer it.",
+        email="left",  # a person's text is never looked up as a message, even if it is one
+    )
+    with babel_app.test_request_context(), force_locale("zh_CN"):
+        assert error.localized() == "请设置至少 10 个字符的密码。"
+        assert mail.localized() == "此请求已发送至 left；请使用该地址登录后答复。"
+    assert str(error) == "Choose a password of at least 10 characters."
+
+
+def test_a_nested_error_is_translated_inside_its_wrapper(babel_app):
+    cause = MediaRejected(
+        "The image is only %(width)d×%(height)d pixels: too small for a face.", width=8, height=9
+    )
+    error = EnrollmentRejected(
+        "The picture taken %(what)s: %(reason)s", what=WHAT["front"], reason=cause
+    )
+    assert str(error) == (
+        "The picture taken looking straight at the camera: "
+        "The image is only 8×9 pixels: too small for a face."
+    )
+    with babel_app.test_request_context(), force_locale("zh_CN"):
+        assert error.localized() == "正对镜头时拍摄的照片：图片只有 8×9 像素：太小，无法识别人脸。"
+
+
+def test_an_error_kept_as_json_is_shown_in_the_readers_language(babel_app):
+    error = EnrollmentRejected(
+        "Photo %(number)d: %(reason)s",
+        number=2,
+        reason=MediaRejected("The file is empty."),
+    )
+    kept = error.to_json()
+    assert kept == {
+        "message": "Photo %(number)d: %(reason)s",
+        "params": {"number": 2, "reason": {"message": "The file is empty.", "params": {}}},
+    }
+    text = str(error)
+    with babel_app.test_request_context(), force_locale("zh_CN"):
+        assert stored_message(text, kept) == "第 2 张照片：文件是空的。"
+        # Rows from before have no parameters; text rewritten by code that keeps none wins too.
+        assert stored_message(text, None) == text
+        assert stored_message("The account was deleted.", kept) == "The account was deleted."
+        # Parameters that do not fit the message: the English text, not a crash.
+        assert stored_message(text, {"message": "Photo %(number)d: %(reason)s"}) == text
+
+
+def test_message_parameters_survive_the_round_trip(babel_app):
+    error = EnrollmentRejected(
+        "%(media)s could not be processed after %(num)d attempts.", media=N_("The photos"), num=3
+    )
+    again = DomainError.from_json(error.to_json())
+    assert isinstance(again.params["media"], Msgid)
+    assert str(again) == "The photos could not be processed after 3 attempts."
+    with babel_app.test_request_context(), force_locale("zh_CN"):
+        assert again.localized() == "照片在尝试 3 次后仍无法处理。"
