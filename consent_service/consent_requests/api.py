@@ -85,7 +85,8 @@ def create_request():
 
 
 def _notify(session, req, secret: str) -> None:
-    """After the commit: mail the link. A failed send is logged; the request stays open."""
+    """After the commit: mail the link, in the recipient's language. A failed send is logged;
+    the request stays open."""
     svc = services()
     to = service.recipient(session, req)
     if to is None:

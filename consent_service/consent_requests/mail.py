@@ -59,7 +59,8 @@ def mailer_for(settings: Settings) -> Mailer:
 
 
 def read_outbox(folder: Path) -> list[dict]:
-    """The outbox's mails, oldest first: file, date, to, subject, body (text part)."""
+    """The outbox's mails, oldest first: file, date, to, subject, language (Content-Language),
+    body (text part)."""
     mails = []
     for path in sorted(folder.glob("*.eml")) if folder.is_dir() else []:
         msg = BytesParser(policy=default_policy).parsebytes(path.read_bytes())
@@ -70,6 +71,7 @@ def read_outbox(folder: Path) -> list[dict]:
                 "date": msg["Date"],
                 "to": msg["To"],
                 "subject": msg["Subject"],
+                "language": msg["Content-Language"],
                 "body": body.get_content() if body is not None else "",
             }
         )

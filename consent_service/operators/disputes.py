@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,6 +12,8 @@ from sqlmodel import Session, select
 
 from consent_service.audit import service as audit
 from consent_service.crypto import Envelope
+from consent_service.i18n.mail import compose, mail_languages
+from consent_service.operators import notices
 from consent_service.operators.models import EnrollmentDispute, SubjectNotice
 from consent_service.timeutil import utcnow
 
@@ -38,9 +39,10 @@ def open_vectors(envelope: Envelope, dispute: EnrollmentDispute) -> list[np.ndar
     return list(np.frombuffer(raw, dtype="<f8").reshape(dispute.vector_count, -1))
 
 
-def notify(session: Session, subject_id: int, kind: str, message: str) -> None:
-    """Tell a person something: on their dashboard, and by mail once committed (mail_notices)."""
-    session.add(SubjectNotice(subject_id=subject_id, kind=kind, message=message))
+def notify(session: Session, subject_id: int, kind: str, key: str, **params: str) -> None:
+    """Tell a person something (`key` of operators/notices.py with its parameters): on their
+    dashboard, and by mail once committed (mail_notices), each in the reader's language."""
+    session.add(notices.new_notice(subject_id, kind, key, **params))
 
 
 def open_claims_of(session: Session, subject_id: int, modality: str) -> list[EnrollmentDispute]:
@@ -79,19 +81,9 @@ def open_dispute(
     seal_vectors(envelope, dispute, vectors)
     session.add(dispute)
     notify(
-        session,
-        claimant_subject_id,
-        "dispute.opened",
-        f"The {modality} you enrolled matches another account. An operator will review it; "
-        "until then it protects nobody and is not used.",
+        session, claimant_subject_id, "dispute.opened", "dispute.opened.claimant", modality=modality
     )
-    notify(
-        session,
-        holder_subject_id,
-        "dispute.opened",
-        f"Another account tried to enroll a {modality} that matches yours. An operator will "
-        "review it; your enrollment stays as it is meanwhile.",
-    )
+    notify(session, holder_subject_id, "dispute.opened", "dispute.opened.holder", modality=modality)
     session.flush()
     audit.append(
         session,
@@ -112,8 +104,9 @@ def open_dispute(
 
 def mail_notices(session: Session, mailer: Mailer, sender: str, limit: int = 100) -> int:
     """After the commit that wrote them: mail the notices not mailed yet to their person's
-    address, marking each one sent (the caller commits). A failed send is logged and left for
-    the next call; the notice is on the dashboard either way."""
+    address, in the account's language (both languages when it has none), marking each one sent
+    (the caller commits). A failed send is logged and left for the next call; the notice is on
+    the dashboard either way. Runs inside an app context (a request or a Celery task)."""
     from consent_service.accounts.models import Subject, User
 
     sent = 0
@@ -130,10 +123,15 @@ def mail_notices(session: Session, mailer: Mailer, sender: str, limit: int = 100
         if not address or address.endswith(".invalid"):  # deleted accounts keep no address
             notice.mailed_at = utcnow()
             continue
-        message = EmailMessage()
-        message["From"], message["To"] = sender, address
-        message["Subject"] = "About your enrollment: " + notice.kind.replace(".", " ")
-        message.set_content(f"{notice.message}\n\nThis notice is also on your dashboard.\n")
+        message = compose(
+            sender,
+            address,
+            mail_languages(user.language if user else None),
+            lambda notice=notice: (
+                notices.subject_of(notice),
+                f"{notices.text_of(notice)}\n\n{notices.ALSO_ON_DASHBOARD}\n",
+            ),
+        )
         try:
             mailer.send(message)
         except (OSError, smtplib.SMTPException) as exc:

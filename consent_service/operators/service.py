@@ -17,12 +17,13 @@ from consent_service.accounts.models import User
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
-from consent_service.biometrics.service import bump_gallery, seal_template
+from consent_service.biometrics.service import bump_gallery, keep_error, seal_template
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.service import latest_version
 from consent_service.crypto import Envelope
 from consent_service.errors import Conflict, InvalidRequest, NotFound
 from consent_service.gate.models import GateJob
+from consent_service.operators import notices
 from consent_service.operators.disputes import OPEN, notify, open_vectors
 from consent_service.operators.models import EnrollmentDispute, WorkerHeartbeat
 from consent_service.providers.models import Provider
@@ -94,24 +95,9 @@ class Resolution(StrEnum):
     REJECT_BOTH = "rejected_both"  # nobody keeps it: both accounts' templates are destroyed
 
 
-_TOLD = {
-    Resolution.AWARD_CLAIMANT: (
-        "An operator resolved the dispute about your {m}: it is now enrolled on your account.",
-        "An operator resolved the dispute about your {m}: it was awarded to the other account "
-        "and your {m} templates were removed. Re-enroll to be protected again.",
-    ),
-    Resolution.KEEP_HOLDER: (
-        "An operator resolved the dispute about your {m}: it stays with the account that "
-        "enrolled it first. What you submitted was destroyed.",
-        "An operator resolved the dispute about your {m}: it stays enrolled on your account.",
-    ),
-    Resolution.REJECT_BOTH: (
-        "An operator resolved the dispute about your {m}: neither account keeps it. What you "
-        "submitted was destroyed.",
-        "An operator resolved the dispute about your {m}: neither account keeps it, and your "
-        "{m} templates were removed.",
-    ),
-}
+def _told(resolution: Resolution, who: str) -> str:
+    """The key of what `who` (`claimant` or `holder`) is told (operators/notices.py)."""
+    return f"dispute.resolved.{resolution.value}.{who}"
 
 
 def list_disputes(session: Session, status: str | None = OPEN) -> list[EnrollmentDispute]:
@@ -176,18 +162,19 @@ def resolve_dispute(
             enrollment.template_count, enrollment.error = added, None
         else:
             enrollment.status = EnrollmentStatus.FAILED.value
-            enrollment.error = _TOLD[resolution][0].format(m=modality)
+            told = _told(resolution, "claimant")
+            keep_error(enrollment, notices.as_error(told, {"modality": modality}))
         session.add(enrollment)
     # The held vectors are destroyed whatever the outcome (copied into templates if awarded).
     dispute.ciphertext, dispute.wrapped_key = b"", b""
     dispute.status, dispute.resolved_by = resolution.value, actor
     dispute.note, dispute.resolved_at = note[:2000], utcnow()
     session.add(dispute)
-    claimant_msg, holder_msg = _TOLD[resolution]
-    notify(
-        session, dispute.claimant_subject_id, "dispute.resolved", claimant_msg.format(m=modality)
-    )
-    notify(session, dispute.holder_subject_id, "dispute.resolved", holder_msg.format(m=modality))
+    for who, subject_id in (
+        ("claimant", dispute.claimant_subject_id),
+        ("holder", dispute.holder_subject_id),
+    ):
+        notify(session, subject_id, "dispute.resolved", _told(resolution, who), modality=modality)
     session.flush()
     audit.append(
         session,

@@ -11,7 +11,7 @@ from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.accounts.service import subject_of
 from consent_service.audit import service as audit
-from consent_service.operators import disputes, service
+from consent_service.operators import disputes, notices, service
 from consent_service.operators.forms import ProviderStatusForm, ResolveDisputeForm
 from consent_service.operators.models import EnrollmentDispute, SubjectNotice
 from consent_service.services import services
@@ -50,7 +50,8 @@ def _notices():
             ).all()
         )
 
-    return {"subject_notices": subject_notices}
+    # `notice_text(n)`: a notice in the page's language.
+    return {"subject_notices": subject_notices, "notice_text": notices.text_of}
 
 
 @bp.route("/")

@@ -35,8 +35,12 @@ def site(make_api_app):
     return make_api_app()
 
 
-def _person(site, email: str, operator: bool = False) -> tuple[Person, int]:
+def _person(
+    site, email: str, operator: bool = False, accept_language: str | None = None
+) -> tuple[Person, int]:
     person = Person(site.client())
+    if accept_language:  # the language signed up in is the account's, for pages and mail
+        person.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = accept_language
     assert person.post("/signup", {"email": email, "password": PASSWORD}).status_code == 302
     with site.app.app_context(), db.unit_of_work() as s:
         if operator:
@@ -88,10 +92,9 @@ def test_suspend_and_approve_a_provider(site):
     assert ("operator.provider_approved", provider_id) in kinds
 
 
-def test_an_operator_resolves_a_dispute_and_both_people_are_told(site):
-    operator, _ = _person(site, "op3@example.org", operator=True)
-    holder, holder_id = _person(site, "holder@example.org")
-    claimant, claimant_id = _person(site, "claimant@example.org")
+def _dispute(site, holder_id: int, claimant_id: int) -> tuple[str, str]:
+    """The holder has a face template; the claimant's enrollment of the same face is held in
+    a dispute. Returns (dispute id, enrollment id)."""
     with site.app.app_context(), db.unit_of_work() as s:
         svc = services()
         template = BiometricTemplate(
@@ -117,9 +120,17 @@ def test_an_operator_resolves_a_dispute_and_both_people_are_told(site):
             holder_subject_id=holder_id,
             vectors=[np.zeros(128)],
         )
-    assert "matches another account" in claimant.get("/")
-    assert "Another account tried to enroll" in holder.get("/")
-    page = f"/operator/disputes/{dispute.id}"
+        return dispute.id, enrollment.id
+
+
+def test_an_operator_resolves_a_dispute_and_both_people_are_told(site):
+    operator, _ = _person(site, "op3@example.org", operator=True)
+    holder, holder_id = _person(site, "holder@example.org")
+    claimant, claimant_id = _person(site, "claimant@example.org", accept_language="zh-CN,zh")
+    dispute_id, _ = _dispute(site, holder_id, claimant_id)
+    assert "您录入的人脸与另一个账户的相符" in claimant.get("/")
+    assert "Another account tried to enroll a face that matches yours" in holder.get("/")
+    page = f"/operator/disputes/{dispute_id}"
     assert "claimant@example.org" in operator.get(page)
     assert claimant.client.get(page).status_code == 403
 
@@ -129,15 +140,45 @@ def test_an_operator_resolves_a_dispute_and_both_people_are_told(site):
         s = db.session()
         owners = [t.subject_id for t in s.exec(select(BiometricTemplate))]
         assert owners.count(claimant_id) == 1 and holder_id not in owners
-        assert s.get(EnrollmentDispute, dispute.id).status == "awarded_claimant"
+        assert s.get(EnrollmentDispute, dispute_id).status == "awarded_claimant"
     mails: dict[str, str] = {}  # everything each person was mailed (opened, then resolved)
+    languages: dict[str, set[str]] = {}
     for mail in read_outbox(site.settings.mail_outbox_dir):
-        mails[mail["to"]] = mails.get(mail["to"], "") + mail["body"]
-    assert "it is now enrolled on your account" in mails["claimant@example.org"]
+        mails[mail["to"]] = mails.get(mail["to"], "") + mail["subject"] + mail["body"]
+        languages.setdefault(mail["to"], set()).add(mail["language"])
+    # Each in the language of their account: the claimant signed up in Chinese.
+    assert languages["claimant@example.org"] == {"zh-CN"}
+    to_claimant = mails["claimant@example.org"]
+    assert "关于您的录入：运营人员已作出决定" in to_claimant
+    assert "运营人员已处理关于您的人脸的争议：它现已录入到您的账户。" in to_claimant
+    assert "您录入的人脸与另一个账户的相符" in to_claimant and "operator" not in to_claimant
+    assert languages["holder@example.org"] == {"en"}
     assert "awarded to the other account" in mails["holder@example.org"]
-    assert "it is now enrolled on your account" in claimant.get("/")
+    assert "Another account tried to enroll a face" in mails["holder@example.org"]
+    assert "运营人员" not in mails["holder@example.org"]
+    assert "它现已录入到您的账户" in claimant.get("/")
     assert "it was awarded to the other account" in holder.get("/")
+    # The same notices, read in another language: rendered for the page, not stored as prose.
+    holder.post("/language", {"lang": "zh-CN", "next": "/"}, form_page="/")
+    dashboard = holder.get("/")
+    assert "它已判归另一个账户，您的人脸模板已被删除" in dashboard
+    assert "另一个账户试图录入与您相符的人脸" in dashboard and "awarded" not in dashboard
     assert "awarded_claimant" in operator.get(page)
+
+
+def test_a_claimant_who_loses_reads_why_on_the_enrollment_page_in_their_language(site):
+    operator, _ = _person(site, "op5@example.org", operator=True)
+    _, holder_id = _person(site, "first@example.org")
+    claimant, claimant_id = _person(site, "second@example.org", accept_language="zh-CN,zh")
+    dispute_id, enrollment_id = _dispute(site, holder_id, claimant_id)
+    page = f"/operator/disputes/{dispute_id}"
+    assert operator.post(page, {"resolution": "kept_holder", "note": ""}).status_code == 302
+    told = "运营人员已处理关于您的人脸的争议：它仍归最先录入它的账户所有。"
+    assert told in claimant.get(f"/enrollments/{enrollment_id}")
+    assert told in claimant.get("/enroll")  # the recent enrollments
+    with site.app.app_context():
+        row = db.session().get(Enrollment, enrollment_id)
+        assert row.status == "failed" and row.error.startswith("An operator resolved")
 
 
 def test_audit_and_health_pages(site):

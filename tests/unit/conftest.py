@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import pytest
+from flask import Flask
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
 import consent_service.models  # noqa: F401 - registers every table on SQLModel.metadata
+from consent_service import i18n
 from consent_service.accounts.models import Subject, User
 from consent_service.crypto import Envelope
 from tests import support
@@ -82,8 +84,10 @@ def reopen(engine: Engine) -> Iterator[Callable[[], Session]]:
 def make_subject(session: Session) -> Callable[..., Subject]:
     """A subject with its account (the password hash is a stand-in: no sign-in here)."""
 
-    def make(protect_only: bool = False) -> Subject:
-        user = User(email=f"{secrets.token_hex(4)}@example.org", password_hash="-")
+    def make(protect_only: bool = False, language: str | None = None) -> Subject:
+        user = User(
+            email=f"{secrets.token_hex(4)}@example.org", password_hash="-", language=language
+        )
         session.add(user)
         session.flush()
         subject = Subject(user_id=user.id, protect_only=protect_only)
@@ -92,6 +96,16 @@ def make_subject(session: Session) -> Callable[..., Subject]:
         return subject
 
     return make
+
+
+@pytest.fixture
+def babel_app(tmp_path) -> Iterator[Flask]:
+    """A bare Flask app with the service's translations, its app context pushed: where mail is
+    rendered (a request or a Celery task in the service)."""
+    app = Flask(__name__)
+    i18n.init_app(app, tmp_path)
+    with app.app_context():
+        yield app
 
 
 @pytest.fixture

@@ -168,13 +168,13 @@ class _Mailbox:
         self.sent.append(message)
 
 
-def test_notices_are_mailed_once_and_failures_retried(session, make_subject, reopen):
+def test_notices_are_mailed_once_and_failures_retried(session, make_subject, reopen, babel_app):
     from consent_service.accounts.models import User
     from consent_service.operators.disputes import mail_notices, notify
 
-    a, b = make_subject(), make_subject()
-    notify(session, a.id, "dispute.opened", "about your face")
-    notify(session, b.id, "dispute.opened", "someone claims your face")
+    a, b = make_subject(language="en"), make_subject(language="en")
+    notify(session, a.id, "dispute.opened", "dispute.opened.claimant", modality="face")
+    notify(session, b.id, "dispute.opened", "dispute.opened.holder", modality="face")
     session.commit()
     b_address = session.get(User, b.user_id).email
 
@@ -182,7 +182,7 @@ def test_notices_are_mailed_once_and_failures_retried(session, make_subject, reo
     assert mail_notices(session, down, "ops@example.org") == 1
     session.commit()
     assert [m["To"] for m in down.sent] == [session.get(User, a.user_id).email]
-    assert "about your face" in down.sent[0].get_content()
+    assert "The face you enrolled matches another account" in down.sent[0].get_content()
 
     up = _Mailbox()
     assert mail_notices(session, up, "ops@example.org") == 1  # only the one that failed
@@ -190,6 +190,65 @@ def test_notices_are_mailed_once_and_failures_retried(session, make_subject, reo
     assert [m["To"] for m in up.sent] == [b_address]
     assert mail_notices(session, up, "ops@example.org") == 0
     assert all(n.mailed_at for n in reopen().exec(select(SubjectNotice)))
+
+
+def test_notices_are_mailed_in_each_readers_language(session, make_subject, babel_app):
+    from consent_service.operators.disputes import mail_notices, notify
+
+    people = {
+        "zh-CN": make_subject(language="zh-CN"),
+        "en": make_subject(language="en"),
+        None: make_subject(),  # an account without a language: both, each complete
+    }
+    for subject in people.values():
+        notify(session, subject.id, "dispute.resolved", _told_key("holder"), modality="voice")
+    session.commit()
+    box = _Mailbox()
+    assert mail_notices(session, box, "ops@example.org") == 3
+    zh, en, both = box.sent
+    chinese = "运营人员已处理关于您的声音的争议：它已判归另一个账户，您的声音模板已被删除。"
+    english = "An operator resolved the dispute about your voice: it was awarded to the other"
+    assert zh["Content-Language"] == "zh-CN" and zh["Subject"] == "关于您的录入：运营人员已作出决定"
+    assert chinese in zh.get_content() and "An operator" not in zh.get_content()
+    assert "“我的同意”页面" in zh.get_content()
+    assert en["Content-Language"] == "en"
+    assert english in en.get_content() and "运营人员" not in en.get_content()
+    assert both["Content-Language"] == "zh-CN, en"
+    assert both["Subject"] == (
+        "关于您的录入：运营人员已作出决定 / About your enrollment: an operator decided"
+    )
+    body = both.get_content()
+    assert body.index(chinese) < body.index(english)
+    assert "This notice is also on your dashboard." in body
+
+
+def _told_key(who: str) -> str:
+    return f"dispute.resolved.{service.Resolution.AWARD_CLAIMANT.value}.{who}"
+
+
+def test_a_notice_keeps_its_english_text_and_shows_in_the_readers_language(
+    session, make_subject, babel_app
+):
+    from flask_babel import force_locale
+
+    from consent_service.operators import notices
+    from consent_service.operators.disputes import notify
+
+    subject = make_subject()
+    notify(session, subject.id, "dispute.opened", "dispute.opened.claimant", modality="face")
+    # A row from before message keys: its stored English is all there is.
+    session.add(SubjectNotice(subject_id=subject.id, kind="dispute.opened", message="Old words."))
+    session.commit()
+    new, old = session.exec(select(SubjectNotice).order_by(SubjectNotice.id)).all()
+    assert new.message.startswith("The face you enrolled matches another account.")
+    assert (new.message_key, new.params) == ("dispute.opened.claimant", {"modality": "face"})
+    with force_locale("zh_CN"):
+        assert notices.text_of(new).startswith("您录入的人脸与另一个账户的相符。")
+        assert notices.text_of(old) == "Old words."
+    with force_locale("en"):
+        assert notices.text_of(new) == new.message
+    with pytest.raises(ValueError):
+        notify(session, subject.id, "dispute.opened", "no.such.notice")
 
 
 def test_deleting_the_claimant_destroys_the_held_vectors(session, make_subject, envelope):
