@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import numpy as np
+from flask_babel import gettext as _
 from sqlmodel import Session, select
 
 from consent_service.accounts.models import Subject, User
@@ -31,9 +33,11 @@ from consent_service.consent_requests.faces import (
 )
 from consent_service.consent_requests.models import ConsentRequest, FindingFace
 from consent_service.crypto import Envelope
-from consent_service.errors import Conflict, DomainError, InvalidRequest, NotFound
+from consent_service.errors import N_, Conflict, DomainError, InvalidRequest, Msgid, NotFound
 from consent_service.gate import service as gate
 from consent_service.gate.models import Decision, Finding
+from consent_service.i18n.labels import MODALITIES, OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
+from consent_service.i18n.mail import compose, mail_languages
 from consent_service.providers.models import Provider
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens.service import DecisionSigner
@@ -52,6 +56,13 @@ ASKABLE = {
 
 class RequestClosed(Conflict):
     """The request was already answered, or expired."""
+
+
+CLOSED = {
+    APPROVED: N_("This request is approved; it can no longer be answered."),
+    DECLINED: N_("This request is declined; it can no longer be answered."),
+    EXPIRED: N_("This request is expired; it can no longer be answered."),
+}
 
 
 class NotTheRightPerson(DomainError):
@@ -105,7 +116,9 @@ def _pick_finding(
     chosen: Finding | None = None
     if spec.finding is not None:
         if not 0 <= spec.finding < len(findings):
-            raise InvalidRequest(f"The job has {len(findings)} findings; `finding` is an index.")
+            raise InvalidRequest(
+                "The job has %(num)d findings; `finding` is an index.", num=len(findings)
+            )
         chosen = findings[spec.finding]
     elif spec.subject_ref:
         subjects = {
@@ -129,7 +142,8 @@ def _pick_finding(
         raise InvalidRequest("Name the finding: `finding` (its index) or `subject_ref`.")
     if chosen.outcome not in ASKABLE:
         raise InvalidRequest(
-            f"This finding's outcome is {chosen.outcome}: there is nothing to ask this person."
+            "This finding's outcome is %(outcome)s: there is nothing to ask this person.",
+            outcome=chosen.outcome,
         )
     return chosen
 
@@ -165,8 +179,9 @@ def open_request(
         operation = Operation(spec.operation or job_operation or "")
     except ValueError:
         raise InvalidRequest(
-            f"Unknown operation {spec.operation!r}; use one of: "
-            f"{', '.join(o.value for o in Operation)}."
+            "Unknown operation %(operation)s; use one of: %(known)s.",
+            operation=repr(spec.operation),
+            known=", ".join(o.value for o in Operation),
         ) from None
     roles = sorted(set(spec.roles or ((finding.role,) if finding else ())))
     if not roles or any(r not in {x.value for x in Role} for r in roles):
@@ -262,49 +277,101 @@ def provider_view(req: ConsentRequest) -> dict:
     }
 
 
-def recipient(session: Session, req: ConsentRequest) -> str | None:
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    language: str | None  # the account's language (`en`, `zh-CN`); None: no account, or unset
+
+
+def recipient(session: Session, req: ConsentRequest) -> Recipient | None:
     """Where the link goes: a person the gate named hears at their account's address (the
-    provider never learns it); anyone else at the address the provider gave."""
+    provider never learns it); anyone else at the address the provider gave. The mail is in the
+    language of the account behind the address, if there is one."""
     if req.subject_id is not None:
         subject = session.get(Subject, req.subject_id)
         user = session.get(User, subject.user_id) if subject else None
-        return user.email if user and user.email else None
-    return req.email
+        return Recipient(user.email, user.language) if user and user.email else None
+    if not req.email:
+        return None
+    user = session.exec(select(User).where(User.email == req.email)).first()
+    return Recipient(req.email, user.language if user else None)
 
 
 def notification(
-    req: ConsentRequest, to: str, secret: str, provider_name: str, public_url: str, sender: str
+    req: ConsentRequest,
+    to: Recipient,
+    secret: str,
+    provider_name: str,
+    public_url: str,
+    sender: str,
 ) -> EmailMessage:
+    """The mail asking for consent, in the recipient's language, or in Chinese and English when
+    it is unknown. Rendered inside an app context (the API request that opened it)."""
     link = f"{public_url.rstrip('/')}/requests/{req.id}?k={secret}"
-    msg = EmailMessage()
-    msg["From"], msg["To"] = sender, to
-    msg["Subject"] = f"{provider_name} asks for your consent ({req.operation})"
-    until = as_utc(req.valid_until).date().isoformat() if req.valid_until else "until you revoke"
-    msg.set_content(
-        f"{provider_name} asks for your consent to {req.operation} ({', '.join(req.roles)}).\n"
-        f"Why: {req.purpose or '-'}\nUntil: {until}\n"
-        + (f"Their message: {req.message}\n" if req.message else "")
-        + f"\nSign in or sign up, then approve or decline:\n{link}\n\n"
-        f"This request expires on {as_utc(req.expires_at).isoformat(timespec='minutes')}. "
-        "If you do nothing, nothing is granted.\n"
-    )
-    return msg
+    operation = Operation(req.operation)
+    expires = as_utc(req.expires_at).strftime("%Y-%m-%d %H:%M UTC")
+
+    def render() -> tuple[str, str]:
+        modality = MODALITIES[operation.modality]
+        until = as_utc(req.valid_until).date().isoformat() if req.valid_until else _("no end date")
+        lines = [
+            _(
+                "%(provider)s asks for your consent to this edit of your %(modality)s:",
+                provider=provider_name,
+                modality=modality,
+            ),
+            f"  {OPERATION_DESCRIPTIONS[operation]} ({operation.value})",
+            _("Your role:"),
+            *(f"  {ROLE_DESCRIPTIONS.get(r, r)}" for r in req.roles),  # type: ignore[call-overload]
+            _("Why: %(purpose)s", purpose=req.purpose or "-"),
+            _("Until: %(until)s", until=until),
+        ]
+        if req.message:
+            lines.append(_("Their message: %(message)s", message=req.message))
+        lines += [
+            "",
+            _("Sign in or sign up, then approve or decline:"),
+            link,
+            "",
+            _("This request expires on %(expires)s.", expires=expires),
+            _("If you do nothing, nothing is granted."),
+        ]
+        subject = _(
+            "%(provider)s asks for your consent to edit your %(modality)s",
+            provider=provider_name,
+            modality=modality,
+        )
+        return subject, "\n".join(lines)
+
+    return compose(sender, to.address, mail_languages(to.language), render)
 
 
 # ---------------------------------------------------------------------------- the person's side
-def may_open(req: ConsentRequest, user: User, subject: Subject, link_secret: str | None) -> bool:
-    """A person sees a request sent to their address or about them, or opened by its link."""
+def may_open(
+    req: ConsentRequest, user: User, managed: Collection[int], link_secret: str | None
+) -> bool:
+    """An account sees a request sent to its address, about a subject it acts for (`managed`:
+    its own and its children's subject ids), or opened by its link."""
     if link_secret and hmac.compare_digest(_hash(link_secret), req.link_hash):
         return True
     if req.subject_id is not None:
-        return req.subject_id == subject.id
+        return req.subject_id in managed
     return bool(req.email) and normalize_email(user.email or "") == req.email
+
+
+def named_elsewhere(req: ConsentRequest, acting: Subject, managed: list[Subject]) -> Subject | None:
+    """The account's other subject (its own, or a child) this request is about, when it is not
+    the one acted for: it can be answered only once that subject is selected."""
+    if req.subject_id is None or req.subject_id == acting.id:
+        return None
+    return next((s for s in managed if s.id == req.subject_id), None)
 
 
 def inbox(
     session: Session, user: User, subject: Subject, opened: list[str]
 ) -> list[ConsentRequest]:
-    """The person's requests, newest first: addressed to them, or opened by link (`opened`)."""
+    """The requests of the subject acted for (the account's own or a child's), newest first,
+    with those sent to the account's address or opened by link (`opened`)."""
     clauses = [ConsentRequest.subject_id == subject.id]
     if user.email:
         clauses.append(ConsentRequest.email == normalize_email(user.email))
@@ -349,7 +416,8 @@ def check_person(
     if wanted is None:
         if req.job_id is not None or normalize_email(user.email or "") != req.email:
             raise NotTheRightPerson(
-                f"This request was sent to {req.email}; sign in with that address to answer it."
+                "This request was sent to %(email)s; sign in with that address to answer it.",
+                email=req.email,
             )
         return
     modality = req.modality or "face"
@@ -360,8 +428,9 @@ def check_person(
     ).all()
     if not templates:
         raise NotTheRightPerson(
-            f"Enroll your {modality} first: the request is for the person in the provider's "
-            f"media, and only your enrolled {modality} can show that it is you."
+            "Enroll your %(modality)s first: the request is for the person in the provider's "
+            "media, and only your enrolled %(modality)s can show that it is you.",
+            modality=Msgid(modality),
         )
     tolerance = tolerances.face if modality == "face" else tolerances.voice
     best = min(
@@ -371,22 +440,32 @@ def check_person(
     )
     if best > tolerance:
         raise NotTheRightPerson(
-            f"Your enrolled {modality} does not match the person in the provider's media, so "
-            "you cannot approve this request. Only that person can."
+            "Your enrolled %(modality)s does not match the person in the provider's media, so "
+            "you cannot approve this request. Only that person can.",
+            modality=Msgid(modality),
         )
 
 
 def _close(
-    session: Session, audit_key: bytes, req: ConsentRequest, status: str, actor: str, now
+    session: Session,
+    audit_key: bytes,
+    req: ConsentRequest,
+    status: str,
+    actor: str,
+    now,
+    guardian: dict | None = None,
 ) -> None:
     req.status, req.answered_at = status, now
     wipe_request_face(req)
+    payload = {"consent_request_id": req.id, "job_id": req.job_id, "grant_id": req.grant_id}
+    if guardian is not None:  # answered by a guardian for a child under 14
+        payload["guardian"] = guardian
     audit.append(
         session,
         audit_key,
         f"consent_request.{status}",
         actor,
-        {"consent_request_id": req.id, "job_id": req.job_id, "grant_id": req.grant_id},
+        payload,
         subject_id=req.subject_id,
     )
     webhooks.consent_request_answered(
@@ -397,7 +476,7 @@ def _close(
 def _require_pending(req: ConsentRequest, now: datetime) -> None:
     status = status_of(req, now)
     if status != PENDING:
-        raise RequestClosed(f"This request is {status}; it can no longer be answered.")
+        raise RequestClosed(CLOSED[status])
 
 
 @dataclass(frozen=True)
@@ -420,7 +499,10 @@ def approve(
     gate_keys: Gate,
 ) -> ConsentRequest:
     """Check the person, grant exactly what was asked (for this provider), close the request
-    and decide the waiting job again. The caller commits, then publishes the webhooks."""
+    and decide the waiting job again. The caller commits, then publishes the webhooks.
+
+    `subject` is the one answered for: the account's own, or a child its guardian acts for (the
+    face check then uses the child's templates, and `evidence.guardian` names the guardian)."""
     now = utcnow()
     # Lock the row: two answers to one request cannot both win.
     req = session.exec(
@@ -445,7 +527,7 @@ def approve(
     req.grant_id, req.answered_by = grant.grant_id, user.id
     was_unnamed = req.subject_id is None
     req.subject_id = subject.id
-    _close(session, audit_key, req, APPROVED, evidence.actor, now)
+    _close(session, audit_key, req, APPROVED, evidence.actor, now, evidence.guardian)
     if req.job_id is not None:
         gate.redecide(
             session,
@@ -461,15 +543,25 @@ def approve(
 
 
 def decline(
-    session: Session, audit_key: bytes, req: ConsentRequest, user: User, actor: str
+    session: Session,
+    audit_key: bytes,
+    req: ConsentRequest,
+    user: User,
+    actor: str,
+    subject: Subject | None = None,
+    guardian: dict | None = None,
 ) -> ConsentRequest:
+    """Close the request unanswered. A request naming a subject is declined only for that
+    subject (`subject`, the one acted for); `guardian` when a guardian declines for a child."""
     now = utcnow()
     req = session.exec(
         select(ConsentRequest).where(ConsentRequest.id == req.id).with_for_update()
     ).one()
     _require_pending(req, now)
+    if subject is not None and req.subject_id is not None and req.subject_id != subject.id:
+        raise NotTheRightPerson("This request is for someone else; you cannot answer it.")
     req.answered_by = user.id
-    _close(session, audit_key, req, DECLINED, actor, now)
+    _close(session, audit_key, req, DECLINED, actor, now, guardian)
     session.flush()
     return req
 

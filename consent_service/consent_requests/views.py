@@ -1,6 +1,9 @@
 """The person's side of consent requests: the inbox, one request, approve or decline. Thin:
 every action is a service call. A link from a mail is remembered in this browser's session,
-so the person can sign up, enroll and come back to it."""
+so the person can sign up, enroll and come back to it.
+
+A guardian answers for the subject selected on the page (`acting_subject`: their own, or a
+child's): the face check then uses the child's templates and the evidence names the guardian."""
 
 from __future__ import annotations
 
@@ -21,14 +24,16 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from consent_service import db
-from consent_service.accounts.service import subject_of
+from consent_service.accounts.models import Subject, User
 from consent_service.biometrics.service import template_count
 from consent_service.consent import service as consent
 from consent_service.consent.notice import NOTICE_VERSION, notice, notice_language
 from consent_service.consent_requests import service
-from consent_service.consent_requests.forms import ApproveForm, DeclineForm
+from consent_service.consent_requests.forms import AnswerForm, ApproveForm, DeclineForm
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.errors import DomainError
+from consent_service.guardians import service as guardians
+from consent_service.guardians.views import acting_subject, guardian_evidence
 from consent_service.i18n import current_language
 from consent_service.providers.models import Provider
 from consent_service.services import services
@@ -50,17 +55,43 @@ def _remember_link(request_id: str, secret: str) -> None:
     web_session[LINKS_KEY] = dict(list(links.items())[-20:])
 
 
-def _user_and_subject(session):
+def _account(session) -> tuple[User, Subject, list[Subject]]:
+    """The signed-in account, the subject it acts for (404 for a forged or stale selection)
+    and every subject it may act for (its own first)."""
     user = session.merge(current_user._get_current_object())
-    return user, subject_of(session, user)
+    return user, acting_subject(session), guardians.managed_subjects(session, user)
 
 
-def _load(session, request_id: str) -> tuple[ConsentRequest, object, object]:
+def _load(session, request_id: str) -> tuple[ConsentRequest, User, Subject, list[Subject]]:
     req = session.get(ConsentRequest, request_id) if len(request_id) <= 32 else None
-    user, subject = _user_and_subject(session)
-    if req is None or not service.may_open(req, user, subject, _links().get(request_id)):
+    user, subject, managed = _account(session)
+    if req is None or not service.may_open(
+        req, user, {s.id for s in managed}, _links().get(request_id)
+    ):
         abort(404)
-    return req, user, subject
+    return req, user, subject, managed
+
+
+def _shown_for(form: AnswerForm, subject: Subject, managed: list[Subject]) -> bool:
+    """Whether the answer was posted from a page shown for `subject`. False for a page shown
+    for another of the account's subjects (switched in another tab since); any other value
+    is a tampered form: 404, as for another family's child everywhere else."""
+    posted = (form.subject.data or "").strip()
+    if not posted or posted == str(subject.id):
+        return True
+    if posted in {str(s.id) for s in managed}:
+        return False
+    abort(404)
+
+
+def _switched_since() -> None:
+    flash(
+        _(
+            "You switched to someone else since this page was opened. Check whom you are "
+            "answering for, then answer again."
+        ),
+        "error",
+    )
 
 
 def _row(session, req: ConsentRequest) -> dict:
@@ -84,9 +115,13 @@ def _row(session, req: ConsentRequest) -> dict:
 @login_required
 def inbox():
     session = db.session()
-    user, subject = _user_and_subject(session)
+    user, subject, managed = _account(session)
     rows = service.inbox(session, user, subject, list(_links()))
-    return render_template("consent_requests/inbox.html", requests=[_row(session, r) for r in rows])
+    return render_template(
+        "consent_requests/inbox.html",
+        requests=[_row(session, r) for r in rows],
+        child=subject if subject.id != managed[0].id else None,
+    )
 
 
 @bp.route("/requests/<request_id>")
@@ -97,8 +132,10 @@ def show(request_id: str):
     if not current_user.is_authenticated:
         return render_template("consent_requests/signin.html", request_id=request_id)
     session = db.session()
-    req, _, subject = _load(session, request_id)
+    req, _user, subject, managed = _load(session, request_id)
     row = _row(session, req)
+    elsewhere = service.named_elsewhere(req, subject, managed)
+    answer = {"subject": subject.id}
     return render_template(
         "consent_requests/request.html",
         req=row,
@@ -108,9 +145,14 @@ def show(request_id: str):
             notice_language(current_language()),
         ),
         notice_version=NOTICE_VERSION,
-        approve_form=ApproveForm(),
-        decline_form=DeclineForm(),
+        approve_form=ApproveForm(formdata=None, data=answer),
+        decline_form=DeclineForm(formdata=None, data=answer),
         templates=template_count(session, subject.id, Modality(row["modality"])),
+        # A guardian acting for a child answers for the child; the page says so.
+        child=subject if subject.id != managed[0].id else None,
+        # The request is about the account's other subject: select it first.
+        elsewhere=elsewhere,
+        elsewhere_is_me=elsewhere is not None and elsewhere.id == managed[0].id,
     )
 
 
@@ -118,8 +160,11 @@ def show(request_id: str):
 @login_required
 def approve(request_id: str):
     session = db.session()
-    req, user, subject = _load(session, request_id)
+    req, user, subject, managed = _load(session, request_id)
     form = ApproveForm()
+    if not _shown_for(form, subject, managed):
+        _switched_since()
+        return redirect(url_for("consent_requests.show", request_id=request_id))
     if not form.validate_on_submit():
         flash(_("Tick the box to give your consent (or the form expired)."), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
@@ -139,12 +184,14 @@ def approve(request_id: str):
                 language=notice_language(current_language()),  # the notice shown
                 ip=request.remote_addr,
                 user_agent=request.user_agent.string,
+                # A guardian answering for a child is named, as on the grant form.
+                guardian=guardian_evidence(session, subject),
             ),
             service.Gate(svc.decision_signer, svc.pseudonym_key),
         )
     except DomainError as exc:
         session.rollback()
-        flash(str(exc), "error")
+        flash(exc.localized(), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
     session.commit()
     publish_outbox(current_app, session)  # consent_request.answered, job.decided
@@ -156,15 +203,27 @@ def approve(request_id: str):
 @login_required
 def decline(request_id: str):
     session = db.session()
-    req, user, _ = _load(session, request_id)
-    if not DeclineForm().validate_on_submit():
+    req, user, subject, managed = _load(session, request_id)
+    form = DeclineForm()
+    if not _shown_for(form, subject, managed):
+        _switched_since()
+        return redirect(url_for("consent_requests.show", request_id=request_id))
+    if not form.validate_on_submit():
         flash(_("The form expired; please try again."), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
     try:
-        service.decline(session, services().audit_key, req, user, f"user:{user.id}")
+        service.decline(
+            session,
+            services().audit_key,
+            req,
+            user,
+            f"user:{user.id}",
+            subject,
+            guardian_evidence(session, subject),
+        )
     except DomainError as exc:
         session.rollback()
-        flash(str(exc), "error")
+        flash(exc.localized(), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
     session.commit()
     publish_outbox(current_app, session)

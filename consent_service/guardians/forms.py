@@ -8,6 +8,7 @@ from wtforms import BooleanField, DateField, HiddenField, RadioField, SelectChoi
 from wtforms.validators import DataRequired, Length
 
 from consent_service.guardians.service import DECLARATION, RELATIONSHIPS
+from consent_service.i18n import labels
 
 
 class ChildForm(FlaskForm):
@@ -15,7 +16,7 @@ class ChildForm(FlaskForm):
     date_of_birth = DateField(_l("Date of birth"), validators=[DataRequired()])
     relationship = RadioField(
         _l("You are the child's"),
-        choices=[SelectChoice(k, v) for k, v in RELATIONSHIPS.items()],
+        choices=[SelectChoice(k, labels.RELATIONSHIPS.get(k, k)) for k in RELATIONSHIPS],
         validators=[DataRequired()],
     )
     # Never pre-ticked: the service refuses a child without the declaration.

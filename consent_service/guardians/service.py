@@ -19,7 +19,8 @@ from consent_service.timeutil import as_utc, utcnow
 
 # PIPL Art. 31: the personal information of a minor under 14 needs a guardian's consent.
 CHILD_AGE_LIMIT = 14
-RELATIONSHIPS = {"parent": "Parent", "legal_guardian": "Legal guardian"}
+# What a guardian may declare to be; the words for each are in i18n/labels.py.
+RELATIONSHIPS = ("parent", "legal_guardian")
 DECLARATION = (
     "I am this child's parent or legal guardian, the child is under 14, and I give and withdraw "
     "consent for the child's face and voice on the child's behalf."
@@ -51,8 +52,9 @@ def add_child(
         raise InvalidRequest("The date of birth cannot be in the future.")
     if age_on(date_of_birth, today) >= CHILD_AGE_LIMIT:
         raise InvalidRequest(
-            f"Only children under {CHILD_AGE_LIMIT} are managed by a guardian; "
-            "an older person signs up with an account of their own."
+            "Only children under %(age)d are managed by a guardian; "
+            "an older person signs up with an account of their own.",
+            age=CHILD_AGE_LIMIT,
         )
     if not declared:
         raise InvalidRequest("Confirm the guardian's declaration to add the child.")
@@ -92,6 +94,11 @@ def children_of(session: Session, guardian: User) -> list[Subject]:
             .order_by(Subject.id)  # type: ignore[arg-type]
         )
     )
+
+
+def managed_subjects(session: Session, user: User) -> list[Subject]:
+    """Every subject `user` may act for: their own first, then the children they manage."""
+    return [subject_of(session, user), *children_of(session, user)]
 
 
 def guardianship_of(session: Session, subject_id: int) -> Guardianship | None:

@@ -84,7 +84,7 @@ def children():
                 bool(form.declaration.data),
             )
         except DomainError as exc:
-            flash(str(exc), "error")
+            flash(exc.localized(), "error")
         else:
             session.commit()
             web_session[SESSION_KEY] = child.id
@@ -123,7 +123,11 @@ def act_as():
         except NotFound:
             abort(404)
         web_session[SESSION_KEY] = int(choice)
-    return redirect(url_for("consent.dashboard"))
+    # Back to the page the selector was on (same-site paths only), else the dashboard. Imported
+    # here: accounts.views imports this module.
+    from consent_service.accounts.views import _safe_next
+
+    return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.route("/children/<int:child_id>/delete", methods=["GET", "POST"])
@@ -156,7 +160,7 @@ def delete_child(child_id: int):
             )
         except DomainError as exc:
             session.rollback()
-            flash(str(exc), "error")
+            flash(exc.localized(), "error")
         else:
             session.commit()
             publish_outbox(current_app, session)  # `consent.revoked` webhooks

@@ -89,9 +89,18 @@ def test_a_stranger_approves_and_the_job_flips_to_allow(
     )
     assert other.status_code == 404
 
-    # The mail, in the embedded default's outbox, carries the link.
+    # The mail, in the embedded default's outbox, carries the link; the address has no account,
+    # so it is in Chinese and in English, each complete.
     (mail,) = read_outbox(stack.settings.mail_outbox_dir)
     assert mail["to"] == "stranger@example.org" and "Request Studio" in mail["subject"]
+    assert mail["language"] == "zh-CN, en"
+    assert "请求您同意编辑您的人脸 / Request Studio asks" in mail["subject"]
+    for text in ("换脸：把我的脸放进其他图像或视频 (face_swap)", "目的：A birthday video"):
+        assert text in mail["body"]
+    for text in ("Face swap: put my face into other images or videos", "Why: A birthday video"):
+        assert text in mail["body"]
+    assert "对方留言：Your friend Ann made this." in mail["body"]
+    assert "If you do nothing, nothing is granted." in mail["body"]
     link = re.search(r"https?://\S+(/requests/\S+)", mail["body"]).group(1)
 
     # Someone else who got the link: signed in, enrolled, but not the stranger's face.
@@ -111,7 +120,7 @@ def test_a_stranger_approves_and_the_job_flips_to_allow(
     assert stranger.post("/signup", {"email": "stranger@example.org", "password": PASSWORD})
     assert stack.enroll("stranger@example.org", strangers[1]).status == "completed"
     inbox = stranger.get("/requests")
-    assert "Request Studio" in inbox and "face_swap" in inbox and "2031-01-01" in inbox
+    assert "Request Studio" in inbox and "face swap" in inbox and "2031-01-01" in inbox
     approved = stranger.post(
         f"/requests/{request_id}/approve",
         {"agree": "y"},

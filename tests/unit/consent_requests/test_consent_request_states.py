@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from sqlmodel import select
 
+from consent_service.accounts.models import Subject
+from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.models import BiometricTemplate
 from consent_service.biometrics.service import seal_template
 from consent_service.consent import service as consent
@@ -198,3 +200,47 @@ def test_decline_and_expiry_end_the_request(session, envelope, waiting_job, make
     with pytest.raises(service.RequestClosed):
         service.decline(session, AUDIT_KEY, second, _user(session, person), "user")
     assert session.exec(select(ConsentRequest)).all() == [first, second]
+
+
+def test_a_request_naming_a_subject_is_answered_only_for_it(
+    session, envelope, waiting_job, make_subject, gate_keys
+):
+    """What a guardian's inbox relies on: a request the gate matched to one subject opens for
+    an account managing it, is refused for its other subjects, and names the guardian."""
+    provider, job = waiting_job
+    known = session.exec(select(Finding).where(Finding.subject_id.is_not(None))).one()
+    known.outcome = "not_covered"  # as if the grant did not cover it: something to ask
+    session.flush()
+    req, secret = _open(session, envelope, provider, job)  # the stranger's face, by e-mail
+    named, _, _ = service.open_request(
+        session,
+        envelope,
+        AUDIT_KEY,
+        PSEUDONYM_KEY,
+        provider,
+        service.RequestSpec(job_id=job.id, finding=0),
+        TTL,
+    )
+    child, own = session.get(Subject, known.subject_id), make_subject()
+    user = _user(session, own)
+    assert service.may_open(named, user, {own.id, child.id}, None)
+    assert not service.may_open(named, user, {own.id}, None)
+    assert service.may_open(named, user, {own.id}, secret) is False  # another request's link
+    assert service.named_elsewhere(named, own, [own, child]) is child
+    assert service.named_elsewhere(named, child, [own, child]) is None
+    assert service.named_elsewhere(named, own, [own]) is None  # not the account's: no hint
+    assert service.named_elsewhere(req, own, [own, child]) is None  # names nobody yet
+
+    with pytest.raises(service.NotTheRightPerson, match="someone else"):
+        service.decline(session, AUDIT_KEY, named, user, f"user:{user.id}", own)
+    with pytest.raises(service.NotTheRightPerson, match="someone else"):
+        _approve(session, envelope, named, own, gate_keys)
+    assert named.status == "pending"
+
+    guardian = {"reference": own.public_id, "relationship": "parent", "declared_at": "x"}
+    service.decline(session, AUDIT_KEY, named, user, f"user:{user.id}", child, guardian)
+    assert named.status == "declined" and named.answered_by == user.id
+    event = session.exec(
+        select(AuditEvent).where(AuditEvent.event_type == "consent_request.declined")
+    ).one()
+    assert event.subject_id == child.id and event.payload["guardian"] == guardian
