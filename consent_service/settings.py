@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     voice_margin: float = Field(default=0.05, ge=0, le=2)
     # Speech windows of one recording closer than this (average linkage) are one speaker.
     voice_same_speaker: float = Field(default=0.75, gt=0, le=2)
+    # Live voice enrollment: the largest recording the browser may send (a minute of Opus is
+    # well under 1 MB; this leaves room for browsers that record less compact formats).
+    voice_recording_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # Requests per API key in a fixed window: N/second|minute|hour|day.
     api_rate_limit: str = Field(
         default="120/minute", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"

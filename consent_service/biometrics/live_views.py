@@ -1,14 +1,17 @@
-"""Live face enrollment pages: the camera page with its challenge, and the upload it sends."""
+"""Live enrollment pages: the camera page with its head-turn challenge and the pictures it sends;
+the microphone page with its phrase to read and the recording it sends."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 
 from consent_service import db
-from consent_service.biometrics import liveness
-from consent_service.errors import EnrollmentRejected
+from consent_service.biometrics import liveness, voice_challenge, voice_service
+from consent_service.errors import DomainError, EnrollmentRejected
 from consent_service.guardians.views import acting_subject
+from consent_service.i18n import current_language
 from consent_service.services import services
 from workers import publish
 
@@ -42,9 +45,57 @@ def upload(challenge_id: str):
         )
     except EnrollmentRejected as exc:
         session.rollback()
-        return jsonify(error=str(exc)), exc.status
+        return jsonify(error=exc.localized()), exc.status
     session.commit()
     publish(current_app, "biometrics.enroll_face", enrollment.id)
+    return jsonify(
+        enrollment_id=enrollment.id,
+        status_url=url_for("biometrics.enrollment", enrollment_id=enrollment.id),
+    ), 202
+
+
+@bp.route("/enroll/voice/live")
+@login_required
+def live_voice():
+    if not voice_service.voice_available():
+        abort(404, _("Voice enrollment is not available on this server."))
+    session = db.session()
+    subject = acting_subject(session)
+    ttl = services().settings.live_challenge_ttl
+    challenge = voice_challenge.issue_voice_challenge(session, subject.id, current_language(), ttl)
+    session.commit()
+    return render_template(
+        "biometrics/live_voice.html",
+        challenge=challenge,
+        ttl=ttl,
+        min_seconds=voice_challenge.MIN_SECONDS,
+        max_seconds=voice_challenge.MAX_SECONDS,
+    )
+
+
+@bp.route("/enroll/voice/live/<challenge_id>", methods=["POST"])
+@login_required
+def upload_voice(challenge_id: str):
+    """The page's recording of the phrase (CSRF token in a header)."""
+    session = db.session()
+    subject = acting_subject(session)
+    upload = request.files.get("recording")
+    recording = upload.read() if upload is not None else b""
+    svc = services()
+    try:
+        enrollment = voice_challenge.start_live_voice_enrollment(
+            session,
+            svc.media_store,
+            subject.id,
+            challenge_id,
+            recording,
+            svc.settings.voice_recording_max_bytes,
+        )
+    except DomainError as exc:
+        session.rollback()
+        return jsonify(error=exc.localized()), exc.status
+    session.commit()
+    publish(current_app, "biometrics.enroll_voice", enrollment.id)
     return jsonify(
         enrollment_id=enrollment.id,
         status_url=url_for("biometrics.enrollment", enrollment_id=enrollment.id),

@@ -25,7 +25,7 @@ from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.matching import mutually_consistent
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import EnrollmentKind, FaceMatching, face_enrollment
-from consent_service.errors import EnrollmentRejected, MediaRejected
+from consent_service.errors import N_, ChallengeRefused, EnrollmentRejected, MediaRejected
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.vocabulary import Modality
@@ -33,10 +33,12 @@ from consent_service.vocabulary import Modality
 FRONT, LEFT, RIGHT = "front", "left", "right"
 TURNS = (LEFT, RIGHT)
 WHAT = {
-    FRONT: "looking straight at the camera",
-    LEFT: "turning your head to your left",
-    RIGHT: "turning your head to your right",
+    FRONT: N_("looking straight at the camera"),
+    LEFT: N_("turning your head to your left"),
+    RIGHT: N_("turning your head to your right"),
 }
+# A turn named in a message ("did not turn to the left").
+TURN_NAMES = {LEFT: N_("left"), RIGHT: N_("right")}
 
 Landmarks = dict[str, list[tuple[float, float]]]
 # (RGB image, face box top/right/bottom/left) -> 5-point landmarks of that face.
@@ -77,9 +79,10 @@ def check_turns(steps: Sequence[str], yaws: Sequence[float], min_turn: float) ->
         moved = value - front if step == LEFT else front - value
         if moved < min_turn:
             raise EnrollmentRejected(
-                f"Your head did not turn to the {step} as asked, so this could not be checked as "
+                "Your head did not turn to the %(step)s as asked, so this could not be checked as "
                 "a live enrollment. Try again: turn your whole head (not only your eyes) when "
-                "asked, and keep your face in the picture."
+                "asked, and keep your face in the picture.",
+                step=TURN_NAMES.get(step, step),
             )
 
 
@@ -100,23 +103,30 @@ def live_faces(
     """The embeddings of the one person in every picture, if their head turned as asked."""
     if len(frames) != len(steps):
         raise EnrollmentRejected(
-            f"Expected {len(steps)} camera pictures, one per step, but {len(frames)} arrived."
+            "Expected %(steps)d camera pictures, one per step, but %(frames)d arrived.",
+            steps=len(steps),
+            frames=len(frames),
         )
     embeddings, yaws = [], []
     for step, data in zip(steps, frames, strict=True):
         try:
             rgb = decode_image(data, matching.max_pixels)
         except MediaRejected as exc:
-            raise EnrollmentRejected(f"The picture taken {WHAT[step]}: {exc}") from None
+            raise EnrollmentRejected(
+                "The picture taken %(what)s: %(reason)s", what=WHAT[step], reason=exc
+            ) from None
         faces = matching.embedder.detect(rgb)
         if not faces:
             raise EnrollmentRejected(
-                f"No face was found in the picture taken {WHAT[step]}. Keep your whole face in "
-                "the picture, in good light, and try again."
+                "No face was found in the picture taken %(what)s. Keep your whole face in "
+                "the picture, in good light, and try again.",
+                what=WHAT[step],
             )
         if len(faces) > 1:
             raise EnrollmentRejected(
-                f"The picture taken {WHAT[step]} shows {len(faces)} faces; only you may be in it."
+                "The picture taken %(what)s shows %(faces)d faces; only you may be in it.",
+                what=WHAT[step],
+                faces=len(faces),
             )
         embeddings.append(faces[0].embedding)
         yaws.append(yaw(landmarks(rgb, faces[0].box)))
@@ -148,8 +158,8 @@ def face_enrollment_kind(
         gallery=matching.gallery,
         tolerance=matching.tolerance,
         extract=lambda frames: live_faces(matching, steps, min_turn, frames, landmarks),
-        media="The camera pictures",
-        unavailable="The camera pictures are no longer available; please enroll again.",
+        media=N_("The camera pictures"),
+        unavailable=N_("The camera pictures are no longer available; please enroll again."),
     )
 
 
@@ -158,6 +168,7 @@ def issue_challenge(session: Session, subject_id: int, ttl_seconds: int) -> Live
     session.execute(
         delete(LiveChallenge).where(
             LiveChallenge.subject_id == subject_id,
+            LiveChallenge.modality == Modality.FACE.value,
             LiveChallenge.used_at.is_(None),  # type: ignore[union-attr]
         )
     )
@@ -173,24 +184,41 @@ def issue_challenge(session: Session, subject_id: int, ttl_seconds: int) -> Live
     return challenge
 
 
+AGAIN = N_("Reload the page to start again.")
+
+
+def claim_challenge(
+    session: Session, subject_id: int, challenge_id: str, modality: Modality
+) -> LiveChallenge:
+    """The person's own unused, unexpired challenge of this modality, locked until the caller
+    marks it used (ChallengeRefused otherwise)."""
+    challenge = session.exec(
+        select(LiveChallenge).where(LiveChallenge.id == challenge_id).with_for_update()
+    ).first()
+    if (
+        challenge is None
+        or challenge.subject_id != subject_id
+        or challenge.modality != modality.value
+    ):
+        raise ChallengeRefused("unknown", "This challenge is not known. %(again)s", again=AGAIN)
+    if challenge.used_at is not None:
+        raise ChallengeRefused("used", "This challenge was already used. %(again)s", again=AGAIN)
+    if as_utc(challenge.expires_at) <= utcnow():
+        raise ChallengeRefused("expired", "This challenge expired. %(again)s", again=AGAIN)
+    return challenge
+
+
 def start_live_enrollment(
     session: Session, store: MediaStore, subject_id: int, challenge_id: str, frames: list[bytes]
 ) -> Enrollment:
     """Use up the challenge and keep the pictures (encrypted) for the worker."""
-    challenge = session.exec(
-        select(LiveChallenge).where(LiveChallenge.id == challenge_id).with_for_update()
-    ).first()
-    again = "Reload the page to start again."
-    if challenge is None or challenge.subject_id != subject_id:
-        raise EnrollmentRejected(f"This challenge is not known. {again}")
-    if challenge.used_at is not None:
-        raise EnrollmentRejected(f"This challenge was already used. {again}")
-    if as_utc(challenge.expires_at) <= utcnow():
-        raise EnrollmentRejected(f"This challenge expired. {again}")
+    challenge = claim_challenge(session, subject_id, challenge_id, Modality.FACE)
     frames = [f for f in frames if f]
     if len(frames) != len(challenge.steps):
         raise EnrollmentRejected(
-            f"Expected {len(challenge.steps)} camera pictures, one per step. {again}"
+            "Expected %(steps)d camera pictures, one per step. %(again)s",
+            steps=len(challenge.steps),
+            again=AGAIN,
         )
     enrollment = Enrollment(
         subject_id=subject_id,

@@ -13,13 +13,24 @@ from sqlmodel import select
 from consent_service import db
 from consent_service.biometrics import service, voice_service
 from consent_service.biometrics.models import Enrollment
-from consent_service.errors import DomainError, EnrollmentRejected
+from consent_service.errors import DomainError, EnrollmentRejected, stored_message
 from consent_service.guardians.views import acting_subject
 from consent_service.services import services
 from consent_service.vocabulary import Modality
 from workers import publish
 
 bp = Blueprint("biometrics", __name__)
+
+
+@bp.app_context_processor
+def _enrollment_error():
+    """`enrollment_error(e)` in templates: why an enrollment failed or waits, in the page's
+    language (rows from before keep their English text)."""
+
+    def enrollment_error(enrollment: Enrollment) -> str | None:
+        return stored_message(enrollment.error, enrollment.error_params)
+
+    return {"enrollment_error": enrollment_error}
 
 
 class EnrollForm(FlaskForm):
@@ -47,7 +58,7 @@ def enroll():
                 session, svc.media_store, subject.id, photos, svc.settings.enrollment_max_photos
             )
         except EnrollmentRejected as exc:
-            flash(str(exc), "error")
+            flash(exc.localized(), "error")
         else:
             session.commit()
             publish(current_app, "biometrics.enroll_face", enrollment.id)
@@ -84,7 +95,7 @@ def enroll_voice():
                 session, services().media_store, subject.id, recording
             )
         except DomainError as exc:
-            flash(str(exc), "error")
+            flash(exc.localized(), "error")
         else:
             session.commit()
             publish(current_app, "biometrics.enroll_voice", enrollment.id)

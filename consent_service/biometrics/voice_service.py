@@ -13,11 +13,11 @@ from sqlmodel import Session
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import EnrollmentKind, GalleryIndex
 from consent_service.biometrics.voices import Speaker, VoiceEmbedder, find_speakers
-from consent_service.errors import EnrollmentRejected, InvalidRequest, MediaRejected
+from consent_service.errors import N_, EnrollmentRejected, InvalidRequest, MediaRejected
 from consent_service.storage import MediaStore
 from consent_service.vocabulary import Modality
 
-NO_SPEECH = (
+NO_SPEECH = N_(
     "No speech was heard in the recording. Record yourself reading aloud for 10 to 30 seconds, "
     "close to the microphone, in a quiet room."
 )
@@ -76,7 +76,7 @@ def _one_voice(matching: VoiceMatching, recording: bytes) -> np.ndarray:
     try:
         speakers = speakers_in(recording, matching)
     except MediaRejected as exc:
-        raise EnrollmentRejected(f"The recording cannot be used: {exc}") from None
+        raise EnrollmentRejected("The recording cannot be used: %(reason)s", reason=exc) from None
     if not speakers:
         raise EnrollmentRejected(NO_SPEECH)
     # A stray window (a cough, a door) may form a speaker of its own; another voice that speaks
@@ -85,7 +85,8 @@ def _one_voice(matching: VoiceMatching, recording: bytes) -> np.ndarray:
     others = [sp for sp in speakers[1:] if sp.seconds >= 0.25 * total]
     if others:
         raise EnrollmentRejected(
-            f"{len(others) + 1} different voices were heard; the recording must be only you."
+            "%(num)d different voices were heard; the recording must be only you.",
+            num=len(others) + 1,
         )
     return speakers[0].embedding
 
@@ -97,8 +98,8 @@ def voice_enrollment(matching: VoiceMatching) -> EnrollmentKind:
         gallery=matching.gallery,
         tolerance=matching.tolerance,
         extract=lambda recordings: [_one_voice(matching, recordings[0])],
-        media="The recording",
-        unavailable="The recording is no longer available; please record it again.",
+        media=N_("The recording"),
+        unavailable=N_("The recording is no longer available; please record it again."),
     )
 
 
