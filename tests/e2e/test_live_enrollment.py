@@ -1,11 +1,14 @@
-"""Live face enrollment in a real browser: Debian's Chromium (headless, driven by Playwright) with
-a fake webcam playing a clip made from real face photos, against the app served over HTTP on
-127.0.0.1 and the real worker. Screenshots of the main pages go to test-artifacts/.
+"""The people's side in a real browser: Debian's Chromium (headless, driven by Playwright) with a
+fake webcam playing a clip made from real face photos, against the app served over HTTP on
+127.0.0.1 and the real worker. In English and in Chinese (a zh-CN browser): sign up, live face
+enrollment (a head that does not turn fails the challenge), grant, revoke, the ledger, receipts,
+export, account deletion. Screenshots of the main pages go to test-artifacts/live-enrollment/.
 
 Also: every page's forms carry a CSRF token and every page sends the security headers."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -17,15 +20,70 @@ from playwright.sync_api import sync_playwright
 from sqlmodel import select
 
 from consent_service import db
+from consent_service.accounts.models import Subject, User
+from consent_service.audit.models import AuditEvent
+from consent_service.audit.service import verify
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
+from consent_service.consent import service as consent
+from consent_service.consent.notice import NOTICE_VERSION
+from consent_service.services import services
 from tests import browser, camera
+from tests.e2e.conftest import Api
 from tests.support import Person, csrf_token
 
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = browser.ARTIFACTS / "live-enrollment"
 TIMEOUT_MS = browser.TIMEOUT_MS
+PASSWORD = "a long enough password"
+BROWSER_LOCALE = {"en": "en-US", "zh-CN": "zh-CN"}
+
+# What the pages say in each language; the Chinese is that of the zh_CN messages.po.
+WORDS = {
+    "en": {
+        "create_account": "Create account",
+        "enrolled": "3 face templates made",
+        "notice_title": "Separate consent to edit your face",
+        "notice_who": "Who",
+        "give_consent": "Give consent",
+        "active_v1": "active (v1)",
+        "revoked_v2": "revoked (v2)",
+        "revoke": "Revoke",
+        "revoked_flash": "Consent revoked.",
+        "activity": "Every attempt to edit you",
+        "allowed": "allowed",
+        "blocked": "blocked",
+        "export": "Download all your data (JSON)",
+        "delete_title": "Delete your account",
+        "delete_button": "Delete my account",
+        "wrong_password": "The password is not correct; the account was not deleted.",
+        "deleted": "Your account is deleted",
+        "sign_in_first": "Please sign in to see this page.",
+        "wrong_login": "Wrong e-mail address or password.",
+    },
+    "zh-CN": {
+        "create_account": "创建账户",
+        "enrolled": "3 个人脸模板",
+        "notice_title": "关于编辑您人脸的单独同意",
+        "notice_who": "处理者与接收方",
+        "give_consent": "作出同意",
+        "active_v1": "有效（v1）",
+        "revoked_v2": "已撤回（v2）",
+        "revoke": "撤回",
+        "revoked_flash": "同意已撤回。",
+        "activity": "所有试图编辑您的记录",
+        "allowed": "已允许",
+        "blocked": "已阻止",
+        "export": "下载您的全部数据（JSON）",
+        "delete_title": "注销您的账户",
+        "delete_button": "注销我的账户",
+        "wrong_password": "密码不正确，账户未被注销。",
+        "deleted": "您的账户已注销",
+        "sign_in_first": "请先登录再查看此页面。",
+        "wrong_login": "电子邮箱或密码错误。",
+    },
+}
 
 browser.require_chromium()
 
@@ -49,34 +107,51 @@ def clips(photos, tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def _browser(playwright, clip: Path, profile: Path):
-    return browser.launch(playwright, profile, video=clip)
+def _browser(playwright, clip: Path, profile: Path, lang: str = "en"):
+    return browser.launch(playwright, profile, video=clip, locale=BROWSER_LOCALE[lang])
 
 
-def _shot(page, name: str, backend: str) -> None:
-    browser.shot(page, "live-enrollment", f"{backend}-{name}")
+def _shot(page, name: str, prefix: str) -> None:
+    browser.shot(page, "live-enrollment", f"{prefix}-{name}")
 
 
-def _sign_up(page, base_url: str, email: str, backend: str) -> None:
+def _says(page, lang: str, *keys: str) -> None:
+    """The page is in `lang`: its <html lang> and the words it should show; a page in Chinese
+    shows none of their English."""
+    assert page.get_attribute("html", "lang") == lang
+    text = page.inner_text("body")
+    for key in keys:
+        assert WORDS[lang][key] in text, (page.url, key, text[:3000])
+        if lang != "en":
+            assert WORDS["en"][key] not in text, (page.url, key, text[:3000])
+
+
+def _submit(page, form: str = "main form") -> None:
+    """Press the submit button of a form in the page's content (the header has forms too)."""
+    page.click(f"{form} button[type=submit]")
+
+
+def _sign_up(page, base_url: str, email: str, lang: str, prefix: str) -> None:
     page.goto(f"{base_url}/signup")
+    _says(page, lang, "create_account")
     page.fill("input[name=email]", email)
     page.fill("input[name=display_name]", "Barack")
-    page.fill("input[name=password]", "a long enough password")
-    _shot(page, "1-signup", backend)
-    page.click("button[type=submit] >> text=Create account")
+    page.fill("input[name=password]", PASSWORD)
+    _shot(page, "1-signup", prefix)
+    _submit(page)
     page.wait_for_url(f"{base_url}/enroll")
 
 
-def _enroll_live(page, base_url: str, backend: str, turns: bool = True) -> list[str]:
+def _enroll_live(page, base_url: str, prefix: str, turns: bool = True) -> list[str]:
     """Follow the challenge with the fake camera, pressing Capture at each step when the camera
     shows the pose asked (or, without `turns`, looking straight ahead); returns the steps."""
-    page.click("text=Enroll live with your camera")
+    page.click("main a[href$='/enroll/live']")
     page.wait_for_url(f"{base_url}/enroll/live")
     steps = page.get_attribute("#live-enroll", "data-steps").split(",")
     assert steps[0] == "front" and sorted(steps[1:]) == ["left", "right"]
     page.click("#live-start")
     page.wait_for_function("() => document.getElementById('live-video').videoWidth > 0")
-    _shot(page, "2-live-camera", backend)
+    _shot(page, "2-live-camera", prefix)
     video = page.query_selector("#live-video")
     for step in steps:
         assert page.get_attribute("#live-instruction", "data-step") == step
@@ -90,64 +165,301 @@ def _enroll_live(page, base_url: str, backend: str, turns: bool = True) -> list[
     return steps
 
 
-def test_sign_up_enroll_live_grant_revoke(stack, base_url, clips, tmp_path):
-    backend = stack.backend
+def _check_enrolled(stack, page, lang: str, steps: list[str]) -> int:
+    """Three templates from the three camera pictures, which are gone; returns the subject id."""
+    assert page.is_visible(".status-completed"), page.inner_text("main")
+    _says(page, lang, "enrolled")
+    enrollment_id = page.url.rsplit("/", 1)[1]
+    with stack.app.app_context():
+        s = db.session()
+        enrollment = s.get(Enrollment, enrollment_id)
+        assert enrollment.media_keys == []  # the camera pictures are destroyed
+        templates = s.exec(
+            select(BiometricTemplate).where(BiometricTemplate.enrollment_id == enrollment_id)
+        ).all()
+        assert len(templates) == 3
+        challenge = s.exec(
+            select(LiveChallenge).where(LiveChallenge.enrollment_id == enrollment_id)
+        ).one()
+        assert challenge.steps == steps and challenge.used_at is not None
+        subject_id = enrollment.subject_id
+        s.close()
+    assert not [f for f in stack.settings.media_dir.rglob("*") if f.is_file()]
+    return subject_id
+
+
+def _grant_ids(page) -> list[str]:
+    return [row.get_attribute("data-grant") for row in page.query_selector_all("tr[data-grant]")]
+
+
+def _status(page, grant_id: str) -> tuple[str, str]:
+    """(status code, status as shown) of a grant on the dashboard."""
+    cell = f"tr[data-grant='{grant_id}'] .grant-status"
+    return page.get_attribute(cell, "data-status"), page.inner_text(cell)
+
+
+def _grant(page, base_url: str, lang: str, operation: str, roles, prefix: str | None) -> str:
+    """Give consent with the face form, the notice shown in `lang`; returns the new grant's id."""
+    page.goto(f"{base_url}/")
+    before = set(_grant_ids(page))
+    page.goto(f"{base_url}/grants/new?modality=face")
+    _says(page, lang, "notice_title", "notice_who", "give_consent")
+    assert page.get_attribute(".notice", "lang") == lang
+    assert page.get_attribute("input[name=notice_language]", "value") == lang
+    page.check(f"input[name=operations][value={operation}]")
+    for role in roles:
+        page.check(f"input[name=roles][value={role}]")
+    page.check("input[name=provider_scope][value=all]")
+    page.check("input[name=agree]")
+    if prefix:
+        _shot(page, "4-grant", prefix)
+    _submit(page, "main form[action*='/grants/new']")
+    page.wait_for_url(f"{base_url}/")
+    (grant_id,) = set(_grant_ids(page)) - before
+    assert _status(page, grant_id)[0] == "active"
+    return grant_id
+
+
+def _revoke(page, base_url: str, lang: str, grant_id: str) -> None:
+    button = f"tr[data-grant='{grant_id}'] form[action$='/revoke'] button[type=submit]"
+    assert page.inner_text(button) == WORDS[lang]["revoke"]
+    page.click(button)
+    page.wait_for_url(f"{base_url}/")
+    assert _status(page, grant_id) == ("revoked", WORDS[lang]["revoked_v2"])
+    assert not page.query_selector(f"tr[data-grant='{grant_id}'] form[action$='/revoke']")
+    _says(page, lang, "revoked_flash", "revoked_v2")
+
+
+def _activity(page, base_url: str, lang: str, allowed: dict, blocked: dict) -> None:
+    """The ledger shows both jobs: the allowed one and the one blocked by the revocation."""
+    page.click("header a[href$='/activity']")
+    page.wait_for_url(f"{base_url}/activity")
+    _says(page, lang, "activity", "allowed", "blocked")
+    rows = {
+        row.query_selector("td code").inner_text(): row.get_attribute("class")
+        for row in page.query_selector_all("main tr.allowed, main tr.blocked")
+    }
+    assert rows == {allowed["id"][:12]: "allowed", blocked["id"][:12]: "blocked"}
+
+
+def _download_json(page, link: str) -> tuple[str, dict]:
+    """Click a download link; (suggested file name, parsed JSON)."""
+    with page.expect_download() as info:
+        page.click(link)
+    download = info.value
+    return download.suggested_filename, json.loads(Path(download.path()).read_text("utf-8"))
+
+
+def _receipts(page, base_url: str, lang: str, grant_id: str) -> None:
+    """Both receipts of the revoked grant, from the dashboard's links: given, then withdrawn,
+    each naming the notice version and the language it was shown in."""
+    page.goto(f"{base_url}/")
+    events = []
+    for version in (1, 2):
+        name, receipt = _download_json(
+            page, f"tr[data-grant='{grant_id}'] a[href$='/v{version}/receipt.json']"
+        )
+        assert name == f"consent-receipt-{grant_id}-v{version}.json"
+        assert (receipt["record_id"], receipt["record_version"]) == (grant_id, version)
+        assert receipt["language"] == receipt["notice"]["language"] == lang
+        assert receipt["notice"]["version"] == NOTICE_VERSION
+        events.append((receipt["status"], receipt["event"]["type"]))
+    assert events == [("active", "given"), ("revoked", "withdrawn")]
+
+
+BIOMETRIC_KEYS = re.compile(r"embedding|vector|ciphertext|encoding|template_bytes", re.I)
+
+
+def _biometric_leaks(value, where: str = "") -> list[str]:
+    """Anything in exported JSON that could be biometric data: a key naming it, a long run of
+    numbers (a face vector has 128), or a long opaque string (an encrypted template)."""
+    if isinstance(value, dict):
+        return [
+            leak
+            for key, item in value.items()
+            for leak in ([f"{where}.{key}"] if BIOMETRIC_KEYS.search(key) else [])
+            + _biometric_leaks(item, f"{where}.{key}")
+        ]
+    if isinstance(value, list):
+        if len(value) >= 64 and all(isinstance(v, int | float) for v in value):
+            return [f"{where}: {len(value)} numbers"]
+        return [
+            leak for i, item in enumerate(value) for leak in _biometric_leaks(item, f"{where}[{i}]")
+        ]
+    if isinstance(value, str) and len(value) > 512:
+        return [f"{where}: a {len(value)}-character string"]
+    return []
+
+
+def _export(page, base_url: str, lang: str, prefix: str) -> dict:
+    """Download everything held about the person from the dashboard's link."""
+    page.goto(f"{base_url}/")
+    _says(page, lang, "export")
+    _shot(page, "8-account", prefix)
+    name, data = _download_json(page, "main a[href$='/account/export.json']")
+    assert name == "consent-service-export.json"
+    assert _biometric_leaks(data) == []
+    return data
+
+
+def _check_export(data: dict, email: str, lang: str, grants: list[str], jobs: dict) -> None:
+    first, second = grants
+    assert data["account"]["email"] == email and data["account"]["created_at"]
+    assert data["subject"]["display_name"] == "Barack"
+    assert data["subject"]["protect_only"] is False
+    assert sorted((g["grant_id"], g["version"], g["status"]) for g in data["grants"]) == sorted(
+        [(first, 1, "active"), (first, 2, "revoked"), (second, 1, "active")]
+    )
+    assert {(g["notice_version"], g["language"]) for g in data["grants"]} == {
+        (NOTICE_VERSION, lang)
+    }
+    assert sorted((r["record_id"], r["record_version"], r["status"]) for r in data["receipts"]) == (
+        sorted([(first, 1, "active"), (first, 2, "revoked"), (second, 1, "active")])
+    )
+    assert {r["subject_reference"] for r in data["receipts"]} == {data["subject"]["reference"]}
+    ledger = {(e["job_id"], e["outcome"], e["decision"], e["grant_id"]) for e in data["ledger"]}
+    assert ledger == {
+        (jobs["allowed"]["id"], "consented", "allow", first),
+        (jobs["blocked"]["id"], "revoked", "deny", first),
+    }
+    (enrollment,) = data["enrollments"]
+    assert (enrollment["modality"], enrollment["status"], enrollment["templates_made"]) == (
+        "face",
+        "completed",
+        3,
+    )
+    # Which templates exist, never what they hold.
+    assert len(data["templates"]) == 3
+    for template in data["templates"]:
+        assert set(template) == {"id", "modality", "model", "enrollment_id", "created_at"}
+        assert template["modality"] == "face" and template["model"].startswith("face_recognition")
+    events = [e["event_type"] for e in data["audit_events"]]
+    assert events.count("consent.granted") == 2 and events.count("consent.revoked") == 1
+
+
+def _delete(page, base_url: str, lang: str, prefix: str) -> None:
+    """Delete the account from the dashboard's link: a wrong password is refused, the right one
+    erases it and signs the person out."""
+    page.goto(f"{base_url}/")
+    page.click("main a[href$='/account/delete']")
+    page.wait_for_url(f"{base_url}/account/delete")
+    _says(page, lang, "delete_title", "delete_button")
+    _shot(page, "9-delete", prefix)
+    page.fill("main input[name=password]", "not my password at all")
+    _submit(page)
+    page.wait_for_load_state()
+    assert page.url == f"{base_url}/account/delete"
+    _says(page, lang, "wrong_password")
+    page.fill("main input[name=password]", PASSWORD)
+    _submit(page)
+    page.wait_for_url(f"{base_url}/login")
+    _says(page, lang, "deleted")
+    _shot(page, "10-deleted", prefix)
+
+
+def _check_signed_out(page, base_url: str, lang: str, email: str) -> None:
+    """No page of the account opens any more, and the old password signs nobody in."""
+    page.goto(f"{base_url}/")
+    assert page.url.startswith(f"{base_url}/login?next=")
+    _says(page, lang, "sign_in_first")
+    page.fill("main input[name=email]", email)
+    page.fill("main input[name=password]", PASSWORD)
+    _submit(page)
+    page.wait_for_load_state()
+    assert page.url.startswith(f"{base_url}/login")
+    _says(page, lang, "wrong_login")
+
+
+def _check_erased(stack, subject_id: int, email: str, grants: list[str]) -> None:
+    """Templates destroyed, every grant revoked (the still active one by the deletion), sign-in
+    impossible, and an audit tombstone with counts only."""
+    first, second = grants
+    with stack.app.app_context():
+        s = db.session()
+        assert (
+            s.exec(
+                select(BiometricTemplate).where(BiometricTemplate.subject_id == subject_id)
+            ).all()
+            == []
+        )
+        latest = consent.current_grants(s, [subject_id])
+        assert sorted((g.grant_id, g.version, g.status) for g in latest) == sorted(
+            [(first, 2, "revoked"), (second, 2, "revoked")]
+        )
+        subject = s.get(Subject, subject_id)
+        user = s.get(User, subject.user_id)
+        assert subject.display_name == ""
+        assert not user.is_active and user.email.endswith("@deleted.invalid")
+        tombstone = s.exec(
+            select(AuditEvent).where(
+                AuditEvent.event_type == "account.deleted", AuditEvent.subject_id == subject_id
+            )
+        ).one()
+        assert tombstone.payload == {
+            "templates_destroyed": 3,
+            "modalities": ["face"],
+            "grants_revoked": [second],
+            "enrollments_cancelled": 0,
+        }
+        assert email not in json.dumps(tombstone.payload)
+        assert verify(s, services().audit_key).ok
+        s.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_sign_up_enroll_live_grant_revoke_export_delete(
+    stack, base_url, clips, photos, tmp_path, lang
+):
+    prefix = f"{stack.backend}-{lang}"
+    email = f"barack-{lang.lower()}@example.org"
+    _, key = stack.provider(f"Live Studio {lang}")
+    api = Api(stack.client(), key)
     with sync_playwright() as pw:
-        chrome = _browser(pw, clips["turning"], tmp_path / "profile")
+        chrome = _browser(pw, clips["turning"], tmp_path / "profile", lang)
         try:
             page = chrome.new_page()
-            _sign_up(page, base_url, "barack@example.org", backend)
-            steps = _enroll_live(page, base_url, backend)
-            _shot(page, "3-enrolled", backend)
-            assert page.is_visible(".status-completed"), page.inner_text("main")
-            assert re.search(r"\b3 face template", page.inner_text("main"))
+            _sign_up(page, base_url, email, lang, prefix)
+            steps = _enroll_live(page, base_url, prefix)
+            _shot(page, "3-enrolled", prefix)
+            subject_id = _check_enrolled(stack, page, lang, steps)
 
-            enrollment_id = page.url.rsplit("/", 1)[1]
-            with stack.app.app_context():
-                s = db.session()
-                enrollment = s.get(Enrollment, enrollment_id)
-                assert enrollment.media_keys == []  # the camera pictures are destroyed
-                templates = s.exec(
-                    select(BiometricTemplate).where(
-                        BiometricTemplate.enrollment_id == enrollment_id
-                    )
-                ).all()
-                assert len(templates) == 3
-                challenge = s.exec(
-                    select(LiveChallenge).where(LiveChallenge.enrollment_id == enrollment_id)
-                ).one()
-                assert challenge.steps == steps and challenge.used_at is not None
-                s.close()
-            assert not [f for f in stack.settings.media_dir.rglob("*") if f.is_file()]
+            first = _grant(page, base_url, lang, "face_swap", ["source", "target"], prefix)
+            assert _status(page, first) == ("active", WORDS[lang]["active_v1"])
+            _shot(page, "5-dashboard", prefix)
+            allowed = api.gate(source=[photos["obama3.jpg"]])
+            assert allowed["decision"] == "allow", allowed
 
-            page.goto(f"{base_url}/grants/new?modality=face")
-            page.check("input[name=operations][value=face_swap]")
-            page.check("input[name=roles][value=source]")
-            page.check("input[name=roles][value=target]")
-            page.check("input[name=provider_scope][value=all]")
-            page.check("input[name=agree]")
-            _shot(page, "4-grant", backend)
-            page.click("button[type=submit] >> text=Give consent")
-            page.wait_for_url(f"{base_url}/")
-            assert "active (v1)" in page.inner_text("main")
-            _shot(page, "5-dashboard", backend)
+            _revoke(page, base_url, lang, first)
+            _shot(page, "6-revoked", prefix)
+            blocked = api.gate(source=[photos["obama3.jpg"]])
+            assert (blocked["decision"], blocked["findings"][0]["outcome"]) == ("deny", "revoked")
 
-            page.click("button[type=submit] >> text=Revoke")
-            page.wait_for_url(f"{base_url}/")
-            assert "revoked (v2)" in page.inner_text("main")
-            _shot(page, "6-revoked", backend)
+            _activity(page, base_url, lang, allowed, blocked)
+            _shot(page, "7-activity", prefix)
+            _receipts(page, base_url, lang, first)
+
+            # A grant still active when the account goes: the deletion revokes it.
+            second = _grant(page, base_url, lang, "face_reenactment", ["source"], None)
+            data = _export(page, base_url, lang, prefix)
+            jobs = {"allowed": allowed, "blocked": blocked}
+            _check_export(data, email, lang, [first, second], jobs)
+
+            _delete(page, base_url, lang, prefix)
+            _check_signed_out(page, base_url, lang, email)
+            _check_erased(stack, subject_id, email, [first, second])
         finally:
             chrome.close()
 
 
 def test_a_head_that_does_not_turn_fails_the_challenge(stack, base_url, clips, tmp_path):
+    prefix = f"{stack.backend}-en-still"
     with sync_playwright() as pw:
         chrome = _browser(pw, clips["still"], tmp_path / "profile")
         try:
             page = chrome.new_page()
-            _sign_up(page, base_url, "still@example.org", stack.backend + "-still")
-            steps = _enroll_live(page, base_url, stack.backend + "-still", turns=False)
-            _shot(page, "3-refused", stack.backend + "-still")
+            _sign_up(page, base_url, "still@example.org", "en", prefix)
+            steps = _enroll_live(page, base_url, prefix, turns=False)
+            _shot(page, "3-refused", prefix)
             text = page.inner_text("main")
             assert page.is_visible(".status-failed"), text
             assert f"Your head did not turn to the {steps[1]} as asked" in text
