@@ -3,13 +3,16 @@ the microphone page with its phrase to read and the recording it sends."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
 from consent_service import db
 from consent_service.biometrics import liveness, voice_challenge, voice_service
-from consent_service.errors import DomainError, EnrollmentRejected
+from consent_service.biometrics.models import Enrollment
+from consent_service.errors import DomainError
 from consent_service.guardians.views import acting_subject
 from consent_service.i18n import current_language
 from consent_service.services import services
@@ -39,15 +42,25 @@ def upload(challenge_id: str):
     session = db.session()
     subject = acting_subject(session)
     frames = [f.read() for f in request.files.getlist("frames")]
-    try:
-        enrollment = liveness.start_live_enrollment(
+    return _started(
+        session,
+        "biometrics.enroll_face",
+        lambda: liveness.start_live_enrollment(
             session, services().media_store, subject.id, challenge_id, frames
-        )
-    except EnrollmentRejected as exc:
+        ),
+    )
+
+
+def _started(session, task: str, start: Callable[[], Enrollment]):
+    """Run `start` (it uses up the challenge and keeps the media); on success commit, hand the
+    enrollment to the worker and answer 202 with its status page, else the error, localized."""
+    try:
+        enrollment = start()
+    except DomainError as exc:
         session.rollback()
         return jsonify(error=exc.localized()), exc.status
     session.commit()
-    publish(current_app, "biometrics.enroll_face", enrollment.id)
+    publish(current_app, task, enrollment.id)
     return jsonify(
         enrollment_id=enrollment.id,
         status_url=url_for("biometrics.enrollment", enrollment_id=enrollment.id),
@@ -82,21 +95,15 @@ def upload_voice(challenge_id: str):
     upload = request.files.get("recording")
     recording = upload.read() if upload is not None else b""
     svc = services()
-    try:
-        enrollment = voice_challenge.start_live_voice_enrollment(
+    return _started(
+        session,
+        "biometrics.enroll_voice",
+        lambda: voice_challenge.start_live_voice_enrollment(
             session,
             svc.media_store,
             subject.id,
             challenge_id,
             recording,
             svc.settings.voice_recording_max_bytes,
-        )
-    except DomainError as exc:
-        session.rollback()
-        return jsonify(error=exc.localized()), exc.status
-    session.commit()
-    publish(current_app, "biometrics.enroll_voice", enrollment.id)
-    return jsonify(
-        enrollment_id=enrollment.id,
-        status_url=url_for("biometrics.enrollment", enrollment_id=enrollment.id),
-    ), 202
+        ),
+    )

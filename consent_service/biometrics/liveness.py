@@ -163,21 +163,31 @@ def face_enrollment_kind(
     )
 
 
-def issue_challenge(session: Session, subject_id: int, ttl_seconds: int) -> LiveChallenge:
-    """A new challenge for the person; any earlier one they did not use is void."""
+def issue_challenge(
+    session: Session,
+    subject_id: int,
+    ttl_seconds: int,
+    modality: Modality = Modality.FACE,
+    **fields: object,
+) -> LiveChallenge:
+    """A new challenge for the person: a head turn (face, steps drawn here) or what the caller
+    draws for its modality in `fields` (voice: phrase and language). Any earlier one of the same
+    modality they did not use is void; the other modality's is left alone."""
     session.execute(
         delete(LiveChallenge).where(
             LiveChallenge.subject_id == subject_id,
-            LiveChallenge.modality == Modality.FACE.value,
+            LiveChallenge.modality == modality.value,
             LiveChallenge.used_at.is_(None),  # type: ignore[union-attr]
         )
     )
     now = utcnow()
     challenge = LiveChallenge(
         subject_id=subject_id,
-        steps=new_steps(),
+        modality=modality.value,
+        steps=new_steps() if modality is Modality.FACE else [],
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
+        **fields,
     )
     session.add(challenge)
     session.flush()

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import timedelta
 
-from sqlalchemy import delete
 from sqlmodel import Session
 
 from consent_service.biometrics import voice_service
 from consent_service.biometrics.live_models import LiveChallenge
-from consent_service.biometrics.liveness import AGAIN, claim_challenge
+from consent_service.biometrics.liveness import AGAIN, claim_challenge, issue_challenge
 from consent_service.biometrics.models import Enrollment
 from consent_service.errors import EnrollmentRejected, RecordingTooLarge
 from consent_service.storage import MediaStore
@@ -125,26 +123,14 @@ def issue_voice_challenge(
 ) -> LiveChallenge:
     """A new phrase for the person to read; any earlier voice challenge they did not use is void
     (their face challenges are left alone)."""
-    session.execute(
-        delete(LiveChallenge).where(
-            LiveChallenge.subject_id == subject_id,
-            LiveChallenge.modality == Modality.VOICE.value,
-            LiveChallenge.used_at.is_(None),  # type: ignore[union-attr]
-        )
-    )
-    now = utcnow()
-    challenge = LiveChallenge(
-        subject_id=subject_id,
-        modality=Modality.VOICE.value,
-        steps=[],
+    return issue_challenge(
+        session,
+        subject_id,
+        ttl_seconds,
+        Modality.VOICE,
         phrase=new_phrase(language),
         language=language,
-        created_at=now,
-        expires_at=now + timedelta(seconds=ttl_seconds),
     )
-    session.add(challenge)
-    session.flush()
-    return challenge
 
 
 def start_live_voice_enrollment(

@@ -173,3 +173,12 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
         yield Stack(backend, settings, app, worker, log)
         if worker.poll() is not None:
             pytest.fail(f"the worker died during the tests:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def base_url(stack) -> Iterator[str]:
+    """The stack's app over real HTTP, for the browser tests (tests/browser.py)."""
+    from tests import browser
+
+    with browser.serve(stack.app) as url:
+        yield url

@@ -44,6 +44,19 @@ def _grant_face_swap(person: Person):
     assert response.status_code == 302
 
 
+def _enroll_selected(stack, guardian: Person, photo, child_id: int) -> None:
+    """The guardian enrolls the selected child from a photo, through the worker."""
+    response = guardian.post(
+        "/enroll", {"photos": [(photo.open("rb"), photo.name)]}, form_page="/enroll"
+    )
+    assert response.status_code == 302
+    enrollment_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    with stack.app.app_context():
+        enrollment = wait_for_enrollment(db.engine(), enrollment_id, DECISION_TIMEOUT)
+    assert enrollment.status == "completed", enrollment.error
+    assert enrollment.subject_id == child_id
+
+
 def test_a_child_enrolled_by_a_guardian_is_gated_by_the_childs_grants(stack, strangers):
     _, key = stack.provider("Kids Studio")
     api = Api(stack.client(), key)
@@ -61,15 +74,7 @@ def test_a_child_enrolled_by_a_guardian_is_gated_by_the_childs_grants(stack, str
 
     # The child is selected: the photo page enrolls the child through the worker.
     photo = strangers[0]
-    response = guardian.post(
-        "/enroll", {"photos": [(photo.open("rb"), "kim.jpg")]}, form_page="/enroll"
-    )
-    assert response.status_code == 302
-    enrollment_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-    with stack.app.app_context():
-        enrollment = wait_for_enrollment(db.engine(), enrollment_id, DECISION_TIMEOUT)
-    assert enrollment.status == "completed", enrollment.error
-    assert enrollment.subject_id == child_id
+    _enroll_selected(stack, guardian, photo, child_id)
 
     before = api.gate(target=[photo])
     assert before["decision"] == "needs_consent"
@@ -102,15 +107,7 @@ def test_a_guardian_approves_a_providers_request_for_the_child(stack, strangers)
         cam_ref = subject_of(s, cam).public_id
 
     photo = strangers[2]
-    response = guardian.post(
-        "/enroll", {"photos": [(photo.open("rb"), "noa.jpg")]}, form_page="/enroll"
-    )
-    assert response.status_code == 302
-    enrollment_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-    with stack.app.app_context():
-        enrollment = wait_for_enrollment(db.engine(), enrollment_id, DECISION_TIMEOUT)
-    assert enrollment.status == "completed", enrollment.error
-    assert enrollment.subject_id == noa_id
+    _enroll_selected(stack, guardian, photo, noa_id)
 
     job = api.gate(target=[photo])
     assert job["decision"] == "needs_consent"

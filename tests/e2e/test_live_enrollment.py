@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,12 +85,6 @@ WORDS = {
 }
 
 browser.require_chromium()
-
-
-@pytest.fixture(scope="module")
-def base_url(stack) -> Iterator[str]:
-    with browser.serve(stack.app) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

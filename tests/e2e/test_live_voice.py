@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,12 +29,6 @@ TIMEOUT_MS = browser.TIMEOUT_MS
 READ_SECONDS = 12
 
 browser.require_chromium()
-
-
-@pytest.fixture(scope="module")
-def base_url(stack) -> Iterator[str]:
-    with browser.serve(stack.app) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
