@@ -100,3 +100,14 @@ class Person:
     def post(self, path: str, data: dict, form_page: str | None = None, **kw):
         token = csrf_token(self.get(form_page or path))
         return self.client.post(path, data={**data, "csrf_token": token}, **kw)
+
+
+def templates_of(session, subject_id: int) -> list:
+    """The subject's biometric templates (none once the account is deleted)."""
+    from sqlmodel import select
+
+    from consent_service.biometrics.models import BiometricTemplate
+
+    return list(
+        session.exec(select(BiometricTemplate).where(BiometricTemplate.subject_id == subject_id))
+    )

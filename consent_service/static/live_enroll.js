@@ -76,24 +76,10 @@
     const form = new FormData();
     const blobs = await Promise.all(pictures);
     blobs.forEach((blob, i) => form.append("frames", blob, `${i + 1}-${steps[i]}.jpg`));
-    let response;
-    try {
-      response = await fetch(root.dataset.uploadUrl, {
-        method: "POST",
-        body: form,
-        credentials: "same-origin",
-        headers: { "X-CSRFToken": root.dataset.csrf },
-      });
-    } catch (err) {
-      showError(String(err));
-      return;
-    }
-    const body = await response.json().catch(() => ({}));
-    if (response.ok && body.status_url) {
-      window.location.assign(body.status_url);
-    } else {
+    const sent = await window.sendEnrollment(root, form);
+    if (!sent.ok) {
       instruction.textContent = messages.done;
-      showError(body.error || `Upload failed (${response.status}).`);
+      showError(sent.error || sent.reason || `Upload failed (${sent.status}).`);
     }
   }
 })();

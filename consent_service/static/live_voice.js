@@ -143,26 +143,12 @@
     const form = new FormData();
     form.append("recording", blob, `recording.${extension || "bin"}`);
     say(messages.uploading);
-    let response;
-    try {
-      response = await fetch(root.dataset.uploadUrl, {
-        method: "POST",
-        body: form,
-        credentials: "same-origin",
-        headers: { "X-CSRFToken": root.dataset.csrf },
-      });
-    } catch (err) {
-      root.dataset.state = "failed";
-      showError(messages.failed);
-      return;
-    }
-    const body = await response.json().catch(() => ({}));
-    if (response.ok && body.status_url) {
+    const sent = await window.sendEnrollment(root, form);
+    if (sent.ok) {
       root.dataset.state = "sent";
-      window.location.assign(body.status_url);
     } else {
       root.dataset.state = "failed";
-      showError(body.error || `${messages.failed} (${response.status})`);
+      showError(sent.error || (sent.status ? `${messages.failed} (${sent.status})` : messages.failed));
     }
   }
 })();

@@ -29,7 +29,7 @@ from consent_service.consent.notice import NOTICE_VERSION
 from consent_service.services import services
 from tests import browser, camera
 from tests.e2e.conftest import Api
-from tests.support import Person, csrf_token
+from tests.support import Person, csrf_token, templates_of
 
 pytestmark = pytest.mark.e2e
 
@@ -369,12 +369,7 @@ def _check_erased(stack, subject_id: int, email: str, grants: list[str]) -> None
     first, second = grants
     with stack.app.app_context():
         s = db.session()
-        assert (
-            s.exec(
-                select(BiometricTemplate).where(BiometricTemplate.subject_id == subject_id)
-            ).all()
-            == []
-        )
+        assert templates_of(s, subject_id) == []
         latest = consent.current_grants(s, [subject_id])
         assert sorted((g.grant_id, g.version, g.status) for g in latest) == sorted(
             [(first, 2, "revoked"), (second, 2, "revoked")]

@@ -8,14 +8,12 @@ import json
 import re
 
 import pytest
-from sqlmodel import select
 
 from consent_service import db
 from consent_service.audit.service import verify
-from consent_service.biometrics.models import BiometricTemplate
 from consent_service.services import services
 from tests.e2e.conftest import Api
-from tests.support import Person
+from tests.support import Person, templates_of
 
 pytestmark = pytest.mark.e2e
 
@@ -87,12 +85,7 @@ def test_grant_revoke_receipts_ledger_protect_export_delete(stack, photos):
     assert person.post("/account/delete", {"password": PASSWORD}).status_code == 302
     with stack.app.app_context():
         s = db.session()
-        assert (
-            s.exec(
-                select(BiometricTemplate).where(BiometricTemplate.subject_id == subject_id)
-            ).all()
-            == []
-        )
+        assert templates_of(s, subject_id) == []
         assert verify(s, services().audit_key).ok
     after = api.gate(source=[photos["obama2.jpg"]])
     assert (after["decision"], after["findings"][0]["outcome"]) == ("needs_consent", "unenrolled")

@@ -25,7 +25,7 @@ from consent_service.providers.models import Provider
 from consent_service.services import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
-from tests.support import Person
+from tests.support import Person, templates_of
 
 PASSWORD = "a long enough password"
 
@@ -329,12 +329,7 @@ def test_delete_account(site):
 
     with site.app.app_context():
         s = db.session()
-        assert (
-            s.exec(
-                select(BiometricTemplate).where(BiometricTemplate.subject_id == subject_id)
-            ).all()
-            == []
-        )
+        assert templates_of(s, subject_id) == []
         assert s.get(GalleryVersion, "face").version > gallery_before
         grants = s.exec(select(ConsentGrant).where(ConsentGrant.subject_id == subject_id)).all()
         assert sorted((g.version, g.status) for g in grants) == [(1, "active"), (2, "revoked")]
