@@ -237,8 +237,13 @@ def start_live_enrollment(
     )
     session.add(enrollment)
     session.flush()
+    use_challenge(session, challenge, enrollment)
+    return enrollment
+
+
+def use_challenge(session: Session, challenge: LiveChallenge, enrollment: Enrollment) -> None:
+    """Mark a claimed challenge used, by the enrollment it answered (it answers one only)."""
     challenge.used_at = utcnow()
     challenge.enrollment_id = enrollment.id
     session.add(challenge)
     session.flush()
-    return enrollment

@@ -22,11 +22,15 @@ from sqlmodel import Session
 
 from consent_service.biometrics import voice_service
 from consent_service.biometrics.live_models import LiveChallenge
-from consent_service.biometrics.liveness import AGAIN, claim_challenge, issue_challenge
+from consent_service.biometrics.liveness import (
+    AGAIN,
+    claim_challenge,
+    issue_challenge,
+    use_challenge,
+)
 from consent_service.biometrics.models import Enrollment
 from consent_service.errors import EnrollmentRejected, RecordingTooLarge
 from consent_service.storage import MediaStore
-from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 
 # How long the browser records: Stop works only after MIN_SECONDS, and the recording stops by
@@ -154,8 +158,5 @@ def start_live_voice_enrollment(
             limit=max_bytes / 1e6,
         )
     enrollment = voice_service.start_voice_enrollment(session, store, subject_id, recording)
-    challenge.used_at = utcnow()
-    challenge.enrollment_id = enrollment.id
-    session.add(challenge)
-    session.flush()
+    use_challenge(session, challenge, enrollment)
     return enrollment

@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from sqlmodel import Session, select
 
 from consent_service.accounts.models import Subject, User
-from consent_service.accounts.service import normalize_email
+from consent_service.accounts.service import find_user, normalize_email
 from consent_service.audit import service as audit
 from consent_service.biometrics.models import BiometricTemplate
 from consent_service.biometrics.service import open_template
@@ -293,7 +293,7 @@ def recipient(session: Session, req: ConsentRequest) -> Recipient | None:
         return Recipient(user.email, user.language) if user and user.email else None
     if not req.email:
         return None
-    user = session.exec(select(User).where(User.email == req.email)).first()
+    user = find_user(session, req.email)
     return Recipient(req.email, user.language if user else None)
 
 

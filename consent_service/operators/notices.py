@@ -5,11 +5,9 @@ show as they are."""
 
 from __future__ import annotations
 
-from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 
 from consent_service.errors import N_, EnrollmentRejected
-from consent_service.i18n.labels import MODALITIES
 from consent_service.operators.models import SubjectNotice
 
 TEXTS = {
@@ -55,26 +53,17 @@ ABOUT_ENROLLMENT = _l("About your enrollment")
 ALSO_ON_DASHBOARD = _l("This notice is also on your dashboard.")
 
 
-def render(key: str, params: dict) -> str:
-    """The text of `key` in the current locale, a modality named in that language too."""
-    values = dict(params)
-    if "modality" in values:
-        name = MODALITIES.get(values["modality"])  # type: ignore[call-overload]
-        values["modality"] = str(name) if name is not None else values["modality"]
-    return gettext(TEXTS[key]) % values
+def as_error(key: str, params: dict) -> EnrollmentRejected:
+    """The notice as a translatable message (the modality named in the reader's language too);
+    also an enrollment's error (`biometrics.service.keep_error`), so the enrollment page says it
+    in its reader's language."""
+    values = {k: N_(v) if k == "modality" else v for k, v in params.items()}
+    return EnrollmentRejected(TEXTS[key], **values)
 
 
 def english(key: str, params: dict) -> str:
     """The English text, kept on the row for the audit and for readers of old rows."""
-    with force_locale("en"):  # outside an app context gettext is English anyway
-        return render(key, params)
-
-
-def as_error(key: str, params: dict) -> EnrollmentRejected:
-    """The notice as an enrollment's error (`biometrics.service.keep_error`), so the enrollment
-    page says it in its reader's language too."""
-    values = {k: N_(v) if k == "modality" else v for k, v in params.items()}
-    return EnrollmentRejected(TEXTS[key], **values)
+    return str(as_error(key, params))
 
 
 def text_of(notice: SubjectNotice) -> str:
@@ -82,7 +71,7 @@ def text_of(notice: SubjectNotice) -> str:
     if notice.message_key not in TEXTS:
         return notice.message
     try:
-        return render(notice.message_key, notice.params or {})  # type: ignore[arg-type]
+        return as_error(notice.message_key, notice.params or {}).localized()  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError):  # parameters that do not fit the text
         return notice.message
 
