@@ -1,13 +1,38 @@
-"""Engines and sessions: one session per request, task or CLI command; the boundary commits."""
+"""Engines, sessions and the unit of work: one session per request, task or CLI command.
+
+Services take a `Session`, flush, and *register* what must happen only once their writes are
+durable: tasks to publish (`publish`) and side effects such as deleting media or sending mail
+(`after_commit`). They never commit. The boundary does, in one place (`finish`): it commits,
+then publishes the registered tasks, then runs the registered side effects; a rollback drops
+them. The boundaries are the request (`init_app`: a response below 400 commits), the task and
+the CLI command (`unit_of_work`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from flask import Flask, current_app, g
+from flask import Flask, Response, current_app, g
 from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
+
+log = logging.getLogger(__name__)
+_PENDING = "after_commit"
+
+
+class TaskSender(Protocol):
+    """Sends one task message by name (the Celery app's `send_task`, bound by `workers`)."""
+
+    def __call__(self, name: str, args: list[str]) -> None: ...
+
+
+@dataclass
+class _Pending:
+    tasks: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    effects: list[Callable[[], None]] = field(default_factory=list)
 
 
 def make_engine(url: str) -> Engine:
@@ -27,7 +52,9 @@ def make_engine(url: str) -> Engine:
 
 
 def init_app(app: Flask, engine: Engine) -> None:
+    """Attach the engine; every request becomes one unit of work."""
     app.extensions["db_engine"] = engine
+    app.after_request(_finish_request)
     app.teardown_appcontext(_close_session)
 
 
@@ -36,25 +63,92 @@ def engine() -> Engine:
 
 
 def session() -> Session:
-    """The session of the current request or task (closed, without commit, at teardown)."""
+    """The session of the current request (or app context); the boundary commits it."""
     if "db_session" not in g:
         g.db_session = Session(engine(), expire_on_commit=False)
     return g.db_session
+
+
+# ---------------------------------------------------------------------------- registration
+def _pending(s: Session) -> _Pending:
+    return s.info.setdefault(_PENDING, _Pending())
+
+
+def publish(s: Session, task_name: str, *args: str) -> None:
+    """Send the task `task_name(*args)` once this session's transaction has committed (so the
+    task never looks for a row that is not there); never if it rolls back."""
+    _pending(s).tasks.append((task_name, args))
+
+
+def after_commit(s: Session, effect: Callable[[], None]) -> None:
+    """Run `effect` once this session's transaction has committed (delete files, send mail);
+    never if it rolls back. A failing effect is logged; the commit stands."""
+    _pending(s).effects.append(effect)
+
+
+@contextmanager
+def savepoint(s: Session) -> Iterator[None]:
+    """A nested transaction: when the block raises, its writes *and* the work it registered are
+    undone, and the error propagates; the rest of the unit of work goes on."""
+    pending = _pending(s)
+    tasks, effects = len(pending.tasks), len(pending.effects)
+    try:
+        with s.begin_nested():
+            yield
+    except BaseException:
+        del pending.tasks[tasks:]
+        del pending.effects[effects:]
+        raise
+
+
+# ---------------------------------------------------------------------------- the boundary
+def finish(s: Session) -> None:
+    """The boundary's commit: commit, publish the registered tasks, run the registered side
+    effects. The only place the code commits."""
+    s.commit()
+    pending: _Pending = s.info.pop(_PENDING, None) or _Pending()
+    if pending.tasks:
+        send: TaskSender = current_app.extensions["task_sender"]
+        for name, args in pending.tasks:
+            send(name, list(args))
+    for effect in pending.effects:
+        try:
+            effect()
+        except Exception:  # the commit stands; a sweep or a retry catches up
+            log.exception("after-commit work failed: %r", effect)
+
+
+def rollback(s: Session) -> None:
+    s.rollback()
+    s.info.pop(_PENDING, None)
+
+
+@contextmanager
+def unit_of_work(bind: Engine | None = None) -> Iterator[Session]:
+    """One unit of work for a task step or a CLI command: a session finished (committed, then
+    its registered work done) when the block ends cleanly, rolled back otherwise."""
+    with Session(bind or engine(), expire_on_commit=False) as s:
+        try:
+            yield s
+        except BaseException:
+            rollback(s)
+            raise
+        finish(s)
+
+
+def _finish_request(response: Response) -> Response:
+    """A request is one unit of work: an answer below 400 commits it, any other rolls it back
+    (an exception never reaches here, and teardown closes the session without committing)."""
+    s: Session | None = g.get("db_session")
+    if s is not None:
+        if response.status_code < 400:
+            finish(s)
+        else:
+            rollback(s)
+    return response
 
 
 def _close_session(_exc: BaseException | None) -> None:
     s = g.pop("db_session", None)
     if s is not None:
         s.close()
-
-
-@contextmanager
-def unit_of_work(bind: Engine | None = None) -> Iterator[Session]:
-    """A session committed when the block ends cleanly and rolled back otherwise."""
-    with Session(bind or engine(), expire_on_commit=False) as s:
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise

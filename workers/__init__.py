@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from celery import Celery, Task
-from flask import Flask, has_app_context
+from flask import Flask, g, has_app_context
 
+from consent_service import db
 from consent_service.settings import Settings
 
 MATCHING_QUEUE = "matching"
@@ -63,11 +64,17 @@ def celery_config(settings: Settings) -> dict:
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
     class FlaskTask(Task):
+        """Each task is one unit of work: its session is finished (committed, then the tasks and
+        side effects it registered are done) when the task returns, rolled back if it raises."""
+
         def __call__(self, *args, **kwargs):
-            if has_app_context():  # an eager call shares the caller's context and session
+            if has_app_context():  # an eager call shares the caller's context and unit of work
                 return self.run(*args, **kwargs)
             with app.app_context():
-                return self.run(*args, **kwargs)
+                result = self.run(*args, **kwargs)
+                if "db_session" in g:
+                    db.finish(g.db_session)
+                return result
 
     celery_app = Celery(
         app.name,
@@ -81,6 +88,8 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     )
     celery_app.config_from_object(celery_config(settings))
     app.extensions["celery"] = celery_app
+    # The unit of work's boundary sends the tasks registered during it, by name.
+    app.extensions["task_sender"] = lambda name, args: celery_app.send_task(name, args=args)
     return celery_app
 
 
