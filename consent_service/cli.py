@@ -392,22 +392,19 @@ def grants_revoke(email: str, operation: str) -> None:
     from consent_service import db as dbm
     from consent_service.consent import service
     from consent_service.services import services
-    from consent_service.webhooks.outbox import publish_outbox
 
     app = _app()
-    with app.app_context():
-        with dbm.unit_of_work() as s:
-            subject_id = _subject_id(s, email)
-            active = service.find_active(s, subject_id, _operation(operation))
-            for g in active:
-                service.revoke(
-                    s,
-                    services().audit_key,
-                    subject_id,
-                    g.grant_id,
-                    service.Evidence(actor="operator:cli", identity_method="operator-cli"),
-                )
-        publish_outbox(app, s)  # `consent.revoked` webhooks, after the commit
+    with app.app_context(), dbm.unit_of_work() as s:
+        subject_id = _subject_id(s, email)
+        active = service.find_active(s, subject_id, _operation(operation))
+        for g in active:
+            service.revoke(
+                s,
+                services().audit_key,
+                subject_id,
+                g.grant_id,
+                service.Evidence(actor="operator:cli", identity_method="operator-cli"),
+            )
     click.echo(f"revoked {len(active)} grant(s) covering {operation} for {email}")
 
 

@@ -86,6 +86,11 @@ def after_commit(s: Session, effect: Callable[[], None]) -> None:
     _pending(s).effects.append(effect)
 
 
+def registered_tasks(s: Session) -> list[tuple[str, tuple[str, ...]]]:
+    """The tasks this unit of work will send when it commits, in order (for tests and logs)."""
+    return list(_pending(s).tasks)
+
+
 @contextmanager
 def savepoint(s: Session) -> Iterator[None]:
     """A nested transaction: when the block raises, its writes *and* the work it registered are

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from celery import shared_task
-from flask import current_app
 
 from consent_service import db
 from consent_service.consent_requests.service import expire_due
 from consent_service.services import services
-from consent_service.webhooks.outbox import publish_outbox
 
 
 @shared_task(name="consent_requests.expire", ignore_result=True)
@@ -16,5 +14,4 @@ def consent_requests_expire() -> int:
     session = db.session()
     expired = expire_due(session, services().audit_key)
     session.commit()
-    publish_outbox(current_app, session)  # consent_request.answered (expired)
     return expired

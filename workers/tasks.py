@@ -15,8 +15,6 @@ from consent_service.gate.service import process_job
 from consent_service.gate.sweep import find_stale
 from consent_service.services import services
 from consent_service.timeutil import utcnow
-from consent_service.webhooks import service as webhooks
-from consent_service.webhooks.outbox import publish_deliveries
 from workers import publish
 
 
@@ -36,8 +34,6 @@ def gate_process_job(job_id: str) -> str:
         envelope=svc.envelope,  # keeps unnamed people's faces for consent requests
         finding_face_ttl=timedelta(seconds=svc.settings.consent_request_finding_ttl),
     )
-    # The decision is committed: send its `job.decided` webhook (the sweep would, later).
-    publish_deliveries(current_app, webhooks.fresh_for_job(db.session(), job_id))
     return status
 
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from celery import shared_task
-from flask import current_app
 
 from consent_service import db
 from consent_service.services import services
 from consent_service.timeutil import utcnow
 from consent_service.webhooks import service as webhooks
-from consent_service.webhooks.outbox import DELIVER_TASK, RETRY_DUE_TASK, publish_deliveries
 
 
-@shared_task(name=DELIVER_TASK, ignore_result=True)
+@shared_task(name=webhooks.DELIVER_TASK, ignore_result=True)
 def webhooks_deliver(delivery_id: str) -> str:
     svc = services()
     settings = svc.settings
@@ -27,8 +25,10 @@ def webhooks_deliver(delivery_id: str) -> str:
     )
 
 
-@shared_task(name=RETRY_DUE_TASK, ignore_result=True)
+@shared_task(name=webhooks.RETRY_DUE_TASK, ignore_result=True)
 def webhooks_retry_due() -> int:
-    due = webhooks.due(db.session(), utcnow())
-    publish_deliveries(current_app, due)
+    session = db.session()
+    due = webhooks.due(session, utcnow())
+    for delivery_id in due:  # sent when the task's unit of work finishes
+        db.publish(session, webhooks.DELIVER_TASK, delivery_id)
     return len(due)

@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -29,7 +28,6 @@ from consent_service.guardians.views import acting_subject
 from consent_service.i18n import current_language
 from consent_service.rights import service as rights
 from consent_service.services import services
-from consent_service.webhooks.outbox import publish_outbox
 
 bp = Blueprint("accounts", __name__)
 
@@ -148,7 +146,6 @@ def delete():
             flash(exc.localized(), "error")  # a wrong password, in the page's language
         else:
             session.commit()
-            publish_outbox(current_app, session)  # `consent.revoked` webhooks
             logout_user()
             flash(
                 _(

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, time
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -35,7 +34,6 @@ from consent_service.rights import service as rights
 from consent_service.services import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality, Operation, Role
-from consent_service.webhooks.outbox import publish_outbox
 
 bp = Blueprint("consent", __name__)
 LEDGER_PAGE = 100  # rows per page of the activity ledger
@@ -165,7 +163,6 @@ def revoke(grant_id: str):
             session, services().audit_key, subject.id, grant_id, _evidence(session, subject)
         )
         session.commit()
-        publish_outbox(current_app, session)  # `consent.revoked` webhooks
         flash(_("Consent revoked. Edits that relied on it are no longer allowed."))
     else:
         flash(_("The form expired; please try again."), "error")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -39,7 +38,6 @@ from consent_service.providers.models import Provider
 from consent_service.services import services
 from consent_service.timeutil import as_utc
 from consent_service.vocabulary import Modality
-from consent_service.webhooks.outbox import publish_outbox
 
 bp = Blueprint("consent_requests", __name__)
 LINKS_KEY = "consent_request_links"  # request id → link secret, in the signed session cookie
@@ -194,7 +192,6 @@ def approve(request_id: str):
         flash(exc.localized(), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
     session.commit()
-    publish_outbox(current_app, session)  # consent_request.answered, job.decided
     flash(_("Consent given. The provider has been told, and its waiting job decided again."))
     return redirect(url_for("consent_requests.show", request_id=request_id))
 
@@ -226,6 +223,5 @@ def decline(request_id: str):
         flash(exc.localized(), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
     session.commit()
-    publish_outbox(current_app, session)
     flash(_("Declined. Nothing was granted; the provider has been told."))
     return redirect(url_for("consent_requests.show", request_id=request_id))

@@ -8,7 +8,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -29,7 +28,6 @@ from consent_service.guardians import service
 from consent_service.guardians.forms import ActAsForm, ChildForm
 from consent_service.rights import service as rights
 from consent_service.services import services
-from consent_service.webhooks.outbox import publish_outbox
 
 bp = Blueprint("guardians", __name__)
 SESSION_KEY = "acting_subject"
@@ -163,7 +161,6 @@ def delete_child(child_id: int):
             flash(exc.localized(), "error")
         else:
             session.commit()
-            publish_outbox(current_app, session)  # `consent.revoked` webhooks
             if web_session.get(SESSION_KEY) == child_id:
                 web_session.pop(SESSION_KEY, None)
             flash(

@@ -1,9 +1,9 @@
 """Webhooks: providers' settings, the events (written to an outbox in the event's own
 transaction) and the delivery of one outbox row (signed, retried with exponential backoff).
 
-Boundaries (views, tasks, CLI) commit, then publish `webhooks.deliver` for the ids that
-`take_outbox(session)` hands back; `webhooks.retry_due` sweeps whatever is due, so a delivery
-whose task message was lost is still sent."""
+Writing a delivery registers its `webhooks.deliver` task on the unit of work, which sends it once
+the transaction has committed (`db.publish`); `webhooks.retry_due` sweeps whatever is due, so a
+delivery whose task message was lost is still sent."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, select
 
+from consent_service import db
 from consent_service.crypto import Envelope
 from consent_service.db import unit_of_work
 from consent_service.errors import InvalidRequest, NotFound
@@ -34,7 +35,8 @@ EVENTS = (JOB_DECIDED, CONSENT_REVOKED, CONSENT_REQUEST_ANSWERED)
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label on generated secrets, not a secret
-OUTBOX_KEY = "webhook_outbox"
+DELIVER_TASK = "webhooks.deliver"
+RETRY_DUE_TASK = "webhooks.retry_due"
 MAX_JOBS_PER_EVENT = 500  # a revocation naming more jobs is split into several deliveries
 
 
@@ -175,8 +177,8 @@ def enqueue(
     session: Session, provider_id: str, event: str, data: dict, job_id: str | None = None
 ) -> WebhookDelivery | None:
     """Write one delivery to the outbox in the caller's transaction, if the provider has an
-    active webhook that wants this event. Its id is remembered on the session for the
-    boundary to publish after the commit (`take_outbox`)."""
+    active webhook that wants this event. Its delivery task is sent once the transaction has
+    committed."""
     webhook = session.exec(
         select(Webhook).where(Webhook.provider_id == provider_id, Webhook.active.is_(True))  # type: ignore[attr-defined]
     ).first()
@@ -196,13 +198,8 @@ def enqueue(
         created_at=now,
     )
     session.add(delivery)
-    session.info.setdefault(OUTBOX_KEY, []).append(delivery_id)
+    db.publish(session, DELIVER_TASK, delivery_id)
     return delivery
-
-
-def take_outbox(session: Session) -> list[str]:
-    """The ids of the deliveries this session wrote (and forgets them); call after commit."""
-    return session.info.pop(OUTBOX_KEY, [])
 
 
 def job_decided(
@@ -283,19 +280,6 @@ def consent_request_answered(
 
 
 # ---------------------------------------------------------------------------- delivery
-def fresh_for_job(session: Session, job_id: str) -> list[str]:
-    """Deliveries about this job never attempted yet (for the task that decided it)."""
-    return list(
-        session.exec(
-            select(WebhookDelivery.id).where(
-                WebhookDelivery.job_id == job_id,
-                WebhookDelivery.status == PENDING,
-                WebhookDelivery.attempts == 0,
-            )
-        )
-    )
-
-
 def due(session: Session, now: datetime, limit: int = 500) -> list[str]:
     """Pending deliveries whose next attempt (or expired lease) is due."""
     return list(

@@ -22,7 +22,6 @@ from consent_service.client import SignatureError, verify_signature
 from consent_service.consent import service as consent
 from consent_service.services import services
 from consent_service.vocabulary import Operation
-from consent_service.webhooks.outbox import publish_outbox
 from tests.e2e.conftest import Api
 
 pytestmark = pytest.mark.e2e
@@ -203,16 +202,15 @@ def test_job_decided_is_signed_and_retried_after_a_500(world, receiver):
 
 def test_revoking_a_grant_that_allowed_a_job_fires_consent_revoked(stack, world, receiver):
     app = stack.app
-    with app.app_context():  # as the web view and the CLI do: commit, then publish
-        with db.unit_of_work() as s:
-            consent.revoke(
-                s,
-                services().audit_key,
-                world["person"].subject_id,
-                world["grant"].grant_id,
-                consent.Evidence(actor="test", identity_method="test"),
-            )
-        publish_outbox(app, s)
+    # As the web view and the CLI do: the unit of work commits, then sends the webhook.
+    with app.app_context(), db.unit_of_work() as s:
+        consent.revoke(
+            s,
+            services().audit_key,
+            world["person"].subject_id,
+            world["grant"].grant_id,
+            consent.Evidence(actor="test", identity_method="test"),
+        )
     (post,) = receiver.wait_for("consent.revoked", grant_id=world["grant"].grant_id)
     assert post["verified"]
     assert post["body"]["data"]["job_ids"] == [world["allowed"]["id"]]  # not the waiting job
