@@ -27,7 +27,7 @@ def _migrated_settings() -> Settings:
 
 
 def _app():
-    from consent_service import create_app
+    from consent_service.app import create_app
 
     return create_app(_migrated_settings())
 
@@ -181,7 +181,7 @@ def providers_add_staff(name: str, email: str, role: str, password: str | None) 
     from consent_service.errors import DomainError
     from consent_service.portal.service import add_staff
     from consent_service.providers.service import find_provider
-    from consent_service.services import services
+    from consent_service.runtime import services
 
     app = _app()
     with app.app_context():
@@ -230,7 +230,7 @@ def subjects_import(
     from consent_service.biometrics.service import import_face, wait_for_enrollment
     from consent_service.biometrics.voice_service import import_voice
     from consent_service.errors import DomainError
-    from consent_service.services import services
+    from consent_service.runtime import services
     from workers import publish
 
     if not faces and not voice:
@@ -290,7 +290,7 @@ def subjects_export(email: str, base_url: str) -> None:
     from consent_service.accounts import service as accounts
     from consent_service.consent.receipts import Controller
     from consent_service.rights import service as rights
-    from consent_service.services import services
+    from consent_service.runtime import services
 
     app = _app()
     with app.app_context():
@@ -344,7 +344,7 @@ def grants_add(email, operations, roles, provider_names, until, purpose) -> None
     from consent_service import db as dbm
     from consent_service.consent import service
     from consent_service.providers.service import find_provider
-    from consent_service.services import services
+    from consent_service.runtime import services
     from consent_service.vocabulary import Role
 
     try:
@@ -391,7 +391,7 @@ def grants_revoke(email: str, operation: str) -> None:
     """Revoke every active grant of the person that covers the operation."""
     from consent_service import db as dbm
     from consent_service.consent import service
-    from consent_service.services import services
+    from consent_service.runtime import services
 
     app = _app()
     with app.app_context(), dbm.unit_of_work() as s:
@@ -463,7 +463,7 @@ def webhooks_set(provider_name, url, events, active, rotate_secret) -> None:
     from consent_service import db as dbm
     from consent_service.errors import DomainError
     from consent_service.providers.service import find_provider
-    from consent_service.services import services
+    from consent_service.runtime import services
     from consent_service.webhooks import service
 
     app = _app()
@@ -647,7 +647,7 @@ def operators_add(email: str) -> None:
     """Make an account an operator, creating it (random password: reset it) if missing."""
     from consent_service import db as dbm
     from consent_service.operators.service import add_operator
-    from consent_service.services import services
+    from consent_service.runtime import services
 
     app = _app()
     with app.app_context(), dbm.unit_of_work() as s:
@@ -665,7 +665,7 @@ def audit_verify() -> None:
     """Walk the whole chain; exit 1 naming the first bad entry."""
     from consent_service import db as dbm
     from consent_service.audit.service import verify
-    from consent_service.services import services
+    from consent_service.runtime import services
 
     app = _app()
     with app.app_context():

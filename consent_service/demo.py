@@ -48,14 +48,15 @@ def _start_web(app, stack: ExitStack) -> str:
 
 def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
     """Returns 0 when every decision came out as the story expects, 1 otherwise."""
-    from consent_service import create_app, db
+    from consent_service import db
+    from consent_service.app import create_app
     from consent_service.biometrics.service import import_face, wait_for_enrollment
     from consent_service.client import ConsentClient
     from consent_service.consent import service as consent
     from consent_service.migrate import upgrade
     from consent_service.providers.service import create_provider, issue_key
+    from consent_service.runtime import services
     from consent_service.samples import sample
-    from consent_service.services import services
     from consent_service.timeutil import utcnow
     from consent_service.vocabulary import Operation, Role
     from workers import publish

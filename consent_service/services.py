@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
-from flask import current_app
-
 from consent_service.biometrics.faces import DlibFaceEmbedder, FaceEmbedder
 from consent_service.biometrics.service import FaceMatching, GalleryIndex
 from consent_service.biometrics.voice_service import VoiceMatching
@@ -96,7 +94,3 @@ class Services:
             timeout=self.settings.webhook_timeout,
             allow_private=not self.settings.is_production,
         )
-
-
-def services() -> Services:
-    return current_app.extensions["consent_services"]

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from consent_service import db
 from consent_service.consent_requests.service import expire_due
-from consent_service.services import services
+from consent_service.runtime import services
 
 
 @shared_task(name="consent_requests.expire", ignore_result=True)

@@ -11,7 +11,7 @@ from celery import shared_task
 from consent_service import db
 from consent_service.operators import disputes
 from consent_service.operators import service as operators
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.storage import LocalMediaStore
 from consent_service.timeutil import utcnow
 

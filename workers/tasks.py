@@ -13,7 +13,7 @@ from consent_service.biometrics.service import run_enrollment
 from consent_service.biometrics.voice_service import voice_enrollment
 from consent_service.gate.service import process_job
 from consent_service.gate.sweep import find_stale
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from workers import publish
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from consent_service import db
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.webhooks import service as webhooks
 

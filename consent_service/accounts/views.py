@@ -27,7 +27,7 @@ from consent_service.extensions import login_manager
 from consent_service.guardians.views import acting_subject
 from consent_service.i18n import current_language
 from consent_service.rights import service as rights
-from consent_service.services import services
+from consent_service.runtime import services
 
 bp = Blueprint("accounts", __name__)
 

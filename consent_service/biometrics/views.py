@@ -15,7 +15,7 @@ from consent_service.biometrics import service, voice_service
 from consent_service.biometrics.models import Enrollment
 from consent_service.errors import DomainError, EnrollmentRejected, stored_message
 from consent_service.guardians.views import acting_subject
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.vocabulary import Modality
 from workers import publish
 

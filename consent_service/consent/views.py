@@ -31,7 +31,7 @@ from consent_service.guardians.views import acting_subject, guardian_evidence
 from consent_service.i18n import current_language
 from consent_service.providers.models import Provider
 from consent_service.rights import service as rights
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality, Operation, Role
 

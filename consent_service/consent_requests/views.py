@@ -35,7 +35,7 @@ from consent_service.guardians import service as guardians
 from consent_service.guardians.views import acting_subject, guardian_evidence
 from consent_service.i18n import current_language
 from consent_service.providers.models import Provider
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.timeutil import as_utc
 from consent_service.vocabulary import Modality
 

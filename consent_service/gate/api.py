@@ -14,7 +14,7 @@ from consent_service.errors_http import problem
 from consent_service.gate import service
 from consent_service.gate.schemas import JobPublic, JobSubmission
 from consent_service.providers.service import authenticate_key
-from consent_service.services import services
+from consent_service.runtime import services
 from workers import publish
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -27,7 +27,7 @@ from consent_service.errors import DomainError, NotFound
 from consent_service.guardians import service
 from consent_service.guardians.forms import ActAsForm, ChildForm
 from consent_service.rights import service as rights
-from consent_service.services import services
+from consent_service.runtime import services
 
 bp = Blueprint("guardians", __name__)
 SESSION_KEY = "acting_subject"

@@ -26,7 +26,7 @@ from consent_service.errors import DomainError, InvalidRequest, NotFound
 from consent_service.gate import service as gate
 from consent_service.portal import service
 from consent_service.portal.forms import JobFilterForm, NewKeyForm, RevokeKeyForm, WebhookForm
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.webhooks import service as webhooks
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from consent_service.api_contract import idempotency, ratelimit
 from consent_service.api_contract.operations import api_operation
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.tokens import service
 from consent_service.tokens.schemas import Jwks, VerifyRequest, VerifyResult
 

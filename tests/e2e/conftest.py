@@ -17,12 +17,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from urllib3 import encode_multipart_formdata
 
-from consent_service import create_app, db
+from consent_service import db
+from consent_service.app import create_app
 from consent_service.biometrics.service import import_face, wait_for_enrollment
 from consent_service.consent import service as consent
 from consent_service.migrate import upgrade
 from consent_service.providers.service import create_provider, issue_key
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.settings import Settings
 from consent_service.vocabulary import Operation, Role
 from tests.support import postgres_database, redis_database

@@ -66,7 +66,7 @@ def test_job_whose_message_was_lost_is_found_by_the_sweep(stack, photos):
 
     from consent_service.gate.service import Upload, submit_job
     from consent_service.providers.models import Provider
-    from consent_service.services import services
+    from consent_service.runtime import services
     from workers import publish
 
     _, key = stack.provider("Sweep Studio")

@@ -16,7 +16,7 @@ from consent_service.biometrics.models import BiometricTemplate
 from consent_service.gate.models import Decision, GateJob, MediaItem
 from consent_service.gate.service import PROVIDER_SUSPENDED, Upload, submit_job
 from consent_service.providers.models import Provider
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
 from tests.support import side_by_side

@@ -26,7 +26,7 @@ from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
 from consent_service.consent import service as consent
 from consent_service.consent.notice import NOTICE_VERSION
-from consent_service.services import services
+from consent_service.runtime import services
 from tests import browser, camera
 from tests.e2e.conftest import Api
 from tests.support import Person, csrf_token, templates_of

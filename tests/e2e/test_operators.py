@@ -15,7 +15,7 @@ from consent_service.biometrics.models import BiometricTemplate
 from consent_service.consent_requests.mail import read_outbox
 from consent_service.operators.models import EnrollmentDispute, WorkerHeartbeat
 from consent_service.operators.service import add_operator
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
 from tests.support import Person

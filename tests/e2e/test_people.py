@@ -11,7 +11,7 @@ import pytest
 
 from consent_service import db
 from consent_service.audit.service import verify
-from consent_service.services import services
+from consent_service.runtime import services
 from tests.e2e.conftest import Api
 from tests.support import Person, templates_of
 

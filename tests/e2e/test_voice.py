@@ -11,7 +11,7 @@ from urllib3 import encode_multipart_formdata
 from consent_service import db
 from consent_service.biometrics.service import template_count, wait_for_enrollment
 from consent_service.biometrics.voice_service import import_voice
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.vocabulary import Modality, Operation
 from tests.e2e.conftest import DECISION_TIMEOUT, Api
 from tests.speech import silence, speech, wav_bytes

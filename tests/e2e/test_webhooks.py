@@ -20,7 +20,7 @@ from consent_service import db
 from consent_service.cli import beat_command
 from consent_service.client import SignatureError, verify_signature
 from consent_service.consent import service as consent
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
 

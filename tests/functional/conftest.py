@@ -10,7 +10,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from consent_service import create_app, db
+from consent_service import db
+from consent_service.app import create_app
 from consent_service.migrate import upgrade
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.settings import Settings

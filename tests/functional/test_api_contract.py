@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from urllib3 import encode_multipart_formdata
 
-from consent_service import create_app
+from consent_service.app import create_app
 from tests.support import redis_database
 
 PROBLEM = "application/problem+json"

@@ -23,7 +23,7 @@ from consent_service.consent_requests.faces import keep_finding_face
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.providers.models import Provider
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from tests.functional.test_guardian_pages import (

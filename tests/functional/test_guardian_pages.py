@@ -21,7 +21,7 @@ from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
 from consent_service.guardians.models import Guardianship
 from consent_service.guardians.views import SESSION_KEY
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from tests.support import Person

@@ -17,7 +17,7 @@ from consent_service.accounts.models import Subject
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.voice_challenge import SENTENCES
-from consent_service.services import services
+from consent_service.runtime import services
 from tests.support import Person
 
 PASSWORD = "a long enough password"

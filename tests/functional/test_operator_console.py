@@ -22,7 +22,7 @@ from consent_service.operators.disputes import open_dispute
 from consent_service.operators.models import EnrollmentDispute, WorkerHeartbeat
 from consent_service.operators.service import add_operator, heartbeat
 from consent_service.providers.models import Provider
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from tests.support import Person
 

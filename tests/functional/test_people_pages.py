@@ -22,7 +22,7 @@ from consent_service.biometrics.service import bump_gallery, seal_template
 from consent_service.consent.models import ConsentGrant
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.providers.models import Provider
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from tests.support import Person, templates_of

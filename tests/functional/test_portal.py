@@ -19,7 +19,7 @@ from consent_service.cli import main
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.portal.service import add_staff
 from consent_service.providers.models import ApiKey, Provider
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.webhooks import service as webhooks
 from tests.support import Person, csrf_token

@@ -17,7 +17,7 @@ from consent_service.cli import main
 from consent_service.consent import service as consent
 from consent_service.gate import service as gate
 from consent_service.gate.models import Decision
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
 from consent_service.tokens import service as tokens

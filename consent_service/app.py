@@ -1,0 +1,76 @@
+"""The web app factory: blueprints, the unit of work, Celery and the error pages wired once.
+
+Also the context every worker task runs in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from consent_service import api_contract, db, errors_http, i18n
+from consent_service.accounts.views import bp as accounts_bp
+from consent_service.biometrics.live_views import bp as live_enrollment_bp
+from consent_service.biometrics.views import bp as biometrics_bp
+from consent_service.consent.views import bp as consent_bp
+from consent_service.consent_requests.api import bp as consent_requests_api_bp
+from consent_service.consent_requests.views import bp as consent_requests_bp
+from consent_service.extensions import csrf, login_manager
+from consent_service.gate.api import bp as api_bp
+from consent_service.guardians.views import bp as guardians_bp
+from consent_service.i18n.views import bp as i18n_bp
+from consent_service.operators.views import bp as operators_bp
+from consent_service.portal.views import bp as portal_bp
+from consent_service.services import Services
+from consent_service.settings import Settings
+from consent_service.tokens.views import bp as tokens_bp
+from consent_service.webhooks.views import bp as webhooks_bp
+from workers import celery_init_app
+
+_HERE = Path(__file__).resolve().parent
+# Installed wheels carry the templates inside the package; a source checkout keeps them at the top.
+TEMPLATE_DIR = next(p for p in (_HERE / "templates", _HERE.parent / "templates") if p.is_dir())
+
+
+def create_app(settings: Settings | None = None, **overrides) -> Flask:
+    """Build the web app (also the context every worker task runs in)."""
+    settings = settings or Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    secrets = settings.resolved_secrets()
+    # Named after the package, as before the factory had a module of its own (Celery takes it).
+    app = Flask("consent_service", template_folder=str(TEMPLATE_DIR))
+    app.config.update(
+        SECRET_KEY=secrets["secret_key"],
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.is_production,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    app.config.update(overrides)
+    app.extensions["consent_services"] = Services(settings=settings, secrets=secrets)
+    db.init_app(app, db.make_engine(settings.sqlalchemy_url))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    i18n.init_app(app, settings.home)
+    celery_init_app(app, settings)
+    for bp in (accounts_bp, biometrics_bp, consent_bp, api_bp):
+        app.register_blueprint(bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(consent_requests_api_bp)
+    app.register_blueprint(consent_requests_bp)
+    app.register_blueprint(operators_bp)
+    app.register_blueprint(live_enrollment_bp)
+    app.register_blueprint(i18n_bp)
+    app.register_blueprint(portal_bp)  # staff pages: session + CSRF like the people's pages
+    app.register_blueprint(guardians_bp)
+    csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
+    csrf.exempt(webhooks_bp)
+    csrf.exempt(consent_requests_api_bp)  # keys, not cookies, like the rest of the API
+    app.register_blueprint(tokens_bp)
+    csrf.exempt(tokens_bp)  # a JSON endpoint with no session behind it
+    errors_http.init_app(app)
+    api_contract.init_app(app, settings)
+    return app
