@@ -9,7 +9,6 @@ from pathlib import Path
 from flask import Flask
 
 from consent_service import api_contract, db, errors_http, i18n
-from consent_service.accounts.views import bp as accounts_bp
 from consent_service.biometrics.live_views import bp as live_enrollment_bp
 from consent_service.biometrics.views import bp as biometrics_bp
 from consent_service.consent.views import bp as consent_bp
@@ -18,12 +17,14 @@ from consent_service.consent_requests.views import bp as consent_requests_bp
 from consent_service.extensions import csrf, login_manager
 from consent_service.gate.api import bp as api_bp
 from consent_service.guardians.views import bp as guardians_bp
-from consent_service.i18n.views import bp as i18n_bp
 from consent_service.operators.views import bp as operators_bp
 from consent_service.portal.views import bp as portal_bp
+from consent_service.rights.views import bp as rights_bp
 from consent_service.services import Services
 from consent_service.settings import Settings
 from consent_service.tokens.views import bp as tokens_bp
+from consent_service.web.language import bp as i18n_bp
+from consent_service.web.signin import bp as accounts_bp
 from consent_service.webhooks.views import bp as webhooks_bp
 from workers import celery_init_app
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.register_blueprint(i18n_bp)
     app.register_blueprint(portal_bp)  # staff pages: session + CSRF like the people's pages
     app.register_blueprint(guardians_bp)
+    app.register_blueprint(rights_bp)
     csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
     csrf.exempt(webhooks_bp)
     csrf.exempt(consent_requests_api_bp)  # keys, not cookies, like the rest of the API

@@ -1,4 +1,5 @@
-"""Sign-up and sign-in. Answers never reveal whether an e-mail address has an account."""
+"""Sign-up and sign-in, and which subjects an account acts for (its own, or a child it manages as
+guardian). Answers never reveal whether an e-mail address has an account."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
-from consent_service.accounts.models import Subject, User
-from consent_service.errors import AccountExists, InvalidRequest
-from consent_service.guardians.models import Guardianship
-from consent_service.timeutil import new_id
+from consent_service.accounts.models import Guardianship, Subject, User
+from consent_service.errors import AccountExists, InvalidRequest, NotFound
+from consent_service.timeutil import as_utc, new_id
 
 _hasher = PasswordHasher()  # argon2id with the library's current parameters
 # Verifying against this when the account is unknown keeps both answers equally slow.
@@ -99,3 +99,40 @@ def load_user(session: Session, user_id: str) -> User | None:
     if user is None or not user.is_active or user.session_token != token:
         return None
     return user
+
+
+def guardianship_of(session: Session, subject_id: int) -> Guardianship | None:
+    return session.exec(select(Guardianship).where(Guardianship.subject_id == subject_id)).first()
+
+
+def acting_subject(session: Session, user: User, selected: int | None) -> Subject:
+    """The subject `user` acts for: their own (`selected` None), or a child they manage.
+    NotFound for anything else, so another guardian's child looks like no child at all."""
+    if selected is None:
+        return subject_of(session, user)
+    link = guardianship_of(session, selected)
+    if link is None or link.guardian_user_id != user.id or link.ended_at is not None:
+        raise NotFound("No such child.")
+    subject = session.get(Subject, selected)
+    if subject is None:
+        raise NotFound("No such child.")
+    return subject
+
+
+def guardian_reference(session: Session, guardian: User) -> str:
+    """The guardian as named in evidence and receipts: their own pseudonymous subject id."""
+    return subject_of(session, guardian).public_id
+
+
+def guardian_evidence(session: Session, subject: Subject) -> dict | None:
+    """The `guardian` of a grant's evidence when `subject` is managed; None for an adult."""
+    link = guardianship_of(session, subject.id)  # type: ignore[arg-type]
+    if link is None:
+        return None
+    guardian = session.get(User, link.guardian_user_id)
+    assert guardian is not None  # foreign key
+    return {
+        "reference": guardian_reference(session, guardian),
+        "relationship": link.relationship,
+        "declared_at": as_utc(link.declared_at).isoformat(),
+    }

@@ -13,9 +13,9 @@ from consent_service import db
 from consent_service.biometrics import liveness, voice_challenge, voice_service
 from consent_service.biometrics.models import Enrollment
 from consent_service.errors import DomainError
-from consent_service.guardians.views import acting_subject
 from consent_service.i18n import current_language
 from consent_service.runtime import services
+from consent_service.web import acting_subject
 from workers import publish
 
 bp = Blueprint("live_enrollment", __name__)

@@ -14,9 +14,9 @@ from consent_service import db
 from consent_service.biometrics import service, voice_service
 from consent_service.biometrics.models import Enrollment
 from consent_service.errors import DomainError, EnrollmentRejected, stored_message
-from consent_service.guardians.views import acting_subject
 from consent_service.runtime import services
 from consent_service.vocabulary import Modality
+from consent_service.web import acting_subject
 from workers import publish
 
 bp = Blueprint("biometrics", __name__)

@@ -3,12 +3,10 @@ mode, the activity ledger and consent receipts. Thin: every action is a service 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, time
 
 from flask import (
     Blueprint,
-    Response,
     flash,
     redirect,
     render_template,
@@ -21,22 +19,18 @@ from sqlmodel import select
 from wtforms import SelectChoice
 
 from consent_service import db
-from consent_service.biometrics.service import template_count
 from consent_service.consent import service
 from consent_service.consent.forms import GrantForm, ProtectOnlyForm, RevokeForm, operation_choices
 from consent_service.consent.notice import NOTICE_VERSION, notice, notice_language
-from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.errors import DomainError
-from consent_service.guardians.views import acting_subject, guardian_evidence
 from consent_service.i18n import current_language
 from consent_service.providers.models import Provider
-from consent_service.rights import service as rights
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality, Operation, Role
+from consent_service.web import acting_subject, guardian_evidence
 
 bp = Blueprint("consent", __name__)
-LEDGER_PAGE = 100  # rows per page of the activity ledger
 
 
 def _evidence(session, subject, language: str | None = None) -> service.Evidence:
@@ -49,28 +43,6 @@ def _evidence(session, subject, language: str | None = None) -> service.Evidence
         language=notice_language(language or current_language()),
         ip=request.remote_addr,
         user_agent=request.user_agent.string,
-    )
-
-
-@bp.route("/")
-@login_required
-def dashboard():
-    session = db.session()
-    subject = acting_subject(session)
-    versions: dict[str, list[int]] = {}
-    for row in service.grant_versions(session, subject.id):
-        versions.setdefault(row.grant_id, []).append(row.version)
-    return render_template(
-        "consent/dashboard.html",
-        subject=subject,
-        grants=service.current_grants(session, [subject.id]),
-        versions=versions,
-        providers=rights.provider_names(session),
-        revoke_form=RevokeForm(),
-        protect_form=ProtectOnlyForm(formdata=None, on="0" if subject.protect_only else "1"),
-        face_templates=template_count(session, subject.id, Modality.FACE),
-        voice_templates=template_count(session, subject.id, Modality.VOICE),
-        recent=rights.ledger(session, subject.id, limit=5),
     )
 
 
@@ -141,7 +113,7 @@ def new_grant():
             else:
                 session.commit()
                 flash(_("Consent granted. You can revoke it at any time from this page."))
-                return redirect(url_for("consent.dashboard"))
+                return redirect(url_for("rights.dashboard"))
     status = 400 if request.method == "POST" else 200
     return render_template(
         "consent/grant.html",
@@ -166,7 +138,7 @@ def revoke(grant_id: str):
         flash(_("Consent revoked. Edits that relied on it are no longer allowed."))
     else:
         flash(_("The form expired; please try again."), "error")
-    return redirect(url_for("consent.dashboard"))
+    return redirect(url_for("rights.dashboard"))
 
 
 @bp.route("/protect-only", methods=["POST"])
@@ -188,45 +160,4 @@ def protect_only():
         )
     else:
         flash(_("The form expired; please try again."), "error")
-    return redirect(url_for("consent.dashboard"))
-
-
-@bp.route("/activity")
-@login_required
-def activity():
-    session = db.session()
-    subject = acting_subject(session)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    entries = rights.ledger(
-        session, subject.id, limit=LEDGER_PAGE + 1, offset=(page - 1) * LEDGER_PAGE
-    )
-    return render_template(
-        "consent/activity.html",
-        entries=entries[:LEDGER_PAGE],
-        page=page,
-        more=len(entries) > LEDGER_PAGE,
-    )
-
-
-@bp.route("/grants/<grant_id>/v<int:version>/receipt.json")
-@login_required
-def receipt(grant_id: str, version: int):
-    session = db.session()
-    subject = acting_subject(session)
-    row = service.grant_version(session, subject.id, grant_id, version)  # NotFound if not theirs
-    body = build_receipt(
-        row,
-        subject,
-        rights.provider_names(session),
-        Controller.from_settings(services().settings),
-        request.url_root,
-    )
-    filename = f"consent-receipt-{row.grant_id}-v{row.version}.json"
-    return Response(
-        json.dumps(body, indent=2, ensure_ascii=False),
-        mimetype="application/json",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return redirect(url_for("rights.dashboard"))

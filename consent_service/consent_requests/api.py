@@ -12,8 +12,8 @@ from consent_service.api_contract import idempotency
 from consent_service.api_contract.operations import api_operation
 from consent_service.consent_requests import service
 from consent_service.consent_requests.schemas import ConsentRequestCreate, ConsentRequestPublic
-from consent_service.gate.api import require_provider
 from consent_service.runtime import services
+from consent_service.web import require_provider
 
 bp = Blueprint("consent_requests_api", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)

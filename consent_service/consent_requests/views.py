@@ -32,12 +32,12 @@ from consent_service.consent_requests.forms import AnswerForm, ApproveForm, Decl
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.errors import DomainError
 from consent_service.guardians import service as guardians
-from consent_service.guardians.views import acting_subject, guardian_evidence
 from consent_service.i18n import current_language
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
 from consent_service.timeutil import as_utc
 from consent_service.vocabulary import Modality
+from consent_service.web import acting_subject, guardian_evidence
 
 bp = Blueprint("consent_requests", __name__)
 LINKS_KEY = "consent_request_links"  # request id → link secret, in the signed session cookie

@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from functools import wraps
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from consent_service import db
-from consent_service.api_contract import idempotency, ratelimit
+from consent_service.api_contract import idempotency
 from consent_service.api_contract.operations import api_operation
-from consent_service.errors_http import problem
 from consent_service.gate import service
 from consent_service.gate.schemas import JobPublic, JobSubmission
-from consent_service.providers.service import authenticate_key
 from consent_service.runtime import services
+from consent_service.web import require_provider
 from workers import publish
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def _api_key() -> str | None:
-    auth = request.headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.headers.get("X-API-Key")
-
-
-def require_provider(view):
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        provider = authenticate_key(db.session(), _api_key())
-        if provider is None:  # one answer for missing, unknown, revoked and malformed keys
-            response = problem(401, "Unauthorized", "A valid API key is required.")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="consent-service"'
-            return response
-        g.provider = provider
-        ratelimit.enforce(_api_key())
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 @bp.post("/jobs")

@@ -10,12 +10,11 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from consent_service.accounts.models import Subject, User
-from consent_service.accounts.service import subject_of
+from consent_service.accounts.models import Guardianship, Subject, User
+from consent_service.accounts.service import guardian_reference, guardianship_of, subject_of
 from consent_service.audit import service as audit
-from consent_service.errors import InvalidRequest, NotFound
-from consent_service.guardians.models import Guardianship
-from consent_service.timeutil import as_utc, utcnow
+from consent_service.errors import InvalidRequest
+from consent_service.timeutil import utcnow
 
 # PIPL Art. 31: the personal information of a minor under 14 needs a guardian's consent.
 CHILD_AGE_LIMIT = 14
@@ -99,43 +98,6 @@ def children_of(session: Session, guardian: User) -> list[Subject]:
 def managed_subjects(session: Session, user: User) -> list[Subject]:
     """Every subject `user` may act for: their own first, then the children they manage."""
     return [subject_of(session, user), *children_of(session, user)]
-
-
-def guardianship_of(session: Session, subject_id: int) -> Guardianship | None:
-    return session.exec(select(Guardianship).where(Guardianship.subject_id == subject_id)).first()
-
-
-def acting_subject(session: Session, user: User, selected: int | None) -> Subject:
-    """The subject `user` acts for: their own (`selected` None), or a child they manage.
-    NotFound for anything else, so another guardian's child looks like no child at all."""
-    if selected is None:
-        return subject_of(session, user)
-    link = guardianship_of(session, selected)
-    if link is None or link.guardian_user_id != user.id or link.ended_at is not None:
-        raise NotFound("No such child.")
-    subject = session.get(Subject, selected)
-    if subject is None:
-        raise NotFound("No such child.")
-    return subject
-
-
-def guardian_reference(session: Session, guardian: User) -> str:
-    """The guardian as named in evidence and receipts: their own pseudonymous subject id."""
-    return subject_of(session, guardian).public_id
-
-
-def guardian_evidence(session: Session, subject: Subject) -> dict | None:
-    """The `guardian` of a grant's evidence when `subject` is managed; None for an adult."""
-    link = guardianship_of(session, subject.id)  # type: ignore[arg-type]
-    if link is None:
-        return None
-    guardian = session.get(User, link.guardian_user_id)
-    assert guardian is not None  # foreign key
-    return {
-        "reference": guardian_reference(session, guardian),
-        "relationship": link.relationship,
-        "declared_at": as_utc(link.declared_at).isoformat(),
-    }
 
 
 def end_guardianship(session: Session, subject_id: int) -> None:

@@ -17,34 +17,16 @@ from flask import (
 from flask import session as web_session
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlmodel import Session
 
 from consent_service import db
-from consent_service.accounts.forms import DeleteAccountForm
-from consent_service.accounts.models import Subject
-from consent_service.consent.service import Evidence
+from consent_service.accounts import service as accounts
 from consent_service.errors import DomainError, NotFound
 from consent_service.guardians import service
 from consent_service.guardians.forms import ActAsForm, ChildForm
-from consent_service.rights import service as rights
 from consent_service.runtime import services
+from consent_service.web import SESSION_KEY, safe_next
 
 bp = Blueprint("guardians", __name__)
-SESSION_KEY = "acting_subject"
-
-
-def acting_subject(session: Session) -> Subject:
-    """The subject the signed-in account acts for on this request: 404 if not theirs."""
-    selected = web_session.get(SESSION_KEY)
-    try:
-        return service.acting_subject(session, current_user, selected)
-    except NotFound:
-        web_session.pop(SESSION_KEY, None)
-        abort(404)
-
-
-def guardian_evidence(session: Session, subject: Subject) -> dict | None:
-    return service.guardian_evidence(session, subject)
 
 
 @bp.app_context_processor
@@ -92,7 +74,7 @@ def children():
                     name=child.display_name,
                 )
             )
-            return redirect(url_for("consent.dashboard"))
+            return redirect(url_for("rights.dashboard"))
     status = 400 if request.method == "POST" else 200
     return render_template(
         "guardians/children.html",
@@ -109,7 +91,7 @@ def act_as():
     form = ActAsForm()
     if not form.validate_on_submit():
         flash(_("The form expired; please try again."), "error")
-        return redirect(url_for("consent.dashboard"))
+        return redirect(url_for("rights.dashboard"))
     choice = form.subject.data or "me"
     if choice == "me":
         web_session.pop(SESSION_KEY, None)
@@ -117,58 +99,9 @@ def act_as():
         if not choice.isdigit():
             abort(404)
         try:
-            service.acting_subject(db.session(), current_user, int(choice))
+            accounts.acting_subject(db.session(), current_user, int(choice))
         except NotFound:
             abort(404)
         web_session[SESSION_KEY] = int(choice)
-    # Back to the page the selector was on (same-site paths only), else the dashboard. Imported
-    # here: accounts.views imports this module.
-    from consent_service.accounts.views import _safe_next
-
-    return redirect(_safe_next(request.form.get("next")))
-
-
-@bp.route("/children/<int:child_id>/delete", methods=["GET", "POST"])
-@login_required
-def delete_child(child_id: int):
-    session = db.session()
-    try:
-        child = service.acting_subject(session, current_user, child_id)
-    except NotFound:
-        abort(404)
-    form = DeleteAccountForm()
-    if form.validate_on_submit():
-        evidence = Evidence(
-            actor=f"user:{current_user.id}",
-            identity_method="password-confirmed",
-            ip=request.remote_addr,
-            user_agent=request.user_agent.string,
-            guardian=service.guardian_evidence(session, child),
-        )
-        name = child.display_name
-        try:
-            rights.delete_child(
-                session,
-                services().media_store,
-                services().audit_key,
-                current_user,
-                form.password.data or "",
-                child,
-                evidence,
-            )
-        except DomainError as exc:
-            session.rollback()
-            flash(exc.localized(), "error")
-        else:
-            session.commit()
-            if web_session.get(SESSION_KEY) == child_id:
-                web_session.pop(SESSION_KEY, None)
-            flash(
-                _(
-                    "%(name)s's face and voice templates are destroyed and their grants revoked.",
-                    name=name,
-                )
-            )
-            return redirect(url_for("consent.dashboard"))
-    status = 400 if request.method == "POST" else 200
-    return render_template("guardians/delete.html", form=form, child=child), status
+    # Back to the page the selector was on (same-site paths only), else the dashboard.
+    return redirect(safe_next(request.form.get("next")))

@@ -9,7 +9,12 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from consent_service.accounts.models import Subject, User
-from consent_service.accounts.service import end_all_sessions, subject_of, verify_password
+from consent_service.accounts.service import (
+    end_all_sessions,
+    guardian_evidence,
+    subject_of,
+    verify_password,
+)
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
@@ -131,7 +136,7 @@ def export(
             "protect_only": subject.protect_only,
             "created_at": as_utc(subject.created_at).isoformat(),
             # Managed by this account's holder as the guardian of a child under 14.
-            "guardian": guardians.guardian_evidence(session, subject),
+            "guardian": guardian_evidence(session, subject),
         },
         "grants": [_grant_version(g) for g in grants],
         "receipts": receipts(session, subject, controller, base_url),

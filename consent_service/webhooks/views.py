@@ -7,8 +7,8 @@ from flask import Blueprint, g, jsonify, request
 
 from consent_service import db
 from consent_service.api_contract.operations import api_operation
-from consent_service.gate.api import require_provider
 from consent_service.runtime import services
+from consent_service.web import require_provider
 from consent_service.webhooks import service
 from consent_service.webhooks.schemas import (
     DeliveryList,

@@ -13,17 +13,16 @@ import pytest
 from sqlmodel import select
 
 from consent_service import db
-from consent_service.accounts.models import Subject, User
+from consent_service.accounts.models import Guardianship, Subject, User
 from consent_service.accounts.service import subject_of
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
 from consent_service.biometrics.service import bump_gallery, seal_template
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
-from consent_service.guardians.models import Guardianship
-from consent_service.guardians.views import SESSION_KEY
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
+from consent_service.web import SESSION_KEY
 from tests.support import Person
 
 PASSWORD = "a long enough password"

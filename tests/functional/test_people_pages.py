@@ -259,7 +259,7 @@ def test_a_chinese_page_names_edits_roles_and_outcomes_in_chinese(site):
 
 
 def test_the_ledger_pages(site, monkeypatch):
-    from consent_service.consent import views
+    from consent_service.rights import views
 
     person, subject_id = _sign_up(site, "pia@example.org")
     jobs = [_add_job(site, subject_id, "Acme", "allow", "consented") for _ in range(3)]

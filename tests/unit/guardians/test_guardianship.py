@@ -6,7 +6,12 @@ from datetime import date
 
 import pytest
 
-from consent_service.accounts.service import sign_up, subject_of
+from consent_service.accounts.service import (
+    acting_subject,
+    guardian_evidence,
+    sign_up,
+    subject_of,
+)
 from consent_service.consent import service as consent
 from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.errors import InvalidRequest, NotFound
@@ -51,26 +56,26 @@ def test_acting_subject_is_own_or_a_managed_child_only(session):
     guardian = sign_up(session, "g@example.org", PASSWORD)
     other = sign_up(session, "o@example.org", PASSWORD)
     child = _add(session, guardian)
-    assert guardians.acting_subject(session, guardian, None) == subject_of(session, guardian)
-    assert guardians.acting_subject(session, guardian, child.id) == child
+    assert acting_subject(session, guardian, None) == subject_of(session, guardian)
+    assert acting_subject(session, guardian, child.id) == child
     with pytest.raises(NotFound):
-        guardians.acting_subject(session, other, child.id)
+        acting_subject(session, other, child.id)
     with pytest.raises(NotFound):  # not even one's own subject by id: it is "me"
-        guardians.acting_subject(session, other, subject_of(session, other).id)
+        acting_subject(session, other, subject_of(session, other).id)
     guardians.end_guardianship(session, child.id)
     with pytest.raises(NotFound):
-        guardians.acting_subject(session, guardian, child.id)
+        acting_subject(session, guardian, child.id)
     assert guardians.children_of(session, guardian) == []
 
 
 def test_a_grant_for_a_child_names_the_guardian_in_its_receipt(session):
     guardian = sign_up(session, "g@example.org", PASSWORD)
     child = _add(session, guardian)
-    assert guardians.guardian_evidence(session, subject_of(session, guardian)) is None
+    assert guardian_evidence(session, subject_of(session, guardian)) is None
     evidence = consent.Evidence(
         actor=f"user:{guardian.id}",
         identity_method="password-session",
-        guardian=guardians.guardian_evidence(session, child),
+        guardian=guardian_evidence(session, child),
     )
     request = consent.GrantRequest([Operation.FACE_SWAP], [Role.TARGET], True, [])
     row = consent.grant(session, KEY, child.id, request, evidence)

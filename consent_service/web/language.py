@@ -7,8 +7,8 @@ from flask import Blueprint, abort, redirect, request
 from flask_login import current_user
 
 from consent_service import db
-from consent_service.accounts.views import _safe_next
 from consent_service.i18n import COOKIE, LOCALES, locale_name
+from consent_service.web import safe_next
 
 bp = Blueprint("i18n", __name__)
 ONE_YEAR = 365 * 24 * 3600
@@ -25,6 +25,6 @@ def switch():
         user = session.merge(current_user._get_current_object())
         user.language = tag
         session.commit()
-    response = redirect(_safe_next(request.form.get("next")))  # same-site paths only
+    response = redirect(safe_next(request.form.get("next")))  # same-site paths only
     response.set_cookie(COOKIE, tag, max_age=ONE_YEAR, httponly=True, samesite="Lax")
     return response

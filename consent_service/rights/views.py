@@ -1,0 +1,209 @@
+"""The people's own pages over everything the service holds about them: the dashboard, the
+activity ledger, consent receipts, the export of all own data, and the erasure of an account or
+of a managed child. Above the capabilities they read (consent, biometrics, the gate's findings).
+Thin: every action is a service call."""
+
+from __future__ import annotations
+
+import json
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as web_session
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, logout_user
+
+from consent_service import db
+from consent_service.accounts import service as accounts
+from consent_service.accounts.forms import DeleteAccountForm
+from consent_service.biometrics.service import template_count
+from consent_service.consent import service as consent
+from consent_service.consent.forms import ProtectOnlyForm, RevokeForm
+from consent_service.consent.receipts import Controller, build_receipt
+from consent_service.consent.service import Evidence
+from consent_service.errors import DomainError, InvalidRequest, NotFound
+from consent_service.rights import service as rights
+from consent_service.runtime import services
+from consent_service.vocabulary import Modality
+from consent_service.web import SESSION_KEY, acting_subject
+
+bp = Blueprint("rights", __name__)
+LEDGER_PAGE = 100  # rows per page of the activity ledger
+
+
+@bp.route("/")
+@login_required
+def dashboard():
+    session = db.session()
+    subject = acting_subject(session)
+    versions: dict[str, list[int]] = {}
+    for row in consent.grant_versions(session, subject.id):
+        versions.setdefault(row.grant_id, []).append(row.version)
+    return render_template(
+        "consent/dashboard.html",
+        subject=subject,
+        grants=consent.current_grants(session, [subject.id]),
+        versions=versions,
+        providers=rights.provider_names(session),
+        revoke_form=RevokeForm(),
+        protect_form=ProtectOnlyForm(formdata=None, on="0" if subject.protect_only else "1"),
+        face_templates=template_count(session, subject.id, Modality.FACE),
+        voice_templates=template_count(session, subject.id, Modality.VOICE),
+        recent=rights.ledger(session, subject.id, limit=5),
+    )
+
+
+@bp.route("/activity")
+@login_required
+def activity():
+    session = db.session()
+    subject = acting_subject(session)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    entries = rights.ledger(
+        session, subject.id, limit=LEDGER_PAGE + 1, offset=(page - 1) * LEDGER_PAGE
+    )
+    return render_template(
+        "consent/activity.html",
+        entries=entries[:LEDGER_PAGE],
+        page=page,
+        more=len(entries) > LEDGER_PAGE,
+    )
+
+
+@bp.route("/grants/<grant_id>/v<int:version>/receipt.json")
+@login_required
+def receipt(grant_id: str, version: int):
+    session = db.session()
+    subject = acting_subject(session)
+    row = consent.grant_version(session, subject.id, grant_id, version)  # NotFound if not theirs
+    body = build_receipt(
+        row,
+        subject,
+        rights.provider_names(session),
+        Controller.from_settings(services().settings),
+        request.url_root,
+    )
+    filename = f"consent-receipt-{row.grant_id}-v{row.version}.json"
+    return Response(
+        json.dumps(body, indent=2, ensure_ascii=False),
+        mimetype="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.route("/account/export.json")
+@login_required
+def export():
+    session = db.session()
+    user = session.merge(current_user._get_current_object())
+    body = rights.export(
+        session,
+        user,
+        Controller.from_settings(services().settings),
+        request.url_root,
+        subject=acting_subject(session),  # "me", or the child chosen in the selector
+    )
+    return Response(
+        json.dumps(body, indent=2, ensure_ascii=False),
+        mimetype="application/json",
+        headers={
+            "Content-Disposition": 'attachment; filename="consent-service-export.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.route("/account/delete", methods=["GET", "POST"])
+@login_required
+def delete_account():
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        session = db.session()
+        user = session.merge(current_user._get_current_object())
+        evidence = Evidence(
+            actor=f"user:{user.id}",
+            identity_method="password-confirmed",
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+        )
+        try:
+            rights.delete_account(
+                session,
+                services().media_store,
+                services().audit_key,
+                user,
+                form.password.data,
+                evidence,
+            )
+        except InvalidRequest as exc:
+            session.rollback()
+            flash(exc.localized(), "error")  # a wrong password, in the page's language
+        else:
+            session.commit()
+            logout_user()
+            flash(
+                _(
+                    "Your account is deleted: your face and voice templates are destroyed and "
+                    "your grants are revoked."
+                )
+            )
+            return redirect(url_for("accounts.login"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("accounts/delete.html", form=form), status
+
+
+@bp.route("/children/<int:child_id>/delete", methods=["GET", "POST"])
+@login_required
+def delete_child(child_id: int):
+    session = db.session()
+    try:
+        child = accounts.acting_subject(session, current_user, child_id)
+    except NotFound:
+        abort(404)
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        evidence = Evidence(
+            actor=f"user:{current_user.id}",
+            identity_method="password-confirmed",
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+            guardian=accounts.guardian_evidence(session, child),
+        )
+        name = child.display_name
+        try:
+            rights.delete_child(
+                session,
+                services().media_store,
+                services().audit_key,
+                current_user,
+                form.password.data or "",
+                child,
+                evidence,
+            )
+        except DomainError as exc:
+            session.rollback()
+            flash(exc.localized(), "error")
+        else:
+            session.commit()
+            if web_session.get(SESSION_KEY) == child_id:
+                web_session.pop(SESSION_KEY, None)
+            flash(
+                _(
+                    "%(name)s's face and voice templates are destroyed and their grants revoked.",
+                    name=name,
+                )
+            )
+            return redirect(url_for("rights.dashboard"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("guardians/delete.html", form=form, child=child), status

@@ -1,0 +1,76 @@
+"""Web plumbing every capability's pages and API share: who is acting on this request (the
+signed-in account's own subject or a child it manages), same-site `next` redirects, and the
+provider's API-key authentication. Capabilities import this package, never each other's views.
+The pages of the web session itself live here too: sign-in (`signin`) and the language switch
+(`language`), so that `accounts` and `i18n` stay below it.
+
+The selected subject lives in the Flask session and is checked against the signed-in account on
+every request (`acting_subject`), so a stale or forged selection never reaches another family."""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import abort, g, request, url_for
+from flask import session as web_session
+from flask_login import current_user
+from sqlmodel import Session
+
+from consent_service import db
+from consent_service.accounts import service as accounts
+from consent_service.accounts.models import Subject
+from consent_service.api_contract import ratelimit
+from consent_service.errors import NotFound
+from consent_service.errors_http import problem
+from consent_service.providers.service import authenticate_key
+
+# The Flask-session key of the subject chosen in the "me / child" selector.
+SESSION_KEY = "acting_subject"
+
+
+def acting_subject(session: Session) -> Subject:
+    """The subject the signed-in account acts for on this request: 404 if not theirs."""
+    selected = web_session.get(SESSION_KEY)
+    try:
+        return accounts.acting_subject(session, current_user, selected)
+    except NotFound:
+        web_session.pop(SESSION_KEY, None)
+        abort(404)
+
+
+def guardian_evidence(session: Session, subject: Subject) -> dict | None:
+    return accounts.guardian_evidence(session, subject)
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("rights.dashboard")
+
+
+def _api_key() -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("X-API-Key")
+
+
+def require_provider(view):
+    """An API view for providers: the key's provider in `g.provider`, rate limited per key."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        provider = authenticate_key(db.session(), _api_key())
+        if provider is None:  # one answer for missing, unknown, revoked and malformed keys
+            response = problem(401, "Unauthorized", "A valid API key is required.")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="consent-service"'
+            return response
+        g.provider = provider
+        ratelimit.enforce(_api_key())
+        return view(*args, **kwargs)
+
+    return wrapper
