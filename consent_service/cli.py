@@ -522,7 +522,7 @@ def mail() -> None:
 @click.option("--full", is_flag=True, help="Print each mail's text too.")
 def mail_outbox(full: bool) -> None:
     """The mails written to the local outbox (no SMTP_HOST configured), oldest first."""
-    from consent_service.consent_requests.mail import read_outbox
+    from consent_service.mail import read_outbox
 
     settings = Settings()
     mails = read_outbox(settings.mail_outbox_dir)

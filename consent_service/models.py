@@ -3,11 +3,17 @@
 from consent_service.accounts.models import Guardianship, Subject, User
 from consent_service.audit.models import AuditEvent, AuditHead
 from consent_service.biometrics.live_models import LiveChallenge
-from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
+from consent_service.biometrics.models import (
+    BiometricTemplate,
+    Enrollment,
+    EnrollmentDispute,
+    GalleryVersion,
+)
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent_requests.models import ConsentRequest, DecisionRevision, FindingFace
 from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
-from consent_service.operators.models import EnrollmentDispute, SubjectNotice, WorkerHeartbeat
+from consent_service.notices.models import SubjectNotice
+from consent_service.operators.models import WorkerHeartbeat
 from consent_service.portal.models import ProviderStaff
 from consent_service.providers.models import ApiKey, Provider
 from consent_service.webhooks.models import Webhook, WebhookDelivery

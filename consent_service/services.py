@@ -11,8 +11,8 @@ from consent_service.biometrics.faces import DlibFaceEmbedder, FaceEmbedder
 from consent_service.biometrics.service import FaceMatching, GalleryIndex
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, VoiceEmbedder
-from consent_service.consent_requests.mail import Mailer, mailer_for
 from consent_service.crypto import Envelope, derive_key
+from consent_service.mail import Mailer, mailer_for
 from consent_service.media.limits import VideoLimits
 from consent_service.settings import Settings
 from consent_service.storage import LocalMediaStore, MediaStore

@@ -9,7 +9,7 @@ from datetime import timedelta
 from celery import shared_task
 
 from consent_service import db
-from consent_service.operators import disputes
+from consent_service.notices import service as notices
 from consent_service.operators import service as operators
 from consent_service.runtime import services
 from consent_service.storage import LocalMediaStore
@@ -49,4 +49,4 @@ def notices_mail() -> int:
     """Mail the people's notices not mailed yet (dispute opened or resolved)."""
     svc = services()
     with db.unit_of_work() as s:
-        return disputes.mail_notices(s, svc.mailer, svc.settings.mail_from)
+        return notices.mail_notices(s, svc.mailer, svc.settings.mail_from)

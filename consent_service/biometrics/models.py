@@ -1,4 +1,5 @@
-"""Biometric templates (encrypted embeddings) and the enrollments that make them."""
+"""Biometric templates (encrypted embeddings), the enrollments that make them, and the disputes
+that hold an enrollment matching another account's templates."""
 
 from __future__ import annotations
 
@@ -54,3 +55,31 @@ class GalleryVersion(SQLModel, table=True):
 
     modality: str = Field(primary_key=True, max_length=16)
     version: int = 0
+
+
+class EnrollmentDispute(SQLModel, table=True):
+    """A new enrollment whose face or voice matches another account's templates. The new vectors
+    wait here, encrypted and outside the gallery, until an operator decides."""
+
+    __tablename__ = "enrollment_dispute"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    enrollment_id: str = Field(foreign_key="enrollment.id", unique=True)
+    modality: str = Field(max_length=16)
+    model: str = Field(max_length=64)
+    claimant_subject_id: int = Field(foreign_key="subject.id", index=True)  # the new account
+    holder_subject_id: int = Field(foreign_key="subject.id", index=True)  # already enrolled
+    # `open` | `awarded_claimant` | `kept_holder` | `rejected_both`
+    status: str = Field(default="open", max_length=24, index=True)
+    vector_count: int = 0
+    # The claimant's vectors (float64 rows) under one AES-256-GCM envelope; emptied on resolution.
+    ciphertext: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    wrapped_key: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    resolved_by: str | None = Field(default=None, max_length=200)
+    note: str = Field(default="", max_length=2000)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    resolved_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

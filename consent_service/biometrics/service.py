@@ -14,7 +14,9 @@ import numpy as np
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from consent_service.accounts import service as accounts
 from consent_service.audit import service as audit
+from consent_service.biometrics import disputes
 from consent_service.biometrics.faces import FaceEmbedder
 from consent_service.biometrics.images import decode_image
 from consent_service.biometrics.matching import Gallery, identify, mutually_consistent
@@ -23,7 +25,6 @@ from consent_service.crypto import Envelope
 from consent_service.db import unit_of_work
 from consent_service.errors import N_, DomainError, EnrollmentRejected, MediaRejected, Msgid
 from consent_service.media.limits import VideoLimits
-from consent_service.operators import disputes
 from consent_service.storage import MediaStore
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import EnrollmentStatus, Modality
@@ -335,8 +336,6 @@ def import_face(
 ) -> tuple[Enrollment, bool]:
     """Operator import: the account (created if missing, with a random password) and a pending
     face enrollment of the photos. Returns (enrollment, account_created)."""
-    from consent_service.accounts import service as accounts
-
     user = accounts.find_user(session, email)
     created = user is None
     if user is None:

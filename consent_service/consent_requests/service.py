@@ -37,7 +37,7 @@ from consent_service.errors import N_, Conflict, DomainError, InvalidRequest, Ms
 from consent_service.gate import service as gate
 from consent_service.gate.models import Decision, Finding
 from consent_service.i18n.labels import MODALITIES, OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
-from consent_service.i18n.mail import compose, mail_languages
+from consent_service.mail import compose, mail_languages
 from consent_service.providers.models import Provider
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens.service import DecisionSigner

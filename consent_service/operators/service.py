@@ -13,19 +13,21 @@ from pathlib import Path
 from sqlalchemy import func, text
 from sqlmodel import Session, select
 
+from consent_service.accounts import service as accounts
 from consent_service.accounts.models import User
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
-from consent_service.biometrics.models import BiometricTemplate, Enrollment
+from consent_service.biometrics.disputes import OPEN, open_vectors
+from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
 from consent_service.biometrics.service import bump_gallery, keep_error, seal_template
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.service import latest_version
 from consent_service.crypto import Envelope
 from consent_service.errors import Conflict, InvalidRequest, NotFound
 from consent_service.gate.models import GateJob
-from consent_service.operators import notices
-from consent_service.operators.disputes import OPEN, notify, open_vectors
-from consent_service.operators.models import EnrollmentDispute, WorkerHeartbeat
+from consent_service.notices import service as notices
+from consent_service.notices.service import notify
+from consent_service.operators.models import WorkerHeartbeat
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
@@ -40,8 +42,6 @@ PROVIDER_STATUSES = ("pending", "active", "suspended")
 def add_operator(session: Session, audit_key: bytes, email: str) -> tuple[User, bool]:
     """Make the account an operator, creating it (random password) if missing.
     Returns (user, created)."""
-    from consent_service.accounts import service as accounts
-
     user = accounts.find_user(session, email)
     created = user is None
     if user is None:
@@ -96,7 +96,7 @@ class Resolution(StrEnum):
 
 
 def _told(resolution: Resolution, who: str) -> str:
-    """The key of what `who` (`claimant` or `holder`) is told (operators/notices.py)."""
+    """The key of what `who` (`claimant` or `holder`) is told (notices/service.py)."""
     return f"dispute.resolved.{resolution.value}.{who}"
 
 

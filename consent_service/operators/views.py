@@ -11,9 +11,11 @@ from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.accounts.service import subject_of
 from consent_service.audit import service as audit
-from consent_service.operators import disputes, notices, service
+from consent_service.biometrics.models import EnrollmentDispute
+from consent_service.notices import service as notices
+from consent_service.notices.models import SubjectNotice
+from consent_service.operators import service
 from consent_service.operators.forms import ProviderStatusForm, ResolveDisputeForm
-from consent_service.operators.models import EnrollmentDispute, SubjectNotice
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from workers import DEFAULT_QUEUE, MATCHING_QUEUE
@@ -95,7 +97,7 @@ def dispute(dispute_id: str):
                 form.note.data or "",
             )
         with db.unit_of_work() as s:  # committed: now tell both people by mail too
-            disputes.mail_notices(s, svc.mailer, svc.settings.mail_from)
+            notices.mail_notices(s, svc.mailer, svc.settings.mail_from)
         flash(f"Dispute resolved: {row.status}.", "ok")
         return redirect(url_for(".index"))
     row = session.get(EnrollmentDispute, dispute_id)

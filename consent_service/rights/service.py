@@ -17,6 +17,7 @@ from consent_service.accounts.service import (
 )
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
+from consent_service.biometrics import disputes
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
 from consent_service.biometrics.service import bump_gallery
 from consent_service.consent import service as consent
@@ -24,7 +25,6 @@ from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.errors import InvalidRequest
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.guardians import service as guardians
-from consent_service.operators import disputes
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, new_id, utcnow

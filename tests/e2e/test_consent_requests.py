@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
-from consent_service.consent_requests.mail import read_outbox
+from consent_service.mail import read_outbox
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
 from tests.e2e.test_webhooks import Receiver, serving

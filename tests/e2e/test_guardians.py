@@ -18,8 +18,8 @@ from consent_service.accounts.models import Subject, User
 from consent_service.accounts.service import subject_of
 from consent_service.biometrics.service import wait_for_enrollment
 from consent_service.consent.notice import NOTICE_VERSION
-from consent_service.consent_requests.mail import read_outbox
 from consent_service.gate.models import Finding
+from consent_service.mail import read_outbox
 from tests.e2e.conftest import DECISION_TIMEOUT, Api
 from tests.support import Person
 

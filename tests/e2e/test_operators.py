@@ -11,9 +11,9 @@ from sqlmodel import select
 
 from consent_service import db
 from consent_service.accounts.service import sign_up
-from consent_service.biometrics.models import BiometricTemplate
-from consent_service.consent_requests.mail import read_outbox
-from consent_service.operators.models import EnrollmentDispute, WorkerHeartbeat
+from consent_service.biometrics.models import BiometricTemplate, EnrollmentDispute
+from consent_service.mail import read_outbox
+from consent_service.operators.models import WorkerHeartbeat
 from consent_service.operators.service import add_operator
 from consent_service.runtime import services
 from consent_service.vocabulary import Operation

@@ -19,9 +19,9 @@ from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import keep_error
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION, notice_digest
-from consent_service.consent_requests.mail import read_outbox
 from consent_service.errors import EnrollmentRejected, MediaRejected
 from consent_service.i18n import TRANSLATIONS, compile_catalogs
+from consent_service.mail import read_outbox
 from tests.support import Person
 
 ROOT = Path(__file__).resolve().parents[2]

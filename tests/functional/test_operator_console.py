@@ -14,12 +14,12 @@ from sqlmodel import select
 from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.audit.models import AuditEvent
-from consent_service.biometrics.models import BiometricTemplate, Enrollment
+from consent_service.biometrics.disputes import open_dispute
+from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
 from consent_service.biometrics.service import seal_template
 from consent_service.cli import main
-from consent_service.consent_requests.mail import read_outbox
-from consent_service.operators.disputes import open_dispute
-from consent_service.operators.models import EnrollmentDispute, WorkerHeartbeat
+from consent_service.mail import read_outbox
+from consent_service.operators.models import WorkerHeartbeat
 from consent_service.operators.service import add_operator, heartbeat
 from consent_service.providers.models import Provider
 from consent_service.runtime import services

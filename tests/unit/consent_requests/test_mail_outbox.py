@@ -7,7 +7,7 @@ from email.message import EmailMessage
 from click.testing import CliRunner
 
 from consent_service.cli import main
-from consent_service.consent_requests.mail import OutboxMailer, SmtpMailer, mailer_for
+from consent_service.mail import OutboxMailer, SmtpMailer, mailer_for
 from consent_service.settings import Settings
 
 

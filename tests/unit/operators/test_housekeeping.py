@@ -14,14 +14,19 @@ from sqlmodel import select
 
 from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
-from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
+from consent_service.biometrics.disputes import open_dispute
+from consent_service.biometrics.models import (
+    BiometricTemplate,
+    Enrollment,
+    EnrollmentDispute,
+    GalleryVersion,
+)
 from consent_service.biometrics.service import open_template, seal_template
 from consent_service.consent.models import ConsentGrant
 from consent_service.crypto import Envelope
 from consent_service.errors import Conflict
+from consent_service.notices.models import SubjectNotice
 from consent_service.operators import service
-from consent_service.operators.disputes import open_dispute
-from consent_service.operators.models import EnrollmentDispute, SubjectNotice
 from consent_service.storage import LocalMediaStore
 from consent_service.timeutil import utcnow
 
@@ -170,7 +175,7 @@ class _Mailbox:
 
 def test_notices_are_mailed_once_and_failures_retried(session, make_subject, reopen, babel_app):
     from consent_service.accounts.models import User
-    from consent_service.operators.disputes import mail_notices, notify
+    from consent_service.notices.service import mail_notices, notify
 
     a, b = make_subject(language="en"), make_subject(language="en")
     notify(session, a.id, "dispute.opened", "dispute.opened.claimant", modality="face")
@@ -193,7 +198,7 @@ def test_notices_are_mailed_once_and_failures_retried(session, make_subject, reo
 
 
 def test_notices_are_mailed_in_each_readers_language(session, make_subject, babel_app):
-    from consent_service.operators.disputes import mail_notices, notify
+    from consent_service.notices.service import mail_notices, notify
 
     people = {
         "zh-CN": make_subject(language="zh-CN"),
@@ -231,8 +236,8 @@ def test_a_notice_keeps_its_english_text_and_shows_in_the_readers_language(
 ):
     from flask_babel import force_locale
 
-    from consent_service.operators import notices
-    from consent_service.operators.disputes import notify
+    from consent_service.notices import service as notices
+    from consent_service.notices.service import notify
 
     subject = make_subject()
     notify(session, subject.id, "dispute.opened", "dispute.opened.claimant", modality="face")
@@ -252,7 +257,7 @@ def test_a_notice_keeps_its_english_text_and_shows_in_the_readers_language(
 
 
 def test_deleting_the_claimant_destroys_the_held_vectors(session, make_subject, envelope):
-    from consent_service.operators.disputes import withdraw_claims
+    from consent_service.biometrics.disputes import withdraw_claims
 
     holder, claimant = make_subject(), make_subject()
     enrollment = Enrollment(subject_id=claimant.id, modality="face", status="disputed")

@@ -1,14 +1,24 @@
 """What people are told about their enrollments, as message keys with parameters, so that each
-reader gets it in their own language: on the dashboard in the page's, by mail in their account's.
+reader gets it in their own language: on the dashboard in the page's, by mail in their account's
+(once committed: `mail_notices`, the `notices.mail` task).
 A notice also keeps its English text (`SubjectNotice.message`), which rows from before the keys
 show as they are."""
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+import logging
+import smtplib
 
+from flask_babel import lazy_gettext as _l
+from sqlmodel import Session, select
+
+from consent_service.accounts.models import Subject, User
 from consent_service.errors import N_, EnrollmentRejected
-from consent_service.operators.models import SubjectNotice
+from consent_service.mail import Mailer, compose, mail_languages
+from consent_service.notices.models import SubjectNotice
+from consent_service.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 TEXTS = {
     "dispute.opened.claimant": N_(
@@ -90,3 +100,48 @@ def new_notice(subject_id: int, kind: str, key: str, **params: str) -> SubjectNo
         params=params,
         message=english(key, params)[:2000],
     )
+
+
+def notify(session: Session, subject_id: int, kind: str, key: str, **params: str) -> None:
+    """Tell a person something (`key` of TEXTS with its parameters): on their
+    dashboard, and by mail once committed (mail_notices), each in the reader's language."""
+    session.add(new_notice(subject_id, kind, key, **params))
+
+
+def mail_notices(session: Session, mailer: Mailer, sender: str, limit: int = 100) -> int:
+    """After the commit that wrote them: mail the notices not mailed yet to their person's
+    address, in the account's language (both languages when it has none), marking each one sent
+    (the caller commits). A failed send is logged and left for the next call; the notice is on
+    the dashboard either way. Runs inside an app context (a request or a Celery task)."""
+    sent = 0
+    rows = session.exec(
+        select(SubjectNotice)
+        .where(SubjectNotice.mailed_at.is_(None))  # type: ignore[union-attr]
+        .order_by(SubjectNotice.id)  # type: ignore[arg-type]
+        .limit(limit)
+    ).all()
+    for notice in rows:
+        subject = session.get(Subject, notice.subject_id)
+        user = session.get(User, subject.user_id) if subject else None
+        address = user.email if user else None
+        if not address or address.endswith(".invalid"):  # deleted accounts keep no address
+            notice.mailed_at = utcnow()
+            continue
+        message = compose(
+            sender,
+            address,
+            mail_languages(user.language if user else None),
+            lambda notice=notice: (
+                subject_of(notice),
+                f"{text_of(notice)}\n\n{ALSO_ON_DASHBOARD}\n",
+            ),
+        )
+        try:
+            mailer.send(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("notice %s not mailed: %s", notice.id, exc)
+            continue
+        notice.mailed_at = utcnow()
+        sent += 1
+    session.flush()
+    return sent

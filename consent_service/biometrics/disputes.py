@@ -1,26 +1,18 @@
-"""Opening an enrollment dispute: a new face or voice that matches another account's templates is
-held, encrypted and outside the gallery, until an operator resolves it (operators/service.py)."""
+"""Enrollment disputes: a new face or voice that matches another account's templates is held,
+encrypted and outside the gallery, until an operator resolves it (operators/service.py). Opened
+by enrollment (biometrics/service.py), withdrawn by account deletion (rights/service.py)."""
 
 from __future__ import annotations
-
-import logging
-import smtplib
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlmodel import Session, select
 
 from consent_service.audit import service as audit
+from consent_service.biometrics.models import Enrollment, EnrollmentDispute
 from consent_service.crypto import Envelope
-from consent_service.i18n.mail import compose, mail_languages
-from consent_service.operators import notices
-from consent_service.operators.models import EnrollmentDispute, SubjectNotice
+from consent_service.notices.service import notify
 from consent_service.timeutil import utcnow
 
-if TYPE_CHECKING:
-    from consent_service.consent_requests.mail import Mailer
-
-log = logging.getLogger(__name__)
 OPEN = "open"
 
 
@@ -37,12 +29,6 @@ def seal_vectors(envelope: Envelope, dispute: EnrollmentDispute, vectors: list[n
 def open_vectors(envelope: Envelope, dispute: EnrollmentDispute) -> list[np.ndarray]:
     raw = envelope.open(dispute.ciphertext, dispute.wrapped_key, _aad(dispute.id))
     return list(np.frombuffer(raw, dtype="<f8").reshape(dispute.vector_count, -1))
-
-
-def notify(session: Session, subject_id: int, kind: str, key: str, **params: str) -> None:
-    """Tell a person something (`key` of operators/notices.py with its parameters): on their
-    dashboard, and by mail once committed (mail_notices), each in the reader's language."""
-    session.add(notices.new_notice(subject_id, kind, key, **params))
 
 
 def open_claims_of(session: Session, subject_id: int, modality: str) -> list[EnrollmentDispute]:
@@ -102,52 +88,9 @@ def open_dispute(
     return dispute
 
 
-def mail_notices(session: Session, mailer: Mailer, sender: str, limit: int = 100) -> int:
-    """After the commit that wrote them: mail the notices not mailed yet to their person's
-    address, in the account's language (both languages when it has none), marking each one sent
-    (the caller commits). A failed send is logged and left for the next call; the notice is on
-    the dashboard either way. Runs inside an app context (a request or a Celery task)."""
-    from consent_service.accounts.models import Subject, User
-
-    sent = 0
-    rows = session.exec(
-        select(SubjectNotice)
-        .where(SubjectNotice.mailed_at.is_(None))  # type: ignore[union-attr]
-        .order_by(SubjectNotice.id)  # type: ignore[arg-type]
-        .limit(limit)
-    ).all()
-    for notice in rows:
-        subject = session.get(Subject, notice.subject_id)
-        user = session.get(User, subject.user_id) if subject else None
-        address = user.email if user else None
-        if not address or address.endswith(".invalid"):  # deleted accounts keep no address
-            notice.mailed_at = utcnow()
-            continue
-        message = compose(
-            sender,
-            address,
-            mail_languages(user.language if user else None),
-            lambda notice=notice: (
-                notices.subject_of(notice),
-                f"{notices.text_of(notice)}\n\n{notices.ALSO_ON_DASHBOARD}\n",
-            ),
-        )
-        try:
-            mailer.send(message)
-        except (OSError, smtplib.SMTPException) as exc:
-            log.warning("notice %s not mailed: %s", notice.id, exc)
-            continue
-        notice.mailed_at = utcnow()
-        sent += 1
-    session.flush()
-    return sent
-
-
 def withdraw_claims(session: Session, subject_id: int) -> int:
     """A claimant's account is deleted: its open disputes end as `withdrawn` and the held vectors
     are destroyed at once (the caller commits)."""
-    from consent_service.biometrics.models import Enrollment
-
     claims = open_claims_of(session, subject_id, "face") + open_claims_of(
         session, subject_id, "voice"
     )

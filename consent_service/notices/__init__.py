@@ -1,0 +1,1 @@
+"""What people are told about their enrollments: on their dashboard and by mail."""
