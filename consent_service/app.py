@@ -15,6 +15,7 @@ from consent_service.consent.views import bp as consent_bp
 from consent_service.consent_requests.api import bp as consent_requests_api_bp
 from consent_service.consent_requests.views import bp as consent_requests_bp
 from consent_service.extensions import csrf, login_manager
+from consent_service.gate import revocations  # noqa: F401  connects the gate to consent's grant_revoked
 from consent_service.gate.api import bp as api_bp
 from consent_service.guardians.views import bp as guardians_bp
 from consent_service.operators.views import bp as operators_bp

@@ -10,8 +10,15 @@ from consent_service.biometrics.models import (
     GalleryVersion,
 )
 from consent_service.consent.models import ConsentGrant
-from consent_service.consent_requests.models import ConsentRequest, DecisionRevision, FindingFace
-from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
+from consent_service.consent_requests.models import ConsentRequest
+from consent_service.gate.models import (
+    Decision,
+    DecisionRevision,
+    Finding,
+    FindingFace,
+    GateJob,
+    MediaItem,
+)
 from consent_service.notices.models import SubjectNotice
 from consent_service.operators.models import WorkerHeartbeat
 from consent_service.portal.models import ProviderStaff

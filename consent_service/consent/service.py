@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from blinker import Namespace
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -16,7 +17,11 @@ from consent_service.consent.notice import NOTICE_VERSION
 from consent_service.errors import InvalidRequest, Msgid, NotFound
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.vocabulary import GrantStatus, Modality, Operation, Role
-from consent_service.webhooks import service as webhooks
+
+_signals = Namespace()
+# Sent in the transaction that writes a revoked version, with `grant_id` and `version`; the
+# session is the sender. The gate listens (gate/revocations.py): consent knows nothing of jobs.
+grant_revoked = _signals.signal("grant-revoked")
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ def revoke(
         subject_id=subject_id,
     )
     # Providers whose allowed jobs relied on this grant hear of it (outbox, sent after commit).
-    webhooks.grant_revoked(session, row.grant_id, row.version)
+    grant_revoked.send(session, grant_id=row.grant_id, version=row.version)
     return row
 
 

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, select
@@ -20,13 +21,15 @@ from consent_service import db
 from consent_service.crypto import Envelope
 from consent_service.db import unit_of_work
 from consent_service.errors import InvalidRequest, NotFound
-from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.providers.models import Provider
 from consent_service.settings import Settings
 from consent_service.timeutil import as_utc, new_id, utcnow
 from consent_service.webhooks import signature
 from consent_service.webhooks.models import Webhook, WebhookDelivery
 from consent_service.webhooks.transport import DeliveryError, WebhookTransport, check_url
+
+if TYPE_CHECKING:  # the event's shape only: webhooks sits below the gate
+    from consent_service.gate.models import GateJob
 
 JOB_DECIDED = "job.decided"
 CONSENT_REVOKED = "consent.revoked"
@@ -219,38 +222,6 @@ def job_decided(
         },
         job_id=job.id,
     )
-
-
-def grant_revoked(session: Session, grant_id: str, version: int) -> list[WebhookDelivery]:
-    """`consent.revoked`: call in the transaction that writes the revoked version. Each provider
-    whose allowed jobs relied on the grant (any earlier version) hears which jobs those are."""
-    rows = session.exec(
-        select(GateJob.provider_id, GateJob.id)
-        .join(Finding, Finding.job_id == GateJob.id)  # type: ignore[arg-type]
-        .join(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
-        .where(Finding.grant_id == grant_id, Decision.decision == "allow")
-        .distinct()
-        .order_by(GateJob.provider_id, GateJob.id)
-    ).all()
-    by_provider: dict[str, list[str]] = {}
-    for provider_id, job_id in rows:
-        by_provider.setdefault(provider_id, []).append(job_id)
-    deliveries = []
-    for provider_id, job_ids in by_provider.items():
-        for start in range(0, len(job_ids), MAX_JOBS_PER_EVENT):
-            d = enqueue(
-                session,
-                provider_id,
-                CONSENT_REVOKED,
-                {
-                    "grant_id": grant_id,
-                    "grant_version": version,
-                    "job_ids": job_ids[start : start + MAX_JOBS_PER_EVENT],
-                },
-            )
-            if d is not None:
-                deliveries.append(d)
-    return deliveries
 
 
 def consent_request_answered(

@@ -10,12 +10,10 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from consent_service import db
-from consent_service.consent import service as consent
 from consent_service.errors import InvalidRequest
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import utcnow
-from consent_service.vocabulary import Operation, Role
 from consent_service.webhooks import service as webhooks
 from consent_service.webhooks.models import WebhookDelivery
 from consent_service.webhooks.signature import verify_signature
@@ -181,44 +179,6 @@ def test_job_decided_is_written_only_for_an_active_subscribed_webhook(session, e
             "operation": "face_swap",
         },
     }
-
-
-def test_revocation_names_each_providers_allowed_jobs_that_relied_on_the_grant(
-    session, envelope, make_subject
-):
-    a, b, quiet = (create_provider(session, n) for n in ("a", "b", "quiet"))
-    for p in (a, b):
-        webhooks.configure(session, envelope, p, f"http://127.0.0.1/{p.name}", allow_private=True)
-    subject = make_subject()
-    grant = consent.grant(
-        session,
-        AUDIT_KEY,
-        subject.id,
-        consent.GrantRequest([Operation.FACE_SWAP], [Role.SOURCE], True, []),
-        consent.Evidence(actor="test", identity_method="test"),
-    )
-    a1, a2 = (
-        _job(session, a.id, "allow", grant.grant_id),
-        _job(session, a.id, "allow", grant.grant_id),
-    )
-    _job(session, a.id, "needs_consent", grant.grant_id)  # not allowed: not named
-    _job(session, a.id, "allow", "another-grant")  # relied on another grant
-    b1 = _job(session, b.id, "allow", grant.grant_id)
-    _job(session, quiet.id, "allow", grant.grant_id)  # no webhook: nothing written
-    before = len(_deliveries_sent_after_commit(session))
-
-    consent.revoke(session, AUDIT_KEY, subject.id, grant.grant_id, consent.Evidence("test", "test"))
-    session.commit()
-    rows = session.exec(select(WebhookDelivery).where(WebhookDelivery.event == "consent.revoked"))
-    named = {r.provider_id: json.loads(r.body)["data"] for r in rows}
-    assert named == {
-        a.id: {"grant_id": grant.grant_id, "grant_version": 2, "job_ids": sorted([a1.id, a2.id])},
-        b.id: {"grant_id": grant.grant_id, "grant_version": 2, "job_ids": [b1.id]},
-    }
-    assert len(_deliveries_sent_after_commit(session)) == before + 2
-    # Revoking again changes nothing and tells nobody again.
-    consent.revoke(session, AUDIT_KEY, subject.id, grant.grant_id, consent.Evidence("test", "test"))
-    assert len(_deliveries_sent_after_commit(session)) == before + 2
 
 
 def test_consent_request_answered_is_ready_for_consent_requests(session, envelope):
