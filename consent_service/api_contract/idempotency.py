@@ -3,7 +3,7 @@ created, under a UNIQUE (provider, key) constraint; a repeat finds that row and 
 with it as it is now (a first request answers 201/202).
 
 A creating endpoint reads the key with `request_key()`, hands it to its service (which looks the
-key up before creating anything and stores it on the new row), and commits with `create_once`,
+key up before creating anything and stores it on the new row), and writes with `create_once`,
 which settles a race between two requests carrying the same key; on a replay it checks with
 `require_same_request` that the key is not being reused for a different request (422, as the
 IETF Idempotency-Key draft asks). Endpoints that create nothing (verifying a token) are
@@ -18,6 +18,7 @@ from flask import request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from consent_service import db
 from consent_service.errors import InvalidRequest
 
 HEADER = "Idempotency-Key"
@@ -43,14 +44,15 @@ def request_key() -> str | None:
 
 
 def create_once(session: Session, create: Callable[[], tuple[T, bool]]) -> tuple[T, bool]:
-    """Run `create` (returns (row, created)) and commit. When a parallel request with the same
-    key committed first, the UNIQUE constraint fails ours: roll back and run `create` again,
-    which now finds the first request's row."""
+    """Run `create` (returns (row, created)) in a savepoint and flush it. When a parallel request
+    with the same key wrote first, the UNIQUE constraint fails ours: the savepoint undoes our
+    row (and the work it registered) and `create` runs again, now finding the first request's
+    row. The request's boundary commits."""
     try:
-        result = create()
-        session.commit()
+        with db.savepoint(session):
+            result = create()
+            session.flush()
     except IntegrityError:
-        session.rollback()
         result = create()
         if result[1]:  # not a key race after all: a real integrity error
             raise

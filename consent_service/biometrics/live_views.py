@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -16,7 +16,6 @@ from consent_service.errors import DomainError
 from consent_service.i18n import current_language
 from consent_service.runtime import services
 from consent_service.web import acting_subject
-from workers import publish
 
 bp = Blueprint("live_enrollment", __name__)
 
@@ -29,7 +28,6 @@ def live():
     challenge = liveness.issue_challenge(
         session, subject.id, services().settings.live_challenge_ttl
     )
-    session.commit()
     return render_template(
         "biometrics/live.html", challenge=challenge, ttl=services().settings.live_challenge_ttl
     )
@@ -52,15 +50,14 @@ def upload(challenge_id: str):
 
 
 def _started(session, task: str, start: Callable[[], Enrollment]):
-    """Run `start` (it uses up the challenge and keeps the media); on success commit, hand the
-    enrollment to the worker and answer 202 with its status page, else the error, localized."""
+    """Run `start` (it uses up the challenge and keeps the media); on success hand the enrollment
+    to the worker once the request commits and answer 202 with its status page, else the error,
+    localized (an error status: the request rolls back)."""
     try:
         enrollment = start()
     except DomainError as exc:
-        session.rollback()
         return jsonify(error=exc.localized()), exc.status
-    session.commit()
-    publish(current_app, task, enrollment.id)
+    db.publish(session, task, enrollment.id)
     return jsonify(
         enrollment_id=enrollment.id,
         status_url=url_for("biometrics.enrollment", enrollment_id=enrollment.id),
@@ -76,7 +73,6 @@ def live_voice():
     subject = acting_subject(session)
     ttl = services().settings.live_challenge_ttl
     challenge = voice_challenge.issue_voice_challenge(session, subject.id, current_language(), ttl)
-    session.commit()
     return render_template(
         "biometrics/live_voice.html",
         challenge=challenge,

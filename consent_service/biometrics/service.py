@@ -14,7 +14,6 @@ import numpy as np
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from consent_service.accounts import service as accounts
 from consent_service.audit import service as audit
 from consent_service.biometrics import disputes
 from consent_service.biometrics.faces import FaceEmbedder
@@ -336,6 +335,8 @@ def import_face(
 ) -> tuple[Enrollment, bool]:
     """Operator import: the account (created if missing, with a random password) and a pending
     face enrollment of the photos. Returns (enrollment, account_created)."""
+    from consent_service.accounts import service as accounts
+
     user = accounts.find_user(session, email)
     created = user is None
     if user is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -17,7 +17,6 @@ from consent_service.errors import DomainError, EnrollmentRejected, stored_messa
 from consent_service.runtime import services
 from consent_service.vocabulary import Modality
 from consent_service.web import acting_subject
-from workers import publish
 
 bp = Blueprint("biometrics", __name__)
 
@@ -54,14 +53,18 @@ def enroll():
         svc = services()
         photos = [f.read() for f in (form.photos.data or []) if getattr(f, "filename", "")]
         try:
-            enrollment = service.start_face_enrollment(
-                session, svc.media_store, subject.id, photos, svc.settings.enrollment_max_photos
-            )
+            with db.savepoint(session):  # a refused upload answers 200: keep none of it
+                enrollment = service.start_face_enrollment(
+                    session,
+                    svc.media_store,
+                    subject.id,
+                    photos,
+                    svc.settings.enrollment_max_photos,
+                )
         except EnrollmentRejected as exc:
             flash(exc.localized(), "error")
         else:
-            session.commit()
-            publish(current_app, "biometrics.enroll_face", enrollment.id)
+            db.publish(session, "biometrics.enroll_face", enrollment.id)
             return redirect(url_for("biometrics.enrollment", enrollment_id=enrollment.id))
     recent = session.exec(
         select(Enrollment)
@@ -91,14 +94,14 @@ def enroll_voice():
         upload = form.recording.data
         recording = upload.read() if getattr(upload, "filename", "") else b""
         try:
-            enrollment = voice_service.start_voice_enrollment(
-                session, services().media_store, subject.id, recording
-            )
+            with db.savepoint(session):  # a refused recording redirects: keep none of it
+                enrollment = voice_service.start_voice_enrollment(
+                    session, services().media_store, subject.id, recording
+                )
         except DomainError as exc:
             flash(exc.localized(), "error")
         else:
-            session.commit()
-            publish(current_app, "biometrics.enroll_voice", enrollment.id)
+            db.publish(session, "biometrics.enroll_voice", enrollment.id)
             return redirect(url_for("biometrics.enrollment", enrollment_id=enrollment.id))
     else:
         flash(_("The form expired; please upload the recording again."), "error")

@@ -111,7 +111,6 @@ def new_grant():
             except DomainError as exc:
                 flash(exc.localized(), "error")
             else:
-                session.commit()
                 flash(_("Consent granted. You can revoke it at any time from this page."))
                 return redirect(url_for("rights.dashboard"))
     status = 400 if request.method == "POST" else 200
@@ -134,7 +133,6 @@ def revoke(grant_id: str):
         service.revoke(
             session, services().audit_key, subject.id, grant_id, _evidence(session, subject)
         )
-        session.commit()
         flash(_("Consent revoked. Edits that relied on it are no longer allowed."))
     else:
         flash(_("The form expired; please try again."), "error")
@@ -152,7 +150,6 @@ def protect_only():
         service.set_protect_only(
             session, services().audit_key, subject, on, actor=f"user:{current_user.id}"
         )
-        session.commit()
         flash(
             _("Protect-only mode is on: every edit of you is denied, whatever your grants say.")
             if on

@@ -85,8 +85,8 @@ def create_request():
 
 
 def _notify(session, req, secret: str) -> None:
-    """After the commit: mail the link, in the recipient's language. A failed send is logged;
-    the request stays open."""
+    """Mail the link, in the recipient's language, once the request has committed. A failed
+    send is logged; the request stays open."""
     svc = services()
     to = service.recipient(session, req)
     if to is None:
@@ -94,11 +94,15 @@ def _notify(session, req, secret: str) -> None:
     message = service.notification(
         req, to, secret, g.provider.name, svc.settings.public_url, svc.settings.mail_from
     )
-    try:
-        svc.mailer.send(message)
-    except OSError as exc:
-        log.warning("consent request %s: the mail could not be sent: %s", req.id, exc)
-    current_app.logger.info("consent request %s mailed", req.id)
+
+    def send() -> None:
+        try:
+            svc.mailer.send(message)
+        except OSError as exc:
+            log.warning("consent request %s: the mail could not be sent: %s", req.id, exc)
+        current_app.logger.info("consent request %s mailed", req.id)
+
+    db.after_commit(session, send)
 
 
 @bp.get("/consent-requests/<request_id>")

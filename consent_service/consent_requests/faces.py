@@ -1,5 +1,6 @@
 """The face (or voice) a consent request is about, sealed like a template (AES-256-GCM envelope,
-associated data binding it to its request) until the request ends."""
+associated data binding it to the request) while the request is open. The face a job could not
+name is kept by the gate (`consent_service.gate.finding_faces`) until a request takes it."""
 
 from __future__ import annotations
 

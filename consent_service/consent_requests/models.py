@@ -1,4 +1,4 @@
-"""Consent requests: what a provider asks a person, and the person's answer."""
+"""Consent requests: what a provider asks a person, and their answer."""
 
 from __future__ import annotations
 

@@ -168,30 +168,29 @@ def approve(request_id: str):
         return redirect(url_for("consent_requests.show", request_id=request_id))
     svc = services()
     try:
-        service.approve(
-            session,
-            svc.envelope,
-            svc.audit_key,
-            req,
-            user,
-            subject,
-            service.Tolerances(svc.settings.face_tolerance, svc.settings.voice_tolerance),
-            consent.Evidence(
-                actor=f"user:{user.id}",
-                identity_method=f"consent request {req.id}",
-                language=notice_language(current_language()),  # the notice shown
-                ip=request.remote_addr,
-                user_agent=request.user_agent.string,
-                # A guardian answering for a child is named, as on the grant form.
-                guardian=guardian_evidence(session, subject),
-            ),
-            service.Gate(svc.decision_signer, svc.pseudonym_key),
-        )
+        with db.savepoint(session):  # a refused answer redirects: keep none of it
+            service.approve(
+                session,
+                svc.envelope,
+                svc.audit_key,
+                req,
+                user,
+                subject,
+                service.Tolerances(svc.settings.face_tolerance, svc.settings.voice_tolerance),
+                consent.Evidence(
+                    actor=f"user:{user.id}",
+                    identity_method=f"consent request {req.id}",
+                    language=notice_language(current_language()),  # the notice shown
+                    ip=request.remote_addr,
+                    user_agent=request.user_agent.string,
+                    # A guardian answering for a child is named, as on the grant form.
+                    guardian=guardian_evidence(session, subject),
+                ),
+                service.Gate(svc.decision_signer, svc.pseudonym_key),
+            )
     except DomainError as exc:
-        session.rollback()
         flash(exc.localized(), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
-    session.commit()
     flash(_("Consent given. The provider has been told, and its waiting job decided again."))
     return redirect(url_for("consent_requests.show", request_id=request_id))
 
@@ -209,19 +208,18 @@ def decline(request_id: str):
         flash(_("The form expired; please try again."), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
     try:
-        service.decline(
-            session,
-            services().audit_key,
-            req,
-            user,
-            f"user:{user.id}",
-            subject,
-            guardian_evidence(session, subject),
-        )
+        with db.savepoint(session):  # a refused answer redirects: keep none of it
+            service.decline(
+                session,
+                services().audit_key,
+                req,
+                user,
+                f"user:{user.id}",
+                subject,
+                guardian_evidence(session, subject),
+            )
     except DomainError as exc:
-        session.rollback()
         flash(exc.localized(), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
-    session.commit()
     flash(_("Declined. Nothing was granted; the provider has been told."))
     return redirect(url_for("consent_requests.show", request_id=request_id))

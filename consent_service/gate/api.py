@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, g, jsonify, request, url_for
 
 from consent_service import db
 from consent_service.api_contract import idempotency
@@ -13,7 +13,6 @@ from consent_service.gate import service
 from consent_service.gate.schemas import JobPublic, JobSubmission
 from consent_service.runtime import services
 from consent_service.web import require_provider
-from workers import publish
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -41,7 +40,7 @@ def submit_job():
         ),
     )
     if created:
-        publish(current_app, "gate.process_job", job.id)
+        db.publish(session, "gate.process_job", job.id)  # sent once the request commits
     body = _job_public(session, job)
     if not created:
         idempotency.require_same_request(

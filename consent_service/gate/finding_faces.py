@@ -9,7 +9,7 @@ import numpy as np
 from sqlmodel import Session
 
 from consent_service.crypto import Envelope
-from consent_service.gate.models import FindingFace
+from consent_service.gate.models import Finding, FindingFace
 from consent_service.vocabulary import Modality
 
 
@@ -20,12 +20,13 @@ def _finding_aad(finding_id: int, job_id: str) -> bytes:
 def keep_finding_face(
     session: Session,
     envelope: Envelope,
-    finding,
+    finding: Finding,
     modality: Modality,
     embedding: np.ndarray,
     expires_at: datetime,
 ) -> FindingFace:
     """Seal one finding's embedding (in the transaction that records the decision)."""
+    assert finding.id is not None  # flushed with its decision
     ciphertext, wrapped = envelope.seal(
         np.asarray(embedding, dtype="<f8").tobytes(), _finding_aad(finding.id, finding.job_id)
     )

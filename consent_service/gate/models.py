@@ -1,5 +1,5 @@
 """Gate jobs: one check of one planned edit, its media, per-person findings, the decision and
-its revisions, and the sealed face of a person a decision could not name."""
+its revisions, and the sealed faces of people a decision could not name."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class Decision(SQLModel, table=True):
     token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     jti: str | None = Field(default=None, max_length=32, unique=True, index=True)
     # The latest revision: a consent request answered later re-decides the job (revision 2, …);
-    # every revision is kept in `decision_revision` (consent_service.consent_requests.models).
+    # every revision is kept in `decision_revision` (below).
     revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 

@@ -66,7 +66,6 @@ def children():
         except DomainError as exc:
             flash(exc.localized(), "error")
         else:
-            session.commit()
             web_session[SESSION_KEY] = child.id
             flash(
                 _(

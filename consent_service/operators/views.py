@@ -16,9 +16,9 @@ from consent_service.notices import service as notices
 from consent_service.notices.models import SubjectNotice
 from consent_service.operators import service
 from consent_service.operators.forms import ProviderStatusForm, ResolveDisputeForm
+from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
-from workers import DEFAULT_QUEUE, MATCHING_QUEUE
 
 bp = Blueprint("operators", __name__, url_prefix="/operator")
 
@@ -72,12 +72,17 @@ def provider_status(provider_id: str):
     form = ProviderStatusForm()
     if not form.validate_on_submit():
         abort(400)
-    with db.unit_of_work() as s:
-        provider = service.set_provider_status(
-            s, services().audit_key, _actor(), provider_id, form.status.data
-        )
+    provider = service.set_provider_status(
+        db.session(), services().audit_key, _actor(), provider_id, form.status.data
+    )
     flash(f"{provider.name} is now {provider.status}.", "ok")
     return redirect(url_for(".index"))
+
+
+def _mail_notices(svc) -> None:
+    """Mail the notices the request wrote (and any left over), in a unit of work of its own."""
+    with db.unit_of_work() as s:
+        notices.mail_notices(s, svc.mailer, svc.settings.mail_from)
 
 
 @bp.route("/disputes/<dispute_id>", methods=["GET", "POST"])
@@ -86,18 +91,16 @@ def dispute(dispute_id: str):
     form = ResolveDisputeForm()
     if form.validate_on_submit():
         svc = services()
-        with db.unit_of_work() as s:
-            row = service.resolve_dispute(
-                s,
-                svc.envelope,
-                svc.audit_key,
-                _actor(),
-                dispute_id,
-                service.Resolution(form.resolution.data),
-                form.note.data or "",
-            )
-        with db.unit_of_work() as s:  # committed: now tell both people by mail too
-            notices.mail_notices(s, svc.mailer, svc.settings.mail_from)
+        row = service.resolve_dispute(
+            session,
+            svc.envelope,
+            svc.audit_key,
+            _actor(),
+            dispute_id,
+            service.Resolution(form.resolution.data),
+            form.note.data or "",
+        )
+        db.after_commit(session, lambda: _mail_notices(svc))  # once committed, by mail too
         flash(f"Dispute resolved: {row.status}.", "ok")
         return redirect(url_for(".index"))
     row = session.get(EnrollmentDispute, dispute_id)

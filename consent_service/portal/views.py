@@ -97,7 +97,6 @@ def create_key():
         return _keys_page(form, 400)
     session = db.session()
     raw = service.create_key(session, services().audit_key, g.staff, form.name.data)
-    session.commit()
     # Rendered here, not redirected to: the key never travels through the session cookie.
     return _keys_page(NewKeyForm(formdata=None), 201, new_key=raw)
 
@@ -109,7 +108,6 @@ def revoke_key(prefix: str):
         abort(400, "The form expired; reload the page and try again.")
     session = db.session()
     service.revoke_key(session, services().audit_key, g.staff, prefix)
-    session.commit()
     flash(f"Key {prefix}… is revoked: requests made with it are refused from now on.")
     return redirect(url_for("portal.keys"))
 
@@ -153,11 +151,9 @@ def webhook():
             allow_private=not svc.settings.is_production,
         )
     except DomainError as exc:
-        session.rollback()
         flash(exc.localized(), "error")
         return _webhook_page(form, current, status=400)
     service.webhook_changed(session, svc.audit_key, g.staff, hook.url, secret is not None)
-    session.commit()
     if secret is None:
         flash("Webhook saved.")
         return redirect(url_for("portal.webhook"))

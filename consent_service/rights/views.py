@@ -147,10 +147,8 @@ def delete_account():
                 evidence,
             )
         except InvalidRequest as exc:
-            session.rollback()
             flash(exc.localized(), "error")  # a wrong password, in the page's language
         else:
-            session.commit()
             logout_user()
             flash(
                 _(
@@ -192,10 +190,8 @@ def delete_child(child_id: int):
                 evidence,
             )
         except DomainError as exc:
-            session.rollback()
             flash(exc.localized(), "error")
         else:
-            session.commit()
             if web_session.get(SESSION_KEY) == child_id:
                 web_session.pop(SESSION_KEY, None)
             flash(

@@ -24,7 +24,6 @@ def switch():
         session = db.session()
         user = session.merge(current_user._get_current_object())
         user.language = tag
-        session.commit()
     response = redirect(safe_next(request.form.get("next")))  # same-site paths only
     response.set_cookie(COOKIE, tag, max_age=ONE_YEAR, httponly=True, samesite="Lax")
     return response

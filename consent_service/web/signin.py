@@ -35,13 +35,14 @@ def signup():
     if form.validate_on_submit():
         session = db.session()
         try:
-            user = service.sign_up(
-                session,
-                form.email.data,
-                form.password.data,
-                form.display_name.data or "",
-                language=current_language(),  # the page's: what their mail will be in
-            )
+            with db.savepoint(session):  # a refused sign-up answers 200: keep none of it
+                user = service.sign_up(
+                    session,
+                    form.email.data,
+                    form.password.data,
+                    form.display_name.data or "",
+                    language=current_language(),  # the page's: what their mail will be in
+                )
         except AccountExists:
             # Same answer as for a new address: no account enumeration through sign-up.
             flash(_("If this address can be used, you can now sign in with it."))
@@ -49,7 +50,6 @@ def signup():
         except InvalidRequest as exc:
             flash(exc.localized(), "error")
         else:
-            session.commit()
             login_user(user)
             flash(_("Welcome. Enroll your face so that edits of it can be checked."))
             return redirect(url_for("biometrics.enroll"))
@@ -74,7 +74,6 @@ def logout():
     session = db.session()
     user = session.merge(current_user._get_current_object())
     service.end_all_sessions(user)  # a copied cookie is worthless after sign-out
-    session.commit()
     logout_user()
     flash(_("You are signed out."))
     return redirect(url_for("accounts.login"))

@@ -48,7 +48,6 @@ def put_webhook():
         rotate_secret=body.rotate_secret,
         allow_private=not svc.settings.is_production,
     )
-    session.commit()
     return jsonify(_public(webhook, secret))
 
 
