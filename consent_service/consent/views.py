@@ -1,5 +1,6 @@
-"""The person's pages: dashboard, grant form with its notice, one-click revoke, protect-only
-mode, the activity ledger and consent receipts. Thin: every action is a service call."""
+"""The person's consent pages: the grant form with its notice, one-click revoke, protect-only
+mode (the dashboard, ledger and receipts are in rights/views.py). Thin: every action is a
+service call."""
 
 from __future__ import annotations
 

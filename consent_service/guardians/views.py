@@ -1,7 +1,7 @@
 """Guardian pages: add a child under 14 and switch the people's pages between "me" and a child.
 
-The selected subject lives in the Flask session and is checked against the signed-in account on
-every request (`acting_subject`), so a stale or forged selection never reaches another family."""
+The selection is kept and checked by `consent_service.web.acting_subject`; a child's erasure is
+one of the people's rights pages (`rights/views.py`)."""
 
 from __future__ import annotations
 
