@@ -1,5 +1,6 @@
 """The activity ledger, the export of all own data and account deletion, written once for the
-web pages, the CLI and the API. Plain functions of a session; the caller commits."""
+web pages, the CLI and the API. Plain functions of a session: they flush and register the
+deletion of files for after the commit; the caller's unit of work commits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
+from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.accounts.service import (
     end_all_sessions,
@@ -305,8 +307,10 @@ def erase_subject(
         .with_for_update()
     ).all()
     for enrollment in pending:
-        for key in enrollment.media_keys:
-            store.delete(key)
+        # The files go once the erasure has committed, never before (a rollback keeps the rows
+        # that point at them).
+        keys = list(enrollment.media_keys)
+        db.after_commit(session, lambda keys=keys: _delete(store, keys))
         enrollment.media_keys = []
         enrollment.status = EnrollmentStatus.FAILED.value
         enrollment.error = "The account was deleted."
@@ -329,6 +333,11 @@ def erase_subject(
     if event is not None:
         _tombstone(session, audit_key, event, evidence, done)
     return done
+
+
+def _delete(store: MediaStore, keys: list[str]) -> None:
+    for key in keys:
+        store.delete(key)
 
 
 def _tombstone(
