@@ -1,5 +1,5 @@
-"""The Celery queue names: the worker routes to them, the operators' health page reads their
-depth. Here, low, so that a page need not import the worker package."""
+"""The broker's queues: the worker's Celery app routes to them (`workers`), the operator console
+and the CLI name them (queue depths, `consent-service worker -Q`)."""
 
-MATCHING_QUEUE = "matching"  # face and voice matching: the heavy work
-DEFAULT_QUEUE = "default"  # everything else
+MATCHING_QUEUE = "matching"  # gate jobs and enrollments: the face and voice models
+DEFAULT_QUEUE = "default"  # everything else (webhooks, housekeeping)
