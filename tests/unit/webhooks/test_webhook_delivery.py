@@ -12,7 +12,7 @@ from sqlmodel import select
 from consent_service import db
 from consent_service.consent import service as consent
 from consent_service.errors import InvalidRequest
-from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.gate.models import GateJob
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Operation, Role
@@ -20,6 +20,7 @@ from consent_service.webhooks import service as webhooks
 from consent_service.webhooks.models import WebhookDelivery
 from consent_service.webhooks.signature import verify_signature
 from consent_service.webhooks.transport import DeliveryError
+from tests import factories
 
 AUDIT_KEY = b"k" * 32
 POLICY = webhooks.RetryPolicy(max_attempts=3, base_delay=10, max_delay=25)
@@ -133,21 +134,16 @@ def test_unknown_events_are_refused(session, envelope):
 
 
 def _job(session, provider_id: str, decision: str, grant_id: str | None = None) -> GateJob:
-    job = GateJob(provider_id=provider_id, operation="face_swap", status="decided")
-    session.add(job)
-    session.flush()
-    session.add(Decision(job_id=job.id, decision=decision, reasons=[]))
-    session.add(
-        Finding(
-            job_id=job.id,
-            media_position=0,
-            role="source",
+    with factories.bound(session):
+        job = factories.GateJobFactory(
+            provider_id=provider_id, decided=True, decision__decision=decision
+        )
+        factories.FindingFactory(
+            job=job,
             outcome="consented" if decision == "allow" else "not_covered",
             grant_id=grant_id,
             grant_version=1 if grant_id else None,
         )
-    )
-    session.flush()
     return job
 
 
