@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from urllib3 import encode_multipart_formdata
 
 from consent_service import db
-from consent_service.accounts.models import Subject, User
 from consent_service.cli import main
 from consent_service.consent import service as consent
 from consent_service.gate import service as gate
@@ -22,6 +21,7 @@ from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
 from consent_service.tokens import service as tokens
 from consent_service.vocabulary import Operation, Role
+from tests import factories
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +106,9 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
     assert submitted["token"] is None and submitted["label"] is None
     with api.app.app_context():
         svc = services()
-        with db.unit_of_work() as s:
-            user = User(email="t@example.org", password_hash="-")
-            s.add(user)
-            s.flush()
-            subject = Subject(user_id=user.id)
-            s.add(subject)
-            s.flush()
+        with db.unit_of_work() as s, factories.bound(s):
+            user = factories.UserFactory(email="t@example.org")
+            subject = factories.SubjectFactory(user=user)
             subject_id, public_id = subject.id, subject.public_id
         with db.unit_of_work() as s:
             grant = consent.grant(
