@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (  # type: ignore[attr-defined]  # SelectChoice: WTForms 3.3, stubs are 3.2
+from wtforms import (
     BooleanField,
     DateField,
     HiddenField,
