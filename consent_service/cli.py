@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from consent_service.processes import beat_command, worker_command
 from consent_service.settings import Settings
 
 
@@ -30,48 +31,6 @@ def _app():
     from consent_service import create_app
 
     return create_app(_migrated_settings())
-
-
-def worker_command(
-    concurrency: int = 1, extra: tuple[str, ...] = (), beat_schedule: Path | None = None
-) -> list[str]:
-    """The `celery worker` argv; with `beat_schedule`, the worker also runs beat (periodic
-    tasks such as webhook retries): right for one worker, not for several."""
-    from workers import DEFAULT_QUEUE, MATCHING_QUEUE
-
-    beat = ("--beat", "--schedule", str(beat_schedule)) if beat_schedule else ()
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
-        "worker",
-        "-Q",
-        f"{MATCHING_QUEUE},{DEFAULT_QUEUE}",
-        "--concurrency",
-        str(concurrency),
-        "--loglevel",
-        "INFO",
-        *beat,
-        *extra,
-    ]
-
-
-def beat_command(schedule: Path) -> list[str]:
-    """The `celery beat` argv (exactly one beat per deployment; its state file at `schedule`)."""
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
-        "beat",
-        "--schedule",
-        str(schedule),
-        "--loglevel",
-        "INFO",
-    ]
 
 
 @click.group()

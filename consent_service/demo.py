@@ -13,12 +13,11 @@ from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
+from consent_service.processes import worker_command
 from consent_service.settings import Settings
 
 
 def _start_worker(home: Path, stack: ExitStack) -> None:
-    from consent_service.cli import worker_command
-
     env = {**os.environ, "CONSENT_SERVICE_HOME": str(home), "DATABASE_URL": "", "BROKER_URL": ""}
     log = open(home / "worker.log", "wb")  # noqa: SIM115 - closed by the stack
     stack.callback(log.close)

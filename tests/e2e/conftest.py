@@ -21,6 +21,7 @@ from consent_service import create_app, db
 from consent_service.biometrics.service import import_face, wait_for_enrollment
 from consent_service.consent import service as consent
 from consent_service.migrate import upgrade
+from consent_service.processes import worker_command
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.services import services
 from consent_service.settings import Settings
@@ -123,8 +124,6 @@ class Api:
 
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    from consent_service.cli import worker_command
-
     with open(log, "wb") as fh:
         return subprocess.Popen(
             worker_command(1, ("--loglevel", "INFO")), env=env, stdout=fh, stderr=subprocess.STDOUT
