@@ -7,14 +7,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from consent_service.samples import sample
+from consent_service.demo.samples import Samples
+from consent_service.settings import Settings
 
 SAMPLE_NAMES = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "t1.jpg")
 
 
 @pytest.fixture(scope="session")
 def photos() -> dict[str, Path]:
-    return {name: sample(name) for name in SAMPLE_NAMES}
+    samples = Samples.from_settings(Settings())
+    return {name: samples.sample(name) for name in SAMPLE_NAMES}
 
 
 @pytest.fixture(scope="session")
