@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlmodel import Session
 
+from consent_service import db
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import EnrollmentKind, GalleryIndex
 from consent_service.biometrics.voices import Speaker, VoiceEmbedder, find_speakers
@@ -106,7 +107,8 @@ def voice_enrollment(matching: VoiceMatching) -> EnrollmentKind:
 def import_voice(
     session: Session, store: MediaStore, email: str, recording: bytes, password: str | None = None
 ) -> tuple[Enrollment, bool]:
-    """Operator import: the account (created if missing) and a pending voice enrollment."""
+    """Operator import: the account (created if missing) and a pending voice enrollment, its
+    `biometrics.enroll_voice` task registered for the commit."""
     from consent_service.accounts import service as accounts
 
     user = accounts.find_user(session, email)
@@ -114,4 +116,6 @@ def import_voice(
     if user is None:
         user = accounts.sign_up(session, email, password or secrets.token_urlsafe(16))
     subject = accounts.subject_of(session, user)
-    return start_voice_enrollment(session, store, subject.id, recording), created
+    enrollment = start_voice_enrollment(session, store, subject.id, recording)
+    db.publish(session, "biometrics.enroll_voice", enrollment.id)
+    return enrollment, created

@@ -28,7 +28,6 @@ from consent_service.services import services
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Operation, Role
-from workers import publish
 
 
 def _start_worker(home: Path, stack: ExitStack) -> None:
@@ -92,7 +91,6 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
                     [photos[n] for n in names],
                     settings.enrollment_max_photos,
                 )
-            publish(app, "biometrics.enroll_face", enrollment.id)
             result = wait_for_enrollment(db.engine(), enrollment.id, timeout=600)
             if result.status != "completed":
                 say(f"enrollment of {email} failed: {result.error}")

@@ -27,7 +27,6 @@ from consent_service.services import services
 from consent_service.settings import Settings
 from consent_service.vocabulary import Operation, Role
 from tests.support import postgres_database, redis_database
-from workers import publish
 
 DECISION_TIMEOUT = 180
 
@@ -50,7 +49,6 @@ class Stack:
                 enrollment, _ = import_face(
                     s, services().media_store, email, [p.read_bytes() for p in photos], 5
                 )
-            publish(self.app, "biometrics.enroll_face", enrollment.id)
             return wait_for_enrollment(db.engine(), enrollment.id, DECISION_TIMEOUT)
 
     def grant(self, subject_id: int, *operations: Operation, provider_ids=None):
