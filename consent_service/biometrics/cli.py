@@ -8,8 +8,8 @@ import click
 
 from consent_service import db
 from consent_service.biometrics.models import Enrollment
-from consent_service.biometrics.service import import_face, wait_for_enrollment
-from consent_service.biometrics.voice_service import import_voice
+from consent_service.biometrics.operator_import import import_face, import_voice
+from consent_service.biometrics.service import wait_for_enrollment
 from consent_service.cli_support import command_app, unit_of_work
 from consent_service.runtime import services
 

@@ -17,14 +17,15 @@ from flask import Flask
 from waitress import create_server
 
 from consent_service import create_app, db
-from consent_service.biometrics.service import import_face, wait_for_enrollment
+from consent_service.biometrics.operator_import import import_face
+from consent_service.biometrics.service import wait_for_enrollment
 from consent_service.client import ConsentClient
 from consent_service.consent import service as consent
 from consent_service.demo.samples import Samples
 from consent_service.migrate import upgrade
 from consent_service.processes import worker_command
 from consent_service.providers.service import create_provider, issue_key
-from consent_service.services import services
+from consent_service.runtime import services
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Operation, Role

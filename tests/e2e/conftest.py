@@ -18,7 +18,8 @@ from flask.testing import FlaskClient
 from urllib3 import encode_multipart_formdata
 
 from consent_service import create_app, db
-from consent_service.biometrics.service import import_face, wait_for_enrollment
+from consent_service.biometrics.operator_import import import_face
+from consent_service.biometrics.service import wait_for_enrollment
 from consent_service.consent import service as consent
 from consent_service.migrate import upgrade
 from consent_service.processes import worker_command

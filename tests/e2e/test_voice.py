@@ -9,8 +9,8 @@ import pytest
 from urllib3 import encode_multipart_formdata
 
 from consent_service import db
+from consent_service.biometrics.operator_import import import_voice
 from consent_service.biometrics.service import template_count, wait_for_enrollment
-from consent_service.biometrics.voice_service import import_voice
 from consent_service.services import services
 from consent_service.vocabulary import Modality, Operation
 from tests.e2e.conftest import DECISION_TIMEOUT, Api
