@@ -20,7 +20,7 @@ from consent_service.audit.cli import audit
 from consent_service.biometrics.cli import subjects
 from consent_service.cli_support import AppLoader
 from consent_service.consent.cli import grants
-from consent_service.consent_requests.cli import mail
+from consent_service.consent_requests.mail import read_outbox
 from consent_service.demo import run_demo
 from consent_service.gate.cli import jobs
 from consent_service.migrate import upgrade
@@ -69,6 +69,26 @@ def db_upgrade() -> None:
 
 def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------------- mail
+@main.group()
+def mail() -> None:
+    """Mail the service sends (consent-request links)."""
+
+
+@mail.command("outbox")
+@click.option("--full", is_flag=True, help="Print each mail's text too.")
+def mail_outbox(full: bool) -> None:
+    """The mails written to the local outbox (no SMTP_HOST configured), oldest first."""
+    settings = Settings()
+    mails = read_outbox(settings.mail_outbox_dir)
+    if not mails:
+        click.echo(f"No mail in {settings.mail_outbox_dir}.")
+    for m in mails:
+        click.echo(f"{m['date']}  to {m['to']}: {m['subject']}\n  {m['file']}")
+        if full:
+            click.echo(m["body"])
 
 
 # ---------------------------------------------------------------------------- processes
@@ -133,7 +153,7 @@ def demo(home: str | None) -> None:
 # several capabilities: a provider's portal staff, a person's export under their rights.
 providers.add_command(providers_add_staff)
 subjects.add_command(subjects_export)
-for group in (providers, subjects, grants, jobs, webhooks, mail, tokens, operators, audit):
+for group in (providers, subjects, grants, jobs, webhooks, tokens, operators, audit):
     main.add_command(group)
 
 

@@ -84,7 +84,7 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
             ("alice@example.org", ["obama.jpg", "obama2.jpg"]),
             ("bob@example.org", ["biden.jpg"]),
         ):
-            with db.unit_of_work() as s:
+            with db.unit_of_work() as s:  # its end commits, then sends the enrollment task
                 enrollment, _ = import_face(
                     s,
                     svc.media_store,
