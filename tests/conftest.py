@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from consent_service.samples import sample
+from consent_service.demo.samples import Samples
+from consent_service.settings import Settings
 
 SAMPLE_NAMES = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "t1.jpg")
 E2E = Path(__file__).parent / "e2e"
@@ -24,7 +25,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def photos() -> dict[str, Path]:
-    return {name: sample(name) for name in SAMPLE_NAMES}
+    samples = Samples.from_settings(Settings())
+    return {name: samples.sample(name) for name in SAMPLE_NAMES}
 
 
 @pytest.fixture(scope="session")

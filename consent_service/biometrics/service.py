@@ -4,7 +4,6 @@ against."""
 from __future__ import annotations
 
 import hashlib
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -323,26 +322,6 @@ def template_count(session: Session, subject_id: int, modality: Modality) -> int
             )
         ).all()
     )
-
-
-def import_face(
-    session: Session,
-    store: MediaStore,
-    email: str,
-    photos: list[bytes],
-    max_photos: int,
-    password: str | None = None,
-) -> tuple[Enrollment, bool]:
-    """Operator import: the account (created if missing, with a random password) and a pending
-    face enrollment of the photos. Returns (enrollment, account_created)."""
-    from consent_service.accounts import service as accounts
-
-    user = accounts.find_user(session, email)
-    created = user is None
-    if user is None:
-        user = accounts.sign_up(session, email, password or secrets.token_urlsafe(16))
-    subject = accounts.subject_of(session, user)
-    return start_face_enrollment(session, store, subject.id, photos, max_photos), created
 
 
 def wait_for_enrollment(engine: Engine, enrollment_id: str, timeout: float) -> Enrollment:

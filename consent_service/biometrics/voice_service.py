@@ -4,7 +4,6 @@ in, a template out, the recording destroyed). Decoding and the model load in wor
 from __future__ import annotations
 
 import importlib.util
-import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,17 +100,3 @@ def voice_enrollment(matching: VoiceMatching) -> EnrollmentKind:
         media=N_("The recording"),
         unavailable=N_("The recording is no longer available; please record it again."),
     )
-
-
-def import_voice(
-    session: Session, store: MediaStore, email: str, recording: bytes, password: str | None = None
-) -> tuple[Enrollment, bool]:
-    """Operator import: the account (created if missing) and a pending voice enrollment."""
-    from consent_service.accounts import service as accounts
-
-    user = accounts.find_user(session, email)
-    created = user is None
-    if user is None:
-        user = accounts.sign_up(session, email, password or secrets.token_urlsafe(16))
-    subject = accounts.subject_of(session, user)
-    return start_voice_enrollment(session, store, subject.id, recording), created

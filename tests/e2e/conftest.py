@@ -18,15 +18,16 @@ from flask.testing import FlaskClient
 from urllib3 import encode_multipart_formdata
 
 from consent_service import create_app, db
-from consent_service.biometrics.service import import_face, wait_for_enrollment
+from consent_service.biometrics.operator_import import import_face
+from consent_service.biometrics.service import wait_for_enrollment
 from consent_service.consent import service as consent
 from consent_service.migrate import upgrade
+from consent_service.processes import worker_command
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.services import services
 from consent_service.settings import Settings
 from consent_service.vocabulary import Operation, Role
 from tests.support import postgres_database, redis_database
-from workers import publish
 
 DECISION_TIMEOUT = 180
 
@@ -49,7 +50,6 @@ class Stack:
                 enrollment, _ = import_face(
                     s, services().media_store, email, [p.read_bytes() for p in photos], 5
                 )
-            publish(self.app, "biometrics.enroll_face", enrollment.id)
             return wait_for_enrollment(db.engine(), enrollment.id, DECISION_TIMEOUT)
 
     def grant(self, subject_id: int, *operations: Operation, provider_ids=None):
@@ -123,8 +123,6 @@ class Api:
 
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    from consent_service.cli import worker_command
-
     with open(log, "wb") as fh:
         return subprocess.Popen(
             worker_command(1, ("--loglevel", "INFO")), env=env, stdout=fh, stderr=subprocess.STDOUT
