@@ -26,16 +26,16 @@ from consent_service.biometrics.models import BiometricTemplate
 from consent_service.biometrics.service import open_template
 from consent_service.consent import service as consent
 from consent_service.consent_requests.faces import (
-    open_finding_face,
     open_request_face,
     seal_request_face,
     wipe_request_face,
 )
-from consent_service.consent_requests.models import ConsentRequest, FindingFace
+from consent_service.consent_requests.models import ConsentRequest
 from consent_service.crypto import Envelope
 from consent_service.errors import N_, Conflict, DomainError, InvalidRequest, Msgid, NotFound
 from consent_service.gate import service as gate
-from consent_service.gate.models import Decision, Finding
+from consent_service.gate.finding_faces import open_finding_face
+from consent_service.gate.models import Decision, Finding, FindingFace
 from consent_service.i18n.labels import MODALITIES, OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
 from consent_service.i18n.mail import compose, mail_languages
 from consent_service.providers.models import Provider

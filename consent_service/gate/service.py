@@ -21,12 +21,11 @@ from consent_service.biometrics.tracks import FaceTrack, identify_track, track_f
 from consent_service.biometrics.voice_service import VoiceMatching, require_voice, speakers_in
 from consent_service.consent import policy
 from consent_service.consent.service import current_grants
-from consent_service.consent_requests.faces import keep_finding_face
-from consent_service.consent_requests.models import DecisionRevision
 from consent_service.crypto import Envelope
 from consent_service.db import unit_of_work
 from consent_service.errors import InvalidRequest, MediaRejected, NotFound
-from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
+from consent_service.gate.finding_faces import keep_finding_face
+from consent_service.gate.models import Decision, DecisionRevision, Finding, GateJob, MediaItem
 from consent_service.media.sniff import MediaKind, sniff
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore

@@ -16,10 +16,10 @@ from consent_service.biometrics.models import BiometricTemplate
 from consent_service.biometrics.service import seal_template
 from consent_service.consent import service as consent
 from consent_service.consent_requests import service
-from consent_service.consent_requests.faces import keep_finding_face
-from consent_service.consent_requests.models import ConsentRequest, DecisionRevision, FindingFace
+from consent_service.consent_requests.models import ConsentRequest
 from consent_service.errors import InvalidRequest
-from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.gate.finding_faces import keep_finding_face
+from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
 from consent_service.gate.service import job_view
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import utcnow
