@@ -36,6 +36,12 @@ class GrantStatus(StrEnum):
     REFUSED = "refused"
 
 
+class ProviderStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"

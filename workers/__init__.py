@@ -79,11 +79,13 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery_app = Celery(
         app.name,
         task_cls=FlaskTask,
+        # Each capability owns its tasks; the worker imports these modules at start.
         include=[
-            "workers.tasks",
-            "workers.webhook_tasks",
-            "workers.operator_tasks",
-            "workers.consent_request_tasks",
+            "consent_service.gate.tasks",
+            "consent_service.biometrics.tasks",
+            "consent_service.webhooks.tasks",
+            "consent_service.operators.tasks",
+            "consent_service.consent_requests.tasks",
         ],
     )
     celery_app.config_from_object(celery_config(settings))

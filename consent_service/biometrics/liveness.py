@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from consent_service.biometrics.images import decode_image
@@ -137,21 +137,16 @@ def live_faces(
 
 
 def face_enrollment_kind(
-    engine: Engine,
-    enrollment_id: str,
     matching: FaceMatching,
+    live_steps: list[str] | None,
     min_turn: float,
     landmarks: LandmarkReader = dlib_landmarks,
 ) -> EnrollmentKind:
-    """How the worker turns this face enrollment into templates: a live one answers a challenge,
-    any other is an upload of photos."""
-    with Session(engine) as s:
-        challenge = s.exec(
-            select(LiveChallenge).where(LiveChallenge.enrollment_id == enrollment_id)
-        ).first()
-        steps = list(challenge.steps) if challenge else None
-    if steps is None:
+    """How the worker turns a face enrollment into templates: a live one (the steps of the
+    challenge it answered) answers a head turn, any other is an upload of photos."""
+    if live_steps is None:
         return face_enrollment(matching)
+    steps = list(live_steps)
     return EnrollmentKind(
         modality=Modality.FACE,
         model_name=matching.embedder.model_name,

@@ -13,17 +13,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from consent_service import db
 from consent_service.crypto import Envelope
-from consent_service.db import unit_of_work
 from consent_service.errors import InvalidRequest, NotFound
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.providers.models import Provider
 from consent_service.settings import Settings
 from consent_service.timeutil import as_utc, new_id, utcnow
+from consent_service.vocabulary import DecisionKind, JobStatus
 from consent_service.webhooks import signature
 from consent_service.webhooks.models import Webhook, WebhookDelivery
 from consent_service.webhooks.transport import DeliveryError, WebhookTransport, check_url
@@ -34,6 +34,7 @@ CONSENT_REQUEST_ANSWERED = "consent_request.answered"
 EVENTS = (JOB_DECIDED, CONSENT_REVOKED, CONSENT_REQUEST_ANSWERED)
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+SKIPPED = "skipped"  # an attempt not due (a duplicate task message): nothing sent
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label on generated secrets, not a secret
 DELIVER_TASK = "webhooks.deliver"
 RETRY_DUE_TASK = "webhooks.retry_due"
@@ -212,7 +213,7 @@ def job_decided(
         JOB_DECIDED,
         {
             "job_id": job.id,
-            "status": "decided",
+            "status": JobStatus.DECIDED.value,
             "decision": decision,
             "reasons": list(reasons),
             "operation": job.operation,
@@ -228,7 +229,7 @@ def grant_revoked(session: Session, grant_id: str, version: int) -> list[Webhook
         select(GateJob.provider_id, GateJob.id)
         .join(Finding, Finding.job_id == GateJob.id)  # type: ignore[arg-type]
         .join(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
-        .where(Finding.grant_id == grant_id, Decision.decision == "allow")
+        .where(Finding.grant_id == grant_id, Decision.decision == DecisionKind.ALLOW.value)
         .distinct()
         .order_by(GateJob.provider_id, GateJob.id)
     ).all()
@@ -292,81 +293,98 @@ def due(session: Session, now: datetime, limit: int = 500) -> list[str]:
     )
 
 
-def deliver(
-    engine: Engine,
-    delivery_id: str,
-    envelope: Envelope,
-    transport: WebhookTransport,
-    policy: RetryPolicy,
-    lease: float,
-) -> str:
-    """One attempt, safe under duplicate and concurrent task deliveries: the attempt is claimed
-    (counted, and leased) in its own transaction before anything is sent, so only one runs;
-    a worker that dies mid-attempt leaves a lease that expires and the sweep tries again."""
+@dataclass(frozen=True)
+class Attempt:
+    """One claimed attempt: what to send, where, signed with which secret."""
+
+    delivery_id: str
+    attempts: int
+    url: str
+    secret: str
+    event: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the receiver answered: its status code, or why nothing (or a failure) came back."""
+
+    status_code: int | None
+    error: str | None
+
+
+def claim_attempt(
+    session: Session, delivery_id: str, envelope: Envelope, lease: float
+) -> Attempt | str:
+    """Step one, in its own short transaction: count and lease the attempt before anything is
+    sent, so duplicate and concurrent task deliveries send once; a worker that dies mid-attempt
+    leaves a lease that expires and the sweep tries again. Returns the attempt, or the status
+    of a delivery that is not due (`skipped`) or whose webhook was disabled (`failed`)."""
     now = utcnow()
-    with unit_of_work(engine) as s:
-        claimed = s.exec(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == delivery_id,  # type: ignore[arg-type]
-                WebhookDelivery.status == PENDING,  # type: ignore[arg-type]
-                or_(
-                    WebhookDelivery.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                    WebhookDelivery.next_attempt_at <= now,  # type: ignore[operator]
-                ),
-            )
-            .values(
-                attempts=WebhookDelivery.attempts + 1,
-                next_attempt_at=now + timedelta(seconds=lease),
-            )
+    claimed = session.exec(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,  # type: ignore[arg-type]
+            WebhookDelivery.status == PENDING,  # type: ignore[arg-type]
+            or_(
+                WebhookDelivery.next_attempt_at.is_(None),  # type: ignore[union-attr]
+                WebhookDelivery.next_attempt_at <= now,  # type: ignore[operator]
+            ),
         )
-        if claimed.rowcount != 1:
-            return "skipped"
-        delivery = s.get(WebhookDelivery, delivery_id)
-        assert delivery is not None  # claimed just now, in this transaction
-        webhook = s.get(Webhook, delivery.webhook_id)
-        attempts, body, event = delivery.attempts, delivery.body.encode(), delivery.event
-        if webhook is None or not webhook.active:
-            delivery.status, delivery.next_attempt_at = FAILED, None
-            delivery.last_error = "The webhook was disabled before this delivery was sent."
-            return FAILED
-        url, secret = webhook.url, webhook_secret(envelope, webhook)
+        .values(
+            attempts=WebhookDelivery.attempts + 1,
+            next_attempt_at=now + timedelta(seconds=lease),
+        )
+    )
+    if claimed.rowcount != 1:
+        return SKIPPED
+    delivery = session.get(WebhookDelivery, delivery_id)
+    assert delivery is not None  # claimed just now, in this transaction
+    webhook = session.get(Webhook, delivery.webhook_id)
+    if webhook is None or not webhook.active:
+        delivery.status, delivery.next_attempt_at = FAILED, None
+        delivery.last_error = "The webhook was disabled before this delivery was sent."
+        return FAILED
+    return Attempt(
+        delivery_id,
+        delivery.attempts,
+        webhook.url,
+        webhook_secret(envelope, webhook),
+        delivery.event,
+        delivery.body.encode(),
+    )
+
+
+def send(attempt: Attempt, transport: WebhookTransport) -> Sent:
+    """Step two, outside any transaction: sign and post the body once."""
     headers = {
-        signature.SIGNATURE_HEADER: signature.sign(secret, body),
-        "Consent-Event": event,
-        "Consent-Delivery": delivery_id,
+        signature.SIGNATURE_HEADER: signature.sign(attempt.secret, attempt.body),
+        "Consent-Event": attempt.event,
+        "Consent-Delivery": attempt.delivery_id,
     }
-    status_code: int | None = None
-    error: str | None = None
     try:
-        status_code = transport.post(url, body, headers)
-        if not 200 <= status_code < 300:
-            error = f"the receiver answered HTTP {status_code}"
+        status_code = transport.post(attempt.url, attempt.body, headers)
     except DeliveryError as exc:
-        error = str(exc)
-    return _record_attempt(engine, delivery_id, attempts, status_code, error, policy)
+        return Sent(None, str(exc))
+    if not 200 <= status_code < 300:
+        return Sent(status_code, f"the receiver answered HTTP {status_code}")
+    return Sent(status_code, None)
 
 
-def _record_attempt(
-    engine: Engine,
-    delivery_id: str,
-    attempts: int,
-    status_code: int | None,
-    error: str | None,
-    policy: RetryPolicy,
-) -> str:
+def record_attempt(session: Session, attempt: Attempt, sent: Sent, policy: RetryPolicy) -> str:
+    """Step three, in its own short transaction: delivered, due again after the backoff, or
+    failed for good; unless a later attempt took over meanwhile."""
     now = utcnow()
-    with unit_of_work(engine) as s:
-        delivery = s.get(WebhookDelivery, delivery_id)
-        if delivery is None or delivery.attempts != attempts or delivery.status != PENDING:
-            return delivery.status if delivery else "missing"  # a later attempt took over
-        delivery.last_status_code, delivery.last_error = status_code, (error or None)
-        if error is None:
-            delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
-        elif attempts >= policy.max_attempts:
-            delivery.status, delivery.next_attempt_at = FAILED, None
-        else:
-            delivery.next_attempt_at = now + timedelta(seconds=retry_delay(attempts, policy))
-        if delivery.last_error:
-            delivery.last_error = delivery.last_error[:500]
-        return delivery.status
+    delivery = session.get(WebhookDelivery, attempt.delivery_id)
+    if delivery is None or delivery.attempts != attempt.attempts or delivery.status != PENDING:
+        return delivery.status if delivery else "missing"  # a later attempt took over
+    delivery.last_status_code, delivery.last_error = sent.status_code, (sent.error or None)
+    if sent.error is None:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
+    elif attempt.attempts >= policy.max_attempts:
+        delivery.status, delivery.next_attempt_at = FAILED, None
+    else:
+        delivery.next_attempt_at = now + timedelta(seconds=retry_delay(attempt.attempts, policy))
+    if delivery.last_error:
+        delivery.last_error = delivery.last_error[:500]
+    return delivery.status
