@@ -68,6 +68,14 @@ class Outcome(StrEnum):
     AMBIGUOUS = "ambiguous"
 
 
+class DeliveryStatus(StrEnum):
+    """A webhook delivery's state in the outbox."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class EnrollmentStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"

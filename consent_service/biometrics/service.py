@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from consent_service.accounts import service as accounts
 from consent_service.biometrics.faces import FaceEmbedder
 from consent_service.biometrics.images import decode_image
 from consent_service.biometrics.matching import Gallery, mutually_consistent
@@ -198,8 +199,6 @@ def import_face(
 ) -> tuple[Enrollment, bool]:
     """Operator import: the account (created if missing, with a random password) and a pending
     face enrollment of the photos. Returns (enrollment, account_created)."""
-    from consent_service.accounts import service as accounts
-
     user = accounts.find_user(session, email)
     created = user is None
     if user is None:

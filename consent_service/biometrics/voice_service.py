@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from consent_service.accounts import service as accounts
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import GalleryIndex
 from consent_service.biometrics.voices import VoiceEmbedder
@@ -61,8 +62,6 @@ def import_voice(
     session: Session, store: MediaStore, email: str, recording: bytes, password: str | None = None
 ) -> tuple[Enrollment, bool]:
     """Operator import: the account (created if missing) and a pending voice enrollment."""
-    from consent_service.accounts import service as accounts
-
     user = accounts.find_user(session, email)
     created = user is None
     if user is None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from consent_service import db
+from consent_service.accounts import service as accounts
 from consent_service.accounts.models import User
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
@@ -41,8 +42,6 @@ PROVIDER_STATUSES = ("pending", "active", "suspended")
 def add_operator(session: Session, audit_key: bytes, email: str) -> tuple[User, bool]:
     """Make the account an operator, creating it (random password) if missing.
     Returns (user, created)."""
-    from consent_service.accounts import service as accounts
-
     user = accounts.find_user(session, email)
     created = user is None
     if user is None:

@@ -23,7 +23,7 @@ from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.providers.models import Provider
 from consent_service.settings import Settings
 from consent_service.timeutil import as_utc, new_id, utcnow
-from consent_service.vocabulary import DecisionKind, JobStatus
+from consent_service.vocabulary import DecisionKind, DeliveryStatus, JobStatus
 from consent_service.webhooks import signature
 from consent_service.webhooks.models import Webhook, WebhookDelivery
 from consent_service.webhooks.transport import DeliveryError, WebhookTransport, check_url
@@ -33,7 +33,9 @@ CONSENT_REVOKED = "consent.revoked"
 CONSENT_REQUEST_ANSWERED = "consent_request.answered"
 EVENTS = (JOB_DECIDED, CONSENT_REVOKED, CONSENT_REQUEST_ANSWERED)
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+PENDING = DeliveryStatus.PENDING.value
+DELIVERED = DeliveryStatus.DELIVERED.value
+FAILED = DeliveryStatus.FAILED.value
 SKIPPED = "skipped"  # an attempt not due (a duplicate task message): nothing sent
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label on generated secrets, not a secret
 DELIVER_TASK = "webhooks.deliver"

@@ -95,7 +95,7 @@ def test_verify_endpoint_is_in_the_openapi_document_as_public(api):
 
 
 def test_a_recorded_decision_carries_its_token_and_label(api):
-    """`_record_decision` signs in the transaction that writes the Decision; the job shows the
+    """`pipeline.record` signs in the transaction that writes the Decision; the job shows the
     token and, for an allowed job, the AIGC label whose ReservedCode1 is the token id."""
     client = api.client()
     body, content_type = encode_multipart_formdata(
