@@ -37,7 +37,7 @@ def worker_command(
 ) -> list[str]:
     """The `celery worker` argv; with `beat_schedule`, the worker also runs beat (periodic
     tasks such as webhook retries): right for one worker, not for several."""
-    from workers import DEFAULT_QUEUE, MATCHING_QUEUE
+    from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
 
     beat = ("--beat", "--schedule", str(beat_schedule)) if beat_schedule else ()
     return [
@@ -231,14 +231,13 @@ def subjects_import(
     from consent_service.biometrics.voice_service import import_voice
     from consent_service.errors import DomainError
     from consent_service.services import services
-    from workers import publish
 
     if not faces and not voice:
         raise click.UsageError("Give --face photos, a --voice recording, or both.")
     app = _app()
     with app.app_context():
         svc = services()
-        started = []  # (task, what, enrollment id)
+        started = []  # (what, enrollment id); their tasks are sent when the unit of work ends
         try:
             with dbm.unit_of_work() as s:
                 if faces:
@@ -250,21 +249,19 @@ def subjects_import(
                         svc.settings.enrollment_max_photos,
                         password,
                     )
-                    started.append(("biometrics.enroll_face", "face", enrollment.id))
+                    started.append(("face", enrollment.id))
                 if voice:
                     enrollment, made = import_voice(
                         s, svc.media_store, email, Path(voice).read_bytes(), password
                     )
                     created = made if not faces else created
-                    started.append(("biometrics.enroll_voice", "voice", enrollment.id))
+                    started.append(("voice", enrollment.id))
         except DomainError as exc:
             raise click.ClickException(str(exc)) from None
         if created:
             click.echo(f"created account {email}")
-        for task, _, enrollment_id in started:
-            publish(app, task, enrollment_id)
         results = []
-        for _, what, enrollment_id in started:
+        for what, enrollment_id in started:
             try:
                 results.append((what, wait_for_enrollment(dbm.engine(), enrollment_id, timeout)))
             except TimeoutError as exc:

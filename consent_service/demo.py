@@ -58,7 +58,6 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
     from consent_service.services import services
     from consent_service.timeutil import utcnow
     from consent_service.vocabulary import Operation, Role
-    from workers import publish
 
     temporary = home is None
     home = Path(tempfile.mkdtemp(prefix="consent-demo-")) if home is None else home
@@ -91,7 +90,6 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
                     [photos[n] for n in names],
                     settings.enrollment_max_photos,
                 )
-            publish(app, "biometrics.enroll_face", enrollment.id)
             result = wait_for_enrollment(db.engine(), enrollment.id, timeout=600)
             if result.status != "completed":
                 say(f"enrollment of {email} failed: {result.error}")

@@ -6,10 +6,8 @@ from celery import Celery, Task
 from flask import Flask, g, has_app_context
 
 from consent_service import db
+from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
 from consent_service.settings import Settings
-
-MATCHING_QUEUE = "matching"
-DEFAULT_QUEUE = "default"
 
 
 def celery_config(settings: Settings) -> dict:

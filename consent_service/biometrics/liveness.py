@@ -24,7 +24,12 @@ from consent_service.biometrics.images import decode_image
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.matching import mutually_consistent
 from consent_service.biometrics.models import Enrollment
-from consent_service.biometrics.service import EnrollmentKind, FaceMatching, face_enrollment
+from consent_service.biometrics.service import (
+    EnrollmentKind,
+    FaceMatching,
+    face_enrollment,
+    new_enrollment,
+)
 from consent_service.errors import N_, ChallengeRefused, EnrollmentRejected, MediaRejected
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
@@ -225,13 +230,7 @@ def start_live_enrollment(
             steps=len(challenge.steps),
             again=AGAIN,
         )
-    enrollment = Enrollment(
-        subject_id=subject_id,
-        modality=Modality.FACE.value,
-        media_keys=[store.put(f) for f in frames],
-    )
-    session.add(enrollment)
-    session.flush()
+    enrollment = new_enrollment(session, store, subject_id, Modality.FACE, frames)
     use_challenge(session, challenge, enrollment)
     return enrollment
 

@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from consent_service import db
 from consent_service.accounts import service as accounts
 from consent_service.biometrics.faces import FaceEmbedder
 from consent_service.biometrics.images import decode_image
@@ -107,13 +108,26 @@ def start_face_enrollment(
         raise EnrollmentRejected(
             "Upload between 1 and %(num)d photos of your face.", num=max_photos
         )
+    return new_enrollment(session, store, subject_id, Modality.FACE, photos)
+
+
+ENROLL_TASKS = {  # the task that finishes an enrollment (consent_service.biometrics.tasks)
+    Modality.FACE: "biometrics.enroll_face",
+    Modality.VOICE: "biometrics.enroll_voice",
+}
+
+
+def new_enrollment(
+    session: Session, store: MediaStore, subject_id: int, modality: Modality, media: list[bytes]
+) -> Enrollment:
+    """A pending enrollment of these media, kept (encrypted) for the worker; its task is sent
+    once the unit of work has committed."""
     enrollment = Enrollment(
-        subject_id=subject_id,
-        modality=Modality.FACE.value,
-        media_keys=[store.put(p) for p in photos],
+        subject_id=subject_id, modality=modality.value, media_keys=[store.put(m) for m in media]
     )
     session.add(enrollment)
     session.flush()
+    db.publish(session, ENROLL_TASKS[modality], enrollment.id)
     return enrollment
 
 

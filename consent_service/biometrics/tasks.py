@@ -8,14 +8,15 @@ from celery import shared_task
 from consent_service import db
 from consent_service.biometrics import enrollment
 from consent_service.biometrics.liveness import face_enrollment_kind
-from consent_service.biometrics.service import EnrollmentKind
+from consent_service.biometrics.service import ENROLL_TASKS, EnrollmentKind
 from consent_service.biometrics.voice_analysis import voice_enrollment
 from consent_service.crypto import Envelope
 from consent_service.services import services
 from consent_service.storage import MediaStore
+from consent_service.vocabulary import Modality
 
 
-@shared_task(name="biometrics.enroll_face", ignore_result=True)
+@shared_task(name=ENROLL_TASKS[Modality.FACE], ignore_result=True)
 def enroll_face(enrollment_id: str) -> str:
     svc = services()
     return enroll(
@@ -29,7 +30,7 @@ def enroll_face(enrollment_id: str) -> str:
     )
 
 
-@shared_task(name="biometrics.enroll_voice", ignore_result=True)
+@shared_task(name=ENROLL_TASKS[Modality.VOICE], ignore_result=True)
 def enroll_voice(enrollment_id: str) -> str:
     svc = services()
     return enroll(

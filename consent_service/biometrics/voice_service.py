@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from consent_service.accounts import service as accounts
 from consent_service.biometrics.models import Enrollment
-from consent_service.biometrics.service import GalleryIndex
+from consent_service.biometrics.service import GalleryIndex, new_enrollment
 from consent_service.biometrics.voices import VoiceEmbedder
 from consent_service.errors import EnrollmentRejected, InvalidRequest
 from consent_service.storage import MediaStore
@@ -50,12 +50,7 @@ def start_voice_enrollment(
     require_voice()
     if not recording:
         raise EnrollmentRejected("Upload a recording of your voice.")
-    enrollment = Enrollment(
-        subject_id=subject_id, modality=Modality.VOICE.value, media_keys=[store.put(recording)]
-    )
-    session.add(enrollment)
-    session.flush()
-    return enrollment
+    return new_enrollment(session, store, subject_id, Modality.VOICE, [recording])
 
 
 def import_voice(

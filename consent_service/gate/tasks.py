@@ -10,7 +10,7 @@ from celery import shared_task
 from sqlalchemy.exc import IntegrityError
 
 from consent_service import db
-from consent_service.biometrics.service import FaceMatching
+from consent_service.biometrics.service import ENROLL_TASKS, FaceMatching
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.gate import pipeline
 from consent_service.gate.decisions import Signing
@@ -19,7 +19,7 @@ from consent_service.gate.sweep import find_stale
 from consent_service.services import Services, services
 from consent_service.storage import MediaStore
 from consent_service.timeutil import utcnow
-from consent_service.vocabulary import JobStatus
+from consent_service.vocabulary import JobStatus, Modality
 
 
 def signing(svc: Services) -> Signing:
@@ -84,5 +84,5 @@ def sweep_stale_work() -> int:
         for job_id in stale.job_ids:  # sent when the unit of work finishes
             db.publish(s, PROCESS_JOB, job_id)
         for enrollment_id, modality in stale.enrollments:
-            db.publish(s, f"biometrics.enroll_{modality}", enrollment_id)
+            db.publish(s, ENROLL_TASKS[Modality(modality)], enrollment_id)
     return len(stale.job_ids) + len(stale.enrollments)

@@ -26,7 +26,6 @@ from consent_service.services import services
 from consent_service.settings import Settings
 from consent_service.vocabulary import Operation, Role
 from tests.support import postgres_database, redis_database
-from workers import publish
 
 DECISION_TIMEOUT = 180
 
@@ -49,7 +48,7 @@ class Stack:
                 enrollment, _ = import_face(
                     s, services().media_store, email, [p.read_bytes() for p in photos], 5
                 )
-            publish(self.app, "biometrics.enroll_face", enrollment.id)
+            # import_face registered the enrollment's task: sent when the unit of work ended.
             return wait_for_enrollment(db.engine(), enrollment.id, DECISION_TIMEOUT)
 
     def grant(self, subject_id: int, *operations: Operation, provider_ids=None):
