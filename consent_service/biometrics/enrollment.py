@@ -134,6 +134,7 @@ def record(
     subject_id, what, vectors = claimed.subject_id, kind.modality.value, extracted.vectors
     error = extracted.error
     holder: int | None = None
+    payload: dict[str, object]
     if error is None and disputes.open_claims_of(session, subject_id, what):
         error = EnrollmentRejected(
             "An operator is reviewing a dispute about the %(modality)s you enrolled; wait "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject
 from consent_service.audit import service as audit
@@ -75,7 +75,7 @@ class _Revision:
 def media_of(session: Session, job_id: str) -> list[MediaItem]:
     return list(
         session.exec(
-            select(MediaItem).where(MediaItem.job_id == job_id).order_by(MediaItem.position)
+            select(MediaItem).where(MediaItem.job_id == job_id).order_by(col(MediaItem.position))
         )
     )
 
@@ -180,7 +180,8 @@ def _judge(
     matched = {p.subject_id for p in people if p.subject_id is not None}
     subjects = {
         sub.id: sub
-        for sub in session.exec(select(Subject).where(Subject.id.in_(matched)))  # type: ignore[union-attr]
+        for sub in session.exec(select(Subject).where(col(Subject.id).in_(matched)))
+        if sub.id is not None
     }
     grants = current_grants(session, matched)
     outcomes: list[Outcome] = []
@@ -252,7 +253,7 @@ def redecide(
         session.exec(
             select(Finding)
             .where(Finding.job_id == job_id, Finding.revision == decision.revision)
-            .order_by(Finding.id)
+            .order_by(col(Finding.id))
         )
     )
     people = [

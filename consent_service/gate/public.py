@@ -3,7 +3,7 @@ reasons, findings; never biometrics."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject
 from consent_service.gate.claims import aigc_label, subject_reference
@@ -23,13 +23,13 @@ def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> JobPublic:
             .where(
                 Finding.job_id == job.id, Finding.revision == (decision.revision if decision else 1)
             )
-            .order_by(Finding.id)
+            .order_by(col(Finding.id))
         )
     )
     named = {f.subject_id for f in findings if f.subject_id}
     public_ids = {
         sub.id: sub.public_id
-        for sub in session.exec(select(Subject).where(Subject.id.in_(named)))  # type: ignore[union-attr]  # SQLModel types the column as int
+        for sub in session.exec(select(Subject).where(col(Subject.id).in_(named)))
     }
     label = None
     if decision and decision.jti and decision.decision == DecisionKind.ALLOW:
