@@ -16,14 +16,14 @@ from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Operation, Role
+from consent_service.webhooks import delivery, tasks
 from consent_service.webhooks import service as webhooks
-from consent_service.webhooks import tasks
 from consent_service.webhooks.models import WebhookDelivery
 from consent_service.webhooks.signature import verify_signature
 from consent_service.webhooks.transport import DeliveryError
 
 AUDIT_KEY = b"k" * 32
-POLICY = webhooks.RetryPolicy(max_attempts=3, base_delay=10, max_delay=25)
+POLICY = delivery.RetryPolicy(max_attempts=3, base_delay=10, max_delay=25)
 
 
 class ScriptedTransport:
@@ -41,8 +41,8 @@ class ScriptedTransport:
 
 
 def test_backoff_doubles_from_the_base_up_to_the_cap():
-    policy = webhooks.RetryPolicy(max_attempts=10, base_delay=30, max_delay=3600)
-    delays = [webhooks.retry_delay(n, policy) for n in range(1, 10)]
+    policy = delivery.RetryPolicy(max_attempts=10, base_delay=30, max_delay=3600)
+    delays = [delivery.retry_delay(n, policy) for n in range(1, 10)]
     assert delays == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
 
 
@@ -294,11 +294,11 @@ def test_failures_back_off_then_give_up(deliver, engine, envelope, pending, reop
     wait = (row.next_attempt_at.replace(tzinfo=None) - before.replace(tzinfo=None)).total_seconds()
     assert 10 <= wait < 12  # the base delay
     # Not due yet: a sweep or duplicate message does not send it early.
-    assert webhooks.due(reopen(), utcnow()) == []
+    assert delivery.due(reopen(), utcnow()) == []
     assert deliver(delivery_id, envelope, transport, POLICY, 60) == "skipped"
 
     _make_due(engine, delivery_id)
-    assert webhooks.due(reopen(), utcnow()) == [delivery_id]
+    assert delivery.due(reopen(), utcnow()) == [delivery_id]
     assert deliver(delivery_id, envelope, transport, POLICY, 60) == "pending"
     row = _row(reopen, delivery_id)
     assert (row.attempts, row.last_status_code, row.last_error) == (2, None, "connection refused")
@@ -312,7 +312,7 @@ def test_failures_back_off_then_give_up(deliver, engine, envelope, pending, reop
     row = _row(reopen, delivery_id)
     assert (row.status, row.attempts, row.last_status_code) == ("failed", 3, 302)
     assert row.next_attempt_at is None
-    assert webhooks.due(reopen(), utcnow() + timedelta(days=1)) == []
+    assert delivery.due(reopen(), utcnow() + timedelta(days=1)) == []
 
 
 def test_an_attempt_whose_worker_died_is_retried_after_its_lease(engine, envelope, pending, reopen):
@@ -322,8 +322,8 @@ def test_an_attempt_whose_worker_died_is_retried_after_its_lease(engine, envelop
             text("UPDATE webhook_delivery SET attempts = 1, next_attempt_at = :t WHERE id = :id"),
             {"t": utcnow() + timedelta(seconds=60), "id": delivery_id},
         )
-    assert webhooks.due(reopen(), utcnow()) == []
-    assert webhooks.due(reopen(), utcnow() + timedelta(seconds=61)) == [delivery_id]
+    assert delivery.due(reopen(), utcnow()) == []
+    assert delivery.due(reopen(), utcnow() + timedelta(seconds=61)) == [delivery_id]
 
 
 def test_a_disabled_webhook_gets_nothing(deliver, engine, session, envelope, pending, reopen):
