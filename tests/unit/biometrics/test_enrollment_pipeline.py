@@ -10,13 +10,19 @@ from sqlmodel import select
 from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.audit.models import AuditEvent
-from consent_service.biometrics import enrollment
+from consent_service.biometrics import enrollment, liveness
 from consent_service.biometrics.liveness import face_enrollment_kind
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
-from consent_service.biometrics.service import FaceMatching, GalleryIndex, start_face_enrollment
+from consent_service.biometrics.service import (
+    ENROLL_TASKS,
+    FaceMatching,
+    GalleryIndex,
+    start_face_enrollment,
+)
 from consent_service.biometrics.tasks import enroll
 from consent_service.operators.models import EnrollmentDispute
 from consent_service.storage import LocalMediaStore
+from consent_service.vocabulary import Modality
 from tests.fakes import FakeFaces, vector
 
 AUDIT_KEY = b"a" * 32
@@ -186,3 +192,20 @@ def test_media_stay_until_the_outcome_is_committed(faces, store, matching, envel
     with db.unit_of_work() as s:
         enrollment.record(s, claimed, extracted, kind, envelope, AUDIT_KEY, store)
     assert _stored(store) == [] and _row(eid).status == "completed"
+
+
+def test_a_live_enrollment_is_claimed_with_its_challenge_and_its_task_registered(
+    faces, store, units
+):
+    me = _subject("me@example.org")
+    with db.unit_of_work() as s:
+        challenge = liveness.issue_challenge(s, me, 300)
+        steps, challenge_id = list(challenge.steps), challenge.id
+    with db.unit_of_work() as s:
+        frames = [faces.picture(vector(1)) for _ in steps]
+        eid = liveness.start_live_enrollment(s, store, me, challenge_id, frames).id
+    assert units[-1] == (ENROLL_TASKS[Modality.FACE], [eid])  # sent once committed
+    with db.unit_of_work() as s:
+        claimed = enrollment.claim(s, eid)
+    assert isinstance(claimed, enrollment.Claimed)
+    assert (claimed.live_steps, claimed.attempts, len(claimed.keys)) == (steps, 1, len(steps))
