@@ -5,8 +5,15 @@ from consent_service.audit.models import AuditEvent, AuditHead
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
 from consent_service.consent.models import ConsentGrant
-from consent_service.consent_requests.models import ConsentRequest, DecisionRevision, FindingFace
-from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
+from consent_service.consent_requests.models import ConsentRequest
+from consent_service.gate.models import (
+    Decision,
+    DecisionRevision,
+    Finding,
+    FindingFace,
+    GateJob,
+    MediaItem,
+)
 from consent_service.guardians.models import Guardianship
 from consent_service.operators.models import EnrollmentDispute, SubjectNotice, WorkerHeartbeat
 from consent_service.portal.models import ProviderStaff

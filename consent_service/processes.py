@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from workers import DEFAULT_QUEUE, MATCHING_QUEUE
+from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
 
 
 def worker_command(

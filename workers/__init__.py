@@ -6,10 +6,8 @@ from celery import Celery, Task
 from flask import Flask, g, has_app_context
 
 from consent_service import db
+from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
 from consent_service.settings import Settings
-
-MATCHING_QUEUE = "matching"
-DEFAULT_QUEUE = "default"
 
 
 def celery_config(settings: Settings) -> dict:
@@ -79,11 +77,13 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery_app = Celery(
         app.name,
         task_cls=FlaskTask,
+        # Each capability owns its tasks; the worker imports these modules at start.
         include=[
-            "workers.tasks",
-            "workers.webhook_tasks",
-            "workers.operator_tasks",
-            "workers.consent_request_tasks",
+            "consent_service.gate.tasks",
+            "consent_service.biometrics.tasks",
+            "consent_service.webhooks.tasks",
+            "consent_service.operators.tasks",
+            "consent_service.consent_requests.tasks",
         ],
     )
     celery_app.config_from_object(celery_config(settings))

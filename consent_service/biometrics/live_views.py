@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -16,7 +16,6 @@ from consent_service.errors import DomainError
 from consent_service.guardians.views import acting_subject
 from consent_service.i18n import current_language
 from consent_service.services import services
-from workers import publish
 
 bp = Blueprint("live_enrollment", __name__)
 
@@ -44,14 +43,13 @@ def upload(challenge_id: str):
     frames = [f.read() for f in request.files.getlist("frames")]
     return _started(
         session,
-        "biometrics.enroll_face",
         lambda: liveness.start_live_enrollment(
             session, services().media_store, subject.id, challenge_id, frames
         ),
     )
 
 
-def _started(session, task: str, start: Callable[[], Enrollment]):
+def _started(session, start: Callable[[], Enrollment]):
     """Run `start` (it uses up the challenge and keeps the media); on success commit, hand the
     enrollment to the worker and answer 202 with its status page, else the error, localized."""
     try:
@@ -59,8 +57,7 @@ def _started(session, task: str, start: Callable[[], Enrollment]):
     except DomainError as exc:
         session.rollback()
         return jsonify(error=exc.localized()), exc.status
-    session.commit()
-    publish(current_app, task, enrollment.id)
+    session.commit()  # the enrollment's task is sent once the request's unit of work ends
     return jsonify(
         enrollment_id=enrollment.id,
         status_url=url_for("biometrics.enrollment", enrollment_id=enrollment.id),
@@ -97,7 +94,6 @@ def upload_voice(challenge_id: str):
     svc = services()
     return _started(
         session,
-        "biometrics.enroll_voice",
         lambda: voice_challenge.start_live_voice_enrollment(
             session,
             svc.media_store,

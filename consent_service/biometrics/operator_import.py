@@ -8,7 +8,6 @@ import secrets
 
 from sqlmodel import Session
 
-from consent_service import db
 from consent_service.accounts import service as accounts
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import start_face_enrollment
@@ -37,9 +36,7 @@ def import_face(
     """The account and a pending face enrollment of the photos, its `biometrics.enroll_face`
     task registered. Returns (enrollment, account_created)."""
     subject_id, created = _subject_of(session, email, password)
-    enrollment = start_face_enrollment(session, store, subject_id, photos, max_photos)
-    db.publish(session, "biometrics.enroll_face", enrollment.id)
-    return enrollment, created
+    return start_face_enrollment(session, store, subject_id, photos, max_photos), created
 
 
 def import_voice(
@@ -48,6 +45,4 @@ def import_voice(
     """The account and a pending voice enrollment of the recording, its `biometrics.enroll_voice`
     task registered. Returns (enrollment, account_created)."""
     subject_id, created = _subject_of(session, email, password)
-    enrollment = start_voice_enrollment(session, store, subject_id, recording)
-    db.publish(session, "biometrics.enroll_voice", enrollment.id)
-    return enrollment, created
+    return start_voice_enrollment(session, store, subject_id, recording), created

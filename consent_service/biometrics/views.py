@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -17,7 +17,6 @@ from consent_service.errors import DomainError, EnrollmentRejected, stored_messa
 from consent_service.guardians.views import acting_subject
 from consent_service.services import services
 from consent_service.vocabulary import Modality
-from workers import publish
 
 bp = Blueprint("biometrics", __name__)
 
@@ -61,7 +60,6 @@ def enroll():
             flash(exc.localized(), "error")
         else:
             session.commit()
-            publish(current_app, "biometrics.enroll_face", enrollment.id)
             return redirect(url_for("biometrics.enrollment", enrollment_id=enrollment.id))
     recent = session.exec(
         select(Enrollment)
@@ -98,7 +96,6 @@ def enroll_voice():
             flash(exc.localized(), "error")
         else:
             session.commit()
-            publish(current_app, "biometrics.enroll_voice", enrollment.id)
             return redirect(url_for("biometrics.enrollment", enrollment_id=enrollment.id))
     else:
         flash(_("The form expired; please upload the recording again."), "error")

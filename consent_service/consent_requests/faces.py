@@ -1,53 +1,17 @@
-"""The face (or voice) a job found but could not name, sealed like a template (AES-256-GCM
-envelope, associated data binding it to its row) while a consent request may need it."""
+"""The face (or voice) a consent request is about, sealed like a template (AES-256-GCM envelope,
+associated data binding it to the request) while the request is open. The face a job could not
+name is kept by the gate (`consent_service.gate.finding_faces`) until a request takes it."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import numpy as np
-from sqlmodel import Session
 
-from consent_service.consent_requests.models import ConsentRequest, FindingFace
+from consent_service.consent_requests.models import ConsentRequest
 from consent_service.crypto import Envelope
-from consent_service.vocabulary import Modality
-
-
-def _finding_aad(finding_id: int, job_id: str) -> bytes:
-    return f"finding-face:{finding_id}:{job_id}".encode()
 
 
 def _request_aad(request_id: str) -> bytes:
     return f"consent-request-face:{request_id}".encode()
-
-
-def keep_finding_face(
-    session: Session,
-    envelope: Envelope,
-    finding,
-    modality: Modality,
-    embedding: np.ndarray,
-    expires_at: datetime,
-) -> FindingFace:
-    """Seal one finding's embedding (in the transaction that records the decision)."""
-    ciphertext, wrapped = envelope.seal(
-        np.asarray(embedding, dtype="<f8").tobytes(), _finding_aad(finding.id, finding.job_id)
-    )
-    row = FindingFace(
-        finding_id=finding.id,
-        job_id=finding.job_id,
-        modality=modality.value,
-        ciphertext=ciphertext,
-        wrapped_key=wrapped,
-        expires_at=expires_at,
-    )
-    session.add(row)
-    return row
-
-
-def open_finding_face(envelope: Envelope, row: FindingFace) -> np.ndarray:
-    raw = envelope.open(row.ciphertext, row.wrapped_key, _finding_aad(row.finding_id, row.job_id))
-    return np.frombuffer(raw, dtype="<f8")
 
 
 def seal_request_face(

@@ -1,4 +1,4 @@
-"""Consent requests, the faces kept for them, and the history of a job's decisions."""
+"""Consent requests: what a provider asks a person, and their answer."""
 
 from __future__ import annotations
 
@@ -48,38 +48,4 @@ class ConsentRequest(SQLModel, table=True):
     answered_by: int | None = Field(default=None, foreign_key="user.id")
     answered_at: datetime | None = _maybe_ts()
     grant_id: str | None = Field(default=None, max_length=32)
-    created_at: datetime = _ts()
-
-
-class FindingFace(SQLModel, table=True):
-    """The embedding of a person a `needs_consent` decision could not name, kept (sealed) for a
-    short while so that the provider can open a consent request for them after the job's media
-    are deleted. Never shown to anyone; purged after CONSENT_REQUEST_FINDING_TTL."""
-
-    __tablename__ = "finding_face"
-
-    finding_id: int = Field(foreign_key="finding.id", primary_key=True)
-    job_id: str = Field(foreign_key="gate_job.id", index=True, max_length=32)
-    modality: str = Field(max_length=8)
-    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    expires_at: datetime = _ts()
-
-
-class DecisionRevision(SQLModel, table=True):
-    """Every decision a job has had, in order; `decision` holds the latest. A job is decided
-    once per revision: UNIQUE (job_id, revision)."""
-
-    __tablename__ = "decision_revision"
-    __table_args__ = (UniqueConstraint("job_id", "revision"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    job_id: str = Field(foreign_key="gate_job.id", index=True, max_length=32)
-    revision: int
-    decision: str = Field(max_length=16)
-    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    jti: str | None = Field(default=None, max_length=32)
-    # What caused the revision (e.g. "consent request <id>").
-    cause: str = Field(default="", max_length=200)
     created_at: datetime = _ts()

@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 from functools import wraps
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, g, jsonify, request, url_for
 
 from consent_service import db
 from consent_service.api_contract import idempotency, ratelimit
 from consent_service.api_contract.operations import api_operation
 from consent_service.errors_http import problem
 from consent_service.gate import service
+from consent_service.gate.public import job_view
 from consent_service.gate.schemas import JobPublic, JobSubmission
 from consent_service.providers.service import authenticate_key
 from consent_service.services import services
-from workers import publish
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -64,8 +64,6 @@ def submit_job():
             session, services().media_store, g.provider, form.operation, uploads, key
         ),
     )
-    if created:
-        publish(current_app, "gate.process_job", job.id)
     body = _job_public(session, job)
     if not created:
         idempotency.require_same_request(
@@ -81,8 +79,7 @@ def submit_job():
 
 
 def _job_public(session, job) -> dict:
-    view = service.job_view(session, job, services().pseudonym_key)
-    return JobPublic.model_validate(view).model_dump(mode="json")
+    return job_view(session, job, services().pseudonym_key).model_dump(mode="json")
 
 
 @bp.get("/jobs/<job_id>")

@@ -1,13 +1,15 @@
-"""Gate jobs: one check of one planned edit, its media, per-person findings and the decision."""
+"""Gate jobs: one check of one planned edit, its media, per-person findings, the decision and
+its revisions, and the sealed faces of people a decision could not name."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
+from consent_service.vocabulary import JobStatus
 
 
 class GateJob(SQLModel, table=True):
@@ -17,7 +19,7 @@ class GateJob(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     provider_id: str = Field(foreign_key="provider.id", index=True)
     operation: str = Field(max_length=32)
-    status: str = Field(default="queued", max_length=16, index=True)
+    status: str = Field(default=JobStatus.QUEUED.value, max_length=16, index=True)
     idempotency_key: str | None = Field(default=None, max_length=200)
     attempts: int = 0
     error: str | None = None
@@ -57,7 +59,7 @@ class Decision(SQLModel, table=True):
     token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     jti: str | None = Field(default=None, max_length=32, unique=True, index=True)
     # The latest revision: a consent request answered later re-decides the job (revision 2, …);
-    # every revision is kept in `decision_revision` (consent_service.consent_requests.models).
+    # every revision is kept in `decision_revision` (below).
     revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
@@ -75,3 +77,41 @@ class Finding(SQLModel, table=True):
     box: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # The decision revision this finding belongs to (the job shows the latest revision's).
     revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+
+class FindingFace(SQLModel, table=True):
+    """The embedding of a person a `needs_consent` decision could not name, kept (sealed) for a
+    short while so that the provider can open a consent request for them after the job's media
+    are deleted. Never shown to anyone; purged after CONSENT_REQUEST_FINDING_TTL."""
+
+    __tablename__ = "finding_face"
+
+    finding_id: int = Field(foreign_key="finding.id", primary_key=True)
+    job_id: str = Field(foreign_key="gate_job.id", index=True, max_length=32)
+    modality: str = Field(max_length=8)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class DecisionRevision(SQLModel, table=True):
+    """Every decision a job has had, in order; `decision` holds the latest. A job is decided
+    once per revision: UNIQUE (job_id, revision)."""
+
+    __tablename__ = "decision_revision"
+    __table_args__ = (UniqueConstraint("job_id", "revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="gate_job.id", index=True, max_length=32)
+    revision: int
+    decision: str = Field(max_length=16)
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    jti: str | None = Field(default=None, max_length=32)
+    # What caused the revision (e.g. "consent request <id>").
+    cause: str = Field(default="", max_length=200)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

@@ -14,9 +14,9 @@ from consent_service.audit import service as audit
 from consent_service.operators import disputes, notices, service
 from consent_service.operators.forms import ProviderStatusForm, ResolveDisputeForm
 from consent_service.operators.models import EnrollmentDispute, SubjectNotice
+from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
 from consent_service.services import services
 from consent_service.timeutil import utcnow
-from workers import DEFAULT_QUEUE, MATCHING_QUEUE
 
 bp = Blueprint("operators", __name__, url_prefix="/operator")
 

@@ -50,6 +50,7 @@ class Stack:
                 enrollment, _ = import_face(
                     s, services().media_store, email, [p.read_bytes() for p in photos], 5
                 )
+            # import_face registered the enrollment's task: sent when the unit of work ended.
             return wait_for_enrollment(db.engine(), enrollment.id, DECISION_TIMEOUT)
 
     def grant(self, subject_id: int, *operations: Operation, provider_ids=None):

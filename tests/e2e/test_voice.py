@@ -24,6 +24,7 @@ def _enroll_voice(stack, email: str, recording: bytes):
     with stack.app.app_context():
         with db.unit_of_work() as s:
             enrollment, _ = import_voice(s, services().media_store, email, recording)
+        # import_voice registered the enrollment's task: sent when the unit of work ended.
         return wait_for_enrollment(db.engine(), enrollment.id, DECISION_TIMEOUT)
 
 

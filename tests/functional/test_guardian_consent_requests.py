@@ -18,8 +18,8 @@ from consent_service import db
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.service import bump_gallery
 from consent_service.consent.models import ConsentGrant
-from consent_service.consent_requests.faces import keep_finding_face
 from consent_service.consent_requests.models import ConsentRequest
+from consent_service.gate.finding_faces import keep_finding_face
 from consent_service.gate.models import Decision, Finding
 from consent_service.providers.models import Provider
 from consent_service.services import services

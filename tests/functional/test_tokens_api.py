@@ -14,7 +14,9 @@ from urllib3 import encode_multipart_formdata
 from consent_service import db
 from consent_service.cli import main
 from consent_service.consent import service as consent
+from consent_service.gate import pipeline
 from consent_service.gate import service as gate
+from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision
 from consent_service.services import services
 from consent_service.settings import Settings
@@ -93,7 +95,7 @@ def test_verify_endpoint_is_in_the_openapi_document_as_public(api):
 
 
 def test_a_recorded_decision_carries_its_token_and_label(api):
-    """`_record_decision` signs in the transaction that writes the Decision; the job shows the
+    """`pipeline.record` signs in the transaction that writes the Decision; the job shows the
     token and, for an allowed job, the AIGC label whose ReservedCode1 is the token id."""
     client = api.client()
     body, content_type = encode_multipart_formdata(
@@ -123,12 +125,10 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
                 ),
                 consent.Evidence(actor="test", identity_method="test"),
             )
-        analysis = gate._Analysis(
-            people=[gate._PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), subject_id, False)]
-        )
-        gate._record_decision(
-            db.engine(), job_id, analysis, svc.audit_key, svc.decision_signer, svc.pseudonym_key
-        )
+        analysis = Analysis(people=[PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), subject_id, False)])
+        signing = Signing(svc.audit_key, svc.decision_signer, svc.pseudonym_key)
+        with db.unit_of_work() as s:
+            pipeline.record(s, job_id, analysis, signing, svc.media_store)
         stored = db.session().get(Decision, job_id)
         provider_id = gate.get_job(db.session(), _provider(api), job_id).provider_id
     job = client.get(f"/api/v1/jobs/{job_id}", headers=api.auth()).get_json()

@@ -123,3 +123,15 @@ def postgres_database() -> Callable[[], AbstractContextManager[str]]:
     dropped afterwards. It is opened inside the test, so an unreachable server fails the test
     (CI always has one); it never skips."""
     return support.postgres_database
+
+
+@pytest.fixture
+def worker_context(engine: Engine) -> Iterator[list[tuple[str, list[str]]]]:
+    """An app context like a worker's, on the test database, for task bodies that run their
+    steps as units of work (`db.unit_of_work()`): yields the tasks those units sent, in order."""
+    sent: list[tuple[str, list[str]]] = []
+    app = Flask(__name__)
+    app.extensions["db_engine"] = engine
+    app.extensions["task_sender"] = lambda name, args: sent.append((name, args))
+    with app.app_context():
+        yield sent

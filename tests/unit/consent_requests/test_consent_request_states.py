@@ -14,11 +14,11 @@ from consent_service.accounts.models import Subject
 from consent_service.audit.models import AuditEvent
 from consent_service.consent import service as consent
 from consent_service.consent_requests import service
-from consent_service.consent_requests.faces import keep_finding_face
-from consent_service.consent_requests.models import ConsentRequest, DecisionRevision, FindingFace
+from consent_service.consent_requests.models import ConsentRequest
 from consent_service.errors import InvalidRequest
-from consent_service.gate.models import Decision, Finding, GateJob
-from consent_service.gate.service import job_view
+from consent_service.gate.finding_faces import keep_finding_face
+from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
+from consent_service.gate.public import job_view
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key
@@ -155,7 +155,7 @@ def test_approval_by_the_matching_face_grants_and_redecides_the_job(
     ).all()
     assert [r.revision for r in revisions] == [2]  # revision 1 was hand-made above
     view = job_view(session, session.get(GateJob, job.id), PSEUDONYM_KEY)
-    assert [f["outcome"] for f in view["findings"]] == ["consented", "consented"]
+    assert [f.outcome for f in view.findings] == ["consented", "consented"]
     with pytest.raises(service.RequestClosed):  # no double answer
         service.decline(session, AUDIT_KEY, req, _user(session, person), "again")
     with pytest.raises(service.RequestClosed):

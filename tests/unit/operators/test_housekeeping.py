@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sqlmodel import select
 
+from consent_service import db
 from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
@@ -62,10 +63,9 @@ def test_media_past_retention_are_purged_with_their_hash_audited(session, tmp_pa
 
     keys = service.stale_media(store.root, utcnow() - timedelta(days=1))
     assert keys == [old]
-    purged = service.purge_media(session, KEY, store, keys)
-    session.commit()
-    for key in purged:
-        store.delete(key)
+    assert service.purge_media(session, KEY, store, keys) == [old]
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([old, fresh])  # not yet
+    db.finish(session)  # deleted once the audit entries are committed
 
     assert sorted(p.name for p in store.root.iterdir()) == [fresh]
     (event,) = session.exec(select(AuditEvent).where(AuditEvent.event_type == "media.purged"))
