@@ -1,7 +1,7 @@
 """Gate throughput: the raw face_recognition CLI against our in-process face pipeline.
 
-What it measures: the same set of real sample photos (consent_service.samples), repeated --repeat
-times, is gated by
+What it measures: the same set of real sample photos (consent_service.demo.samples), repeated
+--repeat times, is gated by
 
   (a) the raw library: `face_recognition KNOWN_DIR UNKNOWN_DIR` (its console script, one process,
       --cpus 1), with obama.jpg and biden.jpg as the known people, and
@@ -128,8 +128,10 @@ def main() -> None:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
-    from consent_service.samples import sample
+    from consent_service.demo.samples import Samples
     from consent_service.settings import Settings
+
+    sample = Samples.from_settings(Settings()).sample
 
     defaults = {k: f.default for k, f in Settings.model_fields.items()}
     tolerance, margin = defaults["face_tolerance"], defaults["face_margin"]

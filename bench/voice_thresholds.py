@@ -2,7 +2,7 @@
 `voice_same_speaker`.
 
 What it measures: real recorded speech from PyPI source distributions (through
-`consent_service.samples`): the meeting recordings of pyannote.audio 4.0.7's tests, cut into
+`consent_service.demo.samples`): the meeting recordings of pyannote.audio 4.0.7's tests, cut into
 stretches where one speaker talks alone (from their rttm labels), and five LibriVox clips of one
 reader from pocketsphinx 5.1.1. Every stretch goes through the service's own voice path (decode,
 voice activity, 3 s windows, Resemblyzer, one speaker per stretch) and is compared, as an L2
@@ -32,20 +32,20 @@ import numpy as np
 from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio, speech_segments
 from consent_service.biometrics.matching import Gallery, identify
 from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, find_speakers
-from consent_service.samples import READER_SDIST, sample_folder, speech_turns
+from consent_service.demo.samples import READER_SDIST, Samples
 from consent_service.settings import Settings
 
 
 def _stretches() -> list[tuple[str, str, np.ndarray]]:
     """(speaker, recording, samples) for every single-speaker stretch of at least 2 s."""
     out, decoded = [], {}
-    for wav, speaker, start, end in speech_turns(2.0):
+    for wav, speaker, start, end in Samples.from_settings(Settings()).speech_turns(2.0):
         if wav not in decoded:
             decoded[wav] = decode_audio(wav.read_bytes(), 600)
         out.append(
             (speaker, wav.stem, decoded[wav][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
         )
-    for wav in sorted(sample_folder(READER_SDIST).glob("*.wav")):
+    for wav in sorted(Samples.from_settings(Settings()).folder(READER_SDIST).glob("*.wav")):
         out.append(("librivox-reader", wav.stem, decode_audio(wav.read_bytes(), 600)))
     return out
 

@@ -23,11 +23,11 @@ from consent_service.portal.views import bp as portal_bp
 from consent_service.rights.views import bp as rights_bp
 from consent_service.services import Services
 from consent_service.settings import Settings
+from consent_service.tasking import celery_init_app
 from consent_service.tokens.views import bp as tokens_bp
 from consent_service.web.language import bp as i18n_bp
 from consent_service.web.signin import bp as accounts_bp
 from consent_service.webhooks.views import bp as webhooks_bp
-from workers import celery_init_app
 
 _HERE = Path(__file__).resolve().parent
 # Installed wheels carry the templates inside the package; a source checkout keeps them at the top.

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(default=30.0, gt=0)
     # How often people's notices not mailed yet (enrollment disputes) are mailed (seconds).
     notice_mail_interval: float = Field(default=60.0, gt=0)
+    # The demo's and the tests' sample photos and recordings, fetched once from PyPI and cached
+    # here (`samples_dir`): CONSENT_SERVICE_SAMPLES, else $XDG_CACHE_HOME/consent-service/samples
+    # (XDG_CACHE_HOME defaulting to ~/.cache). The service itself never reads them.
+    consent_service_samples: str | None = None
+    xdg_cache_home: str | None = None
 
     @property
     def home(self) -> Path:
@@ -160,6 +165,13 @@ class Settings(BaseSettings):
     @property
     def mail_outbox_dir(self) -> Path:
         return self.home / "outbox"
+
+    @property
+    def samples_dir(self) -> Path:
+        if self.consent_service_samples:
+            return Path(self.consent_service_samples)
+        cache = Path(self.xdg_cache_home) if self.xdg_cache_home else Path.home() / ".cache"
+        return cache / "consent-service" / "samples"
 
     def resolved_secrets(self) -> dict[str, str]:
         """The secrets in force: from the environment, else (development only) generated once

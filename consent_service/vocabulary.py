@@ -36,6 +36,12 @@ class GrantStatus(StrEnum):
     REFUSED = "refused"
 
 
+class ProviderStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"
@@ -60,6 +66,14 @@ class Outcome(StrEnum):
     PROTECTED = "protected"
     UNENROLLED = "unenrolled"
     AMBIGUOUS = "ambiguous"
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery's state in the outbox."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
 
 
 class EnrollmentStatus(StrEnum):

@@ -1,5 +1,5 @@
 """Real recorded speech for voice tests: one speaker's stretches cut from the meeting recordings
-by their rttm labels (`consent_service.samples.speech_turns`), written as WAV bytes."""
+by their rttm labels (`consent_service.demo.samples.Samples.speech_turns`), written as WAV bytes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from functools import cache
 import numpy as np
 
 from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio
-from consent_service.samples import speech_turns
+from consent_service.demo.samples import Samples
+from consent_service.settings import Settings
 
 
 @cache
@@ -32,7 +33,7 @@ def speech(speaker: str, recording: str, max_seconds: float = 20.0) -> np.ndarra
     """Everything `speaker` says alone in `recording` (e.g. "trn06"), up to `max_seconds`."""
     parts = [
         _decoded(wav)[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-        for wav, who, start, end in speech_turns(1.5)
+        for wav, who, start, end in Samples.from_settings(Settings()).speech_turns(1.5)
         if who == speaker and wav.stem == recording
     ]
     if not parts:

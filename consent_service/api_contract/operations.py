@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Flask
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from consent_service.api_contract import idempotency
 from consent_service.api_contract.schemas import Problem
@@ -154,7 +154,7 @@ def _ref(name: str) -> str:
 
 def openapi_document(app: Flask) -> dict[str, Any]:
     routes = documented_routes(app)
-    models: set[tuple[type[BaseModel], str]] = {(Problem, "serialization")}
+    models: set[tuple[type[BaseModel], JsonSchemaMode]] = {(Problem, "serialization")}
     for _rule, _method, spec in routes:
         models |= {(m, "serialization") for m in spec.responses.values() if m is not None}
         if spec.body is not None:

@@ -7,7 +7,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.audit.models import AuditEvent, AuditHead
 from consent_service.timeutil import as_utc, utcnow
@@ -73,7 +73,7 @@ def verify(session: Session, key: bytes) -> ChainReport:
     prev_hash = "0" * 64
     expected_seq = 1
     count = 0
-    for event in session.exec(select(AuditEvent).order_by(AuditEvent.seq)):
+    for event in session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))):
         if event.seq != expected_seq:
             return ChainReport(False, count, expected_seq, "missing or reordered entry")
         if event.prev_hash != prev_hash or not hmac.compare_digest(

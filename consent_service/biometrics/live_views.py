@@ -42,22 +42,20 @@ def upload(challenge_id: str):
     frames = [f.read() for f in request.files.getlist("frames")]
     return _started(
         session,
-        "biometrics.enroll_face",
         lambda: liveness.start_live_enrollment(
             session, services().media_store, subject.id, challenge_id, frames
         ),
     )
 
 
-def _started(session, task: str, start: Callable[[], Enrollment]):
-    """Run `start` (it uses up the challenge and keeps the media); on success hand the enrollment
-    to the worker once the request commits and answer 202 with its status page, else the error,
+def _started(session, start: Callable[[], Enrollment]):
+    """Run `start` (it uses up the challenge, keeps the media and registers the enrollment's
+    task, sent once the request commits); answer 202 with its status page, else the error,
     localized (an error status: the request rolls back)."""
     try:
         enrollment = start()
     except DomainError as exc:
         return jsonify(error=exc.localized()), exc.status
-    db.publish(session, task, enrollment.id)
     return jsonify(
         enrollment_id=enrollment.id,
         status_url=url_for("biometrics.enrollment", enrollment_id=enrollment.id),
@@ -93,7 +91,6 @@ def upload_voice(challenge_id: str):
     svc = services()
     return _started(
         session,
-        "biometrics.enroll_voice",
         lambda: voice_challenge.start_live_voice_enrollment(
             session,
             svc.media_store,

@@ -17,14 +17,19 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from consent_service.biometrics.images import decode_image
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.matching import mutually_consistent
 from consent_service.biometrics.models import Enrollment
-from consent_service.biometrics.service import EnrollmentKind, FaceMatching, face_enrollment
+from consent_service.biometrics.service import (
+    EnrollmentKind,
+    FaceMatching,
+    face_enrollment,
+    new_enrollment,
+)
 from consent_service.errors import N_, ChallengeRefused, EnrollmentRejected, MediaRejected
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
@@ -137,21 +142,16 @@ def live_faces(
 
 
 def face_enrollment_kind(
-    engine: Engine,
-    enrollment_id: str,
     matching: FaceMatching,
+    live_steps: list[str] | None,
     min_turn: float,
     landmarks: LandmarkReader = dlib_landmarks,
 ) -> EnrollmentKind:
-    """How the worker turns this face enrollment into templates: a live one answers a challenge,
-    any other is an upload of photos."""
-    with Session(engine) as s:
-        challenge = s.exec(
-            select(LiveChallenge).where(LiveChallenge.enrollment_id == enrollment_id)
-        ).first()
-        steps = list(challenge.steps) if challenge else None
-    if steps is None:
+    """How the worker turns a face enrollment into templates: a live one (the steps of the
+    challenge it answered) answers a head turn, any other is an upload of photos."""
+    if live_steps is None:
         return face_enrollment(matching)
+    steps = list(live_steps)
     return EnrollmentKind(
         modality=Modality.FACE,
         model_name=matching.embedder.model_name,
@@ -230,13 +230,7 @@ def start_live_enrollment(
             steps=len(challenge.steps),
             again=AGAIN,
         )
-    enrollment = Enrollment(
-        subject_id=subject_id,
-        modality=Modality.FACE.value,
-        media_keys=[store.put(f) for f in frames],
-    )
-    session.add(enrollment)
-    session.flush()
+    enrollment = new_enrollment(session, store, subject_id, Modality.FACE, frames)
     use_challenge(session, challenge, enrollment)
     return enrollment
 

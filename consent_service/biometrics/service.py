@@ -3,8 +3,6 @@ against."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -14,18 +12,15 @@ import numpy as np
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from consent_service.audit import service as audit
-from consent_service.biometrics import disputes
+from consent_service import db
 from consent_service.biometrics.faces import FaceEmbedder
 from consent_service.biometrics.images import decode_image
-from consent_service.biometrics.matching import Gallery, identify, mutually_consistent
+from consent_service.biometrics.matching import Gallery, mutually_consistent
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
 from consent_service.crypto import Envelope
-from consent_service.db import unit_of_work
-from consent_service.errors import N_, DomainError, EnrollmentRejected, MediaRejected, Msgid
+from consent_service.errors import N_, DomainError, EnrollmentRejected, MediaRejected
 from consent_service.media.limits import VideoLimits
 from consent_service.storage import MediaStore
-from consent_service.timeutil import utcnow
 from consent_service.vocabulary import EnrollmentStatus, Modality
 
 
@@ -111,13 +106,26 @@ def start_face_enrollment(
         raise EnrollmentRejected(
             "Upload between 1 and %(num)d photos of your face.", num=max_photos
         )
+    return new_enrollment(session, store, subject_id, Modality.FACE, photos)
+
+
+ENROLL_TASKS = {  # the task that finishes an enrollment (consent_service.biometrics.tasks)
+    Modality.FACE: "biometrics.enroll_face",
+    Modality.VOICE: "biometrics.enroll_voice",
+}
+
+
+def new_enrollment(
+    session: Session, store: MediaStore, subject_id: int, modality: Modality, media: list[bytes]
+) -> Enrollment:
+    """A pending enrollment of these media, kept (encrypted) for the worker; its task is sent
+    once the unit of work has committed."""
     enrollment = Enrollment(
-        subject_id=subject_id,
-        modality=Modality.FACE.value,
-        media_keys=[store.put(p) for p in photos],
+        subject_id=subject_id, modality=modality.value, media_keys=[store.put(m) for m in media]
     )
     session.add(enrollment)
     session.flush()
+    db.publish(session, ENROLL_TASKS[modality], enrollment.id)
     return enrollment
 
 
@@ -170,138 +178,6 @@ class EnrollmentKind:
     unavailable: str  # N_(what to say when the media are gone)
 
 
-def run_enrollment(
-    engine: Engine,
-    enrollment_id: str,
-    store: MediaStore,
-    kind: EnrollmentKind,
-    envelope: Envelope,
-    audit_key: bytes,
-    max_attempts: int,
-) -> str:
-    """The worker's half of any enrollment: templates from the media, or a clear reason why not;
-    the media are destroyed either way. Idempotent."""
-    with unit_of_work(engine) as s:
-        enrollment = s.get(Enrollment, enrollment_id)
-        if enrollment is None or enrollment.status != EnrollmentStatus.PENDING.value:
-            return enrollment.status if enrollment else "missing"
-        enrollment.attempts += 1  # counted before decoding, so crashing media cannot loop
-        attempts, keys, subject_id = (
-            enrollment.attempts,
-            list(enrollment.media_keys),
-            enrollment.subject_id,
-        )
-    # The reason, as an error: kept on the row in English and as message id + parameters, so
-    # each reader sees it in their own language.
-    error: DomainError | None = None
-    vectors: list[np.ndarray] = []
-    media: list[bytes] = []
-    if attempts > max_attempts:
-        error = EnrollmentRejected(
-            "%(media)s could not be processed after %(num)d attempts.",
-            media=Msgid(kind.media),
-            num=max_attempts,
-        )
-    else:
-        try:
-            media = [store.get(k) for k in keys]
-            vectors = kind.extract(media)
-        except KeyError:
-            error = EnrollmentRejected(kind.unavailable)
-        except EnrollmentRejected as exc:
-            error = exc
-    what = kind.modality.value
-    with unit_of_work(engine) as s:
-        enrollment = s.exec(
-            select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update()
-        ).one()
-        if enrollment.status != EnrollmentStatus.PENDING.value:
-            return enrollment.status
-        holder: int | None = None
-        if error is None and disputes.open_claims_of(s, subject_id, what):
-            error = EnrollmentRejected(
-                "An operator is reviewing a dispute about the %(modality)s you enrolled; wait "
-                "for the outcome before enrolling it again.",
-                modality=Msgid(what),
-            )
-        elif error is None:
-            gallery = kind.gallery.current(s, kind.modality)
-            matches = (
-                identify(gallery, v, kind.tolerance, 0.0, exclude_subject=subject_id).subject_id
-                for v in vectors
-            )
-            holder = next((m for m in matches if m), None)
-        if error is None and holder is not None:
-            # Not added to the gallery: the vectors wait, encrypted, on a dispute an operator
-            # resolves (consent_service/operators); both accounts are told.
-            dispute = disputes.open_dispute(
-                s,
-                envelope,
-                audit_key,
-                enrollment_id=enrollment_id,
-                modality=what,
-                model=kind.model_name,
-                claimant_subject_id=subject_id,
-                holder_subject_id=holder,
-                vectors=vectors,
-            )
-            enrollment.status = EnrollmentStatus.DISPUTED.value
-            keep_error(
-                enrollment,
-                EnrollmentRejected(
-                    "This %(modality)s is already enrolled by another account. An operator will "
-                    "review the dispute and both accounts will be told the outcome.",
-                    modality=Msgid(what),
-                ),
-            )
-            event, payload = "biometrics.enrollment_disputed", {"dispute_id": dispute.id}
-        elif error is None:
-            for vector in vectors:
-                template = BiometricTemplate(
-                    subject_id=subject_id,
-                    modality=what,
-                    model=kind.model_name,
-                    ciphertext=b"",
-                    wrapped_key=b"",
-                    enrollment_id=enrollment_id,
-                )
-                seal_template(envelope, template, vector)
-                s.add(template)
-            bump_gallery(s, kind.modality)
-            enrollment.status = EnrollmentStatus.COMPLETED.value
-            enrollment.template_count = len(vectors)
-            event, payload = "biometrics.enrolled", {"templates": len(vectors)}
-        else:
-            enrollment.status = EnrollmentStatus.FAILED.value
-            keep_error(enrollment, error)
-            event, payload = "biometrics.enrollment_failed", {"reason": enrollment.error}
-        audit.append(
-            s,
-            audit_key,
-            event,
-            f"subject:{subject_id}",
-            {"enrollment_id": enrollment_id, "modality": what, **payload},
-            subject_id=subject_id,
-        )
-        enrollment.finished_at = utcnow()
-        enrollment.media_keys = []
-        audit.append(
-            s,
-            audit_key,
-            "media.destroyed",
-            "system",
-            {
-                "enrollment_id": enrollment_id,
-                "sha256": [hashlib.sha256(m).hexdigest() for m in media],
-            },
-            subject_id=subject_id,
-        )
-        status = enrollment.status
-    for key in keys:  # after the commit: a crash here leaves files for the sweep, never lost rows
-        store.delete(key)
-    return status
-
-
 def face_enrollment(matching: FaceMatching) -> EnrollmentKind:
     return EnrollmentKind(
         modality=Modality.FACE,
@@ -323,26 +199,6 @@ def template_count(session: Session, subject_id: int, modality: Modality) -> int
             )
         ).all()
     )
-
-
-def import_face(
-    session: Session,
-    store: MediaStore,
-    email: str,
-    photos: list[bytes],
-    max_photos: int,
-    password: str | None = None,
-) -> tuple[Enrollment, bool]:
-    """Operator import: the account (created if missing, with a random password) and a pending
-    face enrollment of the photos. Returns (enrollment, account_created)."""
-    from consent_service.accounts import service as accounts
-
-    user = accounts.find_user(session, email)
-    created = user is None
-    if user is None:
-        user = accounts.sign_up(session, email, password or secrets.token_urlsafe(16))
-    subject = accounts.subject_of(session, user)
-    return start_face_enrollment(session, store, subject.id, photos, max_photos), created
 
 
 def wait_for_enrollment(engine: Engine, enrollment_id: str, timeout: float) -> Enrollment:

@@ -64,7 +64,6 @@ def enroll():
         except EnrollmentRejected as exc:
             flash(exc.localized(), "error")
         else:
-            db.publish(session, "biometrics.enroll_face", enrollment.id)
             return redirect(url_for("biometrics.enrollment", enrollment_id=enrollment.id))
     recent = session.exec(
         select(Enrollment)
@@ -101,7 +100,6 @@ def enroll_voice():
         except DomainError as exc:
             flash(exc.localized(), "error")
         else:
-            db.publish(session, "biometrics.enroll_voice", enrollment.id)
             return redirect(url_for("biometrics.enrollment", enrollment_id=enrollment.id))
     else:
         flash(_("The form expired; please upload the recording again."), "error")

@@ -1,6 +1,6 @@
 """Live voice enrollment: the server picks a random phrase in the page's language, the browser
 records the person reading it aloud, and the worker makes a voice template only if speech was
-heard (voice activity detection; `voice_service.NO_SPEECH` otherwise).
+heard (voice activity detection; `voice_analysis.NO_SPEECH` otherwise).
 
 What the phrase does and does not prove. No speech recognition runs here, so the words spoken are
 never compared with the phrase: any recording of speech passes, whatever it says. The phrase is
@@ -10,7 +10,7 @@ enrollment (a dispute, a complaint) knows what was asked. It makes an old record
 speech less likely to look like a fresh enrollment only to such a reviewer; it does not stop
 anyone from playing another person's recording into the microphone. What guards against enrolling
 someone else's voice is what guards every enrollment: a voice already enrolled by another account
-is not added but opens a dispute (`service.run_enrollment`).
+is not added but opens a dispute (`enrollment.record`).
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ from consent_service.consent_requests.models import ConsentRequest
 from consent_service.crypto import Envelope
 from consent_service.errors import N_, Conflict, DomainError, InvalidRequest, Msgid, NotFound
 from consent_service.gate import service as gate
+from consent_service.gate.claims import subject_reference
+from consent_service.gate.decisions import redecide
 from consent_service.gate.finding_faces import open_finding_face
 from consent_service.gate.models import Decision, Finding, FindingFace
 from consent_service.i18n.labels import MODALITIES, OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
@@ -131,7 +133,7 @@ def _pick_finding(
         }
         for f in findings:
             if f.subject_id in subjects and hmac.compare_digest(
-                gate.subject_reference(pseudonym_key, provider.id, subjects[f.subject_id]),
+                subject_reference(pseudonym_key, provider.id, subjects[f.subject_id]),
                 spec.subject_ref,
             ):
                 chosen = f
@@ -529,7 +531,7 @@ def approve(
     req.subject_id = subject.id
     _close(session, audit_key, req, APPROVED, evidence.actor, now, evidence.guardian)
     if req.job_id is not None:
-        gate.redecide(
+        redecide(
             session,
             req.job_id,
             {req.finding_id: subject.id} if was_unnamed and req.finding_id else {},  # type: ignore[dict-item]

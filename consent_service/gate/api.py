@@ -10,6 +10,7 @@ from consent_service import db
 from consent_service.api_contract import idempotency
 from consent_service.api_contract.operations import api_operation
 from consent_service.gate import service
+from consent_service.gate.public import job_view
 from consent_service.gate.schemas import JobPublic, JobSubmission
 from consent_service.runtime import services
 from consent_service.web import require_provider
@@ -39,8 +40,6 @@ def submit_job():
             session, services().media_store, g.provider, form.operation, uploads, key
         ),
     )
-    if created:
-        db.publish(session, "gate.process_job", job.id)  # sent once the request commits
     body = _job_public(session, job)
     if not created:
         idempotency.require_same_request(
@@ -56,8 +55,7 @@ def submit_job():
 
 
 def _job_public(session, job) -> dict:
-    view = service.job_view(session, job, services().pseudonym_key)
-    return JobPublic.model_validate(view).model_dump(mode="json")
+    return job_view(session, job, services().pseudonym_key).model_dump(mode="json")
 
 
 @bp.get("/jobs/<job_id>")

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, UniqueConstrai
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
+from consent_service.vocabulary import JobStatus
 
 
 class GateJob(SQLModel, table=True):
@@ -18,7 +19,7 @@ class GateJob(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     provider_id: str = Field(foreign_key="provider.id", index=True)
     operation: str = Field(max_length=32)
-    status: str = Field(default="queued", max_length=16, index=True)
+    status: str = Field(default=JobStatus.QUEUED.value, max_length=16, index=True)
     idempotency_key: str | None = Field(default=None, max_length=200)
     attempts: int = 0
     error: str | None = None

@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from consent_service.consent.service import grant_revoked
 from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.vocabulary import DecisionKind
 from consent_service.webhooks import service as webhooks
 from consent_service.webhooks.models import WebhookDelivery
 
@@ -20,7 +21,7 @@ def tell_providers(session: Session, *, grant_id: str, version: int) -> list[Web
         select(GateJob.provider_id, GateJob.id)
         .join(Finding, Finding.job_id == GateJob.id)  # type: ignore[arg-type]
         .join(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
-        .where(Finding.grant_id == grant_id, Decision.decision == "allow")
+        .where(Finding.grant_id == grant_id, Decision.decision == DecisionKind.ALLOW.value)
         .distinct()
         .order_by(GateJob.provider_id, GateJob.id)
     ).all()

@@ -25,15 +25,15 @@ class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     operation: Operation = Field(description="The planned edit.")
+    # How many files a job may have (1 to MAX_MEDIA_ITEMS in all) is the job's own rule, checked
+    # once, by `service.submit_job`.
     source: list[UploadedFile] = Field(
         default_factory=list,
-        max_length=MAX_MEDIA_ITEMS,
-        description="Images whose likeness is taken.",
+        description=f"Images whose likeness is taken (at most {MAX_MEDIA_ITEMS} files in all).",
     )
     target: list[UploadedFile] = Field(
         default_factory=list,
-        max_length=MAX_MEDIA_ITEMS,
-        description="Images of the content being edited.",
+        description=f"Images of the content being edited (at most {MAX_MEDIA_ITEMS} files in all).",
     )
 
     @classmethod
@@ -45,14 +45,14 @@ class JobSubmission(BaseModel):
 
     def uploads(self) -> list[Upload]:
         return [
-            Upload(role=role.value, filename=f.filename or "", data=f.read())
+            Upload(role=role, filename=f.filename or "", data=f.read())
             for role in Role
             for f in getattr(self, role.value)
         ]
 
 
 class MediaPublic(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     position: int
     role: Role
@@ -64,7 +64,7 @@ class MediaPublic(BaseModel):
 class FindingPublic(BaseModel):
     """One person found in the media. Never an embedding, a distance or a name."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     media: int = Field(description="Position of the media item the person was found in.")
     role: Role
@@ -80,9 +80,9 @@ class FindingPublic(BaseModel):
 
 
 class JobPublic(BaseModel):
-    """What a provider may see of its job."""
+    """What a provider may see of its job (built by `gate.public.job_view`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     id: str
     status: JobStatus

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, or_, select
+from sqlmodel import Session, col, or_, select
 
 from consent_service.biometrics.models import Enrollment
 from consent_service.gate.models import GateJob
@@ -35,7 +35,7 @@ def find_stale(
                 & (GateJob.updated_at < now - processing_for),
             )
         )
-        .order_by(GateJob.created_at)
+        .order_by(col(GateJob.created_at))
     ).all()
     enrollments = session.exec(
         select(Enrollment.id, Enrollment.modality)
@@ -43,6 +43,6 @@ def find_stale(
             Enrollment.status == EnrollmentStatus.PENDING.value,
             Enrollment.created_at < now - queued_for,
         )
-        .order_by(Enrollment.created_at)
+        .order_by(col(Enrollment.created_at))
     ).all()
     return Stale(list(jobs), [(e, m) for e, m in enrollments])

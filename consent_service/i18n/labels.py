@@ -67,7 +67,7 @@ OUTCOMES: dict[Outcome, LazyString] = {
     Outcome.UNENROLLED: _l("not enrolled"),
     Outcome.AMBIGUOUS: _l("uncertain match"),
 }
-# The other reason codes of a decision (consent/policy.py, gate/service.py).
+# The other reason codes of a decision (consent/policy.py, gate/pipeline.py).
 REASONS: dict[str, LazyString] = {
     "all_consented": _l("everyone consented"),
     "no_face_found": _l("no face found"),

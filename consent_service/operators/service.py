@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import func, text
 from sqlmodel import Session, select
 
+from consent_service import db
 from consent_service.accounts import service as accounts
 from consent_service.accounts.models import User
 from consent_service.audit import service as audit
@@ -339,7 +340,7 @@ def purge_media(
     session: Session, audit_key: bytes, store: MediaStore, keys: list[str]
 ) -> list[str]:
     """Audit the destruction of media kept past retention, one entry each (the SHA-256, never
-    the bytes), and return the keys: the caller commits, then deletes those files."""
+    the bytes), and delete those files once the transaction has committed. Returns the keys."""
     purged = []
     for key in keys:
         try:
@@ -352,4 +353,10 @@ def purge_media(
             session, audit_key, "media.purged", "system:retention", {"key": key, "sha256": digest}
         )
         purged.append(key)
+    db.after_commit(session, lambda: _delete(store, purged))
     return purged
+
+
+def _delete(store: MediaStore, keys: list[str]) -> None:
+    for key in keys:
+        store.delete(key)

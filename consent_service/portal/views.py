@@ -24,6 +24,7 @@ from consent_service import db
 from consent_service.consent_requests import service as requests_service
 from consent_service.errors import DomainError, InvalidRequest, NotFound
 from consent_service.gate import service as gate
+from consent_service.gate.public import job_view
 from consent_service.portal import service
 from consent_service.portal.forms import JobFilterForm, NewKeyForm, RevokeKeyForm, WebhookForm
 from consent_service.runtime import services
@@ -221,7 +222,7 @@ def job(job_id: str):
     session = db.session()
     found = gate.get_job(session, g.staff.provider, job_id)
     return render_template(
-        "portal/job.html", job=gate.job_view(session, found, services().pseudonym_key)
+        "portal/job.html", job=job_view(session, found, services().pseudonym_key)
     )
 
 

@@ -229,6 +229,7 @@ class DecisionSigner:
     def sign(self, claims: Mapping[str, Any], now: datetime) -> tuple[str, str]:
         """A token over `claims` (with iss, iat, exp and a fresh jti): (token, jti)."""
         key = self.keys.signer(now)
+        assert key.private_key is not None  # signer() returns only a key with its private part
         jti = new_id()
         payload = {
             "iss": self.issuer,

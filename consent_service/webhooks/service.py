@@ -1,5 +1,5 @@
-"""Webhooks: providers' settings, the events (written to an outbox in the event's own
-transaction) and the delivery of one outbox row (signed, retried with exponential backoff).
+"""Webhooks: providers' settings and the events (written to an outbox in the event's own
+transaction); the delivery of one outbox row is `webhooks.delivery`.
 
 Writing a delivery registers its `webhooks.deliver` task on the unit of work, which sends it once
 the transaction has committed (`db.publish`); `webhooks.retry_due` sweeps whatever is due, so a
@@ -10,23 +10,19 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, select
 
 from consent_service import db
 from consent_service.crypto import Envelope
-from consent_service.db import unit_of_work
 from consent_service.errors import InvalidRequest, NotFound
 from consent_service.providers.models import Provider
-from consent_service.settings import Settings
 from consent_service.timeutil import as_utc, new_id, utcnow
-from consent_service.webhooks import signature
+from consent_service.vocabulary import DeliveryStatus, JobStatus
 from consent_service.webhooks.models import Webhook, WebhookDelivery
-from consent_service.webhooks.transport import DeliveryError, WebhookTransport, check_url
+from consent_service.webhooks.transport import check_url
 
 if TYPE_CHECKING:  # the event's shape only: webhooks sits below the gate
     from consent_service.gate.models import GateJob
@@ -36,31 +32,13 @@ CONSENT_REVOKED = "consent.revoked"
 CONSENT_REQUEST_ANSWERED = "consent_request.answered"
 EVENTS = (JOB_DECIDED, CONSENT_REVOKED, CONSENT_REQUEST_ANSWERED)
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+PENDING = DeliveryStatus.PENDING.value
+DELIVERED = DeliveryStatus.DELIVERED.value
+FAILED = DeliveryStatus.FAILED.value
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label on generated secrets, not a secret
 DELIVER_TASK = "webhooks.deliver"
 RETRY_DUE_TASK = "webhooks.retry_due"
 MAX_JOBS_PER_EVENT = 500  # a revocation naming more jobs is split into several deliveries
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int
-    base_delay: float  # seconds before the second attempt; doubled for each one after
-    max_delay: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(
-            settings.webhook_max_attempts,
-            settings.webhook_retry_base,
-            settings.webhook_retry_max_delay,
-        )
-
-
-def retry_delay(attempts: int, policy: RetryPolicy) -> float:
-    """Seconds to wait after the `attempts`-th failed attempt: base, 2×base, 4×base… capped."""
-    return min(policy.max_delay, policy.base_delay * 2 ** max(0, attempts - 1))
 
 
 # ---------------------------------------------------------------------------- settings
@@ -215,7 +193,7 @@ def job_decided(
         JOB_DECIDED,
         {
             "job_id": job.id,
-            "status": "decided",
+            "status": JobStatus.DECIDED.value,
             "decision": decision,
             "reasons": list(reasons),
             "operation": job.operation,
@@ -248,96 +226,3 @@ def consent_request_answered(
             "grant_id": grant_id,
         },
     )
-
-
-# ---------------------------------------------------------------------------- delivery
-def due(session: Session, now: datetime, limit: int = 500) -> list[str]:
-    """Pending deliveries whose next attempt (or expired lease) is due."""
-    return list(
-        session.exec(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)  # type: ignore[operator]
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(limit)
-        )
-    )
-
-
-def deliver(
-    engine: Engine,
-    delivery_id: str,
-    envelope: Envelope,
-    transport: WebhookTransport,
-    policy: RetryPolicy,
-    lease: float,
-) -> str:
-    """One attempt, safe under duplicate and concurrent task deliveries: the attempt is claimed
-    (counted, and leased) in its own transaction before anything is sent, so only one runs;
-    a worker that dies mid-attempt leaves a lease that expires and the sweep tries again."""
-    now = utcnow()
-    with unit_of_work(engine) as s:
-        claimed = s.exec(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == delivery_id,  # type: ignore[arg-type]
-                WebhookDelivery.status == PENDING,  # type: ignore[arg-type]
-                or_(
-                    WebhookDelivery.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                    WebhookDelivery.next_attempt_at <= now,  # type: ignore[operator]
-                ),
-            )
-            .values(
-                attempts=WebhookDelivery.attempts + 1,
-                next_attempt_at=now + timedelta(seconds=lease),
-            )
-        )
-        if claimed.rowcount != 1:
-            return "skipped"
-        delivery = s.get(WebhookDelivery, delivery_id)
-        assert delivery is not None  # claimed just now, in this transaction
-        webhook = s.get(Webhook, delivery.webhook_id)
-        attempts, body, event = delivery.attempts, delivery.body.encode(), delivery.event
-        if webhook is None or not webhook.active:
-            delivery.status, delivery.next_attempt_at = FAILED, None
-            delivery.last_error = "The webhook was disabled before this delivery was sent."
-            return FAILED
-        url, secret = webhook.url, webhook_secret(envelope, webhook)
-    headers = {
-        signature.SIGNATURE_HEADER: signature.sign(secret, body),
-        "Consent-Event": event,
-        "Consent-Delivery": delivery_id,
-    }
-    status_code: int | None = None
-    error: str | None = None
-    try:
-        status_code = transport.post(url, body, headers)
-        if not 200 <= status_code < 300:
-            error = f"the receiver answered HTTP {status_code}"
-    except DeliveryError as exc:
-        error = str(exc)
-    return _record_attempt(engine, delivery_id, attempts, status_code, error, policy)
-
-
-def _record_attempt(
-    engine: Engine,
-    delivery_id: str,
-    attempts: int,
-    status_code: int | None,
-    error: str | None,
-    policy: RetryPolicy,
-) -> str:
-    now = utcnow()
-    with unit_of_work(engine) as s:
-        delivery = s.get(WebhookDelivery, delivery_id)
-        if delivery is None or delivery.attempts != attempts or delivery.status != PENDING:
-            return delivery.status if delivery else "missing"  # a later attempt took over
-        delivery.last_status_code, delivery.last_error = status_code, (error or None)
-        if error is None:
-            delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
-        elif attempts >= policy.max_attempts:
-            delivery.status, delivery.next_attempt_at = FAILED, None
-        else:
-            delivery.next_attempt_at = now + timedelta(seconds=retry_delay(attempts, policy))
-        if delivery.last_error:
-            delivery.last_error = delivery.last_error[:500]
-        return delivery.status

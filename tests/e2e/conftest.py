@@ -19,15 +19,16 @@ from urllib3 import encode_multipart_formdata
 
 from consent_service import db
 from consent_service.app import create_app
-from consent_service.biometrics.service import import_face, wait_for_enrollment
+from consent_service.biometrics.operator_import import import_face
+from consent_service.biometrics.service import wait_for_enrollment
 from consent_service.consent import service as consent
 from consent_service.migrate import upgrade
+from consent_service.processes import worker_command
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.runtime import services
 from consent_service.settings import Settings
 from consent_service.vocabulary import Operation, Role
 from tests.support import postgres_database, redis_database
-from workers import publish
 
 DECISION_TIMEOUT = 180
 
@@ -50,7 +51,7 @@ class Stack:
                 enrollment, _ = import_face(
                     s, services().media_store, email, [p.read_bytes() for p in photos], 5
                 )
-            publish(self.app, "biometrics.enroll_face", enrollment.id)
+            # import_face registered the enrollment's task: sent when the unit of work ended.
             return wait_for_enrollment(db.engine(), enrollment.id, DECISION_TIMEOUT)
 
     def grant(self, subject_id: int, *operations: Operation, provider_ids=None):
@@ -124,8 +125,6 @@ class Api:
 
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    from consent_service.cli import worker_command
-
     with open(log, "wb") as fh:
         return subprocess.Popen(
             worker_command(1, ("--loglevel", "INFO")), env=env, stdout=fh, stderr=subprocess.STDOUT

@@ -67,21 +67,27 @@ def test_job_whose_message_was_lost_is_found_by_the_sweep(stack, photos):
     from consent_service.gate.service import Upload, submit_job
     from consent_service.providers.models import Provider
     from consent_service.runtime import services
-    from workers import publish
+    from consent_service.tasking import publish
+    from consent_service.vocabulary import Operation, Role
 
     _, key = stack.provider("Sweep Studio")
     with stack.app.app_context():
-        with db.unit_of_work() as s:
-            provider = s.exec(select(Provider).where(Provider.name == "Sweep Studio")).one()
-            job, _ = submit_job(
-                s,
-                services().media_store,
-                provider,
-                "face_swap",
-                [Upload("source", "obama3.jpg", photos["obama3.jpg"].read_bytes())],
-            )
-            # Committed but never published (the broker was down), and waiting for a while.
-            job.updated_at -= timedelta(seconds=stack.settings.outbox_sweep_after + 5)
+        sender = stack.app.extensions["task_sender"]
+        stack.app.extensions["task_sender"] = lambda name, args: None  # the broker is down
+        try:
+            with db.unit_of_work() as s:
+                provider = s.exec(select(Provider).where(Provider.name == "Sweep Studio")).one()
+                job, _ = submit_job(
+                    s,
+                    services().media_store,
+                    provider,
+                    Operation.FACE_SWAP,
+                    [Upload(Role.SOURCE, "obama3.jpg", photos["obama3.jpg"].read_bytes())],
+                )
+                # Committed but never published, and waiting for a while.
+                job.updated_at -= timedelta(seconds=stack.settings.outbox_sweep_after + 5)
+        finally:
+            stack.app.extensions["task_sender"] = sender
         job_id = job.id
     api = Api(stack.client(), key)
     assert api.job(job_id).get_json()["status"] == "queued"

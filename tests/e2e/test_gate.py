@@ -14,13 +14,14 @@ from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
 from consent_service.biometrics.models import BiometricTemplate
 from consent_service.gate.models import Decision, GateJob, MediaItem
-from consent_service.gate.service import PROVIDER_SUSPENDED, Upload, submit_job
+from consent_service.gate.pipeline import PROVIDER_SUSPENDED
+from consent_service.gate.service import Upload, submit_job
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
-from consent_service.vocabulary import Operation
+from consent_service.tasking import publish
+from consent_service.vocabulary import Operation, Role
 from tests.e2e.conftest import Api
 from tests.support import side_by_side
-from workers import publish
 
 pytestmark = pytest.mark.e2e
 
@@ -216,11 +217,10 @@ def test_a_job_queued_before_its_provider_is_suspended_is_not_decided(stack, pho
     provider_id, _ = stack.provider("Studio Suspended")
     with stack.app.app_context(), db.unit_of_work() as s:
         provider = s.get(Provider, provider_id)
-        upload = Upload("source", "obama3.jpg", photos["obama3.jpg"].read_bytes())
-        job, _ = submit_job(s, services().media_store, provider, "face_swap", [upload])
-        provider.status = "suspended"  # the message is published only after this commit
+        upload = Upload(Role.SOURCE, "obama3.jpg", photos["obama3.jpg"].read_bytes())
+        job, _ = submit_job(s, services().media_store, provider, Operation.FACE_SWAP, [upload])
+        provider.status = "suspended"  # the job's task is sent only after this commit
         job_id = job.id
-    publish(stack.app, "gate.process_job", job_id)
     deadline = time.monotonic() + 120
     while True:
         with stack.app.app_context():

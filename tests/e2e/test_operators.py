@@ -16,10 +16,10 @@ from consent_service.mail import read_outbox
 from consent_service.operators.models import WorkerHeartbeat
 from consent_service.operators.service import add_operator
 from consent_service.runtime import services
+from consent_service.tasking import publish
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
 from tests.support import Person
-from workers import publish
 
 pytestmark = pytest.mark.e2e
 

@@ -9,14 +9,13 @@ import pytest
 from urllib3 import encode_multipart_formdata
 
 from consent_service import db
+from consent_service.biometrics.operator_import import import_voice
 from consent_service.biometrics.service import template_count, wait_for_enrollment
-from consent_service.biometrics.voice_service import import_voice
 from consent_service.runtime import services
 from consent_service.vocabulary import Modality, Operation
 from tests.e2e.conftest import DECISION_TIMEOUT, Api
 from tests.speech import silence, speech, wav_bytes
 from tests.support import Person, csrf_token
-from workers import publish
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +24,7 @@ def _enroll_voice(stack, email: str, recording: bytes):
     with stack.app.app_context():
         with db.unit_of_work() as s:
             enrollment, _ = import_voice(s, services().media_store, email, recording)
-        publish(stack.app, "biometrics.enroll_voice", enrollment.id)
+        # import_voice registered the enrollment's task: sent when the unit of work ended.
         return wait_for_enrollment(db.engine(), enrollment.id, DECISION_TIMEOUT)
 
 

@@ -17,9 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from consent_service import db
-from consent_service.cli import beat_command
 from consent_service.client import SignatureError, verify_signature
 from consent_service.consent import service as consent
+from consent_service.processes import beat_command
 from consent_service.runtime import services
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api

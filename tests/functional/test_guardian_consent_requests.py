@@ -16,16 +16,16 @@ from sqlmodel import select
 
 from consent_service import db
 from consent_service.audit.models import AuditEvent
-from consent_service.biometrics.models import BiometricTemplate
-from consent_service.biometrics.service import bump_gallery, seal_template
+from consent_service.biometrics.service import bump_gallery
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.gate.finding_faces import keep_finding_face
-from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.gate.models import Decision, Finding
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
+from tests import factories
 from tests.functional.test_guardian_pages import (
     _act_as,
     _add_child,
@@ -46,18 +46,18 @@ def site(make_api_app):
 def _waiting_job(site, subject_id: int | None = None, face: np.ndarray | None = None) -> str:
     """A `needs_consent` job of provider Acme with one finding: a subject the gate named
     (`not_covered`), or a face it could not name (`unenrolled`, the face kept for a request)."""
-    with site.app.app_context(), db.unit_of_work() as s:
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
         provider = s.exec(select(Provider).where(Provider.name == "Acme")).one()
-        job = GateJob(provider_id=provider.id, operation="face_swap", status="decided")
-        s.add(job)
-        s.flush()
         outcome = "not_covered" if subject_id else "unenrolled"
-        s.add(Decision(job_id=job.id, decision="needs_consent", reasons=[outcome]))
-        finding = Finding(
-            job_id=job.id, media_position=0, role="target", outcome=outcome, subject_id=subject_id
+        job = factories.GateJobFactory(
+            provider=provider,
+            decided=True,
+            decision__decision="needs_consent",
+            decision__reasons=[outcome],
         )
-        s.add(finding)
-        s.flush()
+        finding = factories.FindingFactory(
+            job=job, role="target", outcome=outcome, subject_id=subject_id
+        )
         if face is not None:
             keep_finding_face(
                 s, services().envelope, finding, Modality.FACE, face, utcnow() + timedelta(days=1)
@@ -73,16 +73,13 @@ def _ask(site, job_id: str, **extra) -> str:
 
 
 def _enroll(site, subject_id: int, vector: np.ndarray) -> None:
-    with site.app.app_context(), db.unit_of_work() as s:
-        template = BiometricTemplate(
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
+        factories.BiometricTemplateFactory(
             subject_id=subject_id,
             modality=Modality.FACE.value,
             model="face_recognition/dlib-resnet-v1",
-            ciphertext=b"",
-            wrapped_key=b"",
+            sealed=(services().envelope, vector),
         )
-        seal_template(services().envelope, template, vector)
-        s.add(template)
         bump_gallery(s, Modality.FACE)
 
 

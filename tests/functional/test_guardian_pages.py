@@ -16,13 +16,14 @@ from consent_service import db
 from consent_service.accounts.models import Guardianship, Subject, User
 from consent_service.accounts.service import subject_of
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
-from consent_service.biometrics.service import bump_gallery, seal_template
+from consent_service.biometrics.service import bump_gallery
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from consent_service.web import SESSION_KEY
+from tests import factories
 from tests.support import Person
 
 PASSWORD = "a long enough password"
@@ -182,16 +183,13 @@ def test_a_guardian_deletes_a_childs_data(site):
     guardian = _sign_up(site, "ines@example.org", "Ines")
     assert _add_child(guardian, "Leo", relationship="legal_guardian").status_code == 302
     child_id = _child_id(site, "Leo")
-    with site.app.app_context(), db.unit_of_work() as s:
-        template = BiometricTemplate(
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
+        factories.BiometricTemplateFactory(
             subject_id=child_id,
             modality=Modality.FACE.value,
             model="face_recognition/dlib-resnet-v1",
-            ciphertext=b"",
-            wrapped_key=b"",
+            sealed=(services().envelope, np.linspace(-0.2, 0.2, 128)),
         )
-        seal_template(services().envelope, template, np.linspace(-0.2, 0.2, 128))
-        s.add(template)
         bump_gallery(s, Modality.FACE)
     assert _grant_face(guardian).status_code == 302
 

@@ -16,7 +16,6 @@ from consent_service.accounts.models import Subject, User
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.disputes import open_dispute
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
-from consent_service.biometrics.service import seal_template
 from consent_service.cli import main
 from consent_service.mail import read_outbox
 from consent_service.operators.models import WorkerHeartbeat
@@ -24,6 +23,7 @@ from consent_service.operators.service import add_operator, heartbeat
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
+from tests import factories
 from tests.support import Person
 
 PASSWORD = "a long enough password"
@@ -95,20 +95,14 @@ def test_suspend_and_approve_a_provider(site):
 def _dispute(site, holder_id: int, claimant_id: int) -> tuple[str, str]:
     """The holder has a face template; the claimant's enrollment of the same face is held in
     a dispute. Returns (dispute id, enrollment id)."""
-    with site.app.app_context(), db.unit_of_work() as s:
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
         svc = services()
-        template = BiometricTemplate(
+        factories.BiometricTemplateFactory(
             subject_id=holder_id,
-            modality="face",
             model="face_recognition/dlib-resnet-v1",
-            ciphertext=b"",
-            wrapped_key=b"",
+            sealed=(svc.envelope, np.ones(128)),
         )
-        seal_template(svc.envelope, template, np.ones(128))
-        s.add(template)
-        enrollment = Enrollment(subject_id=claimant_id, modality="face", status="disputed")
-        s.add(enrollment)
-        s.flush()
+        enrollment = factories.EnrollmentFactory(subject_id=claimant_id, status="disputed")
         dispute = open_dispute(
             s,
             svc.envelope,

@@ -17,14 +17,14 @@ from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
-from consent_service.biometrics.models import BiometricTemplate, GalleryVersion
-from consent_service.biometrics.service import bump_gallery, seal_template
+from consent_service.biometrics.models import GalleryVersion
+from consent_service.biometrics.service import bump_gallery
 from consent_service.consent.models import ConsentGrant
-from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
+from tests import factories
 from tests.support import Person, templates_of
 
 PASSWORD = "a long enough password"
@@ -51,36 +51,23 @@ def _provider_id(site, name: str) -> str:
 
 
 def _add_template(site, subject_id: int, modality: Modality = Modality.FACE) -> None:
-    with site.app.app_context(), db.unit_of_work() as s:
-        template = BiometricTemplate(
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
+        factories.BiometricTemplateFactory(
             subject_id=subject_id,
             modality=modality.value,
             model="face_recognition/dlib-resnet-v1",
-            ciphertext=b"",
-            wrapped_key=b"",
+            sealed=(services().envelope, np.linspace(-0.2, 0.2, 128)),
         )
-        seal_template(services().envelope, template, np.linspace(-0.2, 0.2, 128))
-        s.add(template)
         bump_gallery(s, modality)
 
 
 def _add_job(site, subject_id: int, provider: str, decision: str, outcome: str) -> str:
-    with site.app.app_context(), db.unit_of_work() as s:
-        job = GateJob(provider_id=_provider_id(site, provider), operation="face_swap")
-        job.status = "decided"
-        s.add(job)
-        s.flush()
-        s.add(
-            Finding(
-                job_id=job.id,
-                media_position=0,
-                role="target",
-                outcome=outcome,
-                subject_id=subject_id,
-                box=[1, 2, 3, 4],
-            )
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
+        job = factories.GateJobFactory(provider_id=_provider_id(site, provider), status="decided")
+        factories.FindingFactory(
+            job=job, role="target", outcome=outcome, subject_id=subject_id, box=[1, 2, 3, 4]
         )
-        s.add(Decision(job_id=job.id, decision=decision, reasons=[outcome]))
+        factories.DecisionFactory(job=job, decision=decision, reasons=[outcome])
         return job.id
 
 

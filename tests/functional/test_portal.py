@@ -16,12 +16,12 @@ from consent_service import db
 from consent_service.accounts.models import Subject
 from consent_service.audit.models import AuditEvent
 from consent_service.cli import main
-from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.portal.service import add_staff
 from consent_service.providers.models import ApiKey, Provider
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.webhooks import service as webhooks
+from tests import factories
 from tests.support import Person, csrf_token
 
 PASSWORD = "a long enough password"
@@ -53,17 +53,15 @@ def _signed_in(site, email: str, password: str = PASSWORD) -> Person:
 
 
 def _job(site, provider: str, decision: str | None, *, days_ago: int = 0, **kw) -> str:
-    with site.app.app_context(), db.unit_of_work() as s:
-        job = GateJob(
-            provider_id=s.exec(select(Provider).where(Provider.name == provider)).one().id,
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
+        job = factories.GateJobFactory(
+            provider=s.exec(select(Provider).where(Provider.name == provider)).one(),
             operation=kw.get("operation", "face_swap"),
             status=kw.get("status", "decided" if decision else "queued"),
             created_at=utcnow() - timedelta(days=days_ago),
         )
-        s.add(job)
-        s.flush()
         if decision:
-            s.add(Decision(job_id=job.id, decision=decision, reasons=["test"]))
+            factories.DecisionFactory(job=job, decision=decision, reasons=["test"])
         return job.id
 
 
@@ -254,17 +252,10 @@ def test_job_filters_pages_and_the_detail_the_api_shows(make_api_app):
     assert bad.status_code == 400
 
     # The detail page shows what GET /api/v1/jobs/<id> answers.
-    with site.app.app_context(), db.unit_of_work() as s:
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
         subject = s.exec(select(Subject)).first()  # dee's own account's subject
-        s.add(
-            Finding(
-                job_id=allowed,
-                media_position=0,
-                role="target",
-                outcome="consented",
-                subject_id=subject.id,
-                box=[10, 20, 30, 40],
-            )
+        factories.FindingFactory(
+            job_id=allowed, role="target", subject_id=subject.id, box=[10, 20, 30, 40]
         )
     api = site.client().get(f"/api/v1/jobs/{allowed}", headers=site.auth()).get_json()
     detail = acme.get(f"/portal/jobs/{allowed}")
@@ -325,21 +316,11 @@ def test_portal_pages_carry_the_security_headers_and_need_csrf(site):
 
 
 def test_consent_requests_page_lists_only_the_providers_own(site):
-    from consent_service.consent_requests.models import ConsentRequest
-
     def request_for(provider: str, email: str) -> str:
-        with site.app.app_context(), db.unit_of_work() as s:
-            row = ConsentRequest(
-                provider_id=_provider(site, provider).id,
-                email=email,
-                operation="face_swap",
-                roles=["source"],
-                expires_at=utcnow() + timedelta(days=7),
-                link_hash="0" * 64,
-            )
-            s.add(row)
-            s.flush()
-            return row.id
+        with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
+            return factories.ConsentRequestFactory(
+                provider_id=_provider(site, provider).id, email=email
+            ).id
 
     request_for("Acme", "asked-by-acme@example.org")
     request_for("Globex", "asked-by-globex@example.org")

@@ -12,16 +12,18 @@ from click.testing import CliRunner
 from urllib3 import encode_multipart_formdata
 
 from consent_service import db
-from consent_service.accounts.models import Subject, User
 from consent_service.cli import main
 from consent_service.consent import service as consent
+from consent_service.gate import pipeline
 from consent_service.gate import service as gate
+from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision
 from consent_service.runtime import services
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
 from consent_service.tokens import service as tokens
 from consent_service.vocabulary import Operation, Role
+from tests import factories
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def test_verify_endpoint_is_in_the_openapi_document_as_public(api):
 
 
 def test_a_recorded_decision_carries_its_token_and_label(api):
-    """`_record_decision` signs in the transaction that writes the Decision; the job shows the
+    """`pipeline.record` signs in the transaction that writes the Decision; the job shows the
     token and, for an allowed job, the AIGC label whose ReservedCode1 is the token id."""
     client = api.client()
     body, content_type = encode_multipart_formdata(
@@ -106,13 +108,9 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
     assert submitted["token"] is None and submitted["label"] is None
     with api.app.app_context():
         svc = services()
-        with db.unit_of_work() as s:
-            user = User(email="t@example.org", password_hash="-")
-            s.add(user)
-            s.flush()
-            subject = Subject(user_id=user.id)
-            s.add(subject)
-            s.flush()
+        with db.unit_of_work() as s, factories.bound(s):
+            user = factories.UserFactory(email="t@example.org")
+            subject = factories.SubjectFactory(user=user)
             subject_id, public_id = subject.id, subject.public_id
         with db.unit_of_work() as s:
             grant = consent.grant(
@@ -127,12 +125,10 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
                 ),
                 consent.Evidence(actor="test", identity_method="test"),
             )
-        analysis = gate._Analysis(
-            people=[gate._PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), subject_id, False)]
-        )
-        gate._record_decision(
-            db.engine(), job_id, analysis, svc.audit_key, svc.decision_signer, svc.pseudonym_key
-        )
+        analysis = Analysis(people=[PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), subject_id, False)])
+        signing = Signing(svc.audit_key, svc.decision_signer, svc.pseudonym_key)
+        with db.unit_of_work() as s:
+            pipeline.record(s, job_id, analysis, signing, svc.media_store)
         stored = db.session().get(Decision, job_id)
         provider_id = gate.get_job(db.session(), _provider(api), job_id).provider_id
     job = client.get(f"/api/v1/jobs/{job_id}", headers=api.auth()).get_json()

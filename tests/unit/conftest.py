@@ -10,6 +10,7 @@ import secrets
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from types import ModuleType
 
 import pytest
 from flask import Flask
@@ -19,8 +20,9 @@ from sqlmodel import Session, SQLModel, create_engine
 
 import consent_service.models  # noqa: F401 - registers every table on SQLModel.metadata
 from consent_service import i18n
-from consent_service.accounts.models import Subject, User
+from consent_service.accounts.models import Subject
 from consent_service.crypto import Envelope
+from tests import factories as row_factories
 from tests import support
 
 
@@ -66,6 +68,14 @@ def session(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
+def factories(session: Session) -> Iterator[ModuleType]:
+    """tests/factories.py with the test's session bound: `factories.GateJobFactory(decided=True)`
+    adds (and flushes) the row in `session`."""
+    with row_factories.bound(session):
+        yield row_factories
+
+
+@pytest.fixture
 def reopen(engine: Engine) -> Iterator[Callable[[], Session]]:
     """New sessions on the same database, to read what was stored rather than cached objects."""
     opened: list[Session] = []
@@ -85,15 +95,9 @@ def make_subject(session: Session) -> Callable[..., Subject]:
     """A subject with its account (the password hash is a stand-in: no sign-in here)."""
 
     def make(protect_only: bool = False, language: str | None = None) -> Subject:
-        user = User(
-            email=f"{secrets.token_hex(4)}@example.org", password_hash="-", language=language
-        )
-        session.add(user)
-        session.flush()
-        subject = Subject(user_id=user.id, protect_only=protect_only)
-        session.add(subject)
-        session.flush()
-        return subject
+        with row_factories.bound(session):
+            user = row_factories.UserFactory(language=language)
+            return row_factories.SubjectFactory(user=user, protect_only=protect_only)
 
     return make
 
@@ -119,3 +123,15 @@ def postgres_database() -> Callable[[], AbstractContextManager[str]]:
     dropped afterwards. It is opened inside the test, so an unreachable server fails the test
     (CI always has one); it never skips."""
     return support.postgres_database
+
+
+@pytest.fixture
+def worker_context(engine: Engine) -> Iterator[list[tuple[str, list[str]]]]:
+    """An app context like a worker's, on the test database, for task bodies that run their
+    steps as units of work (`db.unit_of_work()`): yields the tasks those units sent, in order."""
+    sent: list[tuple[str, list[str]]] = []
+    app = Flask(__name__)
+    app.extensions["db_engine"] = engine
+    app.extensions["task_sender"] = lambda name, args: sent.append((name, args))
+    with app.app_context():
+        yield sent

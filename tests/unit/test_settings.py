@@ -107,3 +107,20 @@ class TestDevelopment:
         assert settings.home == (tmp_path / "from-env").resolve()
         settings.resolved_secrets()
         assert (tmp_path / "from-env" / "secrets.json").exists()
+
+
+class TestSamplesDir:
+    """The demo's and tests' sample cache: CONSENT_SERVICE_SAMPLES, else the XDG cache folder."""
+
+    def test_the_environment_names_the_folder(self, monkeypatch, tmp_path):
+        monkeypatch.setenv("CONSENT_SERVICE_SAMPLES", str(tmp_path / "cache"))
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        assert Settings().samples_dir == tmp_path / "cache"
+
+    def test_else_the_xdg_cache_else_the_home_cache(self, monkeypatch, tmp_path):
+        monkeypatch.setenv("CONSENT_SERVICE_SAMPLES", "")  # empty: unset
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        assert Settings().samples_dir == tmp_path / "xdg" / "consent-service" / "samples"
+        monkeypatch.delenv("XDG_CACHE_HOME")
+        monkeypatch.setenv("HOME", str(tmp_path))
+        assert Settings().samples_dir == tmp_path / ".cache" / "consent-service" / "samples"

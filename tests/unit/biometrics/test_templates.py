@@ -16,7 +16,6 @@ from consent_service.biometrics.service import (
     GalleryIndex,
     bump_gallery,
     open_template,
-    seal_template,
 )
 from consent_service.crypto import Envelope
 from consent_service.vocabulary import Modality
@@ -29,15 +28,11 @@ def vector(seed: int) -> np.ndarray:
 
 
 @pytest.fixture
-def stored(session, envelope, make_subject):
+def stored(session, envelope, factories):
     """Two subjects' templates, sealed and committed; returns {template id: vector}."""
     vectors = {}
-    for subject, seed in ((make_subject(), 1), (make_subject(), 2), (make_subject(), 3)):
-        template = BiometricTemplate(
-            subject_id=subject.id, modality="face", model=MODEL, ciphertext=b"", wrapped_key=b""
-        )
-        seal_template(envelope, template, vector(seed))
-        session.add(template)
+    for seed in (1, 2, 3):
+        template = factories.BiometricTemplateFactory(model=MODEL, sealed=(envelope, vector(seed)))
         vectors[template.id] = vector(seed)
     session.commit()
     return vectors
@@ -139,19 +134,15 @@ class TestGalleryIndex:
     def test_templates_of_another_model_are_left_out(self, session, envelope, stored):
         assert len(GalleryIndex(envelope, "some-other-model").current(session, Modality.FACE)) == 0
 
-    def test_gallery_is_rebuilt_when_the_version_moves(
-        self, session, envelope, stored, make_subject
-    ):
+    def test_gallery_is_rebuilt_when_the_version_moves(self, session, envelope, stored, factories):
         index = GalleryIndex(envelope, MODEL)
         first = index.current(session, Modality.FACE)
         assert index.current(session, Modality.FACE) is first  # unchanged version: cached
 
-        newcomer = make_subject()
-        template = BiometricTemplate(
-            subject_id=newcomer.id, modality="face", model=MODEL, ciphertext=b"", wrapped_key=b""
+        newcomer = factories.SubjectFactory()
+        factories.BiometricTemplateFactory(
+            subject=newcomer, model=MODEL, sealed=(envelope, vector(99))
         )
-        seal_template(envelope, template, vector(99))
-        session.add(template)
         bump_gallery(session, Modality.FACE)
         session.commit()
 

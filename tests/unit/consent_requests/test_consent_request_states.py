@@ -12,19 +12,18 @@ from sqlmodel import select
 
 from consent_service.accounts.models import Subject
 from consent_service.audit.models import AuditEvent
-from consent_service.biometrics.models import BiometricTemplate
-from consent_service.biometrics.service import seal_template
 from consent_service.consent import service as consent
 from consent_service.consent_requests import service
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.errors import InvalidRequest
 from consent_service.gate.finding_faces import keep_finding_face
 from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
-from consent_service.gate.service import job_view
+from consent_service.gate.public import job_view
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key
 from consent_service.vocabulary import Modality
+from tests import factories
 
 AUDIT_KEY = b"a" * 32
 PSEUDONYM_KEY = b"p" * 32
@@ -40,7 +39,7 @@ def gate_keys():
 
 
 @pytest.fixture
-def waiting_job(session, envelope, make_subject):
+def waiting_job(session, envelope, make_subject, factories):
     """A needs_consent job: one consented person, one stranger whose face was kept."""
     provider = create_provider(session, "acme")
     known = make_subject()
@@ -56,28 +55,22 @@ def waiting_job(session, envelope, make_subject):
         ),
         consent.Evidence(actor="test", identity_method="test"),
     )
-    job = GateJob(provider_id=provider.id, operation="face_swap", status="decided")
-    session.add(job)
-    session.flush()
-    session.add(Decision(job_id=job.id, decision="needs_consent", reasons=["unenrolled"]))
-    consented = Finding(
-        job_id=job.id, media_position=0, role="source", outcome="consented", subject_id=known.id
+    job = factories.GateJobFactory(
+        provider=provider,
+        decided=True,
+        decision__decision="needs_consent",
+        decision__reasons=["unenrolled"],
     )
-    stranger = Finding(job_id=job.id, media_position=0, role="source", outcome="unenrolled")
-    session.add_all([consented, stranger])
-    session.flush()
+    factories.FindingFactory(job=job, outcome="consented", subject_id=known.id)
+    stranger = factories.FindingFactory(job=job, outcome="unenrolled")
     keep_finding_face(session, envelope, stranger, Modality.FACE, FACE, utcnow() + TTL)
     session.flush()
     return provider, job
 
 
 def _enroll(session, envelope, subject, vector):
-    t = BiometricTemplate(
-        subject_id=subject.id, modality="face", model="m", ciphertext=b"", wrapped_key=b""
-    )
-    seal_template(envelope, t, vector)
-    session.add(t)
-    session.flush()
+    with factories.bound(session):
+        factories.BiometricTemplateFactory(subject=subject, sealed=(envelope, vector))
 
 
 def _open(session, envelope, provider, job, **kw):
@@ -162,7 +155,7 @@ def test_approval_by_the_matching_face_grants_and_redecides_the_job(
     ).all()
     assert [r.revision for r in revisions] == [2]  # revision 1 was hand-made above
     view = job_view(session, session.get(GateJob, job.id), PSEUDONYM_KEY)
-    assert [f["outcome"] for f in view["findings"]] == ["consented", "consented"]
+    assert [f.outcome for f in view.findings] == ["consented", "consented"]
     with pytest.raises(service.RequestClosed):  # no double answer
         service.decline(session, AUDIT_KEY, req, _user(session, person), "again")
     with pytest.raises(service.RequestClosed):

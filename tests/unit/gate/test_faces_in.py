@@ -11,7 +11,7 @@ from PIL import Image
 from consent_service.biometrics.faces import DetectedFace
 from consent_service.biometrics.service import FaceMatching
 from consent_service.errors import MediaRejected
-from consent_service.gate.service import _faces_in
+from consent_service.gate.pipeline import faces_in
 from consent_service.media.limits import VideoLimits
 from tests import videos
 
@@ -32,7 +32,7 @@ class ByBrightness:
 def matching(**video) -> FaceMatching:
     return FaceMatching(
         embedder=ByBrightness(),
-        gallery=None,  # type: ignore[arg-type]  # not used by _faces_in
+        gallery=None,  # type: ignore[arg-type]  # not used by faces_in
         tolerance=0.5,
         margin=0.06,
         max_pixels=10**7,
@@ -49,7 +49,7 @@ def frames(*levels: int, seconds_each: int = 1, fps: int = 4) -> list[np.ndarray
 
 def test_the_same_person_in_many_frames_is_one_track():
     data = videos.encode(frames(120, 120, 120, 120, 0, 200, 200), fps=4)
-    tracks = _faces_in(data, matching())
+    tracks = faces_in(data, matching())
     assert [(t.sightings, len(t.embeddings), t.first_seen) for t in tracks] == [
         (4, 3, 0.0),
         (2, 2, 5.0),
@@ -57,19 +57,19 @@ def test_the_same_person_in_many_frames_is_one_track():
 
 
 def test_a_video_showing_nobody_has_no_tracks():
-    assert _faces_in(videos.encode(frames(0, 0), fps=4), matching()) == []
+    assert faces_in(videos.encode(frames(0, 0), fps=4), matching()) == []
 
 
 def test_video_limits_come_from_the_matching_settings():
     data = videos.encode(frames(120, 120, 120), fps=4)
     with pytest.raises(MediaRejected, match="limit is 2 s"):
-        _faces_in(data, matching(max_seconds=2))
+        faces_in(data, matching(max_seconds=2))
 
 
 def test_an_image_is_one_track_per_face():
     out = io.BytesIO()
     Image.fromarray(np.full((48, 64, 3), 80, np.uint8)).save(out, "PNG")
-    (track,) = _faces_in(out.getvalue(), matching())
+    (track,) = faces_in(out.getvalue(), matching())
     assert track.sightings == 1 and len(track.embeddings) == 1
 
 
@@ -83,9 +83,9 @@ def test_an_image_is_one_track_per_face():
 )
 def test_playlists_and_audio_are_refused_for_faces(data, what):
     with pytest.raises(MediaRejected, match=f"The file is {what}; a face operation needs"):
-        _faces_in(data, matching())
+        faces_in(data, matching())
 
 
 def test_anything_else_gets_the_image_decoders_answer():
     with pytest.raises(MediaRejected, match="not an image we can read"):
-        _faces_in(b"hello", matching())
+        faces_in(b"hello", matching())

@@ -4,38 +4,25 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from consent_service.biometrics.models import Enrollment
-from consent_service.gate.models import GateJob
 from consent_service.gate.sweep import find_stale
-from consent_service.providers.models import Provider
 from consent_service.timeutil import utcnow
 
 
-def test_finds_only_jobs_and_enrollments_stuck_past_their_period(session, make_subject):
+def test_finds_only_jobs_and_enrollments_stuck_past_their_period(session, factories):
     now = utcnow()
-    provider = Provider(name="p")
-    session.add(provider)
-    session.flush()
-    subject = make_subject()
+    provider = factories.ProviderFactory()
+    subject = factories.SubjectFactory()
 
     def job(status: str, age_s: int) -> str:
-        row = GateJob(
-            provider_id=provider.id,
-            operation="face_swap",
-            status=status,
-            updated_at=now - timedelta(seconds=age_s),
+        row = factories.GateJobFactory(
+            provider=provider, status=status, updated_at=now - timedelta(seconds=age_s)
         )
-        session.add(row)
         return row.id
 
     def enrollment(status: str, age_s: int) -> str:
-        row = Enrollment(
-            subject_id=subject.id,
-            modality="face",
-            status=status,
-            created_at=now - timedelta(seconds=age_s),
+        row = factories.EnrollmentFactory(
+            subject=subject, status=status, created_at=now - timedelta(seconds=age_s)
         )
-        session.add(row)
         return row.id
 
     old_queued = job("queued", 120)

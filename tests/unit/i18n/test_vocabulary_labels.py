@@ -32,7 +32,7 @@ def test_every_vocabulary_code_has_a_label():
     ):
         assert set(KINDS[kind]) == {c.value for c in vocabulary}, kind
     assert set(KINDS["request"]) == {"pending", "approved", "declined", "expired"}
-    # A decision's other reason codes (consent/policy.py, gate/service.py).
+    # A decision's other reason codes (consent/policy.py, gate/pipeline.py).
     assert {"all_consented", "no_face_found", "no_voice_found", "rejected_input"} <= set(LABELS)
 
 

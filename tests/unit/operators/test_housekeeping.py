@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sqlmodel import select
 
+from consent_service import db
 from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
 from consent_service.biometrics.disputes import open_dispute
@@ -21,7 +22,7 @@ from consent_service.biometrics.models import (
     EnrollmentDispute,
     GalleryVersion,
 )
-from consent_service.biometrics.service import open_template, seal_template
+from consent_service.biometrics.service import open_template
 from consent_service.consent.models import ConsentGrant
 from consent_service.crypto import Envelope
 from consent_service.errors import Conflict
@@ -33,27 +34,12 @@ from consent_service.timeutil import utcnow
 KEY = b"k" * 32
 
 
-def _grant(session, subject_id: int, until) -> ConsentGrant:
-    row = ConsentGrant(
-        subject_id=subject_id,
-        modality="face",
-        operations=["face_swap"],
-        roles=["source"],
-        all_providers=True,
-        valid_from=utcnow() - timedelta(days=10),
-        valid_until=until,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def test_grants_past_their_end_get_an_expired_version(session, make_subject, reopen):
-    subject = make_subject()
+def test_grants_past_their_end_get_an_expired_version(session, factories, reopen):
+    subject = factories.SubjectFactory()
     now = utcnow()
-    ended = _grant(session, subject.id, now - timedelta(minutes=1))
-    running = _grant(session, subject.id, now + timedelta(days=1))
-    open_ended = _grant(session, subject.id, None)
+    ended = factories.ConsentGrantFactory(subject=subject, valid_until=now - timedelta(minutes=1))
+    running = factories.ConsentGrantFactory(subject=subject, valid_until=now + timedelta(days=1))
+    open_ended = factories.ConsentGrantFactory(subject=subject, valid_until=None)
     session.commit()
 
     assert service.expire_grants(session, KEY, now) == 1
@@ -82,23 +68,14 @@ def test_media_past_retention_are_purged_with_their_hash_audited(session, tmp_pa
 
     keys = service.stale_media(store.root, utcnow() - timedelta(days=1))
     assert keys == [old]
-    purged = service.purge_media(session, KEY, store, keys)
-    session.commit()
-    for key in purged:
-        store.delete(key)
+    assert service.purge_media(session, KEY, store, keys) == [old]
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([old, fresh])  # not yet
+    db.finish(session)  # deleted once the audit entries are committed
 
     assert sorted(p.name for p in store.root.iterdir()) == [fresh]
     (event,) = session.exec(select(AuditEvent).where(AuditEvent.event_type == "media.purged"))
     assert event.payload == {"key": old, "sha256": hashlib.sha256(b"old upload").hexdigest()}
     assert b"old upload" not in repr(event.payload).encode()
-
-
-def _template(session, envelope, subject_id: int, vector) -> None:
-    t = BiometricTemplate(
-        subject_id=subject_id, modality="face", model="m", ciphertext=b"", wrapped_key=b""
-    )
-    seal_template(envelope, t, vector)
-    session.add(t)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +88,7 @@ def _template(session, envelope, subject_id: int, vector) -> None:
 )
 def test_resolving_a_dispute_applies_the_outcome(
     session,
-    make_subject,
+    factories,
     envelope,
     reopen,
     resolution,
@@ -119,11 +96,9 @@ def test_resolving_a_dispute_applies_the_outcome(
     claimant_got,
     enrollment_status,
 ):
-    holder, claimant = make_subject(), make_subject()
-    _template(session, envelope, holder.id, np.ones(128))
-    enrollment = Enrollment(subject_id=claimant.id, modality="face", status="disputed")
-    session.add(enrollment)
-    session.flush()
+    holder, claimant = factories.SubjectFactory(), factories.SubjectFactory()
+    factories.BiometricTemplateFactory(subject=holder, sealed=(envelope, np.ones(128)))
+    enrollment = factories.EnrollmentFactory(subject=claimant, status="disputed")
     vectors = [np.full(128, 0.5), np.full(128, 0.25)]
     dispute = open_dispute(
         session,
@@ -256,13 +231,11 @@ def test_a_notice_keeps_its_english_text_and_shows_in_the_readers_language(
         notify(session, subject.id, "dispute.opened", "no.such.notice")
 
 
-def test_deleting_the_claimant_destroys_the_held_vectors(session, make_subject, envelope):
+def test_deleting_the_claimant_destroys_the_held_vectors(session, factories, envelope):
     from consent_service.biometrics.disputes import withdraw_claims
 
-    holder, claimant = make_subject(), make_subject()
-    enrollment = Enrollment(subject_id=claimant.id, modality="face", status="disputed")
-    session.add(enrollment)
-    session.flush()
+    holder, claimant = factories.SubjectFactory(), factories.SubjectFactory()
+    enrollment = factories.EnrollmentFactory(subject=claimant, status="disputed")
     dispute = open_dispute(
         session,
         envelope,

@@ -10,26 +10,24 @@ import pytest
 from sqlmodel import Session, SQLModel, create_engine
 
 from consent_service.errors import Conflict, InvalidRequest
-from consent_service.gate.models import Decision, GateJob
 from consent_service.portal import service
 from consent_service.providers.service import create_provider
+from tests import factories
 
 KEY = secrets.token_bytes(32)
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _job(s: Session, provider, when: datetime, decision: str | None, **kw) -> str:
-    job = GateJob(
-        provider_id=provider.id,
-        operation=kw.get("operation", "face_swap"),
-        status=kw.get("status", "decided" if decision else "queued"),
-        created_at=when,
-    )
-    s.add(job)
-    s.flush()
-    if decision:
-        s.add(Decision(job_id=job.id, decision=decision, reasons=[]))
-        s.flush()
+    with factories.bound(s):
+        job = factories.GateJobFactory(
+            provider=provider,
+            operation=kw.get("operation", "face_swap"),
+            status=kw.get("status", "decided" if decision else "queued"),
+            created_at=when,
+        )
+        if decision:
+            factories.DecisionFactory(job=job, decision=decision)
     return job.id
 
 

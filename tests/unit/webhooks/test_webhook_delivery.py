@@ -11,16 +11,18 @@ from sqlmodel import select
 
 from consent_service import db
 from consent_service.errors import InvalidRequest
-from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.gate.models import GateJob
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import utcnow
+from consent_service.webhooks import delivery, tasks
 from consent_service.webhooks import service as webhooks
 from consent_service.webhooks.models import WebhookDelivery
 from consent_service.webhooks.signature import verify_signature
 from consent_service.webhooks.transport import DeliveryError
+from tests import factories
 
 AUDIT_KEY = b"k" * 32
-POLICY = webhooks.RetryPolicy(max_attempts=3, base_delay=10, max_delay=25)
+POLICY = delivery.RetryPolicy(max_attempts=3, base_delay=10, max_delay=25)
 
 
 class ScriptedTransport:
@@ -38,8 +40,8 @@ class ScriptedTransport:
 
 
 def test_backoff_doubles_from_the_base_up_to_the_cap():
-    policy = webhooks.RetryPolicy(max_attempts=10, base_delay=30, max_delay=3600)
-    delays = [webhooks.retry_delay(n, policy) for n in range(1, 10)]
+    policy = delivery.RetryPolicy(max_attempts=10, base_delay=30, max_delay=3600)
+    delays = [delivery.retry_delay(n, policy) for n in range(1, 10)]
     assert delays == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
 
 
@@ -131,21 +133,16 @@ def test_unknown_events_are_refused(session, envelope):
 
 
 def _job(session, provider_id: str, decision: str, grant_id: str | None = None) -> GateJob:
-    job = GateJob(provider_id=provider_id, operation="face_swap", status="decided")
-    session.add(job)
-    session.flush()
-    session.add(Decision(job_id=job.id, decision=decision, reasons=[]))
-    session.add(
-        Finding(
-            job_id=job.id,
-            media_position=0,
-            role="source",
+    with factories.bound(session):
+        job = factories.GateJobFactory(
+            provider_id=provider_id, decided=True, decision__decision=decision
+        )
+        factories.FindingFactory(
+            job=job,
             outcome="consented" if decision == "allow" else "not_covered",
             grant_id=grant_id,
             grant_version=1 if grant_id else None,
         )
-    )
-    session.flush()
     return job
 
 
@@ -196,6 +193,12 @@ def test_consent_request_answered_is_ready_for_consent_requests(session, envelop
 
 
 @pytest.fixture
+def deliver(worker_context):
+    """One attempt as the `webhooks.deliver` task makes it: claim, send, record."""
+    return tasks.deliver_once
+
+
+@pytest.fixture
 def pending(session, envelope):
     """(delivery id, secret) of a committed job.decided delivery."""
     provider = create_provider(session, "acme")
@@ -219,10 +222,10 @@ def _make_due(engine, delivery_id):
         )
 
 
-def test_a_delivery_is_signed_and_posted_once(engine, envelope, pending, reopen):
+def test_a_delivery_is_signed_and_posted_once(deliver, engine, envelope, pending, reopen):
     delivery_id, secret = pending
     transport = ScriptedTransport(204)
-    assert webhooks.deliver(engine, delivery_id, envelope, transport, POLICY, 60) == "delivered"
+    assert deliver(delivery_id, envelope, transport, POLICY, 60) == "delivered"
     [(url, body, headers)] = transport.posts
     assert url == "http://127.0.0.1:9/hook"
     assert headers["Consent-Event"] == "job.decided"
@@ -232,27 +235,27 @@ def test_a_delivery_is_signed_and_posted_once(engine, envelope, pending, reopen)
     assert (row.status, row.attempts, row.last_status_code) == ("delivered", 1, 204)
     assert row.delivered_at is not None and row.next_attempt_at is None
     # A duplicate task message sends nothing more.
-    assert webhooks.deliver(engine, delivery_id, envelope, transport, POLICY, 60) == "skipped"
+    assert deliver(delivery_id, envelope, transport, POLICY, 60) == "skipped"
     assert len(transport.posts) == 1
 
 
-def test_failures_back_off_then_give_up(engine, envelope, pending, reopen):
+def test_failures_back_off_then_give_up(deliver, engine, envelope, pending, reopen):
     delivery_id, _ = pending
     transport = ScriptedTransport(500, DeliveryError("connection refused"), 302)
     before = utcnow()
-    assert webhooks.deliver(engine, delivery_id, envelope, transport, POLICY, 60) == "pending"
+    assert deliver(delivery_id, envelope, transport, POLICY, 60) == "pending"
     row = _row(reopen, delivery_id)
     assert (row.attempts, row.last_status_code) == (1, 500)
     assert "500" in row.last_error
     wait = (row.next_attempt_at.replace(tzinfo=None) - before.replace(tzinfo=None)).total_seconds()
     assert 10 <= wait < 12  # the base delay
     # Not due yet: a sweep or duplicate message does not send it early.
-    assert webhooks.due(reopen(), utcnow()) == []
-    assert webhooks.deliver(engine, delivery_id, envelope, transport, POLICY, 60) == "skipped"
+    assert delivery.due(reopen(), utcnow()) == []
+    assert deliver(delivery_id, envelope, transport, POLICY, 60) == "skipped"
 
     _make_due(engine, delivery_id)
-    assert webhooks.due(reopen(), utcnow()) == [delivery_id]
-    assert webhooks.deliver(engine, delivery_id, envelope, transport, POLICY, 60) == "pending"
+    assert delivery.due(reopen(), utcnow()) == [delivery_id]
+    assert deliver(delivery_id, envelope, transport, POLICY, 60) == "pending"
     row = _row(reopen, delivery_id)
     assert (row.attempts, row.last_status_code, row.last_error) == (2, None, "connection refused")
     wait = (
@@ -261,11 +264,11 @@ def test_failures_back_off_then_give_up(engine, envelope, pending, reopen):
     assert 18 <= wait <= 20  # doubled
 
     _make_due(engine, delivery_id)  # a redirect is not followed: it is a failure
-    assert webhooks.deliver(engine, delivery_id, envelope, transport, POLICY, 60) == "failed"
+    assert deliver(delivery_id, envelope, transport, POLICY, 60) == "failed"
     row = _row(reopen, delivery_id)
     assert (row.status, row.attempts, row.last_status_code) == ("failed", 3, 302)
     assert row.next_attempt_at is None
-    assert webhooks.due(reopen(), utcnow() + timedelta(days=1)) == []
+    assert delivery.due(reopen(), utcnow() + timedelta(days=1)) == []
 
 
 def test_an_attempt_whose_worker_died_is_retried_after_its_lease(engine, envelope, pending, reopen):
@@ -275,16 +278,16 @@ def test_an_attempt_whose_worker_died_is_retried_after_its_lease(engine, envelop
             text("UPDATE webhook_delivery SET attempts = 1, next_attempt_at = :t WHERE id = :id"),
             {"t": utcnow() + timedelta(seconds=60), "id": delivery_id},
         )
-    assert webhooks.due(reopen(), utcnow()) == []
-    assert webhooks.due(reopen(), utcnow() + timedelta(seconds=61)) == [delivery_id]
+    assert delivery.due(reopen(), utcnow()) == []
+    assert delivery.due(reopen(), utcnow() + timedelta(seconds=61)) == [delivery_id]
 
 
-def test_a_disabled_webhook_gets_nothing(engine, session, envelope, pending, reopen):
+def test_a_disabled_webhook_gets_nothing(deliver, engine, session, envelope, pending, reopen):
     delivery_id, _ = pending
     hook = session.exec(select(webhooks.Webhook)).one()
     hook.active = False
     session.commit()
     transport = ScriptedTransport()
-    assert webhooks.deliver(engine, delivery_id, envelope, transport, POLICY, 60) == "failed"
+    assert deliver(delivery_id, envelope, transport, POLICY, 60) == "failed"
     assert transport.posts == []
     assert "disabled" in _row(reopen, delivery_id).last_error

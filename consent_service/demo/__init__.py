@@ -13,12 +13,26 @@ from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
+from flask import Flask
+from waitress import create_server
+
+from consent_service import db
+from consent_service.app import create_app
+from consent_service.biometrics.operator_import import import_face
+from consent_service.biometrics.service import wait_for_enrollment
+from consent_service.client import ConsentClient
+from consent_service.consent import service as consent
+from consent_service.demo.samples import Samples
+from consent_service.migrate import upgrade
+from consent_service.processes import worker_command
+from consent_service.providers.service import create_provider, issue_key
+from consent_service.runtime import services
 from consent_service.settings import Settings
+from consent_service.timeutil import utcnow
+from consent_service.vocabulary import Operation, Role
 
 
 def _start_worker(home: Path, stack: ExitStack) -> None:
-    from consent_service.cli import worker_command
-
     env = {**os.environ, "CONSENT_SERVICE_HOME": str(home), "DATABASE_URL": "", "BROKER_URL": ""}
     log = open(home / "worker.log", "wb")  # noqa: SIM115 - closed by the stack
     stack.callback(log.close)
@@ -36,9 +50,7 @@ def _start_worker(home: Path, stack: ExitStack) -> None:
     stack.callback(stop)
 
 
-def _start_web(app, stack: ExitStack) -> str:
-    from waitress import create_server
-
+def _start_web(app: Flask, stack: ExitStack) -> str:
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -48,28 +60,17 @@ def _start_web(app, stack: ExitStack) -> str:
 
 def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
     """Returns 0 when every decision came out as the story expects, 1 otherwise."""
-    from consent_service import db
-    from consent_service.app import create_app
-    from consent_service.biometrics.service import import_face, wait_for_enrollment
-    from consent_service.client import ConsentClient
-    from consent_service.consent import service as consent
-    from consent_service.migrate import upgrade
-    from consent_service.providers.service import create_provider, issue_key
-    from consent_service.runtime import services
-    from consent_service.samples import sample
-    from consent_service.timeutil import utcnow
-    from consent_service.vocabulary import Operation, Role
-    from workers import publish
-
     temporary = home is None
     home = Path(tempfile.mkdtemp(prefix="consent-demo-")) if home is None else home
     home.mkdir(parents=True, exist_ok=True)
     say(f"Demo instance in {home} (SQLite database and broker, no servers needed)")
+    settings = Settings(consent_service_home=home, database_url="", broker_url="")
+    samples = Samples.from_settings(settings)
     say("Fetching real sample photos (face_recognition's test images, from PyPI, cached)…")
     photos = {
-        n: sample(n).read_bytes() for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
+        n: samples.sample(n).read_bytes()
+        for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
     }
-    settings = Settings(consent_service_home=home, database_url="", broker_url="")
     upgrade(settings.sqlalchemy_url)
     app = create_app(settings)
     failures = 0
@@ -84,7 +85,7 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
             ("alice@example.org", ["obama.jpg", "obama2.jpg"]),
             ("bob@example.org", ["biden.jpg"]),
         ):
-            with db.unit_of_work() as s:
+            with db.unit_of_work() as s:  # its end commits, then sends the enrollment task
                 enrollment, _ = import_face(
                     s,
                     svc.media_store,
@@ -92,7 +93,6 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
                     [photos[n] for n in names],
                     settings.enrollment_max_photos,
                 )
-            publish(app, "biometrics.enroll_face", enrollment.id)
             result = wait_for_enrollment(db.engine(), enrollment.id, timeout=600)
             if result.status != "completed":
                 say(f"enrollment of {email} failed: {result.error}")
@@ -128,7 +128,7 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
 
         client = ConsentClient(url, api_key)
         stack.callback(client.close)
-        sources = {n: sample(n) for n in ("obama3.jpg", "biden.jpg")}
+        sources = {n: samples.sample(n) for n in ("obama3.jpg", "biden.jpg")}
 
         def check(title: str, expected: str, **media) -> None:
             nonlocal failures

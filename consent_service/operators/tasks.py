@@ -1,5 +1,6 @@
 """Periodic housekeeping (Celery beat): grant expiry, media purge past retention, heartbeat,
-and the mailing of people's notices."""
+and the mailing of people's notices. Registered by the Celery app
+(`consent_service.tasking.celery_init_app`)."""
 
 from __future__ import annotations
 
@@ -29,12 +30,10 @@ def media_purge() -> int:
     if not isinstance(store, LocalMediaStore):  # other stores enforce retention themselves
         return 0
     cutoff = utcnow() - timedelta(seconds=svc.settings.media_retention)
-    with db.unit_of_work() as s:
+    with db.unit_of_work() as s:  # the files go once their destruction is recorded
         purged = operators.purge_media(
             s, svc.audit_key, store, operators.stale_media(store.root, cutoff)
         )
-    for key in purged:  # after the commit that recorded their destruction
-        store.delete(key)
     return len(purged)
 
 

@@ -1,4 +1,5 @@
-"""Periodic consent-request work: expire requests past their time, purge kept faces."""
+"""Periodic consent-request work: expire requests past their time, purge kept faces.
+Registered by the Celery app (`consent_service.tasking.celery_init_app`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from consent_service.runtime import services
 
 
 @shared_task(name="consent_requests.expire", ignore_result=True)
-def consent_requests_expire() -> int:
-    session = db.session()
-    expired = expire_due(session, services().audit_key)
-    session.commit()
-    return expired
+def expire() -> int:
+    with db.unit_of_work() as s:
+        return expire_due(s, services().audit_key)

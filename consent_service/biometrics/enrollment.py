@@ -1,0 +1,221 @@
+"""The worker's half of any enrollment, in three named steps like the gate's: `claim` the
+enrollment (a short transaction that counts the attempt before any decoding), `analyse` its
+media (pure: bytes in, the person's vectors or the reason why not out), `record` the outcome (a
+short transaction: templates, a dispute, or a failure; the media are destroyed after the commit).
+Safe to run any number of times: an enrollment ends once."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlmodel import Session, select
+
+from consent_service import db
+from consent_service.audit import service as audit
+from consent_service.biometrics import disputes
+from consent_service.biometrics.live_models import LiveChallenge
+from consent_service.biometrics.matching import identify
+from consent_service.biometrics.models import BiometricTemplate, Enrollment
+from consent_service.biometrics.service import (
+    EnrollmentKind,
+    bump_gallery,
+    keep_error,
+    seal_template,
+)
+from consent_service.crypto import Envelope
+from consent_service.errors import DomainError, EnrollmentRejected, Msgid
+from consent_service.storage import MediaStore
+from consent_service.timeutil import utcnow
+from consent_service.vocabulary import EnrollmentStatus
+
+MISSING = "missing"
+# The enrollment's kind from its live challenge's steps (None for an upload).
+KindFor = Callable[[list[str] | None], EnrollmentKind]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An enrollment this delivery works on: its media keys, and its live challenge's steps
+    (None for an upload)."""
+
+    enrollment_id: str
+    subject_id: int
+    attempts: int
+    keys: list[str]
+    live_steps: list[str] | None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Nothing to do: the enrollment has ended (or never existed)."""
+
+    status: str
+
+
+@dataclass
+class Extracted:
+    """What the media gave: the person's vectors, or why there are none; and the SHA-256 of
+    each medium read (for the audit of their destruction)."""
+
+    vectors: list[np.ndarray] = field(default_factory=list)
+    error: DomainError | None = None
+    digests: list[str] = field(default_factory=list)
+
+
+def claim(session: Session, enrollment_id: str) -> Claimed | Ended:
+    """Step one: count the attempt (before any decoding, so crashing media cannot loop)."""
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is None or enrollment.status != EnrollmentStatus.PENDING:
+        return Ended(enrollment.status if enrollment else MISSING)
+    enrollment.attempts += 1
+    challenge = session.exec(
+        select(LiveChallenge).where(LiveChallenge.enrollment_id == enrollment_id)
+    ).first()
+    return Claimed(
+        enrollment_id,
+        enrollment.subject_id,
+        enrollment.attempts,
+        list(enrollment.media_keys),
+        list(challenge.steps) if challenge else None,
+    )
+
+
+def load(store: MediaStore, keys: list[str]) -> list[bytes] | None:
+    """The enrollment's media, or None when any of them is gone."""
+    try:
+        return [store.get(k) for k in keys]
+    except KeyError:
+        return None
+
+
+def analyse(
+    media: list[bytes] | None, kind: EnrollmentKind, attempts: int, max_attempts: int
+) -> Extracted:
+    """Step two, pure: the person's vectors from the media, or the reason, as an error (kept on
+    the row in English and as message id + parameters, so each reader sees it in their own
+    language). Media that crashed `max_attempts` workers are not read again."""
+    if attempts > max_attempts:
+        return Extracted(
+            error=EnrollmentRejected(
+                "%(media)s could not be processed after %(num)d attempts.",
+                media=Msgid(kind.media),
+                num=max_attempts,
+            )
+        )
+    if media is None:
+        return Extracted(error=EnrollmentRejected(kind.unavailable))
+    digests = [hashlib.sha256(m).hexdigest() for m in media]
+    try:
+        return Extracted(vectors=kind.extract(media), digests=digests)
+    except EnrollmentRejected as exc:
+        return Extracted(error=exc, digests=digests)
+
+
+def record(
+    session: Session,
+    claimed: Claimed,
+    extracted: Extracted,
+    kind: EnrollmentKind,
+    envelope: Envelope,
+    audit_key: bytes,
+    store: MediaStore,
+) -> str:
+    """Step three, under the enrollment's lock: templates (or a dispute when another account
+    holds this face or voice, or the failure), the audit, and the media's destruction, done
+    once the transaction has committed."""
+    enrollment = session.exec(
+        select(Enrollment).where(Enrollment.id == claimed.enrollment_id).with_for_update()
+    ).one()
+    if enrollment.status != EnrollmentStatus.PENDING:
+        return enrollment.status
+    subject_id, what, vectors = claimed.subject_id, kind.modality.value, extracted.vectors
+    error = extracted.error
+    holder: int | None = None
+    payload: dict[str, object]
+    if error is None and disputes.open_claims_of(session, subject_id, what):
+        error = EnrollmentRejected(
+            "An operator is reviewing a dispute about the %(modality)s you enrolled; wait "
+            "for the outcome before enrolling it again.",
+            modality=Msgid(what),
+        )
+    elif error is None:
+        gallery = kind.gallery.current(session, kind.modality)
+        matches = (
+            identify(gallery, v, kind.tolerance, 0.0, exclude_subject=subject_id).subject_id
+            for v in vectors
+        )
+        holder = next((m for m in matches if m), None)
+    if error is None and holder is not None:
+        # Not added to the gallery: the vectors wait, encrypted, on a dispute an operator
+        # resolves (consent_service/operators); both accounts are told (notices).
+        dispute = disputes.open_dispute(
+            session,
+            envelope,
+            audit_key,
+            enrollment_id=claimed.enrollment_id,
+            modality=what,
+            model=kind.model_name,
+            claimant_subject_id=subject_id,
+            holder_subject_id=holder,
+            vectors=vectors,
+        )
+        enrollment.status = EnrollmentStatus.DISPUTED.value
+        keep_error(
+            enrollment,
+            EnrollmentRejected(
+                "This %(modality)s is already enrolled by another account. An operator will "
+                "review the dispute and both accounts will be told the outcome.",
+                modality=Msgid(what),
+            ),
+        )
+        event, payload = "biometrics.enrollment_disputed", {"dispute_id": dispute.id}
+    elif error is None:
+        for vector in vectors:
+            template = BiometricTemplate(
+                subject_id=subject_id,
+                modality=what,
+                model=kind.model_name,
+                ciphertext=b"",
+                wrapped_key=b"",
+                enrollment_id=claimed.enrollment_id,
+            )
+            seal_template(envelope, template, vector)
+            session.add(template)
+        bump_gallery(session, kind.modality)
+        enrollment.status = EnrollmentStatus.COMPLETED.value
+        enrollment.template_count = len(vectors)
+        event, payload = "biometrics.enrolled", {"templates": len(vectors)}
+    else:
+        enrollment.status = EnrollmentStatus.FAILED.value
+        keep_error(enrollment, error)
+        event, payload = "biometrics.enrollment_failed", {"reason": enrollment.error}
+    audit.append(
+        session,
+        audit_key,
+        event,
+        f"subject:{subject_id}",
+        {"enrollment_id": claimed.enrollment_id, "modality": what, **payload},
+        subject_id=subject_id,
+    )
+    enrollment.finished_at = utcnow()
+    enrollment.media_keys = []
+    audit.append(
+        session,
+        audit_key,
+        "media.destroyed",
+        "system",
+        {"enrollment_id": claimed.enrollment_id, "sha256": extracted.digests},
+        subject_id=subject_id,
+    )
+    keys = list(claimed.keys)
+    # After the commit: a crash before it leaves files for the sweep, never lost rows.
+    db.after_commit(session, lambda: _delete(store, keys))
+    return enrollment.status
+
+
+def _delete(store: MediaStore, keys: list[str]) -> None:
+    for key in keys:
+        store.delete(key)

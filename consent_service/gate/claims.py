@@ -1,0 +1,70 @@
+"""What a decision says about itself: the signed token's claims, the pseudonymous subject
+reference a provider sees, and the AIGC label an allowed edit's output carries."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from consent_service.accounts.models import Subject
+from consent_service.gate.models import Finding, GateJob, MediaItem
+from consent_service.tokens.service import decision_claims
+
+
+def subject_reference(pseudonym_key: bytes, provider_id: str, subject_public_id: str) -> str:
+    """Stable per provider, unlinkable across providers, reveals nothing about the person."""
+    return hmac.new(
+        pseudonym_key, f"{provider_id}:{subject_public_id}".encode(), hashlib.sha256
+    ).hexdigest()[:32]
+
+
+def token_claims(
+    job: GateJob,
+    decision: str,
+    reasons: list[str],
+    items: list[MediaItem],
+    findings: list[Finding],
+    subjects: dict[int, Subject],
+    pseudonym_key: bytes,
+) -> dict[str, Any]:
+    """The decision token's claims: the job as `job_view` shows it, minus boxes and file names."""
+    return decision_claims(
+        job_id=job.id,
+        provider_id=job.provider_id,
+        operation=job.operation,
+        decision=decision,
+        reasons=reasons,
+        media=[{"position": i.position, "role": i.role, "sha256": i.sha256} for i in items],
+        findings=[
+            {
+                "media": f.media_position,
+                "role": f.role,
+                "outcome": f.outcome,
+                "subject_ref": (
+                    subject_reference(
+                        pseudonym_key, job.provider_id, subjects[f.subject_id].public_id
+                    )
+                    if f.subject_id in subjects
+                    else None
+                ),
+                "grant_id": f.grant_id,
+                "grant_version": f.grant_version,
+            }
+            for f in findings
+        ],
+    )
+
+
+def aigc_label(provider_name: str, job_id: str, jti: str) -> dict[str, Any]:
+    """GB 45438-2025's implicit label for the output of an allowed edit, to embed in its metadata
+    under `AIGC`: generated content (Label 1), by this provider, traceable to this job and, by
+    `ReservedCode1`, to the decision token. The distributing platform fills the Propagate fields."""
+    return {
+        "AIGC": {
+            "Label": "1",
+            "ContentProducer": provider_name,
+            "ProduceID": job_id,
+            "ReservedCode1": jti,
+        }
+    }

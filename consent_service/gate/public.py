@@ -1,0 +1,74 @@
+"""What a provider may see of its job (the API's `JobPublic`, the portal's job page): decision,
+reasons, findings; never biometrics."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from consent_service.accounts.models import Subject
+from consent_service.gate.claims import aigc_label, subject_reference
+from consent_service.gate.decisions import media_of
+from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.gate.schemas import FindingPublic, JobPublic, MediaPublic
+from consent_service.providers.models import Provider
+from consent_service.timeutil import as_utc
+from consent_service.vocabulary import DecisionKind, JobStatus, Operation, Outcome, Role
+
+
+def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> JobPublic:
+    decision = session.get(Decision, job.id)
+    findings = list(
+        session.exec(
+            select(Finding)
+            .where(
+                Finding.job_id == job.id, Finding.revision == (decision.revision if decision else 1)
+            )
+            .order_by(col(Finding.id))
+        )
+    )
+    named = {f.subject_id for f in findings if f.subject_id}
+    public_ids = {
+        sub.id: sub.public_id
+        for sub in session.exec(select(Subject).where(col(Subject.id).in_(named)))
+    }
+    label = None
+    if decision and decision.jti and decision.decision == DecisionKind.ALLOW:
+        provider = session.get(Provider, job.provider_id)
+        assert provider is not None  # a job's provider is never deleted
+        label = aigc_label(provider.name, job.id, decision.jti)
+    return JobPublic(
+        id=job.id,
+        status=JobStatus(job.status),
+        operation=Operation(job.operation),
+        created_at=as_utc(job.created_at),
+        attempts=job.attempts,
+        error=job.error,
+        decision=DecisionKind(decision.decision) if decision else None,
+        reasons=decision.reasons if decision else [],
+        token=decision.token if decision else None,
+        label=label,
+        media=[
+            MediaPublic(
+                position=i.position,
+                role=Role(i.role),
+                filename=i.filename,
+                sha256=i.sha256,
+                error=i.rejected,
+            )
+            for i in media_of(session, job.id)
+        ],
+        findings=[
+            FindingPublic(
+                media=f.media_position,
+                role=Role(f.role),
+                outcome=Outcome(f.outcome),
+                subject_ref=(
+                    subject_reference(pseudonym_key, job.provider_id, public_ids[f.subject_id])
+                    if f.subject_id in public_ids
+                    else None
+                ),
+                box=f.box,
+            )
+            for f in findings
+        ],
+    )

@@ -1,0 +1,92 @@
+"""The gate's Celery tasks: decide a job (its pipeline, read top to bottom), and the sweep that
+publishes again the work whose task message was lost. Registered by the Celery app
+(`consent_service.tasking.celery_init_app`); tasks are thin: ids in, steps called, status out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from celery import shared_task
+from sqlalchemy.exc import IntegrityError
+
+from consent_service import db
+from consent_service.biometrics.service import ENROLL_TASKS, FaceMatching
+from consent_service.biometrics.voice_service import VoiceMatching
+from consent_service.gate import pipeline
+from consent_service.gate.decisions import Signing
+from consent_service.gate.service import PROCESS_JOB
+from consent_service.gate.sweep import find_stale
+from consent_service.runtime import services
+from consent_service.storage import MediaStore
+from consent_service.timeutil import utcnow
+from consent_service.vocabulary import JobStatus, Modality
+
+if TYPE_CHECKING:  # the container's type only: the composition root sits above the gate
+    from consent_service.services import Services
+
+
+def signing(svc: Services) -> Signing:
+    return Signing(
+        audit_key=svc.audit_key,
+        signer=svc.decision_signer,
+        pseudonym_key=svc.pseudonym_key,
+        envelope=svc.envelope,  # keeps unnamed people's faces for consent requests
+        finding_face_ttl=timedelta(seconds=svc.settings.consent_request_finding_ttl),
+    )
+
+
+@shared_task(name=PROCESS_JOB, ignore_result=True)
+def process_job(job_id: str) -> str:
+    svc = services()
+    return decide(
+        job_id,
+        svc.media_store,
+        svc.face_matching,
+        svc.voice_matching,
+        signing(svc),
+        svc.settings.job_max_attempts,
+    )
+
+
+def decide(
+    job_id: str,
+    store: MediaStore,
+    faces: FaceMatching,
+    voices: VoiceMatching | None,
+    signing: Signing,
+    max_attempts: int,
+) -> str:
+    """Claim, analyse, record: safe to run any number of times, concurrently; decides once."""
+    with db.unit_of_work() as s:
+        claimed = pipeline.claim(s, job_id, max_attempts, signing.audit_key, store)
+    if isinstance(claimed, pipeline.Ended):
+        return claimed.status
+    media = pipeline.load(store, claimed)
+    with db.unit_of_work() as s:
+        matcher = pipeline.matcher(s, claimed.operation, faces, voices)
+    analysis = pipeline.analyse(media, claimed.operation, matcher)
+    try:
+        with db.unit_of_work() as s:
+            return pipeline.record(s, job_id, analysis, signing, store)
+    except IntegrityError:  # a concurrent delivery recorded the decision first
+        return JobStatus.DECIDED
+
+
+@shared_task(name="sweep.stale_work", ignore_result=True)
+def sweep_stale_work() -> int:
+    """Publish again every job and enrollment whose task message may have been lost."""
+    settings = services().settings
+    with db.unit_of_work() as s:
+        stale = find_stale(
+            s,
+            utcnow(),
+            queued_for=timedelta(seconds=settings.outbox_sweep_after),
+            # Longer than the broker's own redelivery of unacknowledged work (twice the limit).
+            processing_for=timedelta(seconds=settings.task_time_limit * 3),
+        )
+        for job_id in stale.job_ids:  # sent when the unit of work finishes
+            db.publish(s, PROCESS_JOB, job_id)
+        for enrollment_id, modality in stale.enrollments:
+            db.publish(s, ENROLL_TASKS[Modality(modality)], enrollment_id)
+    return len(stale.job_ids) + len(stale.enrollments)

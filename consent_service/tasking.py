@@ -1,0 +1,100 @@
+"""Celery, the Flask way: one Celery app per Flask app, tasks run inside an app context. Low in
+the stack (it names task modules as strings), so `create_app` needs nothing from `workers`."""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask, g, has_app_context
+
+from consent_service import db
+from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
+from consent_service.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict:
+    broker = settings.celery_broker_url
+    config: dict = {
+        "broker_url": broker,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # A job is acknowledged only once done; a worker that dies mid-job gives it back.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(1, settings.task_time_limit - 10),
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_routes": {
+            "gate.*": {"queue": MATCHING_QUEUE},
+            "biometrics.*": {"queue": MATCHING_QUEUE},
+        },
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        # Periodic tasks, run by `celery beat` (or `worker -B`, as `consent-service serve` does).
+        "beat_schedule": {
+            "webhooks.retry_due": {
+                "task": "webhooks.retry_due",
+                "schedule": settings.webhook_sweep_interval,
+            },
+            "sweep.stale_work": {
+                "task": "sweep.stale_work",
+                "schedule": settings.outbox_sweep_after,
+            },
+            "grants.expire": {"task": "grants.expire", "schedule": settings.grant_expiry_interval},
+            "media.purge": {"task": "media.purge", "schedule": settings.media_purge_interval},
+            "consent_requests.expire": {
+                "task": "consent_requests.expire",
+                "schedule": settings.consent_request_sweep_interval,
+            },
+            "health.heartbeat": {
+                "task": "health.heartbeat",
+                "schedule": settings.heartbeat_interval,
+            },
+            "notices.mail": {"task": "notices.mail", "schedule": settings.notice_mail_interval},
+        },
+    }
+    if broker.startswith(("redis", "rediss")):
+        # Unacknowledged jobs come back after this long: above the time limit, so none runs twice
+        # at once only because it is slow.
+        config["broker_transport_options"] = {"visibility_timeout": settings.task_time_limit * 2}
+    return config
+
+
+def celery_init_app(app: Flask, settings: Settings) -> Celery:
+    class FlaskTask(Task):
+        """Each task is one unit of work: its session is finished (committed, then the tasks and
+        side effects it registered are done) when the task returns, rolled back if it raises."""
+
+        def __call__(self, *args, **kwargs):
+            if has_app_context():  # an eager call shares the caller's context and unit of work
+                return self.run(*args, **kwargs)
+            with app.app_context():
+                result = self.run(*args, **kwargs)
+                if "db_session" in g:
+                    db.finish(g.db_session)
+                return result
+
+    celery_app = Celery(
+        app.name,
+        task_cls=FlaskTask,
+        # Each capability owns its tasks; the worker imports these modules at start.
+        include=[
+            "consent_service.gate.tasks",
+            "consent_service.biometrics.tasks",
+            "consent_service.webhooks.tasks",
+            "consent_service.operators.tasks",
+            "consent_service.consent_requests.tasks",
+        ],
+    )
+    celery_app.config_from_object(celery_config(settings))
+    app.extensions["celery"] = celery_app
+    # The unit of work's boundary sends the tasks registered during it, by name.
+    app.extensions["task_sender"] = lambda name, args: celery_app.send_task(name, args=args)
+    return celery_app
+
+
+def publish(app: Flask, task_name: str, *args: str) -> None:
+    """Send a task by name (the web never imports task code). Call only after the commit that
+    created the task's row."""
+    app.extensions["celery"].send_task(task_name, args=list(args))

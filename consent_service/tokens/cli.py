@@ -1,0 +1,108 @@
+"""`consent-service tokens`: decision-signing keys (the configured key set, no database) and
+decision tokens."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+import click
+import requests
+
+from consent_service.errors import TokenInvalid
+from consent_service.settings import Settings
+from consent_service.tokens import service
+from consent_service.tokens.service import KeyRing
+
+
+@click.group()
+def tokens() -> None:
+    """Decision-signing keys and decision tokens."""
+
+
+def _key_file_update(change: Callable[[KeyRing | None], KeyRing]) -> None:
+    """Apply `change` (KeyRing → KeyRing) to the configured key set: the key file is rewritten;
+    an inline DECISION_SIGNING_KEYS (or none, in production) gets the new set printed."""
+    settings = Settings()
+    path = service.configured_keys_path(settings)
+    try:
+        if path is not None and (path.exists() or not settings.is_production):
+            ring = service.load_keyring(settings)
+        elif (settings.decision_signing_keys or "").strip():
+            ring = service.parse_keyring(settings.decision_signing_keys or "")
+        else:
+            ring = None
+        new = change(ring)
+    except service.KeyConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if path is not None:
+        service.save_keyring(path, new)
+        click.echo(f"decision keys written to {path}; restart every web process and worker")
+    else:
+        click.echo(new.to_json(indent=None))
+        click.echo("set DECISION_SIGNING_KEYS to the JSON above (a secret)", err=True)
+
+
+@tokens.command("rotate")
+@click.option(
+    "--activate-in",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds before the new key signs; it is published at once.",
+)
+def tokens_rotate(activate_in: int) -> None:
+    """Add a new signing key; older keys stay published so their tokens keep verifying."""
+
+    def change(ring: KeyRing | None) -> KeyRing:
+        if ring is None:
+            return service.KeyRing((service.generate_key(),))
+        return service.rotate(ring, activate_in)
+
+    _key_file_update(change)
+
+
+@tokens.command("retire")
+@click.argument("kid")
+@click.option("--remove", is_flag=True, help="Unpublish it too (once its tokens have expired).")
+def tokens_retire(kid: str, remove: bool) -> None:
+    """Stop a key signing (it stays published), or remove it."""
+
+    def change(ring: KeyRing | None) -> KeyRing:
+        if ring is None:
+            raise service.KeyConfigError("There are no decision keys yet.")
+        return service.retire(ring, kid, remove)
+
+    _key_file_update(change)
+
+
+@tokens.command("verify")
+@click.argument("token")
+@click.option("--url", default=None, help="Verify against this server's JWKS, not local keys.")
+@click.option("--audience", default=None, help="Require this provider id as `aud`.")
+@click.option("--issuer", default=None, help="Require this `iss`.")
+def tokens_verify(token: str, url: str | None, audience: str | None, issuer: str | None) -> None:
+    """Check a decision token (`-` reads it from stdin) and print its claims; exit 1 if invalid."""
+    if token == "-":  # noqa: S105 - "-" means stdin; not a password
+        token = sys.stdin.read().strip()
+    try:
+        if url:
+            answer = requests.get(url.rstrip("/") + "/.well-known/jwks.json", timeout=10)
+            answer.raise_for_status()
+            keys = service.keys_from_jwks(answer.json())
+        else:
+            settings = Settings()
+            path = service.configured_keys_path(settings)
+            inline = (settings.decision_signing_keys or "").strip()
+            if not inline and (path is None or not path.exists()):
+                raise click.ClickException("No local decision keys; pass --url SERVER.")
+            keys = service.load_keyring(settings).public_keys()
+    except (requests.RequestException, ValueError) as exc:
+        raise click.ClickException(f"Cannot get the keys: {exc}") from None
+    try:
+        claims, kid = service.verify_token(token, keys, audience=audience, issuer=issuer)
+    except TokenInvalid as exc:
+        click.echo(f"invalid: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"valid": True, "kid": kid, "claims": claims}, indent=2))

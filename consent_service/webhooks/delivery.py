@@ -1,0 +1,151 @@
+"""The delivery of one outbox row, in three named steps like the gate's: `claim_attempt` (a short
+transaction that counts and leases the attempt), `send` (signed, outside any transaction),
+`record_attempt` (a short transaction: delivered, retried with exponential backoff, or failed).
+`consent_service.webhooks.tasks` composes them; `due` finds what the retry sweep sends again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, select
+
+from consent_service.crypto import Envelope
+from consent_service.settings import Settings
+from consent_service.timeutil import utcnow
+from consent_service.webhooks import signature
+from consent_service.webhooks.models import Webhook, WebhookDelivery
+from consent_service.webhooks.service import DELIVERED, FAILED, PENDING, webhook_secret
+from consent_service.webhooks.transport import DeliveryError, WebhookTransport
+
+SKIPPED = "skipped"  # an attempt not due (a duplicate task message): nothing sent
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_delay: float  # seconds before the second attempt; doubled for each one after
+    max_delay: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            settings.webhook_max_attempts,
+            settings.webhook_retry_base,
+            settings.webhook_retry_max_delay,
+        )
+
+
+def retry_delay(attempts: int, policy: RetryPolicy) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt: base, 2×base, 4×base… capped."""
+    return min(policy.max_delay, policy.base_delay * 2 ** max(0, attempts - 1))
+
+
+def due(session: Session, now: datetime, limit: int = 500) -> list[str]:
+    """Pending deliveries whose next attempt (or expired lease) is due."""
+    return list(
+        session.exec(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)  # type: ignore[operator]
+            .order_by(WebhookDelivery.next_attempt_at)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One claimed attempt: what to send, where, signed with which secret."""
+
+    delivery_id: str
+    attempts: int
+    url: str
+    secret: str
+    event: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the receiver answered: its status code, or why nothing (or a failure) came back."""
+
+    status_code: int | None
+    error: str | None
+
+
+def claim_attempt(
+    session: Session, delivery_id: str, envelope: Envelope, lease: float
+) -> Attempt | str:
+    """Step one, in its own short transaction: count and lease the attempt before anything is
+    sent, so duplicate and concurrent task deliveries send once; a worker that dies mid-attempt
+    leaves a lease that expires and the sweep tries again. Returns the attempt, or the status
+    of a delivery that is not due (`skipped`) or whose webhook was disabled (`failed`)."""
+    now = utcnow()
+    claimed = session.exec(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,  # type: ignore[arg-type]
+            WebhookDelivery.status == PENDING,  # type: ignore[arg-type]
+            or_(
+                WebhookDelivery.next_attempt_at.is_(None),  # type: ignore[union-attr]
+                WebhookDelivery.next_attempt_at <= now,  # type: ignore[operator]
+            ),
+        )
+        .values(
+            attempts=WebhookDelivery.attempts + 1,
+            next_attempt_at=now + timedelta(seconds=lease),
+        )
+    )
+    if claimed.rowcount != 1:
+        return SKIPPED
+    delivery = session.get(WebhookDelivery, delivery_id)
+    assert delivery is not None  # claimed just now, in this transaction
+    webhook = session.get(Webhook, delivery.webhook_id)
+    if webhook is None or not webhook.active:
+        delivery.status, delivery.next_attempt_at = FAILED, None
+        delivery.last_error = "The webhook was disabled before this delivery was sent."
+        return FAILED
+    return Attempt(
+        delivery_id,
+        delivery.attempts,
+        webhook.url,
+        webhook_secret(envelope, webhook),
+        delivery.event,
+        delivery.body.encode(),
+    )
+
+
+def send(attempt: Attempt, transport: WebhookTransport) -> Sent:
+    """Step two, outside any transaction: sign and post the body once."""
+    headers = {
+        signature.SIGNATURE_HEADER: signature.sign(attempt.secret, attempt.body),
+        "Consent-Event": attempt.event,
+        "Consent-Delivery": attempt.delivery_id,
+    }
+    try:
+        status_code = transport.post(attempt.url, attempt.body, headers)
+    except DeliveryError as exc:
+        return Sent(None, str(exc))
+    if not 200 <= status_code < 300:
+        return Sent(status_code, f"the receiver answered HTTP {status_code}")
+    return Sent(status_code, None)
+
+
+def record_attempt(session: Session, attempt: Attempt, sent: Sent, policy: RetryPolicy) -> str:
+    """Step three, in its own short transaction: delivered, due again after the backoff, or
+    failed for good; unless a later attempt took over meanwhile."""
+    now = utcnow()
+    delivery = session.get(WebhookDelivery, attempt.delivery_id)
+    if delivery is None or delivery.attempts != attempt.attempts or delivery.status != PENDING:
+        return delivery.status if delivery else "missing"  # a later attempt took over
+    delivery.last_status_code, delivery.last_error = sent.status_code, (sent.error or None)
+    if sent.error is None:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
+    elif attempt.attempts >= policy.max_attempts:
+        delivery.status, delivery.next_attempt_at = FAILED, None
+    else:
+        delivery.next_attempt_at = now + timedelta(seconds=retry_delay(attempt.attempts, policy))
+    if delivery.last_error:
+        delivery.last_error = delivery.last_error[:500]
+    return delivery.status

@@ -1,0 +1,487 @@
+"""The gate's pipeline step by step (claim, analyse, record) and as its task runs it, with a
+stand-in face finder: every reason code and decision without a worker or dlib. The real path
+(dlib, a Celery worker, a broker) stays covered by tests/e2e/test_gate.py."""
+
+from __future__ import annotations
+
+import io
+import wave
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from consent_service import db
+from consent_service.accounts.models import Subject, User
+from consent_service.audit.models import AuditEvent
+from consent_service.biometrics.matching import Gallery
+from consent_service.biometrics.models import BiometricTemplate
+from consent_service.biometrics.service import (
+    FaceMatching,
+    GalleryIndex,
+    bump_gallery,
+    seal_template,
+)
+from consent_service.biometrics.voice_service import VoiceMatching
+from consent_service.consent import service as consent
+from consent_service.consent.models import ConsentGrant
+from consent_service.gate import pipeline, tasks
+from consent_service.gate.decisions import Analysis, Signing
+from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
+from consent_service.gate.service import PROCESS_JOB, Upload, submit_job
+from consent_service.providers.models import Provider
+from consent_service.providers.service import create_provider
+from consent_service.storage import LocalMediaStore
+from consent_service.timeutil import utcnow
+from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key, verify_token
+from consent_service.vocabulary import GrantStatus, Modality, Operation, Role
+from consent_service.webhooks import service as webhooks
+from tests.fakes import FakeFaces, vector
+
+AUDIT_KEY = b"a" * 32
+PSEUDONYM_KEY = b"p" * 32
+MAX_ATTEMPTS = 3
+ALICE, BOB = 1, 2  # the faces (vectors) of the enrolled people in these tests
+
+
+@pytest.fixture(autouse=True)
+def units(worker_context):
+    """Each step runs in its own unit of work, as in a worker; yields the tasks sent."""
+    return worker_context
+
+
+@pytest.fixture
+def faces() -> FakeFaces:
+    return FakeFaces()
+
+
+@pytest.fixture
+def store(tmp_path, envelope) -> LocalMediaStore:
+    return LocalMediaStore(tmp_path / "media", envelope)
+
+
+@pytest.fixture
+def matching(faces, envelope) -> FaceMatching:
+    return FaceMatching(
+        embedder=faces,
+        gallery=GalleryIndex(envelope, faces.model_name),
+        tolerance=0.75,
+        margin=0.06,
+        max_pixels=10**7,
+    )
+
+
+@pytest.fixture
+def signing(envelope) -> Signing:
+    signer = DecisionSigner(KeyRing((generate_key(),)), "consent-service", timedelta(days=1))
+    return Signing(AUDIT_KEY, signer, PSEUDONYM_KEY, envelope, timedelta(days=7))
+
+
+@pytest.fixture
+def provider_id() -> str:
+    with db.unit_of_work() as s:
+        return create_provider(s, "acme").id
+
+
+@pytest.fixture
+def enroll(envelope, faces):
+    """enroll(face, protect_only=False) -> subject id, with a template of that face."""
+
+    def make(face: int, protect_only: bool = False) -> int:
+        with db.unit_of_work() as s:
+            user = User(email=f"p{face}@example.org", password_hash="-")
+            s.add(user)
+            s.flush()
+            subject = Subject(user_id=user.id, protect_only=protect_only)
+            s.add(subject)
+            s.flush()
+            t = BiometricTemplate(
+                subject_id=subject.id,
+                modality="face",
+                model=faces.model_name,
+                ciphertext=b"",
+                wrapped_key=b"",
+            )
+            seal_template(envelope, t, vector(face))
+            s.add(t)
+            bump_gallery(s, Modality.FACE)
+            assert subject.id is not None
+            return subject.id
+
+    return make
+
+
+def _grant(subject_id: int, *, provider_ids: list[str] | None = None) -> str:
+    with db.unit_of_work() as s:
+        return consent.grant(
+            s,
+            AUDIT_KEY,
+            subject_id,
+            consent.GrantRequest(
+                operations=[Operation.FACE_SWAP],
+                roles=[Role.SOURCE, Role.TARGET],
+                all_providers=provider_ids is None,
+                provider_ids=provider_ids or [],
+            ),
+            consent.Evidence(actor="test", identity_method="test"),
+        ).grant_id
+
+
+def _set_grant(grant_id: str, **changes) -> None:
+    with db.unit_of_work() as s:
+        row = s.exec(select(ConsentGrant).where(ConsentGrant.grant_id == grant_id)).one()
+        for name, value in changes.items():
+            setattr(row, name, value)
+        s.add(row)
+
+
+@pytest.fixture
+def submit(store, provider_id, units):
+    """submit(picture, …) -> job id: a committed, queued face_swap job (each as a source)."""
+
+    def make(*pictures: bytes, operation: Operation = Operation.FACE_SWAP) -> str:
+        with db.unit_of_work() as s:
+            provider = s.get(Provider, provider_id)
+            uploads = [Upload(Role.SOURCE, f"{n}.png", p) for n, p in enumerate(pictures)]
+            job, created = submit_job(s, store, provider, operation, uploads)
+            assert created
+            job_id = job.id
+        assert units[-1] == (PROCESS_JOB, [job_id])  # sent once the job was committed
+        return job_id
+
+    return make
+
+
+def _claim(job_id: str, store) -> pipeline.Claim | pipeline.Ended:
+    with db.unit_of_work() as s:
+        return pipeline.claim(s, job_id, MAX_ATTEMPTS, AUDIT_KEY, store)
+
+
+def _analyse(claimed, store, matching) -> Analysis:
+    with db.unit_of_work() as s:
+        matcher = pipeline.matcher(s, claimed.operation, matching)
+    return pipeline.analyse(pipeline.load(store, claimed), claimed.operation, matcher)
+
+
+def _record(job_id: str, analysis: Analysis, signing, store) -> str:
+    with db.unit_of_work() as s:
+        return pipeline.record(s, job_id, analysis, signing, store)
+
+
+def _run(job_id, store, matching, signing) -> str:
+    return tasks.decide(job_id, store, matching, None, signing, MAX_ATTEMPTS)
+
+
+def _job(job_id: str) -> GateJob:
+    with db.unit_of_work() as s:
+        job = s.get(GateJob, job_id)
+        assert job is not None
+        return job
+
+
+def _decision(job_id: str) -> Decision | None:
+    with db.unit_of_work() as s:
+        return s.get(Decision, job_id)
+
+
+def _outcomes(job_id: str) -> list[str]:
+    with db.unit_of_work() as s:
+        return [
+            f.outcome
+            for f in s.exec(select(Finding).where(Finding.job_id == job_id).order_by(Finding.id))
+        ]
+
+
+def _events(kind: str) -> list[AuditEvent]:
+    with db.unit_of_work() as s:
+        return list(s.exec(select(AuditEvent).where(AuditEvent.event_type == kind)))
+
+
+def _stored(store) -> list[str]:
+    return sorted(p.name for p in store.root.iterdir()) if store.root.is_dir() else []
+
+
+# ---------------------------------------------------------------------------- 1. claim
+def test_claim_counts_the_attempt_before_anything_is_decoded(submit, faces, store):
+    job_id = submit(faces.picture(vector(ALICE)))
+    claimed = _claim(job_id, store)
+    assert isinstance(claimed, pipeline.Claim)
+    assert (claimed.operation, claimed.attempts) == (Operation.FACE_SWAP, 1)
+    assert [(p, r) for p, r, _ in claimed.media] == [(0, Role.SOURCE)]
+    job = _job(job_id)
+    assert (job.status, job.attempts) == ("processing", 1)  # committed by the claim's unit
+
+
+def test_claim_ends_the_job_of_a_suspended_provider_and_destroys_its_media(
+    submit, faces, store, provider_id
+):
+    job_id = submit(faces.picture(vector(ALICE)))
+    with db.unit_of_work() as s:
+        s.get(Provider, provider_id).status = "suspended"
+    assert len(_stored(store)) == 1
+    assert _claim(job_id, store) == pipeline.Ended("failed")
+    job = _job(job_id)
+    assert (job.status, job.error, job.attempts) == ("failed", pipeline.PROVIDER_SUSPENDED, 1)
+    assert _decision(job_id) is None
+    assert _stored(store) == []  # deleted after the commit
+    assert [e.payload["job_id"] for e in _events("gate.failed")] == [job_id]
+    assert [e.payload["job_id"] for e in _events("media.destroyed")] == [job_id]
+
+
+def test_claim_ends_a_job_whose_media_failed_too_many_times(submit, faces, store):
+    job_id = submit(faces.picture(vector(ALICE)))
+    with db.unit_of_work() as s:
+        s.get(GateJob, job_id).attempts = MAX_ATTEMPTS  # crashed the worker MAX_ATTEMPTS times
+    assert _claim(job_id, store) == pipeline.Ended("failed")
+    job = _job(job_id)
+    assert job.error == f"The media could not be processed after {MAX_ATTEMPTS} attempts."
+    assert job.attempts == MAX_ATTEMPTS + 1 and _stored(store) == []
+
+
+def test_claim_leaves_an_ended_or_missing_job_alone(submit, faces, store, matching, signing):
+    job_id = submit(faces.picture())
+    assert _run(job_id, store, matching, signing) == "decided"
+    assert _claim(job_id, store) == pipeline.Ended("decided")
+    assert _job(job_id).attempts == 1  # not counted again
+    assert _claim("no-such-job", store) == pipeline.Ended(pipeline.MISSING)
+
+
+# ---------------------------------------------------------------------------- 2. analyse
+def _gallery(*people: tuple[int, int]) -> Gallery:
+    """A gallery snapshot: (subject id, face) pairs."""
+    return Gallery.build(1, [(subject, vector(face)) for subject, face in people])
+
+
+def _face_matcher(matching, *people) -> pipeline.FaceMatcher:
+    return pipeline.FaceMatcher(matching, _gallery(*people))
+
+
+def test_analyse_names_every_person_in_every_item(faces, matching):
+    media = [
+        (0, Role.SOURCE, faces.picture(vector(ALICE), vector(BOB))),
+        (1, Role.TARGET, faces.picture(vector(7))),
+    ]
+    analysis = pipeline.analyse(
+        media, Operation.FACE_SWAP, _face_matcher(matching, (10, ALICE), (20, BOB))
+    )
+    assert analysis.problems == {}
+    assert [(p.position, p.role, p.subject_id, p.ambiguous) for p in analysis.people] == [
+        (0, Role.SOURCE, 10, False),
+        (0, Role.SOURCE, 20, False),
+        (1, Role.TARGET, None, False),  # nobody enrolled looks like this
+    ]
+    assert np.array_equal(analysis.people[2].embedding, vector(7))  # kept for a request
+
+
+def test_analyse_calls_a_face_between_two_enrolled_people_ambiguous(faces, matching):
+    media = [(0, Role.SOURCE, faces.picture(vector(ALICE, BOB)))]
+    analysis = pipeline.analyse(
+        media, Operation.FACE_SWAP, _face_matcher(matching, (10, ALICE), (20, BOB))
+    )
+    [person] = analysis.people
+    assert (person.subject_id, person.ambiguous) == (None, True)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (None, ("rejected_input", "The media is no longer stored.")),
+        (b"hello", ("rejected_input", "The file is not an image we can read")),
+        (b"", ("rejected_input", "The file is empty.")),
+        ("nobody", ("no_face_found", "No face was found in this media.")),
+    ],
+)
+def test_analyse_notes_each_item_that_cannot_be_used(faces, matching, data, problem):
+    if data == "nobody":
+        data = faces.picture()
+    analysis = pipeline.analyse(
+        [(0, Role.SOURCE, data)], Operation.FACE_SWAP, _face_matcher(matching)
+    )
+    code, message = analysis.problems[0]
+    assert code == problem[0] and message.startswith(problem[1])
+    assert analysis.people == []
+
+
+def test_analyse_notes_a_recording_in_which_nobody_speaks(matching):
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.zeros(3 * 16000, "<i2").tobytes())
+    voices = VoiceMatching(
+        embedder=None,  # type: ignore[arg-type]  # never asked: no speech, nothing to embed
+        gallery=matching.gallery,
+        tolerance=0.65,
+        margin=0.05,
+        same_speaker=0.7,
+        max_seconds=60,
+    )
+    matcher = pipeline.VoiceMatcher(voices, Gallery.build(1, []))
+    analysis = pipeline.analyse(
+        [(0, Role.SOURCE, out.getvalue())], Operation.VOICE_CLONING, matcher
+    )
+    assert analysis.problems == {0: ("no_voice_found", "No speech was heard in this media.")}
+
+
+def test_analyse_refuses_a_matcher_of_the_wrong_modality(matching):
+    with pytest.raises(ValueError, match="face matcher"):
+        pipeline.analyse([], Operation.VOICE_CLONING, _face_matcher(matching))
+
+
+# ---------------------------------------------------------------------------- 3. record
+@pytest.mark.parametrize(
+    ("situation", "outcome", "decision", "reasons"),
+    [
+        ("consented", "consented", "allow", ["all_consented"]),
+        ("refused", "refused", "deny", ["refused"]),
+        ("revoked", "revoked", "deny", ["revoked"]),
+        ("expired", "expired", "needs_consent", ["expired"]),
+        ("other provider", "not_covered", "needs_consent", ["not_covered"]),
+        ("no grant", "not_covered", "needs_consent", ["not_covered"]),
+        ("unenrolled", "unenrolled", "needs_consent", ["unenrolled"]),
+        ("ambiguous", "ambiguous", "needs_consent", ["ambiguous"]),
+        ("protect only", "protected", "deny", ["protected"]),
+        ("nobody", None, "deny", ["no_face_found"]),
+    ],
+)
+def test_every_policy_outcome_is_recorded_signed_and_audited(
+    submit,
+    faces,
+    store,
+    matching,
+    signing,
+    enroll,
+    provider_id,
+    situation,
+    outcome,
+    decision,
+    reasons,
+):
+    alice = enroll(ALICE, protect_only=situation == "protect only")
+    enroll(BOB)
+    if situation in ("consented", "refused", "revoked", "expired"):
+        grant_id = _grant(alice)
+        if situation == "refused":
+            _set_grant(grant_id, status=GrantStatus.REFUSED.value)
+        if situation == "revoked":
+            with db.unit_of_work() as s:
+                consent.revoke(s, AUDIT_KEY, alice, grant_id, consent.Evidence("test", "test"))
+        if situation == "expired":
+            _set_grant(grant_id, valid_until=utcnow() - timedelta(days=1))
+    if situation == "other provider":
+        with db.unit_of_work() as s:
+            other = create_provider(s, "other").id
+        _grant(alice, provider_ids=[other])
+    face = {"unenrolled": vector(9), "ambiguous": vector(ALICE, BOB)}.get(situation, vector(ALICE))
+    job_id = submit(faces.picture() if situation == "nobody" else faces.picture(face))
+
+    claimed = _claim(job_id, store)
+    analysis = _analyse(claimed, store, matching)
+    assert _record(job_id, analysis, signing, store) == "decided"
+
+    stored = _decision(job_id)
+    assert (stored.decision, stored.reasons, stored.revision) == (decision, reasons, 1)
+    assert _outcomes(job_id) == ([outcome] if outcome else [])
+    claims, _ = verify_token(stored.token, signing.signer.keys.public_keys(), audience=provider_id)
+    assert (claims["sub"], claims["decision"], claims["reasons"]) == (job_id, decision, reasons)
+    assert [f["outcome"] for f in claims["findings"]] == ([outcome] if outcome else [])
+    with db.unit_of_work() as s:
+        (revision,) = s.exec(select(DecisionRevision).where(DecisionRevision.job_id == job_id))
+        kept = s.exec(select(FindingFace).where(FindingFace.job_id == job_id)).all()
+    assert (revision.decision, revision.jti, revision.cause) == (decision, stored.jti, "media")
+    # The face of someone the decision could not name is kept, sealed, for a consent request.
+    assert len(kept) == (1 if situation in ("unenrolled", "ambiguous") else 0)
+    [audited] = [e for e in _events("gate.decided") if e.payload["job_id"] == job_id]
+    assert audited.payload["decision"] == decision and audited.payload["token_jti"] == stored.jti
+    assert _job(job_id).status == "decided" and _stored(store) == []
+
+
+def test_a_revocation_committed_while_the_media_were_analysed_is_honoured(
+    submit, faces, store, matching, signing, enroll
+):
+    alice = enroll(ALICE)
+    grant_id = _grant(alice)
+    job_id = submit(faces.picture(vector(ALICE)))
+    claimed = _claim(job_id, store)
+    analysis = _analyse(claimed, store, matching)
+    assert analysis.people[0].subject_id == alice  # matched while the grant was active
+    with db.unit_of_work() as s:  # the person revokes before the decision is recorded
+        consent.revoke(s, AUDIT_KEY, alice, grant_id, consent.Evidence("test", "test"))
+    _record(job_id, analysis, signing, store)
+    assert (_decision(job_id).decision, _outcomes(job_id)) == ("deny", ["revoked"])
+
+
+def test_a_provider_suspended_while_the_media_were_analysed_gets_no_decision(
+    submit, faces, store, matching, signing, provider_id
+):
+    job_id = submit(faces.picture(vector(ALICE)))
+    analysis = _analyse(_claim(job_id, store), store, matching)
+    with db.unit_of_work() as s:
+        s.get(Provider, provider_id).status = "suspended"
+    assert _record(job_id, analysis, signing, store) == "failed"
+    assert _decision(job_id) is None and _job(job_id).error == pipeline.PROVIDER_SUSPENDED
+    assert _stored(store) == []
+
+
+def test_media_are_deleted_only_once_the_decision_is_committed(
+    submit, faces, store, matching, signing
+):
+    job_id = submit(faces.picture(vector(ALICE)))
+    analysis = _analyse(_claim(job_id, store), store, matching)
+    with pytest.raises(RuntimeError, match="crash"), db.unit_of_work() as s:
+        pipeline.record(s, job_id, analysis, signing, store)
+        assert len(_stored(store)) == 1  # recorded, not committed: the file is still there
+        raise RuntimeError("crash before the commit")
+    assert len(_stored(store)) == 1 and _decision(job_id) is None  # rolled back, file kept
+    with db.unit_of_work() as s:
+        assert s.get(GateJob, job_id).status == "processing"
+    _record(job_id, analysis, signing, store)
+    assert _stored(store) == [] and _decision(job_id) is not None
+
+
+def test_a_second_record_is_a_no_op(submit, faces, store, matching, signing):
+    job_id = submit(faces.picture(vector(9)))
+    analysis = _analyse(_claim(job_id, store), store, matching)
+    assert _record(job_id, analysis, signing, store) == "decided"
+    first = _decision(job_id)
+    assert _record(job_id, analysis, signing, store) == "decided"
+    assert _decision(job_id).jti == first.jti
+    with db.unit_of_work() as s:
+        count = s.exec(select(func.count()).select_from(DecisionRevision)).one()
+    assert count == 1 and len(_events("gate.decided")) == 1 and _outcomes(job_id) == ["unenrolled"]
+
+
+# ---------------------------------------------------------------------------- the task
+def test_the_task_decides_once_and_sends_the_webhook_after_the_commit(
+    submit, faces, store, matching, signing, enroll, provider_id, envelope, units
+):
+    with db.unit_of_work() as s:
+        webhooks.configure(
+            s, envelope, s.get(Provider, provider_id), "http://127.0.0.1/in", allow_private=True
+        )
+    _grant(enroll(ALICE))
+    job_id = submit(faces.picture(vector(ALICE)), faces.picture(vector(ALICE)))
+    assert _run(job_id, store, matching, signing) == "decided"
+    assert _decision(job_id).decision == "allow" and _stored(store) == []
+    assert units[-1][0] == webhooks.DELIVER_TASK  # the job.decided delivery, sent after commit
+    sent = len(units)
+    assert _run(job_id, store, matching, signing) == "decided"  # a duplicate message
+    assert len(units) == sent and _job(job_id).attempts == 1
+
+
+def test_a_decision_recorded_first_by_a_concurrent_delivery_is_left_to_it(
+    submit, faces, store, matching, signing
+):
+    job_id = submit(faces.picture(vector(ALICE)))
+    analysis = _analyse(_claim(job_id, store), store, matching)
+    with db.unit_of_work() as s:  # the other delivery's decision, its job not yet marked
+        s.add(Decision(job_id=job_id, decision="deny", reasons=["no_face_found"]))
+    with pytest.raises(IntegrityError):
+        _record(job_id, analysis, signing, store)
+    assert len(_stored(store)) == 1  # this delivery destroyed nothing: the other one does
+    # The task reports it as decided, as before.
+    assert tasks.decide(job_id, store, matching, None, signing, MAX_ATTEMPTS) == "decided"
