@@ -5,6 +5,7 @@ deletion of files for after the commit; the caller's unit of work commits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy import or_
 from sqlmodel import Session, select
@@ -310,7 +311,7 @@ def erase_subject(
         # The files go once the erasure has committed, never before (a rollback keeps the rows
         # that point at them).
         keys = list(enrollment.media_keys)
-        db.after_commit(session, lambda keys=keys: _delete(store, keys))
+        db.after_commit(session, partial(_delete, store, keys))
         enrollment.media_keys = []
         enrollment.status = EnrollmentStatus.FAILED.value
         enrollment.error = "The account was deleted."
