@@ -9,6 +9,11 @@ from pathlib import Path
 from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
 
 
+def _celery(*args: str) -> list[str]:
+    """`celery -A workers.celery_app ARGS` with this interpreter, logging at INFO."""
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", *args, "--loglevel", "INFO"]
+
+
 def worker_command(
     concurrency: int = 1, extra: tuple[str, ...] = (), beat_schedule: Path | None = None
 ) -> list[str]:
@@ -16,18 +21,9 @@ def worker_command(
     tasks such as webhook retries): right for one worker, not for several."""
     beat = ("--beat", "--schedule", str(beat_schedule)) if beat_schedule else ()
     return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
-        "worker",
-        "-Q",
-        f"{MATCHING_QUEUE},{DEFAULT_QUEUE}",
-        "--concurrency",
-        str(concurrency),
-        "--loglevel",
-        "INFO",
+        *_celery(
+            "worker", "-Q", f"{MATCHING_QUEUE},{DEFAULT_QUEUE}", "--concurrency", str(concurrency)
+        ),
         *beat,
         *extra,
     ]
@@ -35,15 +31,4 @@ def worker_command(
 
 def beat_command(schedule: Path) -> list[str]:
     """The `celery beat` argv (exactly one beat per deployment; its state file at `schedule`)."""
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
-        "beat",
-        "--schedule",
-        str(schedule),
-        "--loglevel",
-        "INFO",
-    ]
+    return _celery("beat", "--schedule", str(schedule))

@@ -21,9 +21,12 @@ from sqlmodel import Session, SQLModel, create_engine
 import consent_service.models  # noqa: F401 - registers every table on SQLModel.metadata
 from consent_service import i18n
 from consent_service.accounts.models import Subject
+from consent_service.biometrics.service import FaceMatching, GalleryIndex
 from consent_service.crypto import Envelope
+from consent_service.storage import LocalMediaStore
 from tests import factories as row_factories
 from tests import support
+from tests.fakes import FakeFaces
 
 
 @pytest.fixture(autouse=True)
@@ -135,3 +138,27 @@ def worker_context(engine: Engine) -> Iterator[list[tuple[str, list[str]]]]:
     app.extensions["task_sender"] = lambda name, args: sent.append((name, args))
     with app.app_context():
         yield sent
+
+
+# The fakes the pipelines' fast tests share: a stand-in face finder, a media store, matching.
+
+
+@pytest.fixture
+def faces() -> FakeFaces:
+    return FakeFaces()
+
+
+@pytest.fixture
+def store(tmp_path, envelope) -> LocalMediaStore:
+    return LocalMediaStore(tmp_path / "media", envelope)
+
+
+@pytest.fixture
+def matching(faces, envelope) -> FaceMatching:
+    return FaceMatching(
+        embedder=faces,
+        gallery=GalleryIndex(envelope, faces.model_name),
+        tolerance=0.75,
+        margin=0.06,
+        max_pixels=10**7,
+    )

@@ -13,11 +13,6 @@ from consent_service.storage import LocalMediaStore
 MEDIA = b"\xff\xd8\xff\xe0 a person's photo, every byte of it private " * 50
 
 
-@pytest.fixture
-def store(tmp_path, envelope):
-    return LocalMediaStore(tmp_path / "media", envelope)
-
-
 def test_put_then_get_returns_the_bytes(store):
     key = store.put(MEDIA)
     assert key.isalnum()

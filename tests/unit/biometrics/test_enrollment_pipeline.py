@@ -15,14 +15,11 @@ from consent_service.biometrics.liveness import face_enrollment_kind
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
 from consent_service.biometrics.service import (
     ENROLL_TASKS,
-    FaceMatching,
-    GalleryIndex,
     start_face_enrollment,
 )
 from consent_service.biometrics.tasks import enroll
-from consent_service.storage import LocalMediaStore
 from consent_service.vocabulary import Modality
-from tests.fakes import FakeFaces, vector
+from tests.fakes import vector
 
 AUDIT_KEY = b"a" * 32
 MAX_ATTEMPTS = 3
@@ -31,27 +28,6 @@ MAX_ATTEMPTS = 3
 @pytest.fixture(autouse=True)
 def units(worker_context):
     return worker_context
-
-
-@pytest.fixture
-def faces() -> FakeFaces:
-    return FakeFaces()
-
-
-@pytest.fixture
-def store(tmp_path, envelope) -> LocalMediaStore:
-    return LocalMediaStore(tmp_path / "media", envelope)
-
-
-@pytest.fixture
-def matching(faces, envelope) -> FaceMatching:
-    return FaceMatching(
-        embedder=faces,
-        gallery=GalleryIndex(envelope, faces.model_name),
-        tolerance=0.75,
-        margin=0.06,
-        max_pixels=10**7,
-    )
 
 
 def _subject(email: str) -> int:

@@ -20,8 +20,6 @@ from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.matching import Gallery
 from consent_service.biometrics.models import BiometricTemplate
 from consent_service.biometrics.service import (
-    FaceMatching,
-    GalleryIndex,
     bump_gallery,
     seal_template,
 )
@@ -34,12 +32,11 @@ from consent_service.gate.models import Decision, DecisionRevision, Finding, Fin
 from consent_service.gate.service import PROCESS_JOB, Upload, submit_job
 from consent_service.providers.models import Provider
 from consent_service.providers.service import create_provider
-from consent_service.storage import LocalMediaStore
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key, verify_token
 from consent_service.vocabulary import GrantStatus, Modality, Operation, Role
 from consent_service.webhooks import service as webhooks
-from tests.fakes import FakeFaces, vector
+from tests.fakes import vector
 
 AUDIT_KEY = b"a" * 32
 PSEUDONYM_KEY = b"p" * 32
@@ -51,27 +48,6 @@ ALICE, BOB = 1, 2  # the faces (vectors) of the enrolled people in these tests
 def units(worker_context):
     """Each step runs in its own unit of work, as in a worker; yields the tasks sent."""
     return worker_context
-
-
-@pytest.fixture
-def faces() -> FakeFaces:
-    return FakeFaces()
-
-
-@pytest.fixture
-def store(tmp_path, envelope) -> LocalMediaStore:
-    return LocalMediaStore(tmp_path / "media", envelope)
-
-
-@pytest.fixture
-def matching(faces, envelope) -> FaceMatching:
-    return FaceMatching(
-        embedder=faces,
-        gallery=GalleryIndex(envelope, faces.model_name),
-        tolerance=0.75,
-        margin=0.06,
-        max_pixels=10**7,
-    )
 
 
 @pytest.fixture
