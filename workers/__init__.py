@@ -53,6 +53,10 @@ def celery_config(settings: Settings) -> dict:
                 "schedule": settings.heartbeat_interval,
             },
             "notices.mail": {"task": "notices.mail", "schedule": settings.notice_mail_interval},
+            "audit.checkpoint": {
+                "task": "audit.checkpoint",
+                "schedule": settings.audit_checkpoint_interval,
+            },
         },
     }
     if broker.startswith(("redis", "rediss")):
@@ -84,6 +88,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
             "workers.webhook_tasks",
             "workers.operator_tasks",
             "workers.consent_request_tasks",
+            "consent_service.audit.tasks",
         ],
     )
     celery_app.config_from_object(celery_config(settings))

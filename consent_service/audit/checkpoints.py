@@ -182,6 +182,16 @@ class Checkpoint:
     def root_b64(self) -> str:
         return base64.b64encode(self.root).decode()
 
+    @staticmethod
+    def root_from_b64(text: str) -> bytes:
+        try:
+            root = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            root = b""
+        if len(root) != 32:
+            raise CheckpointError("a root is base64 of 32 bytes")
+        return root
+
     @property
     def time(self) -> datetime:
         return datetime.fromtimestamp(self.timestamp, UTC)
@@ -214,12 +224,7 @@ def parse_note(note: str, keys: list[VerifierKey]) -> Checkpoint:
     origin, size_text, root_text, *extensions = lines
     if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
         raise CheckpointError("the checkpoint's size is not a decimal number")
-    try:
-        root = base64.b64decode(root_text, validate=True)
-    except binascii.Error:
-        root = b""
-    if len(root) != 32:
-        raise CheckpointError("the checkpoint's root is not base64 of 32 bytes")
+    root = Checkpoint.root_from_b64(root_text)
     stamps = [e.split(" ", 1)[1] for e in extensions if e.startswith("timestamp ")]
     if len(stamps) != 1 or not stamps[0].isdigit():
         raise CheckpointError("the checkpoint has no timestamp line")

@@ -272,11 +272,14 @@ def verify_log(
     key: bytes,
     keys: Sequence[VerifierKey],
     held: Iterable[Checkpoint] = (),
+    heads: Iterable[Checkpoint] = (),
 ) -> LogReport:
     """Check the whole log: the MAC chain, every entry's leaf, the head, the checkpoints kept in
     the database (their signatures by `keys`) and every checkpoint `held` outside it (the
     checkpoint file, a witness's, a token's): each must be a prefix of the log as it is now.
-    `held` must already have had its signatures checked (`parse_note`)."""
+    `held` must already have had its signatures checked (`parse_note`). `heads` are tree heads
+    signed otherwise (a decision token's `audit_checkpoint`, its token verified): each must be
+    a prefix too, but they are not checkpoints the database must also hold."""
     chain = verify(session, key)
     problems: list[str] = []
     if not chain.ok:
@@ -300,7 +303,11 @@ def verify_log(
     stored, bad = database_checkpoints(session, keys)
     problems += bad
     outside = list(held)
-    every = [(c, "in the database") for c in stored] + [(c, "kept outside it") for c in outside]
+    every = [
+        *((c, "in the database") for c in stored),
+        *((c, "kept outside it") for c in outside),
+        *((c, "named in a decision token") for c in heads),
+    ]
     roots = merkle.prefix_roots(leaves, {c.size for c, _ in every})
     for checkpoint, where in every:
         label = f"checkpoint of {checkpoint.time.isoformat()} ({checkpoint.size} entries, {where})"
