@@ -71,7 +71,7 @@ class VerifierKey:
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
         try:
-            name, key_id, raw_b64 = text.strip().split("+")
+            name, key_id, raw_b64 = text.strip().split("+", 2)
             raw = base64.b64decode(raw_b64, validate=True)
         except (ValueError, binascii.Error):
             raise CheckpointError("a verifier key is <name>+<key id hex>+<base64 key>") from None
