@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from consent_service import db
@@ -75,6 +76,20 @@ def _link(key: bytes, prev_hash: str, event: AuditEvent) -> str:
     return hmac.new(key, prev_hash.encode() + _canonical(event), hashlib.sha256).hexdigest()
 
 
+def _locked_head(session: Session) -> AuditHead:
+    """The head row, locked until the transaction ends: appenders and checkpoint makers take
+    turns. The first appenders of an empty log race to create it; the losers take the winner's."""
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+    if head is not None:
+        return head
+    try:
+        with session.begin_nested():
+            session.add(AuditHead(id=1))
+    except IntegrityError:
+        pass  # created by a concurrent transaction, now committed
+    return session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+
+
 def append(
     session: Session,
     key: bytes,
@@ -84,10 +99,7 @@ def append(
     subject_id: int | None = None,
 ) -> AuditEvent:
     """Add one event to the chain inside the caller's transaction (which must commit it)."""
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
-    if head is None:
-        head = AuditHead(id=1)
-        session.add(head)
+    head = _locked_head(session)
     event = AuditEvent(
         seq=head.seq + 1,
         event_type=event_type,
@@ -180,8 +192,8 @@ def make_checkpoint(
 ) -> AuditCheckpoint | None:
     """Sign the current tree head and keep it (a row; and, once committed, a line in `file`).
     None when the log has not grown since the last checkpoint, unless `force`."""
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
-    size, root = (head.seq, head.root) if head is not None else (0, merkle.EMPTY_ROOT.hex())
+    head = _locked_head(session)
+    size, root = head.seq, head.root
     last = latest_checkpoint(session)
     if last is not None and last.size == size and not force:
         return None
