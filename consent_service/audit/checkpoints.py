@@ -252,7 +252,9 @@ def parse_note(note: str, keys: list[VerifierKey]) -> Checkpoint:
 def split_notes(text: str) -> list[str]:
     """The signed notes in a text of several (the checkpoint file, a witness's collection): each
     ends after its signature lines."""
-    notes, current, in_signatures = [], [], False
+    notes: list[str] = []
+    current: list[str] = []
+    in_signatures = False
     for line in text.splitlines(keepends=True):
         if in_signatures and not line.startswith(_SIG_PREFIX):
             notes.append("".join(current))
