@@ -11,6 +11,7 @@ from consent_service import db
 from consent_service.api_contract import ratelimit
 from consent_service.api_contract.operations import api_operation
 from consent_service.audit import merkle, service
+from consent_service.audit.checkpoints import Checkpoint
 from consent_service.audit.schemas import (
     CheckpointDocument,
     CheckpointQuery,
@@ -51,7 +52,7 @@ def checkpoint():
         origin=row.note.split("\n", 1)[0],
         size=row.size,
         root=_b64(bytes.fromhex(row.root)),
-        timestamp=service.Checkpoint("", row.size, b"", row.timestamp).time,
+        timestamp=Checkpoint("", row.size, b"", row.timestamp).time,
         verifier_key=row.verifier_key,
     )
     wants_leaves = query.from_size is not None or query.entry is not None
