@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Flask
 
 from consent_service import api_contract, db, errors_http, i18n
+from consent_service.audit.views import bp as audit_bp
 from consent_service.biometrics.live_views import bp as live_enrollment_bp
 from consent_service.biometrics.views import bp as biometrics_bp
 from consent_service.consent.views import bp as consent_bp
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     csrf.exempt(consent_requests_api_bp)  # keys, not cookies, like the rest of the API
     app.register_blueprint(tokens_bp)
     csrf.exempt(tokens_bp)  # a JSON endpoint with no session behind it
+    app.register_blueprint(audit_bp)
+    csrf.exempt(audit_bp)  # public and read-only, like the JWKS
     errors_http.init_app(app)
     api_contract.init_app(app, settings)
     return app

@@ -16,7 +16,6 @@ from sqlalchemy.engine import make_url
 from waitress import serve as waitress_serve
 
 from consent_service.app import create_app
-from consent_service.audit.cli import audit
 from consent_service.biometrics.cli import subjects
 from consent_service.cli_support import AppLoader
 from consent_service.consent.cli import grants
@@ -24,6 +23,7 @@ from consent_service.demo import run_demo
 from consent_service.gate.cli import jobs
 from consent_service.mail import read_outbox
 from consent_service.migrate import upgrade
+from consent_service.operators.audit_cli import audit
 from consent_service.operators.cli import operators
 from consent_service.portal.cli import providers_add_staff
 from consent_service.processes import beat_command, worker_command

@@ -1,7 +1,7 @@
 """Every table, imported in one place for Alembic and for tests that build a schema."""
 
 from consent_service.accounts.models import Guardianship, Subject, User
-from consent_service.audit.models import AuditEvent, AuditHead
+from consent_service.audit.models import AuditCheckpoint, AuditEvent, AuditHead
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.models import (
     BiometricTemplate,
@@ -27,6 +27,7 @@ from consent_service.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiKey",
+    "AuditCheckpoint",
     "AuditEvent",
     "AuditHead",
     "BiometricTemplate",

@@ -8,6 +8,7 @@ import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,6 +102,15 @@ class Settings(BaseSettings):
     decision_signing_keys: str | None = None
     decision_token_ttl: int = Field(default=30 * 24 * 3600, ge=60)
     decision_token_issuer: str = Field(default="consent-service", min_length=1)
+    # Audit log checkpoints (signed tree heads): the Ed25519 key that signs them (base64 of its
+    # 32-byte seed, or the path of a file holding that; generated into the home folder in
+    # development only, derived from no other secret), the log's name in them (default: the
+    # host of PUBLIC_URL + "/audit"), the file outside the database each one is appended to,
+    # and how often beat makes one (seconds; none when the log has not grown).
+    audit_checkpoint_key: str | None = None
+    audit_log_origin: str | None = None
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_interval: float = Field(default=300.0, gt=0)
     # The controller named in the consent notice and in every consent receipt (ISO/IEC TS 27560):
     # who runs this registry, how to reach them, and the law the consent is given under.
     controller_name: str = Field(default="Consent Service operator", min_length=1)
@@ -161,6 +171,18 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.home / "media"
+
+    @property
+    def audit_checkpoints_path(self) -> Path:
+        if self.audit_checkpoint_file is not None:
+            return self.audit_checkpoint_file.expanduser()
+        return self.home / "audit-checkpoints.log"
+
+    @property
+    def audit_origin(self) -> str:
+        if self.audit_log_origin:
+            return self.audit_log_origin
+        return f"{urlsplit(self.public_url).netloc or 'consent-service'}/audit"
 
     @property
     def mail_outbox_dir(self) -> Path:

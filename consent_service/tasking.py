@@ -52,6 +52,10 @@ def celery_config(settings: Settings) -> dict:
                 "schedule": settings.heartbeat_interval,
             },
             "notices.mail": {"task": "notices.mail", "schedule": settings.notice_mail_interval},
+            "audit.checkpoint": {
+                "task": "audit.checkpoint",
+                "schedule": settings.audit_checkpoint_interval,
+            },
         },
     }
     if broker.startswith(("redis", "rediss")):
@@ -85,6 +89,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
             "consent_service.webhooks.tasks",
             "consent_service.operators.tasks",
             "consent_service.consent_requests.tasks",
+            "consent_service.audit.tasks",
         ],
     )
     celery_app.config_from_object(celery_config(settings))

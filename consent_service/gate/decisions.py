@@ -99,6 +99,8 @@ def _revise(
     # Signed here, so the token says exactly what this transaction records.
     claims = token_claims(job, kind.value, reasons, items, findings, subjects, pseudonym_key)
     claims["revision"] = revision
+    # The audit tree this decision is recorded under: every provider holds a witness of the log.
+    claims["audit_checkpoint"] = audit.checkpoint_claim(session)
     token, jti = signer.sign(claims, now)
     return _Revision(kind, reasons, outcomes, findings, token, jti)
 

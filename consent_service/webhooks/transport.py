@@ -62,10 +62,49 @@ def parse_url(url: str) -> Target:
     return Target(parts.scheme, parts.hostname, port or default, path)
 
 
+# IPv6 forms that carry an IPv4 address in their low 32 bits: a packet to one of them reaches
+# (through a translator or tunnel, or a dual-stack socket) the IPv4 address it embeds.
+_EMBEDDING_V4 = tuple(
+    ipaddress.IPv6Network(net)
+    for net in (
+        "::ffff:0:0/96",  # IPv4-mapped (RFC 4291)
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT, RFC 2765)
+        "::/96",  # IPv4-compatible (deprecated, RFC 4291)
+        "64:ff9b::/96",  # NAT64 well-known prefix (RFC 6052)
+    )
+)
+# Local-use NAT64 (RFC 8215): the IPv4 address may sit at any of several offsets; never public.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, translated, compatible, NAT64,
+    6to4, Teredo client), if any."""
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    for net in _EMBEDDING_V4:
+        if ip in net:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: str) -> bool:
+    """A globally reachable unicast address; an IPv6 form of an IPv4 address is judged by the
+    IPv4 address it embeds (so `64:ff9b::a9fe:a9fe`, `2002:a9fe:a9fe::1`, `::127.0.0.1` and
+    `::ffff:10.0.0.1` are refused like the internal addresses inside them)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return False
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            return _is_public_ip(inner)
+    return _is_public_ip(ip)
+
+
+def _is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 

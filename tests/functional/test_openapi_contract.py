@@ -43,6 +43,7 @@ def test_api_conforms_to_its_document(api):
         "GET /api/v1/webhook/deliveries",
         "POST /api/v1/decisions/verify",
         "GET /.well-known/jwks.json",
+        "GET /api/v1/audit/checkpoint",
     } <= operations
     # Provider A's key, provider B's key (A's jobs must stay A's) and no key at all.
     credentials = [api.auth(api.key), api.auth(api.other_key), {}]

@@ -4,6 +4,7 @@ stand-in face finder: every reason code and decision without a worker or dlib. T
 
 from __future__ import annotations
 
+import base64
 import io
 import wave
 from datetime import timedelta
@@ -12,10 +13,11 @@ import numpy as np
 import pytest
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from consent_service import db
 from consent_service.accounts.models import Subject, User
+from consent_service.audit import merkle
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.matching import Gallery
 from consent_service.biometrics.models import BiometricTemplate
@@ -373,6 +375,14 @@ def test_every_policy_outcome_is_recorded_signed_and_audited(
     assert len(kept) == (1 if situation in ("unenrolled", "ambiguous") else 0)
     [audited] = [e for e in _events("gate.decided") if e.payload["job_id"] == job_id]
     assert audited.payload["decision"] == decision and audited.payload["token_jti"] == stored.jti
+    # The token names the audit tree it was recorded under: the log just before its own entry.
+    with db.unit_of_work() as s:
+        leaves = [e.leaf_hash for e in s.exec(select(AuditEvent).order_by(col(AuditEvent.seq)))]
+    size = audited.seq - 1
+    assert claims["audit_checkpoint"] == {
+        "size": size,
+        "root": base64.b64encode(merkle.root([bytes.fromhex(h) for h in leaves[:size]])).decode(),
+    }
     assert _job(job_id).status == "decided" and _stored(store) == []
 
 

@@ -3,6 +3,7 @@ short timeouts, and the SSRF guard that production runs with."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -10,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from consent_service.webhooks.transport import DeliveryError, HttpTransport
+from consent_service.errors import InvalidRequest
+from consent_service.webhooks.transport import DeliveryError, HttpTransport, check_url, is_public
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -85,3 +87,44 @@ def test_bad_urls_and_closed_ports_are_delivery_errors():
         transport.post("ftp://127.0.0.1/", b"{}", {})
     with pytest.raises(DeliveryError):
         transport.post("http://127.0.0.1:9/", b"{}", {})  # discard port: nothing listens
+
+
+# IPv6 spellings of internal IPv4 addresses: each reaches (through NAT64, a 6to4 relay, a
+# dual-stack socket or a translator) the address it embeds, so each is refused like it.
+EMBEDDED_INTERNAL = [
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (cloud metadata)
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b:1::a9fe:a9fe",  # local-use NAT64 prefix
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "2002:0a00:0001::1",  # 6to4 of 10.0.0.1
+    "::127.0.0.1",  # IPv4-compatible
+    "::a9fe:a9fe",
+    "::ffff:127.0.0.1",  # IPv4-mapped
+    "::ffff:192.168.1.1",
+    "::ffff:0:7f00:1",  # IPv4-translated (SIIT)
+    "::",
+    "::1",
+]
+EMBEDDED_PUBLIC = ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111"]
+
+
+@pytest.mark.parametrize("address", EMBEDDED_INTERNAL)
+def test_ipv6_forms_of_internal_addresses_are_not_public(address):
+    assert is_public(address) is False
+
+
+@pytest.mark.parametrize("address", EMBEDDED_PUBLIC)
+def test_ipv6_forms_of_public_addresses_stay_public(address):
+    assert is_public(address) is True
+
+
+@pytest.mark.parametrize("address", EMBEDDED_INTERNAL)
+def test_a_name_resolving_to_an_embedded_internal_address_is_refused(monkeypatch, address):
+    def getaddrinfo(host, port, *args, **kwargs):
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(InvalidRequest):
+        check_url("https://hooks.example.com/consent", allow_private=False)
+    with pytest.raises(DeliveryError, match="non-public"):
+        HttpTransport(timeout=1, allow_private=False).post("https://hooks.example.com/", b"{}", {})
