@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass
 from datetime import timedelta
 from functools import cached_property
 
@@ -27,19 +27,21 @@ class Services:
     # Swappable in tests; built lazily so the web process never loads dlib.
     face_embedder: FaceEmbedder | None = None
     voice_embedder: VoiceEmbedder | None = None
-    media_store: MediaStore | None = field(default=None)
+    # Where media is kept (`media_store`): the one given (tests), else the local encrypted store.
+    store: InitVar[MediaStore | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, store: MediaStore | None) -> None:
         kek = base64.b64decode(self.secrets["template_kek"])
         self.envelope = Envelope(kek)
         self.audit_key = derive_key(kek, "audit-chain")
         self.pseudonym_key = derive_key(kek, "subject-pseudonyms")
         # Loaded at start-up: production refuses to start without decision keys.
         self.decision_keys = load_keyring(self.settings)
-        if self.media_store is None:
-            self.media_store = LocalMediaStore(
-                self.settings.media_dir, Envelope(derive_key(kek, "media-store"))
-            )
+        self.media_store: MediaStore = (
+            store
+            if store is not None
+            else LocalMediaStore(self.settings.media_dir, Envelope(derive_key(kek, "media-store")))
+        )
 
     @cached_property
     def face_matching(self) -> FaceMatching:

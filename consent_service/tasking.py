@@ -79,7 +79,8 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
                     db.finish(g.db_session)
                 return result
 
-    celery_app = Celery(
+    # Typed as the plain Celery app its callers see (its task class is this function's own).
+    celery_app: Celery = Celery(
         app.name,
         task_cls=FlaskTask,
         # Each capability owns its tasks; the worker imports these modules at start.

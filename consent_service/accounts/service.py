@@ -7,10 +7,11 @@ import re
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Guardianship, Subject, User
 from consent_service.errors import AccountExists, InvalidRequest, NotFound
+from consent_service.rows import row_id
 from consent_service.timeutil import as_utc, new_id
 
 _hasher = PasswordHasher()  # argon2id with the library's current parameters
@@ -52,7 +53,7 @@ def sign_up(
     user = User(email=email, password_hash=_hasher.hash(password), language=language)
     session.add(user)
     session.flush()
-    session.add(Subject(user_id=user.id, display_name=display_name or email.split("@")[0]))
+    session.add(Subject(user_id=row_id(user), display_name=display_name or email.split("@")[0]))
     session.flush()
     return user
 
@@ -83,7 +84,7 @@ def subject_of(session: Session, user: User) -> Subject:
     # The account's own subject: not one of the children it manages as a guardian.
     managed = select(Guardianship.subject_id)
     subject = session.exec(
-        select(Subject).where(Subject.user_id == user.id, Subject.id.not_in(managed))  # type: ignore[union-attr]
+        select(Subject).where(Subject.user_id == user.id, col(Subject.id).not_in(managed))
     ).first()
     if subject is None:  # every account gets one at sign-up
         raise LookupError(f"user {user.id} has no subject")
@@ -126,7 +127,7 @@ def guardian_reference(session: Session, guardian: User) -> str:
 
 def guardian_evidence(session: Session, subject: Subject) -> dict | None:
     """The `guardian` of a grant's evidence when `subject` is managed; None for an adult."""
-    link = guardianship_of(session, subject.id)  # type: ignore[arg-type]
+    link = guardianship_of(session, row_id(subject))
     if link is None:
         return None
     guardian = session.get(User, link.guardian_user_id)

@@ -93,7 +93,8 @@ def speech_segments(
     ]
     gap_frames = max(1, round(max_gap * 1000 / 30))
     segments: list[tuple[int, int]] = []
-    start = last = None
+    start: int | None = None  # the open stretch's first voiced frame
+    last = 0  # its last voiced frame (read only while a stretch is open)
     for i, v in enumerate(voiced):
         if not v:
             continue

@@ -41,8 +41,8 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
                     height=height,
                 )
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return np.asarray(img.convert("RGB"))
+            upright = ImageOps.exif_transpose(img)
+            return np.asarray(upright.convert("RGB"))
     except MediaRejected:
         raise
     except UnidentifiedImageError:

@@ -14,6 +14,7 @@ from consent_service.biometrics import liveness, voice_challenge, voice_service
 from consent_service.biometrics.models import Enrollment
 from consent_service.errors import DomainError
 from consent_service.i18n import current_language
+from consent_service.rows import row_id
 from consent_service.runtime import services
 from consent_service.web import acting_subject
 
@@ -43,7 +44,7 @@ def upload(challenge_id: str):
     return _started(
         session,
         lambda: liveness.start_live_enrollment(
-            session, services().media_store, subject.id, challenge_id, frames
+            session, services().media_store, row_id(subject), challenge_id, frames
         ),
     )
 
@@ -94,7 +95,7 @@ def upload_voice(challenge_id: str):
         lambda: voice_challenge.start_live_voice_enrollment(
             session,
             svc.media_store,
-            subject.id,
+            row_id(subject),
             challenge_id,
             recording,
             svc.settings.voice_recording_max_bytes,

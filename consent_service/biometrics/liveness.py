@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import numpy as np
 from sqlalchemy import delete
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.biometrics.images import decode_image
 from consent_service.biometrics.live_models import LiveChallenge
@@ -168,16 +168,18 @@ def issue_challenge(
     subject_id: int,
     ttl_seconds: int,
     modality: Modality = Modality.FACE,
-    **fields: object,
+    *,
+    phrase: str | None = None,
+    language: str | None = None,
 ) -> LiveChallenge:
     """A new challenge for the person: a head turn (face, steps drawn here) or what the caller
-    draws for its modality in `fields` (voice: phrase and language). Any earlier one of the same
+    draws for its modality (voice: `phrase` and `language`). Any earlier one of the same
     modality they did not use is void; the other modality's is left alone."""
     session.execute(
         delete(LiveChallenge).where(
-            LiveChallenge.subject_id == subject_id,
-            LiveChallenge.modality == modality.value,
-            LiveChallenge.used_at.is_(None),  # type: ignore[union-attr]
+            col(LiveChallenge.subject_id) == subject_id,
+            col(LiveChallenge.modality) == modality.value,
+            col(LiveChallenge.used_at).is_(None),
         )
     )
     now = utcnow()
@@ -187,7 +189,8 @@ def issue_challenge(
         steps=new_steps() if modality is Modality.FACE else [],
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
-        **fields,
+        phrase=phrase,
+        language=language,
     )
     session.add(challenge)
     session.flush()

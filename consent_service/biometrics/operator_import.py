@@ -12,6 +12,7 @@ from consent_service.accounts import service as accounts
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import start_face_enrollment
 from consent_service.biometrics.voice_service import start_voice_enrollment
+from consent_service.rows import row_id
 from consent_service.storage import MediaStore
 
 
@@ -22,7 +23,7 @@ def _subject_of(session: Session, email: str, password: str | None) -> tuple[int
     created = user is None
     if user is None:
         user = accounts.sign_up(session, email, password or secrets.token_urlsafe(16))
-    return accounts.subject_of(session, user).id, created
+    return row_id(accounts.subject_of(session, user)), created
 
 
 def import_face(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Engine, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service import db
 from consent_service.biometrics.faces import FaceEmbedder
@@ -47,7 +47,7 @@ def bump_gallery(session: Session, modality: Modality) -> None:
         session.flush()
     session.execute(
         update(GalleryVersion)
-        .where(GalleryVersion.modality == modality.value)
+        .where(col(GalleryVersion.modality) == modality.value)
         .values(version=GalleryVersion.version + 1)
     )
 

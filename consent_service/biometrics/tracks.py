@@ -95,8 +95,11 @@ class _Embedder(Protocol):
 
 
 class _Frame(Protocol):
-    time: float
-    rgb: np.ndarray
+    # Read-only, so frozen dataclasses (media.video.SampledFrame) fit.
+    @property
+    def time(self) -> float: ...
+    @property
+    def rgb(self) -> np.ndarray: ...
 
 
 def track_faces(

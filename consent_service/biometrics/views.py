@@ -70,7 +70,7 @@ def enroll():
         .where(Enrollment.subject_id == subject.id)
         .order_by(Enrollment.created_at.desc())
         .limit(5)
-    ).all()  # type: ignore[attr-defined]
+    ).all()
     return render_template(
         "biometrics/enroll.html",
         form=form,

@@ -64,8 +64,11 @@ class Speaker:
 
 
 class _Speech(Protocol):
-    start: float
-    samples: np.ndarray
+    # Read-only, so frozen dataclasses (audio.Speech) fit.
+    @property
+    def start(self) -> float: ...
+    @property
+    def samples(self) -> np.ndarray: ...
 
 
 def speech_windows(

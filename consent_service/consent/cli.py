@@ -12,6 +12,7 @@ from consent_service.accounts import service as accounts
 from consent_service.cli_support import unit_of_work
 from consent_service.consent import service
 from consent_service.providers.service import find_provider
+from consent_service.rows import row_id
 from consent_service.runtime import services
 from consent_service.vocabulary import Operation, Role
 
@@ -27,7 +28,7 @@ def _subject_id(s: Session, email: str) -> int:
     user = accounts.find_user(s, email)
     if user is None:
         raise click.ClickException(f"no account for {email}")
-    return accounts.subject_of(s, user).id
+    return row_id(accounts.subject_of(s, user))
 
 
 def _operation(value: str) -> Operation:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from blinker import Namespace
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject
 from consent_service.audit import service as audit
@@ -173,7 +173,7 @@ def grant_versions(session: Session, subject_id: int) -> list[ConsentGrant]:
         session.exec(
             select(ConsentGrant)
             .where(ConsentGrant.subject_id == subject_id)
-            .order_by(ConsentGrant.created_at, ConsentGrant.version)  # type: ignore[arg-type]
+            .order_by(col(ConsentGrant.created_at), col(ConsentGrant.version))
         )
     )
 
@@ -195,7 +195,7 @@ def latest_version(session: Session, grant_id: str) -> ConsentGrant | None:
     return session.exec(
         select(ConsentGrant)
         .where(ConsentGrant.grant_id == grant_id)
-        .order_by(ConsentGrant.version.desc())  # type: ignore[union-attr]
+        .order_by(col(ConsentGrant.version).desc())
     ).first()
 
 
@@ -206,7 +206,7 @@ def current_grants(session: Session, subject_ids: Iterable[int]) -> list[Consent
         return []
     newest = (
         select(ConsentGrant.grant_id, func.max(ConsentGrant.version).label("v"))
-        .where(ConsentGrant.subject_id.in_(ids))  # type: ignore[attr-defined]
+        .where(col(ConsentGrant.subject_id).in_(ids))
         .group_by(ConsentGrant.grant_id)
         .subquery()
     )
@@ -215,9 +215,10 @@ def current_grants(session: Session, subject_ids: Iterable[int]) -> list[Consent
             select(ConsentGrant)
             .join(
                 newest,
-                (ConsentGrant.grant_id == newest.c.grant_id) & (ConsentGrant.version == newest.c.v),
+                (col(ConsentGrant.grant_id) == newest.c.grant_id)
+                & (col(ConsentGrant.version) == newest.c.v),
             )
-            .order_by(ConsentGrant.created_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(ConsentGrant.created_at).desc())
         )
     )
 

@@ -26,6 +26,7 @@ from consent_service.consent.notice import NOTICE_VERSION, notice, notice_langua
 from consent_service.errors import DomainError
 from consent_service.i18n import current_language
 from consent_service.providers.models import Provider
+from consent_service.rows import row_id
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality, Operation, Role
@@ -132,7 +133,7 @@ def revoke(grant_id: str):
     if RevokeForm().validate_on_submit():
         subject = acting_subject(session)
         service.revoke(
-            session, services().audit_key, subject.id, grant_id, _evidence(session, subject)
+            session, services().audit_key, row_id(subject), grant_id, _evidence(session, subject)
         )
         flash(_("Consent revoked. Edits that relied on it are no longer allowed."))
     else:

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 import numpy as np
 from flask_babel import gettext as _
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject, User
 from consent_service.accounts.service import find_user, normalize_email
@@ -41,6 +41,7 @@ from consent_service.gate.models import Decision, Finding, FindingFace
 from consent_service.i18n.labels import MODALITIES, OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
 from consent_service.mail import compose, mail_languages
 from consent_service.providers.models import Provider
+from consent_service.rows import row_id
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens.service import DecisionSigner
 from consent_service.vocabulary import DecisionKind, Operation, Outcome, Role
@@ -112,7 +113,7 @@ def _pick_finding(
         session.exec(
             select(Finding)
             .where(Finding.job_id == job.id, Finding.revision == decision.revision)
-            .order_by(Finding.id)
+            .order_by(col(Finding.id))
         )
     )
     chosen: Finding | None = None
@@ -127,7 +128,7 @@ def _pick_finding(
             s.id: s.public_id
             for s in session.exec(
                 select(Subject).where(
-                    Subject.id.in_({f.subject_id for f in findings if f.subject_id})  # type: ignore[union-attr]
+                    col(Subject.id).in_({f.subject_id for f in findings if f.subject_id})
                 )
             )
         }
@@ -250,7 +251,7 @@ def list_for_provider(session: Session, provider: Provider, limit: int = 100) ->
     rows = session.exec(
         select(ConsentRequest)
         .where(ConsentRequest.provider_id == provider.id)
-        .order_by(ConsentRequest.created_at.desc())  # type: ignore[attr-defined]
+        .order_by(col(ConsentRequest.created_at).desc())
         .limit(limit)
     )
     return [provider_view(r) for r in rows]
@@ -324,7 +325,7 @@ def notification(
             ),
             f"  {OPERATION_DESCRIPTIONS[operation]} ({operation.value})",
             _("Your role:"),
-            *(f"  {ROLE_DESCRIPTIONS.get(r, r)}" for r in req.roles),  # type: ignore[call-overload]
+            *(f"  {ROLE_DESCRIPTIONS.get(r, r)}" for r in req.roles),  # type: ignore[call-overload]  # a stored role is its str value, which finds the StrEnum key
             _("Why: %(purpose)s", purpose=req.purpose or "-"),
             _("Until: %(until)s", until=until),
         ]
@@ -374,18 +375,18 @@ def inbox(
 ) -> list[ConsentRequest]:
     """The requests of the subject acted for (the account's own or a child's), newest first,
     with those sent to the account's address or opened by link (`opened`)."""
-    clauses = [ConsentRequest.subject_id == subject.id]
+    clauses = [col(ConsentRequest.subject_id) == subject.id]
     if user.email:
-        clauses.append(ConsentRequest.email == normalize_email(user.email))
+        clauses.append(col(ConsentRequest.email) == normalize_email(user.email))
     if opened:
-        clauses.append(ConsentRequest.id.in_(opened[-50:]))  # type: ignore[attr-defined]
+        clauses.append(col(ConsentRequest.id).in_(opened[-50:]))
     from sqlalchemy import or_
 
     return list(
         session.exec(
             select(ConsentRequest)
             .where(or_(*clauses))
-            .order_by(ConsentRequest.created_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(ConsentRequest.created_at).desc())
             .limit(200)
         )
     )
@@ -459,7 +460,11 @@ def _close(
 ) -> None:
     req.status, req.answered_at = status, now
     wipe_request_face(req)
-    payload = {"consent_request_id": req.id, "job_id": req.job_id, "grant_id": req.grant_id}
+    payload: dict[str, object] = {
+        "consent_request_id": req.id,
+        "job_id": req.job_id,
+        "grant_id": req.grant_id,
+    }
     if guardian is not None:  # answered by a guardian for a child under 14
         payload["guardian"] = guardian
     audit.append(
@@ -512,10 +517,11 @@ def approve(
     ).one()
     _require_pending(req, now)
     check_person(session, envelope, req, user, subject, tolerances)
+    subject_id = row_id(subject)
     grant = consent.grant(
         session,
         audit_key,
-        subject.id,  # type: ignore[arg-type]
+        subject_id,
         consent.GrantRequest(
             operations=[Operation(req.operation)],
             roles=[Role(r) for r in req.roles],
@@ -528,13 +534,13 @@ def approve(
     )
     req.grant_id, req.answered_by = grant.grant_id, user.id
     was_unnamed = req.subject_id is None
-    req.subject_id = subject.id
+    req.subject_id = subject_id
     _close(session, audit_key, req, APPROVED, evidence.actor, now, evidence.guardian)
     if req.job_id is not None:
         redecide(
             session,
             req.job_id,
-            {req.finding_id: subject.id} if was_unnamed and req.finding_id else {},  # type: ignore[dict-item]
+            {req.finding_id: subject_id} if was_unnamed and req.finding_id else {},
             audit_key,
             gate_keys.signer,
             gate_keys.pseudonym_key,
@@ -574,13 +580,13 @@ def expire_due(session: Session, audit_key: bytes, now: datetime | None = None) 
     now = now or utcnow()
     due = session.exec(
         select(ConsentRequest)
-        .where(ConsentRequest.status == PENDING, ConsentRequest.expires_at <= now)  # type: ignore[operator]
+        .where(ConsentRequest.status == PENDING, col(ConsentRequest.expires_at) <= now)
         .with_for_update()
         .limit(500)
     ).all()
     for req in due:
         _close(session, audit_key, req, EXPIRED, "system", now)
-    for face in session.exec(select(FindingFace).where(FindingFace.expires_at <= now)):  # type: ignore[operator]
+    for face in session.exec(select(FindingFace).where(col(FindingFace.expires_at) <= now)):
         session.delete(face)
     session.flush()
     return len(due)

@@ -34,6 +34,7 @@ from consent_service.errors import DomainError
 from consent_service.guardians import service as guardians
 from consent_service.i18n import current_language
 from consent_service.providers.models import Provider
+from consent_service.rows import row_id
 from consent_service.runtime import services
 from consent_service.timeutil import as_utc
 from consent_service.vocabulary import Modality
@@ -64,7 +65,7 @@ def _load(session, request_id: str) -> tuple[ConsentRequest, User, Subject, list
     req = session.get(ConsentRequest, request_id) if len(request_id) <= 32 else None
     user, subject, managed = _account(session)
     if req is None or not service.may_open(
-        req, user, {s.id for s in managed}, _links().get(request_id)
+        req, user, {row_id(s) for s in managed}, _links().get(request_id)
     ):
         abort(404)
     return req, user, subject, managed
@@ -145,7 +146,7 @@ def show(request_id: str):
         notice_version=NOTICE_VERSION,
         approve_form=ApproveForm(formdata=None, data=answer),
         decline_form=DeclineForm(formdata=None, data=answer),
-        templates=template_count(session, subject.id, Modality(row["modality"])),
+        templates=template_count(session, row_id(subject), Modality(row["modality"])),
         # A guardian acting for a child answers for the child; the page says so.
         child=subject if subject.id != managed[0].id else None,
         # The request is about the account's other subject: select it first.

@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
-from waitress import create_server
+from waitress.server import TcpWSGIServer, create_server
 
 from consent_service import db
 from consent_service.app import create_app
@@ -52,10 +52,13 @@ def _start_worker(home: Path, stack: ExitStack) -> None:
 
 def _start_web(app: Flask, stack: ExitStack) -> str:
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    # One address to listen on: one TCP server (a MultiSocketServer serves several).
+    assert isinstance(server, TcpWSGIServer)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     stack.callback(server.close)
-    return f"http://127.0.0.1:{server.effective_port}"
+    _host, port = server.getsockname()  # the port the system picked (port=0)
+    return f"http://127.0.0.1:{port}"
 
 
 def run_demo(home: Path | None, say: Callable[[str], None]) -> int:

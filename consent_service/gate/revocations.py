@@ -4,7 +4,7 @@ grant which jobs those are. Connected when this module is imported: `create_app`
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.consent.service import grant_revoked
 from consent_service.gate.models import Decision, Finding, GateJob
@@ -19,8 +19,8 @@ def tell_providers(session: Session, *, grant_id: str, version: int) -> list[Web
     every `MAX_JOBS_PER_EVENT` jobs) whose allowed jobs relied on the grant, any earlier version."""
     rows = session.exec(
         select(GateJob.provider_id, GateJob.id)
-        .join(Finding, Finding.job_id == GateJob.id)  # type: ignore[arg-type]
-        .join(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
+        .join(Finding, col(Finding.job_id) == GateJob.id)
+        .join(Decision, col(Decision.job_id) == GateJob.id)
         .where(Finding.grant_id == grant_id, Decision.decision == DecisionKind.ALLOW.value)
         .distinct()
         .order_by(GateJob.provider_id, GateJob.id)

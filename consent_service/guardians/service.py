@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Guardianship, Subject, User
 from consent_service.accounts.service import guardian_reference, guardianship_of, subject_of
 from consent_service.audit import service as audit
 from consent_service.errors import InvalidRequest
+from consent_service.rows import row_id
 from consent_service.timeutil import utcnow
 
 # PIPL Art. 31: the personal information of a minor under 14 needs a guardian's consent.
@@ -57,13 +58,13 @@ def add_child(
         )
     if not declared:
         raise InvalidRequest("Confirm the guardian's declaration to add the child.")
-    child = Subject(user_id=guardian.id, display_name=name[:200])  # type: ignore[arg-type]
+    child = Subject(user_id=row_id(guardian), display_name=name[:200])
     session.add(child)
     session.flush()
     session.add(
         Guardianship(
-            subject_id=child.id,  # type: ignore[arg-type]
-            guardian_user_id=guardian.id,  # type: ignore[arg-type]
+            subject_id=row_id(child),
+            guardian_user_id=row_id(guardian),
             relationship=relationship,
             date_of_birth=date_of_birth,
             declaration=DECLARATION,
@@ -85,12 +86,12 @@ def children_of(session: Session, guardian: User) -> list[Subject]:
     return list(
         session.exec(
             select(Subject)
-            .join(Guardianship, Guardianship.subject_id == Subject.id)  # type: ignore[arg-type]
+            .join(Guardianship, col(Guardianship.subject_id) == Subject.id)
             .where(
                 Guardianship.guardian_user_id == guardian.id,
-                Guardianship.ended_at.is_(None),  # type: ignore[union-attr]
+                col(Guardianship.ended_at).is_(None),
             )
-            .order_by(Subject.id)  # type: ignore[arg-type]
+            .order_by(col(Subject.id))
         )
     )
 

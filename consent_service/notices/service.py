@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from functools import partial
 
 from flask_babel import lazy_gettext as _l
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject, User
 from consent_service.errors import N_, EnrollmentRejected
@@ -81,13 +82,18 @@ def text_of(notice: SubjectNotice) -> str:
     if notice.message_key not in TEXTS:
         return notice.message
     try:
-        return as_error(notice.message_key, notice.params or {}).localized()  # type: ignore[arg-type]
+        return as_error(notice.message_key, notice.params or {}).localized()
     except (KeyError, TypeError, ValueError):  # parameters that do not fit the text
         return notice.message
 
 
 def subject_of(notice: SubjectNotice) -> str:
     return str(SUBJECTS.get(notice.kind, ABOUT_ENROLLMENT))
+
+
+def _mail_text(notice: SubjectNotice) -> tuple[str, str]:
+    """A notice's mail (subject, body), rendered by `compose` in each of the reader's languages."""
+    return subject_of(notice), f"{text_of(notice)}\n\n{ALSO_ON_DASHBOARD}\n"
 
 
 def new_notice(subject_id: int, kind: str, key: str, **params: str) -> SubjectNotice:
@@ -116,8 +122,8 @@ def mail_notices(session: Session, mailer: Mailer, sender: str, limit: int = 100
     sent = 0
     rows = session.exec(
         select(SubjectNotice)
-        .where(SubjectNotice.mailed_at.is_(None))  # type: ignore[union-attr]
-        .order_by(SubjectNotice.id)  # type: ignore[arg-type]
+        .where(col(SubjectNotice.mailed_at).is_(None))
+        .order_by(col(SubjectNotice.id))
         .limit(limit)
     ).all()
     for notice in rows:
@@ -131,10 +137,7 @@ def mail_notices(session: Session, mailer: Mailer, sender: str, limit: int = 100
             sender,
             address,
             mail_languages(user.language if user else None),
-            lambda notice=notice: (
-                subject_of(notice),
-                f"{text_of(notice)}\n\n{ALSO_ON_DASHBOARD}\n",
-            ),
+            partial(_mail_text, notice),
         )
         try:
             mailer.send(message)

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import func, text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service import db
 from consent_service.accounts import service as accounts
@@ -61,7 +61,7 @@ def add_operator(session: Session, audit_key: bytes, email: str) -> tuple[User, 
 
 
 def list_providers(session: Session) -> list[Provider]:
-    return list(session.exec(select(Provider).order_by(Provider.created_at)).all())
+    return list(session.exec(select(Provider).order_by(col(Provider.created_at))).all())
 
 
 def set_provider_status(
@@ -102,7 +102,7 @@ def _told(resolution: Resolution, who: str) -> str:
 
 
 def list_disputes(session: Session, status: str | None = OPEN) -> list[EnrollmentDispute]:
-    query = select(EnrollmentDispute).order_by(EnrollmentDispute.created_at)
+    query = select(EnrollmentDispute).order_by(col(EnrollmentDispute.created_at))
     if status:
         query = query.where(EnrollmentDispute.status == status)
     return list(session.exec(query).all())
@@ -201,7 +201,7 @@ def resolve_dispute(
 
 def latest_events(session: Session, limit: int = 50) -> list[AuditEvent]:
     return list(
-        session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)).all()  # type: ignore[attr-defined]
+        session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)).all()
     )
 
 
@@ -252,7 +252,7 @@ def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int | None]:
 
 def health(session: Session, broker_url: str, queues: list[str], now: datetime) -> Health:
     beat = session.exec(
-        select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc()).limit(1)  # type: ignore[attr-defined]
+        select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.beat_at).desc()).limit(1)
     ).first()
     by_status = {
         status: int(n)
@@ -289,8 +289,8 @@ def expire_grants(session: Session, audit_key: bytes, now: datetime) -> int:
     candidates = session.exec(
         select(ConsentGrant).where(
             ConsentGrant.status == GrantStatus.ACTIVE.value,
-            ConsentGrant.valid_until.is_not(None),  # type: ignore[union-attr]
-            ConsentGrant.valid_until < now,  # type: ignore[operator]
+            col(ConsentGrant.valid_until).is_not(None),
+            col(ConsentGrant.valid_until) < now,
         )
     ).all()
     expired = 0

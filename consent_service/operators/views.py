@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlmodel import select
+from sqlmodel import col, select
 
 from consent_service import db
 from consent_service.accounts.models import Subject, User
@@ -47,7 +47,7 @@ def _notices():
             session.exec(
                 select(SubjectNotice)
                 .where(SubjectNotice.subject_id == subject.id)
-                .order_by(SubjectNotice.id.desc())  # type: ignore[union-attr]
+                .order_by(col(SubjectNotice.id).desc())
                 .limit(limit)
             ).all()
         )
@@ -103,15 +103,15 @@ def dispute(dispute_id: str):
         db.after_commit(session, lambda: _mail_notices(svc))  # once committed, by mail too
         flash(f"Dispute resolved: {row.status}.", "ok")
         return redirect(url_for(".index"))
-    row = session.get(EnrollmentDispute, dispute_id)
-    if row is None:
+    dispute = session.get(EnrollmentDispute, dispute_id)
+    if dispute is None:
         abort(404)
     return render_template(
         "operators/dispute.html",
-        dispute=row,
+        dispute=dispute,
         form=form,
-        claimant=_email_of(session, row.claimant_subject_id),
-        holder=_email_of(session, row.holder_subject_id),
+        claimant=_email_of(session, dispute.claimant_subject_id),
+        holder=_email_of(session, dispute.holder_subject_id),
     )
 
 

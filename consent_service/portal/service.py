@@ -9,8 +9,8 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, func
+from sqlmodel import Session, col, select
 
 from consent_service.accounts import service as accounts
 from consent_service.accounts.models import User
@@ -20,6 +20,7 @@ from consent_service.gate.models import Decision, GateJob
 from consent_service.portal.models import ProviderStaff, StaffRole
 from consent_service.providers import service as providers
 from consent_service.providers.models import ApiKey, Provider
+from consent_service.rows import row_id
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.vocabulary import DecisionKind, JobStatus, Operation
 
@@ -67,7 +68,7 @@ def add_staff(
     if membership is not None and membership.provider_id != provider.id:
         raise Conflict("This account is already staff of another provider.")
     if membership is None:
-        membership = ProviderStaff(provider_id=provider.id, user_id=user.id)  # type: ignore[arg-type]
+        membership = ProviderStaff(provider_id=provider.id, user_id=row_id(user))
     membership.role = role
     session.add(membership)
     session.flush()
@@ -102,13 +103,13 @@ def staff_of(session: Session, user: User) -> Staff | None:
     """The account's provider membership, or None if it is nobody's staff."""
     row = session.exec(
         select(ProviderStaff, Provider)
-        .join(Provider, Provider.id == ProviderStaff.provider_id)  # type: ignore[arg-type]
+        .join(Provider, col(Provider.id) == ProviderStaff.provider_id)
         .where(ProviderStaff.user_id == user.id)
     ).first()
     if row is None:
         return None
     membership, provider = row
-    return Staff(user_id=user.id, provider=provider, role=membership.role)  # type: ignore[arg-type]
+    return Staff(user_id=row_id(user), provider=provider, role=membership.role)
 
 
 # ---------------------------------------------------------------------------- API keys
@@ -118,7 +119,7 @@ def list_keys(session: Session, provider: Provider) -> list[ApiKey]:
         session.exec(
             select(ApiKey)
             .where(ApiKey.provider_id == provider.id)
-            .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())  # type: ignore[attr-defined,union-attr]
+            .order_by(col(ApiKey.created_at).desc(), col(ApiKey.id).desc())
         )
     )
 
@@ -220,29 +221,27 @@ def list_jobs(
     per_page: int = JOBS_PAGE,
 ) -> JobPage:
     """One page of the provider's jobs, newest first, with their decisions."""
-    where = [GateJob.provider_id == provider.id]
+    where: list[ColumnElement[bool]] = [col(GateJob.provider_id) == provider.id]
     if filters.status:
-        where.append(GateJob.status == filters.status)
+        where.append(col(GateJob.status) == filters.status)
     if filters.operation:
-        where.append(GateJob.operation == filters.operation)
+        where.append(col(GateJob.operation) == filters.operation)
     if filters.decision:
-        where.append(Decision.decision == filters.decision)
+        where.append(col(Decision.decision) == filters.decision)
     if filters.created_from:
-        where.append(GateJob.created_at >= _day_start(filters.created_from))  # type: ignore[arg-type,operator]
+        where.append(col(GateJob.created_at) >= _day_start(filters.created_from))
     if filters.created_to:
-        where.append(GateJob.created_at < _day_start(filters.created_to + timedelta(days=1)))  # type: ignore[arg-type,operator]
+        where.append(col(GateJob.created_at) < _day_start(filters.created_to + timedelta(days=1)))
     joined = (
-        select(GateJob.id)
-        .outerjoin(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
-        .where(*where)
+        select(GateJob.id).outerjoin(Decision, col(Decision.job_id) == GateJob.id).where(*where)
     )
     total = session.exec(select(func.count()).select_from(joined.subquery())).one()
     page = max(1, page)
     rows = session.exec(
         select(GateJob, Decision.decision)
-        .outerjoin(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
+        .outerjoin(Decision, col(Decision.job_id) == GateJob.id)
         .where(*where)
-        .order_by(GateJob.created_at.desc(), GateJob.id)  # type: ignore[attr-defined]
+        .order_by(col(GateJob.created_at).desc(), col(GateJob.id))
         .offset((page - 1) * per_page)
         .limit(per_page)
     ).all()
@@ -290,11 +289,11 @@ def usage(
     rows = session.exec(
         select(day, Decision.decision, func.count())
         .select_from(GateJob)
-        .outerjoin(Decision, Decision.job_id == GateJob.id)  # type: ignore[arg-type]
+        .outerjoin(Decision, col(Decision.job_id) == GateJob.id)
         .where(
-            GateJob.provider_id == provider.id,
-            GateJob.created_at >= _day_start(first),  # type: ignore[arg-type,operator]
-            GateJob.created_at < _day_start(today + timedelta(days=1)),  # type: ignore[arg-type,operator]
+            col(GateJob.provider_id) == provider.id,
+            col(GateJob.created_at) >= _day_start(first),
+            col(GateJob.created_at) < _day_start(today + timedelta(days=1)),
         )
         .group_by(day, Decision.decision)
     ).all()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service import db
 from consent_service.accounts.models import Subject, User
@@ -29,6 +29,7 @@ from consent_service.errors import InvalidRequest
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.guardians import service as guardians
 from consent_service.providers.models import Provider
+from consent_service.rows import row_id
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, new_id, utcnow
 from consent_service.vocabulary import EnrollmentStatus, GrantStatus, Modality
@@ -62,13 +63,13 @@ def ledger(
     outcome and the job's decision. Never media, file names or face positions."""
     query = (
         select(Finding, GateJob, Provider, Decision)
-        .join(GateJob, GateJob.id == Finding.job_id)
-        .join(Provider, Provider.id == GateJob.provider_id)
-        .outerjoin(Decision, Decision.job_id == GateJob.id)
+        .join(GateJob, col(GateJob.id) == Finding.job_id)
+        .join(Provider, col(Provider.id) == GateJob.provider_id)
+        .outerjoin(Decision, col(Decision.job_id) == GateJob.id)
         .where(Finding.subject_id == subject_id)
         # A job decided again (a consent request answered) shows its latest revision only.
-        .where(or_(Decision.job_id.is_(None), Finding.revision == Decision.revision))  # type: ignore[union-attr]
-        .order_by(GateJob.created_at.desc(), Finding.id)  # type: ignore[attr-defined]
+        .where(or_(col(Decision.job_id).is_(None), col(Finding.revision) == Decision.revision))
+        .order_by(col(GateJob.created_at).desc(), col(Finding.id))
     )
     if limit is not None:
         query = query.limit(limit).offset(offset)
@@ -99,7 +100,7 @@ def receipts(
     names = provider_names(session)
     return [
         build_receipt(row, subject, names, controller, base_url)
-        for row in consent.grant_versions(session, subject.id)
+        for row in consent.grant_versions(session, row_id(subject))
     ]
 
 
@@ -114,17 +115,17 @@ def export(
     part of it: the export lists which templates exist, not what they contain. `subject` is a
     child the account manages as guardian (default: the account's own subject)."""
     subject = subject or subject_of(session, user)
-    grants = consent.grant_versions(session, subject.id)
+    grants = consent.grant_versions(session, row_id(subject))
     templates = session.exec(
         select(BiometricTemplate).where(BiometricTemplate.subject_id == subject.id)
     ).all()
     enrollments = session.exec(
         select(Enrollment)
         .where(Enrollment.subject_id == subject.id)
-        .order_by(Enrollment.created_at)  # type: ignore[arg-type]
+        .order_by(col(Enrollment.created_at))
     ).all()
     events = session.exec(
-        select(AuditEvent).where(AuditEvent.subject_id == subject.id).order_by(AuditEvent.seq)  # type: ignore[arg-type]
+        select(AuditEvent).where(AuditEvent.subject_id == subject.id).order_by(col(AuditEvent.seq))
     ).all()
     return {
         "exported_at": utcnow().isoformat(),
@@ -143,7 +144,7 @@ def export(
         },
         "grants": [_grant_version(g) for g in grants],
         "receipts": receipts(session, subject, controller, base_url),
-        "ledger": [_entry(e) for e in ledger(session, subject.id)],
+        "ledger": [_entry(e) for e in ledger(session, row_id(subject))],
         "enrollments": [
             {
                 "id": e.id,
@@ -285,10 +286,11 @@ def erase_subject(
     """Destroy one subject's templates and pending enrollments, revoke its active grants and
     blank its name; `event` names the audit tombstone (None: the caller writes its own). A
     managed child's guardianship ends with it."""
-    done = Deletion(subject_id=subject.id)  # type: ignore[arg-type]
+    subject_id = row_id(subject)
+    done = Deletion(subject_id=subject_id)
 
     templates = session.exec(
-        select(BiometricTemplate).where(BiometricTemplate.subject_id == subject.id)
+        select(BiometricTemplate).where(BiometricTemplate.subject_id == subject_id)
     ).all()
     modalities = {t.modality for t in templates}
     done.modalities = sorted(modalities)
@@ -302,7 +304,7 @@ def erase_subject(
     pending = session.exec(
         select(Enrollment)
         .where(
-            Enrollment.subject_id == subject.id,
+            Enrollment.subject_id == subject_id,
             Enrollment.status == EnrollmentStatus.PENDING.value,
         )
         .with_for_update()
@@ -319,17 +321,17 @@ def erase_subject(
         session.add(enrollment)
     done.enrollments_cancelled = len(pending)
     # Enrollments held on an open dispute: the vectors kept for the operator go too.
-    done.enrollments_cancelled += disputes.withdraw_claims(session, subject.id)
+    done.enrollments_cancelled += disputes.withdraw_claims(session, subject_id)
 
-    for grant in consent.current_grants(session, [subject.id]):
+    for grant in consent.current_grants(session, [subject_id]):
         if grant.status == GrantStatus.ACTIVE.value:
-            consent.revoke(session, audit_key, subject.id, grant.grant_id, evidence)  # type: ignore[arg-type]
+            consent.revoke(session, audit_key, subject_id, grant.grant_id, evidence)
             done.grants_revoked.append(grant.grant_id)
 
     subject.display_name = ""
     subject.protect_only = False
     session.add(subject)
-    guardians.end_guardianship(session, subject.id)  # type: ignore[arg-type]
+    guardians.end_guardianship(session, subject_id)
     session.flush()
     if event is not None:
         _tombstone(session, audit_key, event, evidence, done)

@@ -31,6 +31,7 @@ from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.consent.service import Evidence
 from consent_service.errors import DomainError, InvalidRequest, NotFound
 from consent_service.rights import service as rights
+from consent_service.rows import row_id
 from consent_service.runtime import services
 from consent_service.vocabulary import Modality
 from consent_service.web import SESSION_KEY, acting_subject
@@ -41,23 +42,24 @@ LEDGER_PAGE = 100  # rows per page of the activity ledger
 
 @bp.route("/")
 @login_required
-def dashboard():
+def dashboard() -> str:
     session = db.session()
     subject = acting_subject(session)
+    subject_id = row_id(subject)
     versions: dict[str, list[int]] = {}
-    for row in consent.grant_versions(session, subject.id):
+    for row in consent.grant_versions(session, subject_id):
         versions.setdefault(row.grant_id, []).append(row.version)
     return render_template(
         "consent/dashboard.html",
         subject=subject,
-        grants=consent.current_grants(session, [subject.id]),
+        grants=consent.current_grants(session, [subject_id]),
         versions=versions,
         providers=rights.provider_names(session),
         revoke_form=RevokeForm(),
         protect_form=ProtectOnlyForm(formdata=None, on="0" if subject.protect_only else "1"),
-        face_templates=template_count(session, subject.id, Modality.FACE),
-        voice_templates=template_count(session, subject.id, Modality.VOICE),
-        recent=rights.ledger(session, subject.id, limit=5),
+        face_templates=template_count(session, subject_id, Modality.FACE),
+        voice_templates=template_count(session, subject_id, Modality.VOICE),
+        recent=rights.ledger(session, subject_id, limit=5),
     )
 
 
@@ -83,7 +85,8 @@ def activity():
 def receipt(grant_id: str, version: int):
     session = db.session()
     subject = acting_subject(session)
-    row = consent.grant_version(session, subject.id, grant_id, version)  # NotFound if not theirs
+    # NotFound if not theirs
+    row = consent.grant_version(session, row_id(subject), grant_id, version)
     body = build_receipt(
         row,
         subject,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.crypto import Envelope
 from consent_service.settings import Settings
@@ -47,8 +47,8 @@ def due(session: Session, now: datetime, limit: int = 500) -> list[str]:
     return list(
         session.exec(
             select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)  # type: ignore[operator]
-            .order_by(WebhookDelivery.next_attempt_at)
+            .where(WebhookDelivery.status == PENDING, col(WebhookDelivery.next_attempt_at) <= now)
+            .order_by(col(WebhookDelivery.next_attempt_at))
             .limit(limit)
         )
     )
@@ -85,11 +85,11 @@ def claim_attempt(
     claimed = session.exec(
         update(WebhookDelivery)
         .where(
-            WebhookDelivery.id == delivery_id,  # type: ignore[arg-type]
-            WebhookDelivery.status == PENDING,  # type: ignore[arg-type]
+            col(WebhookDelivery.id) == delivery_id,
+            col(WebhookDelivery.status) == PENDING,
             or_(
-                WebhookDelivery.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                WebhookDelivery.next_attempt_at <= now,  # type: ignore[operator]
+                col(WebhookDelivery.next_attempt_at).is_(None),
+                col(WebhookDelivery.next_attempt_at) <= now,
             ),
         )
         .values(

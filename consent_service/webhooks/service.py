@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service import db
 from consent_service.crypto import Envelope
@@ -139,7 +139,7 @@ def list_deliveries(session: Session, provider: Provider, limit: int = 50) -> li
         session.exec(
             select(WebhookDelivery)
             .where(WebhookDelivery.provider_id == provider.id)
-            .order_by(WebhookDelivery.created_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(WebhookDelivery.created_at).desc())
             .limit(max(1, min(limit, 500)))
         )
     )
@@ -161,7 +161,7 @@ def enqueue(
     active webhook that wants this event. Its delivery task is sent once the transaction has
     committed."""
     webhook = session.exec(
-        select(Webhook).where(Webhook.provider_id == provider_id, Webhook.active.is_(True))  # type: ignore[attr-defined]
+        select(Webhook).where(Webhook.provider_id == provider_id, col(Webhook.active).is_(True))
     ).first()
     if webhook is None or event not in webhook.events:
         return None

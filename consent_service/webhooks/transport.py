@@ -116,7 +116,8 @@ def resolve(target: Target, allow_private: bool) -> str:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise DeliveryError(f"cannot resolve {target.host}: {exc}") from None
-    addresses = [info[4][0] for info in infos]
+    # An IPv4 or IPv6 socket address starts with the host as text (typeshed also allows an int).
+    addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise DeliveryError(f"cannot resolve {target.host}")
     if not allow_private and not all(is_public(a) for a in addresses):
