@@ -53,5 +53,8 @@ def webhooks_deliveries(provider_name: str, limit: int) -> None:
     """The provider's latest deliveries, newest first, as JSON."""
     with unit_of_work() as s:
         provider = find_provider(s, provider_name)
-        rows = [service.delivery_view(d) for d in service.list_deliveries(s, provider, limit)]
+        rows = [
+            service.delivery_view(d).model_dump(mode="json")
+            for d in service.list_deliveries(s, provider, limit)
+        ]
     click.echo(json.dumps(rows, indent=2))

@@ -9,16 +9,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.crypto import Envelope
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
+from consent_service.vocabulary import DeliveryStatus
 from consent_service.webhooks import signature
 from consent_service.webhooks.models import Webhook, WebhookDelivery
-from consent_service.webhooks.service import DELIVERED, FAILED, PENDING, webhook_secret
+from consent_service.webhooks.service import webhook_secret
 from consent_service.webhooks.transport import DeliveryError, WebhookTransport
 
+PENDING = DeliveryStatus.PENDING.value
+DELIVERED = DeliveryStatus.DELIVERED.value
+FAILED = DeliveryStatus.FAILED.value
 SKIPPED = "skipped"  # an attempt not due (a duplicate task message): nothing sent
 
 
@@ -47,8 +51,10 @@ def due(session: Session, now: datetime, limit: int = 500) -> list[str]:
     return list(
         session.exec(
             select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)  # type: ignore[operator]
-            .order_by(WebhookDelivery.next_attempt_at)
+            .where(
+                col(WebhookDelivery.status) == PENDING, col(WebhookDelivery.next_attempt_at) <= now
+            )
+            .order_by(col(WebhookDelivery.next_attempt_at))
             .limit(limit)
         )
     )
@@ -85,11 +91,11 @@ def claim_attempt(
     claimed = session.exec(
         update(WebhookDelivery)
         .where(
-            WebhookDelivery.id == delivery_id,  # type: ignore[arg-type]
-            WebhookDelivery.status == PENDING,  # type: ignore[arg-type]
+            col(WebhookDelivery.id) == delivery_id,
+            col(WebhookDelivery.status) == PENDING,
             or_(
-                WebhookDelivery.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                WebhookDelivery.next_attempt_at <= now,  # type: ignore[operator]
+                col(WebhookDelivery.next_attempt_at).is_(None),
+                col(WebhookDelivery.next_attempt_at) <= now,
             ),
         )
         .values(

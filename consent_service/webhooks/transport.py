@@ -77,7 +77,7 @@ def resolve(target: Target, allow_private: bool) -> str:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise DeliveryError(f"cannot resolve {target.host}: {exc}") from None
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]  # an IP address (typeshed: str | int)
     if not addresses:
         raise DeliveryError(f"cannot resolve {target.host}")
     if not allow_private and not all(is_public(a) for a in addresses):

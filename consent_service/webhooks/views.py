@@ -3,6 +3,8 @@ the settings and the delivery log."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, g, jsonify, request
 
 from consent_service import db
@@ -10,6 +12,7 @@ from consent_service.api_contract.operations import api_operation
 from consent_service.runtime import services
 from consent_service.web import require_provider
 from consent_service.webhooks import service
+from consent_service.webhooks.models import Webhook
 from consent_service.webhooks.schemas import (
     DeliveryList,
     WebhookPublic,
@@ -19,9 +22,9 @@ from consent_service.webhooks.schemas import (
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1")
 
 
-def _public(webhook, secret: str | None = None) -> dict:
-    body = WebhookPublic.model_validate(service.webhook_view(webhook, secret))
-    return body.model_dump(mode="json", exclude_none=True)
+def _public(webhook: Webhook, secret: str | None = None) -> dict[str, Any]:
+    # `secret` is left out, not null, when it is not new.
+    return service.webhook_view(webhook, secret).model_dump(mode="json", exclude_none=True)
 
 
 @bp.put("/webhook")
@@ -73,7 +76,5 @@ def get_webhook():
 @require_provider
 def list_deliveries():
     deliveries = service.list_deliveries(db.session(), g.provider, 50)
-    body = DeliveryList.model_validate(
-        {"deliveries": [service.delivery_view(d) for d in deliveries]}
-    )
+    body = DeliveryList(deliveries=[service.delivery_view(d) for d in deliveries])
     return jsonify(body.model_dump(mode="json"))
