@@ -4,11 +4,10 @@ OpenAPI document)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from consent_service.vocabulary import Operation, Role
+from consent_service.vocabulary import ConsentRequestStatus, Operation, Role
 
 
 class ConsentRequestCreate(BaseModel):
@@ -38,10 +37,12 @@ class ConsentRequestCreate(BaseModel):
 
 
 class ConsentRequestPublic(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """What a provider sees of its request (built by `service.provider_view`)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     id: str
-    status: Literal["pending", "approved", "declined", "expired"]
+    status: ConsentRequestStatus
     job_id: str | None
     email: str | None = Field(description="The address the provider gave, if any.")
     operation: Operation

@@ -14,10 +14,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import numpy as np
 from flask_babel import gettext as _
-from sqlmodel import Session, select
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject, User
 from consent_service.accounts.service import find_user, normalize_email
@@ -31,6 +33,7 @@ from consent_service.consent_requests.faces import (
     wipe_request_face,
 )
 from consent_service.consent_requests.models import ConsentRequest
+from consent_service.consent_requests.schemas import ConsentRequestPublic
 from consent_service.crypto import Envelope
 from consent_service.errors import N_, Conflict, DomainError, InvalidRequest, Msgid, NotFound
 from consent_service.gate import service as gate
@@ -43,10 +46,19 @@ from consent_service.mail import compose, mail_languages
 from consent_service.providers.models import Provider
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens.service import DecisionSigner
-from consent_service.vocabulary import DecisionKind, Operation, Outcome, Role
+from consent_service.vocabulary import (
+    ConsentRequestStatus,
+    DecisionKind,
+    Operation,
+    Outcome,
+    Role,
+)
 from consent_service.webhooks import service as webhooks
 
-PENDING, APPROVED, DECLINED, EXPIRED = "pending", "approved", "declined", "expired"
+PENDING = ConsentRequestStatus.PENDING
+APPROVED = ConsentRequestStatus.APPROVED
+DECLINED = ConsentRequestStatus.DECLINED
+EXPIRED = ConsentRequestStatus.EXPIRED
 # Findings a request can be opened for: the person may still consent.
 ASKABLE = {
     Outcome.UNENROLLED.value,
@@ -60,7 +72,7 @@ class RequestClosed(Conflict):
     """The request was already answered, or expired."""
 
 
-CLOSED = {
+CLOSED: dict[ConsentRequestStatus, str] = {
     APPROVED: N_("This request is approved; it can no longer be answered."),
     DECLINED: N_("This request is declined; it can no longer be answered."),
     EXPIRED: N_("This request is expired; it can no longer be answered."),
@@ -81,8 +93,8 @@ class RequestSpec:
     finding: int | None = None
     subject_ref: str | None = None
     email: str | None = None
-    operation: str | None = None
-    roles: tuple[str, ...] = ()
+    operation: Operation | None = None  # the job's operation when None
+    roles: tuple[Role, ...] = ()  # the finding's role when empty
     purpose: str = ""
     message: str = ""
     valid_until: datetime | None = None
@@ -92,11 +104,11 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def status_of(req: ConsentRequest, now: datetime | None = None) -> str:
+def status_of(req: ConsentRequest, now: datetime | None = None) -> ConsentRequestStatus:
     """The request's status now: a pending request past its expiry is expired."""
     if req.status == PENDING and as_utc(req.expires_at) <= as_utc(now or utcnow()):
         return EXPIRED
-    return req.status
+    return ConsentRequestStatus(req.status)
 
 
 def _pick_finding(
@@ -112,7 +124,7 @@ def _pick_finding(
         session.exec(
             select(Finding)
             .where(Finding.job_id == job.id, Finding.revision == decision.revision)
-            .order_by(Finding.id)
+            .order_by(col(Finding.id))
         )
     )
     chosen: Finding | None = None
@@ -127,7 +139,7 @@ def _pick_finding(
             s.id: s.public_id
             for s in session.exec(
                 select(Subject).where(
-                    Subject.id.in_({f.subject_id for f in findings if f.subject_id})  # type: ignore[union-attr]
+                    col(Subject.id).in_({f.subject_id for f in findings if f.subject_id})
                 )
             )
         }
@@ -176,17 +188,19 @@ def open_request(
     finding = _pick_finding(session, provider, spec, pseudonym_key) if spec.job_id else None
     if finding is None and (spec.finding is not None or spec.subject_ref):
         raise InvalidRequest("`finding` and `subject_ref` need a `job_id`.")
-    job_operation = gate.get_job(session, provider, spec.job_id).operation if spec.job_id else None
-    try:
-        operation = Operation(spec.operation or job_operation or "")
-    except ValueError:
+    # The operation and the roles are parsed once, at the edge (`ConsentRequestCreate`); what
+    # is left here is the request's own rule: what is not given is the job's and the finding's.
+    operation = spec.operation or (
+        Operation(gate.get_job(session, provider, spec.job_id).operation) if spec.job_id else None
+    )
+    if operation is None:
         raise InvalidRequest(
             "Unknown operation %(operation)s; use one of: %(known)s.",
-            operation=repr(spec.operation),
+            operation=repr(None),
             known=", ".join(o.value for o in Operation),
-        ) from None
-    roles = sorted(set(spec.roles or ((finding.role,) if finding else ())))
-    if not roles or any(r not in {x.value for x in Role} for r in roles):
+        )
+    roles = sorted({r.value for r in spec.roles} or ({finding.role} if finding else set()))
+    if not roles:
         raise InvalidRequest("Give the roles asked for: source and/or target.")
     if spec.valid_until is not None and as_utc(spec.valid_until) <= now:
         raise InvalidRequest("`valid_until` must be in the future.")
@@ -245,38 +259,36 @@ def get_for_provider(session: Session, provider: Provider, request_id: str) -> C
     return req
 
 
-def list_for_provider(session: Session, provider: Provider, limit: int = 100) -> list[dict]:
+def list_for_provider(
+    session: Session, provider: Provider, limit: int = 100
+) -> list[ConsentRequestPublic]:
     """A provider's latest consent requests, newest first, as the provider may see them."""
     rows = session.exec(
         select(ConsentRequest)
         .where(ConsentRequest.provider_id == provider.id)
-        .order_by(ConsentRequest.created_at.desc())  # type: ignore[attr-defined]
+        .order_by(col(ConsentRequest.created_at).desc())
         .limit(limit)
     )
     return [provider_view(r) for r in rows]
 
 
-def provider_view(req: ConsentRequest) -> dict:
+def provider_view(req: ConsentRequest) -> ConsentRequestPublic:
     """What the provider sees: never the face, nor the address of a person it did not name."""
-
-    def when(value):
-        return as_utc(value).isoformat() if value else None
-
-    return {
-        "id": req.id,
-        "status": status_of(req),
-        "job_id": req.job_id,
-        "email": req.email,  # only ever the address the provider itself gave
-        "operation": req.operation,
-        "roles": req.roles,
-        "purpose": req.purpose,
-        "message": req.message,
-        "valid_until": when(req.valid_until),
-        "expires_at": when(req.expires_at),
-        "created_at": when(req.created_at),
-        "answered_at": when(req.answered_at),
-        "grant_id": req.grant_id,
-    }
+    return ConsentRequestPublic(
+        id=req.id,
+        status=status_of(req),
+        job_id=req.job_id,
+        email=req.email,  # only ever the address the provider itself gave
+        operation=Operation(req.operation),
+        roles=[Role(r) for r in req.roles],
+        purpose=req.purpose,
+        message=req.message,
+        valid_until=as_utc(req.valid_until) if req.valid_until else None,
+        expires_at=as_utc(req.expires_at),
+        created_at=as_utc(req.created_at),
+        answered_at=as_utc(req.answered_at) if req.answered_at else None,
+        grant_id=req.grant_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -374,18 +386,16 @@ def inbox(
 ) -> list[ConsentRequest]:
     """The requests of the subject acted for (the account's own or a child's), newest first,
     with those sent to the account's address or opened by link (`opened`)."""
-    clauses = [ConsentRequest.subject_id == subject.id]
+    clauses = [col(ConsentRequest.subject_id) == subject.id]
     if user.email:
-        clauses.append(ConsentRequest.email == normalize_email(user.email))
+        clauses.append(col(ConsentRequest.email) == normalize_email(user.email))
     if opened:
-        clauses.append(ConsentRequest.id.in_(opened[-50:]))  # type: ignore[attr-defined]
-    from sqlalchemy import or_
-
+        clauses.append(col(ConsentRequest.id).in_(opened[-50:]))
     return list(
         session.exec(
             select(ConsentRequest)
             .where(or_(*clauses))
-            .order_by(ConsentRequest.created_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(ConsentRequest.created_at).desc())
             .limit(200)
         )
     )
@@ -452,20 +462,24 @@ def _close(
     session: Session,
     audit_key: bytes,
     req: ConsentRequest,
-    status: str,
+    status: ConsentRequestStatus,
     actor: str,
-    now,
-    guardian: dict | None = None,
+    now: datetime,
+    guardian: dict[str, Any] | None = None,
 ) -> None:
-    req.status, req.answered_at = status, now
+    req.status, req.answered_at = status.value, now
     wipe_request_face(req)
-    payload = {"consent_request_id": req.id, "job_id": req.job_id, "grant_id": req.grant_id}
+    payload: dict[str, Any] = {
+        "consent_request_id": req.id,
+        "job_id": req.job_id,
+        "grant_id": req.grant_id,
+    }
     if guardian is not None:  # answered by a guardian for a child under 14
         payload["guardian"] = guardian
     audit.append(
         session,
         audit_key,
-        f"consent_request.{status}",
+        f"consent_request.{status.value}",
         actor,
         payload,
         subject_id=req.subject_id,
@@ -551,7 +565,7 @@ def decline(
     user: User,
     actor: str,
     subject: Subject | None = None,
-    guardian: dict | None = None,
+    guardian: dict[str, Any] | None = None,
 ) -> ConsentRequest:
     """Close the request unanswered. A request naming a subject is declined only for that
     subject (`subject`, the one acted for); `guardian` when a guardian declines for a child."""
@@ -574,13 +588,13 @@ def expire_due(session: Session, audit_key: bytes, now: datetime | None = None) 
     now = now or utcnow()
     due = session.exec(
         select(ConsentRequest)
-        .where(ConsentRequest.status == PENDING, ConsentRequest.expires_at <= now)  # type: ignore[operator]
+        .where(col(ConsentRequest.status) == PENDING, col(ConsentRequest.expires_at) <= now)
         .with_for_update()
         .limit(500)
     ).all()
     for req in due:
         _close(session, audit_key, req, EXPIRED, "system", now)
-    for face in session.exec(select(FindingFace).where(FindingFace.expires_at <= now)):  # type: ignore[operator]
+    for face in session.exec(select(FindingFace).where(col(FindingFace.expires_at) <= now)):
         session.delete(face)
     session.flush()
     return len(due)

@@ -64,7 +64,7 @@ def _load(session, request_id: str) -> tuple[ConsentRequest, User, Subject, list
     req = session.get(ConsentRequest, request_id) if len(request_id) <= 32 else None
     user, subject, managed = _account(session)
     if req is None or not service.may_open(
-        req, user, {s.id for s in managed}, _links().get(request_id)
+        req, user, {s.id for s in managed if s.id is not None}, _links().get(request_id)
     ):
         abort(404)
     return req, user, subject, managed
@@ -134,6 +134,7 @@ def show(request_id: str):
     row = _row(session, req)
     elsewhere = service.named_elsewhere(req, subject, managed)
     answer = {"subject": subject.id}
+    assert subject.id is not None  # the acting subject is a stored row
     return render_template(
         "consent_requests/request.html",
         req=row,

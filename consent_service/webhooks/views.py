@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from consent_service import db
 from consent_service.api_contract.operations import api_operation
@@ -37,7 +37,7 @@ def _public(webhook: Webhook, secret: str | None = None) -> dict[str, Any]:
     tags=("webhooks",),
 )
 @require_provider
-def put_webhook():
+def put_webhook() -> Response:
     body = WebhookUpdate.model_validate(request.get_json(silent=True))
     svc = services()
     session = db.session()
@@ -62,7 +62,7 @@ def put_webhook():
     tags=("webhooks",),
 )
 @require_provider
-def get_webhook():
+def get_webhook() -> Response:
     return jsonify(_public(service.get_webhook(db.session(), g.provider)))
 
 
@@ -74,7 +74,7 @@ def get_webhook():
     tags=("webhooks",),
 )
 @require_provider
-def list_deliveries():
+def list_deliveries() -> Response:
     deliveries = service.list_deliveries(db.session(), g.provider, 50)
     body = DeliveryList(deliveries=[service.delivery_view(d) for d in deliveries])
     return jsonify(body.model_dump(mode="json"))
