@@ -69,7 +69,7 @@ class EnrollmentDispute(SQLModel, table=True):
     model: str = Field(max_length=64)
     claimant_subject_id: int = Field(foreign_key="subject.id", index=True)  # the new account
     holder_subject_id: int = Field(foreign_key="subject.id", index=True)  # already enrolled
-    # `open` | `awarded_claimant` | `kept_holder` | `rejected_both`
+    # a DisputeStatus: `open`, then a resolution or `withdrawn`
     status: str = Field(default="open", max_length=24, index=True)
     vector_count: int = 0
     # The claimant's vectors (float64 rows) under one AES-256-GCM envelope; emptied on resolution.

@@ -204,9 +204,8 @@ def open_request(
         raise InvalidRequest("Give the roles asked for: source and/or target.")
     if spec.valid_until is not None and as_utc(spec.valid_until) <= now:
         raise InvalidRequest("`valid_until` must be in the future.")
+    # An address is checked by the one rule every edge uses (accounts: sign-up, sign-in).
     email = normalize_email(spec.email) if spec.email else None
-    if email is not None and "@" not in email:
-        raise InvalidRequest("`email` is not an e-mail address.")
     face: FindingFace | None = None
     if finding is not None and finding.subject_id is None:
         face = session.get(FindingFace, finding.id)
