@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from consent_service.vocabulary import ConsentRequestStatus, Operation, Role
+from consent_service.vocabulary import ConsentRequestStatus, Modality, Operation, Role
 
 
 class ConsentRequestCreate(BaseModel):
@@ -54,3 +54,22 @@ class ConsentRequestPublic(BaseModel):
     created_at: datetime
     answered_at: datetime | None
     grant_id: str | None = Field(description="The grant an approval created.")
+
+
+class RequestShown(BaseModel):
+    """A request as the person asked sees it (their inbox and the request's page; built by
+    `service.request_shown`): who asks, for what, until when, and its status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    provider: str = Field(description="The provider's name.")
+    operation: Operation
+    roles: list[Role]
+    purpose: str
+    message: str
+    until: str | None = Field(description="The consent's end date (ISO), if any.")
+    expires: str = Field(description="When the request expires (ISO, to the minute, UTC).")
+    status: ConsentRequestStatus
+    from_face: bool = Field(description="Asked for a face or voice found in the job.")
+    modality: Modality

@@ -33,7 +33,7 @@ from consent_service.consent_requests.faces import (
     wipe_request_face,
 )
 from consent_service.consent_requests.models import ConsentRequest
-from consent_service.consent_requests.schemas import ConsentRequestPublic
+from consent_service.consent_requests.schemas import ConsentRequestPublic, RequestShown
 from consent_service.crypto import Envelope
 from consent_service.errors import N_, Conflict, DomainError, InvalidRequest, Msgid, NotFound
 from consent_service.gate import service as gate
@@ -49,6 +49,7 @@ from consent_service.tokens.service import DecisionSigner
 from consent_service.vocabulary import (
     ConsentRequestStatus,
     DecisionKind,
+    Modality,
     Operation,
     Outcome,
     Role,
@@ -287,6 +288,24 @@ def provider_view(req: ConsentRequest) -> ConsentRequestPublic:
         created_at=as_utc(req.created_at),
         answered_at=as_utc(req.answered_at) if req.answered_at else None,
         grant_id=req.grant_id,
+    )
+
+
+def request_shown(session: Session, req: ConsentRequest) -> RequestShown:
+    """The request as the person asked sees it (inbox, request page)."""
+    provider = session.get(Provider, req.provider_id)
+    return RequestShown(
+        id=req.id,
+        provider=provider.name if provider else "?",
+        operation=Operation(req.operation),
+        roles=[Role(r) for r in req.roles],
+        purpose=req.purpose,
+        message=req.message,
+        until=as_utc(req.valid_until).date().isoformat() if req.valid_until else None,
+        expires=as_utc(req.expires_at).isoformat(timespec="minutes"),
+        status=status_of(req),
+        from_face=req.modality is not None,
+        modality=Modality(req.modality or Modality.FACE),
     )
 
 
