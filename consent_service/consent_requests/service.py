@@ -354,7 +354,7 @@ def notification(
             ),
             f"  {OPERATION_DESCRIPTIONS[operation]} ({operation.value})",
             _("Your role:"),
-            *(f"  {ROLE_DESCRIPTIONS.get(r, r)}" for r in req.roles),  # type: ignore[call-overload]
+            *(f"  {ROLE_DESCRIPTIONS[Role(r)]}" for r in req.roles),
             _("Why: %(purpose)s", purpose=req.purpose or "-"),
             _("Until: %(until)s", until=until),
         ]
@@ -537,6 +537,7 @@ def approve(
 
     `subject` is the one answered for: the account's own, or a child its guardian acts for (the
     face check then uses the child's templates, and `evidence.guardian` names the guardian)."""
+    assert subject.id is not None  # a stored subject: the one the account acts for
     now = utcnow()
     # Lock the row: two answers to one request cannot both win.
     req = session.exec(
@@ -547,7 +548,7 @@ def approve(
     grant = consent.grant(
         session,
         audit_key,
-        subject.id,  # type: ignore[arg-type]
+        subject.id,
         consent.GrantRequest(
             operations=[Operation(req.operation)],
             roles=[Role(r) for r in req.roles],
@@ -566,7 +567,7 @@ def approve(
         redecide(
             session,
             req.job_id,
-            {req.finding_id: subject.id} if was_unnamed and req.finding_id else {},  # type: ignore[dict-item]
+            {req.finding_id: subject.id} if was_unnamed and req.finding_id else {},
             audit_key,
             gate_keys.signer,
             gate_keys.pseudonym_key,
