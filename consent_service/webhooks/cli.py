@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import click
 
@@ -54,7 +55,8 @@ def webhooks_deliveries(provider_name: str, limit: int) -> None:
     with unit_of_work() as s:
         provider = find_provider(s, provider_name)
         rows = [
-            service.delivery_view(d).model_dump(mode="json")
+            service.delivery_view(d).model_dump()
             for d in service.list_deliveries(s, provider, limit)
         ]
-    click.echo(json.dumps(rows, indent=2))
+    # Times as Python writes them (`+00:00`), as this command always has.
+    click.echo(json.dumps(rows, indent=2, default=datetime.isoformat))

@@ -121,7 +121,8 @@ def webhook_view(webhook: Webhook, secret: str | None = None) -> WebhookPublic:
 
 
 def delivery_view(d: WebhookDelivery) -> DeliveryPublic:
-    """One delivery as its provider reads it (API, portal, CLI): never the body's secret."""
+    """One delivery as its provider reads it (API, portal, CLI); the next attempt only while
+    it is pending (otherwise the column holds the end of a lease nobody needs to see)."""
     status = DeliveryStatus(d.status)
     return DeliveryPublic(
         id=d.id,
