@@ -229,8 +229,8 @@ def open_request(
         finding_id=finding.id if finding else None,
         operation=operation.value,
         roles=roles,
-        purpose=spec.purpose.strip()[:1000],
-        message=spec.message.strip()[:2000],
+        purpose=spec.purpose.strip(),  # its length and the message's: ConsentRequestCreate
+        message=spec.message.strip(),
         valid_until=spec.valid_until,
         expires_at=now + ttl,
         idempotency_key=idempotency_key,
