@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from consent_service.vocabulary import JobStatus
+
 # Receivers of the service's webhooks check each delivery with this (standard library only).
 from consent_service.webhooks.signature import SignatureError, verify_signature
 
@@ -91,7 +93,7 @@ class ConsentClient:
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
-            if job["status"] in ("decided", "failed"):
+            if job["status"] in (JobStatus.DECIDED, JobStatus.FAILED):
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(

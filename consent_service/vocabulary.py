@@ -68,6 +68,23 @@ class Outcome(StrEnum):
     AMBIGUOUS = "ambiguous"
 
 
+class ConsentRequestStatus(StrEnum):
+    """A consent request: `pending` until the person answers or it expires; then never again."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+class WebhookEvent(StrEnum):
+    """The events a provider's webhook may ask for."""
+
+    JOB_DECIDED = "job.decided"
+    CONSENT_REVOKED = "consent.revoked"
+    CONSENT_REQUEST_ANSWERED = "consent_request.answered"
+
+
 class DeliveryStatus(StrEnum):
     """A webhook delivery's state in the outbox."""
 
@@ -82,3 +99,14 @@ class EnrollmentStatus(StrEnum):
     FAILED = "failed"
     # Matches another account: waits for an operator (consent_service/operators).
     DISPUTED = "disputed"
+
+
+class DisputeStatus(StrEnum):
+    """An enrollment dispute: open until an operator resolves it (one of the three resolutions)
+    or the claimant's account is deleted (withdrawn)."""
+
+    OPEN = "open"
+    AWARDED_CLAIMANT = "awarded_claimant"
+    KEPT_HOLDER = "kept_holder"
+    REJECTED_BOTH = "rejected_both"
+    WITHDRAWN = "withdrawn"

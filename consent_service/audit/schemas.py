@@ -26,12 +26,16 @@ class CheckpointQuery(BaseModel):
 
 
 class ConsistencyProof(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     first: int = Field(description="The size you hold.")
     second: int = Field(description="This checkpoint's size.")
     proof: list[str] = Field(description="Node hashes, base64, in RFC 9162 2.1.4 order.")
 
 
 class InclusionProof(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     entry: int
     leaf_index: int = Field(description="entry - 1")
     size: int
@@ -41,6 +45,8 @@ class InclusionProof(BaseModel):
 
 class CheckpointDocument(BaseModel):
     """The newest signed checkpoint of the audit log."""
+
+    model_config = ConfigDict(extra="forbid")
 
     checkpoint: str = Field(
         description="The signed note (C2SP signed-note format): origin, size, base64 root, "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
-from flask import Flask, current_app
+from flask import current_app
 
 from consent_service import db
 from consent_service.audit.checkpoints import SignerKey, load_signer
@@ -15,18 +15,18 @@ from consent_service.timeutil import utcnow
 _SIGNER = "audit_checkpoint_signer"
 
 
-def checkpoint_signer(app: Flask) -> SignerKey:
+def checkpoint_signer() -> SignerKey:
     """The checkpoint signing key, loaded once per app (production refuses to go on without
     AUDIT_CHECKPOINT_KEY). Only workers and the CLI load it; the web serves stored checkpoints."""
-    if _SIGNER not in app.extensions:
-        app.extensions[_SIGNER] = load_signer(app.extensions["consent_services"].settings)
-    return app.extensions[_SIGNER]
+    if _SIGNER not in current_app.extensions:
+        current_app.extensions[_SIGNER] = load_signer(services().settings)
+    return current_app.extensions[_SIGNER]
 
 
 def checkpoint_now(force: bool = False) -> AuditCheckpoint | None:
     """Sign the current tree head in a unit of work of its own; the note reaches the checkpoint
     file once committed. None when the log has not grown since the last one (unless `force`)."""
-    signer = checkpoint_signer(current_app._get_current_object())  # type: ignore[attr-defined]
+    signer = checkpoint_signer()
     path = services().settings.audit_checkpoints_path
     with db.unit_of_work() as s:
         return make_checkpoint(s, signer, utcnow(), path, force=force)

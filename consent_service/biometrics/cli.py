@@ -12,6 +12,7 @@ from consent_service.biometrics.operator_import import import_face, import_voice
 from consent_service.biometrics.service import wait_for_enrollment
 from consent_service.cli_support import command_app, unit_of_work
 from consent_service.runtime import services
+from consent_service.vocabulary import EnrollmentStatus
 
 
 @click.group()
@@ -73,6 +74,6 @@ def subjects_import(
             except TimeoutError as exc:
                 raise click.ClickException(str(exc)) from None
     for what, result in results:
-        if result.status != "completed":
+        if result.status != EnrollmentStatus.COMPLETED:
             raise click.ClickException(f"{what} enrollment failed: {result.error}")
         click.echo(f"enrolled {result.template_count} {what}(s) for {email}")

@@ -12,8 +12,9 @@ from consent_service.biometrics.models import Enrollment, EnrollmentDispute
 from consent_service.crypto import Envelope
 from consent_service.notices.service import notify
 from consent_service.timeutil import utcnow
+from consent_service.vocabulary import DisputeStatus, EnrollmentStatus
 
-OPEN = "open"
+OPEN = DisputeStatus.OPEN.value
 
 
 def _aad(dispute_id: str) -> bytes:
@@ -96,12 +97,14 @@ def withdraw_claims(session: Session, subject_id: int) -> int:
     )
     for dispute in claims:
         dispute.ciphertext, dispute.wrapped_key = b"", b""
-        dispute.status, dispute.resolved_by = "withdrawn", "system:account-deleted"
+        dispute.status = DisputeStatus.WITHDRAWN.value
+        dispute.resolved_by = "system:account-deleted"
         dispute.resolved_at = utcnow()
         session.add(dispute)
         enrollment = session.get(Enrollment, dispute.enrollment_id)
         if enrollment is not None:
-            enrollment.status, enrollment.error = "failed", "The account was deleted."
+            enrollment.status = EnrollmentStatus.FAILED.value
+            enrollment.error = "The account was deleted."
             session.add(enrollment)
     session.flush()
     return len(claims)

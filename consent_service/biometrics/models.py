@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, DateTime, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
+from consent_service.vocabulary import DisputeStatus, EnrollmentStatus
 
 
 class BiometricTemplate(SQLModel, table=True):
@@ -31,7 +32,7 @@ class Enrollment(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     subject_id: int = Field(foreign_key="subject.id", index=True)
     modality: str = Field(max_length=16)
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=EnrollmentStatus.PENDING.value, max_length=16)
     # Why it failed or waits, in English; and as {"message": msgid, "params": {...}} for pages
     # in the reader's language (see `errors.stored_message`); None on rows from before.
     error: str | None = None
@@ -69,8 +70,8 @@ class EnrollmentDispute(SQLModel, table=True):
     model: str = Field(max_length=64)
     claimant_subject_id: int = Field(foreign_key="subject.id", index=True)  # the new account
     holder_subject_id: int = Field(foreign_key="subject.id", index=True)  # already enrolled
-    # `open` | `awarded_claimant` | `kept_holder` | `rejected_both`
-    status: str = Field(default="open", max_length=24, index=True)
+    # a DisputeStatus: `open`, then a resolution or `withdrawn`
+    status: str = Field(default=DisputeStatus.OPEN.value, max_length=24, index=True)
     vector_count: int = 0
     # The claimant's vectors (float64 rows) under one AES-256-GCM envelope; emptied on resolution.
     ciphertext: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
+from consent_service.vocabulary import GrantStatus
 
 
 class GrantBase(SQLModel):
@@ -31,7 +32,7 @@ class ConsentGrant(GrantBase, table=True):
     grant_id: str = Field(default_factory=new_id, index=True, max_length=32)
     version: int = 1
     subject_id: int = Field(foreign_key="subject.id", index=True)
-    status: str = Field(default="active", max_length=16)
+    status: str = Field(default=GrantStatus.ACTIVE.value, max_length=16)
     # Evidence of how this version came to be.
     notice_version: str = Field(default="", max_length=32)
     language: str = Field(default="en", max_length=16)

@@ -29,7 +29,7 @@ from consent_service.providers.models import Provider
 from consent_service.rows import row_id
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
-from consent_service.vocabulary import Modality, Operation, Role
+from consent_service.vocabulary import Modality, Operation, ProviderStatus, Role
 from consent_service.web import acting_subject, guardian_evidence
 
 bp = Blueprint("consent", __name__)
@@ -67,7 +67,9 @@ def new_grant():
     form.providers.choices = [
         SelectChoice(p.id, p.name)
         for p in session.exec(
-            select(Provider).where(Provider.status == "active").order_by(Provider.name)
+            select(Provider)
+            .where(Provider.status == ProviderStatus.ACTIVE.value)
+            .order_by(Provider.name)
         )
     ]
     shown = notice_language(current_language())

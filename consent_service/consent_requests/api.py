@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from sqlmodel import Session
 
 from consent_service import db
 from consent_service.api_contract import idempotency
 from consent_service.api_contract.operations import api_operation
 from consent_service.consent_requests import service
+from consent_service.consent_requests.models import ConsentRequest
 from consent_service.consent_requests.schemas import ConsentRequestCreate, ConsentRequestPublic
 from consent_service.runtime import services
 from consent_service.web import require_provider
@@ -19,8 +22,8 @@ bp = Blueprint("consent_requests_api", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)
 
 
-def _public(req) -> dict:
-    return ConsentRequestPublic.model_validate(service.provider_view(req)).model_dump(mode="json")
+def _public(req: ConsentRequest) -> dict[str, Any]:
+    return service.provider_view(req).model_dump(mode="json")
 
 
 @bp.post("/consent-requests")
@@ -37,7 +40,7 @@ def _public(req) -> dict:
     tags=("consent requests",),
 )
 @require_provider
-def create_request():
+def create_request() -> Response:
     session = db.session()
     svc = services()
     key = idempotency.request_key()
@@ -47,15 +50,15 @@ def create_request():
         finding=body.finding,
         subject_ref=body.subject_ref,
         email=body.email,
-        operation=body.operation.value if body.operation else None,
-        roles=tuple(r.value for r in body.roles),
+        operation=body.operation,
+        roles=tuple(body.roles),
         purpose=body.purpose,
         message=body.message,
         valid_until=body.valid_until,
     )
     secret: list[str | None] = [None]
 
-    def create():
+    def create() -> tuple[ConsentRequest, bool]:
         req, link_secret, created = service.open_request(
             session,
             svc.envelope,
@@ -84,7 +87,7 @@ def create_request():
     return response
 
 
-def _notify(session, req, secret: str) -> None:
+def _notify(session: Session, req: ConsentRequest, secret: str) -> None:
     """Mail the link, in the recipient's language, once the request has committed. A failed
     send is logged; the request stays open."""
     svc = services()
@@ -114,6 +117,6 @@ def _notify(session, req, secret: str) -> None:
     tags=("consent requests",),
 )
 @require_provider
-def get_request(request_id: str):
+def get_request(request_id: str) -> Response:
     session = db.session()
     return jsonify(_public(service.get_for_provider(session, g.provider, request_id)))

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, UniqueConstrai
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
+from consent_service.vocabulary import ConsentRequestStatus
 
 
 def _ts():
@@ -24,7 +25,7 @@ class ConsentRequest(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     provider_id: str = Field(foreign_key="provider.id", index=True)
-    status: str = Field(default="pending", max_length=16, index=True)
+    status: str = Field(default=ConsentRequestStatus.PENDING.value, max_length=16, index=True)
     # Who is asked: an e-mail address, a matched subject, or a face found in a job (or several).
     email: str | None = Field(default=None, max_length=320, index=True)
     subject_id: int | None = Field(default=None, foreign_key="subject.id", index=True)

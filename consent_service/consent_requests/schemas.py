@@ -4,11 +4,10 @@ OpenAPI document)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from consent_service.vocabulary import Operation, Role
+from consent_service.vocabulary import ConsentRequestStatus, Modality, Operation, Role
 
 
 class ConsentRequestCreate(BaseModel):
@@ -38,10 +37,12 @@ class ConsentRequestCreate(BaseModel):
 
 
 class ConsentRequestPublic(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """What a provider sees of its request (built by `service.provider_view`)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     id: str
-    status: Literal["pending", "approved", "declined", "expired"]
+    status: ConsentRequestStatus
     job_id: str | None
     email: str | None = Field(description="The address the provider gave, if any.")
     operation: Operation
@@ -53,3 +54,22 @@ class ConsentRequestPublic(BaseModel):
     created_at: datetime
     answered_at: datetime | None
     grant_id: str | None = Field(description="The grant an approval created.")
+
+
+class RequestShown(BaseModel):
+    """A request as the person asked sees it (their inbox and the request's page; built by
+    `service.request_shown`): who asks, for what, until when, and its status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    provider: str = Field(description="The provider's name.")
+    operation: Operation
+    roles: list[Role]
+    purpose: str
+    message: str
+    until: str | None = Field(description="The consent's end date (ISO), if any.")
+    expires: str = Field(description="When the request expires (ISO, to the minute, UTC).")
+    status: ConsentRequestStatus
+    from_face: bool = Field(description="Asked for a face or voice found in the job.")
+    modality: Modality

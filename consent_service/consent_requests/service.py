@@ -14,9 +14,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import numpy as np
 from flask_babel import gettext as _
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject, User
@@ -31,6 +33,7 @@ from consent_service.consent_requests.faces import (
     wipe_request_face,
 )
 from consent_service.consent_requests.models import ConsentRequest
+from consent_service.consent_requests.schemas import ConsentRequestPublic, RequestShown
 from consent_service.crypto import Envelope
 from consent_service.errors import N_, Conflict, DomainError, InvalidRequest, Msgid, NotFound
 from consent_service.gate import service as gate
@@ -44,10 +47,20 @@ from consent_service.providers.models import Provider
 from consent_service.rows import row_id
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens.service import DecisionSigner
-from consent_service.vocabulary import DecisionKind, Operation, Outcome, Role
+from consent_service.vocabulary import (
+    ConsentRequestStatus,
+    DecisionKind,
+    Modality,
+    Operation,
+    Outcome,
+    Role,
+)
 from consent_service.webhooks import service as webhooks
 
-PENDING, APPROVED, DECLINED, EXPIRED = "pending", "approved", "declined", "expired"
+PENDING = ConsentRequestStatus.PENDING
+APPROVED = ConsentRequestStatus.APPROVED
+DECLINED = ConsentRequestStatus.DECLINED
+EXPIRED = ConsentRequestStatus.EXPIRED
 # Findings a request can be opened for: the person may still consent.
 ASKABLE = {
     Outcome.UNENROLLED.value,
@@ -61,7 +74,7 @@ class RequestClosed(Conflict):
     """The request was already answered, or expired."""
 
 
-CLOSED = {
+CLOSED: dict[ConsentRequestStatus, str] = {
     APPROVED: N_("This request is approved; it can no longer be answered."),
     DECLINED: N_("This request is declined; it can no longer be answered."),
     EXPIRED: N_("This request is expired; it can no longer be answered."),
@@ -82,8 +95,8 @@ class RequestSpec:
     finding: int | None = None
     subject_ref: str | None = None
     email: str | None = None
-    operation: str | None = None
-    roles: tuple[str, ...] = ()
+    operation: Operation | None = None  # the job's operation when None
+    roles: tuple[Role, ...] = ()  # the finding's role when empty
     purpose: str = ""
     message: str = ""
     valid_until: datetime | None = None
@@ -93,11 +106,11 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def status_of(req: ConsentRequest, now: datetime | None = None) -> str:
+def status_of(req: ConsentRequest, now: datetime | None = None) -> ConsentRequestStatus:
     """The request's status now: a pending request past its expiry is expired."""
     if req.status == PENDING and as_utc(req.expires_at) <= as_utc(now or utcnow()):
         return EXPIRED
-    return req.status
+    return ConsentRequestStatus(req.status)
 
 
 def _pick_finding(
@@ -177,23 +190,24 @@ def open_request(
     finding = _pick_finding(session, provider, spec, pseudonym_key) if spec.job_id else None
     if finding is None and (spec.finding is not None or spec.subject_ref):
         raise InvalidRequest("`finding` and `subject_ref` need a `job_id`.")
-    job_operation = gate.get_job(session, provider, spec.job_id).operation if spec.job_id else None
-    try:
-        operation = Operation(spec.operation or job_operation or "")
-    except ValueError:
+    # The operation and the roles are parsed once, at the edge (`ConsentRequestCreate`); what
+    # is left here is the request's own rule: what is not given is the job's and the finding's.
+    operation = spec.operation or (
+        Operation(gate.get_job(session, provider, spec.job_id).operation) if spec.job_id else None
+    )
+    if operation is None:
         raise InvalidRequest(
             "Unknown operation %(operation)s; use one of: %(known)s.",
-            operation=repr(spec.operation),
+            operation=repr(None),
             known=", ".join(o.value for o in Operation),
-        ) from None
-    roles = sorted(set(spec.roles or ((finding.role,) if finding else ())))
-    if not roles or any(r not in {x.value for x in Role} for r in roles):
+        )
+    roles = sorted({r.value for r in spec.roles} or ({finding.role} if finding else set()))
+    if not roles:
         raise InvalidRequest("Give the roles asked for: source and/or target.")
     if spec.valid_until is not None and as_utc(spec.valid_until) <= now:
         raise InvalidRequest("`valid_until` must be in the future.")
+    # An address is checked by the one rule every edge uses (accounts: sign-up, sign-in).
     email = normalize_email(spec.email) if spec.email else None
-    if email is not None and "@" not in email:
-        raise InvalidRequest("`email` is not an e-mail address.")
     face: FindingFace | None = None
     if finding is not None and finding.subject_id is None:
         face = session.get(FindingFace, finding.id)
@@ -216,8 +230,8 @@ def open_request(
         finding_id=finding.id if finding else None,
         operation=operation.value,
         roles=roles,
-        purpose=spec.purpose.strip()[:1000],
-        message=spec.message.strip()[:2000],
+        purpose=spec.purpose.strip(),  # its length and the message's: ConsentRequestCreate
+        message=spec.message.strip(),
         valid_until=spec.valid_until,
         expires_at=now + ttl,
         idempotency_key=idempotency_key,
@@ -246,7 +260,9 @@ def get_for_provider(session: Session, provider: Provider, request_id: str) -> C
     return req
 
 
-def list_for_provider(session: Session, provider: Provider, limit: int = 100) -> list[dict]:
+def list_for_provider(
+    session: Session, provider: Provider, limit: int = 100
+) -> list[ConsentRequestPublic]:
     """A provider's latest consent requests, newest first, as the provider may see them."""
     rows = session.exec(
         select(ConsentRequest)
@@ -257,27 +273,41 @@ def list_for_provider(session: Session, provider: Provider, limit: int = 100) ->
     return [provider_view(r) for r in rows]
 
 
-def provider_view(req: ConsentRequest) -> dict:
+def provider_view(req: ConsentRequest) -> ConsentRequestPublic:
     """What the provider sees: never the face, nor the address of a person it did not name."""
+    return ConsentRequestPublic(
+        id=req.id,
+        status=status_of(req),
+        job_id=req.job_id,
+        email=req.email,  # only ever the address the provider itself gave
+        operation=Operation(req.operation),
+        roles=[Role(r) for r in req.roles],
+        purpose=req.purpose,
+        message=req.message,
+        valid_until=as_utc(req.valid_until) if req.valid_until else None,
+        expires_at=as_utc(req.expires_at),
+        created_at=as_utc(req.created_at),
+        answered_at=as_utc(req.answered_at) if req.answered_at else None,
+        grant_id=req.grant_id,
+    )
 
-    def when(value):
-        return as_utc(value).isoformat() if value else None
 
-    return {
-        "id": req.id,
-        "status": status_of(req),
-        "job_id": req.job_id,
-        "email": req.email,  # only ever the address the provider itself gave
-        "operation": req.operation,
-        "roles": req.roles,
-        "purpose": req.purpose,
-        "message": req.message,
-        "valid_until": when(req.valid_until),
-        "expires_at": when(req.expires_at),
-        "created_at": when(req.created_at),
-        "answered_at": when(req.answered_at),
-        "grant_id": req.grant_id,
-    }
+def request_shown(session: Session, req: ConsentRequest) -> RequestShown:
+    """The request as the person asked sees it (inbox, request page)."""
+    provider = session.get(Provider, req.provider_id)
+    return RequestShown(
+        id=req.id,
+        provider=provider.name if provider else "?",
+        operation=Operation(req.operation),
+        roles=[Role(r) for r in req.roles],
+        purpose=req.purpose,
+        message=req.message,
+        until=as_utc(req.valid_until).date().isoformat() if req.valid_until else None,
+        expires=as_utc(req.expires_at).isoformat(timespec="minutes"),
+        status=status_of(req),
+        from_face=req.modality is not None,
+        modality=Modality(req.modality or Modality.FACE),
+    )
 
 
 @dataclass(frozen=True)
@@ -325,7 +355,7 @@ def notification(
             ),
             f"  {OPERATION_DESCRIPTIONS[operation]} ({operation.value})",
             _("Your role:"),
-            *(f"  {ROLE_DESCRIPTIONS.get(r, r)}" for r in req.roles),  # type: ignore[call-overload]  # a stored role is its str value, which finds the StrEnum key
+            *(f"  {ROLE_DESCRIPTIONS[Role(r)]}" for r in req.roles),
             _("Why: %(purpose)s", purpose=req.purpose or "-"),
             _("Until: %(until)s", until=until),
         ]
@@ -380,8 +410,6 @@ def inbox(
         clauses.append(col(ConsentRequest.email) == normalize_email(user.email))
     if opened:
         clauses.append(col(ConsentRequest.id).in_(opened[-50:]))
-    from sqlalchemy import or_
-
     return list(
         session.exec(
             select(ConsentRequest)
@@ -453,14 +481,14 @@ def _close(
     session: Session,
     audit_key: bytes,
     req: ConsentRequest,
-    status: str,
+    status: ConsentRequestStatus,
     actor: str,
-    now,
-    guardian: dict | None = None,
+    now: datetime,
+    guardian: dict[str, Any] | None = None,
 ) -> None:
-    req.status, req.answered_at = status, now
+    req.status, req.answered_at = status.value, now
     wipe_request_face(req)
-    payload: dict[str, object] = {
+    payload: dict[str, Any] = {
         "consent_request_id": req.id,
         "job_id": req.job_id,
         "grant_id": req.grant_id,
@@ -470,7 +498,7 @@ def _close(
     audit.append(
         session,
         audit_key,
-        f"consent_request.{status}",
+        f"consent_request.{status.value}",
         actor,
         payload,
         subject_id=req.subject_id,
@@ -510,6 +538,7 @@ def approve(
 
     `subject` is the one answered for: the account's own, or a child its guardian acts for (the
     face check then uses the child's templates, and `evidence.guardian` names the guardian)."""
+    subject_id = row_id(subject)  # a stored subject: the one the account acts for
     now = utcnow()
     # Lock the row: two answers to one request cannot both win.
     req = session.exec(
@@ -517,7 +546,6 @@ def approve(
     ).one()
     _require_pending(req, now)
     check_person(session, envelope, req, user, subject, tolerances)
-    subject_id = row_id(subject)
     grant = consent.grant(
         session,
         audit_key,
@@ -557,7 +585,7 @@ def decline(
     user: User,
     actor: str,
     subject: Subject | None = None,
-    guardian: dict | None = None,
+    guardian: dict[str, Any] | None = None,
 ) -> ConsentRequest:
     """Close the request unanswered. A request naming a subject is declined only for that
     subject (`subject`, the one acted for); `guardian` when a guardian declines for a child."""
@@ -580,7 +608,7 @@ def expire_due(session: Session, audit_key: bytes, now: datetime | None = None) 
     now = now or utcnow()
     due = session.exec(
         select(ConsentRequest)
-        .where(ConsentRequest.status == PENDING, col(ConsentRequest.expires_at) <= now)
+        .where(col(ConsentRequest.status) == PENDING, col(ConsentRequest.expires_at) <= now)
         .with_for_update()
         .limit(500)
     ).all()

@@ -33,11 +33,8 @@ from consent_service.consent_requests.models import ConsentRequest
 from consent_service.errors import DomainError
 from consent_service.guardians import service as guardians
 from consent_service.i18n import current_language
-from consent_service.providers.models import Provider
 from consent_service.rows import row_id
 from consent_service.runtime import services
-from consent_service.timeutil import as_utc
-from consent_service.vocabulary import Modality
 from consent_service.web import acting_subject, guardian_evidence
 
 bp = Blueprint("consent_requests", __name__)
@@ -93,23 +90,6 @@ def _switched_since() -> None:
     )
 
 
-def _row(session, req: ConsentRequest) -> dict:
-    provider = session.get(Provider, req.provider_id)
-    return {
-        "id": req.id,
-        "provider": provider.name if provider else "?",
-        "operation": req.operation,
-        "roles": req.roles,
-        "purpose": req.purpose,
-        "message": req.message,
-        "until": as_utc(req.valid_until).date().isoformat() if req.valid_until else None,
-        "expires": as_utc(req.expires_at).isoformat(timespec="minutes"),
-        "status": service.status_of(req),
-        "from_face": req.modality is not None,
-        "modality": req.modality or Modality.FACE.value,
-    }
-
-
 @bp.route("/requests")
 @login_required
 def inbox():
@@ -118,7 +98,7 @@ def inbox():
     rows = service.inbox(session, user, subject, list(_links()))
     return render_template(
         "consent_requests/inbox.html",
-        requests=[_row(session, r) for r in rows],
+        requests=[service.request_shown(session, r) for r in rows],
         child=subject if subject.id != managed[0].id else None,
     )
 
@@ -132,21 +112,22 @@ def show(request_id: str):
         return render_template("consent_requests/signin.html", request_id=request_id)
     session = db.session()
     req, _user, subject, managed = _load(session, request_id)
-    row = _row(session, req)
+    row = service.request_shown(session, req)
     elsewhere = service.named_elsewhere(req, subject, managed)
     answer = {"subject": subject.id}
+    assert subject.id is not None  # the acting subject is a stored row
     return render_template(
         "consent_requests/request.html",
         req=row,
         notice=notice(
-            Modality(row["modality"]),
+            row.modality,
             services().settings.controller_name,
             notice_language(current_language()),
         ),
         notice_version=NOTICE_VERSION,
         approve_form=ApproveForm(formdata=None, data=answer),
         decline_form=DeclineForm(formdata=None, data=answer),
-        templates=template_count(session, row_id(subject), Modality(row["modality"])),
+        templates=template_count(session, row_id(subject), row.modality),
         # A guardian acting for a child answers for the child; the page says so.
         child=subject if subject.id != managed[0].id else None,
         # The request is about the account's other subject: select it first.

@@ -29,7 +29,7 @@ from consent_service.providers.service import create_provider, issue_key
 from consent_service.runtime import services
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
-from consent_service.vocabulary import Operation, Role
+from consent_service.vocabulary import DecisionKind, EnrollmentStatus, Operation, Role
 
 
 def _start_worker(home: Path, stack: ExitStack) -> None:
@@ -97,7 +97,7 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
                     settings.enrollment_max_photos,
                 )
             result = wait_for_enrollment(db.engine(), enrollment.id, timeout=600)
-            if result.status != "completed":
+            if result.status != EnrollmentStatus.COMPLETED:
                 say(f"enrollment of {email} failed: {result.error}")
                 return 1
             enrolled[email] = result.subject_id
@@ -133,9 +133,9 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
         stack.callback(client.close)
         sources = {n: samples.sample(n) for n in ("obama3.jpg", "biden.jpg")}
 
-        def check(title: str, expected: str, **media) -> None:
+        def check(title: str, expected: DecisionKind, **media) -> None:
             nonlocal failures
-            job = client.gate("face_swap", wait=True, timeout=600, **media)
+            job = client.gate(Operation.FACE_SWAP.value, wait=True, timeout=600, **media)
             found = ", ".join(f"{f['role']}:{f['outcome']}" for f in job["findings"]) or "none"
             ok = job["decision"] == expected
             failures += not ok
@@ -147,12 +147,12 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
 
         check(
             "A new photo of Alice as the source of a face swap",
-            "allow",
+            DecisionKind.ALLOW,
             source=sources["obama3.jpg"],
         )
         check(
             "Alice as source, into a photo of Bob (target)",
-            "needs_consent",
+            DecisionKind.NEEDS_CONSENT,
             source=sources["obama3.jpg"],
             target=sources["biden.jpg"],
         )
@@ -165,7 +165,11 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
                 consent.Evidence(actor="operator:demo", identity_method="operator-demo"),
             )
         say("\nAlice revokes her grant.\n")
-        check("The same photo of Alice, after she revoked", "deny", source=sources["obama3.jpg"])
+        check(
+            "The same photo of Alice, after she revoked",
+            DecisionKind.DENY,
+            source=sources["obama3.jpg"],
+        )
     say("\nAll decisions as expected." if not failures else f"\n{failures} unexpected decision(s)")
     if temporary:
         shutil.rmtree(home, ignore_errors=True)

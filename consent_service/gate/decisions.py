@@ -169,7 +169,7 @@ def record_decision(
             "token_jti": r.jti,
         },
     )
-    webhooks.job_decided(session, job, r.kind.value, r.reasons)  # outbox row, sent after commit
+    webhooks.job_decided(session, job, r.kind, r.reasons)  # outbox row, sent after commit
     return JobStatus.DECIDED
 
 
@@ -302,6 +302,6 @@ def redecide(
             "token_jti": r.jti,
         },
     )
-    webhooks.job_decided(session, job, r.kind.value, r.reasons)
+    webhooks.job_decided(session, job, r.kind, r.reasons)
     session.flush()
     return decision

@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from consent_service.vocabulary import (
+    ConsentRequestStatus,
     DecisionKind,
     EnrollmentStatus,
     GrantStatus,
@@ -92,12 +93,11 @@ ENROLLMENT_STATUSES: dict[EnrollmentStatus, LazyString] = {
     EnrollmentStatus.FAILED: _l("failed"),
     EnrollmentStatus.DISPUTED: _l("waiting for an operator"),
 }
-# consent_requests/service.py: PENDING, APPROVED, DECLINED, EXPIRED.
 REQUEST_STATUSES: dict[str, LazyString] = {
-    "pending": _l("awaiting your answer"),
-    "approved": _l("approved"),
-    "declined": _l("declined"),
-    "expired": _l("expired"),
+    ConsentRequestStatus.PENDING: _l("awaiting your answer"),
+    ConsentRequestStatus.APPROVED: _l("approved"),
+    ConsentRequestStatus.DECLINED: _l("declined"),
+    ConsentRequestStatus.EXPIRED: _l("expired"),
 }
 # guardians/service.py RELATIONSHIPS: what a guardian declares to be.
 RELATIONSHIPS: dict[str, LazyString] = {

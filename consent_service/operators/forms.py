@@ -7,10 +7,16 @@ from wtforms import HiddenField, RadioField, SelectChoice, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
 
 from consent_service.operators.service import Resolution
+from consent_service.vocabulary import ProviderStatus
 
 
 class ProviderStatusForm(FlaskForm):
-    status = HiddenField(validators=[DataRequired(), AnyOf(["active", "suspended"])])
+    status = HiddenField(
+        validators=[
+            DataRequired(),
+            AnyOf([ProviderStatus.ACTIVE.value, ProviderStatus.SUSPENDED.value]),
+        ]
+    )
 
 
 class ResolveDisputeForm(FlaskForm):

@@ -32,9 +32,16 @@ from consent_service.operators.models import WorkerHeartbeat
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
-from consent_service.vocabulary import EnrollmentStatus, GrantStatus, Modality
+from consent_service.vocabulary import (
+    DisputeStatus,
+    EnrollmentStatus,
+    GrantStatus,
+    JobStatus,
+    Modality,
+    ProviderStatus,
+)
 
-PROVIDER_STATUSES = ("pending", "active", "suspended")
+PROVIDER_STATUSES = tuple(s.value for s in ProviderStatus)
 
 
 # --- operator accounts ---------------------------------------------------------------------
@@ -68,7 +75,7 @@ def set_provider_status(
     session: Session, audit_key: bytes, actor: str, provider_id: str, status: str
 ) -> Provider:
     """Approve (`active`) or suspend a provider; a suspended provider's keys are refused."""
-    if status not in ("active", "suspended"):
+    if status not in (ProviderStatus.ACTIVE, ProviderStatus.SUSPENDED):
         raise InvalidRequest("A provider can only be approved (active) or suspended.")
     provider = session.get(Provider, provider_id)
     if provider is None:
@@ -80,7 +87,9 @@ def set_provider_status(
         audit.append(
             session,
             audit_key,
-            "operator.provider_approved" if status == "active" else "operator.provider_suspended",
+            "operator.provider_approved"
+            if status == ProviderStatus.ACTIVE
+            else "operator.provider_suspended",
             actor,
             {"provider_id": provider.id, "from": before, "to": status},
         )
@@ -91,9 +100,11 @@ def set_provider_status(
 
 
 class Resolution(StrEnum):
-    AWARD_CLAIMANT = "awarded_claimant"  # the new account gets the face; the old loses it
-    KEEP_HOLDER = "kept_holder"  # the existing account keeps it; the new vectors are destroyed
-    REJECT_BOTH = "rejected_both"  # nobody keeps it: both accounts' templates are destroyed
+    """What an operator decides; the dispute's status becomes the `DisputeStatus` of that name."""
+
+    AWARD_CLAIMANT = DisputeStatus.AWARDED_CLAIMANT.value  # the new account gets the face
+    KEEP_HOLDER = DisputeStatus.KEPT_HOLDER.value  # the existing account keeps it
+    REJECT_BOTH = DisputeStatus.REJECTED_BOTH.value  # nobody keeps it: both lose their templates
 
 
 def _told(resolution: Resolution, who: str) -> str:
@@ -261,7 +272,7 @@ def health(session: Session, broker_url: str, queues: list[str], now: datetime) 
         ).all()
     }
     oldest = session.exec(
-        select(func.min(GateJob.created_at)).where(GateJob.status == "queued")
+        select(func.min(GateJob.created_at)).where(GateJob.status == JobStatus.QUEUED.value)
     ).first()
     return Health(
         queues=queue_depths(broker_url, queues),

@@ -8,8 +8,7 @@ from wtforms import BooleanField, DateField, SelectChoice, SelectField, StringFi
 from wtforms.validators import DataRequired, Length, Optional
 
 from consent_service.consent.forms import AtLeastOne, MultiCheckbox
-from consent_service.vocabulary import DecisionKind, JobStatus, Operation
-from consent_service.webhooks.service import EVENTS
+from consent_service.vocabulary import DecisionKind, JobStatus, Operation, WebhookEvent
 
 
 class NewKeyForm(FlaskForm):
@@ -27,7 +26,7 @@ class WebhookForm(FlaskForm):
     url = URLField("URL the events are POSTed to", validators=[DataRequired(), Length(max=2000)])
     events = MultiCheckbox(
         "Events",
-        choices=[SelectChoice(e, e) for e in EVENTS],
+        choices=[SelectChoice(e.value, e.value) for e in WebhookEvent],
         validators=[AtLeastOne("Choose at least one event.")],
     )
     active = BooleanField("Active (send events)")

@@ -8,12 +8,13 @@ from sqlalchemy import Column, DateTime
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
+from consent_service.vocabulary import ProviderStatus
 
 
 class Provider(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     name: str = Field(unique=True, max_length=200)
-    status: str = Field(default="active", max_length=16)
+    status: str = Field(default=ProviderStatus.ACTIVE.value, max_length=16)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

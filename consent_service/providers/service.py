@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from consent_service.errors import Conflict, InvalidRequest, NotFound
 from consent_service.providers.models import ApiKey, Provider
 from consent_service.timeutil import utcnow
+from consent_service.vocabulary import ProviderStatus
 
 KEY_PREFIX = "cs_"
 
@@ -59,7 +60,7 @@ def authenticate_key(session: Session, raw: str | None) -> Provider | None:
     if not hmac.compare_digest(key.key_hash, _hash(raw)):
         return None
     provider = session.get(Provider, key.provider_id)
-    return provider if provider is not None and provider.status == "active" else None
+    return provider if provider is not None and provider.status == ProviderStatus.ACTIVE else None
 
 
 def revoke_key(session: Session, provider: Provider, prefix: str) -> None:

@@ -32,7 +32,7 @@ from consent_service.providers.models import Provider
 from consent_service.rows import row_id
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, new_id, utcnow
-from consent_service.vocabulary import EnrollmentStatus, GrantStatus, Modality
+from consent_service.vocabulary import DecisionKind, EnrollmentStatus, GrantStatus, Modality
 
 # Stored in place of a deleted account's password hash: no password verifies against it.
 DELETED_ACCOUNT_HASH = "!deleted"
@@ -53,7 +53,7 @@ class LedgerEntry:
 
     @property
     def blocked(self) -> bool:
-        return self.decision != "allow"
+        return self.decision != DecisionKind.ALLOW
 
 
 def ledger(

@@ -10,7 +10,9 @@ from consent_service.tokens.service import MAX_TOKEN_LENGTH
 
 
 class PublicJwk(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """One public key, exactly the members `DecisionKey.public_jwk` writes."""
+
+    model_config = ConfigDict(extra="forbid")
 
     kty: Literal["OKP"]
     crv: Literal["Ed25519"]
@@ -22,6 +24,8 @@ class PublicJwk(BaseModel):
 
 class Jwks(BaseModel):
     """Every key that signed or signs decision tokens (RFC 7517 JWK Set)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     keys: list[PublicJwk]
 
@@ -40,6 +44,8 @@ class VerifyRequest(BaseModel):
 
 
 class VerifyResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     valid: Literal[True]
     kid: str = Field(description="The key that signed the token.")
     claims: dict[str, Any] = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from consent_service.api_contract import idempotency, ratelimit
 from consent_service.api_contract.operations import api_operation
@@ -26,7 +26,7 @@ JWKS_MAX_AGE = 300
     authenticated=False,
     tags=("decisions",),
 )
-def jwks():
+def jwks() -> Response:
     response = jsonify(Jwks.model_validate(services().decision_keys.jwks()).model_dump())
     response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
     return response
@@ -44,7 +44,7 @@ def jwks():
     authenticated=False,
     tags=("decisions",),
 )
-def verify():
+def verify() -> Response:
     # Public, so counted per client address rather than per key.
     ratelimit.enforce(f"verify:{request.remote_addr}")
     idempotency.request_key()  # checked like on every POST; verifying creates nothing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import click
 
@@ -53,5 +54,9 @@ def webhooks_deliveries(provider_name: str, limit: int) -> None:
     """The provider's latest deliveries, newest first, as JSON."""
     with unit_of_work() as s:
         provider = find_provider(s, provider_name)
-        rows = [service.delivery_view(d) for d in service.list_deliveries(s, provider, limit)]
-    click.echo(json.dumps(rows, indent=2))
+        rows = [
+            service.delivery_view(d).model_dump()
+            for d in service.list_deliveries(s, provider, limit)
+        ]
+    # Times as Python writes them (`+00:00`), as this command always has.
+    click.echo(json.dumps(rows, indent=2, default=datetime.isoformat))

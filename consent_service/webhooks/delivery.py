@@ -14,11 +14,15 @@ from sqlmodel import Session, col, select
 from consent_service.crypto import Envelope
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
+from consent_service.vocabulary import DeliveryStatus
 from consent_service.webhooks import signature
 from consent_service.webhooks.models import Webhook, WebhookDelivery
-from consent_service.webhooks.service import DELIVERED, FAILED, PENDING, webhook_secret
+from consent_service.webhooks.service import webhook_secret
 from consent_service.webhooks.transport import DeliveryError, WebhookTransport
 
+PENDING = DeliveryStatus.PENDING.value
+DELIVERED = DeliveryStatus.DELIVERED.value
+FAILED = DeliveryStatus.FAILED.value
 SKIPPED = "skipped"  # an attempt not due (a duplicate task message): nothing sent
 
 
@@ -47,7 +51,9 @@ def due(session: Session, now: datetime, limit: int = 500) -> list[str]:
     return list(
         session.exec(
             select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == PENDING, col(WebhookDelivery.next_attempt_at) <= now)
+            .where(
+                col(WebhookDelivery.status) == PENDING, col(WebhookDelivery.next_attempt_at) <= now
+            )
             .order_by(col(WebhookDelivery.next_attempt_at))
             .limit(limit)
         )

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
+from consent_service.vocabulary import DeliveryStatus
 
 
 class Webhook(SQLModel, table=True):
@@ -44,7 +45,7 @@ class WebhookDelivery(SQLModel, table=True):
     job_id: str | None = Field(default=None, index=True, max_length=32)
     # The exact bytes POSTed (and signed) on every attempt.
     body: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=DeliveryStatus.PENDING.value, max_length=16)
     attempts: int = 0
     last_status_code: int | None = None
     last_error: str | None = Field(default=None, max_length=500)

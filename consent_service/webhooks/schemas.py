@@ -1,14 +1,14 @@
 """The webhook API's shapes: what a provider sends to configure its webhook and what it reads
-back (the same models validate, answer and document the API)."""
+back (the same models validate, answer and document the API). The service builds the answers
+(`service.webhook_view`, `service.delivery_view`); they refuse any field they do not declare."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EventName = Literal["job.decided", "consent.revoked", "consent_request.answered"]
+from consent_service.vocabulary import DeliveryStatus, WebhookEvent
 
 
 class WebhookUpdate(BaseModel):
@@ -17,7 +17,7 @@ class WebhookUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=2000, description="http(s) URL the events are POSTed to.")
-    events: list[EventName] | None = Field(
+    events: list[WebhookEvent] | None = Field(
         default=None, min_length=1, description="The events wanted; all when omitted."
     )
     active: bool = True
@@ -27,8 +27,10 @@ class WebhookUpdate(BaseModel):
 
 
 class WebhookPublic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str
-    events: list[EventName]
+    events: list[WebhookEvent]
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -39,17 +41,21 @@ class WebhookPublic(BaseModel):
 
 
 class DeliveryPublic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     id: str
-    event: EventName
-    status: Literal["pending", "delivered", "failed"]
+    event: WebhookEvent
+    status: DeliveryStatus
     attempts: int
     last_status_code: int | None
     last_error: str | None
-    next_attempt_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="Only while the delivery is pending.")
     delivered_at: datetime | None
     created_at: datetime
     job_id: str | None
 
 
 class DeliveryList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     deliveries: list[DeliveryPublic] = Field(description="Newest first.")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable
-from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
@@ -20,21 +19,25 @@ from consent_service.crypto import Envelope
 from consent_service.errors import InvalidRequest, NotFound
 from consent_service.providers.models import Provider
 from consent_service.timeutil import as_utc, new_id, utcnow
-from consent_service.vocabulary import DeliveryStatus, JobStatus
+from consent_service.vocabulary import (
+    ConsentRequestStatus,
+    DecisionKind,
+    DeliveryStatus,
+    JobStatus,
+    WebhookEvent,
+)
 from consent_service.webhooks.models import Webhook, WebhookDelivery
+from consent_service.webhooks.schemas import DeliveryPublic, WebhookPublic
 from consent_service.webhooks.transport import check_url
 
 if TYPE_CHECKING:  # the event's shape only: webhooks sits below the gate
     from consent_service.gate.models import GateJob
 
-JOB_DECIDED = "job.decided"
-CONSENT_REVOKED = "consent.revoked"
-CONSENT_REQUEST_ANSWERED = "consent_request.answered"
-EVENTS = (JOB_DECIDED, CONSENT_REVOKED, CONSENT_REQUEST_ANSWERED)
+JOB_DECIDED = WebhookEvent.JOB_DECIDED
+CONSENT_REVOKED = WebhookEvent.CONSENT_REVOKED
+CONSENT_REQUEST_ANSWERED = WebhookEvent.CONSENT_REQUEST_ANSWERED
+EVENTS = tuple(WebhookEvent)
 
-PENDING = DeliveryStatus.PENDING.value
-DELIVERED = DeliveryStatus.DELIVERED.value
-FAILED = DeliveryStatus.FAILED.value
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label on generated secrets, not a secret
 DELIVER_TASK = "webhooks.deliver"
 RETRY_DUE_TASK = "webhooks.retry_due"
@@ -46,12 +49,14 @@ def _aad(webhook: Webhook) -> bytes:
     return f"webhook-secret:{webhook.id}:{webhook.provider_id}".encode()
 
 
-def _parse_events(events: Iterable[str] | None) -> list[str]:
+def _chosen_events(events: Iterable[str] | None) -> list[str]:
+    """The events a webhook wants, as stored: all when not given; never none, never an unknown
+    one. The set is `WebhookEvent`, which the API's `WebhookUpdate` and the portal's form also
+    offer, so every edge refuses the same names with this rule."""
     if events is None:
         return sorted(EVENTS)
     chosen = sorted({e.strip() for e in events if e.strip()})
-    unknown = [e for e in chosen if e not in EVENTS]
-    if unknown or not chosen:
+    if not chosen or not set(chosen) <= set(EVENTS):
         raise InvalidRequest("Choose events among: %(events)s.", events=", ".join(EVENTS))
     return chosen
 
@@ -70,7 +75,7 @@ def configure(
     """Create or update the provider's webhook. Returns (webhook, secret): the secret only when
     it is new (first configuration or rotation): it is never shown again."""
     url = check_url(url, allow_private)
-    chosen = _parse_events(events)
+    chosen = _chosen_events(events)
     webhook = session.exec(select(Webhook).where(Webhook.provider_id == provider.id)).first()
     created = webhook is None
     if webhook is None:
@@ -103,35 +108,38 @@ def webhook_secret(envelope: Envelope, webhook: Webhook) -> str:
     ).decode()
 
 
-def webhook_view(webhook: Webhook, secret: str | None = None) -> dict:
-    body = {
-        "url": webhook.url,
-        "events": webhook.events,
-        "active": webhook.active,
-        "created_at": as_utc(webhook.created_at).isoformat(),
-        "updated_at": as_utc(webhook.updated_at).isoformat(),
-    }
-    if secret is not None:
-        body["secret"] = secret
-    return body
+def webhook_view(webhook: Webhook, secret: str | None = None) -> WebhookPublic:
+    """The webhook as its provider reads it; `secret` only when it is new."""
+    return WebhookPublic(
+        url=webhook.url,
+        events=[WebhookEvent(e) for e in webhook.events],
+        active=webhook.active,
+        created_at=as_utc(webhook.created_at),
+        updated_at=as_utc(webhook.updated_at),
+        secret=secret,
+    )
 
 
-def delivery_view(d: WebhookDelivery) -> dict:
-    def when(value: datetime | None) -> str | None:
-        return as_utc(value).isoformat() if value else None
-
-    return {
-        "id": d.id,
-        "event": d.event,
-        "status": d.status,
-        "attempts": d.attempts,
-        "last_status_code": d.last_status_code,
-        "last_error": d.last_error,
-        "next_attempt_at": when(d.next_attempt_at) if d.status == PENDING else None,
-        "delivered_at": when(d.delivered_at),
-        "created_at": when(d.created_at),
-        "job_id": d.job_id,
-    }
+def delivery_view(d: WebhookDelivery) -> DeliveryPublic:
+    """One delivery as its provider reads it (API, portal, CLI); the next attempt only while
+    it is pending (otherwise the column holds the end of a lease nobody needs to see)."""
+    status = DeliveryStatus(d.status)
+    return DeliveryPublic(
+        id=d.id,
+        event=WebhookEvent(d.event),
+        status=status,
+        attempts=d.attempts,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        next_attempt_at=(
+            as_utc(d.next_attempt_at)
+            if d.next_attempt_at and status is DeliveryStatus.PENDING
+            else None
+        ),
+        delivered_at=as_utc(d.delivered_at) if d.delivered_at else None,
+        created_at=as_utc(d.created_at),
+        job_id=d.job_id,
+    )
 
 
 def list_deliveries(session: Session, provider: Provider, limit: int = 50) -> list[WebhookDelivery]:
@@ -155,7 +163,11 @@ def get_delivery(session: Session, provider: Provider, delivery_id: str) -> Webh
 
 # ---------------------------------------------------------------------------- events
 def enqueue(
-    session: Session, provider_id: str, event: str, data: dict, job_id: str | None = None
+    session: Session,
+    provider_id: str,
+    event: WebhookEvent,
+    data: dict[str, Any],
+    job_id: str | None = None,
 ) -> WebhookDelivery | None:
     """Write one delivery to the outbox in the caller's transaction, if the provider has an
     active webhook that wants this event. Its delivery task is sent once the transaction has
@@ -167,12 +179,12 @@ def enqueue(
         return None
     now = utcnow()
     delivery_id = new_id()
-    body = {"id": delivery_id, "type": event, "created_at": now.isoformat(), "data": data}
+    body = {"id": delivery_id, "type": event.value, "created_at": now.isoformat(), "data": data}
     delivery = WebhookDelivery(
         id=delivery_id,
         webhook_id=webhook.id,
         provider_id=provider_id,
-        event=event,
+        event=event.value,
         job_id=job_id,
         body=json.dumps(body, separators=(",", ":"), sort_keys=True),
         next_attempt_at=now,
@@ -184,7 +196,7 @@ def enqueue(
 
 
 def job_decided(
-    session: Session, job: GateJob, decision: str, reasons: list[str]
+    session: Session, job: GateJob, decision: DecisionKind, reasons: list[str]
 ) -> WebhookDelivery | None:
     """`job.decided`: call in the transaction that records the job's decision."""
     return enqueue(
@@ -194,7 +206,7 @@ def job_decided(
         {
             "job_id": job.id,
             "status": JobStatus.DECIDED.value,
-            "decision": decision,
+            "decision": DecisionKind(decision).value,
             "reasons": list(reasons),
             "operation": job.operation,
         },
@@ -206,7 +218,7 @@ def consent_request_answered(
     session: Session,
     provider_id: str,
     consent_request_id: str,
-    status: str,
+    status: ConsentRequestStatus,
     *,
     job_id: str | None = None,
     grant_id: str | None = None,
@@ -221,7 +233,7 @@ def consent_request_answered(
         CONSENT_REQUEST_ANSWERED,
         {
             "consent_request_id": consent_request_id,
-            "status": status,
+            "status": ConsentRequestStatus(status).value,
             "job_id": job_id,
             "grant_id": grant_id,
         },

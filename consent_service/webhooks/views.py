@@ -3,13 +3,16 @@ the settings and the delivery log."""
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
 
 from consent_service import db
 from consent_service.api_contract.operations import api_operation
 from consent_service.runtime import services
 from consent_service.web import require_provider
 from consent_service.webhooks import service
+from consent_service.webhooks.models import Webhook
 from consent_service.webhooks.schemas import (
     DeliveryList,
     WebhookPublic,
@@ -19,9 +22,9 @@ from consent_service.webhooks.schemas import (
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1")
 
 
-def _public(webhook, secret: str | None = None) -> dict:
-    body = WebhookPublic.model_validate(service.webhook_view(webhook, secret))
-    return body.model_dump(mode="json", exclude_none=True)
+def _public(webhook: Webhook, secret: str | None = None) -> dict[str, Any]:
+    # `secret` is left out, not null, when it is not new.
+    return service.webhook_view(webhook, secret).model_dump(mode="json", exclude_none=True)
 
 
 @bp.put("/webhook")
@@ -34,7 +37,7 @@ def _public(webhook, secret: str | None = None) -> dict:
     tags=("webhooks",),
 )
 @require_provider
-def put_webhook():
+def put_webhook() -> Response:
     body = WebhookUpdate.model_validate(request.get_json(silent=True))
     svc = services()
     session = db.session()
@@ -59,7 +62,7 @@ def put_webhook():
     tags=("webhooks",),
 )
 @require_provider
-def get_webhook():
+def get_webhook() -> Response:
     return jsonify(_public(service.get_webhook(db.session(), g.provider)))
 
 
@@ -71,9 +74,7 @@ def get_webhook():
     tags=("webhooks",),
 )
 @require_provider
-def list_deliveries():
+def list_deliveries() -> Response:
     deliveries = service.list_deliveries(db.session(), g.provider, 50)
-    body = DeliveryList.model_validate(
-        {"deliveries": [service.delivery_view(d) for d in deliveries]}
-    )
+    body = DeliveryList(deliveries=[service.delivery_view(d) for d in deliveries])
     return jsonify(body.model_dump(mode="json"))

@@ -109,7 +109,7 @@ def test_the_kept_face_is_sealed_and_never_in_the_providers_view(session, envelo
     req, _ = _open(session, envelope, provider, job)
     assert req.status == "pending" and req.modality == "face"
     assert FACE.astype("<f8").tobytes() not in (req.face_ciphertext or b"")
-    view = service.provider_view(req)
+    view = service.provider_view(req).model_dump()
     assert view["status"] == "pending" and view["roles"] == ["source"]
     assert not any("face" in k or "cipher" in k for k in view)
 
