@@ -3,7 +3,12 @@
 from consent_service.accounts.models import Subject, User
 from consent_service.audit.models import AuditEvent, AuditHead
 from consent_service.biometrics.live_models import LiveChallenge
-from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
+from consent_service.biometrics.models import (
+    BiometricTemplate,
+    Enrollment,
+    GalleryVersion,
+    TemplateChange,
+)
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent_requests.models import ConsentRequest, DecisionRevision, FindingFace
 from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
@@ -35,6 +40,7 @@ __all__ = [
     "ProviderStaff",
     "Subject",
     "SubjectNotice",
+    "TemplateChange",
     "User",
     "Webhook",
     "WebhookDelivery",

@@ -163,6 +163,11 @@ class Settings(BaseSettings):
         return self.home / "media"
 
     @property
+    def gallery_dir(self) -> Path:
+        """Sealed snapshots of the workers' galleries (AES-GCM), so a new worker starts fast."""
+        return self.home / "gallery"
+
+    @property
     def mail_outbox_dir(self) -> Path:
         return self.home / "outbox"
 

@@ -96,8 +96,8 @@ class _Block:
     """Rows grouped by subject (sorted), each subject's rows contiguous from `starts[k]`."""
 
     def __init__(self, subjects: np.ndarray, ids: np.ndarray, vectors: np.ndarray):
-        order = np.argsort(subjects, kind="stable")
-        if not np.array_equal(order, np.arange(len(order))):
+        if len(subjects) > 1 and np.any(subjects[1:] < subjects[:-1]):
+            order = np.argsort(subjects, kind="stable")
             subjects, ids, vectors = subjects[order], ids[order], vectors[order]
         self.subjects = np.ascontiguousarray(subjects, dtype=np.int64)
         self.ids = np.ascontiguousarray(ids, dtype=_ID)
@@ -204,12 +204,19 @@ class Gallery:
 
     @classmethod
     def from_arrays(
-        cls, seq: int, subjects: np.ndarray, ids: np.ndarray, vectors: np.ndarray
+        cls,
+        seq: int,
+        subjects: np.ndarray,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        delta: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> Gallery:
-        """A gallery of whole arrays (a snapshot, a bulk load): no per-row Python."""
-        gallery = cls(vectors.shape[1], seq)
+        """A gallery of whole arrays (a snapshot, a bulk load): no per-row Python. Arrays
+        already sorted by subject are taken as they are (no copy)."""
+        dim = vectors.shape[1]
+        gallery = cls(dim, seq)
         gallery._main = _Block(subjects, ids, vectors)
-        gallery._delta = _Block.empty(vectors.shape[1])
+        gallery._delta = _Block(*delta) if delta is not None else _Block.empty(dim)
         gallery._index_delta()
         return gallery
 
@@ -449,6 +456,12 @@ class Gallery:
                 np.concatenate([p[2] for p in parts], axis=0).reshape(-1, dim)[order],
             )
 
+    @contextmanager
+    def _frozen_blocks(self) -> Iterator[list[_Block]]:
+        """The blocks, unchanged while the caller reads them (searches go on meanwhile)."""
+        with self._lock.read():
+            yield [self._main, self._delta]
+
     def nbytes(self) -> int:
         """Memory held by the matrices and their indexes."""
         with self._lock.read():
@@ -475,31 +488,47 @@ def _chunk_aad(header_digest: bytes, index: int, total: int) -> bytes:
     return header_digest + struct.pack(">II", index, total)
 
 
+def _live_chunks(block: _Block) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The live rows of a block, `_CHUNK_ROWS` at a time (only one chunk is ever copied)."""
+    live = np.flatnonzero(np.isfinite(block.norms))
+    for start in range(0, len(live), _CHUNK_ROWS):
+        rows = live[start : start + _CHUNK_ROWS]
+        yield block.subjects[rows], block.ids[rows], block.vectors[rows]
+
+
 def seal_snapshot(gallery: Gallery, key: bytes, path: Path, binding: dict) -> None:
     """Write `gallery` to `path`, encrypted: AES-256-GCM in chunks of rows, each chunk bound to
-    the header (which binds `binding`: modality, model, log position...) and to its place, so a
-    chunk cannot be dropped, moved or swapped. Written to a temporary file, then renamed."""
-    subjects, ids, vectors = gallery.arrays()
-    n, dim = vectors.shape if vectors.ndim == 2 else (0, gallery.dim or 0)
-    total = max(1, -(-n // _CHUNK_ROWS))
-    header = json.dumps(
-        {**binding, "seq": gallery.seq, "rows": int(n), "dim": int(dim), "chunks": total},
-        sort_keys=True,
-    ).encode()
-    digest = hashlib.sha256(header).digest()
+    the header (which binds `binding`: modality, model, the last change applied...) and to its
+    place, so no chunk can be dropped, moved or swapped. The plaintext exists one chunk at a
+    time, in memory only; the file is written under a temporary name, then renamed."""
     aead = AESGCM(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with gallery._frozen_blocks() as blocks, open(tmp, "wb") as fh:
+            sizes = [len(b) - b.removed for b in blocks]
+            chunks = [-(-n // _CHUNK_ROWS) for n in sizes]
+            header = json.dumps(
+                {
+                    **binding,
+                    "seq": gallery.seq,
+                    "dim": int(gallery.dim or 0),
+                    "blocks": sizes,
+                    "chunks": chunks,
+                },
+                sort_keys=True,
+            ).encode()
+            digest = hashlib.sha256(header).digest()
             fh.write(_MAGIC + struct.pack(">I", len(header)) + header)
-            for index in range(total):
-                rows = slice(index * _CHUNK_ROWS, (index + 1) * _CHUNK_ROWS)
-                plain = subjects[rows].tobytes() + ids[rows].tobytes() + vectors[rows].tobytes()
-                nonce = os.urandom(12)
-                sealed = aead.encrypt(nonce, plain, _chunk_aad(digest, index, total))
-                del plain
-                fh.write(struct.pack(">Q", len(sealed)) + nonce + sealed)
+            index, total = 0, sum(chunks)
+            for block in blocks:
+                for subjects, ids, vectors in _live_chunks(block):
+                    plain = subjects.tobytes() + ids.tobytes() + vectors.tobytes()
+                    nonce = os.urandom(12)
+                    sealed = aead.encrypt(nonce, plain, _chunk_aad(digest, index, total))
+                    del plain
+                    fh.write(struct.pack(">Q", len(sealed)) + nonce + sealed)
+                    index += 1
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(path)
@@ -528,21 +557,28 @@ def open_snapshot(key: bytes, path: Path, binding: dict) -> Gallery:
         header, digest = _read_header(fh)
         if any(header.get(k) != v for k, v in binding.items()):
             raise ValueError("the snapshot is for another gallery")
-        n, dim, total = header["rows"], header["dim"], header["chunks"]
-        subjects = np.empty(n, np.int64)
-        ids = np.empty(n, _ID)
-        vectors = np.empty((n, dim), np.float32)
-        for index in range(total):
-            (size,) = struct.unpack(">Q", fh.read(8))
-            nonce = fh.read(12)
-            plain = aead.decrypt(nonce, fh.read(size), _chunk_aad(digest, index, total))
-            start = index * _CHUNK_ROWS
-            m = min(_CHUNK_ROWS, n - start)
-            a, b = m * 8, m * 8 + m * 32
-            subjects[start : start + m] = np.frombuffer(plain, np.int64, m)
-            ids[start : start + m] = np.frombuffer(plain[a:b], _ID, m)
-            vectors[start : start + m] = np.frombuffer(plain[b:], np.float32).reshape(m, dim)
-            del plain
+        dim, total = header["dim"], sum(header["chunks"])
+        index, blocks = 0, []
+        for n, count in zip(header["blocks"], header["chunks"], strict=True):
+            subjects = np.empty(n, np.int64)
+            ids = np.empty(n, _ID)
+            vectors = np.empty((n, dim), np.float32)
+            for c in range(count):
+                (size,) = struct.unpack(">Q", fh.read(8))
+                nonce = fh.read(12)
+                plain = aead.decrypt(nonce, fh.read(size), _chunk_aad(digest, index, total))
+                index += 1
+                start = c * _CHUNK_ROWS
+                m = min(_CHUNK_ROWS, n - start)
+                a, b = m * 8, m * 8 + m * 32
+                if len(plain) != b + m * dim * 4:
+                    raise ValueError("a snapshot chunk has the wrong size")
+                subjects[start : start + m] = np.frombuffer(plain, np.int64, m)
+                ids[start : start + m] = np.frombuffer(plain[a:b], _ID, m)
+                vectors[start : start + m] = np.frombuffer(plain[b:], np.float32).reshape(m, dim)
+                del plain
+            blocks.append((subjects, ids, vectors))
         if fh.read(1):
             raise ValueError("trailing bytes after the snapshot")
-    return Gallery.from_arrays(header["seq"], subjects, ids, vectors)
+    main, delta = blocks
+    return Gallery.from_arrays(header["seq"], *main, delta=delta)

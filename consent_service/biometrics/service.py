@@ -4,20 +4,35 @@ against."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, update
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from consent_service.audit import service as audit
 from consent_service.biometrics.faces import FaceEmbedder
+from consent_service.biometrics.gallery import (
+    Gallery,
+    open_snapshot,
+    read_snapshot_header,
+    seal_snapshot,
+)
 from consent_service.biometrics.images import decode_image
-from consent_service.biometrics.matching import Gallery, identify, mutually_consistent
-from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
+from consent_service.biometrics.matching import identify, mutually_consistent
+from consent_service.biometrics.models import (
+    BiometricTemplate,
+    Enrollment,
+    GalleryVersion,
+    TemplateChange,
+    TemplateOp,
+)
 from consent_service.crypto import Envelope
 from consent_service.db import unit_of_work
 from consent_service.errors import N_, DomainError, EnrollmentRejected, MediaRejected, Msgid
@@ -26,6 +41,8 @@ from consent_service.operators import disputes
 from consent_service.storage import MediaStore
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import EnrollmentStatus, Modality
+
+log = logging.getLogger(__name__)
 
 
 def _aad(subject_id: int, template_id: str) -> bytes:
@@ -45,44 +62,172 @@ def open_template(envelope: Envelope, template: BiometricTemplate) -> np.ndarray
     return np.frombuffer(raw, dtype="<f8")
 
 
-def bump_gallery(session: Session, modality: Modality) -> None:
-    if session.get(GalleryVersion, modality.value) is None:
-        session.add(GalleryVersion(modality=modality.value, version=0))
-        session.flush()
-    session.execute(
-        update(GalleryVersion)
-        .where(GalleryVersion.modality == modality.value)
-        .values(version=GalleryVersion.version + 1)
-    )
-
-
 class GalleryIndex:
-    """A worker's decrypted gallery per modality, rebuilt when the version counter moves."""
+    """A worker's galleries of one model, one per modality, kept current from the template
+    change log: the first use loads the gallery (from the host's sealed snapshot when there is
+    one, else by decrypting every template), later uses apply only the changes logged since.
+    One per Services container; thread-safe (searches run while another thread catches up)."""
 
-    def __init__(self, envelope: Envelope, model_name: str):
+    # A fresh snapshot after this many changes, or after any removal (erasure reaches the disk).
+    SNAPSHOT_EVERY = 1000
+
+    def __init__(
+        self,
+        envelope: Envelope,
+        model_name: str,
+        snapshot_key: bytes | None = None,
+        snapshot_dir: Path | None = None,
+    ):
         self._envelope = envelope
         self._model = model_name
+        self._snapshot_key = snapshot_key
+        self._snapshot_dir = snapshot_dir
         self._lock = threading.Lock()
-        self._cached: dict[str, Gallery] = {}
+        self._galleries: dict[str, Gallery] = {}
+        self._snapshot_seq: dict[str, int] = {}
 
     def current(self, session: Session, modality: Modality) -> Gallery:
-        row = session.get(GalleryVersion, modality.value)
-        version = row.version if row else 0
+        """The gallery of `modality` as of the log's head now (the same object every time,
+        changed in place)."""
+        head = _log_head(session, modality)
         with self._lock:
-            cached = self._cached.get(modality.value)
-            if cached is not None and cached.version == version:
-                return cached
-            templates = session.exec(
-                select(BiometricTemplate).where(
-                    BiometricTemplate.modality == modality.value,
-                    BiometricTemplate.model == self._model,
-                )
-            ).all()
-            gallery = Gallery.build(
-                version, [(t.subject_id, open_template(self._envelope, t)) for t in templates]
-            )
-            self._cached[modality.value] = gallery
+            gallery = self._galleries.get(modality.value)
+            if gallery is None or gallery.seq > head:  # first use, or the database went back
+                gallery = self._load(session, modality, head)
+                self._galleries[modality.value] = gallery
+            if gallery.seq < head:
+                self._catch_up(session, modality, gallery)
             return gallery
+
+    # ------------------------------------------------------------------ keeping up
+    def _catch_up(self, session: Session, modality: Modality, gallery: Gallery) -> None:
+        changes = session.exec(
+            select(TemplateChange)
+            .where(TemplateChange.modality == modality.value, TemplateChange.seq > gallery.seq)
+            .order_by(TemplateChange.seq)  # type: ignore[arg-type]
+        ).all()
+        if not changes:
+            return
+        adding: dict[str, int] = {}
+        removed: list[tuple[str, int]] = []
+        for change in changes:
+            if change.model != self._model:
+                continue
+            if change.op == TemplateOp.ADD:
+                adding[change.template_id] = change.subject_id
+            elif adding.pop(change.template_id, None) is None:
+                removed.append((change.template_id, change.subject_id))
+        # Only the templates added are decrypted (those deleted since are simply not found).
+        templates = (
+            session.exec(
+                select(BiometricTemplate).where(BiometricTemplate.id.in_(adding))  # type: ignore[attr-defined]
+            ).all()
+            if adding
+            else []
+        )
+        gallery.apply(
+            changes[-1].seq,
+            added=[(t.id, t.subject_id, open_template(self._envelope, t)) for t in templates],
+            removed=removed,
+        )
+        since = gallery.seq - self._snapshot_seq.get(modality.value, 0)
+        if removed or since >= self.SNAPSHOT_EVERY:
+            self._save(session, modality, gallery)
+
+    # ------------------------------------------------------------------ starting up
+    def _load(self, session: Session, modality: Modality, head: int) -> Gallery:
+        gallery = self._open(session, modality, head)
+        if gallery is None:
+            gallery = self._decrypt_all(session, modality, head)
+            self._save(session, modality, gallery)
+        return gallery
+
+    def _decrypt_all(self, session: Session, modality: Modality, head: int) -> Gallery:
+        """Every template of the modality and model, decrypted one envelope at a time; `head`
+        was read first, so changes committed meanwhile are applied again, harmlessly."""
+        rows = session.execute(
+            select(
+                BiometricTemplate.id,
+                BiometricTemplate.subject_id,
+                BiometricTemplate.ciphertext,
+                BiometricTemplate.wrapped_key,
+            ).where(
+                BiometricTemplate.modality == modality.value,
+                BiometricTemplate.model == self._model,
+            )
+        ).all()
+        if not rows:
+            return Gallery(seq=head)
+        first = open_template(self._envelope, rows[0])
+        vectors = np.empty((len(rows), len(first)), np.float32)
+        vectors[0] = first
+        for k, row in enumerate(rows[1:], start=1):
+            vectors[k] = open_template(self._envelope, row)
+        return Gallery.from_arrays(
+            head,
+            np.fromiter((r.subject_id for r in rows), np.int64, len(rows)),
+            np.array([r.id for r in rows], "S32"),
+            vectors,
+        )
+
+    def _snapshot_path(self, modality: Modality) -> Path | None:
+        if self._snapshot_dir is None or self._snapshot_key is None:
+            return None
+        model = hashlib.sha256(self._model.encode()).hexdigest()[:16]
+        return self._snapshot_dir / f"{modality.value}-{model}.gallery"
+
+    def _binding(self, session: Session, modality: Modality, seq: int) -> dict | None:
+        """What a snapshot at `seq` is bound to: the modality, the model and the change logged
+        at `seq` (template ids are random, so no other database has it); None when no change
+        is logged at `seq` (an empty log): no snapshot then."""
+        change = session.get(TemplateChange, (modality.value, seq))
+        if change is None:
+            return None
+        last = hashlib.sha256(f"{change.op}:{change.template_id}".encode()).hexdigest()
+        return {"modality": modality.value, "model": self._model, "last_change": last}
+
+    def _open(self, session: Session, modality: Modality, head: int) -> Gallery | None:
+        path = self._snapshot_path(modality)
+        if path is None or not path.exists():
+            return None
+        try:
+            seq = read_snapshot_header(path)["seq"]
+            binding = self._binding(session, modality, seq) if seq <= head else None
+            if binding is None:
+                return None
+            gallery = open_snapshot(self._snapshot_key or b"", path, binding)
+        except (OSError, ValueError, KeyError, InvalidTag) as exc:
+            log.warning("gallery snapshot %s not used (%r); loading from the database", path, exc)
+            return None
+        self._snapshot_seq[modality.value] = gallery.seq
+        return gallery
+
+    def _save(self, session: Session, modality: Modality, gallery: Gallery) -> None:
+        path = self._snapshot_path(modality)
+        binding = self._binding(session, modality, gallery.seq) if path else None
+        if path is None or binding is None:
+            return
+        try:
+            if path.exists() and read_snapshot_header(path).get("seq", -1) >= gallery.seq:
+                self._snapshot_seq[modality.value] = gallery.seq  # another worker wrote it
+                return
+        except (OSError, ValueError):
+            pass  # unreadable: replaced below
+        try:
+            seal_snapshot(gallery, self._snapshot_key or b"", path, binding)
+        except OSError as exc:  # the gallery in memory is right; the next start decrypts
+            log.warning("gallery snapshot %s not written: %r", path, exc)
+            return
+        self._snapshot_seq[modality.value] = gallery.seq
+
+
+def _log_head(session: Session, modality: Modality) -> int:
+    """The `seq` of the modality's last template change (read afresh, never from the session's
+    identity map)."""
+    version = session.exec(
+        select(GalleryVersion.version).where(GalleryVersion.modality == modality.value)
+    ).first()
+    return version or 0
 
 
 @dataclass(frozen=True)
@@ -265,8 +410,7 @@ def run_enrollment(
                     enrollment_id=enrollment_id,
                 )
                 seal_template(envelope, template, vector)
-                s.add(template)
-            bump_gallery(s, kind.modality)
+                s.add(template)  # logged for the workers' galleries (models.TemplateChange)
             enrollment.status = EnrollmentStatus.COMPLETED.value
             enrollment.template_count = len(vectors)
             event, payload = "biometrics.enrolled", {"templates": len(vectors)}

@@ -17,7 +17,7 @@ from consent_service.accounts.models import User
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
-from consent_service.biometrics.service import bump_gallery, keep_error, seal_template
+from consent_service.biometrics.service import keep_error, seal_template
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.service import latest_version
 from consent_service.crypto import Envelope
@@ -29,7 +29,7 @@ from consent_service.operators.models import EnrollmentDispute, WorkerHeartbeat
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
-from consent_service.vocabulary import EnrollmentStatus, GrantStatus, Modality
+from consent_service.vocabulary import EnrollmentStatus, GrantStatus
 
 PROVIDER_STATUSES = ("pending", "active", "suspended")
 
@@ -154,8 +154,6 @@ def resolve_dispute(
             seal_template(envelope, template, vector)
             session.add(template)
             added += 1
-    if removed or added:
-        bump_gallery(session, Modality(modality))
     if enrollment is not None:
         if resolution is Resolution.AWARD_CLAIMANT:
             enrollment.status = EnrollmentStatus.COMPLETED.value
