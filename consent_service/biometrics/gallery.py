@@ -287,15 +287,17 @@ class Gallery:
         return len(self._delta) > max(1024, n // 64) or self._main.removed > max(1024, n // 16)
 
     def _compact(self) -> None:
-        """One sorted matrix again: live rows of both blocks (the only moment with two copies)."""
-        parts = [self._main.live(), self._delta.live()]
-        dim = self._dim or 0
+        """One sorted matrix again: the delta's rows inserted among the matrix's live rows at
+        their subjects' places (one copy of the matrix: the only moment with two)."""
+        subjects, ids, vectors = self._main.live()
+        extra = self._delta.live()
+        at = np.searchsorted(subjects, extra[0], side="right")
         self._main = _Block(
-            np.concatenate([p[0] for p in parts]),
-            np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts], axis=0).reshape(-1, dim),
+            np.insert(subjects, at, extra[0]),
+            np.insert(ids, at, extra[1]),
+            np.insert(vectors, at, extra[2], axis=0),
         )
-        self._delta = _Block.empty(dim)
+        self._delta = _Block.empty(self._dim or 0)
         self._index_delta()
 
     def _index_delta(self) -> None:

@@ -43,6 +43,7 @@ from consent_service.timeutil import utcnow
 from consent_service.vocabulary import EnrollmentStatus, Modality
 
 log = logging.getLogger(__name__)
+_BATCH = 10_000  # templates decrypted per batch when a gallery is loaded from the database
 
 
 def _aad(subject_id: int, template_id: str) -> bytes:
@@ -92,9 +93,12 @@ class GalleryIndex:
         head = _log_head(session, modality)
         with self._lock:
             gallery = self._galleries.get(modality.value)
-            if gallery is None or gallery.seq > head:  # first use, or the database went back
+            if gallery is None:
                 gallery = self._load(session, modality, head)
                 self._galleries[modality.value] = gallery
+            # A head behind the gallery is a session older than another thread's: the gallery
+            # is newer than what it sees, never older. (A database restored to an earlier
+            # state needs its workers restarted, as it always did.)
             if gallery.seq < head:
                 self._catch_up(session, modality, gallery)
             return gallery
@@ -118,18 +122,17 @@ class GalleryIndex:
             elif adding.pop(change.template_id, None) is None:
                 removed.append((change.template_id, change.subject_id))
         # Only the templates added are decrypted (those deleted since are simply not found).
-        templates = (
-            session.exec(
-                select(BiometricTemplate).where(BiometricTemplate.id.in_(adding))  # type: ignore[attr-defined]
-            ).all()
-            if adding
-            else []
-        )
-        gallery.apply(
-            changes[-1].seq,
-            added=[(t.id, t.subject_id, open_template(self._envelope, t)) for t in templates],
-            removed=removed,
-        )
+        wanted = list(adding)
+        added = [
+            (t.id, t.subject_id, open_template(self._envelope, t))
+            for start in range(0, len(wanted), 500)
+            for t in session.exec(
+                select(BiometricTemplate).where(
+                    BiometricTemplate.id.in_(wanted[start : start + 500])  # type: ignore[attr-defined]
+                )
+            )
+        ]
+        gallery.apply(changes[-1].seq, added=added, removed=removed)
         since = gallery.seq - self._snapshot_seq.get(modality.value, 0)
         if removed or since >= self.SNAPSHOT_EVERY:
             self._save(session, modality, gallery)
@@ -151,23 +154,29 @@ class GalleryIndex:
                 BiometricTemplate.subject_id,
                 BiometricTemplate.ciphertext,
                 BiometricTemplate.wrapped_key,
-            ).where(
+            )
+            .where(
                 BiometricTemplate.modality == modality.value,
                 BiometricTemplate.model == self._model,
             )
-        ).all()
-        if not rows:
+            .execution_options(yield_per=_BATCH)
+        )
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for batch in rows.partitions():  # ciphertexts held one batch at a time
+            parts.append(
+                (
+                    np.fromiter((r.subject_id for r in batch), np.int64, len(batch)),
+                    np.array([r.id for r in batch], "S32"),
+                    np.array([open_template(self._envelope, r) for r in batch], np.float32),
+                )
+            )
+        if not parts:
             return Gallery(seq=head)
-        first = open_template(self._envelope, rows[0])
-        vectors = np.empty((len(rows), len(first)), np.float32)
-        vectors[0] = first
-        for k, row in enumerate(rows[1:], start=1):
-            vectors[k] = open_template(self._envelope, row)
         return Gallery.from_arrays(
             head,
-            np.fromiter((r.subject_id for r in rows), np.int64, len(rows)),
-            np.array([r.id for r in rows], "S32"),
-            vectors,
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
         )
 
     def _snapshot_path(self, modality: Modality) -> Path | None:
