@@ -6,8 +6,9 @@ The rule is `matching.identify`'s, exactly: the subject whose nearest template i
 when a second subject is that close; nobody otherwise.
 
 How it is fast:
-- Rows are grouped by subject, with each subject's first row precomputed, so each subject's
-  nearest template is one `np.minimum.reduceat` over the distances (no `np.unique` per query).
+- Rows are laid out once, by subject (`_Block`): subjects with the same number of templates
+  together, template-major, so each subject's nearest template comes from a few contiguous
+  elementwise minimums over precomputed ranges (no `np.unique`, no sorting per query).
 - Squared distances come from `|g|² - 2 g·q + |q|²`, with `|g|²` precomputed: the work per probe
   is one pass of BLAS over the matrix, and `|q|²` is added per subject, not per row.
 - Additions since the matrix was built wait in a small second block (`delta`) with its own
@@ -93,27 +94,47 @@ class _ReadWriteLock:
 
 
 class _Block:
-    """Rows grouped by subject (sorted), each subject's rows contiguous from `starts[k]`."""
+    """Rows laid out so each subject's nearest template is a few contiguous `np.minimum`s.
+
+    Subjects are grouped by how many templates they have (c); within the group of the m
+    subjects with c templates, row `offset + k*m + j` is the k-th template of the group's j-th
+    subject. The group's distances, seen as a (c, m) array, reduce over axis 0 into the slots
+    of its m subjects: c - 1 elementwise passes, no per-query `np.unique` and no scattered
+    segments. Slots are numbered group by group; `slot_subjects[slot]` is the subject."""
 
     def __init__(self, subjects: np.ndarray, ids: np.ndarray, vectors: np.ndarray):
-        if len(subjects) > 1 and np.any(subjects[1:] < subjects[:-1]):
-            order = np.argsort(subjects, kind="stable")
-            subjects, ids, vectors = subjects[order], ids[order], vectors[order]
-        self.subjects = np.ascontiguousarray(subjects, dtype=np.int64)
-        self.ids = np.ascontiguousarray(ids, dtype=_ID)
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        subjects = np.asarray(subjects, dtype=np.int64)
+        n = len(subjects)
+        by_subject = np.argsort(subjects, kind="stable")
+        ordered = subjects[by_subject]
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))[: n or 0]
+        counts = np.diff(np.append(starts, n))
+        rank = np.arange(n) - np.repeat(starts, counts)  # k: which of its subject's templates
+        layout = by_subject[np.lexsort((ordered, rank, np.repeat(counts, counts)))]
+        if n and np.array_equal(layout, np.arange(n)):  # already laid out (a snapshot)
+            self.subjects = np.ascontiguousarray(subjects)
+            self.ids = np.ascontiguousarray(ids, dtype=_ID)
+            self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        else:
+            self.subjects = subjects[layout]
+            self.ids = np.asarray(ids, dtype=_ID)[layout]
+            self.vectors = np.ascontiguousarray(np.asarray(vectors, np.float32)[layout])
         self.norms = np.einsum("ij,ij->i", self.vectors, self.vectors, dtype=np.float64).astype(
             np.float32
         )
-        n = len(self.subjects)
-        if n:
-            self.starts = np.flatnonzero(
-                np.concatenate(([True], self.subjects[1:] != self.subjects[:-1]))
-            )
-        else:
-            self.starts = np.empty(0, dtype=np.intp)
-        self.ends = np.append(self.starts[1:], n).astype(np.intp)
-        self.segment_subjects = self.subjects[self.starts]
+        # Groups: (templates per subject c, first row, first slot, subjects m).
+        self.groups: list[tuple[int, int, int, int]] = []
+        row = slot = 0
+        for c in np.unique(counts).tolist():
+            m = int(np.count_nonzero(counts == c))
+            self.groups.append((c, row, slot, m))
+            row, slot = row + c * m, slot + m
+        self.group_slots = np.array([g[2] for g in self.groups], np.intp)
+        self.slot_subjects = np.concatenate(
+            [self.subjects[r : r + m] for _, r, _, m in self.groups] or [np.empty(0, np.int64)]
+        )
+        self._by_subject = np.argsort(self.slot_subjects, kind="stable")
+        self._sorted_subjects = self.slot_subjects[self._by_subject]
         self.removed = 0
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
 
@@ -124,19 +145,33 @@ class _Block:
     def __len__(self) -> int:
         return len(self.subjects)
 
-    def segment_of(self, subject_id: int) -> int | None:
-        k = int(np.searchsorted(self.segment_subjects, subject_id))
-        if k < len(self.segment_subjects) and self.segment_subjects[k] == subject_id:
-            return k
+    def slot_of(self, subject_id: int) -> int | None:
+        k = int(np.searchsorted(self._sorted_subjects, subject_id))
+        if k < len(self._sorted_subjects) and self._sorted_subjects[k] == subject_id:
+            return int(self._by_subject[k])
         return None
 
+    def slots_of(self, subject_ids: np.ndarray) -> np.ndarray:
+        """The slot of each subject, -1 for subjects not in this block."""
+        if not len(self._sorted_subjects):
+            return np.full(len(subject_ids), -1, np.intp)
+        k = np.minimum(
+            np.searchsorted(self._sorted_subjects, subject_ids), len(self._by_subject) - 1
+        )
+        return np.where(self._sorted_subjects[k] == subject_ids, self._by_subject[k], -1)
+
+    def rows_of_slot(self, slot: int) -> np.ndarray:
+        g = int(np.searchsorted(self.group_slots, slot, side="right")) - 1
+        c, row, first, m = self.groups[g]
+        return row + np.arange(c) * m + (slot - first)
+
     def row_of(self, subject_id: int, template_id: bytes) -> int | None:
-        k = self.segment_of(subject_id)
-        if k is None:
+        slot = self.slot_of(subject_id)
+        if slot is None:
             return None
-        start, end = self.starts[k], self.ends[k]
-        hits = np.flatnonzero(self.ids[start:end] == template_id)
-        return int(start + hits[0]) if len(hits) else None
+        rows = self.rows_of_slot(slot)
+        hits = rows[self.ids[rows] == template_id]
+        return int(hits[0]) if len(hits) else None
 
     def remove(self, row: int) -> None:
         if np.isfinite(self.norms[row]):
@@ -151,16 +186,27 @@ class _Block:
         return self.subjects[keep], self.ids[keep], self.vectors[keep]
 
     def per_subject(self, minus_two_q: np.ndarray) -> np.ndarray:
-        """(segments, probes): each subject's smallest `|g|² - 2 g·q` (float32)."""
+        """(slots, probes): each subject's smallest `|g|² - 2 g·q` (float32)."""
+        probes = minus_two_q.shape[0]
+        table = np.empty((len(self.slot_subjects), probes), np.float32)
         if not len(self.subjects):
-            return np.empty((0, minus_two_q.shape[0]), np.float32)
-        if minus_two_q.shape[0] == 1:  # one probe: BLAS gemv and a contiguous reduction
+            return table
+        if probes == 1:  # one probe: BLAS gemv, 1-d reductions
             d = self.vectors @ minus_two_q[0]
             d += self.norms
-            return np.minimum.reduceat(d, self.starts)[:, None]
+            flat = table[:, 0]
+            for c, row, slot, m in self.groups:
+                np.minimum.reduce(
+                    d[row : row + c * m].reshape(c, m), axis=0, out=flat[slot : slot + m]
+                )
+            return table
         d = self.vectors @ minus_two_q.T
         d += self.norms[:, None]
-        return np.minimum.reduceat(d, self.starts, axis=0)
+        for c, row, slot, m in self.groups:
+            np.minimum.reduce(
+                d[row : row + c * m].reshape(c, m, probes), axis=0, out=table[slot : slot + m]
+            )
+        return table
 
 
 class Gallery:
@@ -212,7 +258,7 @@ class Gallery:
         delta: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> Gallery:
         """A gallery of whole arrays (a snapshot, a bulk load): no per-row Python. Arrays
-        already sorted by subject are taken as they are (no copy)."""
+        already in the block layout (a snapshot's) are taken as they are (no copy)."""
         dim = vectors.shape[1]
         gallery = cls(dim, seq)
         gallery._main = _Block(subjects, ids, vectors)
@@ -287,33 +333,25 @@ class Gallery:
         return len(self._delta) > max(1024, n // 64) or self._main.removed > max(1024, n // 16)
 
     def _compact(self) -> None:
-        """One sorted matrix again: the delta's rows inserted among the matrix's live rows at
-        their subjects' places (one copy of the matrix: the only moment with two)."""
-        subjects, ids, vectors = self._main.live()
-        extra = self._delta.live()
-        at = np.searchsorted(subjects, extra[0], side="right")
-        self._main = _Block(
-            np.insert(subjects, at, extra[0]),
-            np.insert(ids, at, extra[1]),
-            np.insert(vectors, at, extra[2], axis=0),
-        )
-        self._delta = _Block.empty(self._dim or 0)
+        """One matrix again, laid out anew: the live rows of both blocks, copied once, the old
+        matrix let go before the new layout is gathered (at most two copies at any moment)."""
+        dim = self._dim or 0
+        parts = [self._main.live(), self._delta.live()]
+        subjects = np.concatenate([p[0] for p in parts])
+        ids = np.concatenate([p[1] for p in parts])
+        vectors = np.concatenate([p[2] for p in parts], axis=0).reshape(-1, dim)
+        del parts
+        self._main = self._delta = _Block.empty(dim)
+        self._main = _Block(subjects, ids, vectors)
         self._index_delta()
 
     def _index_delta(self) -> None:
         """Where each delta subject's nearest template goes in the per-subject table: the slot of
         the same subject in the matrix, else a new slot after the matrix's subjects."""
-        main_subjects = self._main.segment_subjects
-        delta_subjects = self._delta.segment_subjects
-        k = np.searchsorted(main_subjects, delta_subjects)
-        k_clipped = np.minimum(k, max(len(main_subjects) - 1, 0))
-        known = (
-            (main_subjects[k_clipped] == delta_subjects)
-            if len(main_subjects)
-            else np.zeros(len(delta_subjects), bool)
-        )
-        slots = np.empty(len(delta_subjects), np.intp)
-        slots[known] = k_clipped[known]
+        main_subjects = self._main.slot_subjects
+        delta_subjects = self._delta.slot_subjects
+        slots = self._main.slots_of(delta_subjects)
+        known = slots >= 0
         newcomers = delta_subjects[~known]
         slots[~known] = len(main_subjects) + np.arange(len(newcomers))
         self._delta_slots = slots
@@ -432,11 +470,10 @@ class Gallery:
     def _nearest_exactly(self, subject_id: int, q: np.ndarray) -> float:
         rows = []
         for block in (self._main, self._delta):
-            k = block.segment_of(subject_id)
-            if k is not None:
-                segment = slice(block.starts[k], block.ends[k])
-                live = np.isfinite(block.norms[segment])
-                rows.append(block.vectors[segment][live])
+            slot = block.slot_of(subject_id)
+            if slot is not None:
+                own = block.rows_of_slot(slot)  # in template order, as the old gallery had them
+                rows.append(block.vectors[own[np.isfinite(block.norms[own])]])
         if not rows:
             return np.inf
         vectors = np.concatenate(rows).astype(np.float64)
@@ -470,7 +507,7 @@ class Gallery:
             return sum(
                 a.nbytes
                 for b in (self._main, self._delta)
-                for a in (b.vectors, b.norms, b.subjects, b.ids, b.starts, b.ends)
+                for a in (b.vectors, b.norms, b.subjects, b.ids, b.slot_subjects)
             )
 
 
