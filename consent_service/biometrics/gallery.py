@@ -102,31 +102,39 @@ class _Block:
     of its m subjects: c - 1 elementwise passes, no per-query `np.unique` and no scattered
     segments. Slots are numbered group by group; `slot_subjects[slot]` is the subject."""
 
-    def __init__(self, subjects: np.ndarray, ids: np.ndarray, vectors: np.ndarray):
+    def __init__(
+        self,
+        subjects: np.ndarray,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        laid_out: list[tuple[int, int]] | None = None,
+    ):
+        """`laid_out`: the (c, m) groups of rows already in this layout (a snapshot's, which
+        AES-GCM authenticates), so nothing is sorted or moved."""
         subjects = np.asarray(subjects, dtype=np.int64)
         n = len(subjects)
-        by_subject = np.argsort(subjects, kind="stable")
-        ordered = subjects[by_subject]
-        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))[: n or 0]
-        counts = np.diff(np.append(starts, n))
-        rank = np.arange(n) - np.repeat(starts, counts)  # k: which of its subject's templates
-        layout = by_subject[np.lexsort((ordered, rank, np.repeat(counts, counts)))]
-        if n and np.array_equal(layout, np.arange(n)):  # already laid out (a snapshot)
-            self.subjects = np.ascontiguousarray(subjects)
-            self.ids = np.ascontiguousarray(ids, dtype=_ID)
-            self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        else:
-            self.subjects = subjects[layout]
-            self.ids = np.asarray(ids, dtype=_ID)[layout]
-            self.vectors = np.ascontiguousarray(np.asarray(vectors, np.float32)[layout])
+        if laid_out is None:
+            by_subject = np.argsort(subjects, kind="stable")
+            ordered = subjects[by_subject]
+            starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))[:n]
+            counts = np.diff(np.append(starts, n))
+            rank = np.arange(n) - np.repeat(starts, counts)  # k: which of its subject's rows
+            layout = by_subject[np.lexsort((ordered, rank, np.repeat(counts, counts)))]
+            subjects, ids, vectors = subjects[layout], np.asarray(ids)[layout], vectors[layout]
+            sizes = np.unique(counts)
+            laid_out = [(int(c), int(np.count_nonzero(counts == c))) for c in sizes]
+        if sum(c * m for c, m in laid_out) != n:
+            raise ValueError("the groups do not cover the rows")
+        self.subjects = np.ascontiguousarray(subjects)
+        self.ids = np.ascontiguousarray(ids, dtype=_ID)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.norms = np.einsum("ij,ij->i", self.vectors, self.vectors, dtype=np.float64).astype(
             np.float32
         )
         # Groups: (templates per subject c, first row, first slot, subjects m).
         self.groups: list[tuple[int, int, int, int]] = []
         row = slot = 0
-        for c in np.unique(counts).tolist():
-            m = int(np.count_nonzero(counts == c))
+        for c, m in laid_out:
             self.groups.append((c, row, slot, m))
             row, slot = row + c * m, slot + m
         self.group_slots = np.array([g[2] for g in self.groups], np.intp)
@@ -219,7 +227,8 @@ class Gallery:
     def __init__(self, dim: int | None = None, seq: int = 0):
         self.seq = seq
         self._dim = dim
-        self._lock = _ReadWriteLock()
+        self._lock = _ReadWriteLock()  # searches share it; a change to the arrays takes it alone
+        self._changing = threading.Lock()  # one change (and its compaction) at a time
         self._main = _Block.empty(dim or 0)
         self._delta = _Block.empty(dim or 0)
         self._index_delta()
@@ -257,8 +266,7 @@ class Gallery:
         vectors: np.ndarray,
         delta: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> Gallery:
-        """A gallery of whole arrays (a snapshot, a bulk load): no per-row Python. Arrays
-        already in the block layout (a snapshot's) are taken as they are (no copy)."""
+        """A gallery of whole arrays (a bulk load): no per-row Python."""
         dim = vectors.shape[1]
         gallery = cls(dim, seq)
         gallery._main = _Block(subjects, ids, vectors)
@@ -292,58 +300,62 @@ class Gallery:
         vector) rows join the gallery (ids already present are skipped, so replaying is
         harmless); `removed` (template id, subject id) rows leave it (unknown ids are ignored)."""
         added, removed = list(added), list(removed)
-        with self._lock.write():
-            # Additions first: an id is never added again once removed, so additions then
-            # removals is right whatever their order in the log.
-            fresh = [
-                (tid, s, v)
-                for tid, s, v in added
-                if self._main.row_of(s, tid.encode()) is None
-                and self._delta.row_of(s, tid.encode()) is None
-            ]
-            if fresh:
-                if self._dim is None or not (len(self._main) or len(self._delta)):
-                    self._dim = len(fresh[0][2])
-                    self._main = _Block.empty(self._dim) if not len(self._main) else self._main
-                    self._delta = _Block.empty(self._dim)
-                subjects, ids, vectors = self._delta.live()
-                self._delta = _Block(
-                    np.concatenate([subjects, np.array([s for _, s, _ in fresh], np.int64)]),
-                    np.concatenate([ids, np.array([t for t, _, _ in fresh], _ID)]),
-                    np.concatenate(
-                        [vectors, np.asarray([v for _, _, v in fresh], np.float32)], axis=0
-                    ),
-                )
-            for template_id, subject_id in removed:
-                tid = template_id.encode()
-                for block in (self._main, self._delta):
-                    row = block.row_of(subject_id, tid)
-                    if row is not None:
-                        block.remove(row)
-            if self._delta.removed:
-                self._delta = _Block(*self._delta.live())
-            if self._needs_compaction():
-                self._compact()
-            else:
+        with self._changing:
+            with self._lock.write():
+                # Additions first: an id is never added again once removed, so additions then
+                # removals is right whatever their order in the log.
+                fresh = [
+                    (tid, s, v)
+                    for tid, s, v in added
+                    if self._main.row_of(s, tid.encode()) is None
+                    and self._delta.row_of(s, tid.encode()) is None
+                ]
+                if fresh:
+                    if self._dim is None or not (len(self._main) or len(self._delta)):
+                        self._dim = len(fresh[0][2])
+                        self._main = _Block.empty(self._dim) if not len(self._main) else self._main
+                        self._delta = _Block.empty(self._dim)
+                    subjects, ids, vectors = self._delta.live()
+                    self._delta = _Block(
+                        np.concatenate([subjects, np.array([s for _, s, _ in fresh], np.int64)]),
+                        np.concatenate([ids, np.array([t for t, _, _ in fresh], _ID)]),
+                        np.concatenate(
+                            [vectors, np.asarray([v for _, _, v in fresh], np.float32)], axis=0
+                        ),
+                    )
+                for template_id, subject_id in removed:
+                    tid = template_id.encode()
+                    for block in (self._main, self._delta):
+                        row = block.row_of(subject_id, tid)
+                        if row is not None:
+                            block.remove(row)
+                if self._delta.removed:
+                    self._delta = _Block(*self._delta.live())
                 self._index_delta()
-            self.seq = max(self.seq, seq)
+                self.seq = max(self.seq, seq)
+                compact = self._needs_compaction()
+            if compact:
+                self._compact()
 
     def _needs_compaction(self) -> bool:
         n = len(self._main)
         return len(self._delta) > max(1024, n // 64) or self._main.removed > max(1024, n // 16)
 
     def _compact(self) -> None:
-        """One matrix again, laid out anew: the live rows of both blocks, copied once, the old
-        matrix let go before the new layout is gathered (at most two copies at any moment)."""
+        """One matrix again, laid out anew from the live rows of both blocks. Built while
+        searches go on (nothing else changes the blocks: the caller holds `_changing`), then
+        swapped in; the new matrix and the old exist together only for that moment."""
         dim = self._dim or 0
         parts = [self._main.live(), self._delta.live()]
-        subjects = np.concatenate([p[0] for p in parts])
-        ids = np.concatenate([p[1] for p in parts])
-        vectors = np.concatenate([p[2] for p in parts], axis=0).reshape(-1, dim)
+        main = _Block(
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts], axis=0).reshape(-1, dim),
+        )
         del parts
-        self._main = self._delta = _Block.empty(dim)
-        self._main = _Block(subjects, ids, vectors)
-        self._index_delta()
+        with self._lock.write():
+            self._main, self._delta = main, _Block.empty(dim)
+            self._index_delta()
 
     def _index_delta(self) -> None:
         """Where each delta subject's nearest template goes in the per-subject table: the slot of
@@ -547,6 +559,8 @@ def seal_snapshot(gallery: Gallery, key: bytes, path: Path, binding: dict) -> No
         with gallery._frozen_blocks() as blocks, open(tmp, "wb") as fh:
             sizes = [len(b) - b.removed for b in blocks]
             chunks = [-(-n // _CHUNK_ROWS) for n in sizes]
+            # A block without removed rows is written in its layout: opened without sorting.
+            layouts = [None if b.removed else [[c, m] for c, _, _, m in b.groups] for b in blocks]
             header = json.dumps(
                 {
                     **binding,
@@ -554,6 +568,7 @@ def seal_snapshot(gallery: Gallery, key: bytes, path: Path, binding: dict) -> No
                     "dim": int(gallery.dim or 0),
                     "blocks": sizes,
                     "chunks": chunks,
+                    "layouts": layouts,
                 },
                 sort_keys=True,
             ).encode()
@@ -619,5 +634,11 @@ def open_snapshot(key: bytes, path: Path, binding: dict) -> Gallery:
             blocks.append((subjects, ids, vectors))
         if fh.read(1):
             raise ValueError("trailing bytes after the snapshot")
-    main, delta = blocks
-    return Gallery.from_arrays(header["seq"], *main, delta=delta)
+    (main, delta), layouts = blocks, header["layouts"]
+    gallery = Gallery(dim, header["seq"])
+    gallery._main, gallery._delta = (
+        _Block(*arrays, laid_out=[tuple(g) for g in layout] if layout else None)
+        for arrays, layout in zip((main, delta), layouts, strict=True)
+    )
+    gallery._index_delta()
+    return gallery
