@@ -264,13 +264,12 @@ class Gallery:
         subjects: np.ndarray,
         ids: np.ndarray,
         vectors: np.ndarray,
-        delta: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> Gallery:
         """A gallery of whole arrays (a bulk load): no per-row Python."""
         dim = vectors.shape[1]
         gallery = cls(dim, seq)
         gallery._main = _Block(subjects, ids, vectors)
-        gallery._delta = _Block(*delta) if delta is not None else _Block.empty(dim)
+        gallery._delta = _Block.empty(dim)
         gallery._index_delta()
         return gallery
 
@@ -613,24 +612,29 @@ def open_snapshot(key: bytes, path: Path, binding: dict) -> Gallery:
             raise ValueError("the snapshot is for another gallery")
         dim, total = header["dim"], sum(header["chunks"])
         index, blocks = 0, []
+        # One ciphertext and one plaintext buffer, reused chunk after chunk (no copies).
+        row_bytes = 8 + 32 + 4 * dim
+        sealed, plain = bytearray(_CHUNK_ROWS * row_bytes + 16), bytearray(_CHUNK_ROWS * row_bytes)
         for n, count in zip(header["blocks"], header["chunks"], strict=True):
             subjects = np.empty(n, np.int64)
             ids = np.empty(n, _ID)
             vectors = np.empty((n, dim), np.float32)
             for c in range(count):
                 (size,) = struct.unpack(">Q", fh.read(8))
-                nonce = fh.read(12)
-                plain = aead.decrypt(nonce, fh.read(size), _chunk_aad(digest, index, total))
-                index += 1
                 start = c * _CHUNK_ROWS
                 m = min(_CHUNK_ROWS, n - start)
-                a, b = m * 8, m * 8 + m * 32
-                if len(plain) != b + m * dim * 4:
+                if size != m * row_bytes + 16:
                     raise ValueError("a snapshot chunk has the wrong size")
-                subjects[start : start + m] = np.frombuffer(plain, np.int64, m)
-                ids[start : start + m] = np.frombuffer(plain[a:b], _ID, m)
-                vectors[start : start + m] = np.frombuffer(plain[b:], np.float32).reshape(m, dim)
-                del plain
+                nonce = fh.read(12)
+                data, out = memoryview(sealed)[:size], memoryview(plain)[: size - 16]
+                if fh.readinto(data) != size:
+                    raise ValueError("the snapshot is cut short")
+                aead.decrypt_into(nonce, data, _chunk_aad(digest, index, total), out)
+                index += 1
+                a, b = m * 8, m * 40
+                subjects[start : start + m] = np.frombuffer(out[:a], np.int64)
+                ids[start : start + m] = np.frombuffer(out[a:b], _ID)
+                vectors[start : start + m] = np.frombuffer(out[b:], np.float32).reshape(m, dim)
             blocks.append((subjects, ids, vectors))
         if fh.read(1):
             raise ValueError("trailing bytes after the snapshot")
