@@ -8,6 +8,7 @@ from consent_service.biometrics.models import (
     Enrollment,
     EnrollmentDispute,
     GalleryVersion,
+    TemplateChange,
 )
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent_requests.models import ConsentRequest
@@ -48,6 +49,7 @@ __all__ = [
     "ProviderStaff",
     "Subject",
     "SubjectNotice",
+    "TemplateChange",
     "User",
     "Webhook",
     "WebhookDelivery",

@@ -35,6 +35,8 @@ class Services:
         self.envelope = Envelope(kek)
         self.audit_key = derive_key(kek, "audit-chain")
         self.pseudonym_key = derive_key(kek, "subject-pseudonyms")
+        # Seals the worker's gallery snapshots (biometrics.gallery): never plaintext on disk.
+        self.gallery_snapshot_key = derive_key(kek, "gallery-snapshot")
         # Loaded at start-up: production refuses to start without decision keys.
         self.decision_keys = load_keyring(self.settings)
         self.media_store: MediaStore = (
@@ -51,7 +53,7 @@ class Services:
         )
         return FaceMatching(
             embedder=embedder,
-            gallery=GalleryIndex(self.envelope, embedder.model_name),
+            gallery=self._gallery_index(embedder.model_name),
             tolerance=s.face_tolerance,
             margin=s.face_margin,
             max_pixels=s.max_image_pixels,
@@ -70,11 +72,20 @@ class Services:
         embedder = self.voice_embedder or ResemblyzerVoiceEmbedder()  # torch loads on first use
         return VoiceMatching(
             embedder=embedder,
-            gallery=GalleryIndex(self.envelope, embedder.model_name),
+            gallery=self._gallery_index(embedder.model_name),
             tolerance=s.voice_tolerance,
             margin=s.voice_margin,
             same_speaker=s.voice_same_speaker,
             max_seconds=s.audio_max_seconds,
+        )
+
+    def _gallery_index(self, model_name: str) -> GalleryIndex:
+        """The one owner of this process's galleries of `model_name` (the gallery engine)."""
+        return GalleryIndex(
+            self.envelope,
+            model_name,
+            snapshot_key=self.gallery_snapshot_key,
+            snapshot_dir=self.settings.gallery_dir,
         )
 
     @cached_property

@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         return f"{urlsplit(self.public_url).netloc or 'consent-service'}/audit"
 
     @property
+    def gallery_dir(self) -> Path:
+        """Sealed snapshots of the workers' galleries (AES-GCM), so a new worker starts fast."""
+        return self.home / "gallery"
+
+    @property
     def mail_outbox_dir(self) -> Path:
         return self.home / "outbox"
 

@@ -21,7 +21,6 @@ from consent_service.biometrics.matching import identify
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
 from consent_service.biometrics.service import (
     EnrollmentKind,
-    bump_gallery,
     keep_error,
     seal_template,
 )
@@ -183,8 +182,7 @@ def record(
                 enrollment_id=claimed.enrollment_id,
             )
             seal_template(envelope, template, vector)
-            session.add(template)
-        bump_gallery(session, kind.modality)
+            session.add(template)  # logged for the workers' galleries (models.TemplateChange)
         enrollment.status = EnrollmentStatus.COMPLETED.value
         enrollment.template_count = len(vectors)
         event, payload = "biometrics.enrolled", {"templates": len(vectors)}

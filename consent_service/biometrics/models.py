@@ -4,8 +4,20 @@ that hold an enrollment matching another account's templates."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    LargeBinary,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
@@ -50,7 +62,9 @@ class Enrollment(SQLModel, table=True):
 
 
 class GalleryVersion(SQLModel, table=True):
-    """Bumped on every template change, so workers know when their in-memory gallery is stale."""
+    """The head of a modality's template change log: `version` is the `seq` of its last change.
+    Updating it allocates the next `seq` and holds the row until the commit, so changes commit
+    in `seq` order and a worker reading `seq > n` never skips one committed later."""
 
     __tablename__ = "gallery_version"
 
@@ -84,3 +98,63 @@ class EnrollmentDispute(SQLModel, table=True):
     resolved_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+class TemplateOp(StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class TemplateChange(SQLModel, table=True):
+    """Append-only: every template added to or removed from a gallery, in the transaction that
+    does it. Workers apply the changes after the last `seq` they hold (`biometrics.service.
+    GalleryIndex`) instead of decrypting the whole gallery again. No biometric data: ids only."""
+
+    __tablename__ = "template_change"
+
+    modality: str = Field(primary_key=True, max_length=16)
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    model: str = Field(max_length=64)
+    op: str = Field(max_length=8)  # a TemplateOp
+    template_id: str = Field(max_length=32)
+    subject_id: int  # no foreign key: the log outlives the subject's rows
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+def _log_change(connection: Connection, template: BiometricTemplate, op: TemplateOp) -> None:
+    """One log row for one template change, on the flushing connection (so in its transaction)."""
+    head = GalleryVersion.__table__  # type: ignore[attr-defined]
+    changed = connection.execute(
+        update(head).where(head.c.modality == template.modality).values(version=head.c.version + 1)
+    )
+    if changed.rowcount == 0:  # the modality's first change (migrations create both heads)
+        connection.execute(insert(head).values(modality=template.modality, version=1))
+    seq = connection.execute(
+        select(head.c.version).where(head.c.modality == template.modality)
+    ).scalar_one()
+    connection.execute(
+        insert(TemplateChange.__table__).values(  # type: ignore[attr-defined]
+            modality=template.modality,
+            seq=seq,
+            model=template.model,
+            op=op.value,
+            template_id=template.id,
+            subject_id=template.subject_id,
+            created_at=utcnow(),
+        )
+    )
+
+
+# Every way a template row is added or deleted through the ORM is logged: enrollment, dispute
+# resolution, erasure, operator imports, test factories. (Bulk `delete(BiometricTemplate)`
+# statements would bypass this; the code has none, and must not.)
+@event.listens_for(BiometricTemplate, "after_insert")
+def _template_added(_mapper: Mapper, connection: Connection, target: BiometricTemplate) -> None:
+    _log_change(connection, target, TemplateOp.ADD)
+
+
+@event.listens_for(BiometricTemplate, "after_delete")
+def _template_removed(_mapper: Mapper, connection: Connection, target: BiometricTemplate) -> None:
+    _log_change(connection, target, TemplateOp.REMOVE)

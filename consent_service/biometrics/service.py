@@ -3,25 +3,45 @@ against."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from consent_service import db
 from consent_service.biometrics.faces import FaceEmbedder
+from consent_service.biometrics.gallery import (
+    Gallery,
+    open_snapshot,
+    read_snapshot_header,
+    seal_snapshot,
+)
 from consent_service.biometrics.images import decode_image
-from consent_service.biometrics.matching import Gallery, mutually_consistent
-from consent_service.biometrics.models import BiometricTemplate, Enrollment, GalleryVersion
+from consent_service.biometrics.matching import mutually_consistent
+from consent_service.biometrics.models import (
+    BiometricTemplate,
+    Enrollment,
+    GalleryVersion,
+    TemplateChange,
+    TemplateOp,
+)
 from consent_service.crypto import Envelope
 from consent_service.errors import N_, DomainError, EnrollmentRejected, MediaRejected
 from consent_service.media.limits import VideoLimits
 from consent_service.storage import MediaStore
 from consent_service.vocabulary import EnrollmentStatus, Modality
+
+log = logging.getLogger(__name__)
+_BATCH = 10_000  # templates decrypted per batch when a gallery is loaded from the database
 
 
 def _aad(subject_id: int, template_id: str) -> bytes:
@@ -34,51 +54,200 @@ def seal_template(envelope: Envelope, template: BiometricTemplate, vector: np.nd
     )
 
 
-def open_template(envelope: Envelope, template: BiometricTemplate) -> np.ndarray:
+class SealedTemplate(Protocol):
+    """What opening a template reads: a `BiometricTemplate`, or a row of just these columns."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def subject_id(self) -> int: ...
+    @property
+    def ciphertext(self) -> bytes: ...
+    @property
+    def wrapped_key(self) -> bytes: ...
+
+
+def open_template(envelope: Envelope, template: SealedTemplate) -> np.ndarray:
     raw = envelope.open(
         template.ciphertext, template.wrapped_key, _aad(template.subject_id, template.id)
     )
     return np.frombuffer(raw, dtype="<f8")
 
 
-def bump_gallery(session: Session, modality: Modality) -> None:
-    if session.get(GalleryVersion, modality.value) is None:
-        session.add(GalleryVersion(modality=modality.value, version=0))
-        session.flush()
-    session.execute(
-        update(GalleryVersion)
-        .where(col(GalleryVersion.modality) == modality.value)
-        .values(version=GalleryVersion.version + 1)
-    )
-
-
 class GalleryIndex:
-    """A worker's decrypted gallery per modality, rebuilt when the version counter moves."""
+    """A worker's galleries of one model, one per modality, kept current from the template
+    change log: the first use loads the gallery (from the host's sealed snapshot when there is
+    one, else by decrypting every template), later uses apply only the changes logged since.
+    One per Services container; thread-safe (searches run while another thread catches up)."""
 
-    def __init__(self, envelope: Envelope, model_name: str):
+    # A fresh snapshot after this many changes, or after any removal (erasure reaches the disk).
+    SNAPSHOT_EVERY = 1000
+
+    def __init__(
+        self,
+        envelope: Envelope,
+        model_name: str,
+        snapshot_key: bytes | None = None,
+        snapshot_dir: Path | None = None,
+    ):
         self._envelope = envelope
         self._model = model_name
+        self._snapshot_key = snapshot_key
+        self._snapshot_dir = snapshot_dir
         self._lock = threading.Lock()
-        self._cached: dict[str, Gallery] = {}
+        self._galleries: dict[str, Gallery] = {}
+        self._snapshot_seq: dict[str, int] = {}
 
     def current(self, session: Session, modality: Modality) -> Gallery:
-        row = session.get(GalleryVersion, modality.value)
-        version = row.version if row else 0
+        """The gallery of `modality` as of the log's head now (the same object every time,
+        changed in place)."""
+        head = _log_head(session, modality)
         with self._lock:
-            cached = self._cached.get(modality.value)
-            if cached is not None and cached.version == version:
-                return cached
-            templates = session.exec(
-                select(BiometricTemplate).where(
-                    BiometricTemplate.modality == modality.value,
-                    BiometricTemplate.model == self._model,
-                )
-            ).all()
-            gallery = Gallery.build(
-                version, [(t.subject_id, open_template(self._envelope, t)) for t in templates]
-            )
-            self._cached[modality.value] = gallery
+            gallery = self._galleries.get(modality.value)
+            if gallery is None:
+                gallery = self._load(session, modality, head)
+                self._galleries[modality.value] = gallery
+            # A head behind the gallery is a session older than another thread's: the gallery
+            # is newer than what it sees, never older. (A database restored to an earlier
+            # state needs its workers restarted, as it always did.)
+            if gallery.seq < head:
+                self._catch_up(session, modality, gallery)
             return gallery
+
+    # ------------------------------------------------------------------ keeping up
+    def _catch_up(self, session: Session, modality: Modality, gallery: Gallery) -> None:
+        changes = session.exec(
+            select(TemplateChange)
+            .where(TemplateChange.modality == modality.value, TemplateChange.seq > gallery.seq)
+            .order_by(TemplateChange.seq)  # type: ignore[arg-type]
+        ).all()
+        if not changes:
+            return
+        adding: dict[str, int] = {}
+        removed: list[tuple[str, int]] = []
+        for change in changes:
+            if change.model != self._model:
+                continue
+            if change.op == TemplateOp.ADD:
+                adding[change.template_id] = change.subject_id
+            elif adding.pop(change.template_id, None) is None:
+                removed.append((change.template_id, change.subject_id))
+        # Only the templates added are decrypted (those deleted since are simply not found).
+        wanted = list(adding)
+        added = [
+            (t.id, t.subject_id, open_template(self._envelope, t))
+            for start in range(0, len(wanted), 500)
+            for t in session.exec(
+                select(BiometricTemplate).where(
+                    BiometricTemplate.id.in_(wanted[start : start + 500])  # type: ignore[attr-defined]
+                )
+            )
+        ]
+        gallery.apply(changes[-1].seq, added=added, removed=removed)
+        since = gallery.seq - self._snapshot_seq.get(modality.value, 0)
+        if removed or since >= self.SNAPSHOT_EVERY:
+            self._save(session, modality, gallery)
+
+    # ------------------------------------------------------------------ starting up
+    def _load(self, session: Session, modality: Modality, head: int) -> Gallery:
+        gallery = self._open(session, modality, head)
+        if gallery is None:
+            gallery = self._decrypt_all(session, modality, head)
+            self._save(session, modality, gallery)
+        return gallery
+
+    def _decrypt_all(self, session: Session, modality: Modality, head: int) -> Gallery:
+        """Every template of the modality and model, decrypted one envelope at a time; `head`
+        was read first, so changes committed meanwhile are applied again, harmlessly."""
+        rows = session.execute(
+            select(
+                BiometricTemplate.id,
+                BiometricTemplate.subject_id,
+                BiometricTemplate.ciphertext,
+                BiometricTemplate.wrapped_key,
+            )
+            .where(
+                BiometricTemplate.modality == modality.value,
+                BiometricTemplate.model == self._model,
+            )
+            .execution_options(yield_per=_BATCH)
+        )
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for batch in rows.partitions():  # ciphertexts held one batch at a time
+            parts.append(
+                (
+                    np.fromiter((r.subject_id for r in batch), np.int64, len(batch)),
+                    np.array([r.id for r in batch], "S32"),
+                    np.array([open_template(self._envelope, r) for r in batch], np.float32),
+                )
+            )
+        if not parts:
+            return Gallery(seq=head)
+        return Gallery.from_arrays(
+            head,
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
+
+    def _snapshot_path(self, modality: Modality) -> Path | None:
+        if self._snapshot_dir is None or self._snapshot_key is None:
+            return None
+        model = hashlib.sha256(self._model.encode()).hexdigest()[:16]
+        return self._snapshot_dir / f"{modality.value}-{model}.gallery"
+
+    def _binding(self, session: Session, modality: Modality, seq: int) -> dict | None:
+        """What a snapshot at `seq` is bound to: the modality, the model and the change logged
+        at `seq` (template ids are random, so no other database has it); None when no change
+        is logged at `seq` (an empty log): no snapshot then."""
+        change = session.get(TemplateChange, (modality.value, seq))
+        if change is None:
+            return None
+        last = hashlib.sha256(f"{change.op}:{change.template_id}".encode()).hexdigest()
+        return {"modality": modality.value, "model": self._model, "last_change": last}
+
+    def _open(self, session: Session, modality: Modality, head: int) -> Gallery | None:
+        path = self._snapshot_path(modality)
+        if path is None or not path.exists():
+            return None
+        try:
+            seq = read_snapshot_header(path)["seq"]
+            binding = self._binding(session, modality, seq) if seq <= head else None
+            if binding is None:
+                return None
+            gallery = open_snapshot(self._snapshot_key or b"", path, binding)
+        except (OSError, ValueError, KeyError, InvalidTag) as exc:
+            log.warning("gallery snapshot %s not used (%r); loading from the database", path, exc)
+            return None
+        self._snapshot_seq[modality.value] = gallery.seq
+        return gallery
+
+    def _save(self, session: Session, modality: Modality, gallery: Gallery) -> None:
+        path = self._snapshot_path(modality)
+        binding = self._binding(session, modality, gallery.seq) if path else None
+        if path is None or binding is None:
+            return
+        try:
+            if path.exists() and read_snapshot_header(path).get("seq", -1) >= gallery.seq:
+                self._snapshot_seq[modality.value] = gallery.seq  # another worker wrote it
+                return
+        except (OSError, ValueError):
+            pass  # unreadable: replaced below
+        try:
+            seal_snapshot(gallery, self._snapshot_key or b"", path, binding)
+        except OSError as exc:  # the gallery in memory is right; the next start decrypts
+            log.warning("gallery snapshot %s not written: %r", path, exc)
+            return
+        self._snapshot_seq[modality.value] = gallery.seq
+
+
+def _log_head(session: Session, modality: Modality) -> int:
+    """The `seq` of the modality's last template change (read afresh, never from the session's
+    identity map)."""
+    version = session.exec(
+        select(GalleryVersion.version).where(GalleryVersion.modality == modality.value)
+    ).first()
+    return version or 0
 
 
 @dataclass(frozen=True)

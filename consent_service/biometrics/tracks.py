@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from consent_service.biometrics.faces import DetectedFace
-from consent_service.biometrics.matching import Gallery, Match, identify
+from consent_service.biometrics.matching import Gallery, Match
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,26 @@ def identify_track(
     """A subject only when a majority of the track's embeddings name that subject and none names
     another or is ambiguous; nobody when none names anyone; `ambiguous` otherwise (a false match
     could let an edit through on someone else's consent)."""
-    votes = [identify(gallery, e, tolerance, margin) for e in embeddings]
+    return _by_vote(gallery.identify_many(list(embeddings), tolerance, margin))
+
+
+def identify_tracks(
+    gallery: Gallery,
+    tracks: Sequence[Sequence[np.ndarray]],
+    tolerance: float,
+    margin: float,
+) -> list[Match]:
+    """`identify_track` for every track of a job (every person in every media item), searched
+    in one matrix product over the gallery."""
+    votes = gallery.identify_many([e for t in tracks for e in t], tolerance, margin)
+    found, start = [], 0
+    for track in tracks:
+        found.append(_by_vote(votes[start : start + len(track)]))
+        start += len(track)
+    return found
+
+
+def _by_vote(votes: list[Match]) -> Match:
     if not votes:
         return Match(None)
     named = Counter(v.subject_id for v in votes if v.subject_id is not None)

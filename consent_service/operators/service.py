@@ -20,7 +20,7 @@ from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.disputes import OPEN, open_vectors
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
-from consent_service.biometrics.service import bump_gallery, keep_error, seal_template
+from consent_service.biometrics.service import keep_error, seal_template
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.service import latest_version
 from consent_service.crypto import Envelope
@@ -37,7 +37,6 @@ from consent_service.vocabulary import (
     EnrollmentStatus,
     GrantStatus,
     JobStatus,
-    Modality,
     ProviderStatus,
 )
 
@@ -166,8 +165,6 @@ def resolve_dispute(
             seal_template(envelope, template, vector)
             session.add(template)
             added += 1
-    if removed or added:
-        bump_gallery(session, Modality(modality))
     if enrollment is not None:
         if resolution is Resolution.AWARD_CLAIMANT:
             enrollment.status = EnrollmentStatus.COMPLETED.value

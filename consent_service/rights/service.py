@@ -22,7 +22,6 @@ from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics import disputes
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
-from consent_service.biometrics.service import bump_gallery
 from consent_service.consent import service as consent
 from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.errors import InvalidRequest
@@ -32,7 +31,7 @@ from consent_service.providers.models import Provider
 from consent_service.rows import row_id
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, new_id, utcnow
-from consent_service.vocabulary import DecisionKind, EnrollmentStatus, GrantStatus, Modality
+from consent_service.vocabulary import DecisionKind, EnrollmentStatus, GrantStatus
 
 # Stored in place of a deleted account's password hash: no password verifies against it.
 DELETED_ACCOUNT_HASH = "!deleted"
@@ -295,11 +294,9 @@ def erase_subject(
     modalities = {t.modality for t in templates}
     done.modalities = sorted(modalities)
     for t in templates:
-        session.delete(t)
+        session.delete(t)  # logged for the workers' galleries (biometrics.models.TemplateChange)
     done.templates_destroyed = len(templates)
     session.flush()
-    for modality in sorted(modalities):
-        bump_gallery(session, Modality(modality))
 
     pending = session.exec(
         select(Enrollment)

@@ -16,7 +16,6 @@ from sqlmodel import select
 
 from consent_service import db
 from consent_service.audit.models import AuditEvent
-from consent_service.biometrics.service import bump_gallery
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.gate.finding_faces import keep_finding_face
@@ -80,7 +79,6 @@ def _enroll(site, subject_id: int, vector: np.ndarray) -> None:
             model="face_recognition/dlib-resnet-v1",
             sealed=(services().envelope, vector),
         )
-        bump_gallery(s, Modality.FACE)
 
 
 def _answer(person: Person, request_id: str, action: str, **data):

@@ -16,7 +16,6 @@ from consent_service import db
 from consent_service.accounts.models import Guardianship, Subject, User
 from consent_service.accounts.service import subject_of
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
-from consent_service.biometrics.service import bump_gallery
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
 from consent_service.runtime import services
@@ -190,7 +189,6 @@ def test_a_guardian_deletes_a_childs_data(site):
             model="face_recognition/dlib-resnet-v1",
             sealed=(services().envelope, np.linspace(-0.2, 0.2, 128)),
         )
-        bump_gallery(s, Modality.FACE)
     assert _grant_face(guardian).status_code == 302
 
     wrong = guardian.post(f"/children/{child_id}/delete", {"password": "not the password"})

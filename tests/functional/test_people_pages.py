@@ -18,7 +18,6 @@ from consent_service.accounts.models import Subject, User
 from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
 from consent_service.biometrics.models import GalleryVersion
-from consent_service.biometrics.service import bump_gallery
 from consent_service.consent.models import ConsentGrant
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
@@ -58,7 +57,6 @@ def _add_template(site, subject_id: int, modality: Modality = Modality.FACE) -> 
             model="face_recognition/dlib-resnet-v1",
             sealed=(services().envelope, np.linspace(-0.2, 0.2, 128)),
         )
-        bump_gallery(s, modality)
 
 
 def _add_job(site, subject_id: int, provider: str, decision: str, outcome: str) -> str:

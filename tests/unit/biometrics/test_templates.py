@@ -1,4 +1,5 @@
-"""Templates at rest: sealed, bound to their row; and the worker's gallery built from them."""
+"""Templates at rest: sealed, bound to their row; every change logged; and the worker's gallery
+built from them, kept current from the log, sealed for the next worker."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import update
 from sqlmodel import select
 
+from consent_service.biometrics import service as biometrics_service
 from consent_service.biometrics.matching import identify
-from consent_service.biometrics.models import BiometricTemplate
-from consent_service.biometrics.service import (
-    GalleryIndex,
-    bump_gallery,
-    open_template,
+from consent_service.biometrics.models import (
+    BiometricTemplate,
+    GalleryVersion,
+    TemplateChange,
+    TemplateOp,
 )
+from consent_service.biometrics.service import GalleryIndex, open_template
 from consent_service.crypto import Envelope
 from consent_service.vocabulary import Modality
 
@@ -123,8 +126,6 @@ def test_wrong_key_encryption_key_does_not_decrypt(reopen, stored):
 
 class TestGalleryIndex:
     def test_gallery_holds_every_template_of_the_model(self, session, envelope, stored):
-        bump_gallery(session, Modality.FACE)
-        session.commit()
         gallery = GalleryIndex(envelope, MODEL).current(session, Modality.FACE)
         assert len(gallery) == len(stored)
         for template_id, v in stored.items():
@@ -134,19 +135,149 @@ class TestGalleryIndex:
     def test_templates_of_another_model_are_left_out(self, session, envelope, stored):
         assert len(GalleryIndex(envelope, "some-other-model").current(session, Modality.FACE)) == 0
 
-    def test_gallery_is_rebuilt_when_the_version_moves(self, session, envelope, stored, factories):
+    def test_gallery_applies_only_the_changes_logged_since(
+        self, session, envelope, stored, factories, opened
+    ):
         index = GalleryIndex(envelope, MODEL)
         first = index.current(session, Modality.FACE)
-        assert index.current(session, Modality.FACE) is first  # unchanged version: cached
+        assert index.current(session, Modality.FACE) is first  # nothing logged since
+        seq, size = first.seq, len(first)
+        opened.clear()
 
         newcomer = factories.SubjectFactory()
         factories.BiometricTemplateFactory(
             subject=newcomer, model=MODEL, sealed=(envelope, vector(99))
         )
-        bump_gallery(session, Modality.FACE)
         session.commit()
 
         second = index.current(session, Modality.FACE)
-        assert second.version == first.version + 1
-        assert len(second) == len(first) + 1
+        assert second is first and second.seq == seq + 1
+        assert len(second) == size + 1
         assert identify(second, vector(99), 0.01, 0.0).subject_id == newcomer.id
+        assert len(opened) == 1  # the new template only, not the whole gallery again
+
+    def test_a_deleted_template_leaves_the_gallery(self, session, envelope, stored):
+        index = GalleryIndex(envelope, MODEL)
+        gallery = index.current(session, Modality.FACE)
+        template_id, v = next(iter(stored.items()))
+        owner = session.get(BiometricTemplate, template_id).subject_id
+        assert identify(gallery, v, 0.01, 0.0).subject_id == owner
+        session.delete(session.get(BiometricTemplate, template_id))
+        session.commit()
+        assert index.current(session, Modality.FACE) is gallery
+        assert len(gallery) == len(stored) - 1
+        assert identify(gallery, v, 0.01, 0.0).subject_id is None
+
+    def test_every_change_is_logged_in_its_own_transaction(self, session, envelope, stored):
+        changes = session.exec(select(TemplateChange).order_by(TemplateChange.seq)).all()
+        assert [(c.seq, c.op, c.template_id) for c in changes] == [
+            (i, TemplateOp.ADD, t) for i, t in enumerate(stored, start=1)
+        ]
+        assert {c.model for c in changes} == {MODEL}
+        head = session.get(GalleryVersion, "face").version
+        session.delete(session.get(BiometricTemplate, next(iter(stored))))
+        session.flush()
+        session.rollback()  # the deletion never happened: neither did its log row
+        assert len(session.exec(select(TemplateChange)).all()) == len(stored)
+        session.expire_all()
+        assert session.get(GalleryVersion, "face").version == head
+
+    @pytest.mark.parametrize("seed", range(3))
+    def test_applying_the_log_equals_loading_afresh(
+        self, seed, session, envelope, factories, make_subject
+    ):
+        rng = np.random.default_rng(seed)
+        index = GalleryIndex(envelope, MODEL)
+        people = [make_subject() for _ in range(6)]
+        for step in range(8):
+            for _ in range(int(rng.integers(0, 4))):
+                factories.BiometricTemplateFactory(
+                    subject=people[rng.integers(len(people))],
+                    model=MODEL,
+                    sealed=(envelope, vector(int(rng.integers(10_000)))),
+                )
+            rows = session.exec(select(BiometricTemplate)).all()
+            for row in rows:
+                if rng.random() < 0.2:
+                    session.delete(row)
+            session.commit()
+            if step % 3 == 0:
+                index.current(session, Modality.FACE)  # a worker catching up now and then
+        kept = index.current(session, Modality.FACE)
+        fresh = GalleryIndex(envelope, MODEL).current(session, Modality.FACE)
+        assert kept.seq == fresh.seq
+        for mine, theirs in zip(kept.arrays(), fresh.arrays(), strict=True):
+            assert np.array_equal(np.sort(mine, axis=0), np.sort(theirs, axis=0))
+
+
+class TestSnapshots:
+    """A worker seals its gallery for the next one on the host, which then decrypts nothing."""
+
+    def test_a_new_worker_opens_the_snapshot_and_decrypts_nothing(
+        self, session, envelope, stored, tmp_path, opened
+    ):
+        key = secrets.token_bytes(32)
+        first = GalleryIndex(envelope, MODEL, key, tmp_path).current(session, Modality.FACE)
+        assert len(opened) == len(stored)  # nobody had sealed it yet: decrypted, then sealed
+        assert len(list(tmp_path.iterdir())) == 1
+        opened.clear()
+        second = GalleryIndex(envelope, MODEL, key, tmp_path).current(session, Modality.FACE)
+        assert opened == []
+        for mine, theirs in zip(first.arrays(), second.arrays(), strict=True):
+            assert np.array_equal(mine, theirs)
+
+    def test_the_snapshot_holds_no_vector_in_the_clear(self, session, envelope, stored, tmp_path):
+        GalleryIndex(envelope, MODEL, secrets.token_bytes(32), tmp_path).current(
+            session, Modality.FACE
+        )
+        (path,) = tmp_path.iterdir()
+        blob = path.read_bytes()
+        for v in stored.values():
+            for dtype in ("<f4", "<f8", ">f4"):
+                raw = np.asarray(v, dtype=dtype)
+                assert raw.tobytes()[:16] not in blob
+                assert not any(x.tobytes() + raw[i + 1 : i + 2].tobytes() in blob
+                               for i, x in enumerate(raw[:-1]))  # fmt: skip
+        for template_id in stored:
+            assert template_id.encode() not in blob
+
+    def test_a_removal_reaches_the_snapshot(self, session, envelope, stored, tmp_path):
+        key = secrets.token_bytes(32)
+        index = GalleryIndex(envelope, MODEL, key, tmp_path)
+        index.current(session, Modality.FACE)
+        session.delete(session.get(BiometricTemplate, next(iter(stored))))
+        session.commit()
+        index.current(session, Modality.FACE)
+        restarted = GalleryIndex(envelope, MODEL, key, tmp_path).current(session, Modality.FACE)
+        assert len(restarted) == len(stored) - 1
+        assert next(iter(stored)).encode() not in set(restarted.arrays()[1].tolist())
+
+    def test_a_snapshot_of_another_database_or_key_is_not_used(
+        self, session, envelope, stored, tmp_path, opened
+    ):
+        key = secrets.token_bytes(32)
+        GalleryIndex(envelope, MODEL, key, tmp_path).current(session, Modality.FACE)
+        # Another database at the same log position: the change logged there differs.
+        change = session.exec(select(TemplateChange).order_by(TemplateChange.seq.desc())).first()
+        change.template_id = "0" * 32
+        session.commit()
+        opened.clear()
+        gallery = GalleryIndex(envelope, MODEL, key, tmp_path).current(session, Modality.FACE)
+        assert len(opened) == len(stored) and len(gallery) == len(stored)
+        opened.clear()
+        other_key = GalleryIndex(envelope, MODEL, secrets.token_bytes(32), tmp_path)
+        assert len(other_key.current(session, Modality.FACE)) == len(stored)
+        assert len(opened) == len(stored)
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[str]:
+    """The ids of the templates the gallery index decrypts."""
+    calls: list[str] = []
+
+    def counting(envelope, template):
+        calls.append(template.id)
+        return open_template(envelope, template)
+
+    monkeypatch.setattr(biometrics_service, "open_template", counting)
+    return calls

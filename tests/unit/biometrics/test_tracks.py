@@ -11,6 +11,7 @@ from consent_service.biometrics.tracks import (
     FaceTrack,
     group_embeddings,
     identify_track,
+    identify_tracks,
     track_faces,
 )
 from consent_service.media.video import SampledFrame
@@ -116,6 +117,20 @@ class TestIdentifyTrack:
 
     def test_a_single_face_is_identified_as_before(self):
         assert identify_track(gallery(), [person(1)], TOL, MARGIN) == Match(BOB)
+
+    def test_a_jobs_tracks_in_one_search_as_one_by_one(self):
+        tracks = [
+            [seen(person(0)) for _ in range(3)],
+            [],
+            [person(0), person(0), person(1)],
+            [person(5)],
+            [person(1)],
+        ]
+        one_by_one = [identify_track(gallery(), t, TOL, MARGIN) for t in tracks]
+        assert identify_tracks(gallery(), tracks, TOL, MARGIN) == one_by_one
+        assert one_by_one == [
+            Match(ALICE), Match(None), Match(None, ambiguous=True), Match(None), Match(BOB)
+        ]  # fmt: skip
 
 
 class Painted:

@@ -22,7 +22,6 @@ from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.matching import Gallery
 from consent_service.biometrics.models import BiometricTemplate
 from consent_service.biometrics.service import (
-    bump_gallery,
     seal_template,
 )
 from consent_service.biometrics.voice_service import VoiceMatching
@@ -36,7 +35,7 @@ from consent_service.providers.models import Provider
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key, verify_token
-from consent_service.vocabulary import GrantStatus, Modality, Operation, Role
+from consent_service.vocabulary import GrantStatus, Operation, Role
 from consent_service.webhooks import service as webhooks
 from tests.fakes import vector
 
@@ -85,7 +84,6 @@ def enroll(envelope, faces):
             )
             seal_template(envelope, t, vector(face))
             s.add(t)
-            bump_gallery(s, Modality.FACE)
             assert subject.id is not None
             return subject.id
 
