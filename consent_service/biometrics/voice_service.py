@@ -11,7 +11,13 @@ from sqlmodel import Session
 
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import EnrollmentKind, GalleryIndex
-from consent_service.biometrics.voices import Speaker, VoiceEmbedder, find_speakers
+from consent_service.biometrics.voices import (
+    SPEECH_CONTEXT,
+    VAD_AGGRESSIVENESS,
+    Speaker,
+    VoiceEmbedder,
+    find_speakers,
+)
 from consent_service.errors import N_, EnrollmentRejected, InvalidRequest, MediaRejected
 from consent_service.storage import MediaStore
 from consent_service.vocabulary import Modality
@@ -52,7 +58,11 @@ def speakers_in(data: bytes, matching: VoiceMatching) -> list[Speaker]:
     media cannot be used); an empty list when nobody speaks."""
     from consent_service.biometrics.audio import decode_audio, speech_segments  # PyAV, webrtcvad
 
-    segments = speech_segments(decode_audio(data, matching.max_seconds))
+    segments = speech_segments(
+        decode_audio(data, matching.max_seconds),
+        aggressiveness=VAD_AGGRESSIVENESS,
+        context=SPEECH_CONTEXT,
+    )
     return find_speakers(segments, matching.embedder, matching.same_speaker)
 
 

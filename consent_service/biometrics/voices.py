@@ -14,6 +14,11 @@ from consent_service.biometrics.tracks import group_embeddings
 
 VOICE_MODEL = "resemblyzer/v1"
 SAMPLE_RATE = 16_000
+# How speech is found before voices are told apart (`audio.speech_segments`): webrtcvad's
+# aggressiveness, and the seconds of audio kept either side of each stretch it finds. Chosen by
+# bench/voice_accuracy.py.
+VAD_AGGRESSIVENESS = 1
+SPEECH_CONTEXT = 0.2
 
 
 class VoiceEmbedder(Protocol):
@@ -54,8 +59,9 @@ class ResemblyzerVoiceEmbedder:
 
 @dataclass(frozen=True)
 class Speaker:
-    """One distinct voice in one recording: its windows' embeddings, most typical first, and
-    `embedding`, their normalised mean (what is matched and what enrollment stores)."""
+    """One distinct voice in one recording: its windows' embeddings, most typical first (what
+    told the voices apart), and `embedding`, the model's embedding of all the speech heard from
+    that voice as one utterance (what is matched and what enrollment stores)."""
 
     embedding: np.ndarray
     windows: list[np.ndarray]
@@ -124,22 +130,46 @@ def find_speakers(
     window: float = 3.0,
     min_window: float = 1.0,
 ) -> list[Speaker]:
-    """Distinct voices in the speech, most heard first: the windows' embeddings grouped by
-    average-linkage clustering on L2 distance between normalised embeddings (`same_speaker`)."""
+    """Distinct voices in the speech, most heard first.
+
+    Telling voices apart: the windows' embeddings grouped by average-linkage clustering on L2
+    distance between normalised embeddings (`same_speaker`), then groups whose means agree
+    merged. What each voice is: the model's embedding of all that voice's speech as one
+    utterance, not the mean of its windows' embeddings; the model averages over the whole
+    stretch itself, and short windows embedded apart are what loses a speaker's matches.
+
+    Stretches too short to be a window (under `min_window`) cannot be told apart reliably, so they
+    never make a voice of their own. When the windows are all one voice, those stretches are that
+    voice too; when there are no windows at all, they are one voice together if they last
+    `min_window` in all; when several voices speak, they are left out."""
     windows = speech_windows(segments, window, min_window)
+    least = int(min_window * SAMPLE_RATE)
+    scraps = [(seg.start, seg.samples) for seg in segments if len(seg.samples) < least]
     if not windows:
-        return []
+        if sum(len(w) for _, w in scraps) < least:
+            return []
+        return [_speaker(embedder, scraps, [])]
     embeddings = [embedder.embed(w) for _, w in windows]
     groups = group_embeddings(embeddings, list(range(len(embeddings))), same_speaker)
     groups = _merge_by_centroid(groups, embeddings, same_speaker)
-    speakers = []
-    for group in groups:
-        speakers.append(
-            Speaker(
-                embedding=_centroid([embeddings[i] for i in group]),
-                windows=[embeddings[i] for i in group],
-                seconds=sum(len(windows[i][1]) for i in group) / SAMPLE_RATE,
-                first_heard=min(windows[i][0] for i in group),
-            )
+    return [
+        _speaker(
+            embedder,
+            [windows[i] for i in group] + (scraps if len(groups) == 1 else []),
+            [embeddings[i] for i in group],
         )
-    return speakers
+        for group in groups
+    ]
+
+
+def _speaker(
+    embedder: VoiceEmbedder, speech: list[tuple[float, np.ndarray]], windows: list[np.ndarray]
+) -> Speaker:
+    """One voice from its speech (in the order heard) and its windows' embeddings."""
+    speech = sorted(speech, key=lambda part: part[0])
+    return Speaker(
+        embedding=embedder.embed(np.concatenate([samples for _, samples in speech])),
+        windows=windows,
+        seconds=sum(len(samples) for _, samples in speech) / SAMPLE_RATE,
+        first_heard=speech[0][0],
+    )
