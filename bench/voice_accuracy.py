@@ -49,7 +49,7 @@ from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio
 from consent_service.biometrics.matching import Gallery, identify
 from consent_service.biometrics.voice_service import VoiceMatching, _one_voice, speakers_in
 from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, _resemblyzer
-from consent_service.demo.samples import READER_SDIST, Samples
+from consent_service.demo.samples import MEETING_SDIST, READER_SDIST, Samples
 from consent_service.errors import EnrollmentRejected
 from consent_service.settings import Settings
 
@@ -234,6 +234,31 @@ def main() -> None:
                 f"  {clip.dataset} {clip.speaker} {clip.name}: {len(clip.voices)} voice(s)"
                 + (f"; enrollment refused: {clip.refused}" if clip.refused else "")
             )
+    meetings(matching)
+
+
+def meetings(matching: VoiceMatching) -> None:
+    """Telling voices apart, the safety side: every whole meeting recording, the speakers its rttm
+    labels against the voices the pipeline finds (a voice the pipeline merges into another is
+    one the gate never asks about)."""
+    folder = Samples.from_settings(Settings()).folder(MEETING_SDIST)
+    talk: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for rttm in sorted(folder.glob("debug.*.rttm")):
+        for line in rttm.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) >= 8 and parts[0] == "SPEAKER":
+                talk[parts[1]][parts[7]] += float(parts[4])
+    print("\nWhole meetings: speakers labelled (seconds each) vs voices the pipeline finds:")
+    for uri in sorted(talk):
+        wav = folder / f"{uri}.wav"
+        if not wav.exists():
+            continue
+        voices = speakers_in(wav.read_bytes(), matching)
+        labelled = sorted(talk[uri].values(), reverse=True)
+        print(
+            f"  {uri}: {len(labelled)} labelled ({', '.join(f'{x:.1f}' for x in labelled)}), "
+            f"{len(voices)} found ({', '.join(f'{v.seconds:.1f}' for v in voices)})"
+        )
 
 
 if __name__ == "__main__":

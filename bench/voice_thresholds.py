@@ -32,8 +32,8 @@ import numpy as np
 from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio, speech_segments
 from consent_service.biometrics.matching import Gallery, identify
 from consent_service.biometrics.voices import (
+    HEARD_AGGRESSIVENESS,
     SPEECH_CONTEXT,
-    VAD_AGGRESSIVENESS,
     ResemblyzerVoiceEmbedder,
     find_speakers,
 )
@@ -76,10 +76,11 @@ def main() -> None:
     embedder = ResemblyzerVoiceEmbedder()
     items = []  # (speaker, recording, embedding, window embeddings)
     for speaker, recording, samples in _stretches():
-        segments = speech_segments(
-            samples, aggressiveness=VAD_AGGRESSIVENESS, context=SPEECH_CONTEXT
+        heard = speech_segments(
+            samples, aggressiveness=HEARD_AGGRESSIVENESS, context=SPEECH_CONTEXT
         )
-        voices = find_speakers(segments, embedder, same_speaker=10.0)  # one speaker per stretch
+        # One speaker per stretch, found as `speakers_in` finds a lone voice.
+        voices = find_speakers(speech_segments(samples), embedder, same_speaker=10.0, heard=heard)
         if voices:
             items.append((speaker, recording, voices[0].embedding, voices[0].windows))
     speakers = sorted({s for s, *_ in items})

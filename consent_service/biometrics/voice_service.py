@@ -12,8 +12,8 @@ from sqlmodel import Session
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import EnrollmentKind, GalleryIndex
 from consent_service.biometrics.voices import (
+    HEARD_AGGRESSIVENESS,
     SPEECH_CONTEXT,
-    VAD_AGGRESSIVENESS,
     Speaker,
     VoiceEmbedder,
     find_speakers,
@@ -58,12 +58,11 @@ def speakers_in(data: bytes, matching: VoiceMatching) -> list[Speaker]:
     media cannot be used); an empty list when nobody speaks."""
     from consent_service.biometrics.audio import decode_audio, speech_segments  # PyAV, webrtcvad
 
-    segments = speech_segments(
-        decode_audio(data, matching.max_seconds),
-        aggressiveness=VAD_AGGRESSIVENESS,
-        context=SPEECH_CONTEXT,
+    samples = decode_audio(data, matching.max_seconds)
+    heard = speech_segments(samples, aggressiveness=HEARD_AGGRESSIVENESS, context=SPEECH_CONTEXT)
+    return find_speakers(
+        speech_segments(samples), matching.embedder, matching.same_speaker, heard=heard
     )
-    return find_speakers(segments, matching.embedder, matching.same_speaker)
 
 
 def start_voice_enrollment(

@@ -14,10 +14,10 @@ from consent_service.biometrics.tracks import group_embeddings
 
 VOICE_MODEL = "resemblyzer/v1"
 SAMPLE_RATE = 16_000
-# How speech is found before voices are told apart (`audio.speech_segments`): webrtcvad's
-# aggressiveness, and the seconds of audio kept either side of each stretch it finds. Chosen by
-# bench/voice_accuracy.py.
-VAD_AGGRESSIVENESS = 1
+# What a lone voice said (`audio.speech_segments`): the lenient webrtcvad mode, and the seconds of
+# audio kept either side of each stretch it finds. Voices are told apart on the strict mode's
+# stretches, which keep turns apart. Chosen by bench/voice_accuracy.py.
+HEARD_AGGRESSIVENESS = 1
 SPEECH_CONTEXT = 0.2
 
 
@@ -129,35 +129,36 @@ def find_speakers(
     same_speaker: float,
     window: float = 3.0,
     min_window: float = 1.0,
+    heard: Sequence[_Speech] | None = None,
 ) -> list[Speaker]:
     """Distinct voices in the speech, most heard first.
 
-    Telling voices apart: the windows' embeddings grouped by average-linkage clustering on L2
-    distance between normalised embeddings (`same_speaker`), then groups whose means agree
-    merged. What each voice is: the model's embedding of all that voice's speech as one
-    utterance, not the mean of its windows' embeddings; the model averages over the whole
-    stretch itself, and short windows embedded apart are what loses a speaker's matches.
+    Telling voices apart, on `segments` (speech as a strict detector cuts it, so that turns stay
+    apart): the windows' embeddings grouped by average-linkage clustering on L2 distance between
+    normalised embeddings (`same_speaker`), then groups whose means agree merged.
 
-    Stretches too short to be a window (under `min_window`) cannot be told apart reliably, so they
-    never make a voice of their own. When the windows are all one voice, those stretches are that
-    voice too; when there are no windows at all, they are one voice together if they last
-    `min_window` in all; when several voices speak, they are left out."""
+    What each voice is: the model's embedding of all that voice's speech as one utterance, not
+    the mean of its windows' embeddings (the model averages over the whole utterance itself;
+    short windows embedded apart are what lost a speaker's matches). When the windows are all one
+    voice, all the recording's speech is that voice: `heard` (speech as a lenient detector finds
+    it, with the edges of words kept; `segments` when not given), stretches too short to be a
+    window included. When several voices speak, each is its own windows; stretches too short to
+    be told apart join none. With no window at all but some speech in `segments`, `heard` is one
+    voice if it lasts `min_window` (the strict detector vouches that someone speaks)."""
+    heard = segments if heard is None else heard
     windows = speech_windows(segments, window, min_window)
     least = int(min_window * SAMPLE_RATE)
-    scraps = [(seg.start, seg.samples) for seg in segments if len(seg.samples) < least]
     if not windows:
-        if sum(len(w) for _, w in scraps) < least:
+        if not segments or sum(len(seg.samples) for seg in heard) < least:
             return []
-        return [_speaker(embedder, scraps, [])]
+        return [_speaker(embedder, [(seg.start, seg.samples) for seg in heard], [])]
     embeddings = [embedder.embed(w) for _, w in windows]
     groups = group_embeddings(embeddings, list(range(len(embeddings))), same_speaker)
     groups = _merge_by_centroid(groups, embeddings, same_speaker)
+    if len(groups) == 1:
+        return [_speaker(embedder, [(seg.start, seg.samples) for seg in heard], embeddings)]
     return [
-        _speaker(
-            embedder,
-            [windows[i] for i in group] + (scraps if len(groups) == 1 else []),
-            [embeddings[i] for i in group],
-        )
+        _speaker(embedder, [windows[i] for i in group], [embeddings[i] for i in group])
         for group in groups
     ]
 

@@ -142,3 +142,29 @@ def test_short_stretches_among_several_voices_are_nobody_s():
     speech = [said_by(1, 3.0, 0.0), said_by(2, 0.8, 3.5), said_by(2, 6.0, 5.0)]
     speakers = find_speakers(speech, StandInEmbedder(noise=0.03), same_speaker=0.75)
     assert [(s.seconds, s.first_heard) for s in speakers] == [(6.0, 5.0), (3.0, 0.0)]
+
+
+def test_a_lone_voice_is_all_the_speech_heard_several_voices_only_their_windows():
+    # Voices are told apart on the strict detector's stretches; a lone voice is then everything a
+    # lenient detector heard (word edges, short stretches); several voices keep their windows.
+    strict = [said_by(0, 3.0, 1.0), said_by(0, 0.6, 5.0)]
+    heard = [said_by(0, 3.6, 0.8), said_by(0, 1.2, 4.8)]
+    embedder = StandInEmbedder(noise=0.03)
+    (speaker,) = find_speakers(strict, embedder, same_speaker=0.75, heard=heard)
+    assert (round(speaker.seconds, 1), speaker.first_heard) == (4.8, 0.8)
+    assert embedder.calls == [3.0, pytest.approx(4.8)]
+
+    two = [said_by(1, 3.0, 0.0), said_by(2, 6.0, 4.0)]
+    speakers = find_speakers(two, embedder, 0.75, heard=[said_by(1, 11.0, 0.0)])
+    assert [(s.seconds, s.first_heard) for s in speakers] == [(6.0, 4.0), (3.0, 0.0)]
+
+
+def test_the_lenient_detector_alone_never_makes_a_voice():
+    # Speech too short for a window: `heard` is one voice only if the strict detector heard
+    # someone too (the lenient one also fires on noise).
+    embedder = StandInEmbedder(noise=0.03)
+    heard = [said_by(2, 1.5, 0.0)]
+    assert find_speakers([], embedder, 0.75, heard=heard) == []
+    (speaker,) = find_speakers([said_by(2, 0.6, 0.3)], embedder, 0.75, heard=heard)
+    assert speaker.seconds == 1.5 and speaker.windows == []
+    assert find_speakers([said_by(2, 0.6, 0.3)], embedder, 0.75, heard=[said_by(2, 0.9)]) == []
