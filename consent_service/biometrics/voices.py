@@ -144,8 +144,9 @@ def find_speakers(
     it, with the edges of words kept; `segments` when not given), stretches too short to be a
     window included. When several voices speak, each is its own windows; stretches too short to
     be told apart join none. With no window at all but some speech in `segments`, `heard` is one
-    voice if it lasts `min_window` (the strict detector vouches that someone speaks)."""
-    heard = segments if heard is None else heard
+    voice if it lasts `min_window`. Only the stretches of `heard` that hold some strict speech
+    count: the strict detector vouches that someone speaks there."""
+    heard = segments if heard is None else _vouched(heard, segments)
     windows = speech_windows(segments, window, min_window)
     least = int(min_window * SAMPLE_RATE)
     if not windows:
@@ -161,6 +162,17 @@ def find_speakers(
         _speaker(embedder, [windows[i] for i in group], [embeddings[i] for i in group])
         for group in groups
     ]
+
+
+def _vouched(heard: Sequence[_Speech], segments: Sequence[_Speech]) -> list[_Speech]:
+    """The lenient detector's stretches that hold some of the strict detector's speech: their
+    extent (word edges, short pauses) without what the lenient mode alone fires on (noise, a
+    distant murmur)."""
+
+    def end(seg: _Speech) -> float:
+        return seg.start + len(seg.samples) / SAMPLE_RATE
+
+    return [h for h in heard if any(s.start < end(h) and h.start < end(s) for s in segments)]
 
 
 def _speaker(

@@ -168,3 +168,13 @@ def test_the_lenient_detector_alone_never_makes_a_voice():
     (speaker,) = find_speakers([said_by(2, 0.6, 0.3)], embedder, 0.75, heard=heard)
     assert speaker.seconds == 1.5 and speaker.windows == []
     assert find_speakers([said_by(2, 0.6, 0.3)], embedder, 0.75, heard=[said_by(2, 0.9)]) == []
+
+
+def test_what_only_the_lenient_detector_hears_is_nobody_s_speech():
+    # A murmur or noise far from any strict speech is not added to the lone voice.
+    embedder = StandInEmbedder(noise=0.03)
+    strict = [said_by(0, 3.0, 1.0)]
+    (speaker,) = find_speakers(
+        strict, embedder, 0.75, heard=[said_by(0, 3.4, 0.8), said_by(0, 20.0, 10.0)]
+    )
+    assert (round(speaker.seconds, 1), speaker.first_heard) == (3.4, 0.8)
