@@ -14,8 +14,10 @@ Method (stated because the answer depends on it):
 * ``lower-tail normal``: a normal fitted only to the lowest quarter of the impostor distances, by
   least squares on the normal probability plot (plotting positions (i - 3/8) / (n + 1/4)); a
   heavier lower tail than the bulk shows up here as a lower mean or a larger spread.
-* ``empirical``: the fraction of impostor pairs within the tolerance, and, when there are none,
-  the 95% upper bound 3/n (rule of three) in its place; the most pessimistic of the three.
+* ``empirical``: the fraction of impostor pairs within the tolerance, or, when there are none,
+  only its 95% upper bound 3/n (rule of three): far too loose to project from.
+* ``nearest of k``: the normal fit when each person has k templates (`enrollment_max_photos`)
+  and the nearest one counts, as `matching.identify` does: 1 - (1 - F)^k, an upper bound.
 
 With F the fitted probability that one other person's template lies within distance x of a
 probe, and N people enrolled (one template each), the others within reach form a Poisson process
@@ -102,34 +104,6 @@ def lower_tail_normal(impostor: np.ndarray, fraction: float = 0.25) -> tuple[flo
     k = max(8, int(n * fraction))
     sd, mean = np.polyfit(z[:k], d[:k], 1)
     return float(mean), float(sd)
-
-
-def empirical_tail(impostor: np.ndarray, tolerance: float, margin: float) -> Tail:
-    """Step CDF of the sample; where the sample has nothing (up to tolerance + margin), the rule-
-    of-three bound 3/n spread uniformly from 0 to the tolerance, so its false-match figures are
-    upper bounds."""
-    d = np.sort(impostor)
-    n = len(d)
-    floor = 3.0 / n
-    top = tolerance + margin
-
-    def cdf(x):
-        x = np.asarray(x, dtype=float)
-        observed = np.searchsorted(d, x, side="right") / n
-        bound = floor * np.clip(x / top, 0, 1)
-        return np.maximum(observed, bound)
-
-    def pdf(x):
-        x = np.asarray(x, dtype=float)
-        return np.where(x <= top, floor / top, 0.0)  # the sample's own steps lie beyond t + m
-
-    within = int((d <= tolerance).sum())
-    return Tail(
-        "empirical",
-        cdf,
-        pdf,
-        f"{within} of {n} impostor pairs within {tolerance}; 95% bound used: {floor:.2e}",
-    )
 
 
 def projection(tail: Tail, n: int, t: float, m: float, genuine: np.ndarray) -> dict[str, float]:
@@ -240,9 +214,12 @@ def main() -> None:
         normal_tail("lower-tail normal", low_mean, low_sd, "lowest quarter of all pairs"),
     ]
     tails.append(nearest_of(tails[0], settings.enrollment_max_photos))
-    empirical = empirical_tail(impostor, t, m)
     print(f"\nFits (face_tolerance t = {t}, face_margin m = {m}):")
-    print(f"  {empirical.name:<18} {empirical.note}")
+    within = int((impostor <= t).sum())
+    print(
+        f"  {'empirical':<18} {within} of {len(impostor)} impostor pairs within {t}: F(t) below "
+        f"{3 / len(impostor):.2e} (95%, rule of three)"
+    )
     for tail in tails:
         f_t = float(tail.cdf(np.array(t)))
         print(f"  {tail.name:<18} {tail.note}; F(t) = {f_t:.2e}")
