@@ -155,7 +155,8 @@ def find_speakers(
     groups = group_embeddings(embeddings, list(range(len(embeddings))), same_speaker)
     groups = _merge_by_centroid(groups, embeddings, same_speaker)
     if len(groups) == 1:
-        return [_speaker(embedder, [(seg.start, seg.samples) for seg in heard], embeddings)]
+        lone = [(seg.start, seg.samples) for seg in heard] or windows  # heard covers the windows
+        return [_speaker(embedder, lone, embeddings)]
     return [
         _speaker(embedder, [windows[i] for i in group], [embeddings[i] for i in group])
         for group in groups

@@ -168,3 +168,10 @@ def test_what_only_the_lenient_detector_hears_is_nobody_s_speech():
         strict, embedder, 0.75, heard=[said_by(0, 3.4, 0.8), said_by(0, 20.0, 10.0)]
     )
     assert (round(speaker.seconds, 1), speaker.first_heard) == (3.4, 0.8)
+
+
+def test_a_lone_voice_keeps_its_windows_when_the_lenient_detector_heard_none_of_it():
+    (speaker,) = find_speakers(
+        [said_by(0, 3.0, 1.0)], StandInEmbedder(noise=0.03), 0.75, heard=[said_by(0, 2.0, 9.0)]
+    )
+    assert (speaker.seconds, speaker.first_heard) == (3.0, 1.0)
