@@ -5,8 +5,8 @@ What it measures: real recorded speech from PyPI source distributions (through
 `consent_service.demo.samples`): the meeting recordings of pyannote.audio 4.0.7's tests, cut into
 stretches where one speaker talks alone (from their rttm labels), and five LibriVox clips of one
 reader from pocketsphinx 5.1.1. Every stretch goes through the service's own voice path (decode,
-voice activity, 3 s windows, Resemblyzer, one speaker per stretch) and is compared, as an L2
-distance between normalised embeddings (what `matching.identify` computes):
+voice activity as `speakers_in` runs it, 3 s windows, Resemblyzer, one speaker per stretch) and is
+compared, as an L2 distance between normalised embeddings (what `matching.identify` computes):
 
 * utterance level (identification): genuine pairs are the same speaker in two different stretches
   (``cross-file`` when the stretches come from different recordings), impostor pairs are two
@@ -31,7 +31,12 @@ import numpy as np
 
 from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio, speech_segments
 from consent_service.biometrics.matching import Gallery, identify
-from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, find_speakers
+from consent_service.biometrics.voices import (
+    HEARD_AGGRESSIVENESS,
+    SPEECH_CONTEXT,
+    ResemblyzerVoiceEmbedder,
+    find_speakers,
+)
 from consent_service.demo.samples import READER_SDIST, Samples
 from consent_service.settings import Settings
 
@@ -71,8 +76,11 @@ def main() -> None:
     embedder = ResemblyzerVoiceEmbedder()
     items = []  # (speaker, recording, embedding, window embeddings)
     for speaker, recording, samples in _stretches():
-        segments = speech_segments(samples)
-        voices = find_speakers(segments, embedder, same_speaker=10.0)  # one speaker per stretch
+        heard = speech_segments(
+            samples, aggressiveness=HEARD_AGGRESSIVENESS, context=SPEECH_CONTEXT
+        )
+        # One speaker per stretch, found as `speakers_in` finds a lone voice.
+        voices = find_speakers(speech_segments(samples), embedder, same_speaker=10.0, heard=heard)
         if voices:
             items.append((speaker, recording, voices[0].embedding, voices[0].windows))
     speakers = sorted({s for s, *_ in items})

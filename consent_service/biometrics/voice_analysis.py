@@ -8,7 +8,12 @@ import numpy as np
 from consent_service.biometrics.audio import decode_audio, speech_segments
 from consent_service.biometrics.service import EnrollmentKind
 from consent_service.biometrics.voice_service import VoiceMatching
-from consent_service.biometrics.voices import Speaker, find_speakers
+from consent_service.biometrics.voices import (
+    HEARD_AGGRESSIVENESS,
+    SPEECH_CONTEXT,
+    Speaker,
+    find_speakers,
+)
 from consent_service.errors import N_, EnrollmentRejected, MediaRejected
 from consent_service.vocabulary import Modality
 
@@ -21,8 +26,11 @@ NO_SPEECH = N_(
 def speakers_in(data: bytes, matching: VoiceMatching) -> list[Speaker]:
     """Every distinct voice in an audio file or a video's audio track (MediaRejected when the
     media cannot be used); an empty list when nobody speaks."""
-    segments = speech_segments(decode_audio(data, matching.max_seconds))
-    return find_speakers(segments, matching.embedder, matching.same_speaker)
+    samples = decode_audio(data, matching.max_seconds)
+    heard = speech_segments(samples, aggressiveness=HEARD_AGGRESSIVENESS, context=SPEECH_CONTEXT)
+    return find_speakers(
+        speech_segments(samples), matching.embedder, matching.same_speaker, heard=heard
+    )
 
 
 def _one_voice(matching: VoiceMatching, recording: bytes) -> np.ndarray:

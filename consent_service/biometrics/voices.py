@@ -14,6 +14,11 @@ from consent_service.biometrics.tracks import group_embeddings
 
 VOICE_MODEL = "resemblyzer/v1"
 SAMPLE_RATE = 16_000
+# What a lone voice said (`audio.speech_segments`): the lenient webrtcvad mode, and the seconds of
+# audio kept either side of each stretch it finds. Voices are told apart on the strict mode's
+# stretches, which keep turns apart. Chosen by bench/voice_accuracy.py.
+HEARD_AGGRESSIVENESS = 1
+SPEECH_CONTEXT = 0.2
 
 
 class VoiceEmbedder(Protocol):
@@ -54,8 +59,9 @@ class ResemblyzerVoiceEmbedder:
 
 @dataclass(frozen=True)
 class Speaker:
-    """One distinct voice in one recording: its windows' embeddings, most typical first, and
-    `embedding`, their normalised mean (what is matched and what enrollment stores)."""
+    """One distinct voice in one recording: its windows' embeddings, most typical first (what
+    told the voices apart), and `embedding`, the model's embedding of all the speech heard from
+    that voice as one utterance (what is matched and what enrollment stores)."""
 
     embedding: np.ndarray
     windows: list[np.ndarray]
@@ -126,23 +132,59 @@ def find_speakers(
     same_speaker: float,
     window: float = 3.0,
     min_window: float = 1.0,
+    heard: Sequence[_Speech] | None = None,
 ) -> list[Speaker]:
-    """Distinct voices in the speech, most heard first: the windows' embeddings grouped by
-    average-linkage clustering on L2 distance between normalised embeddings (`same_speaker`)."""
+    """Distinct voices in the speech, most heard first.
+
+    Telling voices apart, on `segments` (speech as a strict detector cuts it, so that turns stay
+    apart): the windows' embeddings grouped by average-linkage clustering on L2 distance between
+    normalised embeddings (`same_speaker`), then groups whose means agree merged.
+
+    What each voice is: the model's embedding of all that voice's speech as one utterance, not
+    the mean of its windows' embeddings (the model averages over the whole utterance itself;
+    short windows embedded apart are what lost a speaker's matches). When the windows are all one
+    voice, all the recording's speech is that voice: `heard` (speech as a lenient detector finds
+    it, with the edges of words kept; `segments` when not given), stretches too short to be a
+    window included. When several voices speak, each is its own windows; stretches too short to
+    be told apart join none. Only the stretches of `heard` that hold some strict speech count:
+    the strict detector vouches that someone speaks there. With no window at all there is no
+    voice: speech that short names people it should not (bench/voice_thresholds.py: a 0.8 s
+    stranger's stretch came within 0.644 of another speaker)."""
+    heard = segments if heard is None else _vouched(heard, segments)
     windows = speech_windows(segments, window, min_window)
     if not windows:
         return []
     embeddings = [embedder.embed(w) for _, w in windows]
     groups = group_embeddings(embeddings, list(range(len(embeddings))), same_speaker)
     groups = _merge_by_centroid(groups, embeddings, same_speaker)
-    speakers = []
-    for group in groups:
-        speakers.append(
-            Speaker(
-                embedding=_centroid([embeddings[i] for i in group]),
-                windows=[embeddings[i] for i in group],
-                seconds=sum(len(windows[i][1]) for i in group) / SAMPLE_RATE,
-                first_heard=min(windows[i][0] for i in group),
-            )
-        )
-    return speakers
+    if len(groups) == 1:
+        lone = [(seg.start, seg.samples) for seg in heard] or windows  # heard covers the windows
+        return [_speaker(embedder, lone, embeddings)]
+    return [
+        _speaker(embedder, [windows[i] for i in group], [embeddings[i] for i in group])
+        for group in groups
+    ]
+
+
+def _vouched(heard: Sequence[_Speech], segments: Sequence[_Speech]) -> list[_Speech]:
+    """The lenient detector's stretches that hold some of the strict detector's speech: their
+    extent (word edges, short pauses) without what the lenient mode alone fires on (noise, a
+    distant murmur)."""
+
+    def end(seg: _Speech) -> float:
+        return seg.start + len(seg.samples) / SAMPLE_RATE
+
+    return [h for h in heard if any(s.start < end(h) and h.start < end(s) for s in segments)]
+
+
+def _speaker(
+    embedder: VoiceEmbedder, speech: list[tuple[float, np.ndarray]], windows: list[np.ndarray]
+) -> Speaker:
+    """One voice from its speech (in the order heard) and its windows' embeddings."""
+    speech = sorted(speech, key=lambda part: part[0])
+    return Speaker(
+        embedding=embedder.embed(np.concatenate([samples for _, samples in speech])),
+        windows=windows,
+        seconds=sum(len(samples) for _, samples in speech) / SAMPLE_RATE,
+        first_heard=speech[0][0],
+    )

@@ -103,3 +103,14 @@ def test_a_video_without_sound_and_an_image_are_refused():
     assert rejection(silent_video) == "The file has no audio track."
     png = b"\x89PNG\r\n\x1a\n" + bytes(100)
     assert "not a media container we accept" in rejection(png)
+
+
+def test_context_keeps_word_edges_and_joins_close_stretches(voice):
+    padded = np.concatenate([clips.silence(2.0), voice, clips.silence(2.0)])
+    bare = speech_segments(padded)
+    wide = speech_segments(padded, context=0.2)
+    assert wide[0].start == pytest.approx(max(0.0, bare[0].start - 0.21), abs=0.02)
+    assert wide[-1].end == pytest.approx(bare[-1].end + 0.21, abs=0.02)
+    assert len(wide) <= len(bare)  # stretches within 0.4 s of each other join
+    assert all(len(s.samples) == round((s.end - s.start) * SAMPLE_RATE) for s in wide)
+    assert sum(len(s.samples) for s in wide) > sum(len(s.samples) for s in bare)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from consent_service.biometrics.voices import (
     SAMPLE_RATE,
@@ -32,14 +33,21 @@ def said_by(speaker: int, seconds: float, start: float = 0.0) -> Stretch:
 
 
 class StandInEmbedder:
+    """Like the real model, it averages over the speech it is given: `noise` is a 3 s window's,
+    and longer speech is embedded with less (the noise of a mean over more partial windows)."""
+
     model_name = "test/stand-in"
 
     def __init__(self, noise: float):
         self.rng = np.random.default_rng(7)
         self.noise = noise
+        self.calls: list[float] = []  # seconds of speech embedded, per call
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
-        v = SPEAKERS[int(samples[0])] + self.rng.normal(0, self.noise, 256)
+        seconds = len(samples) / SAMPLE_RATE
+        self.calls.append(seconds)
+        noise = self.noise * np.sqrt(3.0 / max(seconds, 1.0))
+        v = SPEAKERS[int(samples[0])] + self.rng.normal(0, noise, 256)
         return v / np.linalg.norm(v)
 
 
@@ -92,3 +100,78 @@ def test_groups_whose_means_agree_are_merged():
 def test_no_speech_no_speakers():
     assert find_speakers([], StandInEmbedder(noise=0.01), same_speaker=0.75) == []
     assert find_speakers([said_by(0, 0.4)], StandInEmbedder(noise=0.01), same_speaker=0.75) == []
+
+
+def test_a_voice_is_the_model_s_embedding_of_all_its_speech_not_the_mean_of_its_windows():
+    # One voice over 30 s: ten 3 s windows tell voices apart, then the whole 30 s is embedded as
+    # one utterance (the real model averages over it itself; windows embedded apart lose matches).
+    embedder = StandInEmbedder(noise=0.035)
+    speakers = find_speakers([said_by(3, 30.0)], embedder, same_speaker=0.75)
+    assert len(speakers) == 1 and len(speakers[0].windows) == 10
+    assert embedder.calls == [3.0] * 10 + [30.0]
+    assert float(speakers[0].embedding @ SPEAKERS[3]) > 0.97
+
+
+def test_short_stretches_of_a_lone_voice_are_that_voice():
+    # A reader pausing often: stretches shorter than a window are not thrown away; with one voice
+    # in the windows, they are that voice's speech too.
+    speech = [
+        said_by(0, 0.6, 0.0),
+        said_by(0, 4.0, 1.0),
+        said_by(0, 0.8, 5.5),
+        said_by(0, 0.7, 7.0),
+    ]
+    embedder = StandInEmbedder(noise=0.03)
+    (speaker,) = find_speakers(speech, embedder, same_speaker=0.75)
+    assert round(speaker.seconds, 1) == 6.1 and speaker.first_heard == 0.0
+    assert embedder.calls[-1] == pytest.approx(6.1)
+    assert len(speaker.windows) == 2  # the 4 s stretch: 3 s and a 1 s tail
+
+
+def test_speech_too_short_for_a_window_is_no_voice():
+    # Under a second here and there names people it should not: no window, no voice, however
+    # much the lenient detector hears around it.
+    embedder = StandInEmbedder(noise=0.03)
+    short = [said_by(2, 0.6, 0.0), said_by(2, 0.8, 2.0)]
+    assert find_speakers(short, embedder, 0.75) == []
+    assert find_speakers(short, embedder, 0.75, heard=[said_by(2, 3.4, 0.0)]) == []
+    assert embedder.calls == []
+
+
+def test_short_stretches_among_several_voices_are_nobody_s():
+    # Too short to tell apart: with two voices they could be either, so they join neither.
+    speech = [said_by(1, 3.0, 0.0), said_by(2, 0.8, 3.5), said_by(2, 6.0, 5.0)]
+    speakers = find_speakers(speech, StandInEmbedder(noise=0.03), same_speaker=0.75)
+    assert [(s.seconds, s.first_heard) for s in speakers] == [(6.0, 5.0), (3.0, 0.0)]
+
+
+def test_a_lone_voice_is_all_the_speech_heard_several_voices_only_their_windows():
+    # Voices are told apart on the strict detector's stretches; a lone voice is then everything a
+    # lenient detector heard (word edges, short stretches); several voices keep their windows.
+    strict = [said_by(0, 3.0, 1.0), said_by(0, 0.6, 5.0)]
+    heard = [said_by(0, 3.6, 0.8), said_by(0, 1.2, 4.8)]
+    embedder = StandInEmbedder(noise=0.03)
+    (speaker,) = find_speakers(strict, embedder, same_speaker=0.75, heard=heard)
+    assert (round(speaker.seconds, 1), speaker.first_heard) == (4.8, 0.8)
+    assert embedder.calls == [3.0, pytest.approx(4.8)]
+
+    two = [said_by(1, 3.0, 0.0), said_by(2, 6.0, 4.0)]
+    speakers = find_speakers(two, embedder, 0.75, heard=[said_by(1, 11.0, 0.0)])
+    assert [(s.seconds, s.first_heard) for s in speakers] == [(6.0, 4.0), (3.0, 0.0)]
+
+
+def test_what_only_the_lenient_detector_hears_is_nobody_s_speech():
+    # A murmur or noise far from any strict speech is not added to the lone voice.
+    embedder = StandInEmbedder(noise=0.03)
+    strict = [said_by(0, 3.0, 1.0)]
+    (speaker,) = find_speakers(
+        strict, embedder, 0.75, heard=[said_by(0, 3.4, 0.8), said_by(0, 20.0, 10.0)]
+    )
+    assert (round(speaker.seconds, 1), speaker.first_heard) == (3.4, 0.8)
+
+
+def test_a_lone_voice_keeps_its_windows_when_the_lenient_detector_heard_none_of_it():
+    (speaker,) = find_speakers(
+        [said_by(0, 3.0, 1.0)], StandInEmbedder(noise=0.03), 0.75, heard=[said_by(0, 2.0, 9.0)]
+    )
+    assert (speaker.seconds, speaker.first_heard) == (3.0, 1.0)
