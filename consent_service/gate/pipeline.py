@@ -25,9 +25,9 @@ from sqlmodel import Session, select
 from consent_service import db
 from consent_service.audit import service as audit
 from consent_service.biometrics.images import decode_image
-from consent_service.biometrics.matching import Gallery, Match, identify
+from consent_service.biometrics.matching import Gallery, Match
 from consent_service.biometrics.service import FaceMatching
-from consent_service.biometrics.tracks import FaceTrack, identify_track, track_faces
+from consent_service.biometrics.tracks import FaceTrack, identify_tracks, track_faces
 from consent_service.biometrics.voice_analysis import speakers_in
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.errors import MediaRejected
@@ -156,14 +156,10 @@ class FaceMatcher:
 
     def people_in(self, data: bytes) -> list[PersonFound]:
         m = self.matching
-        return [
-            (
-                track.box,
-                identify_track(self.gallery, track.embeddings, m.tolerance, m.margin),
-                track.embeddings[0],
-            )
-            for track in faces_in(data, m)
-        ]
+        tracks = faces_in(data, m)
+        # Every face of the item searched in one matrix product over the gallery.
+        found = identify_tracks(self.gallery, [t.embeddings for t in tracks], m.tolerance, m.margin)
+        return [(t.box, match, t.embeddings[0]) for t, match in zip(tracks, found, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -174,13 +170,11 @@ class VoiceMatcher:
 
     def people_in(self, data: bytes) -> list[PersonFound]:
         m = self.matching
+        speakers = speakers_in(data, m)
+        found = self.gallery.identify_many([sp.embedding for sp in speakers], m.tolerance, m.margin)
         return [
-            (
-                (round(sp.first_heard * 1000), round(sp.seconds * 1000)),
-                identify(self.gallery, sp.embedding, m.tolerance, m.margin),
-                sp.embedding,
-            )
-            for sp in speakers_in(data, m)
+            ((round(sp.first_heard * 1000), round(sp.seconds * 1000)), match, sp.embedding)
+            for sp, match in zip(speakers, found, strict=True)
         ]
 
 
