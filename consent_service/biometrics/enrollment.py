@@ -18,11 +18,11 @@ from consent_service.audit import service as audit
 from consent_service.biometrics import disputes
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.matching import identify
-from consent_service.biometrics.models import BiometricTemplate, Enrollment
+from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import (
     EnrollmentKind,
+    add_templates,
     keep_error,
-    seal_template,
 )
 from consent_service.crypto import Envelope
 from consent_service.errors import DomainError, EnrollmentRejected, Msgid
@@ -172,17 +172,9 @@ def record(
         )
         event, payload = "biometrics.enrollment_disputed", {"dispute_id": dispute.id}
     elif error is None:
-        for vector in vectors:
-            template = BiometricTemplate(
-                subject_id=subject_id,
-                modality=what,
-                model=kind.model_name,
-                ciphertext=b"",
-                wrapped_key=b"",
-                enrollment_id=claimed.enrollment_id,
-            )
-            seal_template(envelope, template, vector)
-            session.add(template)  # logged for the workers' galleries (models.TemplateChange)
+        add_templates(
+            session, envelope, subject_id, what, kind.model_name, claimed.enrollment_id, vectors
+        )
         enrollment.status = EnrollmentStatus.COMPLETED.value
         enrollment.template_count = len(vectors)
         event, payload = "biometrics.enrolled", {"templates": len(vectors)}

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -52,6 +52,31 @@ def seal_template(envelope: Envelope, template: BiometricTemplate, vector: np.nd
     template.ciphertext, template.wrapped_key = envelope.seal(
         np.asarray(vector, dtype="<f8").tobytes(), _aad(template.subject_id, template.id)
     )
+
+
+def add_templates(
+    session: Session,
+    envelope: Envelope,
+    subject_id: int,
+    modality: str,
+    model: str,
+    enrollment_id: str,
+    vectors: Sequence[np.ndarray],
+) -> int:
+    """Seal and store the subject's templates of one enrollment (each insert is logged for the
+    workers' galleries: `models.TemplateChange`). Returns how many were added."""
+    for vector in vectors:
+        template = BiometricTemplate(
+            subject_id=subject_id,
+            modality=modality,
+            model=model,
+            ciphertext=b"",
+            wrapped_key=b"",
+            enrollment_id=enrollment_id,
+        )
+        seal_template(envelope, template, vector)
+        session.add(template)
+    return len(vectors)
 
 
 class SealedTemplate(Protocol):

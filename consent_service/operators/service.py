@@ -20,7 +20,7 @@ from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.disputes import OPEN, open_vectors
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
-from consent_service.biometrics.service import keep_error, seal_template
+from consent_service.biometrics.service import add_templates, keep_error
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.service import latest_version
 from consent_service.crypto import Envelope
@@ -153,18 +153,15 @@ def resolve_dispute(
     if resolution in (Resolution.AWARD_CLAIMANT, Resolution.REJECT_BOTH):
         removed = _remove_templates(session, dispute.holder_subject_id, modality)
     if resolution is Resolution.AWARD_CLAIMANT:
-        for vector in open_vectors(envelope, dispute):
-            template = BiometricTemplate(
-                subject_id=dispute.claimant_subject_id,
-                modality=modality,
-                model=dispute.model,
-                ciphertext=b"",
-                wrapped_key=b"",
-                enrollment_id=dispute.enrollment_id,
-            )
-            seal_template(envelope, template, vector)
-            session.add(template)
-            added += 1
+        added = add_templates(
+            session,
+            envelope,
+            dispute.claimant_subject_id,
+            modality,
+            dispute.model,
+            dispute.enrollment_id,
+            open_vectors(envelope, dispute),
+        )
     if enrollment is not None:
         if resolution is Resolution.AWARD_CLAIMANT:
             enrollment.status = EnrollmentStatus.COMPLETED.value
