@@ -149,12 +149,6 @@ class EmailNotVerified(DomainError):
     status = 403
 
 
-class SecondFactorRequired(DomainError):
-    """Operators and provider staff sign in with a TOTP code as well as their password."""
-
-    status = 403
-
-
 class TokenInvalid(DomainError):
     """A decision token that does not verify; the message says why."""
 

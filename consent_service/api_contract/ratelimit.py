@@ -14,7 +14,7 @@ from typing import Protocol
 
 from flask import current_app
 
-from consent_service.errors import DomainError
+from consent_service.errors import N_, DomainError
 from consent_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,10 @@ class SignInThrottled(DomainError):
 
     def __init__(self, retry_after: int):
         super().__init__(
-            "Too many failed sign-ins. Wait %(num)d minutes, then try again, or set a new "
-            "password with the link we can mail you.",
+            N_(
+                "Too many failed sign-ins. Wait %(num)d minutes, then try again, or set a new "
+                "password with the link we can mail you."
+            ),
             num=max(1, math.ceil(retry_after / 60)),
         )
         self.retry_after = retry_after

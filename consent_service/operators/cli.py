@@ -26,7 +26,7 @@ def operators_add(email: str) -> None:
         user, invitation = add_operator(s, services().audit_key, email)
         if invitation is not None:
             token = accounts.invitation_link(services().secrets["secret_key"], invitation)
-            account_mail.invitation(s, user, token, "operator", invitation.new_account)
+            account_mail.invitation(s, user, token, invitation.new_account)
     if invitation is None:
         click.echo(f"{user.email} is an operator already")
     else:

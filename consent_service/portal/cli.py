@@ -25,7 +25,7 @@ def providers_add_staff(name: str, email: str, role: str) -> None:
         if added.invitation is not None:
             token = accounts.invitation_link(services().secrets["secret_key"], added.invitation)
             account_mail.invitation(
-                s, added.user, token, f"{role} of {name}", added.invitation.new_account
+                s, added.user, token, added.invitation.new_account, provider=name
             )
     if added.invitation is None:
         click.echo(f"{added.user.email} is {role} of {name}")

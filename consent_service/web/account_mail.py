@@ -101,12 +101,19 @@ def password_reset(session: Session, user: User, token: str) -> None:
     _send_after_commit(session, user, render)
 
 
-def invitation(session: Session, user: User, token: str, role: str, new_account: bool) -> None:
+def invitation(
+    session: Session, user: User, token: str, new_account: bool, provider: str | None = None
+) -> None:
+    """To be an operator (`provider` None) or staff of `provider` (its name)."""
     url = link(f"/invitation/{token}")
     days = max(1, services().settings.invitation_ttl // 86400)
 
     def render() -> tuple[str, str]:
-        offered = _("operator of this service") if role == "operator" else role
+        offered = (
+            _("an operator of this service")
+            if provider is None
+            else _("staff of %(provider)s", provider=provider)
+        )
         steps = (
             _("Open this link to choose your password and accept:")
             if new_account
