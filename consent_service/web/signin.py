@@ -35,7 +35,7 @@ from consent_service.accounts.forms import (
 )
 from consent_service.accounts.models import User
 from consent_service.api_contract.ratelimit import SignInThrottle, SignInThrottled
-from consent_service.errors import AccountExists, DomainError, EmailNotVerified, InvalidRequest
+from consent_service.errors import AccountExists, EmailNotVerified, InvalidRequest
 from consent_service.extensions import login_manager
 from consent_service.i18n import current_language
 from consent_service.runtime import services
@@ -254,6 +254,7 @@ def reset(token: str):
                 service.reset_password(session, _secret(), token, ttl, form.password.data)
         except InvalidRequest as exc:
             flash(exc.localized(), "error")
+            return render_template("accounts/reset.html", form=form), 400
         else:
             logout_user()  # whoever was signed in here signs in with the new password
             flash(_("Your new password is set; you are signed out everywhere. Sign in."))
@@ -273,6 +274,7 @@ def change_password():
                 service.change_password(session, user, form.current.data, form.password.data)
         except InvalidRequest as exc:
             flash(exc.localized(), "error")
+            return render_template("accounts/password.html", form=form), 400
         else:
             login_user(user)  # this browser goes on under the new token; every other one ends
             flash(_("Your password is changed; every other session is signed out."))
@@ -365,8 +367,9 @@ def invitation(token: str):
                     me,
                     form.password.data if sets_password else None,
                 )
-        except DomainError as exc:
+        except InvalidRequest as exc:  # EmailNotVerified: its own page, with "send again"
             flash(exc.localized(), "error")
+            return _invitation_page(form, sets_password, invited.role), 400
         else:
             if sets_password:
                 logout_user()
@@ -374,7 +377,10 @@ def invitation(token: str):
                 return redirect(url_for("accounts.login"))
             flash(_("Invitation accepted."))
             return redirect(url_for("rights.dashboard"))
-    page = render_template(
-        "accounts/invitation.html", form=form, sets_password=sets_password, role=invited.role
+    return _invitation_page(form, sets_password, invited.role), 400 if form.errors else 200
+
+
+def _invitation_page(form, sets_password: bool, role: str) -> str:
+    return render_template(
+        "accounts/invitation.html", form=form, sets_password=sets_password, role=role
     )
-    return page, 400 if form.errors else 200
