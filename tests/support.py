@@ -121,9 +121,13 @@ def _settings_of(client):
 def mailed_link(client, to: str, prefix: str) -> str:
     """The path of the newest link starting with `prefix` (`/verify/`, `/reset/`,
     `/invitation/`) mailed to `to` (the app's outbox folder: no SMTP in tests)."""
+    return mailed_path(_settings_of(client), to, prefix)
+
+
+def mailed_path(settings, to: str, prefix: str) -> str:
+    """`mailed_link` for a browser test, which has the app's settings but no test client."""
     from consent_service.mail import read_outbox
 
-    settings = _settings_of(client)
     base = settings.public_url.rstrip("/")
     for mail in reversed(read_outbox(settings.mail_outbox_dir)):
         if mail["to"] == to:
