@@ -56,5 +56,13 @@ class CodeForm(FlaskForm):
     )
 
 
+class PasswordConfirmForm(FlaskForm):
+    """An action that weakens the account (two-factor sign-in off) asks for the password."""
+
+    password = PasswordField(
+        _l("Your password, to confirm"), validators=[DataRequired(), Length(max=1000)]
+    )
+
+
 class ConfirmForm(FlaskForm):
     """A button only (send the link again, accept, turn off): the CSRF token is the content."""

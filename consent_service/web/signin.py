@@ -30,6 +30,7 @@ from consent_service.accounts.forms import (
     ConfirmForm,
     EmailForm,
     NewPasswordForm,
+    PasswordConfirmForm,
     SignInForm,
     SignUpForm,
 )
@@ -294,7 +295,7 @@ def two_factor():
     if user.has_totp:
         left = len(user.recovery_codes or [])
         return render_template(
-            "accounts/two_factor_on.html", left=left, form=ConfirmForm(), codes=None
+            "accounts/two_factor_on.html", left=left, form=PasswordConfirmForm(), codes=None
         )
     form = CodeForm()
     if form.validate_on_submit():
@@ -310,7 +311,7 @@ def two_factor():
                 "accounts/two_factor_on.html",
                 left=len(codes),
                 codes=codes,
-                form=ConfirmForm(),
+                form=PasswordConfirmForm(),
                 next=safe_next(request.args.get("next")),
             )
             return page
@@ -328,11 +329,13 @@ def two_factor():
 @bp.post("/account/two-factor/off")
 @login_required
 def two_factor_off():
-    form = ConfirmForm()
+    form = PasswordConfirmForm()
     user = _me()
     if form.validate_on_submit():
         if user.is_operator:  # provider staff are sent back to set it up by the portal
             flash(_("Operators keep two-factor sign-in on."), "error")
+        elif not service.verify_password(user.password_hash, form.password.data):
+            flash(_("Your current password is not right."), "error")
         else:
             twofactor.disable(db.session(), user)
             flash(_("Two-factor sign-in is off."))

@@ -222,6 +222,11 @@ def test_totp_is_optional_for_people_and_each_code_works_once(site):
     sign_in(again, "tess@example.org", PASSWORD)
     assert again.post("/login/code", {"code": code}).status_code == 200
     assert again.client.get("/").status_code == 302
+    # Turning it off takes the password, not only a session.
+    fresh.post("/account/two-factor/off", {"password": "not my password"}, "/account/two-factor")
+    assert _user(site, "tess@example.org").has_totp
+    fresh.post("/account/two-factor/off", {"password": PASSWORD}, "/account/two-factor")
+    assert not _user(site, "tess@example.org").has_totp
 
 
 def test_recovery_codes_work_once(site):
