@@ -232,8 +232,9 @@ def reset_request():
         session = db.session()
         try:
             user = service.find_user(session, form.email.data)
-        except InvalidRequest:
-            user = None
+        except InvalidRequest as exc:  # not an address at all: says nothing about accounts
+            flash(exc.localized(), "error")
+            return render_template("accounts/reset_request.html", form=form), 400
         if user is not None and user.is_active and not user.email.endswith(".invalid"):
             account_mail.password_reset(session, user, service.reset_link(_secret(), user))
         return _check_your_mail(form.email.data)
