@@ -142,6 +142,13 @@ class AccountExists(Conflict):
     pass
 
 
+class EmailNotVerified(DomainError):
+    """The account has not proved it holds its e-mail address: it may not enroll, grant, answer
+    consent requests or hold a role until it opens the verification link."""
+
+    status = 403
+
+
 class TokenInvalid(DomainError):
     """A decision token that does not verify; the message says why."""
 

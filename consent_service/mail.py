@@ -48,8 +48,9 @@ class SmtpMailer:
 
 
 class OutboxMailer:
-    """Writes each message as `<time>-<id>.eml` into a folder (development, the embedded
-    default): nothing leaves the machine."""
+    """Writes each message as `<time to the microsecond>-<id>.eml` into a folder (development,
+    the embedded default): nothing leaves the machine. The names sort in the order the mails
+    were written (`read_outbox` relies on it), also within one second."""
 
     def __init__(self, folder: Path, production: bool = False):
         self.folder = folder
@@ -58,7 +59,7 @@ class OutboxMailer:
 
     def send(self, message: EmailMessage) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{utcnow().strftime('%Y%m%dT%H%M%S')}-{new_id()}.eml"
+        name = f"{utcnow().strftime('%Y%m%dT%H%M%S.%f')}-{new_id()}.eml"
         (self.folder / name).write_bytes(bytes(message))
 
 

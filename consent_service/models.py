@@ -1,6 +1,6 @@
 """Every table, imported in one place for Alembic and for tests that build a schema."""
 
-from consent_service.accounts.models import Guardianship, Subject, User
+from consent_service.accounts.models import Guardianship, Invitation, Subject, User
 from consent_service.audit.models import AuditCheckpoint, AuditEvent, AuditHead
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.models import (
@@ -43,6 +43,7 @@ __all__ = [
     "GalleryVersion",
     "GateJob",
     "Guardianship",
+    "Invitation",
     "LiveChallenge",
     "MediaItem",
     "Provider",

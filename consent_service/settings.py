@@ -80,6 +80,20 @@ class Settings(BaseSettings):
     )
     # Where the counts live: a Redis URL shared by every web process, or none (this process).
     rate_limit_storage_url: str | None = None
+    # Sign-in throttling: failed sign-ins allowed per account (e-mail address) and per client
+    # address in a fixed window (N/second|minute|hour|day); over it the sign-in page answers 429
+    # with Retry-After. Counted in RATE_LIMIT_STORAGE_URL's store too.
+    login_rate_limit_account: str = Field(
+        default="10/hour", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
+    )
+    login_rate_limit_address: str = Field(
+        default="50/hour", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
+    )
+    # Seconds the mailed links stay valid: verify an address, reset a password (also once only),
+    # accept an invitation to a role.
+    email_link_ttl: int = Field(default=2 * 24 * 3600, ge=60)
+    password_reset_ttl: int = Field(default=3600, ge=60)
+    invitation_ttl: int = Field(default=7 * 24 * 3600, ge=60)
     # Videos: longer, larger or longer-running (frames) uploads are refused before any face work.
     video_max_seconds: float = Field(default=120.0, gt=0)
     video_max_pixels: int = Field(default=3840 * 2160, ge=1)

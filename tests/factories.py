@@ -10,7 +10,8 @@ Related rows come along: `GateJobFactory()` makes its provider too, `SubjectFact
 account; pass the parent (`GateJobFactory(provider=acme)`) or its id (`provider_id=...`) to reuse
 one, and nothing new is made. Traits name the states tests ask for:
 `GateJobFactory(decided=True)` (with its decision row), `ConsentGrantFactory(revoked=True)`,
-`ConsentGrantFactory(expired=True)`.
+`ConsentGrantFactory(expired=True)`, `UserFactory(unverified=True)` (accounts are verified
+otherwise).
 """
 
 from __future__ import annotations
@@ -84,13 +85,19 @@ class _RowFactory(SQLAlchemyModelFactory):
 
 
 class UserFactory(_RowFactory):
-    """An account; the password hash is a stand-in (nobody signs in with a factory's user)."""
+    """An account; the password hash is a stand-in (nobody signs in with a factory's user). It
+    has verified its address (what enrolling, granting and answering need) unless
+    `unverified=True`."""
 
     class Meta:
         model = User
 
+    class Params:
+        unverified = factory.Trait(email_verified_at=None)
+
     email = factory.Sequence(lambda n: f"person{n}@example.org")
     password_hash = "-"
+    email_verified_at = factory.LazyFunction(utcnow)
 
 
 class SubjectFactory(_RowFactory):

@@ -111,3 +111,79 @@ def templates_of(session, subject_id: int) -> list:
     return list(
         session.exec(select(BiometricTemplate).where(BiometricTemplate.subject_id == subject_id))
     )
+
+
+# --- accounts: verified sign-up, invitations, two-factor sign-in ------------------------------
+def _settings_of(client):
+    return client.application.extensions["consent_services"].settings
+
+
+def mailed_link(client, to: str, prefix: str) -> str:
+    """The path of the newest link starting with `prefix` (`/verify/`, `/reset/`,
+    `/invitation/`) mailed to `to` (the app's outbox folder: no SMTP in tests)."""
+    return mailed_path(_settings_of(client), to, prefix)
+
+
+def mailed_path(settings, to: str, prefix: str) -> str:
+    """`mailed_link` for a browser test, which has the app's settings but no test client."""
+    from consent_service.mail import read_outbox
+
+    base = settings.public_url.rstrip("/")
+    for mail in reversed(read_outbox(settings.mail_outbox_dir)):
+        if mail["to"] == to:
+            found = re.search(re.escape(base + prefix) + r"[^\s]+", mail["body"])
+            if found:
+                return found.group(0)[len(base) :]
+    raise AssertionError(f"no {prefix} link mailed to {to}")
+
+
+def sign_in(person: Person, email: str, password: str, next_path: str | None = None):
+    path = "/login" + (f"?next={next_path}" if next_path else "")
+    return person.post(path, {"email": email, "password": password}, form_page="/login")
+
+
+def verified_sign_up(person: Person, email: str, password: str, **fields) -> Person:
+    """Sign up, sign in, open the mailed verification link: an account that may enroll and
+    grant, signed in."""
+    response = person.post("/signup", {"email": email, "password": password, **fields})
+    assert response.status_code == 302, response.status_code
+    assert sign_in(person, email, password).status_code == 302
+    opened = person.client.get(mailed_link(person.client, email, "/verify/"))
+    assert opened.status_code == 302 and opened.headers["Location"] == "/enroll", opened.status_code
+    return person
+
+
+TOTP_SECRET = re.compile(r'id="totp-secret">([A-Z2-7]+)<')
+
+
+def totp_code(secret: str, ahead: int = 0) -> str:
+    import time
+
+    import pyotp
+
+    return pyotp.TOTP(secret).at(time.time() + 30 * ahead)
+
+
+def set_up_two_factor(person: Person) -> str:
+    """Turn on TOTP for the signed-in account; returns its secret (for later sign-ins)."""
+    page = person.get("/account/two-factor")
+    match = TOTP_SECRET.search(page)
+    assert match, "no TOTP key on the set-up page"
+    secret = match.group(1)
+    response = person.post("/account/two-factor", {"code": totp_code(secret)})
+    assert response.status_code == 200 and "recovery-codes" in response.get_data(as_text=True)
+    return secret
+
+
+def invitation_path(app, invitation) -> str:
+    from consent_service.accounts.service import invitation_link
+
+    return f"/invitation/{invitation_link(app.config['SECRET_KEY'], invitation)}"
+
+
+def accept_invitation(person: Person, path: str, password: str | None = None):
+    """Open an invitation's link and accept it (choosing the first password of a new account)."""
+    data = {"password": password} if password else {}
+    response = person.post(path, data)
+    assert response.status_code == 302, response.status_code
+    return response

@@ -26,3 +26,43 @@ class DeleteAccountForm(FlaskForm):
     password = PasswordField(
         _l("Your password, to confirm"), validators=[DataRequired(), Length(max=1000)]
     )
+
+
+class EmailForm(FlaskForm):
+    """Ask for a password-reset link."""
+
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)])
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(
+        _l("New password (at least 10 characters)"),
+        validators=[DataRequired(), Length(min=10, max=1000)],
+    )
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1000)])
+    password = PasswordField(
+        _l("New password (at least 10 characters)"),
+        validators=[DataRequired(), Length(min=10, max=1000)],
+    )
+
+
+class CodeForm(FlaskForm):
+    code = StringField(
+        _l("Code from your app (or a recovery code)"),
+        validators=[DataRequired(), Length(max=32)],
+    )
+
+
+class PasswordConfirmForm(FlaskForm):
+    """An action that weakens the account (two-factor sign-in off) asks for the password."""
+
+    password = PasswordField(
+        _l("Your password, to confirm"), validators=[DataRequired(), Length(max=1000)]
+    )
+
+
+class ConfirmForm(FlaskForm):
+    """A button only (send the link again, accept, turn off): the CSRF token is the content."""

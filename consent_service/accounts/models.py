@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Date, DateTime
+from sqlalchemy import JSON, Column, Date, DateTime, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
@@ -28,6 +28,22 @@ class User(SQLModel, table=True):
     # carry both languages.
     language: str | None = Field(default=None, max_length=16)
     created_at: datetime = _ts(nullable=False)
+    # Set when the owner opened the verification link signed in (or set their password from a
+    # mailed reset or invitation link): until then the account cannot enroll, grant, answer
+    # consent requests or hold a role. Operator-imported people are verified by the operator.
+    email_verified_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # TOTP two-factor sign-in: the base32 secret sealed with the envelope (AAD binds it to the
+    # account), on from `totp_enabled_at`; the last time step used (a code works once).
+    totp_secret: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    totp_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    totp_enabled_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    totp_last_step: int | None = None
+    # SHA-256 digests of the unused recovery codes (each works once, instead of a TOTP code).
+    recovery_codes: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
     # Flask-Login's user protocol.
     is_active: bool = True
@@ -36,6 +52,33 @@ class User(SQLModel, table=True):
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_token}"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    @property
+    def has_totp(self) -> bool:
+        return self.totp_enabled_at is not None
+
+
+class Invitation(SQLModel, table=True):
+    """A role offered by an operator (`operators add`, `providers add-staff`) to an address, by a
+    mailed link. A new address gets an account with no usable password: the link sets it. An
+    existing account keeps its password and gets the role only when its verified owner, signed
+    in, accepts. The link carries a signature of `id`; accepting sets `accepted_at` (once)."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    role: str = Field(max_length=16)  # operator | staff
+    provider_id: str | None = Field(default=None, foreign_key="provider.id", max_length=32)
+    staff_role: str | None = Field(default=None, max_length=16)
+    # The account was made for this invitation: accepting sets its first password.
+    new_account: bool = False
+    created_at: datetime = _ts(nullable=False)
+    accepted_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class Subject(SQLModel, table=True):

@@ -13,4 +13,5 @@ def init_app(app: Flask, settings: Settings) -> None:
     from consent_service.api_contract.views import bp
 
     app.extensions["api_rate_limiter"] = ratelimit.from_settings(settings)
+    app.extensions["signin_throttle"] = ratelimit.SignInThrottle.from_settings(settings)
     app.register_blueprint(bp)

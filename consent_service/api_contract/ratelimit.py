@@ -1,5 +1,6 @@
-"""Rate limits per API key: a fixed window counter, in Redis when a URL is configured (shared by
-every web worker), else in this process's memory (the embedded default runs one process)."""
+"""Rate limits per API key, and sign-in throttling per account and per client address: fixed
+window counters, in Redis when a URL is configured (shared by every web worker), else in this
+process's memory (the embedded default runs one process)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Protocol
 
 from flask import current_app
 
-from consent_service.errors import DomainError
+from consent_service.errors import N_, DomainError
 from consent_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,32 @@ class Rate:
         return cls(int(count), PERIODS[unit])
 
 
+class SignInThrottled(DomainError):
+    """Too many failed sign-ins for one account or from one client address in the window."""
+
+    status = 429
+
+    def __init__(self, retry_after: int):
+        super().__init__(
+            N_(
+                "Too many failed sign-ins. Wait %(num)d minutes, then try again, or set a new "
+                "password with the link we can mail you."
+            ),
+            num=max(1, math.ceil(retry_after / 60)),
+        )
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class RateLimiter(Protocol):
     def hit(self, key: str) -> int | None:
         """Count one request for `key`: None when allowed, else the seconds until it would be."""
+
+    def peek(self, key: str) -> int | None:
+        """Without counting: None when one more hit is allowed, else the seconds until it is."""
 
 
 def _window(rate: Rate, now: float) -> tuple[int, int]:
@@ -74,6 +98,12 @@ class MemoryRateLimiter:
             self._counts[key] = (window, count)
         return remaining if count > self.rate.limit else None
 
+    def peek(self, key: str) -> int | None:
+        window, remaining = _window(self.rate, self._clock())
+        with self._lock:
+            seen_window, count = self._counts.get(key, (window, 0))
+        return remaining if seen_window == window and count >= self.rate.limit else None
+
 
 class RedisRateLimiter:
     def __init__(self, rate: Rate, url: str, clock=time.time):
@@ -83,9 +113,12 @@ class RedisRateLimiter:
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._errors = redis.RedisError
 
+    def _name(self, key: str, window: int) -> str:
+        return f"consent-service:ratelimit:{key}:{window}"
+
     def hit(self, key: str) -> int | None:
         window, remaining = _window(self.rate, self._clock())
-        name = f"consent-service:ratelimit:{key}:{window}"
+        name = self._name(key, window)
         try:
             pipe = self._redis.pipeline()
             pipe.incr(name)
@@ -98,12 +131,58 @@ class RedisRateLimiter:
             return None
         return remaining if count > self.rate.limit else None
 
+    def peek(self, key: str) -> int | None:
+        window, remaining = _window(self.rate, self._clock())
+        try:
+            count = int(self._redis.get(self._name(key, window)) or 0)
+        except self._errors as exc:
+            log.warning("rate limit store unreachable, request allowed: %s", exc)
+            return None
+        return remaining if count >= self.rate.limit else None
 
-def from_settings(settings: Settings) -> RateLimiter:
-    rate = Rate.parse(settings.api_rate_limit)
+
+def limiter_for(rate_text: str, settings: Settings) -> RateLimiter:
+    rate = Rate.parse(rate_text)
     if settings.rate_limit_storage_url:
         return RedisRateLimiter(rate, settings.rate_limit_storage_url)
     return MemoryRateLimiter(rate)
+
+
+def from_settings(settings: Settings) -> RateLimiter:
+    return limiter_for(settings.api_rate_limit, settings)
+
+
+@dataclass(frozen=True)
+class SignInThrottle:
+    """Failed sign-ins counted per account (a digest of the address, known or not, so the
+    answer never tells which exist) and per client address; either over its limit refuses the
+    next attempt before the password is even checked."""
+
+    per_account: RateLimiter
+    per_address: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SignInThrottle:
+        return cls(
+            limiter_for(settings.login_rate_limit_account, settings),
+            limiter_for(settings.login_rate_limit_address, settings),
+        )
+
+    @staticmethod
+    def _keys(email: str, address: str) -> tuple[str, str]:
+        digest = hashlib.sha256((email or "").strip().lower().encode()).hexdigest()[:32]
+        return f"signin-account:{digest}", f"signin-address:{address or '-'}"
+
+    def check(self, email: str, address: str) -> None:
+        account, client = self._keys(email, address)
+        waits = [w for w in (self.per_account.peek(account), self.per_address.peek(client)) if w]
+        if waits:
+            raise SignInThrottled(max(waits))
+
+    def failed(self, email: str, address: str) -> None:
+        account, client = self._keys(email, address)
+        self.per_account.hit(account)
+        self.per_address.hit(client)
 
 
 def enforce(api_key: str) -> None:

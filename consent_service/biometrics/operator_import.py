@@ -18,11 +18,14 @@ from consent_service.storage import MediaStore
 
 def _subject_of(session: Session, email: str, password: str | None) -> tuple[int, bool]:
     """The subject of the account for `email` (created, with a random password unless one is
-    given, if missing), and whether it was created."""
+    given, if missing), and whether it was created. An account the import creates is verified:
+    the operator vouches for the address (its owner sets a password by the reset link). An
+    existing account must have verified its address itself, or its enrollment is refused."""
     user = accounts.find_user(session, email)
     created = user is None
     if user is None:
         user = accounts.sign_up(session, email, password or secrets.token_urlsafe(16))
+        accounts.mark_verified(user)
     return row_id(accounts.subject_of(session, user)), created
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from consent_service import db
+from consent_service.accounts.service import require_verified_subject
 from consent_service.biometrics.faces import FaceEmbedder
 from consent_service.biometrics.gallery import (
     Gallery,
@@ -313,7 +314,8 @@ def new_enrollment(
     session: Session, store: MediaStore, subject_id: int, modality: Modality, media: list[bytes]
 ) -> Enrollment:
     """A pending enrollment of these media, kept (encrypted) for the worker; its task is sent
-    once the unit of work has committed."""
+    once the unit of work has committed. The account acting for the subject must be verified."""
+    require_verified_subject(session, subject_id)
     enrollment = Enrollment(
         subject_id=subject_id, modality=modality.value, media_keys=[store.put(m) for m in media]
     )

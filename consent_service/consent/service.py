@@ -11,6 +11,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject
+from consent_service.accounts.service import require_verified_subject
 from consent_service.audit import service as audit
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
@@ -74,6 +75,7 @@ def grant(
     session: Session, audit_key: bytes, subject_id: int, req: GrantRequest, evidence: Evidence
 ) -> ConsentGrant:
     validate(req)
+    require_verified_subject(session, subject_id)  # a grant needs a proven address
     row = ConsentGrant(
         subject_id=subject_id,
         modality=req.operations[0].modality.value,

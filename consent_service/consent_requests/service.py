@@ -22,7 +22,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject, User
-from consent_service.accounts.service import find_user, normalize_email
+from consent_service.accounts.service import find_user, normalize_email, require_verified
 from consent_service.audit import service as audit
 from consent_service.biometrics.models import BiometricTemplate
 from consent_service.biometrics.service import open_template
@@ -537,7 +537,9 @@ def approve(
     and decide the waiting job again. The caller commits, then publishes the webhooks.
 
     `subject` is the one answered for: the account's own, or a child its guardian acts for (the
-    face check then uses the child's templates, and `evidence.guardian` names the guardian)."""
+    face check then uses the child's templates, and `evidence.guardian` names the guardian).
+    Only a verified account answers: an e-mail request is for whoever proved that address."""
+    require_verified(user)
     subject_id = row_id(subject)  # a stored subject: the one the account acts for
     now = utcnow()
     # Lock the row: two answers to one request cannot both win.
@@ -588,7 +590,9 @@ def decline(
     guardian: dict[str, Any] | None = None,
 ) -> ConsentRequest:
     """Close the request unanswered. A request naming a subject is declined only for that
-    subject (`subject`, the one acted for); `guardian` when a guardian declines for a child."""
+    subject (`subject`, the one acted for); `guardian` when a guardian declines for a child.
+    Only a verified account answers."""
+    require_verified(user)
     now = utcnow()
     req = session.exec(
         select(ConsentRequest).where(ConsentRequest.id == req.id).with_for_update()

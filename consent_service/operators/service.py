@@ -4,7 +4,6 @@ check system health; and the periodic housekeeping (grant expiry, media purge, h
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -15,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from consent_service import db
 from consent_service.accounts import service as accounts
-from consent_service.accounts.models import User
+from consent_service.accounts.models import Invitation, User
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.disputes import OPEN, open_vectors
@@ -46,21 +45,46 @@ PROVIDER_STATUSES = tuple(s.value for s in ProviderStatus)
 # --- operator accounts ---------------------------------------------------------------------
 
 
-def add_operator(session: Session, audit_key: bytes, email: str) -> tuple[User, bool]:
-    """Make the account an operator, creating it (random password) if missing.
-    Returns (user, created)."""
-    user = accounts.find_user(session, email)
-    created = user is None
-    if user is None:
-        user = accounts.sign_up(session, email, secrets.token_urlsafe(16))
-    if not user.is_operator:
-        user.is_operator = True
-        session.add(user)
-        session.flush()
-        audit.append(
-            session, audit_key, "operator.added", "cli", {"user_id": user.id, "created": created}
-        )
-    return user, created
+def add_operator(session: Session, audit_key: bytes, email: str) -> tuple[User, Invitation | None]:
+    """Invite the address to be an operator (the caller mails the invitation's link). A new
+    address gets an account whose password the link sets; an existing one keeps its password
+    and becomes an operator only when its verified owner accepts. Returns (user, invitation),
+    no invitation when the account is an operator already."""
+    existing = accounts.find_user(session, email)
+    if existing is not None and existing.is_operator:
+        return existing, None
+    invitation = accounts.invite(session, email, "operator")
+    user = session.get(User, invitation.user_id)
+    assert user is not None  # foreign key
+    audit.append(
+        session,
+        audit_key,
+        "operator.invited",
+        "cli",
+        {"user_id": user.id, "created": invitation.new_account, "invitation": invitation.id},
+    )
+    return user, invitation
+
+
+def _operator_accepted(
+    session: Session, invitation: Invitation, user: User, audit_key: bytes
+) -> None:
+    """The receiver of `accounts.service.invitation_accepted` for the operator role."""
+    if invitation.role != "operator" or user.is_operator:
+        return
+    user.is_operator = True
+    session.add(user)
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "operator.added",
+        f"user:{user.id}",
+        {"user_id": user.id, "created": invitation.new_account, "invitation": invitation.id},
+    )
+
+
+accounts.invitation_accepted.connect(_operator_accepted)
 
 
 # --- providers -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@ Every page needs an operator account (403 otherwise); every action is audited by
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlmodel import col, select
 
@@ -28,6 +29,9 @@ bp = Blueprint("operators", __name__, url_prefix="/operator")
 def _operators_only():
     if not current_user.is_operator:
         abort(403)
+    if not current_user.has_totp:  # sent here from sign-in too; no console without it
+        flash(_("Operators sign in with a second factor: set it up now."))
+        return redirect(url_for("accounts.two_factor", next=request.path))
 
 
 def _actor() -> str:

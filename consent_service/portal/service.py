@@ -5,7 +5,6 @@ webhooks' and gate's own service functions; this module scopes, pages and audits
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -13,7 +12,7 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from consent_service.accounts import service as accounts
-from consent_service.accounts.models import User
+from consent_service.accounts.models import Invitation, User
 from consent_service.audit import service as audit
 from consent_service.errors import Conflict, InvalidRequest
 from consent_service.gate.models import Decision, GateJob
@@ -32,10 +31,11 @@ UNDECIDED = "undecided"  # usage column for jobs queued, processing or failed
 # ---------------------------------------------------------------------------- staff
 @dataclass(frozen=True)
 class StaffAdded:
-    membership: ProviderStaff
     user: User
-    # The generated first password: only for a new account created without one; shown once.
-    password: str | None
+    # The membership when the account already works for this provider (its role changed),
+    # else None: the invitation's link makes it staff once accepted.
+    membership: ProviderStaff | None
+    invitation: Invitation | None
 
 
 def add_staff(
@@ -44,12 +44,11 @@ def add_staff(
     provider: Provider,
     email: str,
     role: str = StaffRole.ADMIN.value,
-    password: str | None = None,
 ) -> StaffAdded:
-    """Make the account with this e-mail address staff of the provider, creating the account
-    (through the ordinary sign-up) if there is none. An account works for one provider only;
-    adding it again to the same provider changes its role. An existing account keeps its
-    password: `password` is only used for a new one."""
+    """Invite the address to be staff of the provider (the caller mails the invitation's link):
+    a new address gets an account whose password the link sets; an existing account keeps its
+    password and becomes staff only when its verified owner accepts. An account works for one
+    provider only; adding a member of this provider again changes its role at once."""
     try:
         role = StaffRole(role).value
     except ValueError:
@@ -57,29 +56,67 @@ def add_staff(
             "Staff role must be one of: %(roles)s.", roles=", ".join(r.value for r in StaffRole)
         ) from None
     user = accounts.find_user(session, email)
-    generated = None
-    if user is None:
-        if password is None:
-            password = generated = secrets.token_urlsafe(12)
-        user = accounts.sign_up(session, email, password)
-    if not user.is_active:
+    if user is not None and not user.is_active:
         raise InvalidRequest("This account was deleted; it cannot be made staff.")
-    membership = session.exec(select(ProviderStaff).where(ProviderStaff.user_id == user.id)).first()
+    membership = None
+    if user is not None:
+        membership = session.exec(
+            select(ProviderStaff).where(ProviderStaff.user_id == user.id)
+        ).first()
     if membership is not None and membership.provider_id != provider.id:
         raise Conflict("This account is already staff of another provider.")
-    if membership is None:
-        membership = ProviderStaff(provider_id=provider.id, user_id=row_id(user))
-    membership.role = role
-    session.add(membership)
-    session.flush()
+    if membership is not None:
+        assert user is not None
+        membership.role = role
+        session.add(membership)
+        session.flush()
+        _audit_staff(session, audit_key, membership, "operator:cli")
+        return StaffAdded(user, membership, None)
+    invitation = accounts.invite(session, email, "staff", provider_id=provider.id, staff_role=role)
+    invited = session.get(User, invitation.user_id)
+    assert invited is not None  # foreign key
+    audit.append(
+        session,
+        audit_key,
+        "provider.staff_invited",
+        "operator:cli",
+        {"provider_id": provider.id, "user_id": invited.id, "role": role},
+    )
+    return StaffAdded(invited, None, invitation)
+
+
+def _audit_staff(session: Session, audit_key: bytes, membership: ProviderStaff, actor: str):
     audit.append(
         session,
         audit_key,
         "provider.staff_added",
-        "operator:cli",
-        {"provider_id": provider.id, "user_id": user.id, "role": role},
+        actor,
+        {
+            "provider_id": membership.provider_id,
+            "user_id": membership.user_id,
+            "role": membership.role,
+        },
     )
-    return StaffAdded(membership, user, generated)
+
+
+def _staff_accepted(session: Session, invitation: Invitation, user: User, audit_key: bytes) -> None:
+    """The receiver of `accounts.service.invitation_accepted` for the staff role."""
+    if invitation.role != "staff" or invitation.provider_id is None:
+        return
+    membership = session.exec(select(ProviderStaff).where(ProviderStaff.user_id == user.id)).first()
+    if membership is not None and membership.provider_id != invitation.provider_id:
+        raise Conflict("This account is already staff of another provider.")
+    membership = membership or ProviderStaff(
+        provider_id=invitation.provider_id,
+        user_id=user.id,  # type: ignore[arg-type]
+    )
+    membership.role = invitation.staff_role or StaffRole.VIEWER.value
+    session.add(membership)
+    session.flush()
+    _audit_staff(session, audit_key, membership, f"user:{user.id}")
+
+
+accounts.invitation_accepted.connect(_staff_accepted)
 
 
 @dataclass(frozen=True)

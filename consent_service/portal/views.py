@@ -18,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from consent_service import db
@@ -43,6 +44,9 @@ def staff_required(*, admin: bool = False):
             staff = service.staff_of(db.session(), current_user)
             if staff is None:
                 abort(403, "This account is not staff of any provider.")
+            if not current_user.has_totp:
+                flash(_("Provider staff sign in with a second factor: set it up now."))
+                return redirect(url_for("accounts.two_factor", next=request.path))
             if admin and not staff.is_admin:
                 abort(403, "Only the provider's admins can do this.")
             g.staff = staff

@@ -21,7 +21,7 @@ from consent_service.consent.notice import NOTICE_VERSION
 from consent_service.gate.models import Finding
 from consent_service.mail import read_outbox
 from tests.e2e.conftest import DECISION_TIMEOUT, Api
-from tests.support import Person
+from tests.support import Person, verified_sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -61,8 +61,7 @@ def test_a_child_enrolled_by_a_guardian_is_gated_by_the_childs_grants(stack, str
     _, key = stack.provider("Kids Studio")
     api = Api(stack.client(), key)
     guardian = Person(stack.client())
-    signup = {"email": "parent@example.org", "password": PASSWORD, "display_name": "Pat"}
-    assert guardian.post("/signup", signup).status_code == 302
+    verified_sign_up(guardian, "parent@example.org", PASSWORD, display_name="Pat")
     # The guardian consents for themselves: that must not cover the child.
     _grant_face_swap(guardian)
 
@@ -95,8 +94,7 @@ def test_a_guardian_approves_a_providers_request_for_the_child(stack, strangers)
     _, key = stack.provider("Kids Requests")
     api = Api(stack.client(), key)
     guardian = Person(stack.client())
-    signup = {"email": "carer@example.org", "password": PASSWORD, "display_name": "Cam"}
-    assert guardian.post("/signup", signup).status_code == 302
+    verified_sign_up(guardian, "carer@example.org", PASSWORD, display_name="Cam")
     born = date(date.today().year - 6, 3, 1).isoformat()
     child = {"display_name": "Noa", "date_of_birth": born, "relationship": "legal_guardian"}
     assert guardian.post("/children", {**child, "declaration": "y"}).status_code == 302

@@ -19,6 +19,7 @@ from consent_service.biometrics.models import BiometricTemplate, Enrollment
 from tests import browser
 from tests.e2e.conftest import Api
 from tests.speech import silence, speech, wav_bytes
+from tests.support import mailed_path
 
 pytestmark = pytest.mark.e2e
 
@@ -52,12 +53,19 @@ def _shot(page, name: str) -> None:
     browser.shot(page, "live-voice", name)
 
 
-def _sign_up(page, base_url: str, email: str) -> None:
+def _sign_up(page, base_url: str, email: str, settings) -> None:
     page.goto(f"{base_url}/signup")
     page.fill("input[name=email]", email)
     page.fill("input[name=display_name]", "Fay")
     page.fill("input[name=password]", "a long enough password")
     page.click("button[type=submit] >> text=Create account")
+    # Check your mail, sign in, open the mailed link: then the enrollment page.
+    page.wait_for_url(f"{base_url}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", "a long enough password")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
+    page.goto(base_url + mailed_path(settings, email, "/verify/"))
     page.wait_for_url(f"{base_url}/enroll")
 
 
@@ -116,7 +124,7 @@ def test_reading_the_phrase_enrolls_the_voice_and_deletes_the_recording(
         chrome = browser.launch(pw, tmp_path / "profile", audio=microphones["speech"])
         try:
             page = chrome.new_page()
-            _sign_up(page, base_url, "fay@example.org")
+            _sign_up(page, base_url, "fay@example.org", stack.settings)
             phrase, recorded = _record(page, base_url, f"{stack.backend}-speech")
             # Chromium records Opus in WebM, the first format the page asks for.
             assert recorded == "audio/webm;codecs=opus"
@@ -150,7 +158,7 @@ def test_a_silent_microphone_fails_with_no_speech_heard(stack, base_url, microph
         chrome = browser.launch(pw, tmp_path / "profile", audio=microphones["silence"])
         try:
             page = chrome.new_page()
-            _sign_up(page, base_url, "mute@example.org")
+            _sign_up(page, base_url, "mute@example.org", stack.settings)
             _record(page, base_url, f"{stack.backend}-silence")
             _shot(page, f"{stack.backend}-silence-2-refused")
             text = page.inner_text("main")

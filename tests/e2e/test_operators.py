@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from consent_service import db
-from consent_service.accounts.service import sign_up
+from consent_service.accounts.service import mark_verified, sign_up
 from consent_service.biometrics.models import BiometricTemplate, EnrollmentDispute
 from consent_service.mail import read_outbox
 from consent_service.operators.models import WorkerHeartbeat
@@ -19,7 +19,7 @@ from consent_service.runtime import services
 from consent_service.tasking import publish
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
-from tests.support import Person
+from tests.support import Person, accept_invitation, invitation_path, set_up_two_factor
 
 pytestmark = pytest.mark.e2e
 
@@ -33,11 +33,13 @@ def _owners(stack) -> list[int]:
 
 def _operator(stack) -> Person:
     with stack.app.app_context(), db.unit_of_work() as s:
-        sign_up(s, "operator@example.org", PASSWORD)
-        add_operator(s, services().audit_key, "operator@example.org")
+        mark_verified(sign_up(s, "operator@example.org", PASSWORD))
+        _, invitation = add_operator(s, services().audit_key, "operator@example.org")
     person = Person(stack.client())
     response = person.post("/login", {"email": "operator@example.org", "password": PASSWORD})
     assert response.status_code == 302
+    accept_invitation(person, invitation_path(stack.app, invitation))
+    set_up_two_factor(person)  # operators sign in with a second factor
     return person
 
 
@@ -57,7 +59,7 @@ def test_a_duplicate_face_is_disputed_and_the_operator_awards_it(stack, photos):
     assert alice.status == "completed", alice.error
 
     with stack.app.app_context(), db.unit_of_work() as s:  # signed up in Chinese
-        sign_up(s, "carol@example.org", PASSWORD, language="zh-CN")
+        mark_verified(sign_up(s, "carol@example.org", PASSWORD, language="zh-CN"))
     carol = stack.enroll("carol@example.org", photos["obama2.jpg"])
     assert carol.status == "disputed" and "already enrolled" in carol.error
     assert _owners(stack) == [alice.subject_id]  # no second template of that face

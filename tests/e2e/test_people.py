@@ -13,7 +13,7 @@ from consent_service import db
 from consent_service.audit.service import verify
 from consent_service.runtime import services
 from tests.e2e.conftest import Api
-from tests.support import Person, templates_of
+from tests.support import Person, templates_of, verified_sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ def test_grant_revoke_receipts_ledger_protect_export_delete(stack, photos):
     api = Api(stack.client(), key)
     person = Person(stack.client())
     email = "olga@example.org"
-    assert person.post("/signup", {"email": email, "password": PASSWORD}).status_code == 302
+    verified_sign_up(person, email, PASSWORD)
     enrollment = stack.enroll(email, photos["obama.jpg"])
     assert enrollment.status == "completed", enrollment.error
     subject_id = enrollment.subject_id

@@ -15,7 +15,7 @@ from consent_service.runtime import services
 from consent_service.vocabulary import Modality, Operation
 from tests.e2e.conftest import DECISION_TIMEOUT, Api
 from tests.speech import silence, speech, wav_bytes
-from tests.support import Person, csrf_token
+from tests.support import Person, csrf_token, verified_sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +92,7 @@ def test_voice_enrollment_of_silence_is_refused(stack, clips):
 
 def test_voice_enrollment_in_the_browser(stack, clips):
     person = Person(stack.client())
-    person.post("/signup", {"email": "dana@example.org", "password": "a long enough password"})
+    verified_sign_up(person, "dana@example.org", "a long enough password")
     assert 'accept="audio/*"' in person.get("/enroll")
 
     def upload(clip) -> str:

@@ -8,18 +8,15 @@ import time
 
 import pytest
 
-from tests.support import Person
+from tests.support import Person, verified_sign_up
 
 pytestmark = pytest.mark.e2e
 
 
 def test_sign_up_enroll_grant_revoke(stack, strangers):
     person = Person(stack.client())
-    response = person.post(
-        "/signup",
-        {"email": "erin@example.org", "display_name": "Erin", "password": "correct horse battery"},
-    )
-    assert response.status_code == 302 and response.headers["Location"].endswith("/enroll")
+    # Sign up, sign in, open the mailed link: then the enrollment page.
+    verified_sign_up(person, "erin@example.org", "correct horse battery", display_name="Erin")
 
     with open(strangers[3], "rb") as photo:
         response = person.post(
@@ -65,7 +62,7 @@ def test_sign_up_enroll_grant_revoke(stack, strangers):
 
 def test_sign_out_kills_the_session_cookie(stack):
     person = Person(stack.client())
-    person.post("/signup", {"email": "frank@example.org", "password": "another long password"})
+    verified_sign_up(person, "frank@example.org", "another long password")
     cookie = stack.client()
     cookie.set_cookie("session", person.client.get_cookie("session").value)
     assert cookie.get("/").status_code == 200

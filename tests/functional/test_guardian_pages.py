@@ -23,7 +23,7 @@ from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from consent_service.web import SESSION_KEY
 from tests import factories
-from tests.support import Person
+from tests.support import Person, verified_sign_up
 
 PASSWORD = "a long enough password"
 
@@ -34,10 +34,7 @@ def site(make_api_app):
 
 
 def _sign_up(site, email: str, name: str) -> Person:
-    person = Person(site.client())
-    response = person.post("/signup", {"email": email, "password": PASSWORD, "display_name": name})
-    assert response.status_code == 302
-    return person
+    return verified_sign_up(Person(site.client()), email, PASSWORD, display_name=name)
 
 
 def _own_subject(site, email: str) -> Subject:

@@ -18,7 +18,7 @@ from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.voice_challenge import SENTENCES
 from consent_service.runtime import services
-from tests.support import Person
+from tests.support import Person, verified_sign_up
 
 PASSWORD = "a long enough password"
 ZH = "zh-CN,zh;q=0.9,en;q=0.5"
@@ -33,12 +33,7 @@ def site(make_api_app):
 def _sign_up(site, email: str, accept_language: str = "en-US") -> Person:
     client = site.client()
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = accept_language
-    person = Person(client)
-    response = person.post(
-        "/signup", {"email": email, "password": PASSWORD, "display_name": email[:4]}
-    )
-    assert response.status_code == 302
-    return person
+    return verified_sign_up(Person(client), email, PASSWORD, display_name=email[:4])
 
 
 def _page(person: Person) -> tuple[str, str, str]:

@@ -24,7 +24,15 @@ from consent_service.providers.models import Provider
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from tests import factories
-from tests.support import Person
+from tests.support import (
+    Person,
+    accept_invitation,
+    invitation_path,
+    mailed_link,
+    set_up_two_factor,
+    sign_in,
+    verified_sign_up,
+)
 
 PASSWORD = "a long enough password"
 PAGES = ["/operator/", "/operator/audit", "/operator/health"]
@@ -41,12 +49,16 @@ def _person(
     person = Person(site.client())
     if accept_language:  # the language signed up in is the account's, for pages and mail
         person.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = accept_language
-    assert person.post("/signup", {"email": email, "password": PASSWORD}).status_code == 302
+    verified_sign_up(person, email, PASSWORD)
+    invitation = None
     with site.app.app_context(), db.unit_of_work() as s:
         if operator:
-            add_operator(s, services().audit_key, email)
+            _, invitation = add_operator(s, services().audit_key, email)
         user = s.exec(select(User).where(User.email == email)).one()
         subject_id = s.exec(select(Subject).where(Subject.user_id == user.id)).one().id
+    if invitation is not None:  # the invited owner accepts, then sets up the second factor
+        accept_invitation(person, invitation_path(site.app, invitation))
+        set_up_two_factor(person)
     return person, subject_id
 
 
@@ -198,7 +210,15 @@ def test_cli_adds_operators_and_verifies_the_audit_chain(make_api_app):
     assert added.exit_code == 0, added.output
     with site.app.app_context():
         user = db.session().exec(select(User).where(User.email == "boss@example.org")).one()
-        assert user.is_operator
+        assert not user.is_operator  # nobody knows a password yet: the invitation sets it
+    boss = Person(site.client())
+    link = mailed_link(boss.client, "boss@example.org", "/invitation/")
+    accept_invitation(boss, link, "the boss's own password")
+    with site.app.app_context():
+        user = db.session().exec(select(User).where(User.email == "boss@example.org")).one()
+        assert user.is_operator and user.is_verified
+    signed_in = sign_in(boss, "boss@example.org", "the boss's own password")
+    assert signed_in.headers["Location"].startswith("/account/two-factor")  # required for them
 
     intact = runner.invoke(main, ["audit", "verify"], env=env)
     assert intact.exit_code == 0, intact.output

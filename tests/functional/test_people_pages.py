@@ -24,7 +24,7 @@ from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from tests import factories
-from tests.support import Person, templates_of
+from tests.support import Person, templates_of, verified_sign_up
 
 PASSWORD = "a long enough password"
 
@@ -35,9 +35,7 @@ def site(make_api_app):
 
 
 def _sign_up(site, email: str) -> tuple[Person, int]:
-    person = Person(site.client())
-    response = person.post("/signup", {"email": email, "password": PASSWORD})
-    assert response.status_code == 302
+    person = verified_sign_up(Person(site.client()), email, PASSWORD)
     with site.app.app_context():
         s = db.session()
         user = s.exec(select(User).where(User.email == email)).one()

@@ -22,7 +22,16 @@ from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.webhooks import service as webhooks
 from tests import factories
-from tests.support import Person, csrf_token
+from tests.support import (
+    Person,
+    accept_invitation,
+    csrf_token,
+    invitation_path,
+    mailed_link,
+    set_up_two_factor,
+    sign_in,
+    verified_sign_up,
+)
 
 PASSWORD = "a long enough password"
 RAW_KEY = re.compile(r"cs_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
@@ -41,14 +50,19 @@ def _provider(site, name: str) -> Provider:
 def _staff(site, provider: str, email: str, role: str = "admin") -> Person:
     with site.app.app_context(), db.unit_of_work() as s:
         found = s.exec(select(Provider).where(Provider.name == provider)).one()
-        add_staff(s, services().audit_key, found, email, role, PASSWORD)
-    return _signed_in(site, email)
-
-
-def _signed_in(site, email: str, password: str = PASSWORD) -> Person:
+        invitation = add_staff(s, services().audit_key, found, email, role).invitation
     person = Person(site.client())
-    response = person.post("/login?next=/portal/", {"email": email, "password": password})
+    accept_invitation(person, invitation_path(site.app, invitation), PASSWORD)
+    return _signed_in(person, email)
+
+
+def _signed_in(person: Person, email: str, password: str = PASSWORD) -> Person:
+    """Signed in, and (staff's first sign-in) sent to set up the second factor first."""
+    response = sign_in(person, email, password, "/portal/")
     assert response.status_code == 302 and response.headers["Location"] == "/portal/"
+    first = person.client.get("/portal/")
+    assert first.status_code == 302 and first.headers["Location"].startswith("/account/two-factor")
+    set_up_two_factor(person)
     return person
 
 
@@ -119,7 +133,7 @@ def test_staff_of_one_provider_cannot_see_or_act_on_anothers(site):
 def test_only_signed_in_staff_reach_the_portal(site):
     assert site.client().get("/portal/").status_code == 302  # to /login
     person = Person(site.client())
-    assert person.post("/signup", {"email": "pat@example.org", "password": PASSWORD}).status_code
+    verified_sign_up(person, "pat@example.org", PASSWORD)  # a person, signed in, not staff
     for path in ("/portal/", "/portal/keys", "/portal/jobs", "/portal/webhook"):
         assert person.client.get(path).status_code == 403
 
@@ -288,8 +302,11 @@ def test_staff_accounts_come_from_the_cli(site, monkeypatch):
     monkeypatch.setenv("BROKER_URL", "memory://")
     result = CliRunner().invoke(main, ["providers", "add-staff", "Globex", "fay@globex.example"])
     assert result.exit_code == 0, result.output
-    password = result.output.strip().splitlines()[-1]
-    globex = _signed_in(site, "fay@globex.example", password)
+    assert "invited" in result.output and "password" not in result.output
+    globex = Person(site.client())
+    link = mailed_link(globex.client, "fay@globex.example", "/invitation/")
+    accept_invitation(globex, link, "fay's own password")  # she chooses it; nobody else knows it
+    globex = _signed_in(globex, "fay@globex.example", "fay's own password")
     assert "Globex" in globex.get("/portal/") and "admin" in globex.get("/portal/")
 
     again = CliRunner().invoke(

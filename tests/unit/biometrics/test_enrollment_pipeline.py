@@ -18,6 +18,7 @@ from consent_service.biometrics.service import (
     start_face_enrollment,
 )
 from consent_service.biometrics.tasks import enroll
+from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from tests.fakes import vector
 
@@ -32,7 +33,7 @@ def units(worker_context):
 
 def _subject(email: str) -> int:
     with db.unit_of_work() as s:
-        user = User(email=email, password_hash="-")
+        user = User(email=email, password_hash="-", email_verified_at=utcnow())
         s.add(user)
         s.flush()
         subject = Subject(user_id=user.id)

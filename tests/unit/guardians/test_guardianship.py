@@ -9,6 +9,7 @@ import pytest
 from consent_service.accounts.service import (
     acting_subject,
     guardian_evidence,
+    mark_verified,
     sign_up,
     subject_of,
 )
@@ -70,6 +71,7 @@ def test_acting_subject_is_own_or_a_managed_child_only(session):
 
 def test_a_grant_for_a_child_names_the_guardian_in_its_receipt(session):
     guardian = sign_up(session, "g@example.org", PASSWORD)
+    mark_verified(guardian)
     child = _add(session, guardian)
     assert guardian_evidence(session, subject_of(session, guardian)) is None
     evidence = consent.Evidence(

@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import Session, SQLModel, create_engine
 
-from consent_service.errors import Conflict, InvalidRequest
+from consent_service.accounts import service as accounts
+from consent_service.errors import Conflict, EmailNotVerified, InvalidRequest
 from consent_service.portal import service
 from consent_service.providers.service import create_provider
 from tests import factories
@@ -101,19 +102,43 @@ def test_job_filters_and_pages(session):
         service.JobFilter(created_from=NOW.date(), created_to=day)
 
 
-def test_staff_belong_to_one_provider(session):
+def test_staff_are_invited_and_belong_to_one_provider(session):
     acme, globex = create_provider(session, "Acme"), create_provider(session, "Globex")
     added = service.add_staff(session, KEY, acme, "Kim@Example.org")
-    assert added.password and len(added.password) >= 16  # a new account: generated, shown once
+    # A new address: an account nobody can sign in to, staff only once the link is accepted.
+    assert added.membership is None and added.invitation.new_account
+    assert accounts.authenticate(session, "kim@example.org", "") is None
+    assert service.staff_of(session, added.user) is None
+    accounts.accept_invitation(session, KEY, added.invitation, added.user, "kim's own password")
+    assert added.user.is_verified  # the mailed link proved the address
     staff = service.staff_of(session, added.user)
     assert (staff.provider.id, staff.role, staff.is_admin) == (acme.id, "admin", True)
 
     again = service.add_staff(session, KEY, acme, "kim@example.org", "viewer")
-    assert again.password is None and again.user.id == added.user.id  # existing account kept
+    assert again.invitation is None and again.user.id == added.user.id  # a member: role changed
     assert service.staff_of(session, added.user).role == "viewer"
     with pytest.raises(Conflict):
         service.add_staff(session, KEY, globex, "kim@example.org")
     with pytest.raises(InvalidRequest):
         service.add_staff(session, KEY, acme, "lee@example.org", "owner")
-    chosen = service.add_staff(session, KEY, globex, "lee@example.org", password="x" * 12)
-    assert chosen.password is None
+
+
+def test_an_invitation_never_adopts_an_existing_accounts_password(session):
+    globex = create_provider(session, "Globex")
+    squatter = accounts.sign_up(session, "lee@example.org", "the squatter's password")
+    invited = service.add_staff(session, KEY, globex, "lee@example.org")
+    assert not invited.invitation.new_account and invited.user.id == squatter.id
+    # The owner who never verified the address cannot take the role, not even with the link...
+    with pytest.raises(EmailNotVerified):
+        accounts.accept_invitation(session, KEY, invited.invitation, squatter, "x" * 12)
+    assert service.staff_of(session, squatter) is None
+    # ...and the link sets no password on an existing account.
+    assert accounts.authenticate(session, "lee@example.org", "x" * 12) is None
+    other = accounts.sign_up(session, "mo@example.org", "mo's long password")
+    accounts.mark_verified(other)
+    with pytest.raises(InvalidRequest):  # someone else's invitation
+        accounts.accept_invitation(session, KEY, invited.invitation, other)
+    accounts.mark_verified(squatter)  # once the address is proved, its owner may accept
+    accounts.accept_invitation(session, KEY, invited.invitation, squatter)
+    assert service.staff_of(session, squatter).role == "admin"
+    assert accounts.authenticate(session, "lee@example.org", "the squatter's password")
