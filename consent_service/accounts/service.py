@@ -4,10 +4,12 @@ guardian). Answers never reveal whether an e-mail address has an account."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Guardianship, Subject, User
 from consent_service.errors import AccountExists, InvalidRequest, NotFound
@@ -136,3 +138,32 @@ def guardian_evidence(session: Session, subject: Subject) -> dict | None:
         "relationship": link.relationship,
         "declared_at": as_utc(link.declared_at).isoformat(),
     }
+
+
+def lock_subjects(session: Session, subject_ids: Iterable[int]) -> dict[int, Subject]:
+    """Lock these subjects' rows until the caller's transaction ends and return them as they are
+    now (re-read, whatever the session held). The lock that orders a decision's reading of
+    grants against revocation and protect-only: whoever locks second waits, then reads what the
+    first committed. Rows are locked in id order, so two lockers never deadlock.
+
+    SQLite has no row locks: there the database's write lock is taken (an UPDATE that changes
+    nothing), so no other writer can commit before this transaction does, and what it reads
+    next is the latest committed state."""
+    ids = sorted(set(subject_ids))
+    if not ids:
+        return {}
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Subject)
+            .where(col(Subject.id).in_(ids))
+            .values(protect_only=Subject.protect_only)
+            .execution_options(synchronize_session=False)
+        )
+    rows = session.exec(
+        select(Subject)
+        .where(col(Subject.id).in_(ids))
+        .order_by(col(Subject.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {s.id: s for s in rows if s.id is not None}
