@@ -4,6 +4,7 @@ publishes again the work whose task message was lost. Registered by the Celery a
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,10 +21,12 @@ from consent_service.gate.sweep import find_stale
 from consent_service.runtime import services
 from consent_service.storage import MediaStore
 from consent_service.timeutil import utcnow
-from consent_service.vocabulary import JobStatus, Modality
+from consent_service.vocabulary import Modality
 
 if TYPE_CHECKING:  # the container's type only: the composition root sits above the gate
     from consent_service.services import Services
+
+log = logging.getLogger(__name__)
 
 
 def signing(svc: Services) -> Signing:
@@ -69,8 +72,10 @@ def decide(
     try:
         with db.unit_of_work() as s:
             return pipeline.record(s, job_id, analysis, signing, store)
-    except IntegrityError:  # a concurrent delivery recorded the decision first
-        return JobStatus.DECIDED
+    except IntegrityError:  # decided first by a concurrent delivery, or refused for good
+        log.warning("recording job %s was refused", job_id, exc_info=True)
+        with db.unit_of_work() as s:
+            return pipeline.after_refusal(s, job_id, store, signing.audit_key)
 
 
 @shared_task(name="sweep.stale_work", ignore_result=True)

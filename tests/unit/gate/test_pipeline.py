@@ -32,7 +32,7 @@ from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.consent import service as consent
 from consent_service.consent.models import ConsentGrant
 from consent_service.gate import decisions, pipeline, tasks
-from consent_service.gate.decisions import Analysis, Signing
+from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
 from consent_service.gate.service import PROCESS_JOB, Upload, submit_job
 from consent_service.providers.models import Provider
@@ -467,6 +467,35 @@ def test_a_decision_recorded_first_by_a_concurrent_delivery_is_left_to_it(
     assert len(_stored(store)) == 1  # this delivery destroyed nothing: the other one does
     # The task reports it as decided, as before.
     assert tasks.decide(job_id, store, matching, None, signing, MAX_ATTEMPTS) == "decided"
+
+
+def test_a_refusal_other_than_a_concurrent_decision_ends_the_job_failed(
+    submit, faces, store, matching, signing
+):
+    """Only the decision's own key means "decided by a concurrent delivery": a foreign-key
+    refusal would refuse every retry, so the job ends failed and its media are destroyed."""
+    job_id = submit(faces.picture(vector(ALICE)))
+    _claim(job_id, store)
+    # A person whose row is gone by the time the finding is written (foreign key to subject).
+    ghost = Analysis([PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), 999_999, True)])
+    with pytest.raises(IntegrityError):
+        _record(job_id, ghost, signing, store)
+    with db.unit_of_work() as s:
+        assert pipeline.after_refusal(s, job_id, store, signing.audit_key) == "failed"
+    job = _job(job_id)
+    assert (job.status, job.error) == ("failed", pipeline.RECORD_FAILED)
+    assert _decision(job_id) is None and _stored(store) == []
+    assert [e.payload["job_id"] for e in _events("gate.failed")] == [job_id]
+
+
+def test_the_task_ends_a_job_whose_record_is_refused_failed(
+    submit, faces, store, matching, signing, monkeypatch
+):
+    job_id = submit(faces.picture(vector(ALICE)))
+    ghost = Analysis([PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), 999_999, True)])
+    monkeypatch.setattr(pipeline, "analyse", lambda *_: ghost)
+    assert _run(job_id, store, matching, signing) == "failed"
+    assert _job(job_id).status == "failed" and _stored(store) == []
 
 
 # ---------------------------------------------------------------------------- the revocation race
