@@ -46,6 +46,15 @@ class Enrollment(SQLModel, table=True):
     finished_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # When its task was last sent (at creation, then by the stale-work sweep), and when a worker
+    # last claimed it (a claimed enrollment is running: the sweep leaves it alone for as long
+    # as a worker may take). None on rows from before the columns.
+    published_at: datetime | None = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    claimed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class GalleryVersion(SQLModel, table=True):

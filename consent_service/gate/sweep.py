@@ -1,16 +1,24 @@
 """The outbox sweep: work whose task message was lost (broker down at publish time, broker
 restarted with a backlog) is found by its row and published again. Redelivery is harmless:
-jobs and enrollments are decided once whatever the number of deliveries."""
+jobs and enrollments are decided once whatever the number of deliveries.
+
+Every publish is recorded (`published_at`), so a stale row is published at most once per
+period, and the wait before the next one grows with the time the row has waited already
+(doubling): a backlog the workers take long to drain is not flooded with copies of messages
+that are only queued, not lost. An enrollment a worker has claimed is running, not lost: it is
+published again only once it has been claimed for longer than a worker may take."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, or_, select
 
 from consent_service.biometrics.models import Enrollment
 from consent_service.gate.models import GateJob
+from consent_service.timeutil import as_utc
 from consent_service.vocabulary import EnrollmentStatus, JobStatus
 
 
@@ -20,29 +28,76 @@ class Stale:
     enrollments: list[tuple[str, str]]  # (enrollment id, modality)
 
 
+def due_again(
+    created: datetime, published: datetime | None, now: datetime, period: timedelta
+) -> bool:
+    """Whether a row last published at `published` (None: at `created`, before the column
+    existed) is due again: a period has passed, and at least as long as it had waited before
+    that publish (so the copies of one message are at most about log2(wait / period) + 1)."""
+    last = as_utc(published or created)
+    return now - last >= max(period, last - as_utc(created))
+
+
 def find_stale(
     session: Session, now: datetime, queued_for: timedelta, processing_for: timedelta
 ) -> Stale:
     """Jobs queued longer than `queued_for`, or processing longer than `processing_for` (their
-    worker died and the broker forgot them), and enrollments pending longer than `queued_for`."""
+    worker died and the broker forgot them); enrollments never claimed after `queued_for`, or
+    claimed longer than `processing_for` ago and still pending. Only rows `due_again`."""
+    not_recent = or_(
+        col(GateJob.published_at).is_(None), col(GateJob.published_at) < now - queued_for
+    )
     jobs = session.exec(
-        select(GateJob.id)
+        select(GateJob.id, GateJob.created_at, GateJob.published_at)
         .where(
+            not_recent,
             or_(
                 (GateJob.status == JobStatus.QUEUED.value)
                 & (GateJob.updated_at < now - queued_for),
                 (GateJob.status == JobStatus.PROCESSING.value)
                 & (GateJob.updated_at < now - processing_for),
-            )
+            ),
         )
         .order_by(col(GateJob.created_at))
     ).all()
     enrollments = session.exec(
-        select(Enrollment.id, Enrollment.modality)
+        select(Enrollment.id, Enrollment.modality, Enrollment.created_at, Enrollment.published_at)
         .where(
             Enrollment.status == EnrollmentStatus.PENDING.value,
-            Enrollment.created_at < now - queued_for,
+            or_(
+                col(Enrollment.published_at).is_(None),
+                col(Enrollment.published_at) < now - queued_for,
+            ),
+            or_(
+                col(Enrollment.claimed_at).is_(None) & (Enrollment.created_at < now - queued_for),
+                col(Enrollment.claimed_at) < now - processing_for,  # its worker died
+            ),
         )
         .order_by(col(Enrollment.created_at))
     ).all()
-    return Stale(list(jobs), [(e, m) for e, m in enrollments])
+    return Stale(
+        [j for j, created, published in jobs if due_again(created, published, now, queued_for)],
+        [
+            (e, m)
+            for e, m, created, published in enrollments
+            if due_again(created, published, now, queued_for)
+        ],
+    )
+
+
+def mark_published(session: Session, stale: Stale, now: datetime) -> None:
+    """Record that the sweep publishes these rows now (in the unit of work that sends them)."""
+    if stale.job_ids:
+        session.execute(
+            update(GateJob)
+            .where(col(GateJob.id).in_(stale.job_ids))
+            .values(published_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    if stale.enrollments:
+        session.execute(
+            update(Enrollment)
+            .where(col(Enrollment.id).in_([e for e, _ in stale.enrollments]))
+            .values(published_at=now)
+            .execution_options(synchronize_session=False)
+        )

@@ -17,7 +17,7 @@ from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.gate import pipeline
 from consent_service.gate.decisions import Signing
 from consent_service.gate.service import PROCESS_JOB
-from consent_service.gate.sweep import find_stale
+from consent_service.gate.sweep import find_stale, mark_published
 from consent_service.runtime import services
 from consent_service.storage import MediaStore
 from consent_service.timeutil import utcnow
@@ -80,16 +80,19 @@ def decide(
 
 @shared_task(name="sweep.stale_work", ignore_result=True)
 def sweep_stale_work() -> int:
-    """Publish again every job and enrollment whose task message may have been lost."""
+    """Publish again the jobs and enrollments whose task message may have been lost, each at
+    most once per period (`published_at`, recorded in the same unit of work)."""
     settings = services().settings
+    now = utcnow()
     with db.unit_of_work() as s:
         stale = find_stale(
             s,
-            utcnow(),
+            now,
             queued_for=timedelta(seconds=settings.outbox_sweep_after),
             # Longer than the broker's own redelivery of unacknowledged work (twice the limit).
             processing_for=timedelta(seconds=settings.task_time_limit * 3),
         )
+        mark_published(s, stale, now)
         for job_id in stale.job_ids:  # sent when the unit of work finishes
             db.publish(s, PROCESS_JOB, job_id)
         for enrollment_id, modality in stale.enrollments:
