@@ -35,7 +35,7 @@ def due_again(
     existed) is due again: a period has passed, and at least as long as it had waited before
     that publish (so the copies of one message are at most about log2(wait / period) + 1)."""
     last = as_utc(published or created)
-    return now - last >= max(period, last - as_utc(created))
+    return as_utc(now) - last >= max(period, last - as_utc(created))
 
 
 def find_stale(
