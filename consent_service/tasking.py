@@ -7,7 +7,7 @@ from celery import Celery, Task
 from flask import Flask, g, has_app_context
 
 from consent_service import db
-from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
+from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE, WEBHOOKS_QUEUE
 from consent_service.settings import Settings
 
 
@@ -28,6 +28,14 @@ def celery_config(settings: Settings) -> dict:
         "task_routes": {
             "gate.*": {"queue": MATCHING_QUEUE},
             "biometrics.*": {"queue": MATCHING_QUEUE},
+            "webhooks.deliver": {"queue": WEBHOOKS_QUEUE},
+        },
+        # One delivery attempt lives at most this long (its lease is longer: settings).
+        "task_annotations": {
+            "webhooks.deliver": {
+                "time_limit": settings.webhook_task_time_limit,
+                "soft_time_limit": settings.webhook_task_time_limit - 5,
+            }
         },
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,

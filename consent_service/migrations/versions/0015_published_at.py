@@ -1,6 +1,8 @@
 """published_at: when a job's or an enrollment's task was last sent (at submission, then by the
 stale-work sweep), so the sweep publishes each stale row at most once per period; claimed_at:
-when a worker last claimed an enrollment, so the sweep never re-publishes one still running.
+when a worker last claimed an enrollment, so the sweep never re-publishes one still running;
+leased_until: while a webhook attempt runs, the end of its lease (the per-provider cap counts
+the deliveries leased now).
 
 Revision ID: 0015_published_at
 Revises: 0014_error_params
@@ -23,9 +25,13 @@ def upgrade() -> None:
     with op.batch_alter_table("enrollment") as batch_op:
         batch_op.add_column(sa.Column("published_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("webhook_delivery") as batch_op:
+        batch_op.add_column(sa.Column("leased_until", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("webhook_delivery") as batch_op:
+        batch_op.drop_column("leased_until")
     with op.batch_alter_table("enrollment") as batch_op:
         batch_op.drop_column("claimed_at")
         batch_op.drop_column("published_at")
