@@ -3,12 +3,50 @@ the stack (it names task modules as strings), so `create_app` needs nothing from
 
 from __future__ import annotations
 
+import time
+
 from celery import Celery, Task
 from flask import Flask, g, has_app_context
+from kombu.transport import sqlalchemy as kombu_sqla
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from consent_service import db
 from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE, WEBHOOKS_QUEUE
 from consent_service.settings import Settings
+
+EMBEDDED_PREFIX = "sqla+"  # the embedded broker: kombu's SQLAlchemy transport, in a database
+
+
+class _EmbeddedChannel(kombu_sqla.Channel):
+    """kombu's SQLAlchemy channel, safe when several processes start at once (a CLI command
+    racing the worker's start): kombu creates its tables and a queue's row on first use, and
+    guards that only within one process, so the loser of the race between two processes got
+    `IntegrityError` on `INSERT INTO kombu_queue` (or "table already exists"). Here the loser
+    reads what the winner created."""
+
+    def _open(self):
+        for tries in range(10):
+            try:
+                return super()._open()
+            except (OperationalError, IntegrityError):  # another process is creating the tables
+                if tries == 9:
+                    raise
+                time.sleep(0.05 * (tries + 1))
+        raise AssertionError("unreachable")
+
+    def _get_or_create(self, queue):
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:  # another process inserted this queue between our read and write
+            self.session.rollback()
+            return self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).one()
+
+
+class EmbeddedBroker(kombu_sqla.Transport):
+    """The transport of the embedded broker (`sqla+` URLs): kombu's, with `_EmbeddedChannel`.
+    Named by `broker_transport` (an import path, which kombu accepts there but not in a URL)."""
+
+    Channel = _EmbeddedChannel
 
 
 def celery_config(settings: Settings) -> dict:
@@ -62,6 +100,9 @@ def celery_config(settings: Settings) -> dict:
             "notices.mail": {"task": "notices.mail", "schedule": settings.notice_mail_interval},
         },
     }
+    if broker.startswith(EMBEDDED_PREFIX):
+        config["broker_url"] = broker.removeprefix(EMBEDDED_PREFIX)  # the database's own URL
+        config["broker_transport"] = f"{__name__}:EmbeddedBroker"
     if broker.startswith(("redis", "rediss")):
         # Unacknowledged jobs come back after this long: above the time limit, so none runs twice
         # at once only because it is slow.
