@@ -8,6 +8,7 @@ import time
 from celery import Celery, Task
 from flask import Flask, g, has_app_context
 from kombu.transport import sqlalchemy as kombu_sqla
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from consent_service import db
@@ -147,3 +148,35 @@ def publish(app: Flask, task_name: str, *args: str) -> None:
     """Send a task by name (the web never imports task code). Call only after the commit that
     created the task's row."""
     app.extensions["celery"].send_task(task_name, args=list(args))
+
+
+def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int | None]:
+    """Messages waiting per queue: Redis LLEN, or the SQLite broker's visible kombu messages;
+    None where the broker cannot tell (the operators' health page, the stale-work sweep)."""
+    try:
+        if broker_url.startswith(("redis://", "rediss://")):
+            import redis
+
+            client = redis.Redis.from_url(broker_url, socket_timeout=2)
+            try:
+                return {q: int(client.llen(q)) for q in queues}
+            finally:
+                client.close()
+        if broker_url.startswith("sqla+"):
+            engine = create_engine(broker_url.removeprefix("sqla+"))
+            try:
+                with engine.connect() as conn:
+                    rows = conn.execute(
+                        text(
+                            "SELECT q.name, COUNT(m.id) FROM kombu_queue q LEFT JOIN "
+                            "kombu_message m ON m.queue_id = q.id AND m.visible "
+                            "GROUP BY q.name"
+                        )
+                    ).all()
+            finally:
+                engine.dispose()
+            counts = {name: int(n) for name, n in rows}
+            return {q: counts.get(q, 0) for q in queues}
+    except Exception:  # noqa: BLE001 - a broker we cannot read is shown as "unknown", not a 500
+        return dict.fromkeys(queues)
+    return dict.fromkeys(queues)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import false, func, true, update
 from sqlmodel import Session, col, or_, select
 
 from consent_service.biometrics.models import Enrollment
@@ -39,11 +39,21 @@ def due_again(
 
 
 def find_stale(
-    session: Session, now: datetime, queued_for: timedelta, processing_for: timedelta
+    session: Session,
+    now: datetime,
+    queued_for: timedelta,
+    processing_for: timedelta,
+    waiting: int | None = None,
 ) -> Stale:
     """Jobs queued longer than `queued_for`, or processing longer than `processing_for` (their
     worker died and the broker forgot them); enrollments never claimed after `queued_for`, or
-    claimed longer than `processing_for` ago and still pending. Only rows `due_again`."""
+    claimed longer than `processing_for` ago and still pending. Only rows `due_again`.
+
+    `waiting`: the messages the broker says wait in the queue (None: it cannot tell). When they
+    are at least as many as the queued jobs and unclaimed enrollments, none of those messages
+    was lost, only not reached yet (a backlog): they are not published again."""
+    # Whether unstarted work may have lost its message (else only a processing one may).
+    maybe_lost = false() if waiting is not None and waiting >= _unstarted(session) else true()
     not_recent = or_(
         col(GateJob.published_at).is_(None), col(GateJob.published_at) < now - queued_for
     )
@@ -53,7 +63,8 @@ def find_stale(
             not_recent,
             or_(
                 (GateJob.status == JobStatus.QUEUED.value)
-                & (GateJob.updated_at < now - queued_for),
+                & (GateJob.updated_at < now - queued_for)
+                & maybe_lost,
                 (GateJob.status == JobStatus.PROCESSING.value)
                 & (GateJob.updated_at < now - processing_for),
             ),
@@ -69,7 +80,9 @@ def find_stale(
                 col(Enrollment.published_at) < now - queued_for,
             ),
             or_(
-                col(Enrollment.claimed_at).is_(None) & (Enrollment.created_at < now - queued_for),
+                col(Enrollment.claimed_at).is_(None)
+                & (Enrollment.created_at < now - queued_for)
+                & maybe_lost,
                 col(Enrollment.claimed_at) < now - processing_for,  # its worker died
             ),
         )
@@ -83,6 +96,22 @@ def find_stale(
             if due_again(created, published, now, queued_for)
         ],
     )
+
+
+def _unstarted(session: Session) -> int:
+    """Jobs and enrollments whose message should be waiting in the broker (none claimed)."""
+    jobs = session.exec(
+        select(func.count()).select_from(GateJob).where(GateJob.status == JobStatus.QUEUED.value)
+    ).one()
+    enrollments = session.exec(
+        select(func.count())
+        .select_from(Enrollment)
+        .where(
+            Enrollment.status == EnrollmentStatus.PENDING.value,
+            col(Enrollment.claimed_at).is_(None),
+        )
+    ).one()
+    return jobs + enrollments
 
 
 def mark_published(session: Session, stale: Stale, now: datetime) -> None:

@@ -116,3 +116,29 @@ def test_rows_from_before_published_at_read_their_creation_time():
     now = utcnow()
     assert due_again(now - timedelta(seconds=61), None, now, PERIOD)
     assert not due_again(now - timedelta(seconds=59), None, now, PERIOD)
+
+
+def test_a_backlog_the_broker_still_holds_is_not_published_again(session, factories):
+    """The broker says as many messages wait as there are unstarted jobs: none was lost, so
+    nothing queued is sent again (one message per job however long the backlog takes); fewer
+    (the broker restarted empty) and the stale ones are; a dead worker's job always is."""
+    now = utcnow()
+    at = now - timedelta(seconds=600)
+    queued = [
+        factories.GateJobFactory(status="queued", created_at=at, updated_at=at, published_at=at).id
+        for _ in range(3)
+    ]
+    dead = factories.GateJobFactory(
+        status="processing",
+        created_at=at,
+        updated_at=now - timedelta(seconds=1000),
+        published_at=at,
+    ).id
+    session.flush()
+
+    def stale(waiting):
+        return find_stale(session, now, PERIOD, WORKER_TIME, waiting=waiting).job_ids
+
+    assert stale(3) == [dead]
+    assert sorted(stale(0)) == sorted([*queued, dead])  # a broker restarted empty
+    assert sorted(stale(None)) == sorted([*queued, dead])  # a broker that cannot tell
