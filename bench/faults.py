@@ -448,7 +448,8 @@ def duplicates(stack: Stack, _args) -> Row:
 def slow_enrollment(stack: Stack, args) -> Row:
     seconds = args.enrollment_seconds
     stack.env["FAULT_SLOW_SECONDS"] = str(seconds)
-    stack.start_worker()
+    # Two processes: a copy the sweep sent would run beside the slow one and count attempts.
+    stack.start_worker(concurrency=2)
     with stack.app.app_context(), db.unit_of_work() as s:
         enrollment, _ = import_face(
             s, services().media_store, "slow@example.org", [stack.photo("obama.jpg") + SLOW], 5
@@ -602,7 +603,7 @@ def broker_down(stack: Stack, _args) -> Row:
 
 FAULTS: dict[str, tuple[Callable[[Stack, argparse.Namespace], Row], dict]] = {
     "child": (child_killed, {}),
-    "worker": (worker_killed, {"task_time_limit": 10}),
+    "worker": (worker_killed, {"task_time_limit": 30}),
     "poison": (poison, {}),
     "redis": (redis_backlog, {}),
     "duplicates": (duplicates, {}),
