@@ -180,8 +180,8 @@ class Stack:
     def start_worker(self, concurrency: int = 1, queues: tuple[str, ...] | None = None):
         argv = worker_command(concurrency, ("--loglevel", "WARNING"), **_queues(queues))
         argv = [sys.executable, str(FAULT_WORKER), *argv[3:]]  # `-m celery` → the fault worker
-        log = open(self.folder / f"worker{len(self.workers)}.log", "wb")  # noqa: SIM115
-        worker = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.folder / f"worker{len(self.workers)}.log", "wb") as log:
+            worker = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.workers.append(worker)
         return worker
 
