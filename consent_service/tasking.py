@@ -180,3 +180,23 @@ def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int | None]:
     except Exception:  # noqa: BLE001 - a broker we cannot read is shown as "unknown", not a 500
         return dict.fromkeys(queues)
     return dict.fromkeys(queues)
+
+
+def queue_backlog(broker_url: str, queue: str) -> int | None:
+    """The messages of `queue` the broker still holds: waiting, or handed to a worker and not
+    yet acknowledged (Redis keeps those in its `unacked` hash, of every queue: an upper bound).
+    None where the broker cannot tell. What the stale-work sweep compares with the work that has
+    not started, to tell a backlog from lost messages."""
+    waiting = queue_depths(broker_url, [queue])[queue]
+    if waiting is None or not broker_url.startswith(("redis://", "rediss://")):
+        return waiting
+    import redis
+
+    try:
+        client = redis.Redis.from_url(broker_url, socket_timeout=2)
+        try:
+            return waiting + int(client.hlen("unacked"))
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - cannot tell: the sweep publishes as if lost
+        return None

@@ -49,9 +49,11 @@ def find_stale(
     worker died and the broker forgot them); enrollments never claimed after `queued_for`, or
     claimed longer than `processing_for` ago and still pending. Only rows `due_again`.
 
-    `waiting`: the messages the broker says wait in the queue (None: it cannot tell). When they
-    are at least as many as the queued jobs and unclaimed enrollments, none of those messages
-    was lost, only not reached yet (a backlog): they are not published again."""
+    `waiting`: the messages the broker says it holds for the queue, waiting or handed to a
+    worker and not yet acknowledged (None: it cannot tell). When they are at least as many as
+    the queued jobs and unclaimed enrollments, none of those messages was lost, only not reached
+    yet (a backlog): they are not published again. Fewer (a broker restarted empty) and the
+    stale ones are."""
     # Whether unstarted work may have lost its message (else only a processing one may).
     maybe_lost = false() if waiting is not None and waiting >= _unstarted(session) else true()
     not_recent = or_(

@@ -21,7 +21,7 @@ from consent_service.gate.sweep import find_stale, mark_published
 from consent_service.queues import MATCHING_QUEUE
 from consent_service.runtime import services
 from consent_service.storage import MediaStore
-from consent_service.tasking import queue_depths
+from consent_service.tasking import queue_backlog
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 
@@ -94,7 +94,7 @@ def sweep_stale_work() -> int:
             # Longer than the broker's own redelivery of unacknowledged work (twice the limit).
             processing_for=timedelta(seconds=settings.task_time_limit * 3),
             # A backlog the broker still holds is not lost: not sent again.
-            waiting=queue_depths(settings.celery_broker_url, [MATCHING_QUEUE])[MATCHING_QUEUE],
+            waiting=queue_backlog(settings.celery_broker_url, MATCHING_QUEUE),
         )
         mark_published(s, stale, now)
         for job_id in stale.job_ids:  # sent when the unit of work finishes

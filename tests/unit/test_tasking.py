@@ -67,3 +67,22 @@ def test_kombus_own_channel_loses_that_race(broker_url, monkeypatch):
             _lose_the_race(monkeypatch)
             with pytest.raises(IntegrityError):
                 channel._put("matching", {"body": "job"})
+
+
+def test_the_backlog_counts_messages_handed_to_a_worker_and_not_yet_acknowledged():
+    """A message a worker has taken but not acknowledged is not lost: the sweep must count it
+    (Redis keeps it in `unacked`), or one busy worker makes every queued job look lost."""
+    import redis
+
+    from consent_service.tasking import queue_backlog
+    from tests.support import redis_database
+
+    with redis_database() as url:
+        client = redis.Redis.from_url(url)
+        try:
+            client.lpush("matching", "a", "b")
+            client.hset("unacked", "tag1", "c")
+            assert queue_backlog(url, "matching") == 3
+        finally:
+            client.close()
+    assert queue_backlog("memory://", "matching") is None
