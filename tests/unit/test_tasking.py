@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
+import redis
 from celery import Celery
 from kombu import Connection
+from kombu.transport.sqlalchemy import Transport
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Query
 
 from consent_service.settings import Settings
-from consent_service.tasking import EmbeddedBroker, celery_config
+from consent_service.tasking import EmbeddedBroker, celery_config, queue_backlog
+from tests.support import redis_database
 
 # kombu's own SQLAlchemy models (the embedded broker) use a loader SQLAlchemy 2.1 deprecates.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
@@ -57,9 +61,6 @@ def test_a_queue_created_by_another_process_meanwhile_is_used_not_an_error(broke
 
 def test_kombus_own_channel_loses_that_race(broker_url, monkeypatch):
     """What the safe channel fixes (if kombu ever fixes it, this test says so)."""
-    from kombu.transport.sqlalchemy import Transport
-    from sqlalchemy.exc import IntegrityError
-
     with Connection(broker_url, transport=Transport) as worker:
         worker.default_channel._new_queue("matching")
         with Connection(broker_url, transport=Transport) as cli:
@@ -72,11 +73,6 @@ def test_kombus_own_channel_loses_that_race(broker_url, monkeypatch):
 def test_the_backlog_counts_messages_handed_to_a_worker_and_not_yet_acknowledged():
     """A message a worker has taken but not acknowledged is not lost: the sweep must count it
     (Redis keeps it in `unacked`), or one busy worker makes every queued job look lost."""
-    import redis
-
-    from consent_service.tasking import queue_backlog
-    from tests.support import redis_database
-
     with redis_database() as url:
         client = redis.Redis.from_url(url)
         try:
