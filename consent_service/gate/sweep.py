@@ -51,11 +51,15 @@ def find_stale(
 
     `waiting`: the messages the broker says it holds for the queue, waiting or handed to a
     worker and not yet acknowledged (None: it cannot tell). When they are at least as many as
-    the queued jobs and unclaimed enrollments, none of those messages was lost, only not reached
-    yet (a backlog): they are not published again. Fewer (a broker restarted empty) and the
-    stale ones are."""
+    the queued jobs and unclaimed enrollments sent a period ago or more, none of those messages
+    was lost, only not reached yet (a backlog): they are not published again. Fewer (a broker
+    restarted empty) and the stale ones are. (Messages of work submitted since count too, so a
+    loss hidden behind as many new messages is found once the backlog shrinks.)"""
     # Whether unstarted work may have lost its message (else only a processing one may).
-    maybe_lost = false() if waiting is not None and waiting >= _unstarted(session) else true()
+    settled = now - queued_for  # work sent before this has its message in the broker, or lost
+    maybe_lost = (
+        false() if waiting is not None and waiting >= _unstarted(session, settled) else true()
+    )
     not_recent = or_(
         col(GateJob.published_at).is_(None), col(GateJob.published_at) < now - queued_for
     )
@@ -100,10 +104,16 @@ def find_stale(
     )
 
 
-def _unstarted(session: Session) -> int:
-    """Jobs and enrollments whose message should be waiting in the broker (none claimed)."""
+def _unstarted(session: Session, sent_before: datetime) -> int:
+    """Jobs and enrollments none has claimed yet, sent before `sent_before` (so their message
+    was sent, not merely about to be: work being submitted now is left out)."""
     jobs = session.exec(
-        select(func.count()).select_from(GateJob).where(GateJob.status == JobStatus.QUEUED.value)
+        select(func.count())
+        .select_from(GateJob)
+        .where(
+            GateJob.status == JobStatus.QUEUED.value,
+            func.coalesce(GateJob.published_at, GateJob.created_at) < sent_before,
+        )
     ).one()
     enrollments = session.exec(
         select(func.count())
@@ -111,6 +121,7 @@ def _unstarted(session: Session) -> int:
         .where(
             Enrollment.status == EnrollmentStatus.PENDING.value,
             col(Enrollment.claimed_at).is_(None),
+            func.coalesce(Enrollment.published_at, Enrollment.created_at) < sent_before,
         )
     ).one()
     return jobs + enrollments

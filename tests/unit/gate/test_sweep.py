@@ -134,6 +134,7 @@ def test_a_backlog_the_broker_still_holds_is_not_published_again(session, factor
         updated_at=now - timedelta(seconds=1000),
         published_at=at,
     ).id
+    factories.GateJobFactory(status="queued")  # being submitted: its message not sent yet
     session.flush()
 
     def stale(waiting):
