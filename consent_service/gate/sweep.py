@@ -4,9 +4,11 @@ jobs and enrollments are decided once whatever the number of deliveries.
 
 Every publish is recorded (`published_at`), so a stale row is published at most once per
 period, and the wait before the next one grows with the time the row has waited already
-(doubling): a backlog the workers take long to drain is not flooded with copies of messages
-that are only queued, not lost. An enrollment a worker has claimed is running, not lost: it is
-published again only once it has been claimed for longer than a worker may take."""
+(doubling); and queued work is not published again at all while the broker still holds at
+least as many messages as there is unstarted work (`waiting`): a backlog the workers take long
+to drain is not flooded with copies of messages that are only queued, not lost. An enrollment
+a worker has claimed is running, not lost: it is published again only once it has been claimed
+for longer than a worker may take."""
 
 from __future__ import annotations
 
