@@ -3,6 +3,7 @@ the stack (it names task modules as strings), so `create_app` needs nothing from
 
 from __future__ import annotations
 
+import json
 import time
 
 from celery import Celery, Task
@@ -184,9 +185,9 @@ def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int | None]:
 
 def queue_backlog(broker_url: str, queue: str) -> int | None:
     """The messages of `queue` the broker still holds: waiting, or handed to a worker and not
-    yet acknowledged (Redis keeps those in its `unacked` hash, of every queue: an upper bound).
-    None where the broker cannot tell. What the stale-work sweep compares with the work that has
-    not started, to tell a backlog from lost messages."""
+    yet acknowledged (Redis keeps those in its `unacked` hash, each with its routing key). None
+    where the broker cannot tell. What the stale-work sweep compares with the work that has not
+    started, to tell a backlog from lost messages."""
     waiting = queue_depths(broker_url, [queue])[queue]
     if waiting is None or not broker_url.startswith(("redis://", "rediss://")):
         return waiting
@@ -195,8 +196,10 @@ def queue_backlog(broker_url: str, queue: str) -> int | None:
     try:
         client = redis.Redis.from_url(broker_url, socket_timeout=2)
         try:
-            return waiting + int(client.hlen("unacked"))
+            # kombu's entries: [message, exchange, routing key]; bounded by the workers' prefetch.
+            held = [json.loads(v) for v in client.hvals("unacked")]
         finally:
             client.close()
     except Exception:  # noqa: BLE001 - cannot tell: the sweep publishes as if lost
         return None
+    return waiting + sum(1 for entry in held if len(entry) > 2 and entry[2] == queue)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 from celery import Celery
@@ -77,7 +79,9 @@ def test_the_backlog_counts_messages_handed_to_a_worker_and_not_yet_acknowledged
         client = redis.Redis.from_url(url)
         try:
             client.lpush("matching", "a", "b")
-            client.hset("unacked", "tag1", "c")
+            client.hset("unacked", "tag1", json.dumps([{"body": "c"}, "", "matching"]))
+            # The running sweep's own message (another queue) is not the matching queue's.
+            client.hset("unacked", "tag2", json.dumps([{"body": "sweep"}, "", "default"]))
             assert queue_backlog(url, "matching") == 3
         finally:
             client.close()
