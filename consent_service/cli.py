@@ -28,6 +28,7 @@ from consent_service.operators.cli import operators
 from consent_service.portal.cli import providers_add_staff
 from consent_service.processes import beat_command, worker_command
 from consent_service.providers.cli import providers
+from consent_service.queues import ALL_QUEUES
 from consent_service.rights.cli import subjects_export
 from consent_service.settings import Settings
 from consent_service.tokens.cli import tokens
@@ -119,11 +120,22 @@ def serve(host: str, port: int, threads: int) -> None:
     type=int,
     help="Worker processes; each holds its own face model (about 300 MB).",
 )
+@click.option(
+    "--queues",
+    default=",".join(ALL_QUEUES),
+    show_default=True,
+    help="The queues this worker consumes: run `webhooks` on workers of its own in production, "
+    "so a slow receiver never holds a matching process.",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(concurrency: int, celery_args: tuple[str, ...]) -> None:
+def worker(concurrency: int, queues: str, celery_args: tuple[str, ...]) -> None:
     """Start a Celery worker (extra arguments go to `celery worker`)."""
     _migrated_settings()
-    cmd = worker_command(concurrency, celery_args)
+    names = tuple(q.strip() for q in queues.split(",") if q.strip())
+    unknown = sorted(set(names) - set(ALL_QUEUES))
+    if not names or unknown:
+        raise click.BadParameter(f"choose among {', '.join(ALL_QUEUES)}", param_hint="--queues")
+    cmd = worker_command(concurrency, celery_args, queues=names)
     os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with the worker
 
 

@@ -4,8 +4,10 @@ Services take a `Session`, flush, and *register* what must happen only once thei
 durable: tasks to publish (`publish`) and side effects such as deleting media or sending mail
 (`after_commit`). They never commit. The boundary does, in one place (`finish`): it commits,
 then publishes the registered tasks, then runs the registered side effects; a rollback drops
-them. The boundaries are the request (`init_app`: a response below 400 commits), the task and
-the CLI command (`unit_of_work`)."""
+them. A task the broker will not take after the commit is left to the sweeps (every published
+task has a row a sweep finds); a request then answers what `on_unsent` says (the API: 503).
+The boundaries are the request (`init_app`: a response below 400 commits), the task and the
+CLI command (`unit_of_work`)."""
 
 from __future__ import annotations
 
@@ -51,11 +53,22 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+UnsentAnswer = Callable[[Response], Response]
+_UNSENT_ANSWER = "db_unsent_answer"
+
+
 def init_app(app: Flask, engine: Engine) -> None:
     """Attach the engine; every request becomes one unit of work."""
     app.extensions["db_engine"] = engine
     app.after_request(_finish_request)
     app.teardown_appcontext(_close_session)
+
+
+def on_unsent(app: Flask, answer: UnsentAnswer) -> None:
+    """What a request answers instead when its unit of work committed but a task it registered
+    could not be published (the broker is down): `answer(response)` (by default the response
+    itself; the API answers 503, `errors_http`). Never a 500 after the commit."""
+    app.extensions[_UNSENT_ANSWER] = answer
 
 
 def engine() -> Engine:
@@ -107,20 +120,33 @@ def savepoint(s: Session) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------- the boundary
-def finish(s: Session) -> None:
+def finish(s: Session) -> list[tuple[str, tuple[str, ...]]]:
     """The boundary's commit: commit, publish the registered tasks, run the registered side
-    effects. The only place the code commits."""
+    effects. The only place the code commits. Never raises once the commit is done: a task the
+    broker would not take (down, unreachable) is logged and returned, and its row, committed,
+    is published later by a sweep (`sweep.stale_work` for jobs and enrollments,
+    `webhooks.retry_due` for deliveries); the caller decides what to answer (a request under
+    /api/ answers 503, see `on_unsent`)."""
     s.commit()
     pending: _Pending = s.info.pop(_PENDING, None) or _Pending()
+    unsent: list[tuple[str, tuple[str, ...]]] = []
     if pending.tasks:
         send: TaskSender = current_app.extensions["task_sender"]
         for name, args in pending.tasks:
-            send(name, list(args))
+            if unsent:  # the broker just refused one: do not wait on it again for each task
+                unsent.append((name, args))
+                continue
+            try:
+                send(name, list(args))
+            except Exception:  # the commit stands; the sweep publishes it
+                log.warning("could not publish %s%r; the sweep will", name, args, exc_info=True)
+                unsent.append((name, args))
     for effect in pending.effects:
         try:
             effect()
         except Exception:  # the commit stands; a sweep or a retry catches up
             log.exception("after-commit work failed: %r", effect)
+    return unsent
 
 
 def rollback(s: Session) -> None:
@@ -147,9 +173,15 @@ def _finish_request(response: Response) -> Response:
     s: Session | None = g.get("db_session")
     if s is not None:
         if response.status_code < 400:
-            finish(s)
+            if finish(s):  # committed, but a task could not be published
+                answer: UnsentAnswer = current_app.extensions.get(_UNSENT_ANSWER, _same)
+                return answer(response)
         else:
             rollback(s)
+    return response
+
+
+def _same(response: Response) -> Response:
     return response
 
 

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from consent_service import db
 from consent_service.api_contract.schemas import Problem, ValidationIssue
 from consent_service.errors import DomainError
 
@@ -56,7 +57,30 @@ def _wants_api() -> bool:
     return request.path.startswith("/api/")
 
 
+QUEUE_UNREACHABLE = (
+    "The request was saved, but its processing could not be started: the task queue is "
+    "unreachable. It starts by itself once the queue is back (within a few minutes); do not "
+    "send it again."
+)
+
+
+def _queue_unreachable(response: Response) -> Response:
+    """A request that committed but could not publish its task (the broker is down): the API
+    answers 503 problem+json, keeping the Location of what it saved (e.g. the job, which the
+    stale-work sweep publishes later); a page keeps its answer (its work is saved the same)."""
+    if not _wants_api():
+        return response
+    location = response.headers.get("Location")
+    detail = QUEUE_UNREACHABLE + (f" Follow it at {location}." if location else "")
+    unavailable = problem(503, "ServiceUnavailable", detail)
+    if location:
+        unavailable.headers["Location"] = location
+    return unavailable
+
+
 def init_app(app: Flask) -> None:
+    db.on_unsent(app, _queue_unreachable)
+
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
         if _wants_api():

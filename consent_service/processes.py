@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
+from consent_service.queues import ALL_QUEUES
 
 
 def _celery(*args: str) -> list[str]:
@@ -15,15 +15,18 @@ def _celery(*args: str) -> list[str]:
 
 
 def worker_command(
-    concurrency: int = 1, extra: tuple[str, ...] = (), beat_schedule: Path | None = None
+    concurrency: int = 1,
+    extra: tuple[str, ...] = (),
+    beat_schedule: Path | None = None,
+    queues: tuple[str, ...] = ALL_QUEUES,
 ) -> list[str]:
-    """The `celery worker` argv; with `beat_schedule`, the worker also runs beat (periodic
+    """The `celery worker` argv, consuming `queues` (all of them by default: one worker does
+    everything; a deployment runs the webhooks queue on workers of its own, so a slow receiver
+    never holds a matching process); with `beat_schedule`, the worker also runs beat (periodic
     tasks such as webhook retries): right for one worker, not for several."""
     beat = ("--beat", "--schedule", str(beat_schedule)) if beat_schedule else ()
     return [
-        *_celery(
-            "worker", "-Q", f"{MATCHING_QUEUE},{DEFAULT_QUEUE}", "--concurrency", str(concurrency)
-        ),
+        *_celery("worker", "-Q", ",".join(queues), "--concurrency", str(concurrency)),
         *beat,
         *extra,
     ]

@@ -106,4 +106,5 @@ class Services:
         return HttpTransport(
             timeout=self.settings.webhook_timeout,
             allow_private=not self.settings.is_production,
+            deadline=self.settings.webhook_deadline,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import secrets
 from enum import StrEnum
@@ -110,6 +111,12 @@ class Settings(BaseSettings):
     webhook_retry_base: float = Field(default=30.0, gt=0)
     webhook_retry_max_delay: float = Field(default=3600.0, gt=0)
     webhook_sweep_interval: float = Field(default=15.0, gt=0)
+    # The total seconds one attempt may take (connect, send, the whole answer): a receiver that
+    # drips its answer a byte at a time is cut off then, whatever `webhook_timeout` allows per
+    # read. And how many attempts to one provider may run at once (the others wait their turn),
+    # so one tenant's slow receiver cannot hold every webhook worker.
+    webhook_deadline: float = Field(default=15.0, gt=0, le=300)
+    webhook_provider_concurrency: int = Field(default=2, ge=1)
     # Decision tokens: the Ed25519 key set (JSON `{"keys": [JWK, ...]}`, oldest first, or the path
     # of a file holding it; generated into the home folder in development only), how long a
     # token stays valid (seconds) and the issuer (`iss`) it names.
@@ -202,6 +209,18 @@ class Settings(BaseSettings):
     def gallery_dir(self) -> Path:
         """Sealed snapshots of the workers' galleries (AES-GCM), so a new worker starts fast."""
         return self.home / "gallery"
+
+    @property
+    def webhook_task_time_limit(self) -> int:
+        """The `webhooks.deliver` task's hard time limit: the attempt's deadline and a margin
+        for its two short transactions."""
+        return math.ceil(self.webhook_deadline) + 15
+
+    @property
+    def webhook_lease(self) -> float:
+        """How long a claimed attempt holds its delivery: longer than the task may live, so
+        the retry sweep never sends a delivery again while its attempt may still run."""
+        return 2.0 * self.webhook_task_time_limit
 
     @property
     def mail_outbox_dir(self) -> Path:

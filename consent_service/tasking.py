@@ -3,12 +3,52 @@ the stack (it names task modules as strings), so `create_app` needs nothing from
 
 from __future__ import annotations
 
+import json
+import time
+
 from celery import Celery, Task
 from flask import Flask, g, has_app_context
+from kombu.transport import sqlalchemy as kombu_sqla
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from consent_service import db
-from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
+from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE, WEBHOOKS_QUEUE
 from consent_service.settings import Settings
+
+EMBEDDED_PREFIX = "sqla+"  # the embedded broker: kombu's SQLAlchemy transport, in a database
+
+
+class _EmbeddedChannel(kombu_sqla.Channel):
+    """kombu's SQLAlchemy channel, safe when several processes start at once (a CLI command
+    racing the worker's start): kombu creates its tables and a queue's row on first use, and
+    guards that only within one process, so the loser of the race between two processes got
+    `IntegrityError` on `INSERT INTO kombu_queue` (or "table already exists"). Here the loser
+    reads what the winner created."""
+
+    def _open(self):
+        for tries in range(10):
+            try:
+                return super()._open()
+            except (OperationalError, IntegrityError):  # another process is creating the tables
+                if tries == 9:
+                    raise
+                time.sleep(0.05 * (tries + 1))
+        raise AssertionError("unreachable")
+
+    def _get_or_create(self, queue):
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:  # another process inserted this queue between our read and write
+            self.session.rollback()
+            return self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).one()
+
+
+class EmbeddedBroker(kombu_sqla.Transport):
+    """The transport of the embedded broker (`sqla+` URLs): kombu's, with `_EmbeddedChannel`.
+    Named by `broker_transport` (an import path, which kombu accepts there but not in a URL)."""
+
+    Channel = _EmbeddedChannel
 
 
 def celery_config(settings: Settings) -> dict:
@@ -28,6 +68,14 @@ def celery_config(settings: Settings) -> dict:
         "task_routes": {
             "gate.*": {"queue": MATCHING_QUEUE},
             "biometrics.*": {"queue": MATCHING_QUEUE},
+            "webhooks.deliver": {"queue": WEBHOOKS_QUEUE},
+        },
+        # One delivery attempt lives at most this long (its lease is longer: settings).
+        "task_annotations": {
+            "webhooks.deliver": {
+                "time_limit": settings.webhook_task_time_limit,
+                "soft_time_limit": settings.webhook_task_time_limit - 5,
+            }
         },
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
@@ -58,6 +106,9 @@ def celery_config(settings: Settings) -> dict:
             },
         },
     }
+    if broker.startswith(EMBEDDED_PREFIX):
+        config["broker_url"] = broker.removeprefix(EMBEDDED_PREFIX)  # the database's own URL
+        config["broker_transport"] = f"{__name__}:EmbeddedBroker"
     if broker.startswith(("redis", "rediss")):
         # Unacknowledged jobs come back after this long: above the time limit, so none runs twice
         # at once only because it is slow.
@@ -104,3 +155,57 @@ def publish(app: Flask, task_name: str, *args: str) -> None:
     """Send a task by name (the web never imports task code). Call only after the commit that
     created the task's row."""
     app.extensions["celery"].send_task(task_name, args=list(args))
+
+
+def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int | None]:
+    """Messages waiting per queue: Redis LLEN, or the SQLite broker's visible kombu messages;
+    None where the broker cannot tell (the operators' health page, the stale-work sweep)."""
+    try:
+        if broker_url.startswith(("redis://", "rediss://")):
+            import redis
+
+            client = redis.Redis.from_url(broker_url, socket_timeout=2)
+            try:
+                return {q: int(client.llen(q)) for q in queues}
+            finally:
+                client.close()
+        if broker_url.startswith("sqla+"):
+            engine = create_engine(broker_url.removeprefix("sqla+"))
+            try:
+                with engine.connect() as conn:
+                    rows = conn.execute(
+                        text(
+                            "SELECT q.name, COUNT(m.id) FROM kombu_queue q LEFT JOIN "
+                            "kombu_message m ON m.queue_id = q.id AND m.visible "
+                            "GROUP BY q.name"
+                        )
+                    ).all()
+            finally:
+                engine.dispose()
+            counts = {name: int(n) for name, n in rows}
+            return {q: counts.get(q, 0) for q in queues}
+    except Exception:  # noqa: BLE001 - a broker we cannot read is shown as "unknown", not a 500
+        return dict.fromkeys(queues)
+    return dict.fromkeys(queues)
+
+
+def queue_backlog(broker_url: str, queue: str) -> int | None:
+    """The messages of `queue` the broker still holds: waiting, or handed to a worker and not
+    yet acknowledged (Redis keeps those in its `unacked` hash, each with its routing key). None
+    where the broker cannot tell. What the stale-work sweep compares with the work that has not
+    started, to tell a backlog from lost messages."""
+    waiting = queue_depths(broker_url, [queue])[queue]
+    if waiting is None or not broker_url.startswith(("redis://", "rediss://")):
+        return waiting
+    import redis
+
+    try:
+        client = redis.Redis.from_url(broker_url, socket_timeout=2)
+        try:
+            # kombu's entries: [message, exchange, routing key]; bounded by the workers' prefetch.
+            held = [json.loads(v) for v in client.hvals("unacked")]
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - cannot tell: the sweep publishes as if lost
+        return None
+    return waiting + sum(1 for entry in held if len(entry) > 2 and entry[2] == queue)

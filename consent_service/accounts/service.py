@@ -5,10 +5,12 @@ reveal whether an e-mail address has an account."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from blinker import Namespace
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from consent_service.accounts import links
@@ -271,7 +273,7 @@ def invite(
     if not user.is_active or user.email.endswith(".invalid"):
         raise InvalidRequest("This account was deleted; it cannot be given a role.")
     invitation = Invitation(
-        user_id=user.id,  # type: ignore[arg-type]
+        user_id=row_id(user),
         role=role,
         provider_id=provider_id,
         staff_role=staff_role,
@@ -325,7 +327,36 @@ def pending_invitations(session: Session, user: User) -> list[Invitation]:
         session.exec(
             select(Invitation).where(
                 Invitation.user_id == user.id,
-                Invitation.accepted_at.is_(None),  # type: ignore[union-attr]
+                col(Invitation.accepted_at).is_(None),
             )
         )
     )
+
+
+def lock_subjects(session: Session, subject_ids: Iterable[int]) -> dict[int, Subject]:
+    """Lock these subjects' rows until the caller's transaction ends and return them as they are
+    now (re-read, whatever the session held). The lock that orders a decision's reading of
+    grants against revocation and protect-only: whoever locks second waits, then reads what the
+    first committed. Rows are locked in id order, so two lockers never deadlock.
+
+    SQLite has no row locks: there the database's write lock is taken (an UPDATE that changes
+    nothing), so no other writer can commit before this transaction does, and what it reads
+    next is the latest committed state."""
+    ids = sorted(set(subject_ids))
+    if not ids:
+        return {}
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Subject)
+            .where(col(Subject.id).in_(ids))
+            .values(protect_only=Subject.protect_only)
+            .execution_options(synchronize_session=False)
+        )
+    rows = session.exec(
+        select(Subject)
+        .where(col(Subject.id).in_(ids))
+        .order_by(col(Subject.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {s.id: s for s in rows if s.id is not None}

@@ -70,6 +70,7 @@ def claim(session: Session, enrollment_id: str) -> Claimed | Ended:
     if enrollment is None or enrollment.status != EnrollmentStatus.PENDING:
         return Ended(enrollment.status if enrollment else MISSING)
     enrollment.attempts += 1
+    enrollment.claimed_at = utcnow()  # running: the stale-work sweep leaves it to this worker
     challenge = session.exec(
         select(LiveChallenge).where(LiveChallenge.enrollment_id == enrollment_id)
     ).first()

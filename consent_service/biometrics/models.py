@@ -59,6 +59,15 @@ class Enrollment(SQLModel, table=True):
     finished_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # When its task was last sent (at creation, then by the stale-work sweep), and when a worker
+    # last claimed it (a claimed enrollment is running: the sweep leaves it alone for as long
+    # as a worker may take). None on rows from before the columns.
+    published_at: datetime | None = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    claimed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class GalleryVersion(SQLModel, table=True):
@@ -125,7 +134,7 @@ class TemplateChange(SQLModel, table=True):
 
 def _log_change(connection: Connection, template: BiometricTemplate, op: TemplateOp) -> None:
     """One log row for one template change, on the flushing connection (so in its transaction)."""
-    head = GalleryVersion.__table__  # type: ignore[attr-defined]
+    head = SQLModel.metadata.tables["gallery_version"]
     changed = connection.execute(
         update(head).where(head.c.modality == template.modality).values(version=head.c.version + 1)
     )
@@ -135,7 +144,7 @@ def _log_change(connection: Connection, template: BiometricTemplate, op: Templat
         select(head.c.version).where(head.c.modality == template.modality)
     ).scalar_one()
     connection.execute(
-        insert(TemplateChange.__table__).values(  # type: ignore[attr-defined]
+        insert(SQLModel.metadata.tables["template_change"]).values(
             modality=template.modality,
             seq=seq,
             model=template.model,

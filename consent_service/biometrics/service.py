@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service import db
 from consent_service.accounts.service import require_verified_subject
@@ -145,7 +145,7 @@ class GalleryIndex:
         changes = session.exec(
             select(TemplateChange)
             .where(TemplateChange.modality == modality.value, TemplateChange.seq > gallery.seq)
-            .order_by(TemplateChange.seq)  # type: ignore[arg-type]
+            .order_by(col(TemplateChange.seq))
         ).all()
         if not changes:
             return
@@ -165,7 +165,7 @@ class GalleryIndex:
             for start in range(0, len(wanted), 500)
             for t in session.exec(
                 select(BiometricTemplate).where(
-                    BiometricTemplate.id.in_(wanted[start : start + 500])  # type: ignore[attr-defined]
+                    col(BiometricTemplate.id).in_(wanted[start : start + 500])
                 )
             )
         ]

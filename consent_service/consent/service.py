@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject
-from consent_service.accounts.service import require_verified_subject
+from consent_service.accounts.service import lock_subjects, require_verified_subject
 from consent_service.audit import service as audit
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
@@ -105,7 +105,11 @@ def grant(
 def revoke(
     session: Session, audit_key: bytes, subject_id: int, grant_id: str, evidence: Evidence
 ) -> ConsentGrant:
-    """Write the revoked version of a grant; effective for every decision recorded after commit."""
+    """Write the revoked version of a grant; effective for every decision recorded after commit.
+    The subject's row is locked first, the lock a decision takes before reading grants: a
+    decision recorded concurrently is committed before the revocation reads which allowed jobs
+    relied on the grant (`grant_revoked`), or reads the revoked version."""
+    lock_subjects(session, [subject_id])
     current = latest_version(session, grant_id)
     if current is None or current.subject_id != subject_id:
         raise NotFound("No such grant.")
@@ -152,7 +156,10 @@ def set_protect_only(
     session: Session, audit_key: bytes, subject: Subject, on: bool, actor: str
 ) -> Subject:
     """Protect-only mode: while on, every job that finds this person is denied (`protected`),
-    whatever their grants say. Audited; a no-op when nothing changes."""
+    whatever their grants say. Audited; a no-op when nothing changes. Takes the subject's lock
+    (as a decision does before reading grants), so a decision is recorded wholly before or
+    wholly after the switch."""
+    subject = lock_subjects(session, [subject.id])[subject.id] if subject.id else subject
     if subject.protect_only == on:
         return subject
     subject.protect_only = on

@@ -16,6 +16,7 @@ import numpy as np
 from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject
+from consent_service.accounts.service import lock_subjects
 from consent_service.audit import service as audit
 from consent_service.consent import policy
 from consent_service.consent.models import ConsentGrant
@@ -180,11 +181,10 @@ def _judge(
     (so a revocation committed while the media were being matched is honoured)."""
     operation = Operation(job.operation)
     matched = {p.subject_id for p in people if p.subject_id is not None}
-    subjects = {
-        sub.id: sub
-        for sub in session.exec(select(Subject).where(col(Subject.id).in_(matched)))
-        if sub.id is not None
-    }
+    # The matched people's rows are locked before their grants are read: a revocation or a
+    # protect-only switch (they take the same lock) commits either before this read, and is
+    # honoured here, or after this decision, and then sees it (`consent.revoked` names the job).
+    subjects = lock_subjects(session, matched)
     grants = current_grants(session, matched)
     outcomes: list[Outcome] = []
     findings: list[Finding] = []

@@ -29,6 +29,11 @@ class GateJob(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+    # When its task was last sent (at submission, then by the stale-work sweep); None on rows
+    # from before the column: the sweep reads their creation time.
+    published_at: datetime | None = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class MediaItem(SQLModel, table=True):

@@ -32,7 +32,7 @@ from consent_service.biometrics.voice_analysis import speakers_in
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.errors import MediaRejected
 from consent_service.gate.decisions import Analysis, PersonSeen, Signing, media_of, record_decision
-from consent_service.gate.models import GateJob, MediaItem
+from consent_service.gate.models import Decision, GateJob, MediaItem
 from consent_service.media.sniff import MediaKind, sniff
 from consent_service.media.video import sample_frames
 from consent_service.providers.models import Provider
@@ -44,6 +44,10 @@ MISSING = "missing"  # what a task for a job that does not exist reports
 PROVIDER_SUSPENDED = (
     "The provider was suspended before this job was decided: no decision was made and the "
     "media was destroyed."
+)
+RECORD_FAILED = (
+    "The decision could not be recorded (the database refused it): no decision was made and "
+    "the media was destroyed."
 )
 _ENDED = (JobStatus.DECIDED, JobStatus.FAILED)
 
@@ -232,7 +236,8 @@ def record(
     """Step three, under the job's lock: the decision (or, if the provider was suspended while
     the media were matched, the failure), then the media's destruction once committed. A job
     that has ended already is left as it is. A concurrent delivery that recorded the decision
-    first makes this one fail with IntegrityError (its unit of work rolls back)."""
+    first makes this one fail with IntegrityError (its unit of work rolls back; then
+    `after_refusal` tells that case from the others)."""
     job = session.exec(select(GateJob).where(GateJob.id == job_id).with_for_update()).one()
     if job.status in _ENDED:
         status: str = job.status
@@ -242,6 +247,17 @@ def record(
         status = record_decision(session, job, analysis, signing)
     discard_media(session, job_id, store, signing.audit_key)
     return status
+
+
+def after_refusal(session: Session, job_id: str, store: MediaStore, audit_key: bytes) -> str:
+    """After `record` was refused by an integrity constraint and rolled back, in a new unit of
+    work: if a decision for the job exists, a concurrent delivery recorded it first (the
+    decision's primary key is the job id) and this delivery leaves it alone. Any other refusal
+    (a foreign key, a check) would refuse every retry too: the job ends `failed` and its media
+    are destroyed, rather than staying `processing` with its media kept."""
+    if session.get(Decision, job_id) is not None:
+        return JobStatus.DECIDED
+    return fail(session, job_id, store, audit_key, RECORD_FAILED)
 
 
 # ---------------------------------------------------------------------------- shared

@@ -4,6 +4,7 @@ publishes again the work whose task message was lost. Registered by the Celery a
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -16,14 +17,18 @@ from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.gate import pipeline
 from consent_service.gate.decisions import Signing
 from consent_service.gate.service import PROCESS_JOB
-from consent_service.gate.sweep import find_stale
+from consent_service.gate.sweep import find_stale, mark_published
+from consent_service.queues import MATCHING_QUEUE
 from consent_service.runtime import services
 from consent_service.storage import MediaStore
+from consent_service.tasking import queue_backlog
 from consent_service.timeutil import utcnow
-from consent_service.vocabulary import JobStatus, Modality
+from consent_service.vocabulary import Modality
 
 if TYPE_CHECKING:  # the container's type only: the composition root sits above the gate
     from consent_service.services import Services
+
+log = logging.getLogger(__name__)
 
 
 def signing(svc: Services) -> Signing:
@@ -69,22 +74,29 @@ def decide(
     try:
         with db.unit_of_work() as s:
             return pipeline.record(s, job_id, analysis, signing, store)
-    except IntegrityError:  # a concurrent delivery recorded the decision first
-        return JobStatus.DECIDED
+    except IntegrityError:  # decided first by a concurrent delivery, or refused for good
+        log.warning("recording job %s was refused", job_id, exc_info=True)
+        with db.unit_of_work() as s:
+            return pipeline.after_refusal(s, job_id, store, signing.audit_key)
 
 
 @shared_task(name="sweep.stale_work", ignore_result=True)
 def sweep_stale_work() -> int:
-    """Publish again every job and enrollment whose task message may have been lost."""
+    """Publish again the jobs and enrollments whose task message may have been lost, each at
+    most once per period (`published_at`, recorded in the same unit of work)."""
     settings = services().settings
+    now = utcnow()
     with db.unit_of_work() as s:
         stale = find_stale(
             s,
-            utcnow(),
+            now,
             queued_for=timedelta(seconds=settings.outbox_sweep_after),
             # Longer than the broker's own redelivery of unacknowledged work (twice the limit).
             processing_for=timedelta(seconds=settings.task_time_limit * 3),
+            # A backlog the broker still holds is not lost: not sent again.
+            waiting=queue_backlog(settings.celery_broker_url, MATCHING_QUEUE),
         )
+        mark_published(s, stale, now)
         for job_id in stale.job_ids:  # sent when the unit of work finishes
             db.publish(s, PROCESS_JOB, job_id)
         for enrollment_id, modality in stale.enrollments:

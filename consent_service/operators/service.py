@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from consent_service import db
@@ -30,6 +30,7 @@ from consent_service.notices.service import notify
 from consent_service.operators.models import WorkerHeartbeat
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
+from consent_service.tasking import queue_depths
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.vocabulary import (
     DisputeStatus,
@@ -244,39 +245,6 @@ class Health:
     heartbeat_worker: str | None
     jobs_by_status: dict[str, int]
     oldest_queued_age: timedelta | None
-
-
-def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int | None]:
-    """Messages waiting per queue: Redis LLEN, or the SQLite broker's visible kombu messages."""
-    try:
-        if broker_url.startswith(("redis://", "rediss://")):
-            import redis
-
-            client = redis.Redis.from_url(broker_url, socket_timeout=2)
-            try:
-                return {q: int(client.llen(q)) for q in queues}
-            finally:
-                client.close()
-        if broker_url.startswith("sqla+"):
-            from sqlalchemy import create_engine
-
-            engine = create_engine(broker_url.removeprefix("sqla+"))
-            try:
-                with engine.connect() as conn:
-                    rows = conn.execute(
-                        text(
-                            "SELECT q.name, COUNT(m.id) FROM kombu_queue q LEFT JOIN "
-                            "kombu_message m ON m.queue_id = q.id AND m.visible "
-                            "GROUP BY q.name"
-                        )
-                    ).all()
-            finally:
-                engine.dispose()
-            counts = {name: int(n) for name, n in rows}
-            return {q: counts.get(q, 0) for q in queues}
-    except Exception:  # noqa: BLE001 - a broker we cannot read is shown as "unknown", not a 500
-        return dict.fromkeys(queues)
-    return dict.fromkeys(queues)
 
 
 def health(session: Session, broker_url: str, queues: list[str], now: datetime) -> Health:

@@ -17,7 +17,7 @@ from consent_service.notices import service as notices
 from consent_service.notices.models import SubjectNotice
 from consent_service.operators import service
 from consent_service.operators.forms import ProviderStatusForm, ResolveDisputeForm
-from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE
+from consent_service.queues import ALL_QUEUES
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 
@@ -140,7 +140,7 @@ def health():
     report = service.health(
         db.session(),
         svc.settings.celery_broker_url,
-        [MATCHING_QUEUE, DEFAULT_QUEUE],
+        list(ALL_QUEUES),
         utcnow(),
     )
     return render_template("operators/health.html", health=report, now=utcnow())

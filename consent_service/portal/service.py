@@ -108,7 +108,7 @@ def _staff_accepted(session: Session, invitation: Invitation, user: User, audit_
         raise Conflict("This account is already staff of another provider.")
     membership = membership or ProviderStaff(
         provider_id=invitation.provider_id,
-        user_id=user.id,  # type: ignore[arg-type]
+        user_id=row_id(user),
     )
     membership.role = invitation.staff_role or StaffRole.VIEWER.value
     session.add(membership)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from consent_service.crypto import Envelope
@@ -24,6 +24,8 @@ PENDING = DeliveryStatus.PENDING.value
 DELIVERED = DeliveryStatus.DELIVERED.value
 FAILED = DeliveryStatus.FAILED.value
 SKIPPED = "skipped"  # an attempt not due (a duplicate task message): nothing sent
+DEFERRED = "deferred"  # the provider has its cap of attempts running: tried again shortly
+DEFER_DELAY = timedelta(seconds=1)  # then due again: the retry sweep sends it
 
 
 @dataclass(frozen=True)
@@ -81,13 +83,26 @@ class Sent:
 
 
 def claim_attempt(
-    session: Session, delivery_id: str, envelope: Envelope, lease: float
+    session: Session,
+    delivery_id: str,
+    envelope: Envelope,
+    lease: float,
+    provider_cap: int | None = None,
 ) -> Attempt | str:
     """Step one, in its own short transaction: count and lease the attempt before anything is
     sent, so duplicate and concurrent task deliveries send once; a worker that dies mid-attempt
-    leaves a lease that expires and the sweep tries again. Returns the attempt, or the status
-    of a delivery that is not due (`skipped`) or whose webhook was disabled (`failed`)."""
+    leaves a lease that expires and the sweep tries again (the lease outlives the task's time
+    limit, so no attempt is sent again while the first may still run). At most `provider_cap`
+    attempts to one provider run at once: claims to one provider are serialized on its webhook
+    row, and one over the cap is not counted but `deferred` (due again shortly, sent by the
+    retry sweep). Returns the attempt, or the status of a delivery that is not due (`skipped`),
+    deferred, or whose webhook was disabled (`failed`)."""
     now = utcnow()
+    found = session.get(WebhookDelivery, delivery_id)
+    if found is None:
+        return SKIPPED
+    if provider_cap is not None:  # one claimer per provider at a time (SQLite: the UPDATE below)
+        session.exec(select(Webhook.id).where(Webhook.id == found.webhook_id).with_for_update())
     claimed = session.exec(
         update(WebhookDelivery)
         .where(
@@ -101,15 +116,22 @@ def claim_attempt(
         .values(
             attempts=WebhookDelivery.attempts + 1,
             next_attempt_at=now + timedelta(seconds=lease),
+            leased_until=now + timedelta(seconds=lease),
         )
+        .execution_options(synchronize_session=False)  # re-read below
     )
     if claimed.rowcount != 1:
         return SKIPPED
-    delivery = session.get(WebhookDelivery, delivery_id)
+    delivery = session.get(WebhookDelivery, delivery_id, populate_existing=True)
     assert delivery is not None  # claimed just now, in this transaction
+    if provider_cap is not None and running(session, delivery.provider_id, now) > provider_cap:
+        delivery.attempts -= 1  # not an attempt: its turn comes
+        delivery.next_attempt_at, delivery.leased_until = now + DEFER_DELAY, None
+        return DEFERRED
     webhook = session.get(Webhook, delivery.webhook_id)
     if webhook is None or not webhook.active:
         delivery.status, delivery.next_attempt_at = FAILED, None
+        delivery.leased_until = None
         delivery.last_error = "The webhook was disabled before this delivery was sent."
         return FAILED
     return Attempt(
@@ -120,6 +142,19 @@ def claim_attempt(
         delivery.event,
         delivery.body.encode(),
     )
+
+
+def running(session: Session, provider_id: str, now: datetime) -> int:
+    """How many attempts to this provider hold a lease now (this transaction's claim too)."""
+    return session.exec(
+        select(func.count())
+        .select_from(WebhookDelivery)
+        .where(
+            WebhookDelivery.provider_id == provider_id,
+            WebhookDelivery.status == PENDING,
+            col(WebhookDelivery.leased_until) > now,
+        )
+    ).one()
 
 
 def send(attempt: Attempt, transport: WebhookTransport) -> Sent:
@@ -146,6 +181,7 @@ def record_attempt(session: Session, attempt: Attempt, sent: Sent, policy: Retry
     if delivery is None or delivery.attempts != attempt.attempts or delivery.status != PENDING:
         return delivery.status if delivery else "missing"  # a later attempt took over
     delivery.last_status_code, delivery.last_error = sent.status_code, (sent.error or None)
+    delivery.leased_until = None
     if sent.error is None:
         delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
     elif attempt.attempts >= policy.max_attempts:

@@ -53,6 +53,11 @@ class WebhookDelivery(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # While an attempt runs (claimed, not yet recorded): the end of its lease. The per-provider
+    # cap counts the deliveries leased now.
+    leased_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
     delivered_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )

@@ -24,8 +24,10 @@ def deliver(delivery_id: str) -> str:
         svc.envelope,
         svc.webhook_transport,
         delivery.RetryPolicy.from_settings(settings),
-        # An attempt that has not reported back by then is presumed dead and tried again.
-        lease=max(60.0, 4 * settings.webhook_timeout),
+        # An attempt that has not reported back by then is presumed dead and tried again:
+        # longer than this task's time limit, so never while it may still run.
+        lease=settings.webhook_lease,
+        provider_cap=settings.webhook_provider_concurrency,
     )
 
 
@@ -35,11 +37,12 @@ def deliver_once(
     transport: WebhookTransport,
     policy: delivery.RetryPolicy,
     lease: float,
+    provider_cap: int | None = None,
 ) -> str:
     """One attempt, safe under duplicate and concurrent task deliveries: claimed (counted and
     leased) and committed before anything is sent, so only one runs."""
     with db.unit_of_work() as s:
-        attempt = delivery.claim_attempt(s, delivery_id, envelope, lease)
+        attempt = delivery.claim_attempt(s, delivery_id, envelope, lease, provider_cap)
     if isinstance(attempt, str):
         return attempt
     sent = delivery.send(attempt, transport)

@@ -1,4 +1,5 @@
-"""Sending one webhook POST: URL rules, SSRF guard, short timeouts, no redirects.
+"""Sending one webhook POST: URL rules, SSRF guard, short timeouts, a total deadline per
+attempt, no redirects.
 
 The address is resolved and checked once per attempt and the connection goes to that checked
 address, so a name that re-resolves to an internal address between check and use gains nothing.
@@ -6,10 +7,12 @@ address, so a name that re-resolves to an internal address between check and use
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -159,11 +162,43 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
-class HttpTransport:
-    """The real transport (http.client: it never follows redirects, so a 3xx is a failure)."""
+class _Deadline:
+    """Cuts a connection when the attempt's total time is up: `timeout` bounds each read, so a
+    receiver that drips its answer a byte at a time would otherwise hold the worker for as
+    long as it likes. The watchdog shuts the socket down, which ends any read in progress."""
 
-    def __init__(self, timeout: float, allow_private: bool, user_agent: str = "consent-service"):
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float):
+        self.conn, self.expired = conn, False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def _cut(self) -> None:
+        self.expired = True
+        sock = self.conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # closed meanwhile: nothing to cut
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class HttpTransport:
+    """The real transport (http.client: it never follows redirects, so a 3xx is a failure).
+    `timeout` bounds each connect and read; `deadline` the whole attempt."""
+
+    def __init__(
+        self,
+        timeout: float,
+        allow_private: bool,
+        user_agent: str = "consent-service",
+        deadline: float | None = None,
+    ):
         self.timeout, self.allow_private, self.user_agent = timeout, allow_private, user_agent
+        self.deadline = deadline if deadline is not None else 3 * timeout
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         try:
@@ -173,6 +208,8 @@ class HttpTransport:
         address = resolve(target, self.allow_private)
         cls = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
         conn = cls(target.host, target.port, address, self.timeout)
+        deadline = _Deadline(conn, self.deadline)
+        deadline.start()
         try:
             conn.request(
                 "POST",
@@ -186,8 +223,13 @@ class HttpTransport:
             )
             response = conn.getresponse()
             response.read(65536)  # the answer's body is not used; read a little and hang up
+            if deadline.expired:  # the body was cut short: no full answer in time
+                raise DeliveryError(f"no full answer within {self.deadline:g} s")
             return response.status
         except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired:
+                raise DeliveryError(f"no full answer within {self.deadline:g} s") from None
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
         finally:
+            deadline.cancel()
             conn.close()

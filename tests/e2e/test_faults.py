@@ -86,6 +86,7 @@ def test_job_whose_message_was_lost_is_found_by_the_sweep(stack, photos):
                 )
                 # Committed but never published, and waiting for a while.
                 job.updated_at -= timedelta(seconds=stack.settings.outbox_sweep_after + 5)
+                job.published_at = job.updated_at
         finally:
             stack.app.extensions["task_sender"] = sender
         job_id = job.id

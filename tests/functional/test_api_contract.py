@@ -3,10 +3,16 @@ Idempotency-Key replays, and the OpenAPI document and docs page that describe it
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from kombu.exceptions import OperationalError
 from urllib3 import encode_multipart_formdata
 
+from consent_service import db
 from consent_service.app import create_app
+from consent_service.gate.models import GateJob
+from consent_service.gate.sweep import find_stale
 from tests.support import redis_database
 
 PROBLEM = "application/problem+json"
@@ -92,6 +98,35 @@ def test_idempotency_key_replays_the_first_job(api):
     assert "different request" in assert_problem(reused, 422)["detail"]
     # Keys belong to one provider: another provider's identical key is a new job of its own.
     assert theirs.status_code == 202 and theirs.get_json()["id"] != first.get_json()["id"]
+
+
+def test_broker_down_at_submission_answers_503_and_keeps_the_job(make_api_app):
+    """The job is committed before its task is sent: if the broker refuses the task, the
+    answer is a 503 problem (never a 500 after the commit) and the job stays queued, for the
+    stale-work sweep to publish."""
+    api = make_api_app()
+    sender = api.app.extensions["task_sender"]
+
+    def broker_down(name, args):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    api.app.extensions["task_sender"] = broker_down
+    try:
+        response = submit(api.client(), api.auth())
+    finally:
+        api.app.extensions["task_sender"] = sender
+    body = assert_problem(response, 503)
+    assert "do not send it again" in body["detail"]
+    location = response.headers["Location"]
+    assert location in body["detail"]
+    kept = api.client().get(location, headers=api.auth())
+    assert kept.status_code == 200 and kept.get_json()["status"] == "queued"
+    with api.app.app_context(), db.unit_of_work() as s:
+        job = s.get(GateJob, kept.get_json()["id"])
+        stale = find_stale(
+            s, job.published_at + timedelta(minutes=2), timedelta(minutes=1), timedelta(hours=1)
+        )
+    assert job.id in stale.job_ids  # the sweep sends it once the broker is back
 
 
 def test_rate_limit_answers_429_with_retry_after_per_key(make_api_app):

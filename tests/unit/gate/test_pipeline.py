@@ -5,16 +5,21 @@ stand-in face finder: every reason code and decision without a worker or dlib. T
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import json
+import threading
 import wave
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from flask import current_app
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 
+import consent_service.gate.revocations  # noqa: F401 - connects the consent.revoked receiver
 from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.audit import merkle
@@ -27,8 +32,8 @@ from consent_service.biometrics.service import (
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.consent import service as consent
 from consent_service.consent.models import ConsentGrant
-from consent_service.gate import pipeline, tasks
-from consent_service.gate.decisions import Analysis, Signing
+from consent_service.gate import decisions, pipeline, tasks
+from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
 from consent_service.gate.service import PROCESS_JOB, Upload, submit_job
 from consent_service.providers.models import Provider
@@ -37,6 +42,7 @@ from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key, verify_token
 from consent_service.vocabulary import GrantStatus, Operation, Role
 from consent_service.webhooks import service as webhooks
+from consent_service.webhooks.models import WebhookDelivery
 from tests.fakes import vector
 
 AUDIT_KEY = b"a" * 32
@@ -469,3 +475,151 @@ def test_a_decision_recorded_first_by_a_concurrent_delivery_is_left_to_it(
     assert len(_stored(store)) == 1  # this delivery destroyed nothing: the other one does
     # The task reports it as decided, as before.
     assert tasks.decide(job_id, store, matching, None, signing, MAX_ATTEMPTS) == "decided"
+
+
+def test_a_refusal_other_than_a_concurrent_decision_ends_the_job_failed(
+    submit, faces, store, matching, signing
+):
+    """Only the decision's own key means "decided by a concurrent delivery": a foreign-key
+    refusal would refuse every retry, so the job ends failed and its media are destroyed."""
+    job_id = submit(faces.picture(vector(ALICE)))
+    _claim(job_id, store)
+    # A person whose row is gone by the time the finding is written (foreign key to subject).
+    ghost = Analysis([PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), 999_999, True)])
+    with pytest.raises(IntegrityError):
+        _record(job_id, ghost, signing, store)
+    with db.unit_of_work() as s:
+        assert pipeline.after_refusal(s, job_id, store, signing.audit_key) == "failed"
+    job = _job(job_id)
+    assert (job.status, job.error) == ("failed", pipeline.RECORD_FAILED)
+    assert _decision(job_id) is None and _stored(store) == []
+    assert [e.payload["job_id"] for e in _events("gate.failed")] == [job_id]
+
+
+def test_the_task_ends_a_job_whose_record_is_refused_failed(
+    submit, faces, store, matching, signing, monkeypatch
+):
+    job_id = submit(faces.picture(vector(ALICE)))
+    ghost = Analysis([PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), 999_999, True)])
+    monkeypatch.setattr(pipeline, "analyse", lambda *_: ghost)
+    assert _run(job_id, store, matching, signing) == "failed"
+    assert _job(job_id).status == "failed" and _stored(store) == []
+
+
+# ---------------------------------------------------------------------------- the revocation race
+# Two real databases with real concurrency (threads, each its own connection): the in-memory
+# database of the other tests has one connection, which cannot show a lock.
+@pytest.fixture
+def engine(request, engine, tmp_path, postgres_database):
+    """The in-memory database, or (parametrized indirectly) a SQLite file or a PostgreSQL
+    database as the service opens them (`db.make_engine`)."""
+    kind = getattr(request, "param", "memory")
+    if kind == "memory":
+        yield engine
+        return
+    with contextlib.ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path / 'race.db'}"
+            if kind == "sqlite"
+            else stack.enter_context(postgres_database())
+        )
+        real = db.make_engine(url)
+        SQLModel.metadata.create_all(real)
+        stack.callback(real.dispose)
+        yield real
+
+
+class _Held:
+    """Holds the worker's thread at one point until the test releases it."""
+
+    def __init__(self) -> None:
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def hold(self) -> None:
+        self.reached.set()
+        assert self.release.wait(30), "never released"
+
+
+def _in_thread(fn, *args) -> tuple[threading.Thread, list]:
+    """Run fn(*args) in a thread inside this app's context (a second worker or web process);
+    the list gets its result or its exception."""
+    app, out = current_app._get_current_object(), []  # type: ignore[attr-defined]
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                out.append(fn(*args))
+            except BaseException as exc:  # reported by the test
+                out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _revoke(subject_id: int, grant_id: str) -> None:
+    with db.unit_of_work() as s:
+        consent.revoke(s, AUDIT_KEY, subject_id, grant_id, consent.Evidence("test", "test"))
+
+
+def _revoked_events_naming(job_id: str) -> list[str]:
+    with db.unit_of_work() as s:
+        rows = s.exec(select(WebhookDelivery).where(WebhookDelivery.event == "consent.revoked"))
+        return [r.id for r in rows if job_id in json.loads(r.body)["data"]["job_ids"]]
+
+
+@pytest.fixture
+def race(submit, faces, enroll, provider_id, envelope):
+    """An enrolled person with an active grant, a provider that hears `consent.revoked`, and a
+    job showing that person: (subject id, grant id, job id)."""
+    with db.unit_of_work() as s:
+        webhooks.configure(
+            s, envelope, s.get(Provider, provider_id), "http://127.0.0.1/in", allow_private=True
+        )
+    alice = enroll(ALICE)
+    grant_id = _grant(alice)
+    return alice, grant_id, submit(faces.picture(vector(ALICE)))
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"], indirect=True)
+def test_a_revocation_while_the_embedder_works_makes_the_decision_deny(
+    race, faces, store, matching, signing, monkeypatch
+):
+    alice, grant_id, job_id = race
+    held, detect = _Held(), faces.detect
+    monkeypatch.setattr(faces, "detect", lambda rgb: (held.hold(), detect(rgb))[1])
+    worker, result = _in_thread(_run, job_id, store, matching, signing)
+    assert held.reached.wait(30)  # the worker is matching the face (its grant still active)
+    _revoke(alice, grant_id)
+    held.release.set()
+    worker.join(30)
+    assert result == ["decided"]
+    assert (_decision(job_id).decision, _outcomes(job_id)) == ("deny", ["revoked"])
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"], indirect=True)
+def test_a_revocation_racing_the_record_is_seen_by_the_decision_or_names_the_job(
+    race, store, matching, signing, monkeypatch
+):
+    """The revocation arrives after the decision read the grants and before it committed: it
+    waits for the subject's lock (taken before the grants were read), so once the `allow` is
+    committed the revocation sees it and `consent.revoked` names the job."""
+    alice, grant_id, job_id = race
+    held, read = _Held(), decisions.current_grants
+
+    def read_then_hold(session, subject_ids):
+        grants = read(session, subject_ids)
+        held.hold()
+        return grants
+
+    monkeypatch.setattr(decisions, "current_grants", read_then_hold)
+    worker, result = _in_thread(_run, job_id, store, matching, signing)
+    assert held.reached.wait(30)  # grants read (still active), the decision not yet committed
+    revoker, revoked = _in_thread(_revoke, alice, grant_id)
+    revoker.join(1.0)  # without the lock it commits now, under the decision's feet
+    held.release.set()
+    worker.join(30)
+    revoker.join(30)
+    assert result == ["decided"] and revoked == [None]
+    decision = _decision(job_id).decision
+    assert decision == "deny" or _revoked_events_naming(job_id), decision

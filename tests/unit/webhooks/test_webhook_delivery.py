@@ -12,7 +12,11 @@ from sqlmodel import select
 from consent_service import db
 from consent_service.errors import InvalidRequest
 from consent_service.gate.models import GateJob
+from consent_service.processes import worker_command
 from consent_service.providers.service import create_provider
+from consent_service.queues import WEBHOOKS_QUEUE
+from consent_service.settings import Settings
+from consent_service.tasking import celery_config
 from consent_service.timeutil import utcnow
 from consent_service.webhooks import delivery, tasks
 from consent_service.webhooks import service as webhooks
@@ -291,3 +295,45 @@ def test_a_disabled_webhook_gets_nothing(deliver, engine, session, envelope, pen
     assert deliver(delivery_id, envelope, transport, POLICY, 60) == "failed"
     assert transport.posts == []
     assert "disabled" in _row(reopen, delivery_id).last_error
+
+
+def test_one_provider_runs_at_most_its_cap_of_attempts_at_once(
+    worker_context, session, envelope, engine, reopen
+):
+    """A provider whose receiver is slow holds at most `provider_cap` webhook workers: the
+    next claim is deferred (not counted, due again shortly) until one of its attempts ends."""
+    provider = create_provider(session, "slow")
+    webhooks.configure(session, envelope, provider, "http://127.0.0.1:9/hook", allow_private=True)
+    ids = [
+        webhooks.job_decided(session, _job(session, provider.id, "allow"), "allow", []).id
+        for _ in range(3)
+    ]
+    session.commit()
+
+    def claim(delivery_id):
+        with db.unit_of_work() as s:
+            return delivery.claim_attempt(s, delivery_id, envelope, 60, provider_cap=2)
+
+    first, second = claim(ids[0]), claim(ids[1])  # both running (sending, not yet recorded)
+    assert isinstance(first, delivery.Attempt) and isinstance(second, delivery.Attempt)
+    assert claim(ids[2]) == delivery.DEFERRED
+    row = _row(reopen, ids[2])
+    assert (row.attempts, row.leased_until, row.status) == (0, None, "pending")
+    with db.unit_of_work() as s:
+        delivery.record_attempt(s, first, delivery.Sent(204, None), POLICY)
+    _make_due(engine, ids[2])
+    assert isinstance(claim(ids[2]), delivery.Attempt)  # its turn once one attempt ended
+
+
+def test_the_lease_outlives_the_delivery_task():
+    """The retry sweep must never send a delivery again while its attempt may still run: the
+    lease is longer than the task's hard time limit, which is longer than the attempt's
+    deadline; and deliveries run on their own queue, which every worker argv consumes."""
+    settings = Settings(webhook_deadline=20)
+    config = celery_config(settings)
+    limit = config["task_annotations"][webhooks.DELIVER_TASK]["time_limit"]
+    assert settings.webhook_deadline < limit == settings.webhook_task_time_limit
+    assert settings.webhook_lease > limit
+    assert config["task_routes"][webhooks.DELIVER_TASK] == {"queue": WEBHOOKS_QUEUE}
+    argv = worker_command()
+    assert WEBHOOKS_QUEUE in argv[argv.index("-Q") + 1].split(",")

@@ -27,6 +27,13 @@ class _Receiver(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(1.5)
             self.send_response(200)
+        elif self.path == "/drip":  # an answer one byte every 0.1 s: no read ever times out
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
         else:
             self.send_response(int(self.path.strip("/") or 200))
         self.send_header("Content-Length", "0")
@@ -70,6 +77,15 @@ def test_a_slow_receiver_times_out(receiver):
     with pytest.raises(DeliveryError, match="timed out"):
         transport.post(f"{receiver}/slow", b"{}", {})
     assert time.monotonic() - started < 1.2
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(receiver):
+    """Each read gets a byte before `timeout`, so only the total deadline ends the attempt."""
+    transport = HttpTransport(timeout=0.5, allow_private=True, deadline=1.0)
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="no full answer within 1 s"):
+        transport.post(f"{receiver}/drip", b"{}", {})
+    assert time.monotonic() - started < 1.8
 
 
 def test_production_never_connects_to_internal_addresses(receiver):
