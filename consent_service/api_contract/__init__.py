@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from consent_service.api_contract import ratelimit
+from consent_service.api_contract.views import bp
 from consent_service.settings import Settings
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    from consent_service.api_contract import ratelimit
-    from consent_service.api_contract.views import bp
-
     app.extensions["api_rate_limiter"] = ratelimit.from_settings(settings)
     app.extensions["signin_throttle"] = ratelimit.SignInThrottle.from_settings(settings)
     app.register_blueprint(bp)
