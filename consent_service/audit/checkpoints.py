@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from consent_service.crypto import write_new_key_file
 from consent_service.settings import InsecureSettings, Settings
 
 DEV_KEY_FILE = "audit-checkpoint.key"
@@ -141,7 +142,7 @@ def load_signer(settings: Settings) -> SignerKey:
         )
     else:
         path = settings.home / DEV_KEY_FILE
-        _write_new(path, new_key_text())
+        write_new_key_file(path, new_key_text() + "\n")
     try:
         text = path.read_text()
     except OSError as exc:
@@ -157,17 +158,6 @@ def _looks_like_path(value: str) -> bool:
         return len(base64.b64decode(value, validate=True)) != 32
     except binascii.Error:
         return True
-
-
-def _write_new(path: Path, text: str) -> None:
-    """Create the development key file, owner-only; a concurrent first start keeps the winner's."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
 
 
 # ---------------------------------------------------------------------------- checkpoints

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from jwt.algorithms import OKPAlgorithm
 
+from consent_service.crypto import write_new_key_file
 from consent_service.errors import TokenInvalid
 from consent_service.settings import InsecureSettings, Settings
 from consent_service.timeutil import new_id, utcnow
@@ -168,23 +169,12 @@ def load_keyring(settings: Settings) -> KeyRing:
             "when CONSENT_SERVICE_ENV=production; create them with `consent-service tokens rotate`."
         )
     if not value and not path.exists():
-        _write_new(path, KeyRing((generate_key(),)))
+        write_new_key_file(path, KeyRing((generate_key(),)).to_json())
     try:
         text = path.read_text()
     except OSError as exc:
         raise KeyConfigError(f"Cannot read the decision keys at {path}: {exc}") from None
     return parse_keyring(text)
-
-
-def _write_new(path: Path, ring: KeyRing) -> None:
-    """Create the development key file, owner-only; a concurrent first start keeps the winner's."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as fh:
-        fh.write(ring.to_json())
 
 
 def rotate(ring: KeyRing, activate_in: int = 0, now: datetime | None = None) -> KeyRing:
