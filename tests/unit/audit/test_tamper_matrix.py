@@ -36,6 +36,19 @@ KEYS = [SIGNER.verifier]
 T0 = datetime(2026, 12, 1, 8, 0)
 PROFILE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
+# Every attack the matrix runs (`_tamper` knows each).
+ATTACKS = [
+    "truncate",
+    "delete_all",
+    "reorder",
+    "insert",
+    "delete_one",
+    "edit_one",
+    "rewrite_all_with_mac_key",
+    "edit_without_key",
+    "replay_old_checkpoint",
+]
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -135,21 +148,7 @@ def attacks(draw):
     """(log size, checkpoint sizes, the witness's checkpoint size, attack, its parameters)."""
     n, sizes = draw(logs())
     m = draw(st.sampled_from(sorted(sizes)))  # the witness holds the checkpoint of size m
-    kind = draw(
-        st.sampled_from(
-            [
-                "truncate",
-                "delete_all",
-                "reorder",
-                "insert",
-                "delete_one",
-                "edit_one",
-                "rewrite_all_with_mac_key",
-                "edit_without_key",
-                "replay_old_checkpoint",
-            ]
-        )
-    )
+    kind = draw(st.sampled_from(ATTACKS))
     p = draw(st.integers(min_value=0, max_value=m - 1))  # an entry the checkpoint covers
     q = draw(st.integers(min_value=0, max_value=n - 1).filter(lambda x: x != p)) if n > 1 else p
     t = draw(st.integers(min_value=0, max_value=m - 1))
@@ -242,17 +241,7 @@ def test_no_false_alarm_on_an_untampered_log(log, heads_at):
 def test_the_matrix_in_one_table(capsys):
     """Every attack at every covered position of a 12-entry log with checkpoints at 4 and 9:
     the one-line summary the brief asks for (run with -s to see it)."""
-    kinds = [
-        "truncate",
-        "delete_all",
-        "reorder",
-        "insert",
-        "delete_one",
-        "edit_one",
-        "rewrite_all_with_mac_key",
-        "edit_without_key",
-        "replay_old_checkpoint",
-    ]
+    kinds = ATTACKS
     results: dict[str, list[bool]] = {k: [] for k in kinds}
     for kind in kinds:
         for m in (4, 9):
