@@ -24,6 +24,25 @@ class Operation(StrEnum):
         return Modality.VOICE if self.value.startswith("voice_") else Modality.FACE
 
 
+class Assurance(StrEnum):
+    """How sure the service is that a subject's enrolled face and voice are the account's own,
+    lowest first: `uploaded` (photos or files, only where the operator allows uploads), `live`
+    (a live consent recording passed the machine checks), `reviewed` (an operator watched that
+    recording and approved it)."""
+
+    UPLOADED = "uploaded"
+    LIVE = "live"
+    REVIEWED = "reviewed"
+
+    @property
+    def rank(self) -> int:
+        return list(Assurance).index(self)
+
+    def meets(self, minimum: Assurance | None) -> bool:
+        """At least `minimum` (None asks for nothing)."""
+        return minimum is None or self.rank >= minimum.rank
+
+
 class Role(StrEnum):
     SOURCE = "source"
     TARGET = "target"

@@ -91,6 +91,9 @@ class Subject(SQLModel, table=True):
     display_name: str = Field(default="", max_length=200)
     # Enrolled only to be protected: every matching job is denied.
     protect_only: bool = False
+    # vocabulary.Assurance: how the enrolled face and voice were shown to be this account's own
+    # (accounts/assurance.py); None until something is enrolled.
+    assurance: str | None = Field(default=None, max_length=16)
     created_at: datetime = _ts(nullable=False)
 
 
