@@ -273,6 +273,12 @@ def test_cli_rotate_then_verify_old_and_new_tokens(tmp_path, monkeypatch):
     assert refused.exit_code == 1
     wrong = runner.invoke(main, ["tokens", "verify", old_token, "--audience", "q"])
     assert wrong.exit_code == 1 and "another audience" in wrong.output
+    stale, _ = new_signer.sign({"aud": "p", "sub": "s"}, utcnow() - timedelta(days=2))
+    expired = runner.invoke(main, ["tokens", "verify", stale])
+    assert expired.exit_code == 1 and "expired" in expired.output
+    accepted = runner.invoke(main, ["tokens", "verify", stale, "--accept-expired"])
+    assert accepted.exit_code == 0, accepted.output
+    assert json.loads(accepted.output)["claims"]["sub"] == "s"
 
 
 def test_cli_verify_against_a_servers_jwks(api, tmp_path, monkeypatch):
