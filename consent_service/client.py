@@ -113,3 +113,11 @@ class ConsentClient:
     ) -> dict:
         job = self.submit(operation, source=source, target=target, idempotency_key=idempotency_key)
         return self.wait(job["id"], timeout=timeout) if wait else job
+
+    def status(self, token_ref: str) -> dict:
+        """Whether a decision still stands, by its token's id (`jti`) or the token's SHA-256:
+        `{"status": "valid" | "superseded" | "consent_withdrawn" | "consent_expired", ...}`.
+        Ask before relying on a decision for longer than its token lives."""
+        return self._answer(
+            self._http.get(f"{self.url}/api/v1/decisions/{token_ref}/status", timeout=self.timeout)
+        )

@@ -119,9 +119,11 @@ class Settings(BaseSettings):
     webhook_provider_concurrency: int = Field(default=2, ge=1)
     # Decision tokens: the Ed25519 key set (JSON `{"keys": [JWK, ...]}`, oldest first, or the path
     # of a file holding it; generated into the home folder in development only), how long a
-    # token stays valid (seconds) and the issuer (`iss`) it names.
+    # token stays valid (seconds) and the issuer (`iss`) it names. Short by default (15 minutes,
+    # at most a day): a token checked offline can outlive a revocation by this much, so
+    # anything longer asks the decision's status (`gate.status`; README "Token status").
     decision_signing_keys: str | None = None
-    decision_token_ttl: int = Field(default=30 * 24 * 3600, ge=60)
+    decision_token_ttl: int = Field(default=15 * 60, ge=60, le=24 * 3600)
     decision_token_issuer: str = Field(default="consent-service", min_length=1)
     # Audit log checkpoints (signed tree heads): the Ed25519 key that signs them (base64 of its
     # 32-byte seed, or the path of a file holding that; generated into the home folder in

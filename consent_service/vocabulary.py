@@ -74,6 +74,18 @@ class DecisionKind(StrEnum):
     NEEDS_CONSENT = "needs_consent"
 
 
+class DecisionStanding(StrEnum):
+    """Whether a signed decision still stands (its token's status, `gate.status`)."""
+
+    VALID = "valid"
+    # A later revision of the job's decision replaced it (a consent request was answered).
+    SUPERSEDED = "superseded"
+    # A grant an `allow` relied on was revoked (by the person, or by erasing their account).
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    # A grant an `allow` relied on reached the end of its period.
+    CONSENT_EXPIRED = "consent_expired"
+
+
 class Outcome(StrEnum):
     """What the gate concluded for one person found in the media."""
 

@@ -1,18 +1,27 @@
-"""The providers' JSON API: submit a job, read its decision."""
+"""The providers' JSON API: submit a job, read its decision; and, for anyone, verify a decision
+token and read whether its decision still stands."""
 
 from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from consent_service import db
-from consent_service.api_contract import idempotency
+from consent_service.api_contract import idempotency, ratelimit
 from consent_service.api_contract.operations import api_operation
-from consent_service.gate import service
+from consent_service.gate import service, status
 from consent_service.gate.public import job_view
-from consent_service.gate.schemas import JobPublic, JobSubmission
+from consent_service.gate.schemas import (
+    DecisionStatus,
+    JobPublic,
+    JobSubmission,
+    VerifyRequest,
+    VerifyResult,
+)
 from consent_service.runtime import services
+from consent_service.timeutil import utcnow
+from consent_service.tokens.service import verify_token
 from consent_service.web import require_provider
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -70,3 +79,80 @@ def _job_public(session, job) -> dict:
 def get_job(job_id: str):
     session = db.session()
     return jsonify(_job_public(session, service.get_job(session, g.provider, job_id)))
+
+
+# A status answer may be cached this long (seconds): a revocation reaches a caching reader
+# within it, and a direct call at once.
+STATUS_MAX_AGE = 60
+
+
+@bp.post("/decisions/verify")
+@api_operation(
+    "Verify a decision token and whether its decision still stands",
+    description="No API key: whoever holds an edited file (a platform, a person, a regulator) "
+    "may check the decision behind it. 200 with the claims and the decision's `status` "
+    "(valid, superseded, consent_withdrawn, consent_expired) when the token is valid; 422 with "
+    "the reason when not. Tokens are short-lived (DECISION_TOKEN_TTL): with `accept_expired` "
+    "a token past its `exp` is checked all the same and answered with `expired: true`, so a "
+    "decision can be relied on for longer as long as its status is `valid`. The answer says "
+    "nothing the token does not carry, except its status and its grants' present state. "
+    "Limited per client address.",
+    responses={200: VerifyResult},
+    body=VerifyRequest,
+    errors=(429,),
+    authenticated=False,
+    tags=("decisions",),
+)
+def verify_decision() -> Response:
+    # Public, so counted per client address rather than per key.
+    ratelimit.enforce(f"verify:{request.remote_addr}")
+    idempotency.request_key()  # checked like on every POST; verifying creates nothing
+    body = VerifyRequest.model_validate(request.get_json(silent=True))
+    svc = services()
+    claims, kid = verify_token(
+        body.token,
+        svc.decision_keys.public_keys(),
+        audience=body.audience,
+        issuer=svc.settings.decision_token_issuer,
+        allow_expired=body.accept_expired,
+    )
+    now = utcnow()
+    session = db.session()
+    revision = status.revision_of_claims(session, claims)
+    standing = status.standing(session, revision, now) if revision is not None else None
+    expires = claims["exp"]
+    result = VerifyResult(
+        valid=True,
+        expired=isinstance(expires, int | float) and expires <= now.timestamp(),
+        kid=kid,
+        claims=claims,
+        status=status.status_view(standing, now) if standing else None,
+        grants=status.grants_view(standing) if standing else [],
+    )
+    response = jsonify(result.model_dump(mode="json"))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/decisions/<token_ref>/status")
+@api_operation(
+    "Whether a decision still stands (its public status URL)",
+    description="No API key. `token_ref` is a decision token's id (`jti`, 32 hex digits, as "
+    "in the AIGC label's ReservedCode1) or the SHA-256 of the whole token (64 hex digits). "
+    "Answers only the status: valid, superseded (with the revision that replaced it), "
+    "consent_withdrawn or consent_expired (with `since`); never the job, the provider, the "
+    "person or the grant. An unknown token is a 404. Cacheable for a minute. Limited per "
+    "client address.",
+    responses={200: DecisionStatus},
+    errors=(404, 429),
+    authenticated=False,
+    tags=("decisions",),
+)
+def decision_status(token_ref: str) -> Response:
+    ratelimit.enforce(f"status:{request.remote_addr}")
+    session = db.session()
+    now = utcnow()
+    standing = status.standing(session, status.find_revision(session, token_ref), now)
+    response = jsonify(status.status_view(standing, now).model_dump(mode="json"))
+    response.headers["Cache-Control"] = f"public, max-age={STATUS_MAX_AGE}"
+    return response

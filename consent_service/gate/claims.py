@@ -56,6 +56,12 @@ def token_claims(
     )
 
 
+def token_digest(token: str) -> str:
+    """The SHA-256 (hex) of a compact decision token: a name for it that reveals nothing of its
+    claims, which its public status URL accepts like the token id."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def aigc_label(provider_name: str, job_id: str, jti: str) -> dict[str, Any]:
     """GB 45438-2025's implicit label for the output of an allowed edit, to embed in its metadata
     under `AIGC`: generated content (Label 1), by this provider, traceable to this job and, by

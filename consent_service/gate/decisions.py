@@ -22,7 +22,7 @@ from consent_service.consent import policy
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.service import current_grants
 from consent_service.crypto import Envelope
-from consent_service.gate.claims import token_claims
+from consent_service.gate.claims import token_claims, token_digest
 from consent_service.gate.finding_faces import keep_finding_face
 from consent_service.gate.models import Decision, DecisionRevision, Finding, GateJob, MediaItem
 from consent_service.timeutil import utcnow
@@ -135,6 +135,7 @@ def record_decision(
             reasons=r.reasons,
             token=r.token,
             jti=r.jti,
+            token_sha256=token_digest(r.token),
             cause="media",
             created_at=now,
         )
@@ -278,6 +279,7 @@ def redecide(
             reasons=r.reasons,
             token=r.token,
             jti=r.jti,
+            token_sha256=token_digest(r.token),
             cause=cause[:200],
             created_at=now,
         )

@@ -114,7 +114,10 @@ class DecisionRevision(SQLModel, table=True):
     decision: str = Field(max_length=16)
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    jti: str | None = Field(default=None, max_length=32)
+    # The token's id and the SHA-256 of the token (hex): the two ways its public status URL
+    # names it (`gate.status`); a label carries one of them.
+    jti: str | None = Field(default=None, max_length=32, unique=True, index=True)
+    token_sha256: str | None = Field(default=None, max_length=64, unique=True, index=True)
     # What caused the revision (e.g. "consent request <id>").
     cause: str = Field(default="", max_length=200)
     created_at: datetime = Field(

@@ -1,17 +1,27 @@
-"""The gate's API shapes: what a provider sends to submit a job and what it reads back.
+"""The gate's API shapes: what a provider sends to submit a job and what it reads back, and what
+anyone reads of a decision token: its verification and whether its decision still stands.
 
 The same models validate requests, build responses and generate the OpenAPI document."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from werkzeug.datastructures import FileStorage
 
 from consent_service.gate.service import MAX_MEDIA_ITEMS, Upload
-from consent_service.vocabulary import DecisionKind, JobStatus, Operation, Outcome, Role
+from consent_service.tokens.service import MAX_TOKEN_LENGTH
+from consent_service.vocabulary import (
+    DecisionKind,
+    DecisionStanding,
+    GrantStatus,
+    JobStatus,
+    Operation,
+    Outcome,
+    Role,
+)
 
 UploadedFile = Annotated[
     FileStorage, WithJsonSchema({"type": "string", "format": "binary"}, mode="validation")
@@ -97,4 +107,99 @@ class JobPublic(BaseModel):
     token: str | None = Field(default=None, description="The signed decision (a JWS), if any.")
     label: dict[str, Any] | None = Field(
         default=None, description="What to embed in the output's metadata, if any."
+    )
+
+
+# ---------------------------------------------------------------------------- a decision's status
+class SupersedingDecision(BaseModel):
+    """The revision of the job's decision that replaced the one asked about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    revision: int
+    decision: DecisionKind
+    jti: str | None = Field(description="The id of the token that signs it.")
+    issued_at: datetime
+
+
+class DecisionStatus(BaseModel):
+    """Whether a signed decision still stands, and nothing about who it concerns: no job,
+    provider, person or grant ids (built by `gate.status.status_view`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jti: str | None = Field(description="The id of the token asked about.")
+    revision: int = Field(description="The revision of the job's decision that token signs.")
+    decision: DecisionKind = Field(description="What that token decided.")
+    issued_at: datetime
+    status: DecisionStanding = Field(
+        description="valid: the decision stands. superseded: a later revision of the job's "
+        "decision replaced it (see superseded_by). consent_withdrawn: a grant this `allow` "
+        "relied on was revoked. consent_expired: the period of a grant it relied on ended."
+    )
+    since: datetime | None = Field(
+        description="When the decision stopped standing (the later revision, the withdrawal, "
+        "the end of the period); null while it stands."
+    )
+    superseded_by: SupersedingDecision | None = Field(
+        description="The revision that replaced it, when superseded."
+    )
+    checked_at: datetime = Field(description="When this answer was read from the records.")
+
+
+class GrantStanding(BaseModel):
+    """A grant a decision relied on, as it is now (only in the verify answer: the token names
+    its grants already)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant_id: str
+    version: int = Field(description="The version the decision relied on (the token's).")
+    current_version: int
+    status: GrantStatus = Field(
+        description="Now: active, revoked, refused or expired (a period that has ended counts "
+        "as expired at once)."
+    )
+    since: datetime | None = Field(description="When it stopped being in force; null if active.")
+
+
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(
+        min_length=1, max_length=MAX_TOKEN_LENGTH, description="A decision token (compact JWS)."
+    )
+    audience: str | None = Field(
+        default=None,
+        max_length=64,
+        description="If given, the provider id the token must have been issued to (`aud`).",
+    )
+    accept_expired: bool = Field(
+        default=False,
+        description="Check a token past its `exp` too (signature, issuer, audience) and answer "
+        "with `expired: true` and its status, instead of refusing it: to rely on a decision "
+        "longer than its token lives.",
+    )
+
+
+class VerifyResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    valid: Literal[True] = Field(
+        description="The signature, algorithm, key, issuer and audience check, and the token "
+        "has not expired unless `accept_expired` was asked."
+    )
+    expired: bool = Field(description="The token is past its `exp`.")
+    kid: str = Field(description="The key that signed the token.")
+    claims: dict[str, Any] = Field(
+        description="iss, aud (provider id), sub (job id), iat, exp, jti, revision, decision, "
+        "reasons, operation, media (sha256 per item), findings (pseudonymous subject_ref, grant "
+        "id and version per person), audit_checkpoint."
+    )
+    status: DecisionStatus | None = Field(
+        description="Whether the decision still stands; null when this service holds no record "
+        "of the token's decision."
+    )
+    grants: list[GrantStanding] = Field(
+        description="Each grant an `allow` relied on, as it is now (empty for other decisions)."
     )

@@ -82,7 +82,15 @@ def tokens_retire(kid: str, remove: bool) -> None:
 @click.option("--url", default=None, help="Verify against this server's JWKS, not local keys.")
 @click.option("--audience", default=None, help="Require this provider id as `aud`.")
 @click.option("--issuer", default=None, help="Require this `iss`.")
-def tokens_verify(token: str, url: str | None, audience: str | None, issuer: str | None) -> None:
+@click.option(
+    "--accept-expired",
+    is_flag=True,
+    help="Check a token past its `exp` too (tokens are short-lived; its decision's status is "
+    "at the server's /api/v1/decisions/<jti>/status).",
+)
+def tokens_verify(
+    token: str, url: str | None, audience: str | None, issuer: str | None, accept_expired: bool
+) -> None:
     """Check a decision token (`-` reads it from stdin) and print its claims; exit 1 if invalid."""
     if token == "-":  # noqa: S105 - "-" means stdin; not a password
         token = sys.stdin.read().strip()
@@ -101,7 +109,9 @@ def tokens_verify(token: str, url: str | None, audience: str | None, issuer: str
     except (requests.RequestException, ValueError) as exc:
         raise click.ClickException(f"Cannot get the keys: {exc}") from None
     try:
-        claims, kid = service.verify_token(token, keys, audience=audience, issuer=issuer)
+        claims, kid = service.verify_token(
+            token, keys, audience=audience, issuer=issuer, allow_expired=accept_expired
+        )
     except TokenInvalid as exc:
         click.echo(f"invalid: {exc}", err=True)
         sys.exit(1)

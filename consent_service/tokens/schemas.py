@@ -1,12 +1,11 @@
-"""The API shapes of decision tokens: the JWKS document and the verify endpoint."""
+"""The API shape of the decision-signing keys: the JWKS document. (Verifying a token and its
+status: `gate.schemas`.)"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from consent_service.tokens.service import MAX_TOKEN_LENGTH
 
 
 class PublicJwk(BaseModel):
@@ -28,28 +27,3 @@ class Jwks(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     keys: list[PublicJwk]
-
-
-class VerifyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    token: str = Field(
-        min_length=1, max_length=MAX_TOKEN_LENGTH, description="A decision token (compact JWS)."
-    )
-    audience: str | None = Field(
-        default=None,
-        max_length=64,
-        description="If given, the provider id the token must have been issued to (`aud`).",
-    )
-
-
-class VerifyResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    valid: Literal[True]
-    kid: str = Field(description="The key that signed the token.")
-    claims: dict[str, Any] = Field(
-        description="iss, aud (provider id), sub (job id), iat, exp, jti, decision, reasons, "
-        "operation, media (sha256 per item), findings (pseudonymous subject_ref, grant id and "
-        "version per person)."
-    )

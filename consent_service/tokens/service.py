@@ -302,12 +302,15 @@ def verify_token(
     audience: str | None = None,
     issuer: str | None = None,
     leeway: float = 0,
+    allow_expired: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """The claims and kid of a valid decision token; else TokenInvalid saying why.
 
     EdDSA with one of `public_keys` (chosen by `kid`) only; any other alg, a header naming a
-    key or key URL, an unknown kid, an altered byte, an expired token, a missing registered
-    claim or (when given) another audience or issuer is refused."""
+    key or key URL, an unknown kid, an altered byte, an expired token (unless `allow_expired`:
+    a token past its short life still proves what was decided, its status says whether that
+    still stands), a missing registered claim or (when given) another audience or issuer is
+    refused."""
     if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
         raise TokenInvalid("A decision token is a non-empty compact JWS string.")
     parts = token.split(".")
@@ -341,7 +344,11 @@ def verify_token(
             audience=audience,
             issuer=issuer,
             leeway=leeway,
-            options={"require": REQUIRED_CLAIMS, "verify_aud": audience is not None},
+            options={
+                "require": REQUIRED_CLAIMS,
+                "verify_aud": audience is not None,
+                "verify_exp": not allow_expired,
+            },
         )
     except jwt.ExpiredSignatureError:
         raise TokenInvalid("The token has expired.") from None

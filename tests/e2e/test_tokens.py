@@ -3,7 +3,9 @@ PyJWT verifies against the served JWKS, whose claims match the job and hold no b
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import datetime
 
 import jwt
 import pytest
@@ -12,6 +14,7 @@ from sqlmodel import select
 from consent_service import db
 from consent_service.audit.models import AuditEvent
 from consent_service.gate.models import Decision
+from consent_service.timeutil import as_utc
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
 
@@ -133,3 +136,51 @@ def test_the_verify_endpoint_accepts_the_real_token_and_refuses_it_altered(stack
     )
     refused = client.post("/api/v1/decisions/verify", json={"token": altered})
     assert refused.status_code == 422 and "altered" in refused.get_json()["detail"]
+
+
+def test_the_token_status_of_a_revoked_grants_decision(stack, decided):
+    """The Must show: an allow decided by the real worker is `valid`; once the person revokes
+    the grant behind it, its token's status is `consent_withdrawn` since the revocation, by the
+    public status URL (by jti and by the token's SHA-256) and by the verify endpoint. Last in
+    this module: it revokes the grant the other tests' allowed job relied on."""
+    client, job = stack.client(), decided["allowed"]
+    jti = job["label"]["AIGC"]["ReservedCode1"]
+    digest = hashlib.sha256(job["token"].encode()).hexdigest()
+    before = client.get(f"/api/v1/decisions/{jti}/status")
+    assert before.status_code == 200 and before.get_json()["status"] == "valid"
+    assert before.get_json()["since"] is None
+    print(f"\n[{stack.backend}] before revoking → {json.dumps(before.get_json())}")
+
+    grant = decided["grant"]
+    revoked = stack.revoke(grant.subject_id, grant.grant_id)
+    revoked_at = as_utc(revoked.created_at)
+    for ref in (jti, digest):
+        after = client.get(f"/api/v1/decisions/{ref}/status")
+        assert after.status_code == 200
+        status = after.get_json()
+        assert (status["status"], status["decision"], status["jti"]) == (
+            "consent_withdrawn",
+            "allow",
+            jti,
+        )
+        assert datetime.fromisoformat(status["since"]) == revoked_at
+        text = json.dumps(status)
+        for private in (job["id"], decided["provider_id"], grant.grant_id):
+            assert private not in text
+    print(f"[{stack.backend}] after revoking, GET /api/v1/decisions/{jti}/status → {text}")
+
+    verified = client.post(
+        "/api/v1/decisions/verify",
+        json={"token": job["token"], "audience": decided["provider_id"], "accept_expired": True},
+    ).get_json()
+    assert verified["status"]["status"] == "consent_withdrawn"
+    assert verified["grants"] == [
+        {
+            "grant_id": grant.grant_id,
+            "version": grant.version,
+            "current_version": revoked.version,
+            "status": "revoked",
+            "since": status["since"],
+        }
+    ]
+    print(f"[{stack.backend}] verify → status {verified['status']}, grants {verified['grants']}")

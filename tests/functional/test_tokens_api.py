@@ -3,8 +3,9 @@ endpoint, the token and GB 45438 label on a recorded decision, and the `tokens` 
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import jwt
 import pytest
@@ -20,7 +21,7 @@ from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision
 from consent_service.runtime import services
 from consent_service.settings import Settings
-from consent_service.timeutil import utcnow
+from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens import service as tokens
 from consent_service.vocabulary import Operation, Role
 from tests import factories
@@ -73,6 +74,8 @@ def test_verify_endpoint_needs_no_key_and_explains_refusals(api):
     body = ok.get_json()
     assert body["valid"] is True and body["claims"]["aud"] == "p1"
     assert body["kid"] == jwt.get_unverified_header(token)["kid"]
+    # Signed by our key, but no decision of this service: nothing to say about its status.
+    assert (body["expired"], body["status"], body["grants"]) == (False, None, [])
 
     flipped = token[:-5] + ("A" if token[-5] != "A" else "B") + token[-4:]
     for payload, reason in (
@@ -87,11 +90,54 @@ def test_verify_endpoint_needs_no_key_and_explains_refusals(api):
     assert client.post("/api/v1/decisions/verify", json={}).status_code == 422
 
 
-def test_verify_endpoint_is_in_the_openapi_document_as_public(api):
+def test_an_expired_token_is_refused_unless_its_status_is_asked_for(api):
+    client = api.client()
+    with api.app.app_context():
+        base = tokens.decision_claims(
+            job_id="j1",
+            provider_id="p1",
+            operation="face_swap",
+            decision="allow",
+            reasons=["all_consented"],
+            media=[],
+            findings=[],
+        )
+        ttl = api.settings.decision_token_ttl
+        token = services().decision_signer.sign(base, utcnow() - timedelta(seconds=ttl + 5))[0]
+    refused = client.post("/api/v1/decisions/verify", json={"token": token})
+    assert refused.status_code == 422 and "expired" in refused.get_json()["detail"]
+    checked = client.post("/api/v1/decisions/verify", json={"token": token, "accept_expired": True})
+    assert checked.status_code == 200, checked.get_json()
+    assert checked.get_json()["expired"] is True
+    # Still every other check: an altered expired token is refused all the same.
+    flipped = token[:-5] + ("A" if token[-5] != "A" else "B") + token[-4:]
+    altered = client.post(
+        "/api/v1/decisions/verify", json={"token": flipped, "accept_expired": True}
+    )
+    assert altered.status_code == 422 and "altered" in altered.get_json()["detail"]
+
+
+def test_the_default_token_lifetime_is_short():
+    assert Settings.model_fields["decision_token_ttl"].default == 15 * 60
+
+
+def test_verify_and_status_are_in_the_openapi_document_as_public(api):
     document = api.client().get("/api/v1/openapi.json").get_json()
     operation = document["paths"]["/api/v1/decisions/verify"]["post"]
     assert operation["security"] == []
     assert {"200", "422", "429"} <= set(operation["responses"])
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    verify_result = document["components"]["schemas"][answer.rsplit("/", 1)[1]]
+    assert {"status", "grants", "expired"} <= set(verify_result["properties"])
+    status = document["paths"]["/api/v1/decisions/{token_ref}/status"]["get"]
+    assert status["security"] == []
+    assert {"200", "404", "429"} <= set(status["responses"])
+    schema = status["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    decision_status = document["components"]["schemas"][schema.rsplit("/", 1)[1]]
+    assert decision_status["additionalProperties"] is False
+    assert decision_status["properties"]["status"]
+    standings = document["components"]["schemas"]["DecisionStanding"]["enum"]
+    assert standings == ["valid", "superseded", "consent_withdrawn", "consent_expired"]
 
 
 def test_a_recorded_decision_carries_its_token_and_label(api):
@@ -162,6 +208,41 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
         }
     }
 
+    # Its status: valid, by the verify endpoint and by the public status URL (jti or SHA-256).
+    verified = client.post("/api/v1/decisions/verify", json={"token": job["token"]}).get_json()
+    assert verified["status"]["status"] == "valid" and verified["status"]["jti"] == stored.jti
+    assert verified["grants"] == [
+        {
+            "grant_id": grant.grant_id,
+            "version": 1,
+            "current_version": 1,
+            "status": "active",
+            "since": None,
+        }
+    ]
+    digest = hashlib.sha256(job["token"].encode()).hexdigest()
+    for ref in (stored.jti, digest):
+        answer = client.get(f"/api/v1/decisions/{ref}/status")
+        assert answer.status_code == 200 and answer.get_json()["status"] == "valid"
+        assert answer.headers["Cache-Control"].startswith("public")
+    # The person revokes: the same token now reads consent_withdrawn, since the revocation.
+    with api.app.app_context(), db.unit_of_work() as s:
+        revoked = consent.revoke(
+            s, services().audit_key, subject_id, grant.grant_id, consent.Evidence("t", "t")
+        )
+        revoked_at = as_utc(revoked.created_at)
+    public = client.get(f"/api/v1/decisions/{stored.jti}/status").get_json()
+    assert public["status"] == "consent_withdrawn"
+    assert datetime.fromisoformat(public["since"]) == revoked_at
+    for private in (job_id, provider_id, grant.grant_id, job["findings"][0]["subject_ref"]):
+        assert private not in json.dumps(public)
+    verified = client.post("/api/v1/decisions/verify", json={"token": job["token"]}).get_json()
+    assert verified["status"]["status"] == "consent_withdrawn"
+    assert [(g["grant_id"], g["status"], g["current_version"]) for g in verified["grants"]] == [
+        (grant.grant_id, "revoked", 2)
+    ]
+    assert client.get(f"/api/v1/decisions/{'0' * 32}/status").status_code == 404
+
 
 def _provider(api):
     from consent_service.providers.service import authenticate_key
@@ -192,6 +273,12 @@ def test_cli_rotate_then_verify_old_and_new_tokens(tmp_path, monkeypatch):
     assert refused.exit_code == 1
     wrong = runner.invoke(main, ["tokens", "verify", old_token, "--audience", "q"])
     assert wrong.exit_code == 1 and "another audience" in wrong.output
+    stale, _ = new_signer.sign({"aud": "p", "sub": "s"}, utcnow() - timedelta(days=2))
+    expired = runner.invoke(main, ["tokens", "verify", stale])
+    assert expired.exit_code == 1 and "expired" in expired.output
+    accepted = runner.invoke(main, ["tokens", "verify", stale, "--accept-expired"])
+    assert accepted.exit_code == 0, accepted.output
+    assert json.loads(accepted.output)["claims"]["sub"] == "s"
 
 
 def test_cli_verify_against_a_servers_jwks(api, tmp_path, monkeypatch):

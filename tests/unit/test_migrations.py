@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 import consent_service.models  # noqa: F401 - registers every table on SQLModel.metadata
@@ -70,3 +72,29 @@ def test_upgrade_on_an_empty_postgresql_database(postgres_database):
     with postgres_database() as url:
         upgrade(url)
         check_schema(url)
+
+
+def test_token_status_gives_existing_revisions_the_sha256_of_their_token(tmp_path):
+    """0021: revisions recorded before it are found by their token's SHA-256 too."""
+    url = f"sqlite:///{tmp_path / 'consent.sqlite'}"
+    upgrade(url, "0020_assurance")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for number, token in ((1, "a.b.c"), (2, None)):
+                conn.execute(
+                    text(
+                        "INSERT INTO decision_revision (job_id, revision, decision, reasons, "
+                        "token, jti, cause, created_at) VALUES ('j', :n, 'allow', '[]', :t, "
+                        ":jti, 'media', '2026-12-01 00:00:00')"
+                    ),
+                    {"n": number, "t": token, "jti": f"{number:032x}"},
+                )
+        upgrade(url, "0021_token_status")
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT revision, token_sha256 FROM decision_revision ORDER BY revision")
+            ).all()
+    finally:
+        engine.dispose()
+    assert rows == [(1, hashlib.sha256(b"a.b.c").hexdigest()), (2, None)]
