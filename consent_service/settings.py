@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     login_rate_limit_address: str = Field(
         default="50/hour", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
     )
+    # Account mails (sign-up, password reset, a new verification link): how many may be asked
+    # for one e-mail address, and from one client address, in a fixed window; over it the page
+    # answers 429 with Retry-After, the same whether or not the address has an account.
+    mail_rate_limit_address: str = Field(
+        default="5/hour", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
+    )
+    mail_rate_limit_client: str = Field(
+        default="50/hour", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
+    )
     # Seconds the mailed links stay valid: verify an address, reset a password (also once only),
     # accept an invitation to a role.
     email_link_ttl: int = Field(default=2 * 24 * 3600, ge=60)
