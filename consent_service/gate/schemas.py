@@ -11,7 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from werkzeug.datastructures import FileStorage
 
 from consent_service.gate.service import MAX_MEDIA_ITEMS, Upload
-from consent_service.vocabulary import DecisionKind, JobStatus, Operation, Outcome, Role
+from consent_service.vocabulary import (
+    Assurance,
+    DecisionKind,
+    JobStatus,
+    Operation,
+    Outcome,
+    Reason,
+    Role,
+)
 
 UploadedFile = Annotated[
     FileStorage, WithJsonSchema({"type": "string", "format": "binary"}, mode="validation")
@@ -77,6 +85,12 @@ class FindingPublic(BaseModel):
         description="Where the person is: a face's top, right, bottom, left (pixels); a "
         "voice's first heard and speech heard (milliseconds).",
     )
+    assurance: Assurance | None = Field(
+        default=None,
+        description="How the named person's enrolled face and voice were shown to be their "
+        "account's own, when the decision was made: `uploaded` < `live` < `reviewed`. None "
+        "when nobody was named.",
+    )
 
 
 class JobPublic(BaseModel):
@@ -91,10 +105,29 @@ class JobPublic(BaseModel):
     attempts: int
     error: str | None
     decision: DecisionKind | None
-    reasons: list[str] = Field(description="Reason codes of the decision.")
+    reasons: list[Reason] = Field(description="Reason codes of the decision.")
+    assurance_required: Assurance | None = Field(
+        default=None,
+        description="The least assurance this provider required for the operation when the "
+        "decision was made (None: any). A person below it is `assurance_too_low`.",
+    )
     media: list[MediaPublic]
     findings: list[FindingPublic]
     token: str | None = Field(default=None, description="The signed decision (a JWS), if any.")
     label: dict[str, Any] | None = Field(
         default=None, description="What to embed in the output's metadata, if any."
+    )
+
+
+class AssuranceMinimums(BaseModel):
+    """A provider's minimum assurance per operation: the body of `PUT` and the answer of both
+    `GET` and `PUT /api/v1/assurance-minimums`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    minimums: dict[Operation, Assurance] = Field(
+        description="The least assurance (`uploaded` < `live` < `reviewed`) each operation "
+        "requires of every person found in a job; an operation left out requires none. A "
+        "`PUT` replaces the whole set. Below it the gate answers `needs_consent` with the "
+        "reason `assurance_too_low`."
     )

@@ -50,6 +50,7 @@ class VerifyResult(BaseModel):
     kid: str = Field(description="The key that signed the token.")
     claims: dict[str, Any] = Field(
         description="iss, aud (provider id), sub (job id), iat, exp, jti, decision, reasons, "
-        "operation, media (sha256 per item), findings (pseudonymous subject_ref, grant id and "
-        "version per person)."
+        "operation, assurance_required (the provider's minimum assurance for the operation, or "
+        "null), media (sha256 per item), findings (pseudonymous subject_ref, grant id and "
+        "version, and assurance level per person)."
     )
