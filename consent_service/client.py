@@ -113,3 +113,19 @@ class ConsentClient:
     ) -> dict:
         job = self.submit(operation, source=source, target=target, idempotency_key=idempotency_key)
         return self.wait(job["id"], timeout=timeout) if wait else job
+
+    def assurance_minimums(self) -> dict[str, str]:
+        """The least assurance (`uploaded` < `live` < `reviewed`) each operation requires of
+        every person found in this provider's jobs; an operation left out requires none."""
+        response = self._http.get(f"{self.url}/api/v1/assurance-minimums", timeout=self.timeout)
+        return self._answer(response)["minimums"]
+
+    def set_assurance_minimums(self, minimums: dict[str, str]) -> dict[str, str]:
+        """Replace the whole set (`{"face_swap": "live"}`; `{}` requires none); applies to
+        decisions made from then on."""
+        response = self._http.put(
+            f"{self.url}/api/v1/assurance-minimums",
+            json={"minimums": minimums},
+            timeout=self.timeout,
+        )
+        return self._answer(response)["minimums"]

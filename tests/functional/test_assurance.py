@@ -7,15 +7,18 @@ where the operator turns them on. Decisions themselves are recorded by the gate'
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from click.testing import CliRunner
 from sqlmodel import select
+from werkzeug.serving import make_server
 
 from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.audit.models import AuditEvent
 from consent_service.cli import main
+from consent_service.client import ApiError, ConsentClient
 from consent_service.portal.service import add_staff
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
@@ -99,6 +102,25 @@ def test_a_malformed_setting_is_refused_and_changes_nothing(site, body):
     assert answer.headers["Content-Type"].startswith("application/problem+json")
     kept = client.get(MINIMUMS, headers=site.auth(site.other_key)).get_json()
     assert kept == {"minimums": {"face_swap": "live"}}
+
+
+def test_the_shipped_client_reads_and_sets_the_minimums(make_api_app):
+    api = make_api_app()
+    server = make_server("127.0.0.1", 0, api.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = ConsentClient(f"http://127.0.0.1:{server.server_port}", api.key, timeout=10)
+    try:
+        assert client.assurance_minimums() == {}
+        assert client.set_assurance_minimums({"face_swap": "live"}) == {"face_swap": "live"}
+        assert client.assurance_minimums() == {"face_swap": "live"}
+        with pytest.raises(ApiError) as refused:
+            client.set_assurance_minimums({"face_swap": "certain"})
+        assert refused.value.status == 422
+    finally:
+        client.close()
+        server.shutdown()
+        thread.join()
 
 
 def test_the_settings_need_an_api_key(site):
