@@ -121,3 +121,18 @@ class ConsentClient:
         return self._answer(
             self._http.get(f"{self.url}/api/v1/decisions/{token_ref}/status", timeout=self.timeout)
         )
+    def assurance_minimums(self) -> dict[str, str]:
+        """The least assurance (`uploaded` < `live` < `reviewed`) each operation requires of
+        every person found in this provider's jobs; an operation left out requires none."""
+        response = self._http.get(f"{self.url}/api/v1/assurance-minimums", timeout=self.timeout)
+        return self._answer(response)["minimums"]
+
+    def set_assurance_minimums(self, minimums: dict[str, str]) -> dict[str, str]:
+        """Replace the whole set (`{"face_swap": "live"}`; `{}` requires none); applies to
+        decisions made from then on."""
+        response = self._http.put(
+            f"{self.url}/api/v1/assurance-minimums",
+            json={"minimums": minimums},
+            timeout=self.timeout,
+        )
+        return self._answer(response)["minimums"]

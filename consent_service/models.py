@@ -23,11 +23,12 @@ from consent_service.gate.models import (
 from consent_service.notices.models import SubjectNotice
 from consent_service.operators.models import WorkerHeartbeat
 from consent_service.portal.models import ProviderStaff
-from consent_service.providers.models import ApiKey, Provider
+from consent_service.providers.models import ApiKey, AssuranceMinimum, Provider
 from consent_service.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiKey",
+    "AssuranceMinimum",
     "AuditCheckpoint",
     "AuditEvent",
     "AuditHead",

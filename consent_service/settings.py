@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development"}
@@ -52,10 +52,15 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     task_time_limit: int = Field(default=300, ge=10)
     enrollment_max_photos: int = Field(default=5, ge=1)
-    # Face enrollment by uploading photos (the web form): unset means allowed in development and
-    # refused in production, where people enroll live with the camera; `subjects import` (an
-    # operator's tool) works either way.
-    allow_photo_enrollment: bool | None = None
+    # Enrollment from uploaded material: photos and voice files on /enroll, and an operator's
+    # `subjects import` (and the demo). Unset means allowed in development (the embedded
+    # default) and refused in production, where people enroll with the live consent session.
+    # Whatever it says, an upload gives only the lowest assurance, `uploaded`. Read from
+    # ALLOW_PHOTO_ENROLLMENT too, its former name.
+    allow_uploaded_enrollment: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("allow_uploaded_enrollment", "allow_photo_enrollment"),
+    )
     # Live enrollment: seconds a head-turn challenge stays usable, and how far (in eye distances,
     # from the 5-point landmarks) the nose must move from straight ahead for a turn to count.
     live_challenge_ttl: int = Field(default=300, ge=10)
@@ -88,6 +93,15 @@ class Settings(BaseSettings):
         default="10/hour", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
     )
     login_rate_limit_address: str = Field(
+        default="50/hour", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
+    )
+    # Account mails (sign-up, password reset, a new verification link): how many may be asked
+    # for one e-mail address, and from one client address, in a fixed window; over it the page
+    # answers 429 with Retry-After, the same whether or not the address has an account.
+    mail_rate_limit_address: str = Field(
+        default="5/hour", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
+    )
+    mail_rate_limit_client: str = Field(
         default="50/hour", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"
     )
     # Seconds the mailed links stay valid: verify an address, reset a password (also once only),
@@ -178,10 +192,10 @@ class Settings(BaseSettings):
         return self.consent_service_env is Environment.PRODUCTION
 
     @property
-    def photo_enrollment_allowed(self) -> bool:
-        if self.allow_photo_enrollment is None:
+    def uploaded_enrollment_allowed(self) -> bool:
+        if self.allow_uploaded_enrollment is None:
             return not self.is_production
-        return self.allow_photo_enrollment
+        return self.allow_uploaded_enrollment
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -97,6 +97,27 @@ class Outcome(StrEnum):
     PROTECTED = "protected"
     UNENROLLED = "unenrolled"
     AMBIGUOUS = "ambiguous"
+    # Matched, not refused, but enrolled with less assurance than the provider requires for the
+    # operation (a grant from that account would be worth no more than its enrollment).
+    ASSURANCE_TOO_LOW = "assurance_too_low"
+
+
+class Reason(StrEnum):
+    """A decision's reason codes: the outcomes of the people who kept it from `allow`, or why
+    the media could not be used, or `all_consented`."""
+
+    ALL_CONSENTED = "all_consented"
+    NO_FACE_FOUND = "no_face_found"
+    NO_VOICE_FOUND = "no_voice_found"
+    REJECTED_INPUT = "rejected_input"
+    REFUSED = Outcome.REFUSED.value
+    REVOKED = Outcome.REVOKED.value
+    EXPIRED = Outcome.EXPIRED.value
+    NOT_COVERED = Outcome.NOT_COVERED.value
+    PROTECTED = Outcome.PROTECTED.value
+    UNENROLLED = Outcome.UNENROLLED.value
+    AMBIGUOUS = Outcome.AMBIGUOUS.value
+    ASSURANCE_TOO_LOW = Outcome.ASSURANCE_TOO_LOW.value
 
 
 class ConsentRequestStatus(StrEnum):

@@ -18,19 +18,20 @@ def set_level(
     session: Session,
     audit_key: bytes,
     subject: Subject,
-    level: Assurance,
+    level: Assurance | None,
     *,
     actor: str,
     reason: str,
     evidence: dict | None = None,
 ) -> None:
-    """Record `level` for `subject` (raising or lowering it) and audit the change with its
-    reason ("live_enrollment", "operator_review", ...) and evidence (ids, scores; never
-    biometrics). No change, no entry."""
+    """Record `level` for `subject` (raising or lowering it; None once nothing is enrolled) and
+    audit the change with its reason ("live_enrollment", "operator_review", ...) and evidence
+    (ids, scores; never biometrics). No change, no entry."""
     before = subject.assurance
-    if before == level.value:
+    after = level.value if level is not None else None
+    if before == after:
         return
-    subject.assurance = level.value
+    subject.assurance = after
     session.add(subject)
     session.flush()
     audit.append(
@@ -38,6 +39,6 @@ def set_level(
         audit_key,
         "subject.assurance_changed",
         actor,
-        {"from": before, "to": level.value, "reason": reason, **(evidence or {})},
+        {"from": before, "to": after, "reason": reason, **(evidence or {})},
         subject_id=subject.id,
     )

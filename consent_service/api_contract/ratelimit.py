@@ -1,6 +1,7 @@
-"""Rate limits per API key, and sign-in throttling per account and per client address: fixed
-window counters, in Redis when a URL is configured (shared by every web worker), else in this
-process's memory (the embedded default runs one process)."""
+"""Rate limits per API key, sign-in throttling per account and per client address, and the
+throttling of account mails (sign-up, password reset, a new verification link) per address and
+per client address: fixed window counters, in Redis when a URL is configured (shared by every
+web worker), else in this process's memory (the embedded default runs one process)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,28 @@ class SignInThrottled(DomainError):
             N_(
                 "Too many failed sign-ins. Wait %(num)d minutes, then try again, or set a new "
                 "password with the link we can mail you."
+            ),
+            num=max(1, math.ceil(retry_after / 60)),
+        )
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class MailThrottled(DomainError):
+    """Too many account mails asked for one address, or from one client address, in the window.
+    Counted before anything is looked up, so it says nothing about whether the address has an
+    account."""
+
+    status = 429
+
+    def __init__(self, retry_after: int):
+        super().__init__(
+            N_(
+                "Too many mails were asked for this address or from your network. Wait "
+                "%(num)d minutes, then try again."
             ),
             num=max(1, math.ceil(retry_after / 60)),
         )
@@ -183,6 +206,41 @@ class SignInThrottle:
         account, client = self._keys(email, address)
         self.per_account.hit(account)
         self.per_address.hit(client)
+
+
+def _address_key(email: str) -> str:
+    """A digest of the address as typed (known or not), so counters name no one."""
+    return hashlib.sha256((email or "").strip().lower().encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class MailThrottle:
+    """Account mails asked for, counted per address (whether or not it has an account) and per
+    client address; every request counts, and one over either limit is refused before the
+    address is looked up, so a mailbox cannot be flooded and the answer tells nothing."""
+
+    per_address: RateLimiter
+    per_client: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailThrottle:
+        return cls(
+            limiter_for(settings.mail_rate_limit_address, settings),
+            limiter_for(settings.mail_rate_limit_client, settings),
+        )
+
+    def hit(self, email: str, client: str) -> None:
+        """Count one mail asked for; raise MailThrottled when over either limit."""
+        waits = [
+            w
+            for w in (
+                self.per_address.hit(f"mail-address:{_address_key(email)}"),
+                self.per_client.hit(f"mail-client:{client or '-'}"),
+            )
+            if w
+        ]
+        if waits:
+            raise MailThrottled(max(waits))
 
 
 def enforce(api_key: str) -> None:

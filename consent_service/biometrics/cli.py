@@ -41,13 +41,19 @@ def subjects_import(
     email: str, faces: tuple[str, ...], voice: str | None, password: str | None, timeout: int
 ) -> None:
     """Create the account if needed, enroll the face photos and/or the voice recording and wait
-    until templates exist."""
+    until templates exist. Only where ALLOW_UPLOADED_ENROLLMENT allows it (unset: development
+    only); the person's assurance is then `uploaded`."""
     if not faces and not voice:
         raise click.UsageError("Give --face photos, a --voice recording, or both.")
     started: list[tuple[str, str]] = []  # (what, enrollment id)
     # One unit of work: the account and the pending enrollments; its end sends their tasks.
     with unit_of_work() as s:
         svc = services()
+        if not svc.settings.uploaded_enrollment_allowed:
+            raise click.ClickException(
+                "Enrollment from uploaded photos and recordings is turned off here "
+                "(ALLOW_UPLOADED_ENROLLMENT): people enroll with the live consent session."
+            )
         if faces:
             enrollment, created = import_face(
                 s,

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from consent_service import db
 from consent_service.audit import service as audit
 from consent_service.biometrics import disputes
+from consent_service.biometrics.assurance import settle_level
 from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.matching import identify
 from consent_service.biometrics.models import Enrollment
@@ -179,6 +180,15 @@ def record(
         enrollment.status = EnrollmentStatus.COMPLETED.value
         enrollment.template_count = len(vectors)
         event, payload = "biometrics.enrolled", {"templates": len(vectors)}
+        # The subject's level is its weakest enrolled level: an upload lowers a live one.
+        settle_level(
+            session,
+            audit_key,
+            subject_id,
+            actor="system",
+            reason="enrollment_completed",
+            evidence={"enrollment_id": claimed.enrollment_id, "enrollment": enrollment.assurance},
+        )
     else:
         enrollment.status = EnrollmentStatus.FAILED.value
         keep_error(enrollment, error)

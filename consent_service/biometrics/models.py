@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
-from consent_service.vocabulary import DisputeStatus, EnrollmentStatus
+from consent_service.vocabulary import Assurance, DisputeStatus, EnrollmentStatus
 
 
 class BiometricTemplate(SQLModel, table=True):
@@ -53,6 +53,15 @@ class Enrollment(SQLModel, table=True):
     media_keys: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     template_count: int = 0
     attempts: int = 0
+    # The assurance its templates give (vocabulary.Assurance): `uploaded` for photos, files,
+    # operator imports and the head-turn pictures; a live consent session's says `live`, and
+    # `reviewed` once an operator approved its recording. The subject's level is the weakest
+    # of its enrollments whose templates are in the gallery (biometrics/assurance.py).
+    assurance: str = Field(
+        default=Assurance.UPLOADED.value,
+        max_length=16,
+        sa_column_kwargs={"server_default": Assurance.UPLOADED.value},
+    )
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

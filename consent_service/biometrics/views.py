@@ -1,4 +1,6 @@
-"""Face enrollment pages: upload photos, then watch the worker turn them into templates."""
+"""Enrollment pages: upload photos or a voice file (only where the operator allows uploads,
+`ALLOW_UPLOADED_ENROLLMENT`; they give the lowest assurance, `uploaded`), then watch the worker
+turn them into templates."""
 
 from __future__ import annotations
 
@@ -46,8 +48,8 @@ def enroll():
     session = db.session()
     subject = acting_subject(session)
     form = EnrollForm()
-    photos_allowed = services().settings.photo_enrollment_allowed
-    if form.is_submitted() and not photos_allowed:
+    uploads_allowed = services().settings.uploaded_enrollment_allowed
+    if form.is_submitted() and not uploads_allowed:
         abort(403, _("Enrolling with photos is turned off here: enroll live with your camera."))
     if form.validate_on_submit():
         svc = services()
@@ -74,7 +76,8 @@ def enroll():
     return render_template(
         "biometrics/enroll.html",
         form=form,
-        photos_allowed=photos_allowed,
+        uploads_allowed=uploads_allowed,
+        assurance=subject.assurance,
         voice_form=VoiceForm(formdata=None),
         voice_enabled=voice_service.voice_available(),
         recent=recent,
@@ -88,6 +91,11 @@ def enroll():
 def enroll_voice():
     session = db.session()
     subject = acting_subject(session)
+    if not services().settings.uploaded_enrollment_allowed:
+        abort(
+            403,
+            _("Enrolling with a voice file is turned off here: record your voice on the page."),
+        )
     form = VoiceForm()
     if form.validate_on_submit():
         upload = form.recording.data

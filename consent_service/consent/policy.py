@@ -8,7 +8,14 @@ from datetime import datetime
 
 from consent_service.consent.models import ConsentGrant
 from consent_service.timeutil import as_utc
-from consent_service.vocabulary import DecisionKind, GrantStatus, Operation, Outcome, Role
+from consent_service.vocabulary import (
+    Assurance,
+    DecisionKind,
+    GrantStatus,
+    Operation,
+    Outcome,
+    Role,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,9 @@ def _scope_covers(g: ConsentGrant, operation: Operation, role: Role, provider_id
     )
 
 
+_SAID_NO = (Outcome.PROTECTED, Outcome.REFUSED, Outcome.REVOKED)
+
+
 def judge_person(
     grants: Sequence[ConsentGrant],
     *,
@@ -34,8 +44,42 @@ def judge_person(
     role: Role,
     provider_id: str,
     now: datetime,
+    assurance: Assurance | None = None,
+    minimum: Assurance | None = None,
 ) -> PersonVerdict:
-    """Outcome for one enrolled person, from the latest version of each of their grants."""
+    """Outcome for one enrolled person, from the latest version of each of their grants, their
+    assurance level and the provider's minimum for the operation.
+
+    A "no" (protect-only, a refusal, a revocation) is honoured whatever the assurance: denying
+    is the safe error. Otherwise a person below the minimum is `assurance_too_low`, even with a
+    grant in force (kept on the verdict, to show which one) and even without one: a grant made,
+    or a consent request answered, by an account whose link to this face or voice is weaker
+    than the provider requires proves no more than that link. A subject without a level (none
+    recorded) is below every minimum."""
+    verdict = _by_grants(
+        grants,
+        protect_only=protect_only,
+        operation=operation,
+        role=role,
+        provider_id=provider_id,
+        now=now,
+    )
+    if verdict.outcome in _SAID_NO or minimum is None:
+        return verdict
+    if assurance is None or not assurance.meets(minimum):
+        return PersonVerdict(Outcome.ASSURANCE_TOO_LOW, verdict.grant)
+    return verdict
+
+
+def _by_grants(
+    grants: Sequence[ConsentGrant],
+    *,
+    protect_only: bool,
+    operation: Operation,
+    role: Role,
+    provider_id: str,
+    now: datetime,
+) -> PersonVerdict:
     if protect_only:
         return PersonVerdict(Outcome.PROTECTED)
     in_scope = [g for g in grants if _scope_covers(g, operation, role, provider_id)]

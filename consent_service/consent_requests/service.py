@@ -156,6 +156,13 @@ def _pick_finding(
             raise InvalidRequest("No finding of this job has that subject_ref.")
     else:
         raise InvalidRequest("Name the finding: `finding` (its index) or `subject_ref`.")
+    if chosen.outcome == Outcome.ASSURANCE_TOO_LOW:
+        # The answer would come from the same account whose enrollment is not proof enough.
+        raise InvalidRequest(
+            "This person enrolled with less assurance than you require for this operation: "
+            "a consent request cannot change that. They can enroll again with a live consent "
+            "session, or you can lower your minimum."
+        )
     if chosen.outcome not in ASKABLE:
         raise InvalidRequest(
             "This finding's outcome is %(outcome)s: there is nothing to ask this person.",

@@ -1,5 +1,6 @@
-"""The providers' JSON API: submit a job, read its decision; and, for anyone, verify a decision
-token and read whether its decision still stands."""
+"""The providers' JSON API: submit a job, read its decision; read and set the minimum assurance
+each operation requires; and, for anyone, verify a decision token and read whether its decision
+still stands."""
 
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ from consent_service.api_contract.operations import api_operation
 from consent_service.gate import service, status
 from consent_service.gate.public import job_view
 from consent_service.gate.schemas import (
+    AssuranceMinimums,
     DecisionStatus,
     JobPublic,
     JobSubmission,
     VerifyRequest,
     VerifyResult,
 )
+from consent_service.providers import service as providers
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import verify_token
+from consent_service.vocabulary import Operation
 from consent_service.web import require_provider
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -156,3 +160,39 @@ def decision_status(token_ref: str) -> Response:
     response = jsonify(status.status_view(standing, now).model_dump(mode="json"))
     response.headers["Cache-Control"] = f"public, max-age={STATUS_MAX_AGE}"
     return response
+@bp.get("/assurance-minimums")
+@api_operation(
+    "Read the minimum assurance per operation",
+    description="How sure the service must be that each person found in a job enrolled their "
+    "own face or voice (`uploaded` < `live` < `reviewed`), per operation; an operation left "
+    "out requires none.",
+    responses={200: AssuranceMinimums},
+    tags=("settings",),
+)
+@require_provider
+def get_assurance_minimums():
+    minimums = providers.assurance_minimums(db.session(), g.provider.id)
+    return jsonify(AssuranceMinimums(minimums=minimums).model_dump(mode="json"))
+
+
+@bp.put("/assurance-minimums")
+@api_operation(
+    "Set the minimum assurance per operation",
+    description="Replaces the whole set: an operation left out requires none from now on. "
+    "Decisions made from then on apply it (a job decided before keeps its decision). "
+    "Audited.",
+    responses={200: AssuranceMinimums},
+    body=AssuranceMinimums,
+    tags=("settings",),
+)
+@require_provider
+def put_assurance_minimums():
+    body = AssuranceMinimums.model_validate(request.get_json(silent=True))
+    minimums = providers.set_assurance_minimums(
+        db.session(),
+        services().audit_key,
+        g.provider.id,
+        {operation: body.minimums.get(operation) for operation in Operation},
+        actor=f"provider:{g.provider.id}",
+    )
+    return jsonify(AssuranceMinimums(minimums=minimums).model_dump(mode="json"))

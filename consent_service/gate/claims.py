@@ -10,6 +10,7 @@ from typing import Any
 from consent_service.accounts.models import Subject
 from consent_service.gate.models import Finding, GateJob, MediaItem
 from consent_service.tokens.service import decision_claims
+from consent_service.vocabulary import Assurance
 
 
 def subject_reference(pseudonym_key: bytes, provider_id: str, subject_public_id: str) -> str:
@@ -27,8 +28,10 @@ def token_claims(
     findings: list[Finding],
     subjects: dict[int, Subject],
     pseudonym_key: bytes,
+    assurance_required: Assurance | None = None,
 ) -> dict[str, Any]:
-    """The decision token's claims: the job as `job_view` shows it, minus boxes and file names."""
+    """The decision token's claims: the job as `job_view` shows it, minus boxes and file names;
+    with the provider's minimum assurance for the operation and each named person's level."""
     return decision_claims(
         job_id=job.id,
         provider_id=job.provider_id,
@@ -36,6 +39,7 @@ def token_claims(
         decision=decision,
         reasons=reasons,
         media=[{"position": i.position, "role": i.role, "sha256": i.sha256} for i in items],
+        assurance_required=assurance_required.value if assurance_required else None,
         findings=[
             {
                 "media": f.media_position,
@@ -50,6 +54,7 @@ def token_claims(
                 ),
                 "grant_id": f.grant_id,
                 "grant_version": f.grant_version,
+                "assurance": f.assurance,
             }
             for f in findings
         ],

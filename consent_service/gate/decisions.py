@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlmodel import Session, col, select
 
+from consent_service.accounts.assurance import level_of
 from consent_service.accounts.models import Subject
 from consent_service.accounts.service import lock_subjects
 from consent_service.audit import service as audit
@@ -25,9 +26,10 @@ from consent_service.crypto import Envelope
 from consent_service.gate.claims import token_claims, token_digest
 from consent_service.gate.finding_faces import keep_finding_face
 from consent_service.gate.models import Decision, DecisionRevision, Finding, GateJob, MediaItem
+from consent_service.providers.service import assurance_minimum
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner
-from consent_service.vocabulary import DecisionKind, JobStatus, Operation, Outcome, Role
+from consent_service.vocabulary import Assurance, DecisionKind, JobStatus, Operation, Outcome, Role
 from consent_service.webhooks import service as webhooks
 
 
@@ -71,6 +73,7 @@ class _Revision:
     findings: list[Finding]
     token: str
     jti: str
+    assurance_required: Assurance | None
 
 
 def media_of(session: Session, job_id: str) -> list[MediaItem]:
@@ -91,19 +94,24 @@ def _revise(
     pseudonym_key: bytes,
 ) -> _Revision:
     """Judge the people, decide, mark the unusable items and sign what this revision says."""
-    outcomes, findings, subjects = _judge(session, job, analysis.people, now, revision)
+    # The provider's minimum as it is now, in this transaction: lowering it lets the next
+    # decision through, raising it holds back the next one.
+    minimum = assurance_minimum(session, job.provider_id, Operation(job.operation))
+    outcomes, findings, subjects = _judge(session, job, analysis.people, now, revision, minimum)
     kind, reasons = policy.decide_job(outcomes, [c for c, _ in analysis.problems.values()])
     items = media_of(session, job.id)
     for item in items:
         if item.position in analysis.problems:
             item.rejected = analysis.problems[item.position][1]
     # Signed here, so the token says exactly what this transaction records.
-    claims = token_claims(job, kind.value, reasons, items, findings, subjects, pseudonym_key)
+    claims = token_claims(
+        job, kind.value, reasons, items, findings, subjects, pseudonym_key, minimum
+    )
     claims["revision"] = revision
     # The audit tree this decision is recorded under: every provider holds a witness of the log.
     claims["audit_checkpoint"] = audit.checkpoint_claim(session)
     token, jti = signer.sign(claims, now)
-    return _Revision(kind, reasons, outcomes, findings, token, jti)
+    return _Revision(kind, reasons, outcomes, findings, token, jti, minimum)
 
 
 def record_decision(
@@ -124,6 +132,7 @@ def record_decision(
             created_at=now,
             token=r.token,
             jti=r.jti,
+            assurance_required=r.assurance_required.value if r.assurance_required else None,
         )
     )
     session.flush()  # the decision's primary key is the job id: a second decision fails here
@@ -176,10 +185,16 @@ def record_decision(
 
 
 def _judge(
-    session: Session, job: GateJob, people: list[PersonSeen], now: datetime, revision: int
+    session: Session,
+    job: GateJob,
+    people: list[PersonSeen],
+    now: datetime,
+    revision: int,
+    minimum: Assurance | None,
 ) -> tuple[list[Outcome], list[Finding], dict[int, Subject]]:
-    """Each person's outcome and finding row, from the grants as they are in this transaction
-    (so a revocation committed while the media were being matched is honoured)."""
+    """Each person's outcome and finding row, from the grants and assurance levels as they are
+    in this transaction (so a revocation committed while the media were being matched is
+    honoured) and the provider's `minimum` for the operation."""
     operation = Operation(job.operation)
     matched = {p.subject_id for p in people if p.subject_id is not None}
     # The matched people's rows are locked before their grants are read: a revocation or a
@@ -190,8 +205,14 @@ def _judge(
     outcomes: list[Outcome] = []
     findings: list[Finding] = []
     for person in people:
-        verdict = _verdict(person, subjects, grants, operation, job.provider_id, now)
+        verdict = _verdict(person, subjects, grants, operation, job.provider_id, now, minimum)
         outcomes.append(verdict.outcome)
+        named = (
+            subjects.get(person.subject_id)
+            if verdict.outcome not in (Outcome.UNENROLLED, Outcome.AMBIGUOUS)
+            and person.subject_id is not None
+            else None
+        )
         findings.append(
             Finding(
                 job_id=job.id,
@@ -203,6 +224,7 @@ def _judge(
                 grant_version=verdict.grant.version if verdict.grant else None,
                 box=list(person.box),
                 revision=revision,
+                assurance=named.assurance if named is not None else None,
             )
         )
     session.add_all(findings)
@@ -216,6 +238,7 @@ def _verdict(
     operation: Operation,
     provider_id: str,
     now: datetime,
+    minimum: Assurance | None,
 ) -> policy.PersonVerdict:
     if person.ambiguous:
         return policy.PersonVerdict(Outcome.AMBIGUOUS)
@@ -229,6 +252,8 @@ def _verdict(
         role=person.role,
         provider_id=provider_id,
         now=now,
+        assurance=level_of(subject),
+        minimum=minimum,
     )
 
 
@@ -287,6 +312,7 @@ def redecide(
     session.flush()  # UNIQUE (job_id, revision): a concurrent revision fails here
     decision.decision, decision.reasons, decision.revision = r.kind.value, r.reasons, revision
     decision.token, decision.jti, decision.created_at = r.token, r.jti, now
+    decision.assurance_required = r.assurance_required.value if r.assurance_required else None
     job.updated_at = now
     audit.append(
         session,

@@ -66,6 +66,9 @@ class Decision(SQLModel, table=True):
     # The latest revision: a consent request answered later re-decides the job (revision 2, …);
     # every revision is kept in `decision_revision` (below).
     revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # The provider's minimum assurance for the operation when the latest revision was made
+    # (vocabulary.Assurance; None: the provider asked for none).
+    assurance_required: str | None = Field(default=None, max_length=16)
 
 
 class Finding(SQLModel, table=True):
@@ -73,7 +76,7 @@ class Finding(SQLModel, table=True):
     job_id: str = Field(foreign_key="gate_job.id", index=True)
     media_position: int
     role: str = Field(max_length=16)
-    outcome: str = Field(max_length=16)
+    outcome: str = Field(max_length=32)
     subject_id: int | None = Field(default=None, foreign_key="subject.id", index=True)
     # Indexed: revoking a grant looks up the allowed jobs that relied on it.
     grant_id: str | None = Field(default=None, max_length=32, index=True)
@@ -82,6 +85,9 @@ class Finding(SQLModel, table=True):
     box: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # The decision revision this finding belongs to (the job shows the latest revision's).
     revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # The matched subject's assurance level (vocabulary.Assurance) when the decision was made;
+    # None for a person nobody was named for.
+    assurance: str | None = Field(default=None, max_length=16)
 
 
 class FindingFace(SQLModel, table=True):

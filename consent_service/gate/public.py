@@ -12,7 +12,15 @@ from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.gate.schemas import FindingPublic, JobPublic, MediaPublic
 from consent_service.providers.models import Provider
 from consent_service.timeutil import as_utc
-from consent_service.vocabulary import DecisionKind, JobStatus, Operation, Outcome, Role
+from consent_service.vocabulary import (
+    Assurance,
+    DecisionKind,
+    JobStatus,
+    Operation,
+    Outcome,
+    Reason,
+    Role,
+)
 
 
 def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> JobPublic:
@@ -44,7 +52,12 @@ def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> JobPublic:
         attempts=job.attempts,
         error=job.error,
         decision=DecisionKind(decision.decision) if decision else None,
-        reasons=decision.reasons if decision else [],
+        reasons=[Reason(r) for r in decision.reasons] if decision else [],
+        assurance_required=(
+            Assurance(decision.assurance_required)
+            if decision and decision.assurance_required
+            else None
+        ),
         token=decision.token if decision else None,
         label=label,
         media=[
@@ -68,6 +81,7 @@ def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> JobPublic:
                     else None
                 ),
                 box=f.box,
+                assurance=Assurance(f.assurance) if f.assurance else None,
             )
             for f in findings
         ],

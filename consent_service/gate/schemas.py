@@ -14,12 +14,14 @@ from werkzeug.datastructures import FileStorage
 from consent_service.gate.service import MAX_MEDIA_ITEMS, Upload
 from consent_service.tokens.service import MAX_TOKEN_LENGTH
 from consent_service.vocabulary import (
+    Assurance,
     DecisionKind,
     DecisionStanding,
     GrantStatus,
     JobStatus,
     Operation,
     Outcome,
+    Reason,
     Role,
 )
 
@@ -87,6 +89,12 @@ class FindingPublic(BaseModel):
         description="Where the person is: a face's top, right, bottom, left (pixels); a "
         "voice's first heard and speech heard (milliseconds).",
     )
+    assurance: Assurance | None = Field(
+        default=None,
+        description="How the named person's enrolled face and voice were shown to be their "
+        "account's own, when the decision was made: `uploaded` < `live` < `reviewed`. None "
+        "when nobody was named.",
+    )
 
 
 class JobPublic(BaseModel):
@@ -101,7 +109,12 @@ class JobPublic(BaseModel):
     attempts: int
     error: str | None
     decision: DecisionKind | None
-    reasons: list[str] = Field(description="Reason codes of the decision.")
+    reasons: list[Reason] = Field(description="Reason codes of the decision.")
+    assurance_required: Assurance | None = Field(
+        default=None,
+        description="The least assurance this provider required for the operation when the "
+        "decision was made (None: any). A person below it is `assurance_too_low`.",
+    )
     media: list[MediaPublic]
     findings: list[FindingPublic]
     token: str | None = Field(default=None, description="The signed decision (a JWS), if any.")
@@ -193,8 +206,9 @@ class VerifyResult(BaseModel):
     kid: str = Field(description="The key that signed the token.")
     claims: dict[str, Any] = Field(
         description="iss, aud (provider id), sub (job id), iat, exp, jti, revision, decision, "
-        "reasons, operation, media (sha256 per item), findings (pseudonymous subject_ref, grant "
-        "id and version per person), audit_checkpoint."
+        "reasons, operation, assurance_required (the provider's minimum assurance for the "
+        "operation, or null), media (sha256 per item), findings (pseudonymous subject_ref, grant "
+        "id and version, and assurance level per person), audit_checkpoint."
     )
     status: DecisionStatus | None = Field(
         description="Whether the decision still stands; null when this service holds no record "
@@ -202,4 +216,15 @@ class VerifyResult(BaseModel):
     )
     grants: list[GrantStanding] = Field(
         description="Each grant an `allow` relied on, as it is now (empty for other decisions)."
+class AssuranceMinimums(BaseModel):
+    """A provider's minimum assurance per operation: the body of `PUT` and the answer of both
+    `GET` and `PUT /api/v1/assurance-minimums`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    minimums: dict[Operation, Assurance] = Field(
+        description="The least assurance (`uploaded` < `live` < `reviewed`) each operation "
+        "requires of every person found in a job; an operation left out requires none. A "
+        "`PUT` replaces the whole set. Below it the gate answers `needs_consent` with the "
+        "reason `assurance_too_low`."
     )

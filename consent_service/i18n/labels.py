@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from consent_service.vocabulary import (
+    Assurance,
     ConsentRequestStatus,
     DecisionKind,
     EnrollmentStatus,
@@ -67,6 +68,13 @@ OUTCOMES: dict[Outcome, LazyString] = {
     Outcome.PROTECTED: _l("protect-only mode"),
     Outcome.UNENROLLED: _l("not enrolled"),
     Outcome.AMBIGUOUS: _l("uncertain match"),
+    Outcome.ASSURANCE_TOO_LOW: _l("assurance too low"),
+}
+# How a subject's enrolled face and voice were shown to be the account's own.
+ASSURANCES: dict[Assurance, LazyString] = {
+    Assurance.UPLOADED: _l("uploaded (photos or files)"),
+    Assurance.LIVE: _l("live (checked by machine)"),
+    Assurance.REVIEWED: _l("reviewed (checked by an operator)"),
 }
 # The other reason codes of a decision (consent/policy.py, gate/pipeline.py).
 REASONS: dict[str, LazyString] = {
@@ -114,6 +122,7 @@ LABELS: dict[Any, LazyString] = {
     **DECISIONS,
     **OUTCOMES,
     **REASONS,
+    **ASSURANCES,
 }
 KINDS: dict[str, Mapping[Any, LazyString]] = {
     "grant": GRANT_STATUSES,

@@ -17,6 +17,7 @@ from consent_service.accounts import service as accounts
 from consent_service.accounts.models import Invitation, User
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
+from consent_service.biometrics.assurance import settle_level
 from consent_service.biometrics.disputes import OPEN, open_vectors
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
 from consent_service.biometrics.service import add_templates, keep_error
@@ -206,6 +207,15 @@ def resolve_dispute(
         ("holder", dispute.holder_subject_id),
     ):
         notify(session, subject_id, "dispute.resolved", _told(resolution, who), modality=modality)
+        # Templates moved: each side's level is its weakest enrollment still in the gallery.
+        settle_level(
+            session,
+            audit_key,
+            subject_id,
+            actor=actor,
+            reason="dispute_resolved",
+            evidence={"dispute_id": dispute.id},
+        )
     session.flush()
     audit.append(
         session,

@@ -3,12 +3,14 @@ form without one (it changes nothing)."""
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectChoice, SelectField, StringField, URLField
 from wtforms.validators import DataRequired, Length, Optional
 
 from consent_service.consent.forms import AtLeastOne, MultiCheckbox
-from consent_service.vocabulary import DecisionKind, JobStatus, Operation, WebhookEvent
+from consent_service.i18n.labels import ASSURANCES, OPERATIONS
+from consent_service.vocabulary import Assurance, DecisionKind, JobStatus, Operation, WebhookEvent
 
 
 class NewKeyForm(FlaskForm):
@@ -46,3 +48,29 @@ class JobFilterForm(FlaskForm):
     operation = SelectField("Operation", choices=_choices(Operation), validators=[Optional()])
     created_from = DateField("From (UTC day)", validators=[Optional()])
     created_to = DateField("To (UTC day, included)", validators=[Optional()])
+
+
+class AssuranceForm(FlaskForm):
+    """One choice per operation (a field named after it, added below): the least assurance its
+    jobs need."""
+
+    def minimums(self) -> dict[Operation, Assurance | None]:
+        """The whole set chosen: None for "any level"."""
+        return {
+            op: Assurance(self[op.value].data) if self[op.value].data else None for op in Operation
+        }
+
+
+for _operation in Operation:
+    setattr(
+        AssuranceForm,
+        _operation.value,
+        SelectField(
+            OPERATIONS[_operation],
+            choices=[
+                SelectChoice("", _l("any level")),
+                *(SelectChoice(a.value, ASSURANCES[a]) for a in Assurance),
+            ],
+            validators=[Optional()],
+        ),
+    )

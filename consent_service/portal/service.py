@@ -21,7 +21,7 @@ from consent_service.providers import service as providers
 from consent_service.providers.models import ApiKey, Provider
 from consent_service.rows import row_id
 from consent_service.timeutil import as_utc, utcnow
-from consent_service.vocabulary import DecisionKind, JobStatus, Operation
+from consent_service.vocabulary import Assurance, DecisionKind, JobStatus, Operation
 
 JOBS_PAGE = 50  # jobs per page
 USAGE_DAYS = 30
@@ -200,6 +200,19 @@ def webhook_changed(
         "provider.webhook_configured",
         staff.actor,
         {"provider_id": staff.provider.id, "url": url, "secret_rotated": rotated},
+    )
+
+
+def set_assurance_minimums(
+    session: Session,
+    audit_key: bytes,
+    staff: Staff,
+    minimums: dict[Operation, Assurance | None],
+) -> dict[Operation, Assurance]:
+    """The portal's form replaces the provider's whole set (audited by the providers' service,
+    as the staff member)."""
+    return providers.set_assurance_minimums(
+        session, audit_key, staff.provider.id, minimums, actor=staff.actor
     )
 
 

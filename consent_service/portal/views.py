@@ -1,5 +1,5 @@
-"""The provider portal's pages (/portal): usage, API keys, webhook and deliveries, jobs, consent
-requests. Staff
+"""The provider portal's pages (/portal): usage, API keys, webhook and deliveries, the minimum
+assurance per operation, jobs, consent requests. Staff
 sign in through /login; each page shows the staff member's own provider only. Thin: every
 action is a service call."""
 
@@ -27,7 +27,14 @@ from consent_service.errors import DomainError, InvalidRequest, NotFound
 from consent_service.gate import service as gate
 from consent_service.gate.public import job_view
 from consent_service.portal import service
-from consent_service.portal.forms import JobFilterForm, NewKeyForm, RevokeKeyForm, WebhookForm
+from consent_service.portal.forms import (
+    AssuranceForm,
+    JobFilterForm,
+    NewKeyForm,
+    RevokeKeyForm,
+    WebhookForm,
+)
+from consent_service.providers import service as providers
 from consent_service.runtime import services
 from consent_service.webhooks import service as webhooks
 
@@ -185,6 +192,25 @@ def _webhook_page(form, current, status: int = 200, secret: str | None = None):
 def delivery(delivery_id: str):
     d = webhooks.get_delivery(db.session(), g.staff.provider, delivery_id)
     return render_template("portal/delivery.html", d=webhooks.delivery_view(d), body=d.body)
+
+
+# ---------------------------------------------------------------------------- assurance
+@bp.route("/assurance", methods=["GET", "POST"])
+@staff_required()
+def assurance():
+    session = db.session()
+    current = providers.assurance_minimums(session, g.staff.provider.id)
+    if request.method == "GET":
+        form = AssuranceForm(formdata=None, data={o.value: a.value for o, a in current.items()})
+        return render_template("portal/assurance.html", form=form)
+    if not g.staff.is_admin:
+        abort(403, "Only the provider's admins can do this.")
+    form = AssuranceForm()
+    if not form.validate_on_submit():
+        return render_template("portal/assurance.html", form=form), 400
+    service.set_assurance_minimums(session, services().audit_key, g.staff, form.minimums())
+    flash(_("Minimum assurance saved: decisions from now on apply it."))
+    return redirect(url_for("portal.assurance"))
 
 
 # ---------------------------------------------------------------------------- jobs

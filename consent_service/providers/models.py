@@ -35,3 +35,18 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+class AssuranceMinimum(SQLModel, table=True):
+    """The least assurance (vocabulary.Assurance) a provider requires of the people its edits of
+    one operation touch; no row: any level will do. Below it the gate answers `needs_consent`
+    with `assurance_too_low`."""
+
+    __tablename__ = "assurance_minimum"
+
+    provider_id: str = Field(foreign_key="provider.id", primary_key=True, max_length=32)
+    operation: str = Field(primary_key=True, max_length=32)
+    minimum: str = Field(max_length=16)
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

@@ -1,17 +1,20 @@
-"""Providers and API keys: a key is shown once, stored as a SHA-256 hash with a short prefix."""
+"""Providers and API keys (a key is shown once, stored as a SHA-256 hash with a short prefix),
+and each provider's minimum assurance per operation."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 
 from sqlmodel import Session, select
 
+from consent_service.audit import service as audit
 from consent_service.errors import Conflict, InvalidRequest, NotFound
-from consent_service.providers.models import ApiKey, Provider
+from consent_service.providers.models import ApiKey, AssuranceMinimum, Provider
 from consent_service.timeutil import utcnow
-from consent_service.vocabulary import ProviderStatus
+from consent_service.vocabulary import Assurance, Operation, ProviderStatus
 
 KEY_PREFIX = "cs_"
 
@@ -70,3 +73,57 @@ def revoke_key(session: Session, provider: Provider, prefix: str) -> None:
     if key is None:
         raise NotFound("No such API key.")
     key.revoked_at = key.revoked_at or utcnow()
+
+
+# ---------------------------------------------------------------------------- assurance minimums
+def assurance_minimums(session: Session, provider_id: str) -> dict[Operation, Assurance]:
+    """The provider's minimum assurance per operation; an operation missing asks for none."""
+    rows = session.exec(select(AssuranceMinimum).where(AssuranceMinimum.provider_id == provider_id))
+    return {Operation(r.operation): Assurance(r.minimum) for r in rows}
+
+
+def assurance_minimum(session: Session, provider_id: str, operation: Operation) -> Assurance | None:
+    """The least assurance the provider requires for `operation`, or None (any level)."""
+    row = session.get(AssuranceMinimum, (provider_id, operation.value))
+    return Assurance(row.minimum) if row is not None else None
+
+
+def set_assurance_minimums(
+    session: Session,
+    audit_key: bytes,
+    provider_id: str,
+    minimums: Mapping[Operation, Assurance | None],
+    actor: str,
+) -> dict[Operation, Assurance]:
+    """Set the minimum of each operation named (None removes it: any level); operations not
+    named keep theirs. Audited when something changed. Returns the provider's minimums."""
+    before = assurance_minimums(session, provider_id)
+    for operation, minimum in minimums.items():
+        row = session.get(AssuranceMinimum, (provider_id, operation.value))
+        if minimum is None:
+            if row is not None:
+                session.delete(row)
+        elif row is None:
+            session.add(
+                AssuranceMinimum(
+                    provider_id=provider_id, operation=operation.value, minimum=minimum.value
+                )
+            )
+        elif row.minimum != minimum.value:
+            row.minimum, row.updated_at = minimum.value, utcnow()
+            session.add(row)
+    session.flush()
+    after = assurance_minimums(session, provider_id)
+    if after != before:
+        audit.append(
+            session,
+            audit_key,
+            "provider.assurance_minimums_changed",
+            actor,
+            {
+                "provider_id": provider_id,
+                "from": {o.value: a.value for o, a in sorted(before.items())},
+                "to": {o.value: a.value for o, a in sorted(after.items())},
+            },
+        )
+    return after

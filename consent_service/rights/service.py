@@ -49,6 +49,9 @@ class LedgerEntry:
     reasons: list[str]
     grant_id: str | None
     grant_version: int | None
+    # The person's assurance level and the provider's minimum when the decision was made.
+    assurance: str | None = None
+    assurance_required: str | None = None
 
     @property
     def blocked(self) -> bool:
@@ -84,6 +87,8 @@ def ledger(
             reasons=list(decision.reasons) if decision else [],
             grant_id=finding.grant_id,
             grant_version=finding.grant_version,
+            assurance=finding.assurance,
+            assurance_required=decision.assurance_required if decision else None,
         )
         for finding, job, provider, decision in session.exec(query)
     ]
@@ -137,6 +142,8 @@ def export(
             "reference": subject.public_id,
             "display_name": subject.display_name,
             "protect_only": subject.protect_only,
+            # uploaded < live < reviewed: how the enrolled face and voice were shown to be yours.
+            "assurance": subject.assurance,
             "created_at": as_utc(subject.created_at).isoformat(),
             # Managed by this account's holder as the guardian of a child under 14.
             "guardian": guardian_evidence(session, subject),
@@ -151,6 +158,7 @@ def export(
                 "status": e.status,
                 "error": e.error,
                 "templates_made": e.template_count,
+                "assurance": e.assurance,
                 "started_at": as_utc(e.created_at).isoformat(),
                 "finished_at": as_utc(e.finished_at).isoformat() if e.finished_at else None,
             }
@@ -214,6 +222,8 @@ def _entry(e: LedgerEntry) -> dict:
         "reasons": e.reasons,
         "grant_id": e.grant_id,
         "grant_version": e.grant_version,
+        "assurance": e.assurance,
+        "assurance_required": e.assurance_required,
     }
 
 

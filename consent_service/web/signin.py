@@ -3,7 +3,9 @@ sign in (throttled; with a TOTP code when the account has one), sign out, change
 password, two-factor set-up, invitations to a role; and Flask-Login's user loader.
 
 Sign-up and the reset request answer the same (status, target, text and cookie) whether or not
-the address has an account: what differs is the mail its owner gets."""
+the address has an account: what differs is the mail its owner gets. Every mail asked for is
+counted per address and per client address first (`MailThrottle`): over either limit the page
+answers 429 before the address is looked up."""
 
 from __future__ import annotations
 
@@ -35,7 +37,12 @@ from consent_service.accounts.forms import (
     SignUpForm,
 )
 from consent_service.accounts.models import User
-from consent_service.api_contract.ratelimit import SignInThrottle, SignInThrottled
+from consent_service.api_contract.ratelimit import (
+    MailThrottle,
+    MailThrottled,
+    SignInThrottle,
+    SignInThrottled,
+)
 from consent_service.errors import AccountExists, EmailNotVerified, InvalidRequest
 from consent_service.extensions import login_manager
 from consent_service.i18n import current_language
@@ -66,8 +73,17 @@ def _throttle() -> SignInThrottle:
     return current_app.extensions["signin_throttle"]
 
 
+def _mail_throttle() -> MailThrottle:
+    return current_app.extensions["mail_throttle"]
+
+
 def _client() -> str:
     return request.remote_addr or "-"
+
+
+def _mail_refused(template: str, form, exc: MailThrottled):
+    flash(exc.localized(), "error")
+    return render_template(template, form=form), exc.status, exc.headers
 
 
 @bp.app_errorhandler(EmailNotVerified)
@@ -84,6 +100,10 @@ def signup():
     form = SignUpForm()
     if form.validate_on_submit():
         session = db.session()
+        try:
+            _mail_throttle().hit(form.email.data, _client())
+        except MailThrottled as exc:
+            return _mail_refused("accounts/signup.html", form, exc)
         try:
             with db.savepoint(session):  # a refused sign-up keeps none of it
                 user = service.sign_up(
@@ -145,6 +165,11 @@ def send_verification():
     form = ConfirmForm()
     if form.validate_on_submit():
         user = _me()
+        try:
+            _mail_throttle().hit(user.email, _client())
+        except MailThrottled as exc:
+            flash(exc.localized(), "error")
+            return redirect(url_for("rights.dashboard"))
         if not user.is_verified:
             link = service.verification_link(_secret(), user)
             account_mail.verification(db.session(), user, link)
@@ -230,6 +255,10 @@ def reset_request():
     form = EmailForm()
     if form.validate_on_submit():
         session = db.session()
+        try:
+            _mail_throttle().hit(form.email.data, _client())
+        except MailThrottled as exc:
+            return _mail_refused("accounts/reset_request.html", form, exc)
         try:
             user = service.find_user(session, form.email.data)
         except InvalidRequest as exc:  # not an address at all: says nothing about accounts

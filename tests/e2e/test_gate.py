@@ -10,6 +10,8 @@ from PIL import Image
 from sqlmodel import select
 
 from consent_service import db
+from consent_service.accounts.assurance import set_level
+from consent_service.accounts.models import Subject
 from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
 from consent_service.biometrics.models import BiometricTemplate
@@ -19,7 +21,7 @@ from consent_service.gate.service import Upload, submit_job
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
 from consent_service.tasking import publish
-from consent_service.vocabulary import Operation, Role
+from consent_service.vocabulary import Assurance, Operation, Role
 from tests.e2e.conftest import Api
 from tests.support import side_by_side
 
@@ -202,6 +204,56 @@ def test_revocation_turns_allow_into_deny(stack, world, photos, tmp_path):
     assert after["decision"] == "deny"
     assert after["reasons"] == ["revoked"]
     assert _outcomes(after) == [("target", "consented"), ("target", "revoked")]
+
+
+def _set_level(stack, subject_id: int, level: Assurance) -> None:
+    """What the live consent session and the operator's review do (through `set_level`)."""
+    with stack.app.app_context(), db.unit_of_work() as s:
+        subject = s.get(Subject, subject_id)
+        set_level(s, services().audit_key, subject, level, actor="test", reason="test")
+
+
+def test_a_provider_s_minimum_holds_back_an_uploaded_enrollment_until_it_is_met(
+    stack, world, photos
+):
+    studio_b, alice = world["other"], world["alice"].subject_id
+    minimums = "/api/v1/assurance-minimums"
+    with stack.app.app_context():
+        # Enrolled from photos by the worker (an operator's import): the lowest level.
+        assert db.session().get(Subject, alice).assurance == "uploaded"
+    require_live = {"minimums": {"face_swap": "live"}}
+    put = studio_b.client.put(minimums, json=require_live, headers=studio_b.headers)
+    assert put.status_code == 200 and put.get_json() == require_live
+    try:
+        held = studio_b.gate(source=[photos["obama3.jpg"]])
+        assert (held["decision"], held["reasons"]) == ("needs_consent", ["assurance_too_low"])
+        assert held["assurance_required"] == "live"
+        assert [(f["outcome"], f["assurance"]) for f in held["findings"]] == [
+            ("assurance_too_low", "uploaded")
+        ]
+        checked = studio_b.client.post("/api/v1/decisions/verify", json={"token": held["token"]})
+        claims = checked.get_json()["claims"]
+        assert (claims["reasons"], claims["assurance_required"]) == (["assurance_too_low"], "live")
+        assert [f["assurance"] for f in claims["findings"]] == ["uploaded"]
+        # Studio A requires nothing: the same face, the same grant, allowed there.
+        assert world["api"].gate(source=[photos["obama3.jpg"]])["decision"] == "allow"
+
+        # The person is raised to `live` (as a passed live consent session does): allowed.
+        _set_level(stack, alice, Assurance.LIVE)
+        raised = studio_b.gate(source=[photos["obama3.jpg"]])
+        assert (raised["decision"], raised["assurance_required"]) == ("allow", "live")
+        assert [f["assurance"] for f in raised["findings"]] == ["live"]
+
+        # Back to `uploaded`; then the provider lowers its minimum: allowed again.
+        _set_level(stack, alice, Assurance.UPLOADED)
+        assert studio_b.gate(source=[photos["obama3.jpg"]])["reasons"] == ["assurance_too_low"]
+        lowered = studio_b.client.put(minimums, json={"minimums": {}}, headers=studio_b.headers)
+        assert lowered.get_json() == {"minimums": {}}
+        allowed = studio_b.gate(source=[photos["obama3.jpg"]])
+        assert (allowed["decision"], allowed["assurance_required"]) == ("allow", None)
+    finally:
+        studio_b.client.put(minimums, json={"minimums": {}}, headers=studio_b.headers)
+        _set_level(stack, alice, Assurance.UPLOADED)
 
 
 def test_every_decision_is_in_an_intact_audit_chain(stack, world):

@@ -491,7 +491,7 @@ def test_photo_upload_only_where_the_operator_allows_it(stack):
     person = Person(stack.client())
     verified_sign_up(person, "nophotos@example.org", "a long password!")
     assert "Enroll live with your camera" in person.get("/enroll")
-    stack.settings.allow_photo_enrollment = False
+    stack.settings.allow_uploaded_enrollment = False
     try:
         page = person.get("/enroll")
         assert 'type="file"' not in page.split("<h2>Your voice</h2>")[0]
@@ -499,7 +499,7 @@ def test_photo_upload_only_where_the_operator_allows_it(stack):
         refused = person.client.post("/enroll", data={"csrf_token": token})
         assert refused.status_code == 403
     finally:
-        stack.settings.allow_photo_enrollment = None
+        stack.settings.allow_uploaded_enrollment = None
 
 
 def _pages(stack) -> list[str]:

@@ -67,8 +67,11 @@ def test_an_allowed_job_carries_a_verifiable_token_matching_the_job(stack, decid
             "subject_ref": job["findings"][0]["subject_ref"],
             "grant_id": grant.grant_id,
             "grant_version": grant.version,
+            # Enrolled from photos by an operator's import: the lowest level.
+            "assurance": "uploaded",
         }
     ]
+    assert claims["assurance_required"] is None  # the provider asked for no minimum
     # The GB 45438 implicit label ties the output to this job and this token.
     assert job["label"] == {
         "AIGC": {

@@ -183,6 +183,66 @@ def test_sign_in_is_throttled_per_account_and_per_address(make_api_app):
     assert sign_in(other_address, "spray9@example.org", "wrong password!").status_code == 200
 
 
+def _refusal(person: Person, path: str, data: dict, email: str):
+    """Status, Retry-After and the page shown, with the address and the CSRF token taken out."""
+    response = person.post(path, data)
+    page = response.get_data(as_text=True)
+    page = re.sub(r'name="csrf_token"[^>]*>', "", page).replace(email, "ADDRESS")
+    return response.status_code, response.headers.get("Retry-After"), page
+
+
+def test_account_mails_are_throttled_per_address_and_per_client_alike_for_any_address(
+    make_api_app,
+):
+    # An app of its own, with low limits: its client address ends up throttled.
+    site = make_api_app(mail_rate_limit_address="3/hour", mail_rate_limit_client="12/hour")
+    verified_sign_up(Person(site.client()), "kai@example.org", PASSWORD)  # mail 1 for kai
+    for email in ("kai@example.org", "kai@example.org", "nobody@example.org"):
+        assert Person(site.client()).post("/reset", {"email": email}).status_code == 302
+    for _ in range(2):
+        assert (
+            Person(site.client()).post("/reset", {"email": "nobody@example.org"}).status_code == 302
+        )
+    # Three mails asked for each address: the fourth is refused, the same way for both.
+    known = _refusal(
+        Person(site.client()), "/reset", {"email": "kai@example.org"}, "kai@example.org"
+    )
+    unknown = _refusal(
+        Person(site.client()), "/reset", {"email": "nobody@example.org"}, "nobody@example.org"
+    )
+    assert known == unknown
+    assert known[0] == 429 and int(known[1]) > 0 and "Too many mails were asked" in known[2]
+    assert len([m for m in _mails_to(site, "kai@example.org") if "/reset/" in m["body"]]) == 2
+    # Sign-up counts too: a taken and a new address answer alike when refused.
+    taken = _refusal(
+        Person(site.client()),
+        "/signup",
+        {"email": "kai@example.org", "password": "x" * 12},
+        "kai@example.org",
+    )
+    new = _refusal(
+        Person(site.client()),
+        "/signup",
+        {"email": "nobody@example.org", "password": "x" * 12},
+        "nobody@example.org",
+    )
+    assert taken == new and taken[0] == 429
+    with site.app.app_context():  # refused before anything was made
+        assert (
+            db.session().exec(select(User).where(User.email == "nobody@example.org")).first()
+            is None
+        )
+    # Per client address: 12 asked from this one (10 above, refused ones count), then 429.
+    for n in range(2):
+        answer = Person(site.client()).post("/reset", {"email": f"spray{n}@example.org"})
+        assert answer.status_code == 302
+    sprayed = Person(site.client()).post("/reset", {"email": "spray9@example.org"})
+    assert sprayed.status_code == 429 and sprayed.headers["Retry-After"]
+    elsewhere = Person(site.app.test_client())
+    elsewhere.client.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert elsewhere.post("/reset", {"email": "spray9@example.org"}).status_code == 302
+
+
 def test_a_captured_cookie_never_works_after_sign_out_or_a_password_change(site):
     person = verified_sign_up(Person(site.client()), "cleo@example.org", PASSWORD)
     copied = site.client()

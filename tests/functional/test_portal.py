@@ -75,7 +75,11 @@ def _job(site, provider: str, decision: str | None, *, days_ago: int = 0, **kw) 
             created_at=utcnow() - timedelta(days=days_ago),
         )
         if decision:
-            factories.DecisionFactory(job=job, decision=decision, reasons=["test"])
+            # A reason the decision could have (the job's answer lists `Reason` codes only).
+            reasons = {"allow": ["all_consented"], "deny": ["refused"]}.get(
+                decision, ["unenrolled"]
+            )
+            factories.DecisionFactory(job=job, decision=decision, reasons=reasons)
         return job.id
 
 

@@ -196,8 +196,10 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
             "subject_ref": job["findings"][0]["subject_ref"],
             "grant_id": grant.grant_id,
             "grant_version": grant.version,
+            "assurance": None,  # a subject made here, with nothing enrolled: no level
         }
     ]
+    assert claims["assurance_required"] is None
     assert public_id not in job["token"]
     assert job["label"] == {
         "AIGC": {

@@ -97,6 +97,48 @@ def test_photos_of_one_person_become_templates_and_are_destroyed(
     assert _row(eid).attempts == 1 and _templates(me) == 2
 
 
+def test_an_uploaded_enrollment_gives_the_subject_uploaded_and_lowers_a_higher_level(
+    faces, store, matching, envelope
+):
+    me = _subject("me@example.org")
+    eid = _start(store, me, faces.picture(vector(1)))
+    assert _run(eid, store, matching, envelope) == "completed"
+    assert _row(eid).assurance == "uploaded"
+    with db.unit_of_work() as s:
+        assert s.get(Subject, me).assurance == "uploaded"
+        # As if a live consent session had enrolled it: then photos are added.
+        s.exec(select(Enrollment).where(Enrollment.id == eid)).one().assurance = "live"
+        s.get(Subject, me).assurance = "live"
+    more = _start(store, me, faces.picture(vector(1)))
+    assert _run(more, store, matching, envelope) == "completed"
+    with db.unit_of_work() as s:
+        assert s.get(Subject, me).assurance == "uploaded"  # the weakest enrolled level
+        changes = [
+            e.payload
+            for e in s.exec(
+                select(AuditEvent).where(AuditEvent.event_type == "subject.assurance_changed")
+            )
+        ]
+    assert [(c["from"], c["to"], c["reason"]) for c in changes] == [
+        (None, "uploaded", "enrollment_completed"),
+        ("live", "uploaded", "enrollment_completed"),
+    ]
+    assert changes[1]["enrollment_id"] == more
+
+
+def test_the_head_turn_pictures_count_as_uploaded(faces, store):
+    # Three still photos pass the head-turn challenge (issue 9): until the live consent
+    # session replaces it, what it enrolls is worth an upload.
+    me = _subject("me@example.org")
+    with db.unit_of_work() as s:
+        challenge = liveness.issue_challenge(s, me, 300)
+        steps, challenge_id = list(challenge.steps), challenge.id
+    with db.unit_of_work() as s:
+        frames = [faces.picture(vector(1)) for _ in steps]
+        eid = liveness.start_live_enrollment(s, store, me, challenge_id, frames).id
+    assert _row(eid).assurance == "uploaded"
+
+
 @pytest.mark.parametrize(
     ("photos", "error"),
     [

@@ -126,15 +126,28 @@ def test_a_challenge_is_the_subjects_own_used_once_and_expires(session, make_sub
         liveness.start_live_enrollment(session, store, me.id, late.id, frames)
 
 
-def test_photo_upload_is_off_in_production_unless_the_operator_turns_it_on(tmp_path):
+def test_uploads_are_off_in_production_unless_the_operator_turns_them_on(tmp_path):
     from consent_service.settings import Settings
 
     def settings(**kw):
         return Settings(consent_service_home=tmp_path, **kw)
 
-    assert settings().photo_enrollment_allowed
-    assert not settings(consent_service_env="production").photo_enrollment_allowed
+    assert settings().uploaded_enrollment_allowed
+    assert not settings(consent_service_env="production").uploaded_enrollment_allowed
     assert settings(
-        consent_service_env="production", allow_photo_enrollment=True
-    ).photo_enrollment_allowed
-    assert not settings(allow_photo_enrollment=False).photo_enrollment_allowed
+        consent_service_env="production", allow_uploaded_enrollment=True
+    ).uploaded_enrollment_allowed
+    assert not settings(allow_uploaded_enrollment=False).uploaded_enrollment_allowed
+
+
+def test_the_former_name_of_the_uploads_setting_still_counts(tmp_path, monkeypatch):
+    from consent_service.settings import Settings
+
+    monkeypatch.setenv("ALLOW_PHOTO_ENROLLMENT", "true")
+    monkeypatch.setenv("CONSENT_SERVICE_ENV", "production")
+    assert Settings(consent_service_home=tmp_path).uploaded_enrollment_allowed
+    monkeypatch.delenv("ALLOW_PHOTO_ENROLLMENT")
+    monkeypatch.setenv("ALLOW_UPLOADED_ENROLLMENT", "true")
+    assert Settings(consent_service_home=tmp_path).uploaded_enrollment_allowed
+    monkeypatch.delenv("ALLOW_UPLOADED_ENROLLMENT")
+    assert not Settings(consent_service_home=tmp_path).uploaded_enrollment_allowed

@@ -8,7 +8,7 @@ import pytest
 
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.policy import decide_job, judge_person
-from consent_service.vocabulary import DecisionKind, Operation, Outcome, Role
+from consent_service.vocabulary import Assurance, DecisionKind, Operation, Outcome, Role
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 PROVIDER = "provider-a"
@@ -201,3 +201,93 @@ class TestDecideJob:
         )
         assert kind is DecisionKind.DENY
         assert reasons == ["no_face_found", "rejected_input", "protected"]
+
+
+class TestAssuranceMinimum:
+    """A provider's minimum assurance for the operation (issue 9, item 4): below it a person is
+    `assurance_too_low` unless they said no; the job then needs consent, never allow."""
+
+    @staticmethod
+    def judged(grants, level, minimum, **kw):
+        return judge_person(
+            grants,
+            protect_only=kw.pop("protect_only", False),
+            operation=kw.pop("operation", Operation.FACE_SWAP),
+            role=kw.pop("role", Role.SOURCE),
+            provider_id=PROVIDER,
+            now=NOW,
+            assurance=level,
+            minimum=minimum,
+        )
+
+    @pytest.mark.parametrize(
+        ("level", "minimum"),
+        [
+            (Assurance.UPLOADED, Assurance.UPLOADED),
+            (Assurance.LIVE, Assurance.UPLOADED),
+            (Assurance.LIVE, Assurance.LIVE),
+            (Assurance.REVIEWED, Assurance.LIVE),
+            (Assurance.REVIEWED, Assurance.REVIEWED),
+            (None, None),
+            (Assurance.UPLOADED, None),
+        ],
+    )
+    def test_a_level_that_meets_the_minimum_keeps_the_grant_s_outcome(self, level, minimum):
+        g = grant()
+        verdict = self.judged([g], level, minimum)
+        assert verdict.outcome is Outcome.CONSENTED and verdict.grant is g
+
+    @pytest.mark.parametrize(
+        ("level", "minimum"),
+        [
+            (Assurance.UPLOADED, Assurance.LIVE),
+            (Assurance.UPLOADED, Assurance.REVIEWED),
+            (Assurance.LIVE, Assurance.REVIEWED),
+            (None, Assurance.UPLOADED),  # no level recorded: below every minimum
+        ],
+    )
+    @pytest.mark.parametrize("role", list(Role))
+    def test_below_the_minimum_a_grant_in_force_is_not_enough(self, level, minimum, role):
+        g = grant()
+        verdict = self.judged([g], level, minimum, role=role)
+        assert verdict.outcome is Outcome.ASSURANCE_TOO_LOW
+        assert verdict.grant is g  # which grant would have applied, for the record
+
+    @pytest.mark.parametrize(
+        "grants",
+        [[], [grant(status="expired")], [grant(operations=["face_reenactment"])]],
+        ids=["no grant", "expired", "not covered"],
+    )
+    def test_below_the_minimum_nothing_to_ask_is_named_assurance_first(self, grants):
+        # A consent request would be answered by the same weakly bound account.
+        verdict = self.judged(grants, Assurance.UPLOADED, Assurance.LIVE)
+        assert verdict.outcome is Outcome.ASSURANCE_TOO_LOW
+
+    @pytest.mark.parametrize(
+        ("grants", "protect_only", "outcome"),
+        [
+            ([], True, Outcome.PROTECTED),
+            ([grant()], True, Outcome.PROTECTED),
+            ([grant(status="refused")], False, Outcome.REFUSED),
+            ([grant(status="revoked", version=2)], False, Outcome.REVOKED),
+        ],
+    )
+    def test_a_no_is_honoured_whatever_the_assurance(self, grants, protect_only, outcome):
+        verdict = self.judged(grants, None, Assurance.REVIEWED, protect_only=protect_only)
+        assert verdict.outcome is outcome
+
+    def test_every_operation_applies_its_minimum(self):
+        for operation in Operation:
+            g = grant(modality=operation.modality.value, operations=[operation.value])
+            ok = self.judged([g], Assurance.LIVE, Assurance.LIVE, operation=operation)
+            low = self.judged([g], Assurance.UPLOADED, Assurance.LIVE, operation=operation)
+            assert (ok.outcome, low.outcome) == (Outcome.CONSENTED, Outcome.ASSURANCE_TOO_LOW)
+
+    def test_the_job_needs_consent_and_names_the_reason(self):
+        kind, reasons = decide_job([Outcome.CONSENTED, Outcome.ASSURANCE_TOO_LOW], [])
+        assert (kind, reasons) == (DecisionKind.NEEDS_CONSENT, ["assurance_too_low"])
+        kind, reasons = decide_job([Outcome.ASSURANCE_TOO_LOW, Outcome.PROTECTED], [])
+        assert (kind, reasons) == (DecisionKind.DENY, ["protected"])
+        kind, reasons = decide_job([Outcome.ASSURANCE_TOO_LOW, Outcome.UNENROLLED], [])
+        assert kind is DecisionKind.NEEDS_CONSENT
+        assert reasons == ["assurance_too_low", "unenrolled"]

@@ -37,10 +37,10 @@ from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
 from consent_service.gate.service import PROCESS_JOB, Upload, submit_job
 from consent_service.providers.models import Provider
-from consent_service.providers.service import create_provider
+from consent_service.providers.service import create_provider, set_assurance_minimums
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key, verify_token
-from consent_service.vocabulary import GrantStatus, Operation, Role
+from consent_service.vocabulary import Assurance, GrantStatus, Modality, Operation, Role
 from consent_service.webhooks import service as webhooks
 from consent_service.webhooks.models import WebhookDelivery
 from tests.fakes import vector
@@ -623,3 +623,194 @@ def test_a_revocation_racing_the_record_is_seen_by_the_decision_or_names_the_job
     assert result == ["decided"] and revoked == [None]
     decision = _decision(job_id).decision
     assert decision == "deny" or _revoked_events_naming(job_id), decision
+
+
+# ---------------------------------------------------------------------------- assurance minimums
+def _assure(subject_id: int, level: Assurance | None) -> None:
+    with db.unit_of_work() as s:
+        subject = s.get(Subject, subject_id)
+        subject.assurance = level.value if level else None
+
+
+def _require(provider_id: str, minimums: dict[Operation, Assurance | None]) -> None:
+    with db.unit_of_work() as s:
+        set_assurance_minimums(s, AUDIT_KEY, provider_id, minimums, actor="test")
+
+
+def _grant_all(subject_id: int) -> str:
+    """One grant per modality, covering all its edit types, both roles, every provider."""
+    with db.unit_of_work() as s:
+        for modality in Modality:
+            grant_id = consent.grant(
+                s,
+                AUDIT_KEY,
+                subject_id,
+                consent.GrantRequest(
+                    operations=[o for o in Operation if o.modality is modality],
+                    roles=[Role.SOURCE, Role.TARGET],
+                    all_providers=True,
+                    provider_ids=[],
+                    modality=modality,
+                ),
+                consent.Evidence(actor="test", identity_method="test"),
+            ).grant_id
+    return grant_id
+
+
+def _decide_people(job_id: str, people: list[PersonSeen], signing, store) -> Decision:
+    assert isinstance(_claim(job_id, store), pipeline.Claim)
+    assert _record(job_id, Analysis(people), signing, store) == "decided"
+    decision = _decision(job_id)
+    assert decision is not None
+    return decision
+
+
+def _seen(subject_id: int | None, role: Role = Role.SOURCE, ambiguous: bool = False) -> PersonSeen:
+    return PersonSeen(0, role, (1, 2, 3, 4), subject_id, ambiguous)
+
+
+@pytest.mark.parametrize("operation", list(Operation))
+@pytest.mark.parametrize("role", list(Role))
+def test_below_the_provider_s_minimum_a_consented_person_needs_consent(
+    submit, faces, store, signing, enroll, provider_id, operation, role
+):
+    alice = enroll(ALICE)
+    _assure(alice, Assurance.UPLOADED)
+    _grant_all(alice)
+    _require(provider_id, {operation: Assurance.LIVE})
+    job_id = submit(faces.picture(vector(ALICE)), operation=operation)
+
+    decision = _decide_people(job_id, [_seen(alice, role)], signing, store)
+
+    assert (decision.decision, decision.reasons) == ("needs_consent", ["assurance_too_low"])
+    assert decision.assurance_required == "live"
+    with db.unit_of_work() as s:
+        [finding] = s.exec(select(Finding).where(Finding.job_id == job_id)).all()
+    assert (finding.outcome, finding.assurance, finding.role) == (
+        "assurance_too_low",
+        "uploaded",
+        role.value,
+    )
+    claims, _ = verify_token(
+        decision.token, signing.signer.keys.public_keys(), audience=provider_id
+    )
+    assert claims["reasons"] == ["assurance_too_low"]
+    assert claims["assurance_required"] == "live"
+    assert [(f["outcome"], f["assurance"]) for f in claims["findings"]] == [
+        ("assurance_too_low", "uploaded")
+    ]
+    # The same person, the same grant, at the level the provider asks: allowed.
+    _assure(alice, Assurance.LIVE)
+    again = _decide_people(
+        submit(faces.picture(vector(ALICE)), operation=operation),
+        [_seen(alice, role)],
+        signing,
+        store,
+    )
+    assert (again.decision, again.reasons) == ("allow", ["all_consented"])
+    claims, _ = verify_token(again.token, signing.signer.keys.public_keys(), audience=provider_id)
+    assert claims["assurance_required"] == "live"
+    assert [f["assurance"] for f in claims["findings"]] == ["live"]
+
+
+def test_a_minimum_for_one_operation_leaves_the_others_alone(
+    submit, faces, store, signing, enroll, provider_id
+):
+    alice = enroll(ALICE)
+    _assure(alice, Assurance.UPLOADED)
+    _grant_all(alice)
+    _require(provider_id, {Operation.FACE_GENERATION: Assurance.REVIEWED})
+    job_id = submit(faces.picture(vector(ALICE)), operation=Operation.FACE_SWAP)
+    decision = _decide_people(job_id, [_seen(alice)], signing, store)
+    assert (decision.decision, decision.assurance_required) == ("allow", None)
+    claims, _ = verify_token(
+        decision.token, signing.signer.keys.public_keys(), audience=provider_id
+    )
+    assert claims["assurance_required"] is None
+    assert [f["assurance"] for f in claims["findings"]] == ["uploaded"]
+
+
+def test_every_person_found_must_meet_the_minimum(
+    submit, faces, store, signing, enroll, provider_id
+):
+    alice, bob = enroll(ALICE), enroll(BOB)
+    _assure(alice, Assurance.REVIEWED)
+    _assure(bob, Assurance.UPLOADED)
+    _grant_all(alice)
+    _grant_all(bob)
+    _require(provider_id, {Operation.FACE_SWAP: Assurance.LIVE})
+    job_id = submit(faces.picture(vector(ALICE)))
+    people = [_seen(alice, Role.SOURCE), _seen(bob, Role.TARGET), _seen(None, ambiguous=True)]
+    decision = _decide_people(job_id, people, signing, store)
+    assert decision.decision == "needs_consent"
+    assert decision.reasons == ["ambiguous", "assurance_too_low"]
+    with db.unit_of_work() as s:
+        found = [
+            (f.outcome, f.subject_id, f.assurance)
+            for f in s.exec(select(Finding).where(Finding.job_id == job_id).order_by(Finding.id))
+        ]
+    # Several subjects within the margin name nobody: no level is claimed for that person.
+    assert found == [
+        ("consented", alice, "reviewed"),
+        ("assurance_too_low", bob, "uploaded"),
+        ("ambiguous", None, None),
+    ]
+
+
+@pytest.mark.parametrize("situation", ["protect only", "refused", "revoked"])
+def test_a_no_still_denies_below_the_minimum(
+    submit, faces, store, signing, enroll, provider_id, situation
+):
+    alice = enroll(ALICE, protect_only=situation == "protect only")
+    _assure(alice, Assurance.UPLOADED)
+    if situation != "protect only":
+        grant_id = _grant(alice)
+        if situation == "refused":
+            _set_grant(grant_id, status=GrantStatus.REFUSED.value)
+        else:
+            _revoke(alice, grant_id)
+    _require(provider_id, {Operation.FACE_SWAP: Assurance.REVIEWED})
+    decision = _decide_people(submit(faces.picture(vector(ALICE))), [_seen(alice)], signing, store)
+    expected = {"protect only": "protected", "refused": "refused", "revoked": "revoked"}
+    assert (decision.decision, decision.reasons) == ("deny", [expected[situation]])
+
+
+def test_a_subject_without_a_level_is_below_any_minimum(
+    submit, faces, store, signing, enroll, provider_id
+):
+    alice = enroll(ALICE)  # no level recorded
+    _grant_all(alice)
+    _require(provider_id, {Operation.FACE_SWAP: Assurance.UPLOADED})
+    decision = _decide_people(submit(faces.picture(vector(ALICE))), [_seen(alice)], signing, store)
+    assert decision.reasons == ["assurance_too_low"]
+
+
+def test_a_redecision_applies_the_minimum_as_it_is_then(
+    submit, faces, store, signing, enroll, provider_id
+):
+    # A face nobody could name (a consent request will name it): the minimum is read again
+    # when the job is decided again, with the level of the person who answered.
+    alice = enroll(ALICE)
+    _assure(alice, Assurance.UPLOADED)
+    _grant_all(alice)
+    job_id = submit(faces.picture(vector(ALICE)))
+    first = _decide_people(job_id, [_seen(None)], signing, store)
+    assert first.reasons == ["unenrolled"]
+    _require(provider_id, {Operation.FACE_SWAP: Assurance.LIVE})
+    with db.unit_of_work() as s:
+        [finding] = s.exec(select(Finding).where(Finding.job_id == job_id)).all()
+        second = decisions.redecide(
+            s,
+            job_id,
+            {finding.id: alice},
+            AUDIT_KEY,
+            signing.signer,
+            signing.pseudonym_key,
+            "consent request test",
+        )
+        assert second is not None
+        assert (second.decision, second.reasons, second.assurance_required) == (
+            "needs_consent",
+            ["assurance_too_low"],
+            "live",
+        )

@@ -48,8 +48,10 @@ def claims(**overrides) -> dict:
                 "subject_ref": "cd" * 16,
                 "grant_id": "g1",
                 "grant_version": 2,
+                "assurance": "live",
             }
         ],
+        assurance_required="live",
     )
     return {**base, **overrides}
 
@@ -97,7 +99,9 @@ def test_a_valid_token_verifies_with_its_claims(ring, signer):
         "subject_ref": "cd" * 16,
         "grant_id": "g1",
         "grant_version": 2,
+        "assurance": "live",
     }
+    assert got["assurance_required"] == "live"
     assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
 
 
