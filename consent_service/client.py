@@ -121,6 +121,7 @@ class ConsentClient:
         return self._answer(
             self._http.get(f"{self.url}/api/v1/decisions/{token_ref}/status", timeout=self.timeout)
         )
+
     def assurance_minimums(self) -> dict[str, str]:
         """The least assurance (`uploaded` < `live` < `reviewed`) each operation requires of
         every person found in this provider's jobs; an operation left out requires none."""

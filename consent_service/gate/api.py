@@ -160,6 +160,8 @@ def decision_status(token_ref: str) -> Response:
     response = jsonify(status.status_view(standing, now).model_dump(mode="json"))
     response.headers["Cache-Control"] = f"public, max-age={STATUS_MAX_AGE}"
     return response
+
+
 @bp.get("/assurance-minimums")
 @api_operation(
     "Read the minimum assurance per operation",

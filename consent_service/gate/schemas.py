@@ -216,6 +216,9 @@ class VerifyResult(BaseModel):
     )
     grants: list[GrantStanding] = Field(
         description="Each grant an `allow` relied on, as it is now (empty for other decisions)."
+    )
+
+
 class AssuranceMinimums(BaseModel):
     """A provider's minimum assurance per operation: the body of `PUT` and the answer of both
     `GET` and `PUT /api/v1/assurance-minimums`."""
