@@ -269,6 +269,9 @@ PLANS: dict[str, Plan] = {
     "PUT /api/v1/webhook": Plan(_plain("PUT", 200, {"url": A_HOOK})),
     "GET /api/v1/webhook": Plan(_plain("GET", 200)),
     "GET /api/v1/webhook/deliveries": Plan(_plain("GET", 200)),
+    # A's own settings, no ids; `{}` so that A's other calls keep deciding as before.
+    "GET /api/v1/assurance-minimums": Plan(_plain("GET", 200)),
+    "PUT /api/v1/assurance-minimums": Plan(_plain("PUT", 200, {"minimums": {}})),
     "POST /api/v1/decisions/verify": Plan(_verify, fills=frozenset({"token", "audience"})),
     "GET /api/v1/decisions/{token_ref}/status": Plan(_each_path_value(_status_of)),
     "GET /.well-known/jwks.json": Plan(_plain("GET", 200)),
