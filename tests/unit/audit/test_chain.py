@@ -13,8 +13,9 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent, AuditHead
+from consent_service.crypto import StaticKeys
 
-KEY = b"k" * 32
+KEY = StaticKeys.single(b"k" * 32)
 ATTACKER_KEY = b"x" * 32
 N = 10
 
