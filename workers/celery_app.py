@@ -1,5 +1,11 @@
-"""Entry point for `celery -A workers.celery_app worker`."""
+"""Entry point for `celery -A workers.celery_app worker`: refuses to start without the keys a
+worker signs with (consent_service.keys.startup)."""
 
 from consent_service.app import create_app
+from consent_service.keys.startup import require_worker_keys
+from consent_service.runtime import services
 
-celery = create_app().extensions["celery"]
+app = create_app()
+with app.app_context():
+    require_worker_keys(services().settings)
+celery = app.extensions["celery"]
