@@ -160,9 +160,16 @@ class LocalKeyProvider:
             write_new_key_file(path, key_set_json([new_version()]))
         try:
             text = path.read_text()
+            for _ in range(50):  # another process's first start created it and is writing it
+                if text or not self._create:
+                    break
+                time.sleep(0.02)
+                text = path.read_text()
         except FileNotFoundError:
             if self._inline.get(purpose):  # named in the environment: it must be there
-                raise KeyringError(f"KEYRING_{purpose.name} names {path}, which does not exist")
+                raise KeyringError(
+                    f"KEYRING_{purpose.name} names {path}, which does not exist"
+                ) from None
             return []
         except OSError as exc:
             raise KeyringError(f"cannot read {path}: {exc}") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from consent_service.audit.checkpoints import CheckpointKeyError, load_signers
@@ -42,7 +44,7 @@ def keys_list() -> None:
             click.echo(f"{table} rows by template KEK: {shown}")
 
 
-def _media_versions(folder) -> dict[str, int]:
+def _media_versions(folder: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     if not folder.is_dir():
         return counts

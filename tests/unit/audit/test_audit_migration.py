@@ -36,7 +36,7 @@ def write_old_log(url: str) -> None:
                 prev_hash=prev,
                 hash="",
             )
-            event.hash = audit._link(KEY, prev, event)
+            event.hash = audit._link(KEY.key("v0"), prev, event)
             conn.execute(
                 text(
                     "INSERT INTO audit_event (seq, event_type, actor, subject_id, payload, "
