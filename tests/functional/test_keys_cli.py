@@ -4,7 +4,9 @@ verifying, and the audit log verifies across every rotation."""
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
@@ -33,27 +35,33 @@ def run(site, *args: str):
     return CliRunner().invoke(main, list(args), env=env)
 
 
-def _token(site) -> str:
+def _token(site, when: datetime | None = None) -> str:
     with site.app.app_context():
-        return services().decision_signer.sign({"aud": "p1", "sub": "j1"}, utcnow())[0]
+        return services().decision_signer.sign({"aud": "p1", "sub": "j1"}, when or utcnow())[0]
 
 
 def test_decision_key_rotation_publishes_both_keys_and_old_tokens_keep_verifying(site):
     client = site.client()
     before = client.get("/.well-known/jwks.json").get_json()
-    old_token = _token(site)
+    started = utcnow()
+    old_token = _token(site, started)
 
     result = run(site, "keys", "rotate", "decision-signing")
     assert result.exit_code == 0, result.output
     jwks = client.get("/.well-known/jwks.json").get_json()  # no restart: the file is re-read
     kids = [k["kid"] for k in jwks["keys"]]
-    assert len(kids) == len(before["keys"]) + 1 and kids[:-1] == [k["kid"] for k in before["keys"]]
+    assert len(kids) == len(before["keys"]) + 1
+    assert kids[:-1] == [k["kid"] for k in before["keys"]]
     published = keys_from_jwks(jwks)
     _, kid = verify_token(old_token, published, audience="p1")
     assert kid == kids[0]
-    # The new key signs once every process has it (2 refresh periods and a second).
-    assert verify_token(_token(site), published, audience="p1")[1] == kids[0]
-    time.sleep(2 * REFRESH + 1.2)
+    # The new key is published at once and signs only once every process has read it (two
+    # refresh periods and a second after the rotation): until then the old key signs.
+    stored = json.loads((site.settings.home / "decision-keys.json").read_text())["keys"][-1]
+    due = stored["nbf"]
+    assert due >= started.timestamp() + 2 * REFRESH + 1 - 1  # nbf is whole seconds
+    assert verify_token(_token(site, started), published, audience="p1")[1] == kids[0]
+    time.sleep(max(0.0, due - time.time()) + 0.1)
     assert verify_token(_token(site), published, audience="p1")[1] == kids[-1]
 
 
