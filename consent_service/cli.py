@@ -21,6 +21,7 @@ from consent_service.cli_support import AppLoader
 from consent_service.consent.cli import grants
 from consent_service.demo import run_demo
 from consent_service.gate.cli import jobs
+from consent_service.keys.cli import keys
 from consent_service.mail import read_outbox
 from consent_service.migrate import upgrade
 from consent_service.operators.audit_cli import audit
@@ -165,7 +166,7 @@ def demo(home: str | None) -> None:
 # several capabilities: a provider's portal staff, a person's export under their rights.
 providers.add_command(providers_add_staff)
 subjects.add_command(subjects_export)
-for group in (providers, subjects, grants, jobs, webhooks, tokens, operators, audit):
+for group in (providers, subjects, grants, jobs, webhooks, tokens, operators, audit, keys):
     main.add_command(group)
 
 

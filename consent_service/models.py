@@ -20,6 +20,7 @@ from consent_service.gate.models import (
     GateJob,
     MediaItem,
 )
+from consent_service.keys.models import KeyRotation
 from consent_service.notices.models import SubjectNotice
 from consent_service.operators.models import WorkerHeartbeat
 from consent_service.portal.models import ProviderStaff
@@ -35,6 +36,7 @@ __all__ = [
     "BiometricTemplate",
     "ConsentGrant",
     "ConsentRequest",
+    "KeyRotation",
     "Decision",
     "DecisionRevision",
     "Enrollment",

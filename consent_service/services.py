@@ -12,11 +12,17 @@ from consent_service.biometrics.service import FaceMatching, GalleryIndex
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, VoiceEmbedder
 from consent_service.crypto import Envelope, derive_key
+from consent_service.keyring import Pseudonyms, Purpose, keyring_for
 from consent_service.mail import Mailer, mailer_for
 from consent_service.media.limits import VideoLimits
 from consent_service.settings import Settings
 from consent_service.storage import LocalMediaStore, MediaStore
-from consent_service.tokens.service import DecisionSigner, load_keyring
+from consent_service.tokens.service import (
+    DecisionSigner,
+    KeyRing,
+    configured_keys_path,
+    load_keyring,
+)
 from consent_service.webhooks.transport import HttpTransport, WebhookTransport
 
 
@@ -31,18 +37,28 @@ class Services:
     store: InitVar[MediaStore | None] = None
 
     def __post_init__(self, store: MediaStore | None) -> None:
-        kek = base64.b64decode(self.secrets["template_kek"])
-        self.envelope = Envelope(kek)
-        self.audit_key = derive_key(kek, "audit-chain")
-        self.pseudonym_key = derive_key(kek, "subject-pseudonyms")
+        legacy = self.secrets.get("template_kek")
+        # One key per purpose, each version named by its id (docs: README "Keys"); production
+        # refuses to start when a purpose has no key.
+        self.keyring = keyring_for(self.settings, base64.b64decode(legacy) if legacy else None)
+        self.keyring.check()
+        self.envelope = Envelope(self.keyring.keys(Purpose.TEMPLATE_KEK))
+        self.audit_key = self.keyring.keys(Purpose.AUDIT_MAC)
+        self.pseudonyms = Pseudonyms(lambda: self.keyring.versions(Purpose.PSEUDONYMS))
         # Seals the worker's gallery snapshots (biometrics.gallery): never plaintext on disk.
-        self.gallery_snapshot_key = derive_key(kek, "gallery-snapshot")
+        # From the template KEK in force at start: after its rotation a worker's next cold
+        # start finds the old snapshot unreadable and builds the gallery from the database once.
+        primary_kek = self.keyring.primary(Purpose.TEMPLATE_KEK).secret
+        self.gallery_snapshot_key = derive_key(primary_kek, "gallery-snapshot")
         # Loaded at start-up: production refuses to start without decision keys.
-        self.decision_keys = load_keyring(self.settings)
+        self._decision_keys_path = configured_keys_path(self.settings)
+        self._decision_keys = (self._keys_stamp(), load_keyring(self.settings))
         self.media_store: MediaStore = (
             store
             if store is not None
-            else LocalMediaStore(self.settings.media_dir, Envelope(derive_key(kek, "media-store")))
+            else LocalMediaStore(
+                self.settings.media_dir, Envelope(self.keyring.keys(Purpose.MEDIA))
+            )
         )
 
     @cached_property
@@ -88,7 +104,24 @@ class Services:
             snapshot_dir=self.settings.gallery_dir,
         )
 
-    @cached_property
+    def _keys_stamp(self) -> int | None:
+        path = self._decision_keys_path
+        try:
+            return path.stat().st_mtime_ns if path is not None else None
+        except FileNotFoundError:
+            return None
+
+    @property
+    def decision_keys(self) -> KeyRing:
+        """The decision key set, read again when its file changes (`keys rotate
+        decision-signing` adds a key: the JWKS publishes it, and it signs once due, with no
+        restart)."""
+        stamp = self._keys_stamp()
+        if stamp != self._decision_keys[0]:
+            self._decision_keys = (stamp, load_keyring(self.settings))
+        return self._decision_keys[1]
+
+    @property
     def decision_signer(self) -> DecisionSigner:
         return DecisionSigner(
             keys=self.decision_keys,

@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     broker_url: str | None = None
     secret_key: str | None = None
-    # 32 bytes, base64: wraps the per-template data keys (AES-256-GCM).
+    # 32 bytes, base64: the one secret of before the keyring, from which the template KEK, media,
+    # audit MAC and pseudonym keys were derived. Optional now: when set, those keys stay readable
+    # as version `v0` of each keyring purpose (what rows written before the keyring name).
     template_kek: str | None = None
     # Identification (1:N) distance: stricter than face_recognition's 1:1 default of 0.6.
     face_tolerance: float = Field(default=0.5, gt=0, le=1)
@@ -131,6 +133,16 @@ class Settings(BaseSettings):
     # so one tenant's slow receiver cannot hold every webhook worker.
     webhook_deadline: float = Field(default=15.0, gt=0, le=300)
     webhook_provider_concurrency: int = Field(default=2, ge=1)
+    # The keyring (README "Keys"): the folder of the key sets, one `<purpose>.json` per purpose
+    # (default: CONSENT_SERVICE_HOME/keys, created with fresh keys in development only); a
+    # purpose's key set given in the environment instead (the JSON itself or its file's path);
+    # and how often a running process reads the key sets again to follow a rotation (seconds).
+    keyring_dir: Path | None = None
+    keyring_template_kek: str | None = None
+    keyring_media: str | None = None
+    keyring_audit_mac: str | None = None
+    keyring_pseudonyms: str | None = None
+    keyring_refresh_interval: float = Field(default=5.0, gt=0, le=3600)
     # Decision tokens: the Ed25519 key set (JSON `{"keys": [JWK, ...]}`, oldest first, or the path
     # of a file holding it; generated into the home folder in development only), how long a
     # token stays valid (seconds) and the issuer (`iss`) it names. Short by default (15 minutes,
@@ -222,6 +234,12 @@ class Settings(BaseSettings):
         return f"{urlsplit(self.public_url).netloc or 'consent-service'}/audit"
 
     @property
+    def keyring_path(self) -> Path:
+        if self.keyring_dir is not None:
+            return self.keyring_dir.expanduser()
+        return self.home / "keys"
+
+    @property
     def gallery_dir(self) -> Path:
         """Sealed snapshots of the workers' galleries (AES-GCM), so a new worker starts fast."""
         return self.home / "gallery"
@@ -254,7 +272,12 @@ class Settings(BaseSettings):
         into the home folder so restarts keep sessions and templates readable."""
         given = {"secret_key": self.secret_key, "template_kek": self.template_kek}
         if self.is_production:
-            bad = [k.upper() for k, v in given.items() if (v or "").lower() in PLACEHOLDER_SECRETS]
+            # TEMPLATE_KEK may be absent (the keyring holds every key) but never a placeholder.
+            bad = [
+                k.upper()
+                for k, v in given.items()
+                if (v or "").lower() in PLACEHOLDER_SECRETS and (k == "secret_key" or v is not None)
+            ]
             if bad:
                 raise InsecureSettings(
                     f"{', '.join(bad)} must be real secrets when CONSENT_SERVICE_ENV=production"

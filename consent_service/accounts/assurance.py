@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from consent_service.accounts.models import Subject
 from consent_service.audit import service as audit
+from consent_service.crypto import KeySource
 from consent_service.vocabulary import Assurance
 
 
@@ -16,7 +17,7 @@ def level_of(subject: Subject) -> Assurance | None:
 
 def set_level(
     session: Session,
-    audit_key: bytes,
+    audit_key: KeySource,
     subject: Subject,
     level: Assurance | None,
     *,

@@ -38,6 +38,8 @@ class User(SQLModel, table=True):
     # account), on from `totp_enabled_at`; the last time step used (a code works once).
     totp_secret: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     totp_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # The id of the template KEK that wrapped the data key (keyring purpose `template-kek`).
+    totp_kek_id: str = Field(default="v0", max_length=64)
     totp_enabled_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )

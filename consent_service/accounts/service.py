@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from consent_service.accounts import links
 from consent_service.accounts.models import Guardianship, Invitation, Subject, User
+from consent_service.crypto import KeySource
 from consent_service.errors import AccountExists, EmailNotVerified, InvalidRequest, NotFound
 from consent_service.rows import row_id
 from consent_service.timeutil import as_utc, new_id, utcnow
@@ -298,7 +299,7 @@ def open_invitation(session: Session, secret: str, token: str, max_age: int) -> 
 
 def accept_invitation(
     session: Session,
-    audit_key: bytes,
+    audit_key: KeySource,
     invitation: Invitation,
     user: User,
     password: str | None = None,

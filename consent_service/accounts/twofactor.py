@@ -12,7 +12,7 @@ import pyotp
 from sqlmodel import Session
 
 from consent_service.accounts.models import User
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, wrapped_key_id
 from consent_service.errors import InvalidRequest
 from consent_service.timeutil import utcnow
 
@@ -20,7 +20,7 @@ RECOVERY_CODES = 10
 ISSUER = "Consent Service"
 
 
-def _aad(user: User) -> bytes:
+def totp_aad(user: User) -> bytes:
     return f"user-totp:{user.id}".encode()
 
 
@@ -31,7 +31,7 @@ def _digest(code: str) -> str:
 def _secret(envelope: Envelope, user: User) -> str | None:
     if user.totp_secret is None or user.totp_key is None:
         return None
-    return envelope.open(user.totp_secret, user.totp_key, _aad(user)).decode()
+    return envelope.open(user.totp_secret, user.totp_key, totp_aad(user)).decode()
 
 
 def start_setup(session: Session, envelope: Envelope, user: User) -> str:
@@ -40,7 +40,8 @@ def start_setup(session: Session, envelope: Envelope, user: User) -> str:
     if user.has_totp:
         raise InvalidRequest("Two-factor sign-in is already on.")
     secret = pyotp.random_base32()
-    user.totp_secret, user.totp_key = envelope.seal(secret.encode(), _aad(user))
+    user.totp_secret, user.totp_key = envelope.seal(secret.encode(), totp_aad(user))
+    user.totp_kek_id = wrapped_key_id(user.totp_key)
     session.add(user)
     session.flush()
     return secret

@@ -20,6 +20,7 @@ import binascii
 import hashlib
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,28 +127,68 @@ def new_key_text() -> str:
     return base64.b64encode(seed).decode()
 
 
-def load_signer(settings: Settings) -> SignerKey:
-    """The checkpoint signing key: AUDIT_CHECKPOINT_KEY (the key itself or a file path); in
-    development only, a key generated once into the home folder. Production refuses to go on
-    without one."""
+def checkpoint_key_path(settings: Settings) -> Path | None:
+    """The file holding the checkpoint keys (what `keys rotate checkpoint-signing` appends to),
+    or None when AUDIT_CHECKPOINT_KEY holds the key itself."""
     value = (settings.audit_checkpoint_key or "").strip()
     if value and not _looks_like_path(value):
-        return SignerKey(settings.audit_origin, _parse_seed(value))
+        return None
     if value:
-        path = Path(value).expanduser()
-    elif settings.is_production:
+        return Path(value).expanduser()
+    if settings.is_production:
         raise InsecureSettings(
             "AUDIT_CHECKPOINT_KEY must hold the audit checkpoint signing key (or name its file) "
             "when CONSENT_SERVICE_ENV=production; make one with `consent-service audit new-key`."
         )
-    else:
-        path = settings.home / DEV_KEY_FILE
+    return settings.home / DEV_KEY_FILE
+
+
+def load_signers(settings: Settings) -> list[SignerKey]:
+    """Every checkpoint signing key, oldest first; the newest signs, all verify. The setting
+    AUDIT_CHECKPOINT_KEY holds one key, or names a file of keys (one per line, or one PEM); in
+    development only, a key generated once into the home folder. Production refuses to go on
+    without one."""
+    value = (settings.audit_checkpoint_key or "").strip()
+    path = checkpoint_key_path(settings)
+    if path is None:
+        return [SignerKey(settings.audit_origin, _parse_seed(value))]
+    if not value:
         write_new_key_file(path, new_key_text() + "\n")
     try:
         text = path.read_text()
     except OSError as exc:
         raise CheckpointKeyError(f"Cannot read the checkpoint key at {path}: {exc}") from None
-    return SignerKey(settings.audit_origin, _parse_seed(text))
+    if text.lstrip().startswith("-----BEGIN"):
+        return [SignerKey(settings.audit_origin, _parse_seed(text))]
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise CheckpointKeyError(f"The checkpoint key file {path} holds no key")
+    return [SignerKey(settings.audit_origin, _parse_seed(line)) for line in lines]
+
+
+def load_signer(settings: Settings) -> SignerKey:
+    """The checkpoint key that signs now: the newest of `load_signers`."""
+    return load_signers(settings)[-1]
+
+
+def add_checkpoint_key(path: Path, origin: str) -> SignerKey:
+    """Rotation: append a new key to the key file (replaced atomically, owner-only); the older
+    keys stay in it, so the checkpoints they signed keep verifying. Returns the new key."""
+    text = path.read_text() if path.exists() else ""
+    if text.lstrip().startswith("-----BEGIN"):
+        raise CheckpointKeyError(
+            f"{path} holds a PEM key: write it as base64 of its seed first to add keys beside it"
+        )
+    fresh = new_key_text()
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join([*kept, fresh]) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return SignerKey(origin, _parse_seed(fresh))
 
 
 def _looks_like_path(value: str) -> bool:

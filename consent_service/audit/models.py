@@ -30,6 +30,9 @@ class AuditEvent(SQLModel, table=True):
     # SHA-256(0x00 || canonical entry), hex: the Merkle leaf, kept so proofs need no re-hashing
     # (verification recomputes it from the entry).
     leaf_hash: str = Field(default="", max_length=64)
+    # The id of the audit MAC key `hash` is made with (keyring purpose `audit-mac`): a rotation
+    # puts new entries under a new key and `verify` checks each entry with its own.
+    mac_key_id: str = Field(default="v0", max_length=64)
 
 
 class AuditHead(SQLModel, table=True):

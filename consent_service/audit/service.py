@@ -33,6 +33,7 @@ from consent_service.audit.checkpoints import (
     parse_note,
 )
 from consent_service.audit.models import AuditCheckpoint, AuditEvent, AuditHead
+from consent_service.crypto import KeySource, UnknownKey
 from consent_service.timeutil import as_utc, utcnow
 
 
@@ -92,7 +93,7 @@ def _locked_head(session: Session) -> AuditHead:
 
 def append(
     session: Session,
-    key: bytes,
+    key: KeySource,
     event_type: str,
     actor: str,
     payload: dict | None = None,
@@ -110,8 +111,9 @@ def append(
         created_at=utcnow(),
         prev_hash=head.hash,
         hash="",
+        mac_key_id=key.primary_id,
     )
-    event.hash = _link(key, head.hash, event)
+    event.hash = _link(key.key(event.mac_key_id), head.hash, event)
     leaf = entry_leaf(event)
     event.leaf_hash = leaf.hex()
     nodes = merkle.frontier_append([bytes.fromhex(h) for h in head.frontier], head.seq, leaf)
@@ -131,16 +133,23 @@ class ChainReport:
     problem: str | None = None
 
 
-def verify(session: Session, key: bytes) -> ChainReport:
-    """Walk the whole chain; report the first entry that does not follow from the one before."""
+def verify(session: Session, key: KeySource) -> ChainReport:
+    """Walk the whole chain; report the first entry that does not follow from the one before.
+    Each entry is checked with the MAC key its `mac_key_id` names (any version still held)."""
     prev_hash = "0" * 64
     expected_seq = 1
     count = 0
     for event in session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))):
         if event.seq != expected_seq:
             return ChainReport(False, count, expected_seq, "missing or reordered entry")
+        try:
+            mac = key.key(event.mac_key_id)
+        except UnknownKey:
+            return ChainReport(
+                False, count, event.seq, f"entry names an unknown MAC key {event.mac_key_id!r}"
+            )
         if event.prev_hash != prev_hash or not hmac.compare_digest(
-            event.hash, _link(key, prev_hash, event)
+            event.hash, _link(mac, prev_hash, event)
         ):
             return ChainReport(False, count, event.seq, "entry does not match its hash")
         prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
@@ -281,7 +290,7 @@ def database_checkpoints(
 
 def verify_log(
     session: Session,
-    key: bytes,
+    key: KeySource,
     keys: Sequence[VerifierKey],
     held: Iterable[Checkpoint] = (),
     heads: Iterable[Checkpoint] = (),

@@ -6,7 +6,7 @@ from celery import shared_task
 from flask import current_app
 
 from consent_service import db
-from consent_service.audit.checkpoints import SignerKey, load_signer
+from consent_service.audit.checkpoints import SignerKey, checkpoint_key_path, load_signer
 from consent_service.audit.models import AuditCheckpoint
 from consent_service.audit.service import make_checkpoint
 from consent_service.runtime import services
@@ -16,11 +16,18 @@ _SIGNER = "audit_checkpoint_signer"
 
 
 def checkpoint_signer() -> SignerKey:
-    """The checkpoint signing key, loaded once per app (production refuses to go on without
-    AUDIT_CHECKPOINT_KEY). Only workers and the CLI load it; the web serves stored checkpoints."""
-    if _SIGNER not in current_app.extensions:
-        current_app.extensions[_SIGNER] = load_signer(services().settings)
-    return current_app.extensions[_SIGNER]
+    """The checkpoint signing key (production refuses to go on without AUDIT_CHECKPOINT_KEY),
+    read again when its file changes, so a rotation (`keys rotate checkpoint-signing`) is
+    followed without a restart. Only workers and the CLI load it; the web serves stored
+    checkpoints."""
+    settings = services().settings
+    path = checkpoint_key_path(settings)
+    stamp = path.stat().st_mtime_ns if path is not None and path.exists() else None
+    cached = current_app.extensions.get(_SIGNER)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, load_signer(settings))
+        current_app.extensions[_SIGNER] = cached
+    return cached[1]
 
 
 def checkpoint_now(force: bool = False) -> AuditCheckpoint | None:

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from consent_service.accounts.assurance import set_level
 from consent_service.accounts.models import Subject
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
+from consent_service.crypto import KeySource
 from consent_service.vocabulary import Assurance
 
 
@@ -30,7 +31,7 @@ def weakest_enrolled(session: Session, subject_id: int) -> Assurance | None:
 
 def settle_level(
     session: Session,
-    audit_key: bytes,
+    audit_key: KeySource,
     subject_id: int,
     *,
     actor: str,

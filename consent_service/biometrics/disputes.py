@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from consent_service.audit import service as audit
 from consent_service.biometrics.models import Enrollment, EnrollmentDispute
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, KeySource, wrapped_key_id
 from consent_service.notices.service import notify
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import DisputeStatus, EnrollmentStatus
@@ -17,18 +17,21 @@ from consent_service.vocabulary import DisputeStatus, EnrollmentStatus
 OPEN = DisputeStatus.OPEN.value
 
 
-def _aad(dispute_id: str) -> bytes:
+def dispute_aad(dispute_id: str) -> bytes:
     return f"dispute:{dispute_id}".encode()
 
 
 def seal_vectors(envelope: Envelope, dispute: EnrollmentDispute, vectors: list[np.ndarray]) -> None:
     matrix = np.asarray(np.stack(vectors), dtype="<f8")
     dispute.vector_count = matrix.shape[0]
-    dispute.ciphertext, dispute.wrapped_key = envelope.seal(matrix.tobytes(), _aad(dispute.id))
+    dispute.ciphertext, dispute.wrapped_key = envelope.seal(
+        matrix.tobytes(), dispute_aad(dispute.id)
+    )
+    dispute.kek_id = wrapped_key_id(dispute.wrapped_key)
 
 
 def open_vectors(envelope: Envelope, dispute: EnrollmentDispute) -> list[np.ndarray]:
-    raw = envelope.open(dispute.ciphertext, dispute.wrapped_key, _aad(dispute.id))
+    raw = envelope.open(dispute.ciphertext, dispute.wrapped_key, dispute_aad(dispute.id))
     return list(np.frombuffer(raw, dtype="<f8").reshape(dispute.vector_count, -1))
 
 
@@ -48,7 +51,7 @@ def open_claims_of(session: Session, subject_id: int, modality: str) -> list[Enr
 def open_dispute(
     session: Session,
     envelope: Envelope,
-    audit_key: bytes,
+    audit_key: KeySource,
     *,
     enrollment_id: str,
     modality: str,

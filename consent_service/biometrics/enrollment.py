@@ -25,7 +25,7 @@ from consent_service.biometrics.service import (
     add_templates,
     keep_error,
 )
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, KeySource
 from consent_service.errors import DomainError, EnrollmentRejected, Msgid
 from consent_service.storage import MediaStore
 from consent_service.timeutil import utcnow
@@ -121,7 +121,7 @@ def record(
     extracted: Extracted,
     kind: EnrollmentKind,
     envelope: Envelope,
-    audit_key: bytes,
+    audit_key: KeySource,
     store: MediaStore,
 ) -> str:
     """Step three, under the enrollment's lock: templates (or a dispute when another account

@@ -34,6 +34,8 @@ class BiometricTemplate(SQLModel, table=True):
     # AES-256-GCM envelope: `ciphertext` under a per-row data key, itself wrapped by the KEK.
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The id of the template KEK that wrapped the data key (keyring purpose `template-kek`).
+    kek_id: str = Field(default="v0", max_length=64, index=True)
     enrollment_id: str | None = Field(default=None, foreign_key="enrollment.id")
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
@@ -108,6 +110,8 @@ class EnrollmentDispute(SQLModel, table=True):
     # The claimant's vectors (float64 rows) under one AES-256-GCM envelope; emptied on resolution.
     ciphertext: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
     wrapped_key: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    # The id of the template KEK that wrapped the data key (keyring purpose `template-kek`).
+    kek_id: str = Field(default="v0", max_length=64)
     resolved_by: str | None = Field(default=None, max_length=200)
     note: str = Field(default="", max_length=2000)
     created_at: datetime = Field(

@@ -35,7 +35,7 @@ from consent_service.biometrics.models import (
     TemplateChange,
     TemplateOp,
 )
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, wrapped_key_id
 from consent_service.errors import N_, DomainError, EnrollmentRejected, MediaRejected
 from consent_service.media.limits import VideoLimits
 from consent_service.storage import MediaStore
@@ -45,14 +45,15 @@ log = logging.getLogger(__name__)
 _BATCH = 10_000  # templates decrypted per batch when a gallery is loaded from the database
 
 
-def _aad(subject_id: int, template_id: str) -> bytes:
+def template_aad(subject_id: int, template_id: str) -> bytes:
     return f"template:{subject_id}:{template_id}".encode()
 
 
 def seal_template(envelope: Envelope, template: BiometricTemplate, vector: np.ndarray) -> None:
     template.ciphertext, template.wrapped_key = envelope.seal(
-        np.asarray(vector, dtype="<f8").tobytes(), _aad(template.subject_id, template.id)
+        np.asarray(vector, dtype="<f8").tobytes(), template_aad(template.subject_id, template.id)
     )
+    template.kek_id = wrapped_key_id(template.wrapped_key)
 
 
 def add_templates(
@@ -95,7 +96,7 @@ class SealedTemplate(Protocol):
 
 def open_template(envelope: Envelope, template: SealedTemplate) -> np.ndarray:
     raw = envelope.open(
-        template.ciphertext, template.wrapped_key, _aad(template.subject_id, template.id)
+        template.ciphertext, template.wrapped_key, template_aad(template.subject_id, template.id)
     )
     return np.frombuffer(raw, dtype="<f8")
 

@@ -11,7 +11,7 @@ from consent_service.biometrics import enrollment
 from consent_service.biometrics.liveness import face_enrollment_kind
 from consent_service.biometrics.service import ENROLL_TASKS, EnrollmentKind
 from consent_service.biometrics.voice_analysis import voice_enrollment
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, KeySource
 from consent_service.runtime import services
 from consent_service.storage import MediaStore
 from consent_service.vocabulary import Modality
@@ -49,7 +49,7 @@ def enroll(
     store: MediaStore,
     kind_for: enrollment.KindFor,
     envelope: Envelope,
-    audit_key: bytes,
+    audit_key: KeySource,
     max_attempts: int,
 ) -> str:
     """Claim, analyse, record: templates from the media, or a clear reason why not; the media

@@ -15,6 +15,7 @@ from consent_service.accounts.service import lock_subjects, require_verified_sub
 from consent_service.audit import service as audit
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
+from consent_service.crypto import KeySource
 from consent_service.errors import InvalidRequest, Msgid, NotFound
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.vocabulary import GrantStatus, Modality, Operation, Role
@@ -72,7 +73,7 @@ def validate(req: GrantRequest, now: datetime | None = None) -> None:
 
 
 def grant(
-    session: Session, audit_key: bytes, subject_id: int, req: GrantRequest, evidence: Evidence
+    session: Session, audit_key: KeySource, subject_id: int, req: GrantRequest, evidence: Evidence
 ) -> ConsentGrant:
     validate(req)
     require_verified_subject(session, subject_id)  # a grant needs a proven address
@@ -103,7 +104,7 @@ def grant(
 
 
 def revoke(
-    session: Session, audit_key: bytes, subject_id: int, grant_id: str, evidence: Evidence
+    session: Session, audit_key: KeySource, subject_id: int, grant_id: str, evidence: Evidence
 ) -> ConsentGrant:
     """Write the revoked version of a grant; effective for every decision recorded after commit.
     The subject's row is locked first, the lock a decision takes before reading grants: a
@@ -153,7 +154,7 @@ def revoke(
 
 
 def set_protect_only(
-    session: Session, audit_key: bytes, subject: Subject, on: bool, actor: str
+    session: Session, audit_key: KeySource, subject: Subject, on: bool, actor: str
 ) -> Subject:
     """Protect-only mode: while on, every job that finds this person is denied (`protected`),
     whatever their grants say. Audited; a no-op when nothing changes. Takes the subject's lock

@@ -63,7 +63,7 @@ def create_request() -> Response:
             session,
             svc.envelope,
             svc.audit_key,
-            svc.pseudonym_key,
+            svc.pseudonyms,
             g.provider,
             spec,
             timedelta(seconds=svc.settings.consent_request_ttl),

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from consent_service.consent_requests.models import ConsentRequest
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, wrapped_key_id
 
 
-def _request_aad(request_id: str) -> bytes:
+def request_aad(request_id: str) -> bytes:
     return f"consent-request-face:{request_id}".encode()
 
 
@@ -19,14 +19,15 @@ def seal_request_face(
 ) -> None:
     request.modality = modality
     request.face_ciphertext, request.face_wrapped_key = envelope.seal(
-        np.asarray(embedding, dtype="<f8").tobytes(), _request_aad(request.id)
+        np.asarray(embedding, dtype="<f8").tobytes(), request_aad(request.id)
     )
+    request.face_kek_id = wrapped_key_id(request.face_wrapped_key)
 
 
 def open_request_face(envelope: Envelope, request: ConsentRequest) -> np.ndarray | None:
     if request.face_ciphertext is None or request.face_wrapped_key is None:
         return None
-    raw = envelope.open(request.face_ciphertext, request.face_wrapped_key, _request_aad(request.id))
+    raw = envelope.open(request.face_ciphertext, request.face_wrapped_key, request_aad(request.id))
     return np.frombuffer(raw, dtype="<f8")
 
 

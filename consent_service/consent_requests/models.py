@@ -45,6 +45,8 @@ class ConsentRequest(SQLModel, table=True):
     modality: str | None = Field(default=None, max_length=8)
     face_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     face_wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    # The id of the template KEK that wrapped the data key (keyring purpose `template-kek`).
+    face_kek_id: str = Field(default="v0", max_length=64)
     # The answer.
     answered_by: int | None = Field(default=None, foreign_key="user.id")
     answered_at: datetime | None = _maybe_ts()

@@ -34,7 +34,7 @@ from consent_service.consent_requests.faces import (
 )
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.consent_requests.schemas import ConsentRequestPublic, RequestShown
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, KeySource
 from consent_service.errors import N_, Conflict, DomainError, InvalidRequest, Msgid, NotFound
 from consent_service.gate import service as gate
 from consent_service.gate.claims import subject_reference
@@ -42,6 +42,7 @@ from consent_service.gate.decisions import redecide
 from consent_service.gate.finding_faces import open_finding_face
 from consent_service.gate.models import Decision, Finding, FindingFace
 from consent_service.i18n.labels import MODALITIES, OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
+from consent_service.keyring import Pseudonyms
 from consent_service.mail import compose, mail_languages
 from consent_service.providers.models import Provider
 from consent_service.rows import row_id
@@ -114,7 +115,7 @@ def status_of(req: ConsentRequest, now: datetime | None = None) -> ConsentReques
 
 
 def _pick_finding(
-    session: Session, provider: Provider, spec: RequestSpec, pseudonym_key: bytes
+    session: Session, provider: Provider, spec: RequestSpec, pseudonyms: Pseudonyms
 ) -> Finding:
     job = gate.get_job(session, provider, spec.job_id or "")
     decision = session.get(Decision, job.id)
@@ -138,7 +139,7 @@ def _pick_finding(
         chosen = findings[spec.finding]
     elif spec.subject_ref:
         subjects = {
-            s.id: s.public_id
+            s.id: s
             for s in session.exec(
                 select(Subject).where(
                     col(Subject.id).in_({f.subject_id for f in findings if f.subject_id})
@@ -147,7 +148,7 @@ def _pick_finding(
         }
         for f in findings:
             if f.subject_id in subjects and hmac.compare_digest(
-                subject_reference(pseudonym_key, provider.id, subjects[f.subject_id]),
+                subject_reference(pseudonyms, provider.id, subjects[f.subject_id]),
                 spec.subject_ref,
             ):
                 chosen = f
@@ -174,8 +175,8 @@ def _pick_finding(
 def open_request(
     session: Session,
     envelope: Envelope,
-    audit_key: bytes,
-    pseudonym_key: bytes,
+    audit_key: KeySource,
+    pseudonyms: Pseudonyms,
     provider: Provider,
     spec: RequestSpec,
     ttl: timedelta,
@@ -194,7 +195,7 @@ def open_request(
         if existing is not None:
             return existing, None, False
     now = utcnow()
-    finding = _pick_finding(session, provider, spec, pseudonym_key) if spec.job_id else None
+    finding = _pick_finding(session, provider, spec, pseudonyms) if spec.job_id else None
     if finding is None and (spec.finding is not None or spec.subject_ref):
         raise InvalidRequest("`finding` and `subject_ref` need a `job_id`.")
     # The operation and the roles are parsed once, at the edge (`ConsentRequestCreate`); what
@@ -486,7 +487,7 @@ def check_person(
 
 def _close(
     session: Session,
-    audit_key: bytes,
+    audit_key: KeySource,
     req: ConsentRequest,
     status: ConsentRequestStatus,
     actor: str,
@@ -526,13 +527,13 @@ class Gate:
     """What re-deciding the waiting job needs."""
 
     signer: DecisionSigner
-    pseudonym_key: bytes
+    pseudonyms: Pseudonyms
 
 
 def approve(
     session: Session,
     envelope: Envelope,
-    audit_key: bytes,
+    audit_key: KeySource,
     req: ConsentRequest,
     user: User,
     subject: Subject,
@@ -580,7 +581,7 @@ def approve(
             {req.finding_id: subject_id} if was_unnamed and req.finding_id else {},
             audit_key,
             gate_keys.signer,
-            gate_keys.pseudonym_key,
+            gate_keys.pseudonyms,
             cause=f"consent request {req.id}",
         )
     session.flush()
@@ -589,7 +590,7 @@ def approve(
 
 def decline(
     session: Session,
-    audit_key: bytes,
+    audit_key: KeySource,
     req: ConsentRequest,
     user: User,
     actor: str,
@@ -613,7 +614,7 @@ def decline(
     return req
 
 
-def expire_due(session: Session, audit_key: bytes, now: datetime | None = None) -> int:
+def expire_due(session: Session, audit_key: KeySource, now: datetime | None = None) -> int:
     """Expire pending requests past their time (wiping their faces, telling the provider) and
     purge the kept faces of findings past theirs. Returns the number of requests expired."""
     now = now or utcnow()

@@ -168,7 +168,7 @@ def approve(request_id: str):
                     # A guardian answering for a child is named, as on the grant form.
                     guardian=guardian_evidence(session, subject),
                 ),
-                service.Gate(svc.decision_signer, svc.pseudonym_key),
+                service.Gate(svc.decision_signer, svc.pseudonyms),
             )
     except DomainError as exc:
         flash(exc.localized(), "error")

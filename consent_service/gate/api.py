@@ -68,7 +68,7 @@ def submit_job():
 
 
 def _job_public(session, job) -> dict:
-    return job_view(session, job, services().pseudonym_key).model_dump(mode="json")
+    return job_view(session, job, services().pseudonyms).model_dump(mode="json")
 
 
 @bp.get("/jobs/<job_id>")

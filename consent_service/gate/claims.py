@@ -4,20 +4,19 @@ reference a provider sees, and the AIGC label an allowed edit's output carries."
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Any
 
 from consent_service.accounts.models import Subject
 from consent_service.gate.models import Finding, GateJob, MediaItem
+from consent_service.keyring import Pseudonyms
 from consent_service.tokens.service import decision_claims
 from consent_service.vocabulary import Assurance
 
 
-def subject_reference(pseudonym_key: bytes, provider_id: str, subject_public_id: str) -> str:
-    """Stable per provider, unlinkable across providers, reveals nothing about the person."""
-    return hmac.new(
-        pseudonym_key, f"{provider_id}:{subject_public_id}".encode(), hashlib.sha256
-    ).hexdigest()[:32]
+def subject_reference(pseudonyms: Pseudonyms, provider_id: str, subject: Subject) -> str:
+    """Stable per provider, unlinkable across providers, reveals nothing about the person; the
+    same across every rotation of the pseudonym key (`keyring.Pseudonyms`)."""
+    return pseudonyms.ref(provider_id, subject.public_id, subject.created_at)
 
 
 def token_claims(
@@ -27,7 +26,7 @@ def token_claims(
     items: list[MediaItem],
     findings: list[Finding],
     subjects: dict[int, Subject],
-    pseudonym_key: bytes,
+    pseudonyms: Pseudonyms,
     assurance_required: Assurance | None = None,
 ) -> dict[str, Any]:
     """The decision token's claims: the job as `job_view` shows it, minus boxes and file names;
@@ -46,9 +45,7 @@ def token_claims(
                 "role": f.role,
                 "outcome": f.outcome,
                 "subject_ref": (
-                    subject_reference(
-                        pseudonym_key, job.provider_id, subjects[f.subject_id].public_id
-                    )
+                    subject_reference(pseudonyms, job.provider_id, subjects[f.subject_id])
                     if f.subject_id in subjects
                     else None
                 ),

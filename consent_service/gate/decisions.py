@@ -22,10 +22,11 @@ from consent_service.audit import service as audit
 from consent_service.consent import policy
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.service import current_grants
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, KeySource
 from consent_service.gate.claims import token_claims, token_digest
 from consent_service.gate.finding_faces import keep_finding_face
 from consent_service.gate.models import Decision, DecisionRevision, Finding, GateJob, MediaItem
+from consent_service.keyring import Pseudonyms
 from consent_service.providers.service import assurance_minimum
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner
@@ -58,9 +59,9 @@ class Signing:
     audit entry and name its people; the envelope and lifetime of the faces kept for consent
     requests (none kept without an envelope)."""
 
-    audit_key: bytes
+    audit_key: KeySource
     signer: DecisionSigner
-    pseudonym_key: bytes
+    pseudonyms: Pseudonyms
     envelope: Envelope | None = None
     finding_face_ttl: timedelta = timedelta(days=7)
 
@@ -91,7 +92,7 @@ def _revise(
     now: datetime,
     revision: int,
     signer: DecisionSigner,
-    pseudonym_key: bytes,
+    pseudonyms: Pseudonyms,
 ) -> _Revision:
     """Judge the people, decide, mark the unusable items and sign what this revision says."""
     # The provider's minimum as it is now, in this transaction: lowering it lets the next
@@ -104,9 +105,7 @@ def _revise(
         if item.position in analysis.problems:
             item.rejected = analysis.problems[item.position][1]
     # Signed here, so the token says exactly what this transaction records.
-    claims = token_claims(
-        job, kind.value, reasons, items, findings, subjects, pseudonym_key, minimum
-    )
+    claims = token_claims(job, kind.value, reasons, items, findings, subjects, pseudonyms, minimum)
     claims["revision"] = revision
     # The audit tree this decision is recorded under: every provider holds a witness of the log.
     claims["audit_checkpoint"] = audit.checkpoint_claim(session)
@@ -123,7 +122,7 @@ def record_decision(
     now = utcnow()
     # Grants are read here, in the transaction that records the decision, so a revocation
     # committed while the media were being matched is honoured.
-    r = _revise(session, job, analysis, now, 1, signing.signer, signing.pseudonym_key)
+    r = _revise(session, job, analysis, now, 1, signing.signer, signing.pseudonyms)
     session.add(
         Decision(
             job_id=job.id,
@@ -261,9 +260,9 @@ def redecide(
     session: Session,
     job_id: str,
     identified: dict[int, int],
-    audit_key: bytes,
+    audit_key: KeySource,
     signer: DecisionSigner,
-    pseudonym_key: bytes,
+    pseudonyms: Pseudonyms,
     cause: str,
 ) -> Decision | None:
     """Decide a `needs_consent` job again, in the caller's transaction, once a person it could
@@ -295,7 +294,7 @@ def redecide(
         for f in previous
     ]
     now, revision = utcnow(), decision.revision + 1
-    r = _revise(session, job, Analysis(people), now, revision, signer, pseudonym_key)
+    r = _revise(session, job, Analysis(people), now, revision, signer, pseudonyms)
     session.add(
         DecisionRevision(
             job_id=job_id,

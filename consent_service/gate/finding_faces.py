@@ -8,12 +8,12 @@ from datetime import datetime
 import numpy as np
 from sqlmodel import Session
 
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, wrapped_key_id
 from consent_service.gate.models import Finding, FindingFace
 from consent_service.vocabulary import Modality
 
 
-def _finding_aad(finding_id: int, job_id: str) -> bytes:
+def finding_aad(finding_id: int, job_id: str) -> bytes:
     return f"finding-face:{finding_id}:{job_id}".encode()
 
 
@@ -28,7 +28,7 @@ def keep_finding_face(
     """Seal one finding's embedding (in the transaction that records the decision)."""
     assert finding.id is not None  # flushed with its decision
     ciphertext, wrapped = envelope.seal(
-        np.asarray(embedding, dtype="<f8").tobytes(), _finding_aad(finding.id, finding.job_id)
+        np.asarray(embedding, dtype="<f8").tobytes(), finding_aad(finding.id, finding.job_id)
     )
     row = FindingFace(
         finding_id=finding.id,
@@ -36,6 +36,7 @@ def keep_finding_face(
         modality=modality.value,
         ciphertext=ciphertext,
         wrapped_key=wrapped,
+        kek_id=wrapped_key_id(wrapped),
         expires_at=expires_at,
     )
     session.add(row)
@@ -43,5 +44,5 @@ def keep_finding_face(
 
 
 def open_finding_face(envelope: Envelope, row: FindingFace) -> np.ndarray:
-    raw = envelope.open(row.ciphertext, row.wrapped_key, _finding_aad(row.finding_id, row.job_id))
+    raw = envelope.open(row.ciphertext, row.wrapped_key, finding_aad(row.finding_id, row.job_id))
     return np.frombuffer(raw, dtype="<f8")

@@ -102,6 +102,8 @@ class FindingFace(SQLModel, table=True):
     modality: str = Field(max_length=8)
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The id of the template KEK that wrapped the data key (keyring purpose `template-kek`).
+    kek_id: str = Field(default="v0", max_length=64)
     expires_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

@@ -30,6 +30,7 @@ from consent_service.biometrics.service import FaceMatching
 from consent_service.biometrics.tracks import FaceTrack, identify_tracks, track_faces
 from consent_service.biometrics.voice_analysis import speakers_in
 from consent_service.biometrics.voice_service import VoiceMatching
+from consent_service.crypto import KeySource
 from consent_service.errors import MediaRejected
 from consent_service.gate.decisions import Analysis, PersonSeen, Signing, media_of, record_decision
 from consent_service.gate.models import Decision, GateJob, MediaItem
@@ -72,7 +73,7 @@ class Ended:
 
 
 def claim(
-    session: Session, job_id: str, max_attempts: int, audit_key: bytes, store: MediaStore
+    session: Session, job_id: str, max_attempts: int, audit_key: KeySource, store: MediaStore
 ) -> Claim | Ended:
     """Step one. The attempt is counted and committed before any decoding, so media that crash
     the worker cannot loop. A job queued before its provider was suspended, or whose media
@@ -249,7 +250,7 @@ def record(
     return status
 
 
-def after_refusal(session: Session, job_id: str, store: MediaStore, audit_key: bytes) -> str:
+def after_refusal(session: Session, job_id: str, store: MediaStore, audit_key: KeySource) -> str:
     """After `record` was refused by an integrity constraint and rolled back, in a new unit of
     work: if a decision for the job exists, a concurrent delivery recorded it first (the
     decision's primary key is the job id) and this delivery leaves it alone. Any other refusal
@@ -266,7 +267,9 @@ def provider_suspended(session: Session, job: GateJob) -> bool:
     return provider is None or provider.status == ProviderStatus.SUSPENDED
 
 
-def fail(session: Session, job_id: str, store: MediaStore, audit_key: bytes, reason: str) -> str:
+def fail(
+    session: Session, job_id: str, store: MediaStore, audit_key: KeySource, reason: str
+) -> str:
     """End the job without a decision (unless it has ended already) and destroy its media."""
     job = session.exec(select(GateJob).where(GateJob.id == job_id).with_for_update()).one()
     if job.status in _ENDED:
@@ -276,7 +279,7 @@ def fail(session: Session, job_id: str, store: MediaStore, audit_key: bytes, rea
     return status
 
 
-def mark_failed(session: Session, job: GateJob, audit_key: bytes, reason: str) -> str:
+def mark_failed(session: Session, job: GateJob, audit_key: KeySource, reason: str) -> str:
     """End the job without a decision, in the caller's transaction (it holds the job's lock)."""
     job.status, job.error, job.updated_at = JobStatus.FAILED.value, reason, utcnow()
     session.add(job)
@@ -290,7 +293,7 @@ def mark_failed(session: Session, job: GateJob, audit_key: bytes, reason: str) -
     return JobStatus.FAILED
 
 
-def discard_media(session: Session, job_id: str, store: MediaStore, audit_key: bytes) -> None:
+def discard_media(session: Session, job_id: str, store: MediaStore, audit_key: KeySource) -> None:
     """Record the destruction of the job's stored media (the SHA-256, never the bytes); the
     files are deleted once the transaction has committed, never before (a rollback keeps them,
     and their rows still point at them)."""

@@ -10,6 +10,7 @@ from consent_service.gate.claims import aigc_label, subject_reference
 from consent_service.gate.decisions import media_of
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.gate.schemas import FindingPublic, JobPublic, MediaPublic
+from consent_service.keyring import Pseudonyms
 from consent_service.providers.models import Provider
 from consent_service.timeutil import as_utc
 from consent_service.vocabulary import (
@@ -23,7 +24,7 @@ from consent_service.vocabulary import (
 )
 
 
-def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> JobPublic:
+def job_view(session: Session, job: GateJob, pseudonyms: Pseudonyms) -> JobPublic:
     decision = session.get(Decision, job.id)
     findings = list(
         session.exec(
@@ -35,9 +36,8 @@ def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> JobPublic:
         )
     )
     named = {f.subject_id for f in findings if f.subject_id}
-    public_ids = {
-        sub.id: sub.public_id
-        for sub in session.exec(select(Subject).where(col(Subject.id).in_(named)))
+    subjects = {
+        sub.id: sub for sub in session.exec(select(Subject).where(col(Subject.id).in_(named)))
     }
     label = None
     if decision and decision.jti and decision.decision == DecisionKind.ALLOW:
@@ -76,8 +76,8 @@ def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> JobPublic:
                 role=Role(f.role),
                 outcome=Outcome(f.outcome),
                 subject_ref=(
-                    subject_reference(pseudonym_key, job.provider_id, public_ids[f.subject_id])
-                    if f.subject_id in public_ids
+                    subject_reference(pseudonyms, job.provider_id, subjects[f.subject_id])
+                    if f.subject_id in subjects
                     else None
                 ),
                 box=f.box,

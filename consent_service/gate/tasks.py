@@ -35,7 +35,7 @@ def signing(svc: Services) -> Signing:
     return Signing(
         audit_key=svc.audit_key,
         signer=svc.decision_signer,
-        pseudonym_key=svc.pseudonym_key,
+        pseudonyms=svc.pseudonyms,
         envelope=svc.envelope,  # keeps unnamed people's faces for consent requests
         finding_face_ttl=timedelta(seconds=svc.settings.consent_request_finding_ttl),
     )

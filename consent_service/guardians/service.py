@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from consent_service.accounts.models import Guardianship, Subject, User
 from consent_service.accounts.service import guardian_reference, guardianship_of, subject_of
 from consent_service.audit import service as audit
+from consent_service.crypto import KeySource
 from consent_service.errors import InvalidRequest
 from consent_service.rows import row_id
 from consent_service.timeutil import utcnow
@@ -33,7 +34,7 @@ def age_on(born: date, day: date) -> int:
 
 def add_child(
     session: Session,
-    audit_key: bytes,
+    audit_key: KeySource,
     guardian: User,
     display_name: str,
     date_of_birth: date,

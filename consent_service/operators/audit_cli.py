@@ -19,7 +19,7 @@ from consent_service.audit.checkpoints import (
     CheckpointError,
     CheckpointKeyError,
     VerifierKey,
-    load_signer,
+    load_signers,
     new_key_text,
     parse_note,
     split_notes,
@@ -93,7 +93,8 @@ def _token_head(token: str, source: str) -> Checkpoint:
 def _verifier_keys(extra: tuple[str, ...]) -> list[VerifierKey]:
     keys = []
     try:
-        keys.append(load_signer(services().settings).verifier)
+        # Every key of the key set: checkpoints signed before a rotation keep verifying.
+        keys += [signer.verifier for signer in load_signers(services().settings)]
     except (InsecureSettings, CheckpointKeyError) as exc:
         if not extra:
             raise click.ClickException(f"{exc} (or give the public key with --key)") from None
@@ -181,10 +182,12 @@ def audit_checkpoint(force: bool) -> None:
 
 @audit.command("public-key")
 def audit_public_key() -> None:
-    """Print the checkpoint verifier key, for witnesses to pin."""
+    """Print the checkpoint verifier keys, oldest first (the last signs now), for witnesses to
+    pin."""
     with command_app().app_context():
         try:
-            click.echo(load_signer(services().settings).verifier.vkey())
+            for signer in load_signers(services().settings):
+                click.echo(signer.verifier.vkey())
         except (InsecureSettings, CheckpointKeyError) as exc:
             raise click.ClickException(str(exc)) from None
 

@@ -23,7 +23,7 @@ from consent_service.biometrics.models import BiometricTemplate, Enrollment, Enr
 from consent_service.biometrics.service import add_templates, keep_error
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.service import latest_version
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, KeySource
 from consent_service.errors import Conflict, InvalidRequest, NotFound
 from consent_service.gate.models import GateJob
 from consent_service.notices import service as notices
@@ -47,7 +47,9 @@ PROVIDER_STATUSES = tuple(s.value for s in ProviderStatus)
 # --- operator accounts ---------------------------------------------------------------------
 
 
-def add_operator(session: Session, audit_key: bytes, email: str) -> tuple[User, Invitation | None]:
+def add_operator(
+    session: Session, audit_key: KeySource, email: str
+) -> tuple[User, Invitation | None]:
     """Invite the address to be an operator (the caller mails the invitation's link). A new
     address gets an account whose password the link sets; an existing one keeps its password
     and becomes an operator only when its verified owner accepts. Returns (user, invitation),
@@ -69,7 +71,7 @@ def add_operator(session: Session, audit_key: bytes, email: str) -> tuple[User, 
 
 
 def _operator_accepted(
-    session: Session, invitation: Invitation, user: User, audit_key: bytes
+    session: Session, invitation: Invitation, user: User, audit_key: KeySource
 ) -> None:
     """The receiver of `accounts.service.invitation_accepted` for the operator role."""
     if invitation.role != "operator" or user.is_operator:
@@ -97,7 +99,7 @@ def list_providers(session: Session) -> list[Provider]:
 
 
 def set_provider_status(
-    session: Session, audit_key: bytes, actor: str, provider_id: str, status: str
+    session: Session, audit_key: KeySource, actor: str, provider_id: str, status: str
 ) -> Provider:
     """Approve (`active`) or suspend a provider; a suspended provider's keys are refused."""
     if status not in (ProviderStatus.ACTIVE, ProviderStatus.SUSPENDED):
@@ -158,7 +160,7 @@ def _remove_templates(session: Session, subject_id: int, modality: str) -> int:
 def resolve_dispute(
     session: Session,
     envelope: Envelope,
-    audit_key: bytes,
+    audit_key: KeySource,
     actor: str,
     dispute_id: str,
     resolution: Resolution,
@@ -291,7 +293,7 @@ def heartbeat(session: Session, worker: str, now: datetime) -> None:
 # --- periodic housekeeping -----------------------------------------------------------------
 
 
-def expire_grants(session: Session, audit_key: bytes, now: datetime) -> int:
+def expire_grants(session: Session, audit_key: KeySource, now: datetime) -> int:
     """Write an `expired` version of every active grant whose period has ended."""
     candidates = session.exec(
         select(ConsentGrant).where(
@@ -344,7 +346,7 @@ def stale_media(root: Path, cutoff: datetime) -> list[str]:
 
 
 def purge_media(
-    session: Session, audit_key: bytes, store: MediaStore, keys: list[str]
+    session: Session, audit_key: KeySource, store: MediaStore, keys: list[str]
 ) -> list[str]:
     """Audit the destruction of media kept past retention, one entry each (the SHA-256, never
     the bytes), and delete those files once the transaction has committed. Returns the keys."""

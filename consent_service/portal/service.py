@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from consent_service.accounts import service as accounts
 from consent_service.accounts.models import Invitation, User
 from consent_service.audit import service as audit
+from consent_service.crypto import KeySource
 from consent_service.errors import Conflict, InvalidRequest
 from consent_service.gate.models import Decision, GateJob
 from consent_service.portal.models import ProviderStaff, StaffRole
@@ -40,7 +41,7 @@ class StaffAdded:
 
 def add_staff(
     session: Session,
-    audit_key: bytes,
+    audit_key: KeySource,
     provider: Provider,
     email: str,
     role: str = StaffRole.ADMIN.value,
@@ -85,7 +86,7 @@ def add_staff(
     return StaffAdded(invited, None, invitation)
 
 
-def _audit_staff(session: Session, audit_key: bytes, membership: ProviderStaff, actor: str):
+def _audit_staff(session: Session, audit_key: KeySource, membership: ProviderStaff, actor: str):
     audit.append(
         session,
         audit_key,
@@ -99,7 +100,9 @@ def _audit_staff(session: Session, audit_key: bytes, membership: ProviderStaff, 
     )
 
 
-def _staff_accepted(session: Session, invitation: Invitation, user: User, audit_key: bytes) -> None:
+def _staff_accepted(
+    session: Session, invitation: Invitation, user: User, audit_key: KeySource
+) -> None:
     """The receiver of `accounts.service.invitation_accepted` for the staff role."""
     if invitation.role != "staff" or invitation.provider_id is None:
         return
@@ -161,7 +164,7 @@ def list_keys(session: Session, provider: Provider) -> list[ApiKey]:
     )
 
 
-def create_key(session: Session, audit_key: bytes, staff: Staff, name: str) -> str:
+def create_key(session: Session, audit_key: KeySource, staff: Staff, name: str) -> str:
     """Issue a key for the staff member's provider; the raw key is returned once."""
     name = (name or "").strip()
     if not name or len(name) > 200:
@@ -178,7 +181,7 @@ def create_key(session: Session, audit_key: bytes, staff: Staff, name: str) -> s
     return raw
 
 
-def revoke_key(session: Session, audit_key: bytes, staff: Staff, prefix: str) -> None:
+def revoke_key(session: Session, audit_key: KeySource, staff: Staff, prefix: str) -> None:
     """Revoke one of the provider's own keys; another provider's prefix is `NotFound`."""
     providers.revoke_key(session, staff.provider, prefix)
     audit.append(
@@ -191,7 +194,7 @@ def revoke_key(session: Session, audit_key: bytes, staff: Staff, prefix: str) ->
 
 
 def webhook_changed(
-    session: Session, audit_key: bytes, staff: Staff, url: str, rotated: bool
+    session: Session, audit_key: KeySource, staff: Staff, url: str, rotated: bool
 ) -> None:
     """Record a webhook change made in the portal (the change itself is `webhooks.configure`)."""
     audit.append(
@@ -205,7 +208,7 @@ def webhook_changed(
 
 def set_assurance_minimums(
     session: Session,
-    audit_key: bytes,
+    audit_key: KeySource,
     staff: Staff,
     minimums: dict[Operation, Assurance | None],
 ) -> dict[Operation, Assurance]:

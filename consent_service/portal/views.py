@@ -251,9 +251,7 @@ def _errors(form) -> list[str]:
 def job(job_id: str):
     session = db.session()
     found = gate.get_job(session, g.staff.provider, job_id)
-    return render_template(
-        "portal/job.html", job=job_view(session, found, services().pseudonym_key)
-    )
+    return render_template("portal/job.html", job=job_view(session, found, services().pseudonyms))
 
 
 # ---------------------------------------------------------------------------- consent requests

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from sqlmodel import Session, select
 
 from consent_service.audit import service as audit
+from consent_service.crypto import KeySource
 from consent_service.errors import Conflict, InvalidRequest, NotFound
 from consent_service.providers.models import ApiKey, AssuranceMinimum, Provider
 from consent_service.timeutil import utcnow
@@ -90,7 +91,7 @@ def assurance_minimum(session: Session, provider_id: str, operation: Operation) 
 
 def set_assurance_minimums(
     session: Session,
-    audit_key: bytes,
+    audit_key: KeySource,
     provider_id: str,
     minimums: Mapping[Operation, Assurance | None],
     actor: str,

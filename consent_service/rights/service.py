@@ -24,6 +24,7 @@ from consent_service.biometrics import disputes
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
 from consent_service.consent import service as consent
 from consent_service.consent.receipts import Controller, build_receipt
+from consent_service.crypto import KeySource
 from consent_service.errors import InvalidRequest
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.guardians import service as guardians
@@ -244,7 +245,7 @@ def check_password(user: User, password: str) -> None:
 def delete_account(
     session: Session,
     store: MediaStore,
-    audit_key: bytes,
+    audit_key: KeySource,
     user: User,
     password: str,
     evidence: consent.Evidence,
@@ -272,7 +273,7 @@ def delete_account(
 def delete_child(
     session: Session,
     store: MediaStore,
-    audit_key: bytes,
+    audit_key: KeySource,
     guardian: User,
     password: str,
     child: Subject,
@@ -287,7 +288,7 @@ def delete_child(
 def erase_subject(
     session: Session,
     store: MediaStore,
-    audit_key: bytes,
+    audit_key: KeySource,
     subject: Subject,
     evidence: consent.Evidence,
     event: str | None,
@@ -351,7 +352,7 @@ def _delete(store: MediaStore, keys: list[str]) -> None:
 
 
 def _tombstone(
-    session: Session, audit_key: bytes, event: str, evidence: consent.Evidence, done: Deletion
+    session: Session, audit_key: KeySource, event: str, evidence: consent.Evidence, done: Deletion
 ) -> None:
     modalities = list(done.modalities)
     audit.append(

@@ -22,6 +22,8 @@ class Webhook(SQLModel, table=True):
     active: bool = True
     secret_ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     secret_wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The id of the template KEK that wrapped the data key (keyring purpose `template-kek`).
+    secret_kek_id: str = Field(default="v0", max_length=64)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )

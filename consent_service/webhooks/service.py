@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from consent_service import db
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, wrapped_key_id
 from consent_service.errors import InvalidRequest, NotFound
 from consent_service.providers.models import Provider
 from consent_service.timeutil import as_utc, new_id, utcnow
@@ -45,7 +45,7 @@ MAX_JOBS_PER_EVENT = 500  # a revocation naming more jobs is split into several 
 
 
 # ---------------------------------------------------------------------------- settings
-def _aad(webhook: Webhook) -> bytes:
+def webhook_aad(webhook: Webhook) -> bytes:
     return f"webhook-secret:{webhook.id}:{webhook.provider_id}".encode()
 
 
@@ -88,8 +88,9 @@ def configure(
     if created or rotate_secret:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         webhook.secret_ciphertext, webhook.secret_wrapped_key = envelope.seal(
-            secret.encode(), _aad(webhook)
+            secret.encode(), webhook_aad(webhook)
         )
+        webhook.secret_kek_id = wrapped_key_id(webhook.secret_wrapped_key)
     session.add(webhook)
     session.flush()
     return webhook, secret
@@ -104,7 +105,7 @@ def get_webhook(session: Session, provider: Provider) -> Webhook:
 
 def webhook_secret(envelope: Envelope, webhook: Webhook) -> str:
     return envelope.open(
-        webhook.secret_ciphertext, webhook.secret_wrapped_key, _aad(webhook)
+        webhook.secret_ciphertext, webhook.secret_wrapped_key, webhook_aad(webhook)
     ).decode()
 
 

@@ -172,7 +172,7 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
                 consent.Evidence(actor="test", identity_method="test"),
             )
         analysis = Analysis(people=[PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), subject_id, False)])
-        signing = Signing(svc.audit_key, svc.decision_signer, svc.pseudonym_key)
+        signing = Signing(svc.audit_key, svc.decision_signer, svc.pseudonyms)
         with db.unit_of_work() as s:
             pipeline.record(s, job_id, analysis, signing, svc.media_store)
         stored = db.session().get(Decision, job_id)

@@ -13,9 +13,10 @@ from sqlmodel import Session
 from consent_service.audit import merkle
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent
+from consent_service.crypto import StaticKeys
 from consent_service.migrate import upgrade
 
-KEY = b"k" * 32
+KEY = StaticKeys.single(b"k" * 32)
 N = 13
 
 
@@ -35,7 +36,7 @@ def write_old_log(url: str) -> None:
                 prev_hash=prev,
                 hash="",
             )
-            event.hash = audit._link(KEY, prev, event)
+            event.hash = audit._link(KEY.key("v0"), prev, event)
             conn.execute(
                 text(
                     "INSERT INTO audit_event (seq, event_type, actor, subject_id, payload, "

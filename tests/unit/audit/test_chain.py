@@ -13,8 +13,9 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 from consent_service.audit import service as audit
 from consent_service.audit.models import AuditEvent, AuditHead
+from consent_service.crypto import StaticKeys
 
-KEY = b"k" * 32
+KEY = StaticKeys.single(b"k" * 32)
 ATTACKER_KEY = b"x" * 32
 N = 10
 
@@ -32,7 +33,7 @@ def payload_for(i: int) -> dict:
     }
 
 
-def build(session: Session, count: int, key: bytes = KEY) -> list[AuditEvent]:
+def build(session: Session, count: int, key: StaticKeys = KEY) -> list[AuditEvent]:
     events = [
         audit.append(
             session,
@@ -122,7 +123,7 @@ class TestUntampered:
 
     def test_verify_with_the_wrong_key_fails_at_the_first_entry(self, chain, reopen):
         with reopen() as s:
-            report = audit.verify(s, ATTACKER_KEY)
+            report = audit.verify(s, StaticKeys.single(ATTACKER_KEY))
         assert (report.ok, report.first_bad_seq) == (False, 1)
 
 
@@ -212,7 +213,7 @@ class TestTampered:
 
     def test_control_forgery_with_the_real_key_passes(self, chain, reopen):
         # Shows the forgeries here fail for want of the key, not because they are malformed.
-        self._append_forged(chain, reopen, KEY)
+        self._append_forged(chain, reopen, KEY.key("v0"))
         assert verify(reopen) == audit.ChainReport(True, N + 1)
 
     def test_truncated_tail_while_the_head_still_says_more(self, chain, reopen):

@@ -15,10 +15,11 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 from consent_service.audit import service as audit
 from consent_service.audit.checkpoints import SignerKey, parse_note
 from consent_service.audit.models import AuditCheckpoint, AuditEvent
+from consent_service.crypto import StaticKeys
 from consent_service.migrate import upgrade
 from consent_service.timeutil import utcnow
 
-KEY = b"k" * 32
+KEY = StaticKeys.single(b"k" * 32)
 SIGNER = SignerKey("pg.example/audit", Ed25519PrivateKey.generate())
 WRITERS, EACH = 4, 25
 

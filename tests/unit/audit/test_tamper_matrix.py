@@ -28,9 +28,10 @@ from consent_service.audit import merkle
 from consent_service.audit import service as audit
 from consent_service.audit.checkpoints import SignerKey, parse_note, split_notes
 from consent_service.audit.models import AuditCheckpoint, AuditEvent, AuditHead
+from consent_service.crypto import StaticKeys
 from consent_service.timeutil import as_utc
 
-KEY = b"k" * 32
+KEY = StaticKeys.single(b"k" * 32)
 SIGNER = SignerKey("test.example/audit", Ed25519PrivateKey.generate())
 KEYS = [SIGNER.verifier]
 T0 = datetime(2026, 12, 1, 8, 0)

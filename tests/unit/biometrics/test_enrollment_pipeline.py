@@ -18,11 +18,12 @@ from consent_service.biometrics.service import (
     start_face_enrollment,
 )
 from consent_service.biometrics.tasks import enroll
+from consent_service.crypto import StaticKeys
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from tests.fakes import vector
 
-AUDIT_KEY = b"a" * 32
+AUDIT_KEY = StaticKeys.single(b"a" * 32)
 MAX_ATTEMPTS = 3
 
 

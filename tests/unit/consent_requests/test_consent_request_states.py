@@ -15,18 +15,20 @@ from consent_service.audit.models import AuditEvent
 from consent_service.consent import service as consent
 from consent_service.consent_requests import service
 from consent_service.consent_requests.models import ConsentRequest
+from consent_service.crypto import StaticKeys
 from consent_service.errors import InvalidRequest
 from consent_service.gate.finding_faces import keep_finding_face
 from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
 from consent_service.gate.public import job_view
+from consent_service.keyring import Pseudonyms
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key
 from consent_service.vocabulary import Modality
 from tests import factories
 
-AUDIT_KEY = b"a" * 32
-PSEUDONYM_KEY = b"p" * 32
+AUDIT_KEY = StaticKeys.single(b"a" * 32)
+PSEUDONYMS = Pseudonyms.single(b"p" * 32)
 TTL = timedelta(days=7)
 TOLERANCES = service.Tolerances(face=0.5, voice=0.65)
 FACE = np.full(128, 0.05)
@@ -35,7 +37,7 @@ FACE = np.full(128, 0.05)
 @pytest.fixture
 def gate_keys():
     signer = DecisionSigner(KeyRing((generate_key(),)), "consent-service", timedelta(days=1))
-    return service.Gate(signer, PSEUDONYM_KEY)
+    return service.Gate(signer, PSEUDONYMS)
 
 
 @pytest.fixture
@@ -76,7 +78,7 @@ def _enroll(session, envelope, subject, vector):
 def _open(session, envelope, provider, job, **kw):
     spec = service.RequestSpec(job_id=job.id, finding=1, email="stranger@example.org", **kw)
     req, secret, created = service.open_request(
-        session, envelope, AUDIT_KEY, PSEUDONYM_KEY, provider, spec, TTL
+        session, envelope, AUDIT_KEY, PSEUDONYMS, provider, spec, TTL
     )
     assert created and secret
     return req, secret
@@ -121,7 +123,7 @@ def test_a_stranger_finding_needs_an_address(session, envelope, waiting_job):
             session,
             envelope,
             AUDIT_KEY,
-            PSEUDONYM_KEY,
+            PSEUDONYMS,
             provider,
             service.RequestSpec(job_id=job.id, finding=1),
             TTL,
@@ -131,7 +133,7 @@ def test_a_stranger_finding_needs_an_address(session, envelope, waiting_job):
             session,
             envelope,
             AUDIT_KEY,
-            PSEUDONYM_KEY,
+            PSEUDONYMS,
             provider,
             service.RequestSpec(job_id=job.id, finding=0, email="x@example.org"),
             TTL,
@@ -154,7 +156,7 @@ def test_approval_by_the_matching_face_grants_and_redecides_the_job(
         select(DecisionRevision).where(DecisionRevision.job_id == job.id)
     ).all()
     assert [r.revision for r in revisions] == [2]  # revision 1 was hand-made above
-    view = job_view(session, session.get(GateJob, job.id), PSEUDONYM_KEY)
+    view = job_view(session, session.get(GateJob, job.id), PSEUDONYMS)
     assert [f.outcome for f in view.findings] == ["consented", "consented"]
     with pytest.raises(service.RequestClosed):  # no double answer
         service.decline(session, AUDIT_KEY, req, _user(session, person), "again")
@@ -209,7 +211,7 @@ def test_a_request_naming_a_subject_is_answered_only_for_it(
         session,
         envelope,
         AUDIT_KEY,
-        PSEUDONYM_KEY,
+        PSEUDONYMS,
         provider,
         service.RequestSpec(job_id=job.id, finding=0),
         TTL,

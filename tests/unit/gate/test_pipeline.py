@@ -32,10 +32,12 @@ from consent_service.biometrics.service import (
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.consent import service as consent
 from consent_service.consent.models import ConsentGrant
+from consent_service.crypto import StaticKeys
 from consent_service.gate import decisions, pipeline, tasks
 from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
 from consent_service.gate.service import PROCESS_JOB, Upload, submit_job
+from consent_service.keyring import Pseudonyms
 from consent_service.providers.models import Provider
 from consent_service.providers.service import create_provider, set_assurance_minimums
 from consent_service.timeutil import utcnow
@@ -45,8 +47,8 @@ from consent_service.webhooks import service as webhooks
 from consent_service.webhooks.models import WebhookDelivery
 from tests.fakes import vector
 
-AUDIT_KEY = b"a" * 32
-PSEUDONYM_KEY = b"p" * 32
+AUDIT_KEY = StaticKeys.single(b"a" * 32)
+PSEUDONYMS = Pseudonyms.single(b"p" * 32)
 MAX_ATTEMPTS = 3
 ALICE, BOB = 1, 2  # the faces (vectors) of the enrolled people in these tests
 
@@ -60,7 +62,7 @@ def units(worker_context):
 @pytest.fixture
 def signing(envelope) -> Signing:
     signer = DecisionSigner(KeyRing((generate_key(),)), "consent-service", timedelta(days=1))
-    return Signing(AUDIT_KEY, signer, PSEUDONYM_KEY, envelope, timedelta(days=7))
+    return Signing(AUDIT_KEY, signer, PSEUDONYMS, envelope, timedelta(days=7))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from consent_service import db
 from consent_service.consent import service as consent
+from consent_service.crypto import StaticKeys
 from consent_service.gate import revocations
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.providers.service import create_provider
@@ -16,7 +17,7 @@ from consent_service.vocabulary import Operation, Role
 from consent_service.webhooks import service as webhooks
 from consent_service.webhooks.models import WebhookDelivery
 
-AUDIT_KEY = b"k" * 32
+AUDIT_KEY = StaticKeys.single(b"k" * 32)
 
 
 def test_the_gate_hears_revocations():

@@ -15,11 +15,12 @@ from consent_service.accounts.service import (
 )
 from consent_service.consent import service as consent
 from consent_service.consent.receipts import Controller, build_receipt
+from consent_service.crypto import StaticKeys
 from consent_service.errors import InvalidRequest, NotFound
 from consent_service.guardians import service as guardians
 from consent_service.vocabulary import Operation, Role
 
-KEY = b"k" * 32
+KEY = StaticKeys.single(b"k" * 32)
 TODAY = date(2026, 11, 24)
 PASSWORD = "long enough password"
 

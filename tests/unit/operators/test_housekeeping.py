@@ -24,14 +24,14 @@ from consent_service.biometrics.models import (
 )
 from consent_service.biometrics.service import open_template
 from consent_service.consent.models import ConsentGrant
-from consent_service.crypto import Envelope
+from consent_service.crypto import Envelope, StaticKeys
 from consent_service.errors import Conflict
 from consent_service.notices.models import SubjectNotice
 from consent_service.operators import service
 from consent_service.storage import LocalMediaStore
 from consent_service.timeutil import utcnow
 
-KEY = b"k" * 32
+KEY = StaticKeys.single(b"k" * 32)
 
 
 def test_grants_past_their_end_get_an_expired_version(session, factories, reopen):

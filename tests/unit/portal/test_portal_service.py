@@ -10,12 +10,13 @@ import pytest
 from sqlmodel import Session, SQLModel, create_engine
 
 from consent_service.accounts import service as accounts
+from consent_service.crypto import StaticKeys
 from consent_service.errors import Conflict, EmailNotVerified, InvalidRequest
 from consent_service.portal import service
 from consent_service.providers.service import create_provider
 from tests import factories
 
-KEY = secrets.token_bytes(32)
+KEY = StaticKeys.single(secrets.token_bytes(32))
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 

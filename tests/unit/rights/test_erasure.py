@@ -5,10 +5,11 @@ from __future__ import annotations
 from consent_service import db
 from consent_service.biometrics.models import Enrollment
 from consent_service.consent.service import Evidence
+from consent_service.crypto import StaticKeys
 from consent_service.rights import service as rights
 from consent_service.vocabulary import EnrollmentStatus, Modality
 
-AUDIT_KEY = b"k" * 32
+AUDIT_KEY = StaticKeys.single(b"k" * 32)
 
 
 class DictStore:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from consent_service import db
+from consent_service.crypto import StaticKeys
 from consent_service.errors import InvalidRequest
 from consent_service.gate.models import GateJob
 from consent_service.processes import worker_command
@@ -25,7 +26,7 @@ from consent_service.webhooks.signature import verify_signature
 from consent_service.webhooks.transport import DeliveryError
 from tests import factories
 
-AUDIT_KEY = b"k" * 32
+AUDIT_KEY = StaticKeys.single(b"k" * 32)
 POLICY = delivery.RetryPolicy(max_attempts=3, base_delay=10, max_delay=25)
 
 
