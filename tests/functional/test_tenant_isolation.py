@@ -305,7 +305,7 @@ def world(make_api_app) -> Iterator[World]:
                 consent.GrantRequest([Operation.FACE_SWAP], [Role.SOURCE], True, []),
                 consent.Evidence(actor="test", identity_method="test"),
             )
-        signing = Signing(svc.audit_key, svc.decision_signer, svc.pseudonym_key)
+        signing = Signing(svc.audit_key, svc.decision_signer, svc.pseudonyms)
         for job_id, subject_id in ((waiting_id, asked), (allowed_id, consenting)):
             person = PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), subject_id, False)
             with db.unit_of_work() as s:

@@ -9,9 +9,10 @@ from consent_service.accounts.models import Subject
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.assurance import settle_level, weakest_enrolled
 from consent_service.biometrics.models import BiometricTemplate
+from consent_service.crypto import StaticKeys
 from consent_service.vocabulary import Assurance
 
-AUDIT_KEY = b"a" * 32
+AUDIT_KEY = StaticKeys.single(b"a" * 32)
 
 
 def _enrolled(factories, subject, level: str, modality: str = "face"):

@@ -807,7 +807,7 @@ def test_a_redecision_applies_the_minimum_as_it_is_then(
             {finding.id: alice},
             AUDIT_KEY,
             signing.signer,
-            signing.pseudonym_key,
+            signing.pseudonyms,
             "consent request test",
         )
         assert second is not None

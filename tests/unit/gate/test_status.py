@@ -13,10 +13,12 @@ import pytest
 from sqlmodel import select
 
 from consent_service.consent import service as consent
+from consent_service.crypto import StaticKeys
 from consent_service.errors import NotFound
 from consent_service.gate import decisions, status
 from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision, DecisionRevision, Finding, GateJob
+from consent_service.keyring import Pseudonyms
 from consent_service.providers.service import create_provider
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key
@@ -28,15 +30,15 @@ from consent_service.vocabulary import (
     Role,
 )
 
-AUDIT_KEY = b"a" * 32
-PSEUDONYM_KEY = b"p" * 32
+AUDIT_KEY = StaticKeys.single(b"a" * 32)
+PSEUDONYMS = Pseudonyms.single(b"p" * 32)
 EVIDENCE = consent.Evidence(actor="test", identity_method="test")
 
 
 @pytest.fixture
 def signing() -> Signing:
     signer = DecisionSigner(KeyRing((generate_key(),)), "consent-service", timedelta(minutes=15))
-    return Signing(AUDIT_KEY, signer, PSEUDONYM_KEY)
+    return Signing(AUDIT_KEY, signer, PSEUDONYMS)
 
 
 @pytest.fixture
@@ -132,7 +134,7 @@ def test_a_revision_is_superseded_by_the_next_one(session, make_subject, provide
         {finding.id: subject.id},
         AUDIT_KEY,
         signing.signer,
-        PSEUDONYM_KEY,
+        PSEUDONYMS,
         "consent request r1",
     )
     second = _revision(session, first.job_id, 2)
