@@ -10,7 +10,7 @@ from consent_service import db
 from consent_service.api_contract import idempotency
 from consent_service.api_contract.operations import api_operation
 from consent_service.gate import service
-from consent_service.gate.public import job_view
+from consent_service.gate.public import decided_job_view, job_view
 from consent_service.gate.schemas import JobPublic, JobSubmission
 from consent_service.runtime import services
 from consent_service.web import require_provider
@@ -69,4 +69,6 @@ def _job_public(session, job) -> dict:
 @require_provider
 def get_job(job_id: str):
     session = db.session()
-    return jsonify(_job_public(session, service.get_job(session, g.provider, job_id)))
+    job, decision = service.find_job(session, g.provider, job_id)
+    view = decided_job_view(session, job, decision, services().pseudonym_key)
+    return jsonify(view.model_dump(mode="json"))

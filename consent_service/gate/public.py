@@ -16,21 +16,22 @@ from consent_service.vocabulary import DecisionKind, JobStatus, Operation, Outco
 
 
 def job_view(session: Session, job: GateJob, pseudonym_key: bytes) -> JobPublic:
-    decision = session.get(Decision, job.id)
-    findings = list(
-        session.exec(
-            select(Finding)
-            .where(
-                Finding.job_id == job.id, Finding.revision == (decision.revision if decision else 1)
-            )
-            .order_by(col(Finding.id))
-        )
-    )
-    named = {f.subject_id for f in findings if f.subject_id}
-    public_ids = {
-        sub.id: sub.public_id
-        for sub in session.exec(select(Subject).where(col(Subject.id).in_(named)))
-    }
+    return decided_job_view(session, job, session.get(Decision, job.id), pseudonym_key)
+
+
+def decided_job_view(
+    session: Session, job: GateJob, decision: Decision | None, pseudonym_key: bytes
+) -> JobPublic:
+    """`job_view` for a caller that has read the job's decision already (`find_job`)."""
+    # Each finding with its person's public id, in one query.
+    rows = session.exec(
+        select(Finding, Subject.public_id)
+        .outerjoin(Subject, col(Subject.id) == Finding.subject_id)
+        .where(Finding.job_id == job.id, Finding.revision == (decision.revision if decision else 1))
+        .order_by(col(Finding.id))
+    ).all()
+    findings = [f for f, _ in rows]
+    public_ids = {f.subject_id: public_id for f, public_id in rows if public_id is not None}
     label = None
     if decision and decision.jti and decision.decision == DecisionKind.ALLOW:
         provider = session.get(Provider, job.provider_id)
