@@ -11,7 +11,7 @@ COPY templates templates
 # torch's CPU build first: an unpinned torch from PyPI is a multi-GB CUDA build.
 RUN pip install --no-cache-dir "setuptools<81" wheel \
  && pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && pip install --no-cache-dir ".[production,voice]"
+ && pip install --no-cache-dir ".[production,voice,s3]"
 ENV CONSENT_SERVICE_HOME=/data
 RUN useradd --create-home consent && mkdir -p /data && chown consent /data
 USER consent

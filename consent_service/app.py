@@ -53,8 +53,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.config.update(overrides)
-    app.extensions["consent_services"] = Services(settings=settings, secrets=secrets)
-    db.init_app(app, db.make_engine(settings.sqlalchemy_url))
+    engine = db.make_engine(settings.sqlalchemy_url)
+    app.extensions["consent_services"] = Services(settings=settings, secrets=secrets, engine=engine)
+    db.init_app(app, engine)
     login_manager.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app, settings.home)

@@ -25,6 +25,7 @@ from consent_service.notices.models import SubjectNotice
 from consent_service.operators.models import WorkerHeartbeat
 from consent_service.portal.models import ProviderStaff
 from consent_service.providers.models import ApiKey, AssuranceMinimum, Provider
+from consent_service.storage import MediaBlob
 from consent_service.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "GateJob",
     "Guardianship",
     "Invitation",
+    "MediaBlob",
     "LiveChallenge",
     "MediaItem",
     "Provider",

@@ -7,16 +7,19 @@ from dataclasses import InitVar, dataclass
 from datetime import timedelta
 from functools import cached_property
 
+from sqlalchemy import Engine
+
 from consent_service.biometrics.faces import DlibFaceEmbedder, FaceEmbedder
 from consent_service.biometrics.service import FaceMatching, GalleryIndex
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, VoiceEmbedder
 from consent_service.crypto import Envelope, derive_key
+from consent_service.db import make_engine
 from consent_service.keyring import Pseudonyms, Purpose, keyring_for
 from consent_service.mail import Mailer, mailer_for
 from consent_service.media.limits import VideoLimits
 from consent_service.settings import Settings
-from consent_service.storage import LocalMediaStore, MediaStore
+from consent_service.storage import MediaStore, store_for
 from consent_service.tokens.service import (
     DecisionSigner,
     KeyRing,
@@ -33,10 +36,12 @@ class Services:
     # Swappable in tests; built lazily so the web process never loads dlib.
     face_embedder: FaceEmbedder | None = None
     voice_embedder: VoiceEmbedder | None = None
-    # Where media is kept (`media_store`): the one given (tests), else the local encrypted store.
+    # Where media is kept (`media_store`): the one given (tests), else the one MEDIA_STORE names
+    # (`storage.store_for`); the database store uses `engine` (the app's), else one of its own.
     store: InitVar[MediaStore | None] = None
+    engine: InitVar[Engine | None] = None
 
-    def __post_init__(self, store: MediaStore | None) -> None:
+    def __post_init__(self, store: MediaStore | None, engine: Engine | None) -> None:
         legacy = self.secrets.get("template_kek")
         # One key per purpose, each version named by its id (docs: README "Keys"); production
         # refuses to start when a purpose has no key.
@@ -56,8 +61,10 @@ class Services:
         self.media_store: MediaStore = (
             store
             if store is not None
-            else LocalMediaStore(
-                self.settings.media_dir, Envelope(self.keyring.keys(Purpose.MEDIA))
+            else store_for(
+                self.settings,
+                Envelope(self.keyring.keys(Purpose.MEDIA)),
+                lambda: engine or make_engine(self.settings.sqlalchemy_url),
             )
         )
 

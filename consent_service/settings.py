@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development"}
@@ -20,6 +20,14 @@ PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "developmen
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class MediaStoreKind(StrEnum):
+    """Where uploads wait for the worker (`consent_service.storage`)."""
+
+    LOCAL = "local"
+    DATABASE = "database"
+    S3 = "s3"
 
 
 class InsecureSettings(RuntimeError):
@@ -51,6 +59,18 @@ class Settings(BaseSettings):
     face_detect_max_side: int = Field(default=1024, ge=64)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    # Where uploads wait for the worker, sealed: `local` (a folder in the home; one host),
+    # `database` (a table in PostgreSQL; every host that reaches the database reaches them) or
+    # `s3` (an S3-compatible bucket; install the `s3` extra). Unset: `database` when
+    # DATABASE_URL is PostgreSQL, else `local`.
+    media_store: MediaStoreKind | None = None
+    # The `s3` store: bucket, endpoint (unset: AWS itself), region and the key prefix of the
+    # objects. Credentials come from boto3's own chain (AWS_ACCESS_KEY_ID and
+    # AWS_SECRET_ACCESS_KEY, shared files, instance roles).
+    media_s3_bucket: str | None = None
+    media_s3_endpoint_url: str | None = None
+    media_s3_region: str | None = None
+    media_s3_prefix: str = Field(default="media/", pattern=r"^[A-Za-z0-9/_.-]*$")
     job_max_attempts: int = Field(default=3, ge=1)
     task_time_limit: int = Field(default=300, ge=10)
     enrollment_max_photos: int = Field(default=5, ge=1)
@@ -194,6 +214,25 @@ class Settings(BaseSettings):
     # (XDG_CACHE_HOME defaulting to ~/.cache). The service itself never reads them.
     consent_service_samples: str | None = None
     xdg_cache_home: str | None = None
+
+    @model_validator(mode="after")
+    def _media_store_usable(self) -> Settings:
+        kind = self.media_store_kind
+        if kind is MediaStoreKind.S3 and not self.media_s3_bucket:
+            raise ValueError("MEDIA_STORE=s3 needs MEDIA_S3_BUCKET")
+        if kind is MediaStoreKind.DATABASE and not self.is_postgresql:
+            raise ValueError("MEDIA_STORE=database needs DATABASE_URL to be PostgreSQL")
+        return self
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+    @property
+    def media_store_kind(self) -> MediaStoreKind:
+        if self.media_store is not None:
+            return self.media_store
+        return MediaStoreKind.DATABASE if self.is_postgresql else MediaStoreKind.LOCAL
 
     @property
     def home(self) -> Path:

@@ -12,7 +12,7 @@ from consent_service import db
 from consent_service.api_contract import idempotency, ratelimit
 from consent_service.api_contract.operations import api_operation
 from consent_service.gate import service, status
-from consent_service.gate.public import job_view
+from consent_service.gate.public import decided_job_view, job_view
 from consent_service.gate.schemas import (
     AssuranceMinimums,
     DecisionStatus,
@@ -82,7 +82,9 @@ def _job_public(session, job) -> dict:
 @require_provider
 def get_job(job_id: str):
     session = db.session()
-    return jsonify(_job_public(session, service.get_job(session, g.provider, job_id)))
+    job, decision = service.find_job(session, g.provider, job_id)
+    view = decided_job_view(session, job, decision, services().pseudonyms)
+    return jsonify(view.model_dump(mode="json"))
 
 
 # A status answer may be cached this long (seconds): a revocation reaches a caching reader

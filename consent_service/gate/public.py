@@ -25,20 +25,22 @@ from consent_service.vocabulary import (
 
 
 def job_view(session: Session, job: GateJob, pseudonyms: Pseudonyms) -> JobPublic:
-    decision = session.get(Decision, job.id)
-    findings = list(
-        session.exec(
-            select(Finding)
-            .where(
-                Finding.job_id == job.id, Finding.revision == (decision.revision if decision else 1)
-            )
-            .order_by(col(Finding.id))
-        )
-    )
-    named = {f.subject_id for f in findings if f.subject_id}
-    subjects = {
-        sub.id: sub for sub in session.exec(select(Subject).where(col(Subject.id).in_(named)))
-    }
+    return decided_job_view(session, job, session.get(Decision, job.id), pseudonyms)
+
+
+def decided_job_view(
+    session: Session, job: GateJob, decision: Decision | None, pseudonyms: Pseudonyms
+) -> JobPublic:
+    """`job_view` for a caller that has read the job's decision already (`find_job`)."""
+    # Each finding with its person, in one query.
+    rows = session.exec(
+        select(Finding, Subject)
+        .outerjoin(Subject, col(Subject.id) == Finding.subject_id)
+        .where(Finding.job_id == job.id, Finding.revision == (decision.revision if decision else 1))
+        .order_by(col(Finding.id))
+    ).all()
+    findings = [f for f, _ in rows]
+    subjects = {f.subject_id: sub for f, sub in rows if sub is not None}
     label = None
     if decision and decision.jti and decision.decision == DecisionKind.ALLOW:
         provider = session.get(Provider, job.provider_id)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service import db
 from consent_service.biometrics.voice_service import require_voice
 from consent_service.errors import InvalidRequest, NotFound
-from consent_service.gate.models import GateJob, MediaItem
+from consent_service.gate.models import Decision, GateJob, MediaItem
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.vocabulary import Modality, Operation, Role
@@ -80,7 +80,19 @@ def submit_job(
 
 def get_job(session: Session, provider: Provider, job_id: str) -> GateJob:
     """A provider's own job; another provider's id is indistinguishable from a missing one."""
-    job = session.get(GateJob, job_id) if isinstance(job_id, str) and len(job_id) <= 32 else None
-    if job is None or job.provider_id != provider.id:
+    return find_job(session, provider, job_id)[0]
+
+
+def find_job(session: Session, provider: Provider, job_id: str) -> tuple[GateJob, Decision | None]:
+    """A provider's own job and its decision (None before it is decided), in one query: a
+    provider's poll reads both."""
+    if not isinstance(job_id, str) or len(job_id) > 32:
         raise NotFound("No such job.")
-    return job
+    row = session.exec(
+        select(GateJob, Decision)
+        .outerjoin(Decision, col(Decision.job_id) == GateJob.id)
+        .where(GateJob.id == job_id, GateJob.provider_id == provider.id)
+    ).first()
+    if row is None:
+        raise NotFound("No such job.")
+    return row[0], row[1]

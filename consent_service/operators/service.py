@@ -7,7 +7,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -331,18 +330,6 @@ def expire_grants(session: Session, audit_key: KeySource, now: datetime) -> int:
         )
         expired += 1
     return expired
-
-
-def stale_media(root: Path, cutoff: datetime) -> list[str]:
-    """Keys of the media files in a local store last written before `cutoff`."""
-    if not root.is_dir():
-        return []
-    limit = cutoff.timestamp()
-    return sorted(
-        p.name
-        for p in root.iterdir()
-        if p.is_file() and p.name.isalnum() and p.stat().st_mtime < limit
-    )
 
 
 def purge_media(

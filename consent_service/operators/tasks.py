@@ -13,7 +13,6 @@ from consent_service import db
 from consent_service.notices import service as notices
 from consent_service.operators import service as operators
 from consent_service.runtime import services
-from consent_service.storage import LocalMediaStore
 from consent_service.timeutil import utcnow
 
 
@@ -27,13 +26,9 @@ def grants_expire() -> int:
 def media_purge() -> int:
     svc = services()
     store = svc.media_store
-    if not isinstance(store, LocalMediaStore):  # other stores enforce retention themselves
-        return 0
     cutoff = utcnow() - timedelta(seconds=svc.settings.media_retention)
-    with db.unit_of_work() as s:  # the files go once their destruction is recorded
-        purged = operators.purge_media(
-            s, svc.audit_key, store, operators.stale_media(store.root, cutoff)
-        )
+    with db.unit_of_work() as s:  # the media go once their destruction is recorded
+        purged = operators.purge_media(s, svc.audit_key, store, store.stale(cutoff))
     return len(purged)
 
 

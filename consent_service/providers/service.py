@@ -8,7 +8,7 @@ import hmac
 import secrets
 from collections.abc import Mapping
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent_service.audit import service as audit
 from consent_service.crypto import KeySource
@@ -58,13 +58,18 @@ def authenticate_key(session: Session, raw: str | None) -> Provider | None:
     if not raw or not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
     prefix = raw[len(KEY_PREFIX) :].split("_", 1)[0]
-    key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-    if key is None or key.revoked_at is not None:
+    # The key and its provider in one query: every API request starts here.
+    row = session.exec(
+        select(ApiKey, Provider)
+        .join(Provider, col(Provider.id) == ApiKey.provider_id)
+        .where(ApiKey.prefix == prefix)
+    ).first()
+    if row is None:
         return None
-    if not hmac.compare_digest(key.key_hash, _hash(raw)):
+    key, provider = row
+    if key.revoked_at is not None or not hmac.compare_digest(key.key_hash, _hash(raw)):
         return None
-    provider = session.get(Provider, key.provider_id)
-    return provider if provider is not None and provider.status == ProviderStatus.ACTIVE else None
+    return provider if provider.status == ProviderStatus.ACTIVE else None
 
 
 def revoke_key(session: Session, provider: Provider, prefix: str) -> None:

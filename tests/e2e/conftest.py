@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from consent_service.processes import worker_command
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.runtime import services
 from consent_service.settings import Settings
+from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Operation, Role
 from tests.support import postgres_database, redis_database
 
@@ -78,6 +80,12 @@ class Stack:
                 grant_id,
                 consent.Evidence(actor="test", identity_method="test"),
             )
+
+    def stored_media(self) -> list[str]:
+        """Keys of every upload still in the stack's media store, whichever MEDIA_STORE it is
+        (the database store on PostgreSQL, the local folder on SQLite)."""
+        with self.app.app_context():
+            return services().media_store.stale(utcnow() + timedelta(days=1))
 
     def provider(self, name: str) -> tuple[str, str]:
         """(provider id, API key) of a new provider."""

@@ -20,6 +20,7 @@ from consent_service.gate.pipeline import PROVIDER_SUSPENDED
 from consent_service.gate.service import Upload, submit_job
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
+from consent_service.storage import MediaBlob
 from consent_service.tasking import publish
 from consent_service.vocabulary import Assurance, Operation, Role
 from tests.e2e.conftest import Api
@@ -60,9 +61,23 @@ def test_enrollment_keeps_only_encrypted_templates(stack, world, photos):
     assert len(templates) >= 3
     assert {t.model for t in templates} == {"face_recognition/dlib-resnet-v1"}
     # No photo bytes are left in the media store once templates exist.
-    assert [p for p in stack.settings.media_dir.glob("*") if p.is_file()] == []
+    assert stack.stored_media() == []
     for t in templates:
         assert len(t.ciphertext) == 12 + 128 * 8 + 16  # nonce + 128 float64 + GCM tag
+
+
+def test_media_wait_where_every_host_reaches_them(stack, world, photos):
+    """On PostgreSQL the uploads wait in the database (no shared folder between web and
+    worker): the real worker reads them from there, decides, and the rows are gone."""
+    expected = "database" if stack.backend == "postgres" else "local"
+    assert stack.settings.media_store_kind == expected
+    job = world["api"].gate(source=[photos["obama3.jpg"]])
+    assert (job["decision"], _outcomes(job)) == ("allow", [("source", "consented")])
+    assert stack.stored_media() == []
+    if stack.backend == "postgres":
+        assert not stack.settings.media_dir.exists()  # nothing ever written to a folder
+        with stack.app.app_context():
+            assert db.session().exec(select(MediaBlob)).all() == []
 
 
 def test_consented_face_is_allowed(world, photos):
@@ -130,7 +145,7 @@ def test_enrollment_refuses_photos_that_are_not_one_person(
     Image.new("RGB", (300, 300), "white").save(blank)
     empty = stack.enroll("ivy@example.org", blank)
     assert empty.status == "failed" and "no face was found" in empty.error
-    assert [p for p in stack.settings.media_dir.glob("*") if p.is_file()] == []
+    assert stack.stored_media() == []
 
 
 def test_redelivered_job_is_decided_once(stack, world, photos):

@@ -184,7 +184,7 @@ def _check_enrolled(stack, page, lang: str, steps: list[str]) -> int:
         assert challenge.steps == steps and challenge.used_at is not None
         subject_id = enrollment.subject_id
         s.close()
-    assert not [f for f in stack.settings.media_dir.rglob("*") if f.is_file()]
+    assert stack.stored_media() == []
     return subject_id
 
 

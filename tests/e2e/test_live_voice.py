@@ -113,10 +113,6 @@ def _enrollment(stack, page) -> tuple[Enrollment, list[BiometricTemplate], LiveC
     return enrollment, list(templates), challenge
 
 
-def _media_files(stack) -> list[Path]:
-    return [f for f in stack.settings.media_dir.rglob("*") if f.is_file()]
-
-
 def test_reading_the_phrase_enrolls_the_voice_and_deletes_the_recording(
     stack, base_url, microphones, tmp_path
 ):
@@ -138,7 +134,7 @@ def test_reading_the_phrase_enrolls_the_voice_and_deletes_the_recording(
             assert [(t.modality, t.model) for t in templates] == [("voice", "resemblyzer/v1")]
             assert challenge.used_at is not None and challenge.modality == "voice"
             assert (challenge.phrase, challenge.language) == (phrase, "en")
-            assert _media_files(stack) == []
+            assert stack.stored_media() == []
 
             page.goto(f"{base_url}/enroll")
             assert "Your voice is enrolled." in page.inner_text("main")
@@ -167,7 +163,7 @@ def test_a_silent_microphone_fails_with_no_speech_heard(stack, base_url, microph
             enrollment, templates, challenge = _enrollment(stack, page)
             assert enrollment.media_keys == [] and templates == []
             assert challenge.used_at is not None  # a failed enrollment used it up too
-            assert _media_files(stack) == []
+            assert stack.stored_media() == []
         finally:
             chrome.close()
 

@@ -1,82 +1,277 @@
-"""The local media store: encrypted files bound to their key, gone after delete."""
+"""The media stores' contract, run against all three: a local folder, a table in a real
+PostgreSQL database and a bucket of a real S3-compatible server (moto's server mode, started
+here on a free port). Encrypted blobs bound to their key, gone after delete, listed for
+retention."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from sqlalchemy import text
+from sqlmodel import SQLModel
 
 from consent_service.crypto import Envelope
-from consent_service.storage import LocalMediaStore
+from consent_service.db import make_engine
+from consent_service.settings import Settings
+from consent_service.storage import (
+    DatabaseMediaStore,
+    LocalMediaStore,
+    MediaBlob,
+    MediaStore,
+    S3MediaStore,
+    s3_client,
+    store_for,
+)
+from consent_service.timeutil import utcnow
 
 MEDIA = b"\xff\xd8\xff\xe0 a person's photo, every byte of it private " * 50
+BUCKET = "consent-media"
 
 
-def test_put_then_get_returns_the_bytes(store):
-    key = store.put(MEDIA)
+@dataclass
+class Backend:
+    """A store and a look behind it: the stored bytes of a key, a blob moved to another key,
+    and a store with another media key over the same place."""
+
+    store: MediaStore
+    raw: Callable[[str], bytes]
+    move: Callable[[str, str], None]
+    thief: Callable[[Envelope], MediaStore]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_url(tmp_path_factory) -> Iterator[str]:
+    """moto's S3-compatible server (a registry package, `moto[server]`) in its own process."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log, "wb") as fh:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not start:\n{log.read_text()}") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_settings(s3_url, monkeypatch) -> Settings:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-access-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+    bucket = f"{BUCKET}-{secrets.token_hex(4)}"
+    settings = Settings(
+        media_store="s3",
+        media_s3_bucket=bucket,
+        media_s3_endpoint_url=s3_url,
+        media_s3_region="us-east-1",
+    )
+    s3_client(settings).create_bucket(Bucket=bucket)
+    return settings
+
+
+def _local(tmp_path: Path, envelope: Envelope) -> Backend:
+    store = LocalMediaStore(tmp_path / "media", envelope)
+    return Backend(
+        store,
+        raw=lambda key: (store.root / key).read_bytes(),
+        move=lambda a, b: (store.root / a).replace(store.root / b),
+        thief=lambda other: LocalMediaStore(store.root, other),
+    )
+
+
+@pytest.fixture(params=["local", "database", "s3"])
+def backend(request, tmp_path, envelope) -> Iterator[Backend]:
+    if request.param == "local":
+        yield _local(tmp_path, envelope)
+    elif request.param == "database":
+        with request.getfixturevalue("postgres_database")() as url:
+            engine = make_engine(url)
+            SQLModel.metadata.create_all(engine, tables=[SQLModel.metadata.tables["media_blob"]])
+            store = store_for(Settings(database_url=url), envelope, lambda: engine)
+            assert isinstance(store, DatabaseMediaStore)  # the default on PostgreSQL
+
+            def raw(key: str) -> bytes:
+                with engine.connect() as c:
+                    q = text("SELECT blob FROM media_blob WHERE key = :k")
+                    return bytes(c.execute(q, {"k": key}).scalar_one())
+
+            def move(a: str, b: str) -> None:
+                with engine.begin() as c:
+                    c.execute(text("DELETE FROM media_blob WHERE key = :b"), {"b": b})
+                    c.execute(
+                        text("UPDATE media_blob SET key = :b WHERE key = :a"), {"a": a, "b": b}
+                    )
+
+            try:
+                yield Backend(store, raw, move, lambda other: DatabaseMediaStore(engine, other))
+            finally:
+                engine.dispose()
+    else:
+        settings = request.getfixturevalue("s3_settings")
+        store = store_for(settings, envelope, lambda: pytest.fail("no database for S3"))
+        assert isinstance(store, S3MediaStore)
+        client, prefix = s3_client(settings), settings.media_s3_prefix
+
+        def raw_s3(key: str) -> bytes:
+            return client.get_object(Bucket=settings.media_s3_bucket, Key=prefix + key)[
+                "Body"
+            ].read()
+
+        def move_s3(a: str, b: str) -> None:
+            bucket = settings.media_s3_bucket
+            client.copy_object(
+                Bucket=bucket, Key=prefix + b, CopySource={"Bucket": bucket, "Key": prefix + a}
+            )
+            client.delete_object(Bucket=bucket, Key=prefix + a)
+
+        yield Backend(
+            store,
+            raw_s3,
+            move_s3,
+            lambda other: S3MediaStore(client, settings.media_s3_bucket, other, prefix),
+        )
+
+
+# ---------------------------------------------------------------------------- the contract
+def test_put_then_get_returns_the_bytes(backend):
+    key = backend.store.put(MEDIA)
     assert key.isalnum()
-    assert store.get(key) == MEDIA
+    assert backend.store.get(key) == MEDIA
 
 
-def test_keys_are_unique(store):
-    assert len({store.put(MEDIA) for _ in range(20)}) == 20
+def test_keys_are_unique(backend):
+    assert len({backend.store.put(MEDIA) for _ in range(20)}) == 20
 
 
-def test_files_on_disk_hold_no_plaintext_and_no_leftovers(store):
-    key = store.put(MEDIA)
-    files = [p for p in store.root.rglob("*") if p.is_file()]
-    assert [p.name for p in files] == [key]  # no temporary file left behind
-    on_disk = files[0].read_bytes()
-    assert b"private" not in on_disk
-    assert MEDIA[:24] not in on_disk
+def test_stored_bytes_hold_no_plaintext(backend):
+    key = backend.store.put(MEDIA)
+    stored = backend.raw(key)
+    assert b"private" not in stored
+    assert MEDIA[:24] not in stored
+    assert len(stored) > len(MEDIA)  # nonce, tag and the wrapped data key besides
 
 
-def test_get_after_delete_raises_key_error(store):
-    key = store.put(MEDIA)
-    store.delete(key)
-    assert not (store.root / key).exists()
+def test_get_after_delete_raises_key_error(backend):
+    key = backend.store.put(MEDIA)
+    backend.store.delete(key)
     with pytest.raises(KeyError):
-        store.get(key)
+        backend.store.get(key)
+    assert key not in backend.store.stale(utcnow() + timedelta(days=1))
 
 
-def test_delete_is_idempotent(store):
-    key = store.put(MEDIA)
-    store.delete(key)
-    store.delete(key)
-    store.delete(secrets.token_hex(16))
+def test_delete_is_idempotent(backend):
+    key = backend.store.put(MEDIA)
+    backend.store.delete(key)
+    backend.store.delete(key)
+    backend.store.delete(secrets.token_hex(16))
 
 
-def test_unknown_key_raises_key_error(store):
-    store.put(MEDIA)
+def test_unknown_key_raises_key_error(backend):
+    backend.store.put(MEDIA)
     with pytest.raises(KeyError):
-        store.get(secrets.token_hex(16))
+        backend.store.get(secrets.token_hex(16))
 
 
 @pytest.mark.parametrize(
     "key",
     ["../victim", "..", "/etc/passwd", "sub/victim", "victim\x00", "", ".hidden", "a b", "..\\x"],
 )
-def test_keys_that_could_leave_the_folder_are_refused(store, tmp_path, key):
-    store.put(MEDIA)
+def test_keys_that_could_name_another_blob_are_refused(backend, key):
+    backend.store.put(MEDIA)
+    with pytest.raises(KeyError):
+        backend.store.get(key)
+    with pytest.raises(KeyError):
+        backend.store.delete(key)
+
+
+def test_blob_moved_to_another_key_does_not_open(backend):
+    first, second = backend.store.put(MEDIA), backend.store.put(b"other media")
+    backend.move(first, second)
+    with pytest.raises(InvalidTag):
+        backend.store.get(second)
+
+
+def test_another_media_key_cannot_read_the_blobs(backend):
+    key = backend.store.put(MEDIA)
+    with pytest.raises(InvalidTag):
+        backend.thief(Envelope(secrets.token_bytes(32))).get(key)
+
+
+def test_stale_lists_what_was_written_before_the_cutoff(backend):
+    before = utcnow() - timedelta(minutes=5)
+    key = backend.store.put(MEDIA)
+    assert key not in backend.store.stale(before)
+    assert key in backend.store.stale(utcnow() + timedelta(minutes=5))
+
+
+# ---------------------------------------------------------------------------- the local folder
+def test_local_files_leave_no_temporary_behind(store):
+    key = store.put(MEDIA)
+    assert [p.name for p in store.root.rglob("*") if p.is_file()] == [key]
+
+
+def test_local_keys_cannot_leave_the_folder(store, tmp_path):
     victim = tmp_path / "victim"
     victim.write_bytes(b"not yours")
     with pytest.raises(KeyError):
-        store.get(key)
+        store.get("../victim")
     with pytest.raises(KeyError):
-        store.delete(key)
+        store.delete("../victim")
     assert victim.read_bytes() == b"not yours"
 
 
-def test_file_renamed_to_another_key_does_not_open(store):
-    first, second = store.put(MEDIA), store.put(b"other media")
-    (store.root / first).replace(store.root / second)
-    with pytest.raises(InvalidTag):
-        store.get(second)
+def test_local_stale_goes_by_the_files_time(store):
+    old, fresh = store.put(b"old"), store.put(b"fresh")
+    long_ago = (utcnow() - timedelta(days=2)).timestamp()
+    os.utime(store.root / old, (long_ago, long_ago))
+    assert store.stale(utcnow() - timedelta(days=1)) == [old]
+    assert fresh in store.stale(utcnow() + timedelta(minutes=1))
 
 
-def test_another_stores_key_cannot_read_the_files(store):
-    key = store.put(MEDIA)
-    thief = LocalMediaStore(store.root, Envelope(secrets.token_bytes(32)))
-    with pytest.raises(InvalidTag):
-        thief.get(key)
+# ---------------------------------------------------------------------------- choosing a store
+def test_the_default_store_follows_the_database(tmp_path):
+    assert Settings(consent_service_home=tmp_path).media_store_kind == "local"
+    pg = Settings(database_url="postgresql+psycopg://u@127.0.0.1/db")
+    assert pg.media_store_kind == "database"
+    assert Settings(database_url=pg.database_url, media_store="local").media_store_kind == "local"
+
+
+def test_settings_refuse_a_store_they_cannot_reach(tmp_path):
+    with pytest.raises(ValueError, match="MEDIA_S3_BUCKET"):
+        Settings(consent_service_home=tmp_path, media_store="s3")
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        Settings(consent_service_home=tmp_path, media_store="database")
+
+
+def test_media_blob_is_a_table_of_the_schema():
+    assert "media_blob" in SQLModel.metadata.tables
+    assert MediaBlob.__tablename__ == "media_blob"

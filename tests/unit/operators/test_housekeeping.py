@@ -66,7 +66,7 @@ def test_media_past_retention_are_purged_with_their_hash_audited(session, tmp_pa
     long_ago = (utcnow() - timedelta(days=2)).timestamp()
     os.utime(store.root / old, (long_ago, long_ago))
 
-    keys = service.stale_media(store.root, utcnow() - timedelta(days=1))
+    keys = store.stale(utcnow() - timedelta(days=1))
     assert keys == [old]
     assert service.purge_media(session, KEY, store, keys) == [old]
     assert sorted(p.name for p in store.root.iterdir()) == sorted([old, fresh])  # not yet

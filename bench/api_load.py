@@ -1,0 +1,478 @@
+"""The provider API under load: the poll (`GET /api/v1/jobs/<id>`) and the submission
+(`POST /api/v1/jobs`), with wrk on loopback, on two configurations:
+
+- `embedded`: the embedded default, as `consent-service serve` runs it (waitress, 8 threads,
+  SQLite, the SQLite broker, rate limits counted in the process, the local media store; its
+  worker process running beside it);
+- `production`: docker-compose's web command (gunicorn, 4 workers) on PostgreSQL (a fresh
+  database), Redis as the broker and as the rate limits' store, the database media store.
+
+Each configuration gets a provider, its API key and one decided job (one person found, allowed:
+the answer carries a decision token and a label, the largest poll answer). The API rate limit is
+set high enough never to refuse (the counting still happens on every request).
+
+For each configuration and endpoint it prints requests/s, p50 and p99 (wrk's own latency
+histogram, in ms) and the non-2xx answers:
+- `max`: as many requests as wrk gets through with `--connections` connections for `--seconds`;
+- `paced` (the poll only): wrk paced to the goal's 70% (700 requests/s: each of 35 connections
+  waits 50 ms after each answer, wrk's `delay()`; wrk2 is not packaged in Debian, so this is the
+  constant rate it gets, not corrected for coordinated omission) — the achieved rate is printed.
+The last lines give the ratios to the goal measured in this run: poll requests/s / 1,000 and,
+for the paced poll, 50 ms / p99 (both ≥ 1 meet the goal), and the load average seen, since the
+machine may be shared.
+
+`--profile` instead profiles N polls in this process (Flask's test client, the embedded
+configuration) with pyinstrument and prints where the time goes.
+
+Run: `python bench/api_load.py [--seconds 10] [--only embedded|production]` (needs `wrk`:
+`apt-get install wrk`; PostgreSQL at TEST_POSTGRES_URL and Redis at TEST_REDIS_URL for the
+production configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psycopg
+import redis
+import requests
+from sqlalchemy.engine import make_url
+from urllib3 import encode_multipart_formdata
+
+from consent_service import db
+from consent_service.accounts.models import Subject, User
+from consent_service.app import create_app
+from consent_service.consent import service as consent
+from consent_service.gate import pipeline
+from consent_service.gate.decisions import Analysis, PersonSeen
+from consent_service.gate.tasks import signing
+from consent_service.migrate import upgrade
+from consent_service.providers.service import create_provider, issue_key
+from consent_service.runtime import services
+from consent_service.settings import Settings
+from consent_service.timeutil import utcnow
+from consent_service.vocabulary import Operation, Role
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+GOAL_RPS = 1000.0
+WRK = shutil.which("wrk")
+GOAL_P99_MS = 50.0
+PACED_CONNECTIONS, PACED_DELAY_MS = 35, 50  # 35 / 0.050 s = 700 requests/s at most
+NEVER_LIMITED = "1000000000/minute"
+NO_SIGN_IN = "-"  # the bench's person never signs in: no password hash
+
+LUA = r"""
+wrk.method = "{method}"
+wrk.headers["Authorization"] = "Bearer {key}"
+{extra}
+function delay()
+  return {delay}
+end
+done = function(summary, latency, requests)
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %d %.6f %.3f %.3f %d\n", summary.requests,
+    summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000, bad))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Figures:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    bad: int
+    load: float  # 1-minute load average at the end
+    cpu_ms: float = 0.0  # the web processes' CPU time per request (user + system)
+
+    @property
+    def capacity(self) -> float:
+        """Requests/s the web processes' CPU time allows on this machine's cores, were they
+        idle (the database's and Redis's own CPU time not counted)."""
+        return (os.cpu_count() or 1) * 1000 / self.cpu_ms if self.cpu_ms else 0.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    admin = make_url(POSTGRES_ADMIN_URL)
+    name = f"cs_bench_{secrets.token_hex(5)}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def redis_db() -> Iterator[str]:
+    """A Redis database no test run is using (the tests' claim in database 0, tests/support.py)."""
+    claims = redis.Redis.from_url(f"{REDIS_URL}/0")
+    token = f"bench-{os.getpid()}-{secrets.token_hex(4)}"
+    for number in range(15, 0, -1):
+        if claims.set(f"consent-service-test-db:{number}", token, nx=True, ex=3600):
+            break
+    else:
+        raise SystemExit("every Redis database 1-15 is claimed by a test run")
+    url = f"{REDIS_URL}/{number}"
+    redis.Redis.from_url(url).flushdb()
+    try:
+        yield url
+    finally:
+        redis.Redis.from_url(url).flushdb()
+        claims.delete(f"consent-service-test-db:{number}")
+
+
+def prepare(settings: Settings) -> tuple[str, str]:
+    """A provider's API key and one decided job of theirs (allowed, token and label)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    app = create_app(settings)
+    app.extensions["task_sender"] = lambda name, args: None  # decided here, not by a worker
+    with app.app_context():
+        svc = services()
+        with db.unit_of_work() as s:
+            key = issue_key(s, create_provider(s, "Load Studio"))
+            user = User(
+                email="load@example.org", password_hash=NO_SIGN_IN, email_verified_at=utcnow()
+            )
+            s.add(user)
+            s.flush()
+            subject = Subject(user_id=user.id)
+            s.add(subject)
+            s.flush()
+            subject_id = subject.id
+        with db.unit_of_work() as s:
+            consent.grant(
+                s,
+                svc.audit_key,
+                subject_id,
+                consent.GrantRequest(
+                    operations=[Operation.FACE_SWAP],
+                    roles=[Role.SOURCE],
+                    all_providers=True,
+                    provider_ids=[],
+                ),
+                consent.Evidence(actor="bench", identity_method="bench"),
+            )
+        body, content_type = encode_multipart_formdata(
+            [("operation", "face_swap"), ("source", ("a.jpg", secrets.token_bytes(4096)))]
+        )
+        answer = app.test_client().post(
+            "/api/v1/jobs",
+            data=body,
+            content_type=content_type,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        job_id = answer.get_json()["id"]
+        with db.unit_of_work() as s:
+            claimed = pipeline.claim(s, job_id, 3, svc.audit_key, svc.media_store)
+            assert isinstance(claimed, pipeline.Claim)
+        person = PersonSeen(0, Role.SOURCE, (10, 60, 60, 10), subject_id, False)
+        with db.unit_of_work() as s:
+            pipeline.record(s, job_id, Analysis([person]), signing(svc), svc.media_store)
+    app.extensions["db_engine"].dispose()
+    return key, job_id
+
+
+def web_cpu_seconds(pid: int, children: bool) -> float:
+    """User + system CPU seconds of process `pid` and, with `children`, of its children (the
+    gunicorn workers); from /proc, so the figure does not depend on the machine's load."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: str) -> list[str]:
+        with open(f"/proc/{p}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+
+    total = 0.0
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            fields = stat(p)  # fields[1] is the parent's pid, [11] utime, [12] stime
+        except OSError:
+            continue
+        if int(p) == pid or (children and int(fields[1]) == pid):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+@contextmanager
+def server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[int]:
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"the server did not start:\n{log.read_text()[-3000:]}"
+                    ) from None
+                time.sleep(0.3)
+        yield proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and what it started
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wrk(
+    url: str,
+    key: str,
+    seconds: int,
+    connections: int,
+    script_dir: Path,
+    *,
+    post_body: tuple[bytes, str] | None = None,
+    delay_ms: int = 0,
+) -> Figures:
+    extra = ""
+    if post_body is not None:
+        body, content_type = post_body
+        (script_dir / "body.bin").write_bytes(body)
+        extra = (
+            f'wrk.headers["Content-Type"] = "{content_type}"\n'
+            f'local f = io.open("{script_dir / "body.bin"}", "rb")\n'
+            'wrk.body = f:read("*all")\nf:close()\n'
+        )
+    script = script_dir / "load.lua"
+    script.write_text(
+        LUA.format(method="POST" if post_body else "GET", key=key, extra=extra, delay=delay_ms)
+    )
+    threads = min(2, connections)
+    out = subprocess.run(
+        [
+            WRK,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    n, duration, p50, p99, bad = line.split()[1:]
+    if int(n) == 0:
+        raise SystemExit(f"wrk got no answer from {url}")
+    return Figures(int(n) / float(duration), float(p50), float(p99), int(bad), os.getloadavg()[0])
+
+
+def ready(url: str, key: str) -> None:
+    """Wait until the server answers the poll (its workers import and build the app first)."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if requests.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=30).ok:
+                return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not answer within 300 s") from None
+        time.sleep(1)
+
+
+def measure(
+    name: str,
+    base: str,
+    key: str,
+    job_id: str,
+    seconds: int,
+    connections: int,
+    tmp: Path,
+    cpu: Callable[[], float],
+) -> dict[str, Figures]:
+    poll = f"{base}/api/v1/jobs/{job_id}"
+    ready(poll, key)
+    wrk(poll, key, 5, connections, tmp)  # warm up: every worker, connections, lazy imports
+
+    def run(**kw) -> Figures:
+        before = cpu()
+        f = wrk(**kw)
+        spent = cpu() - before
+        return replace(f, cpu_ms=spent * 1000 / max(1, round(f.rps * kw["seconds"])))
+
+    body = encode_multipart_formdata(
+        [("operation", "face_swap"), ("source", ("a.jpg", secrets.token_bytes(20_000)))]
+    )
+    common = {"key": key, "seconds": seconds, "script_dir": tmp}
+    figures = {
+        "poll max": run(url=poll, connections=connections, **common),
+        "poll paced 700/s": run(
+            url=poll, connections=PACED_CONNECTIONS, delay_ms=PACED_DELAY_MS, **common
+        ),
+        "submit max": run(
+            url=f"{base}/api/v1/jobs", connections=min(connections, 16), post_body=body, **common
+        ),
+    }
+    for what, f in figures.items():
+        print(
+            f"{name:10} {what:17} {f.rps:8.0f} req/s  p50 {f.p50_ms:7.1f} ms  "
+            f"p99 {f.p99_ms:7.1f} ms  non-2xx/errors {f.bad}  load {f.load:.1f}  "
+            f"web CPU {f.cpu_ms:.2f} ms/request (idle {os.cpu_count()} cores: "
+            f"{f.capacity:.0f} req/s)",
+            flush=True,
+        )
+    return figures
+
+
+def run_embedded(args, tmp: Path) -> dict[str, Figures]:
+    home = tmp / "embedded"
+    settings = Settings(consent_service_home=home, api_rate_limit=NEVER_LIMITED)
+    key, job_id = prepare(settings)
+    port = _free_port()
+    env = {**os.environ, "CONSENT_SERVICE_HOME": str(home), "API_RATE_LIMIT": NEVER_LIMITED}
+    argv = [str(Path(sys.executable).parent / "consent-service"), "serve", "--port", str(port)]
+    with server(argv, env, port, tmp / "embedded.log") as pid:
+        # The serve process only (waitress in it); its worker process is not the API's.
+        return measure(
+            "embedded",
+            f"http://127.0.0.1:{port}",
+            key,
+            job_id,
+            args.seconds,
+            args.connections,
+            tmp,
+            lambda: web_cpu_seconds(pid, children=False),
+        )
+
+
+def run_production(args, tmp: Path) -> dict[str, Figures]:
+    with ExitStack() as stack:
+        database = stack.enter_context(postgres())
+        broker = stack.enter_context(redis_db())
+        home = tmp / "production"
+        settings = Settings(
+            consent_service_home=home,
+            database_url=database,
+            broker_url=broker,
+            rate_limit_storage_url=broker,
+            api_rate_limit=NEVER_LIMITED,
+        )
+        key, job_id = prepare(settings)
+        port = _free_port()
+        env = {
+            **os.environ,
+            "CONSENT_SERVICE_HOME": str(home),
+            "DATABASE_URL": database,
+            "BROKER_URL": broker,
+            "RATE_LIMIT_STORAGE_URL": broker,
+            "API_RATE_LIMIT": NEVER_LIMITED,
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.gunicorn_workers),
+            "consent_service.app:create_app()",
+        ]
+        with server(argv, env, port, tmp / "production.log") as pid:
+            return measure(
+                "production",
+                f"http://127.0.0.1:{port}",
+                key,
+                job_id,
+                args.seconds,
+                args.connections,
+                tmp,
+                lambda: web_cpu_seconds(pid, children=True),  # gunicorn and its workers
+            )
+
+
+def profile(n: int, tmp: Path) -> None:
+    from pyinstrument import Profiler
+
+    settings = Settings(consent_service_home=tmp / "profile", api_rate_limit=NEVER_LIMITED)
+    key, job_id = prepare(settings)
+    app = create_app(settings)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    for _ in range(200):
+        client.get(f"/api/v1/jobs/{job_id}", headers=headers)
+    profiler = Profiler(interval=0.001)
+    t0 = time.perf_counter()
+    with profiler:
+        for _ in range(n):
+            assert client.get(f"/api/v1/jobs/{job_id}", headers=headers).status_code == 200
+    per = (time.perf_counter() - t0) / n
+    print(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(f"{n} polls in process (test client, profiled): {per * 1000:.2f} ms each")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--gunicorn-workers", type=int, default=4)
+    parser.add_argument("--only", choices=("embedded", "production"))
+    parser.add_argument("--profile", type=int, metavar="N", help="profile N polls instead")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        if args.profile:
+            profile(args.profile, tmp)
+            return
+        if WRK is None:
+            raise SystemExit("wrk is needed: apt-get install wrk")
+        print(f"{os.cpu_count()} cores, load average before: {os.getloadavg()}")
+        results = {}
+        if args.only in (None, "embedded"):
+            results["embedded"] = run_embedded(args, tmp)
+        if args.only in (None, "production"):
+            results["production"] = run_production(args, tmp)
+    for name, figures in results.items():
+        poll, paced = figures["poll max"], figures["poll paced 700/s"]
+        submit = figures["submit max"]
+        print(
+            f"{name}: poll {poll.rps:.0f} req/s, ratio {poll.rps / GOAL_RPS:.2f} to 1,000; "
+            f"paced {paced.rps:.0f} req/s p99 {paced.p99_ms:.1f} ms, ratio "
+            f"{GOAL_P99_MS / max(paced.p99_ms, 0.001):.2f} to 50 ms; web CPU "
+            f"{poll.cpu_ms:.2f} ms/poll, {poll.capacity:.0f} polls/s on idle cores, ratio "
+            f"{poll.capacity / GOAL_RPS:.2f}; "
+            f"submit {submit.rps:.0f} req/s p99 {submit.p99_ms:.0f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
