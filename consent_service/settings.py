@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     job_max_attempts: int = Field(default=3, ge=1)
     task_time_limit: int = Field(default=300, ge=10)
+    # Worker processes `serve` and `worker` start (each holds the face model, about 300 MB):
+    # unset means one per core this process may run on.
+    worker_concurrency: int | None = Field(default=None, ge=1)
     enrollment_max_photos: int = Field(default=5, ge=1)
     # Face enrollment by uploading photos (the web form): unset means allowed in development and
     # refused in production, where people enroll live with the camera; `subjects import` (an
@@ -176,6 +179,13 @@ class Settings(BaseSettings):
         return self.consent_service_env is Environment.PRODUCTION
 
     @property
+    def worker_processes(self) -> int:
+        """`worker_concurrency`, else one worker process per usable core."""
+        if self.worker_concurrency is not None:
+            return self.worker_concurrency
+        return usable_cores()
+
+    @property
     def photo_enrollment_allowed(self) -> bool:
         if self.allow_photo_enrollment is None:
             return not self.is_production
@@ -258,6 +268,13 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(generated))
         return {k: given[k] or generated[k] for k in generated}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the platform tells), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def _b64(raw: bytes) -> str:
