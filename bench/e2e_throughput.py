@@ -21,9 +21,10 @@ interleaved (service, CLI, service) when --rounds is 2 or more, so drifting load
 users of this machine weighs on both; the 1-minute load average is printed before and after.
 
 The decisions check: every photo's findings through the API are compared with a reference
-computed in this process by the service's face pipeline as it is configured by default
-(`DlibFaceEmbedder` and `Gallery.identify_many` with the default settings): the people found per
-photo (the known person, ambiguous, or unenrolled) must be the same.
+computed in this process by the face pipeline as it was before the small first look
+(`DlibFaceEmbedder` scanning at FACE_DETECT_MAX_SIDE only, `Gallery.identify_many`, the default
+tolerance and margin): the people found per photo (the known person, ambiguous, or unenrolled)
+must be the same.
 
 Run: `python bench/e2e_throughput.py [--processes P] [--repeat R] [--rounds K]`.
 """
@@ -278,13 +279,16 @@ def main() -> None:
 
 
 def reference_findings(samples, subjects: dict[str, int], settings) -> dict[str, Counter]:
-    """Each photo's people as the default face pipeline finds and names them, in this process."""
+    """Each photo's people as today's face pipeline finds and names them, in this process."""
     from consent_service.biometrics.faces import DlibFaceEmbedder
     from consent_service.biometrics.images import decode_image
     from consent_service.biometrics.matching import Gallery
 
+    # Today's detection before the small first look: the whole image scanned at its max side.
     embedder = DlibFaceEmbedder(
-        detect_max_side=settings.face_detect_max_side, min_size=settings.face_min_size
+        detect_max_side=settings.face_detect_max_side,
+        min_size=settings.face_min_size,
+        detect_first_side=None,
     )
 
     def faces(name: str):

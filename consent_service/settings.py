@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     face_min_size: int = Field(default=40, ge=1)
     # Faces are found on a copy scaled down to this longest side and encoded at full resolution.
     face_detect_max_side: int = Field(default=1024, ge=64)
+    # A first look on a copy this small (HOG's cost grows with the pixels it scans); only an
+    # image with no face there is scanned again at FACE_DETECT_MAX_SIDE. 0 (the default): no
+    # first look. At 512 it loses small faces beside a large one (bench/thresholds.py:
+    # breakingbad.jpg's second face), so it stays off until a size keeps held-out accuracy.
+    face_detect_first_side: int = Field(default=0, ge=0)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     job_max_attempts: int = Field(default=3, ge=1)
