@@ -1,5 +1,6 @@
-"""Face detection with the real dlib model: a first look on a small copy, the larger scan only
-where that finds nobody, and the same people found as scanning the larger copy alone."""
+"""Face detection with the real dlib model (no worker; here because the fast loop loads no face
+model): with FACE_DETECT_FIRST_SIDE, a first look on a small copy, the larger scan only where
+that finds nobody, and the same people found as scanning the larger copy alone."""
 
 from __future__ import annotations
 
