@@ -175,7 +175,9 @@ def main() -> None:
         from consent_service.biometrics.matching import Gallery, identify
 
         embedder = DlibFaceEmbedder(
-            detect_max_side=defaults["face_detect_max_side"], min_size=defaults["face_min_size"]
+            detect_max_side=defaults["face_detect_max_side"],
+            min_size=defaults["face_min_size"],
+            detect_first_side=defaults["face_detect_first_side"] or None,
         )
         max_pixels = defaults["max_image_pixels"]
         rows = []

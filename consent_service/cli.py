@@ -102,7 +102,11 @@ def serve(host: str, port: int, threads: int) -> None:
     """Start the web app and a worker on the configured (default: embedded) database and broker."""
     app = _app()
     settings = app.extensions["consent_services"].settings
-    worker = subprocess.Popen(worker_command(beat_schedule=settings.home / "celerybeat-schedule"))
+    worker = subprocess.Popen(
+        worker_command(
+            settings.worker_processes, beat_schedule=settings.home / "celerybeat-schedule"
+        )
+    )
     # A service manager stops us with SIGTERM: leave through `finally` so the worker stops too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -116,10 +120,10 @@ def serve(host: str, port: int, threads: int) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option(
     "--concurrency",
-    default=1,
-    show_default=True,
-    type=int,
-    help="Worker processes; each holds its own face model (about 300 MB).",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Worker processes; each holds its own face model (about 300 MB). "
+    "Default: WORKER_CONCURRENCY, else one per core.",
 )
 @click.option(
     "--queues",
@@ -129,14 +133,14 @@ def serve(host: str, port: int, threads: int) -> None:
     "so a slow receiver never holds a matching process.",
 )
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(concurrency: int, queues: str, celery_args: tuple[str, ...]) -> None:
+def worker(concurrency: int | None, queues: str, celery_args: tuple[str, ...]) -> None:
     """Start a Celery worker (extra arguments go to `celery worker`)."""
-    _migrated_settings()
+    settings = _migrated_settings()
     names = tuple(q.strip() for q in queues.split(",") if q.strip())
     unknown = sorted(set(names) - set(ALL_QUEUES))
     if not names or unknown:
         raise click.BadParameter(f"choose among {', '.join(ALL_QUEUES)}", param_hint="--queues")
-    cmd = worker_command(concurrency, celery_args, queues=names)
+    cmd = worker_command(concurrency or settings.worker_processes, celery_args, queues=names)
     os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with the worker
 
 

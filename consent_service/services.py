@@ -72,7 +72,9 @@ class Services:
     def face_matching(self) -> FaceMatching:
         s = self.settings
         embedder = self.face_embedder or DlibFaceEmbedder(
-            detect_max_side=s.face_detect_max_side, min_size=s.face_min_size
+            detect_max_side=s.face_detect_max_side,
+            min_size=s.face_min_size,
+            detect_first_side=s.face_detect_first_side or None,
         )
         return FaceMatching(
             embedder=embedder,

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     face_min_size: int = Field(default=40, ge=1)
     # Faces are found on a copy scaled down to this longest side and encoded at full resolution.
     face_detect_max_side: int = Field(default=1024, ge=64)
+    # A first look on a copy this small (HOG's cost grows with the pixels it scans); only an
+    # image with no face there is scanned again at FACE_DETECT_MAX_SIDE. 0 (the default): no
+    # first look. At 512 it loses small faces beside a large one (bench/thresholds.py:
+    # breakingbad.jpg's second face), so it stays off until a size keeps held-out accuracy.
+    face_detect_first_side: int = Field(default=0, ge=0)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     # Where uploads wait for the worker, sealed: `local` (a folder in the home; one host),
@@ -73,6 +78,9 @@ class Settings(BaseSettings):
     media_s3_prefix: str = Field(default="media/", pattern=r"^[A-Za-z0-9/_.-]*$")
     job_max_attempts: int = Field(default=3, ge=1)
     task_time_limit: int = Field(default=300, ge=10)
+    # Worker processes `serve` and `worker` start (each holds the face model, about 300 MB):
+    # unset means one per core this process may run on.
+    worker_concurrency: int | None = Field(default=None, ge=1)
     enrollment_max_photos: int = Field(default=5, ge=1)
     # Enrollment from uploaded material: photos and voice files on /enroll, and an operator's
     # `subjects import` (and the demo). Unset means allowed in development (the embedded
@@ -243,6 +251,13 @@ class Settings(BaseSettings):
         return self.consent_service_env is Environment.PRODUCTION
 
     @property
+    def worker_processes(self) -> int:
+        """`worker_concurrency`, else one worker process per usable core."""
+        if self.worker_concurrency is not None:
+            return self.worker_concurrency
+        return usable_cores()
+
+    @property
     def uploaded_enrollment_allowed(self) -> bool:
         if self.allow_uploaded_enrollment is None:
             return not self.is_production
@@ -336,6 +351,13 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(generated))
         return {k: given[k] or generated[k] for k in generated}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the platform tells), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def _b64(raw: bytes) -> str:

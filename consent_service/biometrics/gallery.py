@@ -492,6 +492,49 @@ class Gallery:
             return np.inf
         return float(np.linalg.norm(vectors - q, axis=1).min())
 
+    # ------------------------------------------------------------------ shards
+    def nearest_two(
+        self,
+        probes: Sequence[np.ndarray] | np.ndarray,
+        exclude_subject: int | None = None,
+    ) -> list[Nearest]:
+        """For each probe, the two subjects whose nearest templates are closest, with those
+        distances computed exactly (float64, as `matching.identify` does): what one shard of a
+        gallery answers, so `merge_nearest` over every shard decides as one whole gallery.
+
+        Exact: the float32 table finds the second-nearest value b2 within `eps`; any subject
+        that could be among the exact two nearest is within b2 + 2·eps there, and only those
+        are measured again in float64."""
+        if len(probes) == 0:
+            return []
+        q = np.atleast_2d(np.asarray(probes, dtype=np.float64))
+        with self._lock.read():
+            if not len(self._slot_subjects) or self._live_rows() == 0:
+                return [() for _ in range(len(q))]
+            table = self._per_subject((-2.0 * q).astype(np.float32))
+            if exclude_subject is not None:
+                table[np.flatnonzero(self._slot_subjects == exclude_subject), :] = _INF
+            q_norms = np.einsum("ij,ij->i", q, q)
+            max_norm = max(self._main.max_norm, self._delta.max_norm)
+            answers: list[Nearest] = []
+            for p in range(len(q)):
+                column = table[:, p]
+                finite = column[np.isfinite(column)]
+                if not len(finite):
+                    answers.append(())
+                    continue
+                b2 = float(np.partition(finite, 1)[1]) if len(finite) > 1 else float(finite[0])
+                eps = _error_bound(q.shape[1], max_norm, float(np.sqrt(q_norms[p])))
+                slots = np.flatnonzero(column <= b2 + 2 * eps)
+                measured = sorted(
+                    (d, int(s))
+                    for s in self._slot_subjects[slots]
+                    for d in (self._nearest_exactly(int(s), q[p]),)
+                    if np.isfinite(d)
+                )
+                answers.append(tuple((subject, distance) for distance, subject in measured[:2]))
+            return answers
+
     # ------------------------------------------------------------------ snapshots
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(subjects, template ids, vectors) of every live row, sorted by subject (a copy)."""
@@ -527,6 +570,40 @@ def _error_bound(dim: int, max_norm: float, q_norm: float) -> float:
     of |g|², a float32 dot product of `dim` terms (γ_dim, any summation order), and the sum;
     doubled for safety. Decisions further than this from a threshold stand as computed."""
     return 2.0 * (2 * dim + 8) * _UNIT * (max_norm + q_norm) ** 2
+
+
+# ---------------------------------------------------------------------------- shards
+# One shard's answer for one probe: up to two (subject id, exact distance), nearest first.
+Nearest = tuple[tuple[int, float], ...]
+
+
+def shards_of(subjects: np.ndarray, shards: int) -> np.ndarray:
+    """The shard of each subject id: a stable hash (splitmix64's finaliser) modulo `shards`,
+    the same in every process, host and version, and spread evenly even over sequential ids."""
+    z = np.asarray(subjects, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z % np.uint64(shards)).astype(np.int64)
+
+
+def shard_of(subject_id: int, shards: int) -> int:
+    return int(shards_of(np.array([subject_id]), shards)[0])
+
+
+def merge_nearest(answers: Iterable[Nearest], tolerance: float, margin: float) -> Match:
+    """One probe's decision from every shard's two nearest subjects: `matching.identify`'s rule
+    over the union (a subject lives in one shard, so the whole gallery's best and runner-up
+    are among the shards' two nearest each)."""
+    ranked = sorted((distance, subject) for answer in answers for subject, distance in answer)
+    if not ranked or ranked[0][0] > tolerance:
+        return Match(None)
+    best, subject = ranked[0]
+    if len(ranked) > 1 and ranked[1][0] < best + margin:
+        return Match(None, ambiguous=True)
+    return Match(subject)
 
 
 # ---------------------------------------------------------------------------- snapshots

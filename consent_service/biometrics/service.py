@@ -25,6 +25,8 @@ from consent_service.biometrics.gallery import (
     open_snapshot,
     read_snapshot_header,
     seal_snapshot,
+    shard_of,
+    shards_of,
 )
 from consent_service.biometrics.images import decode_image
 from consent_service.biometrics.matching import mutually_consistent
@@ -105,7 +107,10 @@ class GalleryIndex:
     """A worker's galleries of one model, one per modality, kept current from the template
     change log: the first use loads the gallery (from the host's sealed snapshot when there is
     one, else by decrypting every template), later uses apply only the changes logged since.
-    One per Services container; thread-safe (searches run while another thread catches up)."""
+    One per Services container; thread-safe (searches run while another thread catches up).
+
+    With `shard` (index, count), the galleries hold only the templates of the subjects in that
+    shard (`gallery.shards_of`), decrypted, logged and snapshotted apart from the others'."""
 
     # A fresh snapshot after this many changes, or after any removal (erasure reaches the disk).
     SNAPSHOT_EVERY = 1000
@@ -116,9 +121,13 @@ class GalleryIndex:
         model_name: str,
         snapshot_key: bytes | None = None,
         snapshot_dir: Path | None = None,
+        shard: tuple[int, int] | None = None,
     ):
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard {shard[0]} of {shard[1]} does not exist")
         self._envelope = envelope
         self._model = model_name
+        self._shard = shard if shard is not None and shard[1] > 1 else None
         self._snapshot_key = snapshot_key
         self._snapshot_dir = snapshot_dir
         self._lock = threading.Lock()
@@ -153,7 +162,7 @@ class GalleryIndex:
         adding: dict[str, int] = {}
         removed: list[tuple[str, int]] = []
         for change in changes:
-            if change.model != self._model:
+            if change.model != self._model or not self._mine(change.subject_id):
                 continue
             if change.op == TemplateOp.ADD:
                 adding[change.template_id] = change.subject_id
@@ -201,11 +210,20 @@ class GalleryIndex:
         )
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for batch in rows.partitions():  # ciphertexts held one batch at a time
+            subjects = np.fromiter((r.subject_id for r in batch), np.int64, len(batch))
+            if self._shard is not None:  # only this shard's subjects are decrypted
+                keep = shards_of(subjects, self._shard[1]) == self._shard[0]
+                batch = [r for r, k in zip(batch, keep, strict=True) if k]
+                subjects = subjects[keep]
+            if not len(batch):
+                continue
             parts.append(
                 (
-                    np.fromiter((r.subject_id for r in batch), np.int64, len(batch)),
+                    subjects,
                     np.array([r.id for r in batch], "S32"),
-                    np.array([open_template(self._envelope, r) for r in batch], np.float32),
+                    np.array([open_template(self._envelope, r) for r in batch], np.float32).reshape(
+                        len(batch), -1
+                    ),
                 )
             )
         if not parts:
@@ -221,7 +239,8 @@ class GalleryIndex:
         if self._snapshot_dir is None or self._snapshot_key is None:
             return None
         model = hashlib.sha256(self._model.encode()).hexdigest()[:16]
-        return self._snapshot_dir / f"{modality.value}-{model}.gallery"
+        shard = f"-shard{self._shard[0]}of{self._shard[1]}" if self._shard else ""
+        return self._snapshot_dir / f"{modality.value}-{model}{shard}.gallery"
 
     def _binding(self, session: Session, modality: Modality, seq: int) -> dict | None:
         """What a snapshot at `seq` is bound to: the modality, the model and the change logged
@@ -231,7 +250,13 @@ class GalleryIndex:
         if change is None:
             return None
         last = hashlib.sha256(f"{change.op}:{change.template_id}".encode()).hexdigest()
-        return {"modality": modality.value, "model": self._model, "last_change": last}
+        binding: dict = {"modality": modality.value, "model": self._model, "last_change": last}
+        if self._shard is not None:
+            binding["shard"] = list(self._shard)
+        return binding
+
+    def _mine(self, subject_id: int) -> bool:
+        return self._shard is None or shard_of(subject_id, self._shard[1]) == self._shard[0]
 
     def _open(self, session: Session, modality: Modality, head: int) -> Gallery | None:
         path = self._snapshot_path(modality)

@@ -6,6 +6,7 @@ no worker runs."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -106,3 +107,23 @@ def test_a_provider_its_webhook_and_its_deliveries_from_the_cli(cli):
     missing = cli("webhooks", "deliveries", "--provider", "Nope")
     assert missing.exit_code == 1 and "No provider named" in missing.output
     assert cli.sent == []
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "processes"),
+    [((), {}, None), (("--concurrency", "3"), {}, "3"), ((), {"WORKER_CONCURRENCY": "5"}, "5")],
+)
+def test_the_worker_starts_one_process_per_core_unless_told(
+    tmp_path, monkeypatch, args, env, processes
+):
+    """`consent-service worker` replaces itself with `celery worker`: the argv it would run."""
+    monkeypatch.setenv("CONSENT_SERVICE_HOME", str(tmp_path))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    ran: list[list[str]] = []
+    monkeypatch.setattr("consent_service.cli.os.execv", lambda _path, argv: ran.append(argv))
+    result = CliRunner().invoke(main, ["worker", *args], obj=AppLoader(create_app))
+    assert result.exit_code == 0, result.output
+    argv = ran[0]
+    expected = processes or str(len(os.sched_getaffinity(0)))
+    assert argv[argv.index("--concurrency") + 1] == expected

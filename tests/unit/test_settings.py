@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import stat
 
 import pytest
@@ -125,3 +126,12 @@ class TestSamplesDir:
         monkeypatch.delenv("XDG_CACHE_HOME")
         monkeypatch.setenv("HOME", str(tmp_path))
         assert Settings().samples_dir == tmp_path / ".cache" / "consent-service" / "samples"
+
+
+class TestWorkerProcesses:
+    def test_one_worker_process_per_usable_core_by_default(self):
+        assert Settings().worker_processes == len(os.sched_getaffinity(0))
+
+    def test_worker_concurrency_overrides_the_core_count(self, monkeypatch):
+        monkeypatch.setenv("WORKER_CONCURRENCY", "3")
+        assert Settings().worker_processes == 3

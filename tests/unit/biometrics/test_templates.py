@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from consent_service.biometrics import service as biometrics_service
+from consent_service.biometrics.gallery import shard_of
 from consent_service.biometrics.matching import identify
 from consent_service.biometrics.models import (
     BiometricTemplate,
@@ -281,3 +282,51 @@ def opened(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(biometrics_service, "open_template", counting)
     return calls
+
+
+class TestShardedGalleryIndex:
+    """Each shard's worker holds only its subjects' templates; together they hold them all."""
+
+    @pytest.mark.parametrize("shards", [2, 3])
+    def test_shards_split_the_gallery_by_subject(self, session, envelope, stored, shards):
+        whole = GalleryIndex(envelope, MODEL).current(session, Modality.FACE)
+        parts = [
+            GalleryIndex(envelope, MODEL, shard=(k, shards)).current(session, Modality.FACE)
+            for k in range(shards)
+        ]
+        assert sum(len(p) for p in parts) == len(whole)
+        for k, part in enumerate(parts):
+            subjects = part.arrays()[0]
+            assert all(shard_of(int(s), shards) == k for s in subjects)
+
+    def test_a_shard_applies_only_its_own_subjects_changes(
+        self, session, envelope, stored, factories, opened
+    ):
+        newcomer = factories.SubjectFactory()
+        session.commit()
+        mine = shard_of(newcomer.id, 2)
+        indexes = [GalleryIndex(envelope, MODEL, shard=(k, 2)) for k in range(2)]
+        before = [len(i.current(session, Modality.FACE)) for i in indexes]
+        opened.clear()
+        factories.BiometricTemplateFactory(
+            subject=newcomer, model=MODEL, sealed=(envelope, vector(99))
+        )
+        session.commit()
+        after = [len(i.current(session, Modality.FACE)) for i in indexes]
+        assert after[mine] == before[mine] + 1 and after[1 - mine] == before[1 - mine]
+        assert len(opened) == 1  # decrypted by its own shard only
+        found = identify(indexes[mine].current(session, Modality.FACE), vector(99), 0.01, 0.0)
+        assert found.subject_id == newcomer.id
+
+    def test_shard_snapshots_are_apart(self, session, envelope, stored, tmp_path):
+        key = secrets.token_bytes(32)
+        for k in range(2):
+            GalleryIndex(envelope, MODEL, key, tmp_path, shard=(k, 2)).current(
+                session, Modality.FACE
+            )
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert len(names) == 2 and all("of2" in n for n in names)
+        reopened = GalleryIndex(envelope, MODEL, key, tmp_path, shard=(1, 2))
+        assert len(reopened.current(session, Modality.FACE)) == len(
+            GalleryIndex(envelope, MODEL, shard=(1, 2)).current(session, Modality.FACE)
+        )
