@@ -79,7 +79,7 @@ def unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 def subjects_for(rng: np.random.Generator, n: int) -> np.ndarray:
     """Subject ids for n templates: 1-5 templates each, in shuffled order as a database has them."""
-    counts = rng.integers(1, 6, size=n // 3 + 10)
+    counts = rng.integers(1, 6, size=n // 2 + 10)  # 3 on average: enough for n, cut below
     ids = np.repeat(np.arange(1, len(counts) + 1), counts)[:n]
     return rng.permutation(ids)
 
