@@ -55,7 +55,7 @@ from statistics import NormalDist
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from thresholds import PHOTOS, Face, embed_photo  # noqa: E402  (a sibling script)
+from thresholds import PHOTOS, embed_photo, per_subject_scores  # noqa: E402  (a sibling script)
 
 from consent_service.biometrics.faces import DlibFaceEmbedder  # noqa: E402
 from consent_service.settings import Settings  # noqa: E402
@@ -131,38 +131,6 @@ def projection(tail: Tail, n: int, t: float, m: float, genuine: np.ndarray) -> d
         "missed": missed / k,
         "ambiguous": max(0.0, 1.0 - (correct + wrong + missed) / k),
     }
-
-
-def per_subject_scores(faces: list[Face]) -> dict[str, tuple[list[float], list[float]]]:
-    """For every person with two or more photos (their templates), each other face as a probe:
-    distance by nearest template, by mean over templates, and to the templates' centroid;
-    genuine = leave-one-out over the person's own photos (k - 1 templates)."""
-    people = sorted({f.person for f in faces})
-    rules: dict[str, tuple[list[float], list[float]]] = {
-        r: ([], []) for r in ("nearest", "mean", "centroid")
-    }
-
-    def scores(probe: np.ndarray, templates: list[np.ndarray]) -> dict[str, float]:
-        d = [float(np.linalg.norm(probe - e)) for e in templates]
-        return {
-            "nearest": min(d),
-            "mean": float(np.mean(d)),
-            "centroid": float(np.linalg.norm(probe - np.mean(templates, axis=0))),
-        }
-
-    for person in people:
-        own = [f for f in faces if f.person == person]
-        if len({f.photo for f in own}) < 2:
-            continue
-        for probe in faces:
-            if probe.person == person:
-                templates = [f.embedding for f in own if f.photo != probe.photo]
-                for r, s in scores(probe.embedding, templates).items():
-                    rules[r][0].append(s)
-            else:
-                for r, s in scores(probe.embedding, [f.embedding for f in own]).items():
-                    rules[r][1].append(s)
-    return rules
 
 
 def main() -> None:
@@ -255,6 +223,23 @@ def main() -> None:
 
     print("\nSeveral templates per person: per-person decision rules on this data")
     rules = per_subject_scores(faces)
+    print(
+        "Projected with each rule's own scores (a normal fitted to its impostor scores; members "
+        "averaged over its genuine scores):"
+    )
+    print(head)
+    print("-" * len(head))
+    for rule in ("nearest", "mean"):
+        gen, imp = rules[rule]
+        tail = normal_tail(rule, float(np.mean(imp)), float(np.std(imp, ddof=1)), rule)
+        for n in GALLERY_SIZES:
+            p = projection(tail, n, t, m, np.array(gen))
+            print(
+                f"{'per person, ' + rule:<26} {n:>10,} {p['reach']:>10.2e} "
+                f"{p['stranger_fm']:>11.2e} {p['stranger_ambiguous']:>7.2%} "
+                f"{p['correct']:>12.2%} {p['wrong']:>9.2e} {p['ambiguous']:>7.2%} "
+                f"{p['missed']:>7.2%}"
+            )
     print(
         f"{'rule':<9} {'genuine: n':>10} {'mean':>6} {'max':>6} {'impostor: n':>11} {'min':>6} "
         f"{'mean':>6} {'sd':>6} {'F(max genuine)':>14} {'F(t)':>9}"

@@ -31,6 +31,8 @@ for the pipeline, ``split`` (a one-speaker stretch heard as several voices) and 
 pipeline refused. Goal: the pipeline finds at least what the raw model finds, with 0 wrong.
 
 Run: `nice -n 10 python bench/voice_accuracy.py` (needs the `voice` extra; ~3 min on 2 cores).
+`--cache FILE` keeps the model's embeddings (keyed by the audio's SHA-256) between runs, for
+trying changes to the pipeline; the tables end with the Markdown one docs/accuracy.md shows.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import time
 import wave
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -93,18 +96,40 @@ def wav_bytes(samples: np.ndarray) -> bytes:
 
 
 class CachingEmbedder:
-    """The product's embedder, remembered per audio (enrollment and the gate hear the same file)."""
+    """The product's embedder, remembered per audio (enrollment and the gate hear the same file),
+    and, with a `path`, between runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
         self.inner = ResemblyzerVoiceEmbedder()
         self.model_name = self.inner.model_name
-        self.memo: dict[bytes, np.ndarray] = {}
+        self.path = path
+        self.memo: dict[str, np.ndarray] = {}
+        if path is not None and path.exists():
+            with np.load(path) as saved:
+                self.memo = {k: saved[k] for k in saved.files}
+
+    def _remembered(self, kind: str, samples: np.ndarray, embed) -> np.ndarray:
+        key = kind + hashlib.sha256(np.asarray(samples, np.float32).tobytes()).hexdigest()
+        if key not in self.memo:
+            self.memo[key] = np.asarray(embed(samples), dtype=np.float64)
+        return self.memo[key]
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
-        key = hashlib.sha256(np.asarray(samples, np.float32).tobytes()).digest()
-        if key not in self.memo:
-            self.memo[key] = self.inner.embed(samples)
-        return self.memo[key]
+        return self._remembered("product-", samples, self.inner.embed)
+
+    def raw(self, samples: np.ndarray, preprocess: bool = False) -> np.ndarray:
+        from resemblyzer import preprocess_wav
+
+        encoder = _resemblyzer()
+        if preprocess:
+            return self._remembered(
+                "pre-", samples, lambda w: encoder.embed_utterance(preprocess_wav(w, SAMPLE_RATE))
+            )
+        return self._remembered("raw-", samples, encoder.embed_utterance)
+
+    def save(self) -> None:
+        if self.path is not None:
+            np.savez(self.path, **self.memo)
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -112,15 +137,12 @@ def unit(v: np.ndarray) -> np.ndarray:
     return v / (np.linalg.norm(v) or 1.0)
 
 
-def embed_all(items: list[Clip], matching: VoiceMatching) -> None:
-    from resemblyzer import preprocess_wav
-
-    encoder = _resemblyzer()
+def embed_all(items: list[Clip], matching: VoiceMatching, embedder: CachingEmbedder) -> None:
     for clip in items:
         clip.wav = wav_bytes(clip.samples)
         whole = decode_audio(clip.wav, 600)  # what the product decodes, for both paths
-        clip.raw = unit(encoder.embed_utterance(whole))
-        clip.raw_pre = unit(encoder.embed_utterance(preprocess_wav(whole, SAMPLE_RATE)))
+        clip.raw = unit(embedder.raw(whole))
+        clip.raw_pre = unit(embedder.raw(whole, preprocess=True))
         clip.voices = [sp.embedding for sp in speakers_in(clip.wav, matching)]
         try:
             clip.enrolled = _one_voice(matching, clip.wav)
@@ -143,7 +165,7 @@ def evaluate(items: list[Clip], method: str, tolerance: float, margin: float) ->
         by_speaker[clip.speaker].append(i)
     enrollable = {s: idx for s, idx in by_speaker.items() if len(idx) > 1}
     for rnd in range(max((len(v) for v in enrollable.values()), default=0)):
-        ids, rows, sources = {}, [], set()
+        ids, rows, sources, in_gallery = {}, [], set(), set()
         for speaker, idx in sorted(enrollable.items()):
             source = idx[rnd % len(idx)]
             sources.add(source)
@@ -153,6 +175,7 @@ def evaluate(items: list[Clip], method: str, tolerance: float, margin: float) ->
                 counts["enrollment refused"] += 1
             else:
                 rows.append((ids[speaker], template))
+                in_gallery.add(ids[speaker])
         gallery = Gallery.build(1, rows, dim=256)
         for i, clip in enumerate(items):
             if i in sources:
@@ -160,11 +183,8 @@ def evaluate(items: list[Clip], method: str, tolerance: float, margin: float) ->
             truth = ids.get(clip.speaker)
             voices = probe_of(clip)
             counts["split"] += len(voices) > 1
-            named = {
-                m.subject_id
-                for m in (identify(gallery, v, tolerance, margin) for v in voices)
-                if m.subject_id is not None
-            }
+            matches = [identify(gallery, v, tolerance, margin) for v in voices]
+            named = {m.subject_id for m in matches if m.subject_id is not None}
             if truth is None:
                 counts["strangers"] += 1
                 counts["wrong"] += bool(named)
@@ -176,6 +196,16 @@ def evaluate(items: list[Clip], method: str, tolerance: float, margin: float) ->
                     counts["found"] += 1
                 else:
                     counts["missed"] += 1
+                    why = (
+                        "no voice heard"
+                        if not voices
+                        else "enrollment refused"
+                        if truth not in in_gallery
+                        else "ambiguous"
+                        if any(m.ambiguous for m in matches)
+                        else "beyond the tolerance"
+                    )
+                    counts[f"missed: {why}"] += 1
     return counts
 
 
@@ -184,9 +214,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tolerance", type=float, default=settings.voice_tolerance)
     parser.add_argument("--margin", type=float, default=settings.voice_margin)
+    parser.add_argument("--cache", type=Path, help="an .npz file keeping embeddings between runs")
     args = parser.parse_args()
+    embedder = CachingEmbedder(args.cache)
     matching = VoiceMatching(
-        embedder=CachingEmbedder(),
+        embedder=embedder,
         gallery=None,  # type: ignore[arg-type]  # nothing here reads the service's gallery
         tolerance=args.tolerance,
         margin=args.margin,
@@ -195,7 +227,7 @@ def main() -> None:
     )
     started = time.perf_counter()
     items = clips()
-    embed_all(items, matching)
+    embed_all(items, matching, embedder)
     seconds = time.perf_counter() - started
     print(
         f"Voice accuracy: raw Resemblyzer vs the product's pipeline at voice_tolerance "
@@ -208,6 +240,7 @@ def main() -> None:
     )
     print(head)
     print("-" * len(head))
+    table = []  # the Markdown rows
     for dataset in sorted({c.dataset for c in items}):
         subset = [c for c in items if c.dataset == dataset]
         speakers = {c.speaker for c in subset}
@@ -215,9 +248,14 @@ def main() -> None:
             n = evaluate(subset, method, args.tolerance, args.margin)
             split = str(n["split"]) if method == "pipeline" else "-"
             refused = str(n["enrollment refused"]) if method == "pipeline" else "-"
+            table.append(
+                f"| {dataset} | {method} | {args.tolerance} | {n['probes']} | {n['found']} | "
+                f"{n['missed']} | {n['wrong']} | {n['strangers']} | {split} | {refused} |"
+            )
             print(
                 f"{dataset:<9} {method:<15} {n['probes']:>6} {n['found']:>5} {n['missed']:>6} "
-                f"{n['wrong']:>5} {n['strangers']:>9} {split:>5} {refused:>7}"
+                f"{n['wrong']:>5} {n['strangers']:>9} {split:>5} {refused:>7}   missed: "
+                + ", ".join(f"{k[8:]} {v}" for k, v in sorted(n.items()) if k.startswith("missed:"))
             )
         # The raw model where it makes no false match on this set: the fair comparison when it
         # makes some at the configured tolerance.
@@ -227,6 +265,10 @@ def main() -> None:
         if tolerance != args.tolerance:
             n = evaluate(subset, "raw", tolerance, args.margin)
             label = f"raw @ {tolerance:.2f}"
+            table.append(
+                f"| {dataset} | raw, held to no false match | {tolerance:.2f} | {n['probes']} | "
+                f"{n['found']} | {n['missed']} | {n['wrong']} | {n['strangers']} | - | - |"
+            )
             print(
                 f"{dataset:<9} {label:<15} {n['probes']:>6} {n['found']:>5} {n['missed']:>6} "
                 f"{n['wrong']:>5} {n['strangers']:>9} {'-':>5} {'-':>7}"
@@ -249,6 +291,14 @@ def main() -> None:
                 + (f"; enrollment refused: {clip.refused}" if clip.refused else "")
             )
     meetings(matching)
+    embedder.save()
+    print("\nAs Markdown (docs/accuracy.md):\n")
+    print(
+        "| data set | method | tolerance | probes | found | missed | wrong | strangers | split "
+        "| enrollments refused |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(table))
 
 
 def meetings(matching: VoiceMatching) -> None:

@@ -9,7 +9,8 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from consent_service.biometrics.faces import DlibFaceEmbedder, FaceEmbedder
+from consent_service.biometrics.faces import FaceEmbedder, face_embedder
+from consent_service.biometrics.gallery import Rule
 from consent_service.biometrics.service import FaceMatching, GalleryIndex
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, VoiceEmbedder
@@ -71,10 +72,11 @@ class Services:
     @cached_property
     def face_matching(self) -> FaceMatching:
         s = self.settings
-        embedder = self.face_embedder or DlibFaceEmbedder(
-            detect_max_side=s.face_detect_max_side,
-            min_size=s.face_min_size,
-            detect_first_side=s.face_detect_first_side or None,
+        embedder = self.face_embedder or face_embedder(
+            s.face_model,
+            s.face_detect_max_side,
+            s.face_min_size,
+            s.face_detect_first_side or None,
         )
         return FaceMatching(
             embedder=embedder,
@@ -89,6 +91,7 @@ class Services:
                 sample_fps=s.video_sample_fps,
             ),
             track_votes=s.video_track_votes,
+            rule=Rule(s.face_template_rule),
         )
 
     @cached_property

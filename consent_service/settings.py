@@ -9,6 +9,7 @@ import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, model_validator
@@ -49,10 +50,15 @@ class Settings(BaseSettings):
     # audit MAC and pseudonym keys were derived. Optional now: when set, those keys stay readable
     # as version `v0` of each keyring purpose (what rows written before the keyring name).
     template_kek: str | None = None
+    # The face encoder (biometrics.faces.FACE_MODELS); the thresholds below are dlib's.
+    face_model: Literal["dlib"] = "dlib"
     # Identification (1:N) distance: stricter than face_recognition's 1:1 default of 0.6.
     face_tolerance: float = Field(default=0.5, gt=0, le=1)
     # The best subject must beat the second-best by this much, else the finding is `ambiguous`.
     face_margin: float = Field(default=0.06, ge=0, le=1)
+    # A subject's distance to a face: the mean over their templates (fewer strangers matched at
+    # equal recall, bench/face_tail.py) or their nearest template's.
+    face_template_rule: Literal["mean", "nearest"] = "mean"
     # Detections smaller than this (pixels, shorter side) are ignored: HOG fires on non-faces.
     face_min_size: int = Field(default=40, ge=1)
     # Faces are found on a copy scaled down to this longest side and encoded at full resolution.

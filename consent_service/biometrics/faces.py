@@ -1,7 +1,13 @@
-"""Finding and embedding faces. The dlib model loads lazily, once per process, in workers only."""
+"""Finding and embedding faces. The dlib model loads lazily, once per process, in workers only.
+
+The encoder sits behind `FaceEmbedder`: the dlib one is the only implementation today, and
+`face_embedder` is the one place a second model (whose weights a registry package ships under a
+licence a commercial service may use) would be added. Its thresholds are its own: re-measure them
+with bench/thresholds.py and bench/face_tail.py before it serves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,7 +24,14 @@ class DetectedFace:
 
 
 class FaceEmbedder(Protocol):
-    """Finds every face in an RGB image and embeds each; `model_name` tags the templates made."""
+    """Finds every face in an RGB image and embeds each.
+
+    Contract: `detect` takes an RGB uint8 array (height, width, 3) at full resolution and
+    returns one `DetectedFace` per face it trusts, its box in that image's pixels; embeddings of
+    one model have one length and are compared by Euclidean distance, smaller meaning more alike
+    (`FACE_TOLERANCE` and `FACE_MARGIN` are in that model's units); they are stored as float32.
+    `model_name` tags every template made, and a gallery holds one model's templates only, so
+    a second model never meets the first's vectors: its people enroll again."""
 
     model_name: str
 
@@ -94,3 +107,24 @@ class DlibFaceEmbedder:
             if min(box[2] - box[0], box[1] - box[3]) >= self.min_size:
                 boxes.append(box)
         return boxes
+
+
+# The face models this installation can use, by the name `FACE_MODEL` gives: each makes an
+# embedder from the detection settings (the longest side detection runs on, the smallest face,
+# the side of an optional first, smaller look).
+FACE_MODELS: dict[str, Callable[[int, int, int | None], FaceEmbedder]] = {
+    "dlib": lambda detect_max_side, min_size, detect_first_side: DlibFaceEmbedder(
+        detect_max_side=detect_max_side, min_size=min_size, detect_first_side=detect_first_side
+    ),
+}
+
+
+def face_embedder(
+    model: str, detect_max_side: int, min_size: int, detect_first_side: int | None = None
+) -> FaceEmbedder:
+    """The embedder of the face model named `model` (a key of `FACE_MODELS`)."""
+    try:
+        make = FACE_MODELS[model]
+    except KeyError:
+        raise ValueError(f"unknown face model {model!r}; known: {', '.join(FACE_MODELS)}") from None
+    return make(detect_max_side, min_size, detect_first_side)

@@ -1,14 +1,17 @@
 """The gallery engine: every template of one modality and model in one float32 matrix, searched
 for all the faces (or voices) of a job in one matrix product.
 
-The rule is `matching.identify`'s, exactly: the subject whose nearest template is within
-`tolerance` and beats every other subject's nearest template by at least `margin`; `ambiguous`
-when a second subject is that close; nobody otherwise.
+The rule is `matching.identify`'s, exactly: the subject whose distance is within `tolerance` and
+beats every other subject's by at least `margin`; `ambiguous` when a second subject is that close;
+nobody otherwise. A subject's distance is, by the `Rule` asked for, their nearest template's
+(`NEAREST`) or the mean over all their templates (`MEAN`: with several templates per person, the
+mean lets fewer strangers through at equal recall, bench/face_tail.py).
 
 How it is fast:
 - Rows are laid out once, by subject (`_Block`): subjects with the same number of templates
-  together, template-major, so each subject's nearest template comes from a few contiguous
-  elementwise minimums over precomputed ranges (no `np.unique`, no sorting per query).
+  together, template-major, so each subject's nearest template (or sum of distances) comes from a
+  few contiguous elementwise minimums (or sums) over precomputed ranges (no `np.unique`, no
+  sorting per query).
 - Squared distances come from `|g|² - 2 g·q + |q|²`, with `|g|²` precomputed: the work per probe
   is one pass of BLAS over the matrix, and `|q|²` is added per subject, not per row.
 - Additions since the matrix was built wait in a small second block (`delta`) with its own
@@ -19,6 +22,7 @@ How it stays exact: float32 distances carry a rounding error that this module bo
 (`_error_bound`). When a decision (within tolerance? unique best? runner-up within the margin?)
 does not hold with every distance moved by that bound, the few subjects that could change it are
 measured again in float64, as `matching.identify` always did, and the rule is applied to those.
+(For `MEAN`, the bound on squared distances becomes one on each distance, then on their mean.)
 Templates are stored as float32, so galleries whose vectors are float32 values (dlib and
 resemblyzer embeddings are) decide exactly as before.
 
@@ -34,9 +38,10 @@ import json
 import os
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +51,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 _UNIT = 2.0**-24  # float32 unit roundoff
 _ID = "S32"  # template ids: uuid4 hex
 _INF = np.float32(np.inf)
+
+
+class Rule(StrEnum):
+    """How a subject's templates give one distance to a probe."""
+
+    NEAREST = "nearest"  # the nearest template's distance
+    MEAN = "mean"  # the mean of the distances to all of the subject's templates
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,11 @@ class _Block:
         self._by_subject = np.argsort(self.slot_subjects, kind="stable")
         self._sorted_subjects = self.slot_subjects[self._by_subject]
         self.removed = 0
+        # For the mean rule: each slot's live templates, and the removed rows (left out of sums).
+        self.live_counts = np.concatenate(
+            [np.full(m, c, np.float32) for c, _, _, m in self.groups] or [np.empty(0, np.float32)]
+        )
+        self._dead: list[int] = []
         self.max_norm = float(np.sqrt(self.norms.max())) if n else 0.0
 
     @classmethod
@@ -186,6 +203,10 @@ class _Block:
             self.norms[row] = _INF  # never nearest again...
             self.vectors[row] = 0.0  # ...and the person's template is gone from memory
             self.removed += 1
+            g = int(np.searchsorted([r for _, r, _, _ in self.groups], row, side="right")) - 1
+            _, first_row, first_slot, m = self.groups[g]
+            self.live_counts[first_slot + (row - first_row) % m] -= 1
+            self._dead.append(row)
 
     def live(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         keep = np.isfinite(self.norms)
@@ -215,6 +236,30 @@ class _Block:
                 d[row : row + c * m].reshape(c, m, probes), axis=0, out=table[slot : slot + m]
             )
         return table
+
+    def sums(self, minus_two_q: np.ndarray, q_norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((slots, probes): each subject's sum of distances over their live templates, (probes):
+        the smallest distance of any live row), float32; `q_norms` are the probes' |q|²."""
+        probes = minus_two_q.shape[0]
+        table = np.zeros((len(self.slot_subjects), probes), np.float32)
+        if not len(self.subjects):
+            return table, np.full(probes, _INF, np.float32)
+        if probes == 1:  # one probe: BLAS gemv
+            d = (self.vectors @ minus_two_q[0])[:, None]
+        else:
+            d = self.vectors @ minus_two_q.T
+        d += self.norms[:, None]
+        d += q_norms.astype(np.float32)[None, :]
+        np.maximum(d, 0.0, out=d)
+        np.sqrt(d, out=d)
+        smallest = d.min(axis=0)  # removed rows are +inf
+        if self._dead:
+            d[self._dead] = 0.0
+        for c, row, slot, m in self.groups:
+            np.add.reduce(
+                d[row : row + c * m].reshape(c, m, probes), axis=0, out=table[slot : slot + m]
+            )
+        return table, smallest
 
 
 class Gallery:
@@ -375,8 +420,9 @@ class Gallery:
         tolerance: float,
         margin: float,
         exclude_subject: int | None = None,
+        rule: Rule = Rule.NEAREST,
     ) -> Match:
-        return self.identify_many([embedding], tolerance, margin, exclude_subject)[0]
+        return self.identify_many([embedding], tolerance, margin, exclude_subject, rule)[0]
 
     def identify_many(
         self,
@@ -384,6 +430,7 @@ class Gallery:
         tolerance: float,
         margin: float,
         exclude_subject: int | None = None,
+        rule: Rule = Rule.NEAREST,
     ) -> list[Match]:
         """`matching.identify` for every probe, in one matrix product over the gallery."""
         if len(probes) == 0:
@@ -393,19 +440,29 @@ class Gallery:
             if not len(self._slot_subjects) or self._live_rows() == 0:
                 return [Match(None) for _ in range(len(q))]
             minus_two_q = (-2.0 * q).astype(np.float32)  # scaling by 2 is exact
-            table = self._per_subject(minus_two_q)
+            q_norms = np.einsum("ij,ij->i", q, q)
+            if rule is Rule.MEAN:
+                table, smallest, most = self._means(minus_two_q, q_norms)
+            else:
+                table = self._per_subject(minus_two_q)
             if exclude_subject is not None:
                 hit = np.flatnonzero(self._slot_subjects == exclude_subject)
                 table[hit, :] = _INF
-            q_norms = np.einsum("ij,ij->i", q, q)
             max_norm = max(self._main.max_norm, self._delta.max_norm)
-            return [
-                self._decide(
-                    table[:, p], q[p], float(q_norms[p]), max_norm, tolerance, margin,
-                    exclude_subject,
+            found = []
+            for p in range(len(q)):
+                q_norm2 = float(q_norms[p])
+                eps = _error_bound(len(q[p]), max_norm, float(np.sqrt(q_norm2)))
+                bounds = (
+                    _mean_bounds(eps, max_norm + np.sqrt(q_norm2), float(smallest[p]), most)
+                    if rule is Rule.MEAN
+                    else _nearest_bounds(eps, q_norm2)
                 )
-                for p in range(len(q))
-            ]  # fmt: skip
+                column = table[:, p]
+                found.append(
+                    self._decide(column, q[p], bounds, tolerance, margin, exclude_subject, rule)
+                )
+            return found
 
     def _per_subject(self, minus_two_q: np.ndarray) -> np.ndarray:
         table = self._main.per_subject(minus_two_q)
@@ -419,15 +476,39 @@ class Gallery:
             table[self._delta_slots] = np.minimum(table[self._delta_slots], delta)
         return table
 
+    def _means(
+        self, minus_two_q: np.ndarray, q_norms: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """(slots, probes): each subject's mean distance over their live templates (+inf for a
+        subject with none left); (probes): the smallest distance of any row; the most templates
+        any subject has (what the bounds need)."""
+        sums, smallest = self._main.sums(minus_two_q, q_norms)
+        counts = self._main.live_counts
+        if len(self._delta):
+            extra = len(self._slot_subjects) - len(sums)
+            if extra:
+                sums = np.concatenate([sums, np.zeros((extra, sums.shape[1]), np.float32)])
+                counts = np.concatenate([counts, np.zeros(extra, np.float32)])
+            else:
+                counts = counts.copy()
+            delta, low = self._delta.sums(minus_two_q, q_norms)
+            sums[self._delta_slots] += delta  # each delta subject has one slot: no repeats
+            counts[self._delta_slots] += self._delta.live_counts
+            smallest = np.minimum(smallest, low)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means = sums / counts[:, None]
+        means[counts == 0] = _INF
+        return means, smallest, int(counts.max()) if len(counts) else 1
+
     def _decide(
         self,
         column: np.ndarray,
         q: np.ndarray,
-        q_norm2: float,
-        max_norm: float,
+        bounds: _Bounds,
         tolerance: float,
         margin: float,
         exclude_subject: int | None,
+        rule: Rule,
     ) -> Match:
         first = int(np.argmin(column))
         best = float(column[first])
@@ -436,22 +517,18 @@ class Gallery:
         held, column[first] = column[first], _INF
         second = float(column.min()) if len(column) > 1 else np.inf
         column[first] = held
-        eps = _error_bound(len(q), max_norm, float(np.sqrt(q_norm2)))
-        best_lo = np.sqrt(max(best + q_norm2 - eps, 0.0))
-        best_hi = np.sqrt(max(best + q_norm2 + eps, 0.0))
+        best_lo, best_hi = bounds.low(best), bounds.high(best)
         if best_lo > tolerance:
             return Match(None)
-        second_lo = np.sqrt(max(second + q_norm2 - eps, 0.0))
-        second_hi = np.sqrt(max(second + q_norm2 + eps, 0.0))
+        second_lo, second_hi = bounds.low(second), bounds.high(second)
         if best_hi <= tolerance:
             if second_hi < best_lo + margin:
                 return Match(None, ambiguous=True)
             if second_lo >= best_hi + margin and second_lo > best_hi:
                 return Match(int(self._slot_subjects[first]))
         # Too close to call in float32: measure the subjects that could decide it in float64.
-        reach = (best_hi + margin) ** 2 + eps - q_norm2
-        candidates = np.flatnonzero(column <= reach)
-        return self._decide_exactly(candidates, q, tolerance, margin, exclude_subject)
+        candidates = np.flatnonzero(column <= bounds.reach(best_hi + margin))
+        return self._decide_exactly(candidates, q, tolerance, margin, exclude_subject, rule)
 
     def _decide_exactly(
         self,
@@ -460,6 +537,7 @@ class Gallery:
         tolerance: float,
         margin: float,
         exclude_subject: int | None,
+        rule: Rule = Rule.NEAREST,
     ) -> Match:
         """The rule of `matching.identify`, computed as it did (float64 norms of differences),
         over the given subjects' templates."""
@@ -467,18 +545,18 @@ class Gallery:
         subjects = (
             subjects[subjects != exclude_subject] if exclude_subject is not None else subjects
         )
-        nearest = np.array([self._nearest_exactly(int(s), q) for s in subjects])
+        scores = np.array([self._distance_exactly(int(s), q, rule) for s in subjects])
         if not len(subjects):
             return Match(None)
-        order = np.argsort(nearest)
-        best = nearest[order[0]]
+        order = np.argsort(scores)
+        best = scores[order[0]]
         if best > tolerance:
             return Match(None)
-        if len(order) > 1 and nearest[order[1]] < best + margin:
+        if len(order) > 1 and scores[order[1]] < best + margin:
             return Match(None, ambiguous=True)
         return Match(int(subjects[order[0]]))
 
-    def _nearest_exactly(self, subject_id: int, q: np.ndarray) -> float:
+    def _distance_exactly(self, subject_id: int, q: np.ndarray, rule: Rule) -> float:
         rows = []
         for block in (self._main, self._delta):
             slot = block.slot_of(subject_id)
@@ -490,7 +568,8 @@ class Gallery:
         vectors = np.concatenate(rows).astype(np.float64)
         if not len(vectors):
             return np.inf
-        return float(np.linalg.norm(vectors - q, axis=1).min())
+        distances = np.linalg.norm(vectors - q, axis=1)
+        return float(distances.mean() if rule is Rule.MEAN else distances.min())
 
     # ------------------------------------------------------------------ shards
     def nearest_two(
@@ -529,7 +608,7 @@ class Gallery:
                 measured = sorted(
                     (d, int(s))
                     for s in self._slot_subjects[slots]
-                    for d in (self._nearest_exactly(int(s), q[p]),)
+                    for d in (self._distance_exactly(int(s), q[p], Rule.NEAREST),)
                     if np.isfinite(d)
                 )
                 answers.append(tuple((subject, distance) for distance, subject in measured[:2]))
@@ -563,6 +642,37 @@ class Gallery:
                 for b in (self._main, self._delta)
                 for a in (b.vectors, b.norms, b.subjects, b.ids, b.slot_subjects)
             )
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """For one probe: the least and the most a subject's distance can be, given its float32
+    value in the per-subject table, and the table values whose distance can be within x."""
+
+    low: Callable[[float], float]
+    high: Callable[[float], float]
+    reach: Callable[[float], float]
+
+
+def _nearest_bounds(eps: float, q_norm2: float) -> _Bounds:
+    """The table holds `|g|² - 2 g·q` (float32), within `eps` of the exact squared distance
+    minus |q|²."""
+    return _Bounds(
+        low=lambda v: float(np.sqrt(max(v + q_norm2 - eps, 0.0))),
+        high=lambda v: float(np.sqrt(max(v + q_norm2 + eps, 0.0))),
+        reach=lambda x: x**2 + eps - q_norm2,
+    )
+
+
+def _mean_bounds(eps: float, far: float, smallest: float, templates: int) -> _Bounds:
+    """The table holds mean distances (float32). Each squared distance, with |q|² added in
+    float32, is within `e = eps + 2u·reach²` of the exact one, so each distance d within
+    e / max(d, √e) (|√a - √b| = |a - b| / (√a + √b)), at most e / max(smallest, √e) for every
+    row; float32 rounding of the square root, of a sum of up to `templates` terms and of the
+    division adds (templates + 3)·u·far (every distance is at most `far`, |g| + |q|)."""
+    e = eps + 2.0 * _UNIT * far**2
+    err = e / max(smallest, float(np.sqrt(e))) + (templates + 3) * _UNIT * far
+    return _Bounds(low=lambda v: v - err, high=lambda v: v + err, reach=lambda x: x + err)
 
 
 def _error_bound(dim: int, max_norm: float, q_norm: float) -> float:

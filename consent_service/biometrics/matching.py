@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from consent_service.biometrics.gallery import Gallery, Match
+from consent_service.biometrics.gallery import Gallery, Match, Rule
 
-__all__ = ["Gallery", "Match", "identify", "mutually_consistent"]
+__all__ = ["Gallery", "Match", "Rule", "identify", "mutually_consistent"]
 
 
 def identify(
@@ -18,11 +18,13 @@ def identify(
     tolerance: float,
     margin: float,
     exclude_subject: int | None = None,
+    rule: Rule = Rule.NEAREST,
 ) -> Match:
-    """The subject whose nearest template is within `tolerance` and beats every other subject's
-    nearest template by at least `margin`; `ambiguous` when a second subject is that close.
+    """The subject whose distance is within `tolerance` and beats every other subject's by at
+    least `margin`; `ambiguous` when a second subject is that close. A subject's distance is
+    their nearest template's, or with `Rule.MEAN` the mean over all their templates.
     (`Gallery.identify_many` decides many probes at once, by the same rule.)"""
-    return gallery.identify(embedding, tolerance, margin, exclude_subject)
+    return gallery.identify(embedding, tolerance, margin, exclude_subject, rule)
 
 
 def mutually_consistent(embeddings: list[np.ndarray], tolerance: float) -> bool:

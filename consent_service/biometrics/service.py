@@ -22,6 +22,7 @@ from consent_service.accounts.service import require_verified_subject
 from consent_service.biometrics.faces import FaceEmbedder
 from consent_service.biometrics.gallery import (
     Gallery,
+    Rule,
     open_snapshot,
     read_snapshot_header,
     seal_snapshot,
@@ -316,6 +317,9 @@ class FaceMatching:
     # Videos: decoding bounds, and how many of one person's faces vote on who they are.
     video: VideoLimits = VideoLimits()
     track_votes: int = 5
+    # A subject's distance over their templates (the gate's rule; enrollment's duplicate check
+    # keeps the nearest template, the stricter test).
+    rule: Rule = Rule.NEAREST
 
 
 def start_face_enrollment(

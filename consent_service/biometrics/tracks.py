@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from consent_service.biometrics.faces import DetectedFace
-from consent_service.biometrics.matching import Gallery, Match
+from consent_service.biometrics.matching import Gallery, Match, Rule
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,16 @@ def group_embeddings(
 
 
 def identify_track(
-    gallery: Gallery, embeddings: Sequence[np.ndarray], tolerance: float, margin: float
+    gallery: Gallery,
+    embeddings: Sequence[np.ndarray],
+    tolerance: float,
+    margin: float,
+    rule: Rule = Rule.NEAREST,
 ) -> Match:
     """A subject only when a majority of the track's embeddings name that subject and none names
     another or is ambiguous; nobody when none names anyone; `ambiguous` otherwise (a false match
     could let an edit through on someone else's consent)."""
-    return _by_vote(gallery.identify_many(list(embeddings), tolerance, margin))
+    return _by_vote(gallery.identify_many(list(embeddings), tolerance, margin, rule=rule))
 
 
 def identify_tracks(
@@ -85,10 +89,11 @@ def identify_tracks(
     tracks: Sequence[Sequence[np.ndarray]],
     tolerance: float,
     margin: float,
+    rule: Rule = Rule.NEAREST,
 ) -> list[Match]:
     """`identify_track` for every track of a job (every person in every media item), searched
     in one matrix product over the gallery."""
-    votes = gallery.identify_many([e for t in tracks for e in t], tolerance, margin)
+    votes = gallery.identify_many([e for t in tracks for e in t], tolerance, margin, rule=rule)
     found, start = [], 0
     for track in tracks:
         found.append(_by_vote(votes[start : start + len(track)]))

@@ -163,7 +163,9 @@ class FaceMatcher:
         m = self.matching
         tracks = faces_in(data, m)
         # Every face of the item searched in one matrix product over the gallery.
-        found = identify_tracks(self.gallery, [t.embeddings for t in tracks], m.tolerance, m.margin)
+        found = identify_tracks(
+            self.gallery, [t.embeddings for t in tracks], m.tolerance, m.margin, m.rule
+        )
         return [(t.box, match, t.embeddings[0]) for t, match in zip(tracks, found, strict=True)]
 
 

@@ -1,5 +1,6 @@
-"""The gallery engine decides exactly as the old `identify` did; changes applied from the log
-equal a rebuild; snapshots hold no plaintext and open only for their own gallery."""
+"""The gallery engine decides exactly as the old `identify` did (and, by the mean rule, as the same
+computation in float64 does); changes applied from the log equal a rebuild; snapshots hold no
+plaintext and open only for their own gallery."""
 
 from __future__ import annotations
 
@@ -10,12 +11,20 @@ import numpy as np
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from consent_service.biometrics.gallery import Gallery, Match, open_snapshot, seal_snapshot
+from consent_service.biometrics.gallery import (
+    Gallery,
+    Match,
+    Rule,
+    open_snapshot,
+    seal_snapshot,
+)
 
 
-def reference_identify(rows, embedding, tolerance, margin, exclude_subject=None) -> Match:
+def reference_identify(
+    rows, embedding, tolerance, margin, exclude_subject=None, rule=Rule.NEAREST
+) -> Match:
     """`matching.identify` as it was before the engine (float64, `np.unique` per query), verbatim
-    but for taking the rows instead of the old `Gallery`."""
+    but for taking the rows instead of the old `Gallery`, and for the mean rule beside it."""
     if not rows:
         return Match(None)
     rows = sorted(rows, key=lambda r: r[0])
@@ -23,7 +32,10 @@ def reference_identify(rows, embedding, tolerance, margin, exclude_subject=None)
     subject_ids = np.array([s for s, _ in rows], dtype=np.int64)
     distances = np.linalg.norm(vectors - embedding, axis=1)
     subjects, starts = np.unique(subject_ids, return_index=True)
-    per_subject = np.minimum.reduceat(distances, starts)
+    if rule is Rule.MEAN:
+        per_subject = np.add.reduceat(distances, starts) / np.diff(np.append(starts, len(rows)))
+    else:
+        per_subject = np.minimum.reduceat(distances, starts)
     if exclude_subject is not None:
         per_subject = np.where(subjects == exclude_subject, np.inf, per_subject)
     order = np.argsort(per_subject)
@@ -69,22 +81,25 @@ def probes_near(rng, rows, count: int, dim: int = 128):
     return out
 
 
-def assert_same_as_reference(gallery, rows, probes, tolerance, margin, exclude=None):
-    got = gallery.identify_many(probes, tolerance, margin, exclude_subject=exclude)
-    want = [reference_identify(rows, p, tolerance, margin, exclude) for p in probes]
+def assert_same_as_reference(
+    gallery, rows, probes, tolerance, margin, exclude=None, rule=Rule.NEAREST
+):
+    got = gallery.identify_many(probes, tolerance, margin, exclude_subject=exclude, rule=rule)
+    want = [reference_identify(rows, p, tolerance, margin, exclude, rule) for p in probes]
     assert got == want
 
 
+@pytest.mark.parametrize("rule", list(Rule))
 @pytest.mark.parametrize("seed", range(12))
-def test_random_galleries_decide_as_before(seed):
+def test_random_galleries_decide_as_before(seed, rule):
     rng = np.random.default_rng(seed)
     rows = random_rows(rng, subjects=int(rng.integers(2, 60)))
     gallery = Gallery.build(1, rows)
     probes = probes_near(rng, rows, 40)
     for tolerance, margin in [(0.5, 0.06), (0.6, 0.0), (0.3, 0.2), (1.5, 0.01)]:
-        assert_same_as_reference(gallery, rows, probes, tolerance, margin)
+        assert_same_as_reference(gallery, rows, probes, tolerance, margin, rule=rule)
         excluded = rows[rng.integers(len(rows))][0]
-        assert_same_as_reference(gallery, rows, probes, tolerance, margin, excluded)
+        assert_same_as_reference(gallery, rows, probes, tolerance, margin, excluded, rule)
 
 
 def _placed(rng, probe: np.ndarray, distance: float) -> np.ndarray:
@@ -123,6 +138,72 @@ def test_ties_at_the_margin_and_the_tolerance_decide_as_before(seed, monkeypatch
         tied = rows + [(5, rows[0][1])]
         assert_same_as_reference(Gallery.build(1, tied), tied, [probe], tolerance, margin)
     assert refined, "near ties must be decided by the exact (float64) path"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mean_ties_at_the_margin_and_the_tolerance_decide_as_float64(seed, monkeypatch):
+    """By the mean rule: subjects whose mean distance sits a hair either side of the tolerance
+    or of `best + margin` are measured again in float64, and decide as the reference does."""
+    rng = np.random.default_rng(300 + seed)
+    tolerance, margin = 0.5, 0.06
+    refined = []
+    original = Gallery._decide_exactly
+    monkeypatch.setattr(
+        Gallery,
+        "_decide_exactly",
+        lambda self, *a, **k: refined.append(1) or original(self, *a, **k),
+    )
+    for hair in (-3e-7, -1e-7, -2e-8, 0.0, 2e-8, 1e-7, 3e-7):
+        probe = unit(rng)
+        best = rng.uniform(0.2, 0.4)
+        spread = rng.uniform(0.01, 0.1)
+        rows = [
+            (7, _placed(rng, probe, best - spread)),  # mean `best`
+            (7, _placed(rng, probe, best + spread)),
+            (9, _placed(rng, probe, best + margin + hair - 0.05)),  # mean `best + margin + hair`
+            (9, _placed(rng, probe, best + margin + hair + 0.05)),
+            (9, _placed(rng, probe, best + margin + hair)),
+            (3, _placed(rng, probe, tolerance + hair)),  # alone near the tolerance when 7 is out
+            (4, _placed(rng, probe, 1.2)),
+        ]
+        gallery = Gallery.build(1, rows)
+        for exclude in (None, 7, 9):
+            assert_same_as_reference(gallery, rows, [probe], tolerance, margin, exclude, Rule.MEAN)
+    assert refined, "near ties must be decided by the exact (float64) path"
+
+
+def test_the_mean_rule_needs_every_template_near_not_one():
+    """A probe near one of a subject's templates and far from the others: the nearest rule
+    names them, the mean rule does not."""
+    rng = np.random.default_rng(11)
+    probe = unit(rng)
+    rows = [(1, _placed(rng, probe, 0.3)), (1, _placed(rng, probe, 0.8)), (2, unit(rng))]
+    gallery = Gallery.build(1, rows)
+    assert gallery.identify(probe, 0.5, 0.06) == Match(1)
+    assert gallery.identify(probe, 0.5, 0.06, rule=Rule.MEAN) == Match(None)
+    assert gallery.identify(probe, 0.56, 0.06, rule=Rule.MEAN) == Match(1)  # mean 0.55
+
+
+def test_a_removed_template_leaves_the_mean_of_the_others():
+    rng = np.random.default_rng(12)
+    probe = unit(rng)
+    rows = [(1, _placed(rng, probe, 0.3)), (1, _placed(rng, probe, 0.9)), (2, unit(rng))]
+    gallery = Gallery.build(0, rows, ids=["near", "far", "other"])
+    assert gallery.identify(probe, 0.5, 0.0, rule=Rule.MEAN) == Match(None)  # mean 0.6
+    gallery.apply(1, removed=[("far", 1)])
+    assert gallery.identify(probe, 0.5, 0.0, rule=Rule.MEAN) == Match(1)  # mean 0.3
+    gallery.apply(2, removed=[("near", 1)])  # nothing left of subject 1
+    assert gallery.identify(probe, 2.0, 0.0, rule=Rule.MEAN) == Match(2)
+
+
+def test_a_subjects_templates_in_the_matrix_and_the_delta_count_together():
+    rng = np.random.default_rng(13)
+    probe = unit(rng)
+    gallery = Gallery.build(0, [(1, _placed(rng, probe, 0.2))], ids=["a"])
+    gallery.apply(1, added=[("b", 1, _placed(rng, probe, 0.9)), ("c", 2, unit(rng))])
+    assert len(gallery._delta) == 2  # subject 1 now in both blocks
+    assert gallery.identify(probe, 0.5, 0.0, rule=Rule.MEAN) == Match(None)  # mean 0.55
+    assert gallery.identify(probe, 0.56, 0.0, rule=Rule.MEAN) == Match(1)
 
 
 def test_empty_gallery_matches_nobody():
@@ -190,10 +271,11 @@ def test_applying_the_log_equals_a_rebuild(seed):
         assert np.array_equal(np.sort(mine, axis=0), np.sort(theirs, axis=0))
     probes = probes_near(rng, rows, 30) if rows else []
     for tolerance, margin in [(0.5, 0.06), (1.3, 0.0)]:
-        assert_same_as_reference(gallery, rows, probes, tolerance, margin)
-        assert gallery.identify_many(probes, tolerance, margin) == rebuilt.identify_many(
-            probes, tolerance, margin
-        )
+        for rule in Rule:
+            assert_same_as_reference(gallery, rows, probes, tolerance, margin, rule=rule)
+            assert gallery.identify_many(
+                probes, tolerance, margin, rule=rule
+            ) == rebuilt.identify_many(probes, tolerance, margin, rule=rule)
 
 
 def test_many_additions_compact_into_one_matrix_and_still_equal_a_rebuild():
@@ -203,6 +285,7 @@ def test_many_additions_compact_into_one_matrix_and_still_equal_a_rebuild():
     rows = [(s, v) for s, v in live.values()]
     probes = probes_near(rng, rows, 20)
     assert_same_as_reference(gallery, rows, probes, 0.5, 0.06)
+    assert_same_as_reference(gallery, rows, probes, 0.5, 0.06, rule=Rule.MEAN)
 
 
 def test_replaying_changes_already_applied_is_harmless():

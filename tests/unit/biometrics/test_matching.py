@@ -1,11 +1,18 @@
-"""1:N identification: a strict distance, a margin to the runner-up subject, nearest template."""
+"""1:N identification: a strict distance, a margin to the runner-up subject, nearest template or
+the mean over a subject's templates."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from consent_service.biometrics.matching import Gallery, Match, identify, mutually_consistent
+from consent_service.biometrics.matching import (
+    Gallery,
+    Match,
+    Rule,
+    identify,
+    mutually_consistent,
+)
 
 DIM = 128
 TOLERANCE = 0.5
@@ -96,6 +103,15 @@ def test_several_templates_per_subject_use_the_nearest():
     assert len(g) == 5
     # Nearest Alice template is 0.1 away; her mean or first template would be far beyond 0.5.
     assert identify(g, point((0, 0.1)), TOLERANCE, MARGIN) == Match(ALICE)
+
+
+def test_the_mean_rule_takes_every_template_of_a_subject():
+    g = gallery((ALICE, point()), (ALICE, point((0, 0.6))), (BOB, point((1, 2.0))))
+    probe = point((0, 0.1))  # 0.1 from one Alice template, 0.5 from the other: mean 0.3
+    assert identify(g, probe, TOLERANCE, MARGIN, rule=Rule.MEAN) == Match(ALICE)
+    far = point((0, -0.35))  # 0.35 and 0.95: the nearest is within 0.5, the mean (0.65) is not
+    assert identify(g, far, TOLERANCE, MARGIN) == Match(ALICE)
+    assert identify(g, far, TOLERANCE, MARGIN, rule=Rule.MEAN) == Match(None)
 
 
 def test_margin_is_between_subjects_not_between_one_subjects_templates():

@@ -10,6 +10,7 @@ import io
 import json
 import threading
 import wave
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -24,7 +25,7 @@ from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.audit import merkle
 from consent_service.audit.models import AuditEvent
-from consent_service.biometrics.matching import Gallery
+from consent_service.biometrics.matching import Gallery, Rule
 from consent_service.biometrics.models import BiometricTemplate
 from consent_service.biometrics.service import (
     seal_template,
@@ -241,6 +242,16 @@ def _gallery(*people: tuple[int, int]) -> Gallery:
 
 def _face_matcher(matching, *people) -> pipeline.FaceMatcher:
     return pipeline.FaceMatcher(matching, _gallery(*people))
+
+
+@pytest.mark.parametrize(("rule", "found"), [(Rule.NEAREST, 10), (Rule.MEAN, None)])
+def test_the_face_matcher_decides_by_the_matchings_per_person_rule(faces, matching, rule, found):
+    # Subject 10 has one template of this face and two far from it: the nearest template names
+    # them, the mean over their templates (0.94 > 0.75) does not.
+    media = [(0, Role.SOURCE, faces.picture(vector(ALICE)))]
+    matcher = _face_matcher(replace(matching, rule=rule), (10, ALICE), (10, 5), (10, 6), (20, BOB))
+    (person,) = pipeline.analyse(media, Operation.FACE_SWAP, matcher).people
+    assert (person.subject_id, person.ambiguous) == (found, False)
 
 
 def test_analyse_names_every_person_in_every_item(faces, matching):
