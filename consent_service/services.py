@@ -46,6 +46,15 @@ class Services:
         )
 
     @cached_property
+    def recording_store(self) -> MediaStore:
+        """Live enrollment recordings, kept until reviewed (a folder and a key of their own,
+        so the media purge, which destroys uploads after a day, never reaches them)."""
+        kek = base64.b64decode(self.secrets["template_kek"])
+        return LocalMediaStore(
+            self.settings.recordings_dir, Envelope(derive_key(kek, "live-recordings"))
+        )
+
+    @cached_property
     def face_matching(self) -> FaceMatching:
         s = self.settings
         embedder = self.face_embedder or DlibFaceEmbedder(

@@ -18,7 +18,7 @@ def set_level(
     session: Session,
     audit_key: bytes,
     subject: Subject,
-    level: Assurance,
+    level: Assurance | None,
     *,
     actor: str,
     reason: str,
@@ -26,11 +26,11 @@ def set_level(
 ) -> None:
     """Record `level` for `subject` (raising or lowering it) and audit the change with its
     reason ("live_enrollment", "operator_review", ...) and evidence (ids, scores; never
-    biometrics). No change, no entry."""
-    before = subject.assurance
-    if before == level.value:
+    biometrics). None: nothing enrolled any more. No change, no entry."""
+    before, after = subject.assurance, level.value if level is not None else None
+    if before == after:
         return
-    subject.assurance = level.value
+    subject.assurance = after
     session.add(subject)
     session.flush()
     audit.append(
@@ -38,6 +38,6 @@ def set_level(
         audit_key,
         "subject.assurance_changed",
         actor,
-        {"from": before, "to": level.value, "reason": reason, **(evidence or {})},
+        {"from": before, "to": after, "reason": reason, **(evidence or {})},
         subject_id=subject.id,
     )

@@ -1,0 +1,125 @@
+"""The live consent session's pages through the real app: /enroll leads to /live, which shows
+the server's script (its moves and code, in the page's language) with its script file; the
+upload is refused for an unknown, another person's or used session, an empty or too large
+recording and a missing CSRF token; the status page follows it. A grant's form leads to the
+step-up page, whose session is short and tied to the waiting action. The operators' review
+queue answers 403 to anyone else. No worker runs here (its side: tests/unit/biometrics/
+test_live_session.py, tests/e2e/test_live_session.py)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from consent_service import db
+from consent_service.accounts.models import StepUp
+from consent_service.biometrics.live_models import LiveSession
+from tests.support import Person, step_up_of, verified_sign_up
+
+PASSWORD = "a long enough password"
+ZH = "zh-CN,zh;q=0.9,en;q=0.5"
+MAX_BYTES = 4000
+
+
+@pytest.fixture(scope="module")
+def site(make_api_app):
+    return make_api_app(live_recording_max_bytes=MAX_BYTES)
+
+
+def _sign_up(site, email: str, accept_language: str = "en-US") -> Person:
+    client = site.client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = accept_language
+    return verified_sign_up(Person(client), email, PASSWORD, display_name=email[:4])
+
+
+def _page(person: Person, path: str = "/live") -> tuple[str, str, str]:
+    html = person.get(path)
+    url = re.search(r'data-upload-url="([^"]+)"', html).group(1)
+    token = re.search(r'data-csrf="([^"]+)"', html).group(1)
+    return html, url, token
+
+
+def _upload(person: Person, url: str, token: str | None, recording: bytes | None):
+    data = {} if recording is None else {"recording": (io.BytesIO(recording), "session.webm")}
+    headers = {"X-CSRFToken": token} if token else {}
+    return person.client.post(url, data=data, headers=headers, content_type="multipart/form-data")
+
+
+def _session(site, session_id: str) -> LiveSession:
+    with site.app.app_context():
+        s = db.session()
+        row = s.get(LiveSession, session_id)
+        s.close()
+        return row
+
+
+def test_enroll_leads_to_the_live_session_which_shows_its_script(site):
+    person = _sign_up(site, "lena@example.org")
+    assert 'href="/live"' in person.get("/enroll")
+    html, url, _ = _page(person)
+    row = _session(site, url.rsplit("/", 1)[1])
+    assert (row.purpose, row.status, row.language) == ("enroll", "issued", "en")
+    assert f'data-moves="{",".join(row.moves)}"' in html and len(row.moves) >= 4
+    assert " ".join(row.code) in html and len(row.code) >= 6
+    assert "live_session.js" in html and "<script>" not in html
+    assert "Turn your head" in html or "Look " in html or "camera" in html
+
+
+def test_the_page_speaks_chinese_to_a_chinese_browser(site):
+    person = _sign_up(site, "li@example.org", ZH)
+    html, url, _ = _page(person)
+    assert '<html lang="zh-CN">' in html
+    assert _session(site, url.rsplit("/", 1)[1]).language == "zh-CN"
+    assert "用摄像头现场录入" in html
+
+
+def test_the_upload_is_refused_unless_it_is_the_persons_unused_session(site):
+    person = _sign_up(site, "mo@example.org")
+    other = _sign_up(site, "ned@example.org")
+    _html, url, token = _page(person)
+    assert _upload(person, url, None, b"clip").status_code == 400  # no CSRF token
+    assert _upload(person, url + "x", token, b"clip").status_code in (404, 422)
+    _o_html, _o_url, other_token = _page(other)
+    assert _upload(other, url, other_token, b"clip").status_code in (404, 422)
+    assert _upload(person, url, token, b"").status_code == 422
+    assert _upload(person, url, token, b"x" * (MAX_BYTES + 1)).status_code == 413
+    accepted = _upload(person, url, token, b"clip")
+    assert accepted.status_code == 202, accepted.get_json()
+    status_url = accepted.get_json()["status_url"]
+    assert person.client.get(status_url).get_json()["status"] == "pending"
+    assert other.client.get(status_url).status_code == 404
+    again = _upload(person, url, token, b"clip")
+    assert again.status_code == 422 and "already used" in again.get_json()["error"]
+    row = _session(site, url.rsplit("/", 1)[1])
+    assert row.status == "pending" and row.recording_bytes == 4 and row.recording_key
+
+
+def test_a_grant_waits_for_a_short_live_check_and_revoking_does_not(site):
+    person = _sign_up(site, "ora@example.org")
+    grant = {
+        "operations": ["face_swap"],
+        "roles": ["source"],
+        "provider_scope": "all",
+        "agree": "y",
+        "notice_version": "2026-11-1",
+    }
+    waiting = person.post("/grants/new?modality=face", grant, form_page="/grants/new")
+    step_up_id = step_up_of(waiting)
+    assert "You have granted nothing" in person.get("/")  # nothing granted yet
+    html, url, _ = _page(person, waiting.headers["Location"])
+    assert "Confirm it is you" in html and "face swap" in html
+    row = _session(site, url.rsplit("/", 1)[1])
+    assert (row.purpose, row.step_up_id, len(row.moves)) == ("step_up", step_up_id, 1)
+    with site.app.app_context():
+        action = db.session().get(StepUp, step_up_id)
+        assert (action.kind, action.status, action.live_session_id) == ("grant", "waiting", row.id)
+    # Another account cannot open the action's check.
+    other = _sign_up(site, "pip@example.org")
+    assert other.client.get(waiting.headers["Location"]).status_code == 404
+
+
+def test_only_operators_see_the_review_queue(site):
+    person = _sign_up(site, "quin@example.org")
+    assert person.client.get("/operator/reviews").status_code == 403
