@@ -12,11 +12,23 @@ import io
 import re
 
 import pytest
+from sqlmodel import select
 
 from consent_service import db
 from consent_service.accounts.models import StepUp
+from consent_service.audit.models import AuditEvent
 from consent_service.biometrics.live_models import LiveSession
-from tests.support import Person, step_up_of, verified_sign_up
+from consent_service.operators.service import add_operator
+from consent_service.runtime import services
+from consent_service.timeutil import utcnow
+from tests.support import (
+    Person,
+    accept_invitation,
+    invitation_path,
+    set_up_two_factor,
+    step_up_of,
+    verified_sign_up,
+)
 
 PASSWORD = "a long enough password"
 ZH = "zh-CN,zh;q=0.9,en;q=0.5"
@@ -123,3 +135,90 @@ def test_a_grant_waits_for_a_short_live_check_and_revoking_does_not(site):
 def test_only_operators_see_the_review_queue(site):
     person = _sign_up(site, "quin@example.org")
     assert person.client.get("/operator/reviews").status_code == 403
+
+
+def _operator(site, email: str) -> Person:
+    person = verified_sign_up(Person(site.client()), email, PASSWORD)
+    with site.app.app_context(), db.unit_of_work() as s:
+        _, invitation = add_operator(s, services().audit_key, email)
+    accept_invitation(person, invitation_path(site.app, invitation))
+    set_up_two_factor(person)  # no console without the second factor
+    return person
+
+
+def _passed_awaiting_review(site, person: Person) -> str:
+    """A session whose recording arrived (through the page) and which the worker passed: the
+    row as `live_session.record` leaves it (that step has tests of its own)."""
+    _html, url, token = _page(person)
+    assert _upload(person, url, token, WEBM).status_code == 202
+    session_id = url.rsplit("/", 1)[1]
+    with site.app.app_context(), db.unit_of_work() as s:
+        row = s.get(LiveSession, session_id)
+        row.status, row.review_status = "passed", "awaiting"
+        row.scores, row.heard = {"code_match": 1.0}, "4 7 1 9 0 2"
+        row.finished_at = row.keep_until = utcnow()
+        s.add(row)
+    return session_id
+
+
+WEBM = b"\x1a\x45\xdf\xa3" + b"recording" * 10
+
+
+def test_an_operator_watches_and_approves_a_recording_every_view_audited(site):
+    person = _sign_up(site, "rae@example.org")
+    session_id = _passed_awaiting_review(site, person)
+    reviewer = _operator(site, "reviewer@example.org")
+    queue = reviewer.get("/operator/reviews")
+    assert f"/operator/reviews/{session_id}" in queue and "rae@example.org" in queue
+    page = reviewer.get(f"/operator/reviews/{session_id}")
+    assert "4 7 1 9 0 2" in page and "code_match" in page
+    assert f'src="/operator/reviews/{session_id}/recording"' in page
+    # The person themself cannot fetch it: operators only.
+    assert person.client.get(f"/operator/reviews/{session_id}/recording").status_code == 403
+    for _ in range(2):
+        shown = reviewer.client.get(f"/operator/reviews/{session_id}/recording")
+        assert shown.status_code == 200 and shown.data == WEBM
+        assert shown.headers["Cache-Control"] == "no-store, private"
+    with site.app.app_context():
+        views = (
+            db.session()
+            .exec(
+                select(AuditEvent).where(AuditEvent.event_type == "live_session.recording_viewed")
+            )
+            .all()
+        )
+        assert len(views) == 2 and views[0].actor.startswith("operator:")
+    approved = reviewer.post(
+        f"/operator/reviews/{session_id}/approve",
+        {"note": "identity document seen", "document_seen": "y"},
+        form_page=f"/operator/reviews/{session_id}",
+    )
+    assert approved.status_code == 302
+    row = _session(site, session_id)
+    assert (row.review_status, row.document_seen, row.recording_key) == ("approved", True, None)
+    assert reviewer.client.get(f"/operator/reviews/{session_id}/recording").status_code == 404
+    assert f"/operator/reviews/{session_id}" not in reviewer.get("/operator/reviews")
+    # Told on the dashboard, in the page's language.
+    assert "confirmed it: your assurance level is now reviewed" in person.get("/")
+
+
+def test_an_operator_rejects_a_recording_with_a_reason_the_person_reads(site):
+    person = _sign_up(site, "sol@example.org", ZH)
+    session_id = _passed_awaiting_review(site, person)
+    reviewer = _operator(site, "reviewer2@example.org")
+    refused = reviewer.post(
+        f"/operator/reviews/{session_id}/reject", {"reason": ""}, form_page="/operator/reviews"
+    )
+    assert refused.status_code == 302 and _session(site, session_id).review_status == "awaiting"
+    rejected = reviewer.post(
+        f"/operator/reviews/{session_id}/reject",
+        {"reason": "A photo held up to the camera."},
+        form_page="/operator/reviews",
+    )
+    assert rejected.status_code == 302
+    assert _session(site, session_id).review_status == "rejected"
+    dashboard = person.get("/")
+    assert (
+        "运营人员观看了您的现场录入录像" in dashboard
+        and "A photo held up to the camera." in dashboard
+    )
