@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 from sqlmodel import select
 from tests.live_clips import write_fake_camera
@@ -96,9 +98,10 @@ def _sign_up(page, base_url: str, email: str, settings) -> None:
     page.wait_for_url(f"{base_url}/enroll")
 
 
-def _record(page, script: live_recording.Script, name: str) -> None:
+def _record(page, script: live_recording.Script, name: str, done: str) -> None:
     """Press Start and let the page run its script: it shows each move, then the code, and
-    sends the one recording; wait until the worker's check has ended."""
+    sends the one recording; once the worker's check passed the page goes to `done` (a failed
+    check fails the test with the page's message)."""
     root = "#live-session"
     assert page.get_attribute(root, "data-moves") == ",".join(script.moves)
     assert page.inner_text("#live-code-digits").replace(" ", "") == script.code
@@ -108,11 +111,17 @@ def _record(page, script: live_recording.Script, name: str) -> None:
         timeout=TIMEOUT_MS,
     )
     _shot(page, f"{name}-code")
-    page.wait_for_function(
-        "() => ['passed', 'failed'].includes(document.getElementById('live-session')"
-        ".dataset.state) || !document.getElementById('live-session')",
-        timeout=TIMEOUT_MS * 2,
-    )
+    deadline = time.monotonic() + 2 * TIMEOUT_MS / 1000
+    while page.url != done:
+        assert time.monotonic() < deadline, "the live check never ended"
+        try:
+            state = page.get_attribute(root, "data-state", timeout=1000)
+        except PlaywrightError:  # navigating away: the check passed
+            state = None
+        if state == "failed":
+            _shot(page, f"{name}-failed")
+            pytest.fail(f"the live check failed: {page.inner_text('#live-error')}")
+        page.wait_for_timeout(250)
 
 
 def _subject(stack, email: str) -> Subject:
@@ -160,8 +169,8 @@ def test_live_session_step_up_grant_job_revoke_and_review(
             page.wait_for_url(f"{base_url}/live")
             assert WORDS[lang]["enroll"] in page.inner_text("main")
             _shot(page, f"{prefix}-1-session")
-            _record(page, enroll_script, f"{prefix}-2-enroll")
-            page.wait_for_url(f"{base_url}/enroll", timeout=TIMEOUT_MS)
+            _record(page, enroll_script, f"{prefix}-2-enroll", f"{base_url}/enroll")
+            page.wait_for_load_state()
             _shot(page, f"{prefix}-3-enrolled")
         finally:
             chrome.close()
@@ -192,8 +201,8 @@ def test_live_session_step_up_grant_job_revoke_and_review(
             page.wait_for_url(re.compile(r".*/live/step-up/[0-9a-f]{32}$"))
             assert WORDS[lang]["confirm"] in page.inner_text("main")
             _shot(page, f"{prefix}-4-step-up")
-            _record(page, step_up_script, f"{prefix}-5-step-up")
-            page.wait_for_url(f"{base_url}/", timeout=TIMEOUT_MS)
+            _record(page, step_up_script, f"{prefix}-5-step-up", f"{base_url}/")
+            page.wait_for_load_state()
             _shot(page, f"{prefix}-6-granted")
             grant_id = page.get_attribute("tr[data-grant]", "data-grant")
             with stack.app.app_context():
