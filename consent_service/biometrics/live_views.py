@@ -123,7 +123,8 @@ def _session_page(row: LiveSession, step_up: StepUp | None = None):
         "biometrics/live_session.html",
         live=row,
         step_up=step_up,
-        moves=live_recording.MOVES,
+        # What the page shows for each move, in its language (live_recording's prompts).
+        prompts={m: _(p) for m, p in live_recording.MOVE_PROMPTS.items()},
         move_seconds=live_recording.MOVE_SECONDS,
         code_seconds=live_recording.CODE_SECONDS,
         max_seconds=settings.live_recording_max_seconds,

@@ -75,11 +75,19 @@ def enroll(
 @shared_task(name=live_session.TASK, ignore_result=True)
 def check_live_session(session_id: str) -> str:
     svc = services()
+    s = svc.settings
+    checks = live_recording.LiveChecks(
+        max_bytes=s.live_recording_max_bytes,
+        # The page stops at the limit; a container's last frames may run a little past it.
+        max_seconds=s.live_recording_max_seconds + 5.0,
+        face_tolerance=s.face_tolerance,
+        voice_tolerance=s.voice_tolerance,
+    )
     return run_live_session(
         session_id,
         live_context(svc),
-        live_recording.analyse_recording,
-        svc.settings.job_max_attempts,
+        lambda data, script: live_recording.analyse_recording(data, script, checks=checks),
+        s.job_max_attempts,
     )
 
 

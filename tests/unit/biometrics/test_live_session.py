@@ -360,8 +360,8 @@ def test_a_step_up_with_another_face_fails_and_grants_nothing(ctx, analyser, rec
     _submit(recordings, me, row.id, analyser.clip(b"someone-else", vector(2)))
     assert _run(row.id, ctx, analyser) == "failed"
     done = _row(StepUp, action)
-    assert done.status == "failed" and "does not match" in (done.error or "")
-    assert "not_enrolled_person" in _row(LiveSession, row.id).failures
+    assert done.status == "failed" and "is not the face enrolled" in (done.error or "")
+    assert "face_mismatch" in _row(LiveSession, row.id).failures
     with db.unit_of_work() as s:
         assert s.exec(select(ConsentGrant)).all() == []
 
