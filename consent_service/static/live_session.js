@@ -18,6 +18,7 @@
   const prompt = document.getElementById("live-prompt");
   const codeBox = document.getElementById("live-code");
   const clock = document.getElementById("live-clock");
+  const openButton = document.getElementById("live-open");
   const startButton = document.getElementById("live-start");
   const errorBox = document.getElementById("live-error");
   // The first the browser can record; "" lets it choose.
@@ -107,7 +108,9 @@
     }
   }
 
-  startButton.addEventListener("click", async () => {
+  // First the camera and microphone open, so the person sees themself and settles; then
+  // Start records and runs the script from its first prompt.
+  openButton.addEventListener("click", async () => {
     errorBox.hidden = true;
     if (!window.MediaRecorder || !navigator.mediaDevices) {
       showError(messages.unsupported);
@@ -125,6 +128,16 @@
     video.srcObject = stream;
     await video.play();
     await firstFrame();
+    openButton.disabled = true;
+    startButton.disabled = false;
+    root.dataset.state = "open";
+    say(messages.ready, null);
+  });
+
+  startButton.addEventListener("click", () => {
+    if (!stream) {
+      return;
+    }
     const type = TYPES.find((t) => t === "" || MediaRecorder.isTypeSupported(t));
     try {
       recorder = new MediaRecorder(stream, type ? { mimeType: type } : {});
@@ -143,13 +156,19 @@
       stopDevices();
       upload();
     });
+    // The script's clock starts when the recorder does (its "start" event), not when Start
+    // is pressed: the checks read the recording's first moment as the first prompt's.
+    recorder.addEventListener("start", () => {
+      startedAt = performance.now();
+      root.dataset.startDelay = String(Math.round(startedAt - pressedAt));
+      root.dataset.state = "recording";
+      clock.hidden = false;
+      tick();
+      timer = setInterval(tick, 100);
+    });
     startButton.disabled = true;
+    const pressedAt = performance.now();
     recorder.start(1000); // a chunk a second: nothing is lost if the page stops early
-    startedAt = performance.now();
-    root.dataset.state = "recording";
-    clock.hidden = false;
-    tick();
-    timer = setInterval(tick, 100);
   });
 
   async function upload() {

@@ -21,7 +21,6 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 from sqlmodel import select
-from tests.live_clips import write_fake_camera
 
 from consent_service import db
 from consent_service.accounts.models import Subject, User
@@ -35,6 +34,7 @@ from consent_service.operators.service import add_operator
 from consent_service.runtime import services
 from tests import browser
 from tests.e2e.conftest import LIVE_SCRIPT_SEED, Api
+from tests.live_clips import FPS, genuine_frames, genuine_sound, write_wav, write_y4m
 from tests.support import (
     Person,
     accept_invitation,
@@ -61,9 +61,47 @@ def _shot(page, name: str) -> None:
     browser.shot(page, "live-session", name)
 
 
-def _clip(tmp_path: Path, script: live_recording.Script, name: str) -> tuple[Path, Path]:
-    video, audio = tmp_path / f"{name}.y4m", tmp_path / f"{name}.wav"
-    write_fake_camera(script, video, audio)
+# The fake camera loops from when the page opens it, and the page starts its script when Start
+# is pressed: the clip begins with LEAD seconds at rest, its last CUE seconds marked by a green
+# square in a corner, and the test presses Start in the page as soon as the camera shows the
+# square (in the same script turn that sees it), so the head starts to move as a person does,
+# a moment after each prompt appears.
+LEAD, CUE, MARK = 1.0, 0.3, 24
+PRESS_ON_CUE = """() => new Promise((resolve) => {
+  const video = document.getElementById("live-video");
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  let before = false;
+  const look = () => {
+    ctx.drawImage(video, 0, 0);
+    const [r, g, b] = ctx.getImageData(MARK_AT, MARK_AT, 1, 1).data;
+    const cue = g > 160 && r < 100 && b < 100;
+    if (cue && !before) {
+      document.getElementById("live-start").click();
+      resolve(true);
+      return;
+    }
+    before = cue;  // wait for the cue's first frame of a loop, not its middle
+    requestAnimationFrame(look);
+  };
+  look();
+})""".replace("MARK_AT", str(MARK // 2))
+
+
+def _clip(tmp_path: Path, script: live_recording.Script, photo: Path, name: str):
+    """Chromium's fake camera and microphone: live_clips' person following `script` after
+    LEAD seconds at rest, the cue marked."""
+
+    def marked():
+        for k, rgb in enumerate(genuine_frames(script, photo, lead_seconds=LEAD)):
+            if LEAD - CUE <= k / FPS < LEAD:
+                rgb = rgb.copy()
+                rgb[:MARK, :MARK] = (0, 255, 0)
+            yield rgb
+
+    video = write_y4m(tmp_path / f"{name}.y4m", marked())
+    audio = write_wav(tmp_path / f"{name}.wav", genuine_sound(script, lead_seconds=LEAD))
     return video, audio
 
 
@@ -105,7 +143,9 @@ def _record(page, script: live_recording.Script, name: str, done: str) -> None:
     root = "#live-session"
     assert page.get_attribute(root, "data-moves") == ",".join(script.moves)
     assert page.inner_text("#live-code-digits").replace(" ", "") == script.code
-    page.click("#live-start")
+    page.click("#live-open")
+    page.wait_for_function("() => document.getElementById('live-session').dataset.state === 'open'")
+    assert page.evaluate(PRESS_ON_CUE)
     page.wait_for_function(
         "() => document.getElementById('live-session').dataset.step === 'code'",
         timeout=TIMEOUT_MS,
@@ -120,7 +160,12 @@ def _record(page, script: live_recording.Script, name: str, done: str) -> None:
             state = None
         if state == "failed":
             _shot(page, f"{name}-failed")
-            pytest.fail(f"the live check failed: {page.inner_text('#live-error')}")
+            delay = page.get_attribute(root, "data-start-delay")
+            pytest.fail(
+                f"the live check failed: {page.inner_text('#live-error')} (the recorder "
+                f"started {delay} ms after Start was pressed; the clip moves {CUE * 1000:.0f} "
+                "ms after it)"
+            )
         page.wait_for_timeout(250)
 
 
@@ -161,7 +206,8 @@ def test_live_session_step_up_grant_job_revoke_and_review(
 
     with sync_playwright() as pw:
         # 1. Sign up, verify, enroll with one live recording.
-        chrome = _launch(pw, _clip(tmp_path, enroll_script, "enroll"), tmp_path / "a", lang)
+        clip = _clip(tmp_path, enroll_script, photos["obama.jpg"], "enroll")
+        chrome = _launch(pw, clip, tmp_path / "a", lang)
         try:
             page = chrome.new_page()
             _sign_up(page, base_url, email, stack.settings)
@@ -188,7 +234,8 @@ def test_live_session_step_up_grant_job_revoke_and_review(
 
     with sync_playwright() as pw:
         # 2. Grant: the form waits for a short live check of the same face, then it is done.
-        chrome = _launch(pw, _clip(tmp_path, step_up_script, "step-up"), tmp_path / "b", lang)
+        clip = _clip(tmp_path, step_up_script, photos["obama.jpg"], "step-up")
+        chrome = _launch(pw, clip, tmp_path / "b", lang)
         try:
             page = chrome.new_page()
             _sign_in(page, base_url, email)

@@ -72,10 +72,14 @@ def test_the_page_follows_its_script_records_one_clip_and_sends_it(site, tmp_pat
             move_seconds = float(page.get_attribute("#live-session", "data-move-seconds"))
             assert page.is_hidden("#live-code")  # the code shows only at its turn
             browser.shot(page, "live-session", f"page-{lang}-1-ready")
+            page.click("#live-open")
+            page.wait_for_function(
+                "() => document.getElementById('live-session').dataset.state === 'open'"
+            )
             page.click("#live-start")
             seen: list[str] = []
             started = time.monotonic()
-            while page.get_attribute("#live-session", "data-state") in ("recording", None):
+            while page.get_attribute("#live-session", "data-state") in ("recording", "open"):
                 step = page.get_attribute("#live-session", "data-step")
                 if step and (not seen or seen[-1] != step):
                     seen.append(step)
