@@ -65,8 +65,10 @@ def _shot(page, name: str) -> None:
 # is pressed: the clip begins with LEAD seconds at rest, its last CUE seconds marked by a green
 # square in a corner, and the test presses Start in the page as soon as the camera shows the
 # square (in the same script turn that sees it), so the head starts to move as a person does,
-# a moment after each prompt appears.
-LEAD, CUE, MARK = 1.0, 0.3, 24
+# a moment after each prompt appears. LEAD is long enough for the first loop's cue to come
+# after the page has opened the camera: on a loaded machine Chromium's fake camera falls
+# behind its fake microphone the longer it plays, so the test does not wait for a second loop.
+LEAD, CUE, MARK = 3.0, 0.3, 24
 PRESS_ON_CUE = """() => new Promise((resolve) => {
   const video = document.getElementById("live-video");
   const canvas = document.createElement("canvas");
