@@ -4,7 +4,7 @@ upload is refused for an unknown, another person's or used session, an empty or 
 recording and a missing CSRF token; the status page follows it. A grant's form leads to the
 step-up page, whose session is short and tied to the waiting action. The operators' review
 queue answers 403 to anyone else. No worker runs here (its side: tests/unit/biometrics/
-test_live_session.py, tests/e2e/test_live_session.py)."""
+test_live_session_pipeline.py, tests/e2e/test_live_session.py)."""
 
 from __future__ import annotations
 
