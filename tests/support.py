@@ -205,7 +205,8 @@ def step_up_of(response) -> str:
 def pass_step_up(app, response) -> dict:
     """For page tests about something else than the live check: carry out the waiting action as
     the worker does once a live check passed (tests/unit/biometrics/
-    test_live_session_pipeline.py and the browser test run the check itself). Returns what it made ({"grant_id": ...})."""
+    test_live_session_pipeline.py and the browser test run the check itself). Returns what it
+    made ({"grant_id": ...})."""
     from consent_service import db
     from consent_service.accounts import step_up
     from consent_service.accounts.models import StepUp
