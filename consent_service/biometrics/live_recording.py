@@ -194,7 +194,7 @@ def short_script(language: str, *, rng: random.Random | None = None) -> Script:
 class LiveChecks:
     """Thresholds and bounds of the analysis (settings map onto these)."""
 
-    sample_fps: float = 5.0
+    sample_fps: float = 4.0
     max_bytes: int = 50 * 1024 * 1024
     max_seconds: float = 60.0
     max_pixels: int = 1920 * 1080
@@ -208,7 +208,7 @@ class LiveChecks:
     max_missing: float = 0.2  # share of sampled frames without a face
     max_gap_seconds: float = 1.2  # longest stretch without a face
     several_faces_frames: int = 2  # sampled frames with more than one face that fail
-    max_step_distance: float = 0.3  # face embedding, consecutive sampled frames
+    max_step_distance: float = 0.45  # face embedding, consecutive sampled frames
     same_person: float = 0.6  # face embedding, any sampled frame to the recording's medoid
     max_box_step: float = 0.5  # face centre, in face widths per 1/5 s
     max_size_step: float = 0.35  # |log(face width ratio)| per 1/5 s
@@ -264,7 +264,7 @@ def pose_of(landmarks: Landmarks) -> Pose:
     axis = eyes[1] - eyes[0]
     distance = float(np.linalg.norm(axis))
     if distance == 0:
-        raise EnrollmentRejected("The eyes could not be told apart.")
+        raise EnrollmentRejected("The eyes could not be told apart; face the camera in good light.")
     normal = np.array([-axis[1], axis[0]]) / distance  # points down the picture for an upright face
     nose = np.asarray(landmarks["nose_tip"][0], dtype=float)
     pitch = float(np.dot(nose - (eyes[0] + eyes[1]) / 2, normal) / distance)
@@ -575,7 +575,9 @@ def analyse_recording(
     try:
         sightings = sight_faces(data, checks, embedder, landmarks)
     except MediaRejected as exc:
-        code = "too_long" if "limit" in exc.message else "undecodable"
+        # A broken bound on length (seconds or frames) is too_long; anything else is damage.
+        too_long = "seconds" in exc.message or "frames (the limit)" in exc.message
+        code = "too_long" if too_long and "limit" in exc.message else "undecodable"
         details[code] = str(exc)
         return _report([code], {}, details)
     failures: list[str] = []
