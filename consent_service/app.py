@@ -12,7 +12,9 @@ from consent_service import api_contract, db, errors_http, i18n
 from consent_service.audit.views import bp as audit_bp
 from consent_service.biometrics.live_views import bp as live_enrollment_bp
 from consent_service.biometrics.views import bp as biometrics_bp
+from consent_service.consent import step_up as grant_step_up  # noqa: F401  carries out grants after their live check
 from consent_service.consent.views import bp as consent_bp
+from consent_service.consent_requests import step_up as answer_step_up  # noqa: F401  approves requests after their live check
 from consent_service.consent_requests.api import bp as consent_requests_api_bp
 from consent_service.consent_requests.views import bp as consent_requests_bp
 from consent_service.extensions import csrf, login_manager

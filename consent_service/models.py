@@ -1,8 +1,8 @@
 """Every table, imported in one place for Alembic and for tests that build a schema."""
 
-from consent_service.accounts.models import Guardianship, Invitation, Subject, User
+from consent_service.accounts.models import Guardianship, Invitation, StepUp, Subject, User
 from consent_service.audit.models import AuditCheckpoint, AuditEvent, AuditHead
-from consent_service.biometrics.live_models import LiveChallenge
+from consent_service.biometrics.live_models import LiveChallenge, LiveSession
 from consent_service.biometrics.models import (
     BiometricTemplate,
     Enrollment,
@@ -50,10 +50,12 @@ __all__ = [
     "Invitation",
     "MediaBlob",
     "LiveChallenge",
+    "LiveSession",
     "MediaItem",
     "Provider",
     "ProviderStaff",
     "Subject",
+    "StepUp",
     "SubjectNotice",
     "TemplateChange",
     "User",

@@ -20,7 +20,7 @@ from consent_service.keyring import Pseudonyms, Purpose, keyring_for
 from consent_service.mail import Mailer, mailer_for
 from consent_service.media.limits import VideoLimits
 from consent_service.settings import Settings
-from consent_service.storage import MediaStore, store_for
+from consent_service.storage import LocalMediaStore, MediaStore, store_for
 from consent_service.tokens.service import (
     DecisionSigner,
     KeyRing,
@@ -67,6 +67,15 @@ class Services:
                 Envelope(self.keyring.keys(Purpose.MEDIA)),
                 lambda: engine or make_engine(self.settings.sqlalchemy_url),
             )
+        )
+
+    @cached_property
+    def recording_store(self) -> MediaStore:
+        """Live enrollment recordings, kept until reviewed (a folder and a key of their own,
+        so the media purge, which destroys uploads after a day, never reaches them), sealed
+        under the keyring's media key like every upload."""
+        return LocalMediaStore(
+            self.settings.recordings_dir, Envelope(self.keyring.keys(Purpose.MEDIA))
         )
 
     @cached_property

@@ -102,6 +102,19 @@ class Settings(BaseSettings):
     live_challenge_ttl: int = Field(default=300, ge=10)
     # 0.12 is a turn of roughly 12-15 degrees.
     live_min_turn: float = Field(default=0.12, gt=0, le=1)
+    # The live consent session (biometrics/live_session.py): seconds a session's script stays
+    # usable; the largest recording the browser may send and the longest it records (the page
+    # stops by itself); how long an enrollment recording is kept, sealed, for an operator's
+    # review before it is destroyed (30 days); how long an action waiting for its step-up check
+    # (a grant, a consent request's approval) stays open.
+    live_session_ttl: int = Field(default=600, ge=30)
+    live_recording_max_bytes: int = Field(default=40 * 1024 * 1024, ge=1)
+    live_recording_max_seconds: int = Field(default=60, ge=10, le=600)
+    live_review_window: int = Field(default=30 * 24 * 3600, ge=60)
+    step_up_ttl: int = Field(default=900, ge=60)
+    # Tests only (refused in production): every script is drawn from this seed, so a fake
+    # camera can play the moves and the code the page will ask for.
+    live_script_seed: int | None = None
     # Jobs and enrollments still waiting after this many seconds are published again (a lost
     # message: broker down at publish time, restarted with a backlog). Also the sweep's period.
     outbox_sweep_after: float = Field(default=60.0, gt=0)
@@ -300,6 +313,11 @@ class Settings(BaseSettings):
         return self.home / "keys"
 
     @property
+    def recordings_dir(self) -> Path:
+        """Live enrollment recordings kept for review (sealed: AES-GCM, a key of their own)."""
+        return self.home / "recordings"
+
+    @property
     def gallery_dir(self) -> Path:
         """Sealed snapshots of the workers' galleries (AES-GCM), so a new worker starts fast."""
         return self.home / "gallery"
@@ -331,6 +349,11 @@ class Settings(BaseSettings):
         """The secrets in force: from the environment, else (development only) generated once
         into the home folder so restarts keep sessions and templates readable."""
         given = {"secret_key": self.secret_key, "template_kek": self.template_kek}
+        if self.is_production and self.live_script_seed is not None:
+            raise InsecureSettings(
+                "LIVE_SCRIPT_SEED makes every live session's script the same: tests only, "
+                "never with CONSENT_SERVICE_ENV=production"
+            )
         if self.is_production:
             # TEMPLATE_KEK may be absent (the keyring holds every key) but never a placeholder.
             bad = [

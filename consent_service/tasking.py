@@ -91,6 +91,10 @@ def celery_config(settings: Settings) -> dict:
             },
             "grants.expire": {"task": "grants.expire", "schedule": settings.grant_expiry_interval},
             "media.purge": {"task": "media.purge", "schedule": settings.media_purge_interval},
+            "live_sessions.sweep": {
+                "task": "live_sessions.sweep",
+                "schedule": settings.outbox_sweep_after,
+            },
             "consent_requests.expire": {
                 "task": "consent_requests.expire",
                 "schedule": settings.consent_request_sweep_interval,

@@ -153,6 +153,36 @@ class EnrollmentStatus(StrEnum):
     DISPUTED = "disputed"
 
 
+class LivePurpose(StrEnum):
+    """What a live consent session is for: enrolling (templates from the recording) or a
+    step-up (a short fresh check that the person acting is the enrolled face or voice)."""
+
+    ENROLL = "enroll"
+    STEP_UP = "step_up"
+
+
+class LiveSessionStatus(StrEnum):
+    ISSUED = "issued"  # the page shows it; no recording yet
+    PENDING = "pending"  # the recording arrived; the worker checks it
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class ReviewStatus(StrEnum):
+    """An enrollment recording's review by an operator."""
+
+    AWAITING = "awaiting"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # the review window ended first; the recording was destroyed
+
+
+class StepUpStatus(StrEnum):
+    WAITING = "waiting"  # the person has still to pass the live check
+    DONE = "done"  # the check passed and the action was carried out
+    FAILED = "failed"  # the check failed, or the action could no longer be carried out
+
+
 class DisputeStatus(StrEnum):
     """An enrollment dispute: open until an operator resolves it (one of the three resolutions)
     or the claimant's account is deleted (withdrawn)."""

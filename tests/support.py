@@ -187,3 +187,41 @@ def accept_invitation(person: Person, path: str, password: str | None = None):
     response = person.post(path, data)
     assert response.status_code == 302, response.status_code
     return response
+
+
+# --- step-up: a grant or an approval waits for the person's live check -----------------------
+STEP_UP_PATH = re.compile(r"/live/step-up/([0-9a-f]{32})$")
+
+
+def step_up_of(response) -> str:
+    """The id of the action a grant form's or an approval's answer waits on (it redirects to the
+    live check's page)."""
+    assert response.status_code == 302, response.status_code
+    found = STEP_UP_PATH.search(response.headers["Location"])
+    assert found, response.headers["Location"]
+    return found.group(1)
+
+
+def pass_step_up(app, response) -> dict:
+    """For page tests about something else than the live check: carry out the waiting action as
+    the worker does once a live check passed (tests/unit/biometrics/
+    test_live_session_pipeline.py and the browser test run the check itself). Returns what it
+    made ({"grant_id": ...})."""
+    from consent_service import db
+    from consent_service.accounts import step_up
+    from consent_service.accounts.models import StepUp
+    from consent_service.runtime import services
+
+    step_up_id = step_up_of(response)
+    with app.app_context():
+        with db.unit_of_work() as s:
+            status = step_up.carry_out(
+                s,
+                services().audit_key,
+                step_up_id,
+                {"live_session_id": None, "method": "test-step-up", "scores": {}},
+            )
+        with db.unit_of_work() as s:
+            row = s.get(StepUp, step_up_id)
+            assert row is not None and status == "done", (status, row and row.error)
+            return dict(row.result)

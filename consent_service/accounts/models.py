@@ -117,3 +117,35 @@ class Guardianship(SQLModel, table=True):
     ended_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+class StepUp(SQLModel, table=True):
+    """An action that waits for a short fresh live check of the person acting (creating a
+    grant, approving a consent request): it is carried out by the worker once the check's face
+    (or voice) matches the account's own enrolled templates (accounts/step_up.py)."""
+
+    __tablename__ = "step_up"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    # Whose enrolled templates the check must match: the account's own subject (a guardian
+    # proves themself, not the child they act for).
+    subject_id: int = Field(foreign_key="subject.id", index=True)
+    kind: str = Field(max_length=32)  # who carries it out: "grant", "consent_request"
+    modality: str = Field(max_length=8)  # face | voice: what the check matches
+    # What to do, as the capability that asked wrote it (JSON; no biometric data).
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Where the page goes when it is done (a same-site path).
+    return_to: str = Field(default="/", max_length=400)
+    status: str = Field(default="waiting", max_length=16, index=True)  # a StepUpStatus
+    live_session_id: str | None = Field(default=None, max_length=32)
+    # What carrying it out made ({"grant_id": ...}), or why it failed (English, and message id
+    # + parameters for the reader's language).
+    result: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: str | None = None
+    error_params: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

@@ -132,7 +132,35 @@ def record(
     ).one()
     if enrollment.status != EnrollmentStatus.PENDING:
         return enrollment.status
-    subject_id, what, vectors = claimed.subject_id, kind.modality.value, extracted.vectors
+    settle(session, enrollment, extracted, kind, envelope, audit_key)
+    enrollment.media_keys = []
+    audit.append(
+        session,
+        audit_key,
+        "media.destroyed",
+        "system",
+        {"enrollment_id": claimed.enrollment_id, "sha256": extracted.digests},
+        subject_id=claimed.subject_id,
+    )
+    keys = list(claimed.keys)
+    # After the commit: a crash before it leaves files for the sweep, never lost rows.
+    db.after_commit(session, lambda: _delete(store, keys))
+    return enrollment.status
+
+
+def settle(
+    session: Session,
+    enrollment: Enrollment,
+    extracted: Extracted,
+    kind: EnrollmentKind,
+    envelope: Envelope,
+    audit_key: KeySource,
+) -> str:
+    """The outcome of a pending enrollment the caller holds locked: its templates (or a dispute
+    when another account holds this face or voice, or the failure), audited. The media are the
+    caller's: `record` destroys an upload's; a live session keeps its recording for review."""
+    subject_id, what, vectors = enrollment.subject_id, kind.modality.value, extracted.vectors
+    enrollment_id = enrollment.id
     error = extracted.error
     holder: int | None = None
     payload: dict[str, object]
@@ -156,7 +184,7 @@ def record(
             session,
             envelope,
             audit_key,
-            enrollment_id=claimed.enrollment_id,
+            enrollment_id=enrollment_id,
             modality=what,
             model=kind.model_name,
             claimant_subject_id=subject_id,
@@ -174,9 +202,7 @@ def record(
         )
         event, payload = "biometrics.enrollment_disputed", {"dispute_id": dispute.id}
     elif error is None:
-        add_templates(
-            session, envelope, subject_id, what, kind.model_name, claimed.enrollment_id, vectors
-        )
+        add_templates(session, envelope, subject_id, what, kind.model_name, enrollment_id, vectors)
         enrollment.status = EnrollmentStatus.COMPLETED.value
         enrollment.template_count = len(vectors)
         event, payload = "biometrics.enrolled", {"templates": len(vectors)}
@@ -187,7 +213,7 @@ def record(
             subject_id,
             actor="system",
             reason="enrollment_completed",
-            evidence={"enrollment_id": claimed.enrollment_id, "enrollment": enrollment.assurance},
+            evidence={"enrollment_id": enrollment_id, "enrollment": enrollment.assurance},
         )
     else:
         enrollment.status = EnrollmentStatus.FAILED.value
@@ -198,22 +224,12 @@ def record(
         audit_key,
         event,
         f"subject:{subject_id}",
-        {"enrollment_id": claimed.enrollment_id, "modality": what, **payload},
+        {"enrollment_id": enrollment_id, "modality": what, **payload},
         subject_id=subject_id,
     )
     enrollment.finished_at = utcnow()
-    enrollment.media_keys = []
-    audit.append(
-        session,
-        audit_key,
-        "media.destroyed",
-        "system",
-        {"enrollment_id": claimed.enrollment_id, "sha256": extracted.digests},
-        subject_id=subject_id,
-    )
-    keys = list(claimed.keys)
-    # After the commit: a crash before it leaves files for the sweep, never lost rows.
-    db.after_commit(session, lambda: _delete(store, keys))
+    session.add(enrollment)
+    session.flush()
     return enrollment.status
 
 

@@ -4,17 +4,24 @@ decoders: workers only."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from celery import shared_task
 
 from consent_service import db
-from consent_service.biometrics import enrollment
+from consent_service.biometrics import enrollment, live_recording, live_session
 from consent_service.biometrics.liveness import face_enrollment_kind
-from consent_service.biometrics.service import ENROLL_TASKS, EnrollmentKind
+from consent_service.biometrics.service import ENROLL_TASKS, EnrollmentKind, face_enrollment
 from consent_service.biometrics.voice_analysis import voice_enrollment
+from consent_service.biometrics.voice_service import voice_available
 from consent_service.crypto import Envelope, KeySource
 from consent_service.runtime import services
 from consent_service.storage import MediaStore
+from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
+
+if TYPE_CHECKING:
+    from consent_service.services import Services
 
 
 @shared_task(name=ENROLL_TASKS[Modality.FACE], ignore_result=True)
@@ -63,3 +70,65 @@ def enroll(
     extracted = enrollment.analyse(media, kind, claimed.attempts, max_attempts)
     with db.unit_of_work() as s:
         return enrollment.record(s, claimed, extracted, kind, envelope, audit_key, store)
+
+
+@shared_task(name=live_session.TASK, ignore_result=True)
+def check_live_session(session_id: str) -> str:
+    svc = services()
+    s = svc.settings
+    checks = live_recording.LiveChecks(
+        max_bytes=s.live_recording_max_bytes,
+        # The page stops at the limit; a container's last frames may run a little past it.
+        max_seconds=s.live_recording_max_seconds + 5.0,
+        face_tolerance=s.face_tolerance,
+        voice_tolerance=s.voice_tolerance,
+    )
+    return run_live_session(
+        session_id,
+        live_context(svc),
+        lambda data, script: live_recording.analyse_recording(data, script, checks=checks),
+        s.job_max_attempts,
+    )
+
+
+def live_context(svc: Services) -> live_session.Context:
+    s = svc.settings
+    return live_session.Context(
+        envelope=svc.envelope,
+        audit_key=svc.audit_key,
+        recordings=svc.recording_store,
+        face=face_enrollment(svc.face_matching),
+        voice=voice_enrollment(svc.voice_matching) if voice_available() else None,
+        face_tolerance=s.face_tolerance,
+        voice_tolerance=s.voice_tolerance,
+        review_seconds=s.live_review_window,
+    )
+
+
+def run_live_session(
+    session_id: str, ctx: live_session.Context, analyser: live_session.Analyser, max_attempts: int
+) -> str:
+    """Claim, analyse, record: the session's outcome for its purpose (templates and `live`, or
+    the waiting action carried out), or a clear reason why not. Idempotent."""
+    with db.unit_of_work() as s:
+        claimed = live_session.claim(s, session_id)
+    if isinstance(claimed, live_session.Ended):
+        return claimed.status
+    recording = (
+        None
+        if claimed.attempts > max_attempts
+        else live_session.load(ctx.recordings, claimed.recording_key)
+    )
+    checked = live_session.analyse(recording, claimed, analyser, max_attempts)
+    with db.unit_of_work() as s:
+        return live_session.record(s, claimed, checked, ctx)
+
+
+@shared_task(name="live_sessions.sweep", ignore_result=True)
+def sweep_live_sessions() -> tuple[int, int]:
+    """Recordings past their review window destroyed (audited); lost checks sent again."""
+    svc = services()
+    with db.unit_of_work() as s:
+        return live_session.sweep(
+            s, svc.audit_key, svc.recording_store, utcnow(), svc.settings.outbox_sweep_after
+        )

@@ -39,6 +39,10 @@ class ConsentGrant(GrantBase, table=True):
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=400)
     identity_method: str = Field(default="", max_length=64)
+    # How identity was checked, in detail: the live step-up session's id, its scores and the
+    # match distance (consent/step_up.py); None for versions written without one (revocations,
+    # rows from before).
+    identity_evidence: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     actor: str = Field(default="", max_length=200)
     # Set when a guardian acted for a managed (child) subject: {"reference", "relationship"}.
     guardian: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))

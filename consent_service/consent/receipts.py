@@ -46,6 +46,20 @@ def receipt_id(grant_id: str, version: int) -> str:
 
 
 def collection_method(row: ConsentGrant) -> str:
+    if row.identity_evidence:  # given after a live step-up check of the granter
+        proof = row.identity_evidence
+        checked = (
+            f"confirmed by a live check of the granter ({row.identity_method}, live session "
+            f"{proof.get('live_session_id')})"
+        )
+        who = (
+            "the signed-in guardian of a child under 14"
+            if row.guardian
+            else ("signed-in account holder")
+        )
+        if proof.get("consent_request_id"):
+            return f"consent request {proof['consent_request_id']}: approved by {who}, {checked}"
+        return f"web form: separate consent page, unticked box, {who}, {checked}"
     if row.guardian and row.identity_method == "password-session":
         return (
             "web form: separate consent page, unticked box, given by the signed-in guardian "

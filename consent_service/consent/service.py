@@ -49,6 +49,8 @@ class Evidence:
     notice_version: str = NOTICE_VERSION
     # A guardian acting for a managed child: {"reference", "relationship", "declared_at"}.
     guardian: dict | None = None
+    # The live step-up check behind it: {"live_session_id", "method", "scores", ...}.
+    identity_evidence: dict | None = None
 
 
 def validate(req: GrantRequest, now: datetime | None = None) -> None:
@@ -127,6 +129,7 @@ def revoke(
             "ip",
             "user_agent",
             "identity_method",
+            "identity_evidence",
             "actor",
             "guardian",
         }
@@ -248,13 +251,14 @@ def _evidence_fields(e: Evidence) -> dict:
         "ip": e.ip,
         "user_agent": (e.user_agent or "")[:400] or None,
         "identity_method": e.identity_method,
+        "identity_evidence": e.identity_evidence,
         "actor": e.actor,
         "guardian": e.guardian,
     }
 
 
 def _audit_payload(row: ConsentGrant) -> dict:
-    return {
+    payload = {
         "grant_id": row.grant_id,
         "version": row.version,
         "status": row.status,
@@ -266,3 +270,7 @@ def _audit_payload(row: ConsentGrant) -> dict:
         "notice_version": row.notice_version,
         "language": row.language,
     }
+    if row.identity_evidence:  # the live step-up check that proved the granter
+        payload["identity_method"] = row.identity_method
+        payload["live_session_id"] = row.identity_evidence.get("live_session_id")
+    return payload

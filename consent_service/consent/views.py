@@ -20,11 +20,15 @@ from sqlmodel import select
 from wtforms import SelectChoice
 
 from consent_service import db
+from consent_service.accounts import step_up as step_ups
+from consent_service.accounts.service import require_verified_subject, subject_of
 from consent_service.consent import service
+from consent_service.consent import step_up as grant_step_up
 from consent_service.consent.forms import GrantForm, ProtectOnlyForm, RevokeForm, operation_choices
 from consent_service.consent.notice import NOTICE_VERSION, notice, notice_language
 from consent_service.errors import DomainError
 from consent_service.i18n import current_language
+from consent_service.i18n.labels import OPERATIONS
 from consent_service.providers.models import Provider
 from consent_service.rows import row_id
 from consent_service.runtime import services
@@ -40,6 +44,8 @@ def _evidence(session, subject, language: str | None = None) -> service.Evidence
         actor=f"user:{current_user.id}",
         # A guardian acting for a child under 14 is named in the evidence and the receipt.
         guardian=guardian_evidence(session, subject),
+        # Replaced by the live step-up's method when a grant is carried out; a revocation is
+        # the signed-in session's (revoking never needs a live check).
         identity_method="password-session",
         # The language of the notice actually shown (the grant form posts it back).
         language=notice_language(language or current_language()),
@@ -105,18 +111,16 @@ def new_grant():
                 valid_until=datetime.combine(until, time.max, tzinfo=UTC) if until else None,
             )
             try:
-                service.grant(
-                    session,
-                    services().audit_key,
-                    subject.id,
-                    req,
-                    _evidence(session, subject, shown),
+                # Granting proves the granter: the grant waits for a short live check of the
+                # person acting (their own enrolled face, or voice for voice edits), then the
+                # worker carries it out (consent/step_up.py). Revoking never needs one.
+                action = _wait_for_step_up(
+                    session, subject, req, _evidence(session, subject, shown)
                 )
             except DomainError as exc:
                 flash(exc.localized(), "error")
             else:
-                flash(_("Consent granted. You can revoke it at any time from this page."))
-                return redirect(url_for("rights.dashboard"))
+                return redirect(url_for("live_enrollment.step_up_page", step_up_id=action.id))
     status = 400 if request.method == "POST" else 200
     return render_template(
         "consent/grant.html",
@@ -126,6 +130,27 @@ def new_grant():
         notice_language=shown,
         notice=notice(modality, services().settings.controller_name, shown),
     ), status
+
+
+def _wait_for_step_up(session, subject, req: service.GrantRequest, evidence: service.Evidence):
+    """Check the request now (its errors belong on the form), then write it down as an action
+    waiting for the account's live step-up check."""
+    service.validate(req)
+    require_verified_subject(session, row_id(subject))
+    own = subject_of(session, session.merge(current_user._get_current_object()))
+    summary = _(
+        "Give consent: %(what)s.", what=", ".join(str(OPERATIONS[op]) for op in req.operations)
+    )
+    return step_ups.begin(
+        session,
+        user_id=current_user.id,
+        subject_id=row_id(own),
+        kind=grant_step_up.KIND,
+        modality=req.operations[0].modality,
+        payload=grant_step_up.payload(row_id(subject), req, evidence, summary),
+        return_to=url_for("rights.dashboard"),
+        ttl_seconds=services().settings.step_up_ttl,
+    )
 
 
 @bp.route("/grants/<grant_id>/revoke", methods=["POST"])

@@ -522,6 +522,21 @@ def _require_pending(req: ConsentRequest, now: datetime) -> None:
         raise RequestClosed(CLOSED[status])
 
 
+def check_answerable(
+    session: Session,
+    envelope: Envelope,
+    req: ConsentRequest,
+    user: User,
+    subject: Subject,
+    tolerances: Tolerances,
+) -> None:
+    """What `approve` checks before anything else, checked before the person's live step-up
+    check: a verified account, a pending request, the right person."""
+    require_verified(user)
+    _require_pending(req, utcnow())
+    check_person(session, envelope, req, user, subject, tolerances)
+
+
 @dataclass(frozen=True)
 class Gate:
     """What re-deciding the waiting job needs."""

@@ -23,11 +23,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from consent_service import db
+from consent_service.accounts import step_up as step_ups
 from consent_service.accounts.models import Subject, User
 from consent_service.biometrics.service import template_count
 from consent_service.consent import service as consent
 from consent_service.consent.notice import NOTICE_VERSION, notice, notice_language
 from consent_service.consent_requests import service
+from consent_service.consent_requests import step_up as answer_step_up
 from consent_service.consent_requests.forms import AnswerForm, ApproveForm, DeclineForm
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.errors import DomainError
@@ -35,6 +37,7 @@ from consent_service.guardians import service as guardians
 from consent_service.i18n import current_language
 from consent_service.rows import row_id
 from consent_service.runtime import services
+from consent_service.vocabulary import Modality
 from consent_service.web import acting_subject, guardian_evidence
 
 bp = Blueprint("consent_requests", __name__)
@@ -150,31 +153,48 @@ def approve(request_id: str):
         return redirect(url_for("consent_requests.show", request_id=request_id))
     svc = services()
     try:
-        with db.savepoint(session):  # a refused answer redirects: keep none of it
-            service.approve(
-                session,
-                svc.envelope,
-                svc.audit_key,
+        # Approving proves the person: a short live check of the account's own enrolled face
+        # (voice for a voice request) first; the worker then approves (step_up.py), checking
+        # the person against the request as before. Declining needs no check.
+        service.check_answerable(
+            session,
+            svc.envelope,
+            req,
+            user,
+            subject,
+            service.Tolerances(svc.settings.face_tolerance, svc.settings.voice_tolerance),
+        )
+        evidence = consent.Evidence(
+            actor=f"user:{user.id}",
+            identity_method="live-step-up",
+            language=notice_language(current_language()),  # the notice shown
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+            # A guardian answering for a child is named, as on the grant form.
+            guardian=guardian_evidence(session, subject),
+        )
+        action = step_ups.begin(
+            session,
+            user_id=row_id(user),
+            subject_id=row_id(managed[0]),
+            kind=answer_step_up.KIND,
+            modality=Modality(req.modality or Modality.FACE.value),
+            payload=answer_step_up.payload(
                 req,
-                user,
                 subject,
-                service.Tolerances(svc.settings.face_tolerance, svc.settings.voice_tolerance),
-                consent.Evidence(
-                    actor=f"user:{user.id}",
-                    identity_method=f"consent request {req.id}",
-                    language=notice_language(current_language()),  # the notice shown
-                    ip=request.remote_addr,
-                    user_agent=request.user_agent.string,
-                    # A guardian answering for a child is named, as on the grant form.
-                    guardian=guardian_evidence(session, subject),
+                evidence,
+                _(
+                    "Approve the request of %(provider)s.",
+                    provider=service.request_shown(session, req).provider,
                 ),
-                service.Gate(svc.decision_signer, svc.pseudonyms),
-            )
+            ),
+            return_to=url_for("consent_requests.show", request_id=request_id),
+            ttl_seconds=svc.settings.step_up_ttl,
+        )
     except DomainError as exc:
         flash(exc.localized(), "error")
         return redirect(url_for("consent_requests.show", request_id=request_id))
-    flash(_("Consent given. The provider has been told, and its waiting job decided again."))
-    return redirect(url_for("consent_requests.show", request_id=request_id))
+    return redirect(url_for("live_enrollment.step_up_page", step_up_id=action.id))
 
 
 @bp.route("/requests/<request_id>/decline", methods=["POST"])

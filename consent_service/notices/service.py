@@ -54,9 +54,21 @@ TEXTS = {
         "An operator resolved the dispute about your %(modality)s: neither account keeps it, "
         "and your %(modality)s templates were removed."
     ),
+    "review.approved": N_(
+        "An operator watched your live enrollment recording and confirmed it: your assurance "
+        "level is now reviewed. The recording was destroyed."
+    ),
+    "review.rejected": N_(
+        "An operator watched your live enrollment recording and could not confirm that it "
+        "shows you enrolling yourself (%(reason)s). The face and voice templates made from it "
+        "were removed and the recording was destroyed. Enroll again with a live session, alone, "
+        "facing the camera in good light."
+    ),
 }
 # The mail's subject, by the notice's kind.
 SUBJECTS = {
+    "review.approved": _l("About your enrollment: an operator confirmed it"),
+    "review.rejected": _l("About your enrollment: an operator could not confirm it"),
     "dispute.opened": _l("About your enrollment: it matches another account"),
     "dispute.resolved": _l("About your enrollment: an operator decided"),
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, RadioField, SelectChoice, TextAreaField
+from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
 
 from consent_service.operators.service import Resolution
@@ -36,3 +36,14 @@ class ResolveDisputeForm(FlaskForm):
         validators=[DataRequired()],
     )
     note = TextAreaField("Note (kept in the audit log)", validators=[Length(max=2000)])
+
+
+class ApproveRecordingForm(FlaskForm):
+    note = TextAreaField("Note (kept in the audit log)", validators=[Length(max=2000)])
+    document_seen = BooleanField("An identity document was seen and matches the face")
+
+
+class RejectRecordingForm(FlaskForm):
+    reason = TextAreaField(
+        "Why (the person is told)", validators=[DataRequired(), Length(max=2000)]
+    )

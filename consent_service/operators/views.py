@@ -3,7 +3,7 @@ Every page needs an operator account (403 otherwise); every action is audited by
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlmodel import col, select
@@ -12,11 +12,19 @@ from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.accounts.service import subject_of
 from consent_service.audit import service as audit
+from consent_service.biometrics import live_session
+from consent_service.biometrics.live_models import LiveSession
 from consent_service.biometrics.models import EnrollmentDispute
+from consent_service.errors import DomainError
 from consent_service.notices import service as notices
 from consent_service.notices.models import SubjectNotice
 from consent_service.operators import service
-from consent_service.operators.forms import ProviderStatusForm, ResolveDisputeForm
+from consent_service.operators.forms import (
+    ApproveRecordingForm,
+    ProviderStatusForm,
+    RejectRecordingForm,
+    ResolveDisputeForm,
+)
 from consent_service.queues import ALL_QUEUES
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
@@ -144,3 +152,83 @@ def health():
         utcnow(),
     )
     return render_template("operators/health.html", health=report, now=utcnow())
+
+
+# ------------------------------------------------------------------ live recordings to review
+@bp.route("/reviews")
+def reviews():
+    session = db.session()
+    rows = live_session.awaiting_review(session)
+    return render_template(
+        "operators/reviews.html",
+        rows=rows,
+        emails={r.subject_id: _email_of(session, r.subject_id) for r in rows},
+    )
+
+
+@bp.route("/reviews/<session_id>")
+def review(session_id: str):
+    session = db.session()
+    row = session.get(LiveSession, session_id) if len(session_id) <= 32 else None
+    if row is None:
+        abort(404)
+    return render_template(
+        "operators/review.html",
+        live=row,
+        email=_email_of(session, row.subject_id),
+        approve_form=ApproveRecordingForm(),
+        reject_form=RejectRecordingForm(),
+    )
+
+
+@bp.route("/reviews/<session_id>/recording")
+def review_recording(session_id: str):
+    """The sealed recording, decrypted for this operator only; every view is audited."""
+    svc = services()
+    try:
+        data, content_type = live_session.recording_for_review(
+            db.session(), svc.audit_key, svc.recording_store, session_id, _actor()
+        )
+    except (DomainError, KeyError):
+        abort(404)
+    response = Response(data, mimetype=content_type.split(";")[0])
+    response.headers["Cache-Control"] = "no-store, private"
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+@bp.route("/reviews/<session_id>/approve", methods=["POST"])
+def review_approve(session_id: str):
+    form = ApproveRecordingForm()
+    if not form.validate_on_submit():
+        abort(400)
+    svc = services()
+    session = db.session()
+    live_session.approve(
+        session,
+        svc.audit_key,
+        svc.recording_store,
+        session_id,
+        _actor(),
+        form.note.data or "",
+        bool(form.document_seen.data),
+    )
+    db.after_commit(session, lambda: _mail_notices(svc))
+    flash(_("Recording approved: the person's assurance is now reviewed."), "ok")
+    return redirect(url_for(".reviews"))
+
+
+@bp.route("/reviews/<session_id>/reject", methods=["POST"])
+def review_reject(session_id: str):
+    form = RejectRecordingForm()
+    if not form.validate_on_submit():
+        flash(_("Say why the recording is rejected; the person is told."), "error")
+        return redirect(url_for(".review", session_id=session_id))
+    svc = services()
+    session = db.session()
+    live_session.reject(
+        session, svc.audit_key, svc.recording_store, session_id, _actor(), form.reason.data or ""
+    )
+    db.after_commit(session, lambda: _mail_notices(svc))
+    flash(_("Recording rejected: its templates were removed and the person was told."), "ok")
+    return redirect(url_for(".reviews"))

@@ -33,6 +33,9 @@ from consent_service.vocabulary import Operation, Role
 from tests.support import postgres_database, redis_database
 
 DECISION_TIMEOUT = 180
+# Tests only (production refuses it): every live session's script is drawn from this seed, so
+# the browser tests' fake camera can play the moves and the code the page will ask for.
+LIVE_SCRIPT_SEED = 20261202
 
 
 @dataclass
@@ -155,6 +158,7 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
             broker_url=broker_url,
             # Api.wait polls every 0.2 s with one key; rate limits have tests of their own.
             api_rate_limit="1000000/minute",
+            live_script_seed=LIVE_SCRIPT_SEED,
         )
         upgrade(settings.sqlalchemy_url)
         app = create_app(settings)  # writes the generated secrets the worker will read
@@ -163,6 +167,7 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
             "CONSENT_SERVICE_HOME": str(home),
             "DATABASE_URL": database_url,
             "BROKER_URL": broker_url,
+            "LIVE_SCRIPT_SEED": str(LIVE_SCRIPT_SEED),
             "PYTHONPATH": os.pathsep.join(sys.path),
         }
         log = home / "worker.log"

@@ -16,7 +16,7 @@ from consent_service.mail import read_outbox
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
 from tests.e2e.test_webhooks import Receiver, serving
-from tests.support import Person, side_by_side, verified_sign_up
+from tests.support import Person, pass_step_up, side_by_side, verified_sign_up
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a long enough password"
@@ -122,12 +122,9 @@ def test_a_stranger_approves_and_the_job_flips_to_allow(
     inbox = stranger.get("/requests")
     assert "Request Studio" in inbox and "face swap" in inbox and "2031-01-01" in inbox
     approved = stranger.post(
-        f"/requests/{request_id}/approve",
-        {"agree": "y"},
-        form_page=f"/requests/{request_id}",
-        follow_redirects=True,
+        f"/requests/{request_id}/approve", {"agree": "y"}, form_page=f"/requests/{request_id}"
     )
-    assert "Consent given" in approved.get_data(as_text=True)
+    pass_step_up(stack.app, approved)  # the live check has tests of its own
 
     decided = api.job(job["id"]).get_json()
     assert decided["decision"] == "allow", decided

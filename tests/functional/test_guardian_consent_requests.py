@@ -32,7 +32,7 @@ from tests.functional.test_guardian_pages import (
     _own_subject,
     _sign_up,
 )
-from tests.support import Person
+from tests.support import Person, pass_step_up
 
 FACE = np.linspace(-0.15, 0.25, 128)
 
@@ -84,6 +84,15 @@ def _enroll(site, subject_id: int, vector: np.ndarray) -> None:
 def _answer(person: Person, request_id: str, action: str, **data):
     page = f"/requests/{request_id}"
     return person.post(f"{page}/{action}", data, form_page=page, follow_redirects=True)
+
+
+def _approve(site, person: Person, request_id: str, subject: int) -> str:
+    """Approve for `subject`: the answer waits for the live check, carried out here as the
+    worker does once it passed; returns the request's page."""
+    page = f"/requests/{request_id}"
+    waiting = person.post(f"{page}/approve", {"agree": "y", "subject": subject}, form_page=page)
+    pass_step_up(site.app, waiting)
+    return person.get(page)
 
 
 def _request(site, request_id: str) -> ConsentRequest:
@@ -181,14 +190,15 @@ def test_a_guardian_approves_a_request_about_their_child(site):
     assert _request(site, request_id).status == "pending" and _grants(site, mei_id) == []
     assert _grants(site, leo_id) == []
 
-    approved = _answer(hana, request_id, "approve", agree="y", subject=mei_id)
-    assert "Consent given" in approved.get_data(as_text=True)
+    _approve(site, hana, request_id, mei_id)
 
     req = _request(site, request_id)
     assert (req.status, req.subject_id) == ("approved", mei_id)
     [grant] = _grants(site, mei_id)
     assert grant.grant_id == req.grant_id and grant.operations == ["face_swap"]
-    assert grant.actor.startswith("user:") and grant.identity_method == f"consent request {req.id}"
+    # The live step-up check behind the approval is its evidence, with the request it answered.
+    assert grant.actor.startswith("user:") and grant.identity_method == "test-step-up"
+    assert grant.identity_evidence and grant.identity_evidence["consent_request_id"] == req.id
     assert grant.guardian["reference"] == hana_subject.public_id
     assert grant.guardian["relationship"] == "parent"
     assert _grants(site, hana_subject.id) == []  # Hana's own consents are untouched
@@ -236,8 +246,7 @@ def test_the_face_check_runs_against_the_childs_templates(site):
     assert _grants(site, bo_id) == [] and _grants(site, ana_subject.id) == []
 
     _enroll(site, bo_id, FACE + 0.01)
-    approved = _answer(ana, request_id, "approve", agree="y", subject=bo_id)
-    assert "Consent given" in approved.get_data(as_text=True)
+    _approve(site, ana, request_id, bo_id)
     req = _request(site, request_id)
     assert (req.status, req.subject_id) == ("approved", bo_id)
     [grant] = _grants(site, bo_id)

@@ -23,7 +23,7 @@ from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from consent_service.web import SESSION_KEY
 from tests import factories
-from tests.support import Person, verified_sign_up
+from tests.support import Person, pass_step_up, verified_sign_up
 
 PASSWORD = "a long enough password"
 
@@ -127,7 +127,7 @@ def test_a_guardian_manages_a_child_and_other_guardians_cannot(site, photos):
         assert enrollment.subject_id == child_id
 
     # Consent for the child, given by the guardian: the grant and its receipt say so.
-    assert _grant_face(guardian).status_code == 302
+    pass_step_up(site.app, _grant_face(guardian))
     [grant_id] = _grant_ids(guardian.get("/"))
     receipt = guardian.client.get(f"/grants/{grant_id}/v1/receipt.json")
     assert receipt.status_code == 200
@@ -186,7 +186,7 @@ def test_a_guardian_deletes_a_childs_data(site):
             model="face_recognition/dlib-resnet-v1",
             sealed=(services().envelope, np.linspace(-0.2, 0.2, 128)),
         )
-    assert _grant_face(guardian).status_code == 302
+    pass_step_up(site.app, _grant_face(guardian))
 
     wrong = guardian.post(f"/children/{child_id}/delete", {"password": "not the password"})
     assert wrong.status_code == 400

@@ -71,6 +71,16 @@ class TestProduction:
         }
         assert not (tmp_path / "secrets.json").exists()
 
+    def test_a_fixed_live_script_seed_is_refused(self, tmp_path):
+        # Every live session's script would be the same, so a recording could be made ahead.
+        with pytest.raises(InsecureSettings, match="LIVE_SCRIPT_SEED"):
+            production(
+                consent_service_home=tmp_path,
+                secret_key=REAL_SECRET,
+                template_kek=REAL_KEK,
+                live_script_seed=7,
+            ).resolved_secrets()
+
 
 class TestDevelopment:
     def test_secrets_are_generated_once_into_the_home_folder(self, tmp_path):
