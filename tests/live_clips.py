@@ -38,6 +38,7 @@ from consent_service.demo.samples import Samples, fetch
 from consent_service.settings import Settings
 
 SAMPLE_RATE = 16_000
+GAP = 0.5  # between digit words: connected-speech cuts run together closer (see the bench)
 WIDTH, HEIGHT, FPS = 640, 480, 10
 # How far each move goes at its furthest: the nose tip moved in eye distances (turns, looks;
 # dlib's landmarks then read a yaw of about 0.22 and a pitch change of about 0.15, as real turned
@@ -235,33 +236,44 @@ def _digits_folder() -> Path:
 
 
 @cache
-def digit_words(speaker: str) -> dict[str, list[np.ndarray]]:
-    """Digit words one real speaker said, cut from their recording where PocketSphinx's digit
-    grammar aligns them: "tidigits" (a man reading 2 9 3 4 0), "cards" (a card game's calls:
-    four, five, seven, eight)."""
-    from consent_service.biometrics.spoken_code import hear_digits
+def _english_decoder():
+    from pocketsphinx import Decoder
 
+    return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")  # the wheel's model and language model
+
+
+def _words(samples: np.ndarray) -> list[tuple[str, float, float]]:
+    """Each word PocketSphinx's full English model hears, with where (seconds)."""
+    decoder = _english_decoder()
+    decoder.start_utt()
+    decoder.process_raw((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
+    decoder.end_utt()
+    return [
+        (seg.word.split("(")[0], seg.start_frame / 100, (seg.end_frame + 1) / 100)
+        for seg in decoder.seg() or ()
+    ]
+
+
+@cache
+def digit_words(speaker: str) -> dict[str, list[np.ndarray]]:
+    """Digit words one real speaker said, cut where PocketSphinx's English model hears them:
+    "tidigits" (a man reading "two nine three four zero"), "cards" (a card game's calls: five
+    five; seven of clubs; eight of spades, four of clubs, seven of hearts)."""
     folder = _digits_folder()
     if speaker == "tidigits":
         raw = np.frombuffer((folder / "dhd.2934z.raw").read_bytes(), "<i2")
-        recordings = [(raw.astype(np.float32) / 32768, "29340")]
+        recordings = [raw.astype(np.float32) / 32768]
     elif speaker == "cards":
-        recordings = [
-            (_read_wav(folder / "002.wav"), "4"),
-            (_read_wav(folder / "004.wav"), "55"),
-            (_read_wav(folder / "003.wav"), "7"),
-            (_read_wav(folder / "005.wav"), "8"),
-        ]
+        recordings = [_read_wav(folder / f"00{k}.wav") for k in (3, 4, 5)]
     else:
         raise LookupError(speaker)
     words: dict[str, list[np.ndarray]] = {}
-    for samples, said in recordings:
-        heard = hear_digits(samples, "en")
-        for word in heard.words:
-            if word.digit in said:
-                a = max(0, int((word.start - 0.03) * SAMPLE_RATE))
-                b = int((word.end + 0.03) * SAMPLE_RATE)
-                words.setdefault(word.digit, []).append(samples[a:b])
+    for samples in recordings:
+        for word, start, end in _words(samples):
+            if word in ENGLISH:
+                a = max(0, int((start - 0.03) * SAMPLE_RATE))
+                b = int((end + 0.03) * SAMPLE_RATE)
+                words.setdefault(str(ENGLISH.index(word)), []).append(samples[a:b])
     return words
 
 
@@ -271,9 +283,9 @@ def real_digits(speaker: str) -> str:
 
 
 def real_code(code: str, speaker: str) -> np.ndarray:
-    """`code` in a real speaker's voice: their recorded digit words, 0.15 s apart."""
+    """`code` in a real speaker's voice: their recorded digit words, `GAP` seconds apart."""
     words = digit_words(speaker)
-    gap = np.zeros(int(0.15 * SAMPLE_RATE), np.float32)
+    gap = np.zeros(int(GAP * SAMPLE_RATE), np.float32)
     parts = []
     for k, digit in enumerate(code):
         takes = words[digit]

@@ -134,9 +134,11 @@ def hear_digits(samples: np.ndarray, language: str) -> Heard:
         decoder.start_utt()
         decoder.process_raw(pcm.tobytes(), full_utt=True)
         decoder.end_utt()
+        if decoder.hyp() is None:  # no path through the grammar: nothing like digits
+            return Heard("", ())
         words = tuple(
             HeardDigit(seg.word[1], seg.start_frame / 100, (seg.end_frame + 1) / 100)
-            for seg in decoder.seg()
+            for seg in decoder.seg() or ()
             if seg.word.startswith("d") and seg.word[1:2].isdigit()
         )
     return Heard("".join(w.digit for w in words), words)

@@ -1,6 +1,6 @@
 """The live consent recording's pure logic: scripts, the pose from 5-point landmarks, moves in
 their order, continuity from frame to frame, and the digits' distance. Real clips (real models,
-real speech) are analysed in tests/e2e/test_live_recording.py."""
+real speech) are analysed in tests/e2e/test_live_recording_clips.py."""
 
 from __future__ import annotations
 
@@ -243,3 +243,17 @@ def test_the_digit_dictionaries_spell_every_digit_in_the_models_phones():
         assert {e[0][1] for e in entries} == set("0123456789")
         assert all(set(e[1:]) <= set(phones) for e in entries), language
     assert "public <code> = ( d0 | d1" in spoken_code.grammar()
+
+
+def test_a_step_up_also_compares_the_face_and_voice_with_the_enrolled_ones():
+    face, voice = np.zeros(128), np.eye(256)[0]
+    report = lr.RecordingReport(True, (), {}, "123456", [face, face + 0.01], voice)
+    same = lr.compared_with_enrolled(report, [face + 0.02], voice + 0.01)
+    assert same.passed and same.scores["face_distance"] == pytest.approx(0.17, abs=1e-2)
+    other = lr.compared_with_enrolled(report, [face + 0.1], np.eye(256)[1])
+    assert other.failures == ("face_mismatch", "voice_mismatch")
+    assert other.scores["voice_distance"] == pytest.approx(2**0.5, abs=1e-3)
+    silent = lr.RecordingReport(False, ("no_speech",), {}, "", [], None)
+    assert lr.compared_with_enrolled(silent, [face], voice).failures == (
+        "no_speech", "face_mismatch", "voice_mismatch",
+    )  # fmt: skip
