@@ -3,8 +3,8 @@ review, the checks' scores, the operator's review), step_up (actions that wait f
 check of the person acting: a grant, a consent request's approval) and consent_grant.
 identity_evidence (the live check behind a grant version).
 
-Revision ID: 0021_live_session
-Revises: 0020_assurance
+Revision ID: 0025_live_session
+Revises: 0024_media_store
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0021_live_session"
-down_revision = "0020_assurance"
+revision = "0025_live_session"
+down_revision = "0024_media_store"
 branch_labels = None
 depends_on = None
 
