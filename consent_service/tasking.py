@@ -91,6 +91,10 @@ def celery_config(settings: Settings) -> dict:
             },
             "grants.expire": {"task": "grants.expire", "schedule": settings.grant_expiry_interval},
             "media.purge": {"task": "media.purge", "schedule": settings.media_purge_interval},
+            "retention.purge": {
+                "task": "retention.purge",
+                "schedule": settings.retention_purge_interval,
+            },
             "consent_requests.expire": {
                 "task": "consent_requests.expire",
                 "schedule": settings.consent_request_sweep_interval,
@@ -142,6 +146,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
             "consent_service.operators.tasks",
             "consent_service.consent_requests.tasks",
             "consent_service.audit.tasks",
+            "consent_service.retention.tasks",
         ],
     )
     celery_app.config_from_object(celery_config(settings))
