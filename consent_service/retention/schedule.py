@@ -69,6 +69,16 @@ def schedule(settings: Settings) -> list[DataClass]:
             settings.retention_template_idle_days * days,
         ),
         DataClass(
+            "templates_withdrawn",
+            N_("Templates of a person who chose to have them destroyed on withdrawal"),
+            N_("Until the last grant is withdrawn (checked at every purge run)"),
+            N_(
+                "Consent withdrawn and the person asked for deletion (PIPL Arts. 15, 47; "
+                "BIPA §15(a))."
+            ),
+            timedelta(0),
+        ),
+        DataClass(
             "finding_faces",
             N_("Sealed faces of people a job could not name (for consent requests)"),
             N_("%(days)s days after the job"),

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
+from consent_service.accounts.models import Subject
 from consent_service.audit import service as audit
 from consent_service.biometrics.models import BiometricTemplate
 from consent_service.consent.models import ConsentGrant
@@ -69,6 +70,14 @@ def _purge_jobs(session: Session, ids: list[str]) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------- grant evidence
+def _newest_versions():
+    return (
+        select(ConsentGrant.grant_id, func.max(ConsentGrant.version).label("v"))
+        .group_by(col(ConsentGrant.grant_id))
+        .subquery()
+    )
+
+
 def _has_evidence():
     return or_(col(ConsentGrant.ip).is_not(None), col(ConsentGrant.user_agent).is_not(None))
 
@@ -76,11 +85,7 @@ def _has_evidence():
 def _due_grant_evidence(session: Session, cutoff: datetime) -> list[str]:
     """Grants whose newest version ended them (withdrawn, expired, refused) before `cutoff` and
     that still hold an IP address or a user agent."""
-    newest = (
-        select(ConsentGrant.grant_id, func.max(ConsentGrant.version).label("v"))
-        .group_by(col(ConsentGrant.grant_id))
-        .subquery()
-    )
+    newest = _newest_versions()
     ended = (
         select(ConsentGrant.grant_id)
         .join(
@@ -188,6 +193,32 @@ def _purge_templates(session: Session, ids: list[str]) -> dict[str, int]:
     return {"count": len(ids), "people": len(people)}
 
 
+def _due_templates_withdrawn(session: Session, cutoff: datetime) -> list[str]:
+    """Templates of people who chose destruction on withdrawal, have had a grant and have none
+    in force now (every grant's newest version withdrawn, expired or refused)."""
+    chose = select(Subject.id).where(col(Subject.destroy_templates_on_withdrawal))
+    newest = _newest_versions()
+    in_force = (
+        select(ConsentGrant.subject_id)
+        .join(
+            newest,
+            (col(ConsentGrant.grant_id) == newest.c.grant_id)
+            & (col(ConsentGrant.version) == newest.c.v),
+        )
+        .where(col(ConsentGrant.status) == GrantStatus.ACTIVE.value)
+    )
+    had_one = select(ConsentGrant.subject_id).where(col(ConsentGrant.created_at) < cutoff)
+    return list(
+        session.exec(
+            select(BiometricTemplate.id).where(
+                col(BiometricTemplate.subject_id).in_(chose),
+                col(BiometricTemplate.subject_id).in_(had_one),
+                col(BiometricTemplate.subject_id).not_in(in_force),
+            )
+        )
+    )
+
+
 def _aware(at: datetime) -> datetime:
     return as_utc(at)
 
@@ -200,11 +231,12 @@ PURGES: dict[str, tuple[Finder, Purger]] = {
     "grant_evidence": (_due_grant_evidence, _purge_grant_evidence),
     "webhook_bodies": (_due_webhook_bodies, _purge_webhook_bodies),
     "templates": (_due_templates, _purge_templates),
+    "templates_withdrawn": (_due_templates_withdrawn, _purge_templates),
 }
 
 
 def _cutoffs(settings: Settings, now: datetime) -> dict[str, datetime]:
-    return {c.key: now - c.period for c in schedule(settings) if c.purged and c.period}
+    return {c.key: now - c.period for c in schedule(settings) if c.purged and c.period is not None}
 
 
 def due(session: Session, settings: Settings, now: datetime) -> dict[str, int]:

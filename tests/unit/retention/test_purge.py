@@ -120,6 +120,7 @@ def test_each_class_past_its_period_is_purged_and_audited_with_counts(session, f
         "grant_evidence": 1,
         "webhook_bodies": 1,
         "templates": 2,
+        "templates_withdrawn": 0,
     }
 
     done = retention.purge(session, KEY, SETTINGS, now)
@@ -129,6 +130,7 @@ def test_each_class_past_its_period_is_purged_and_audited_with_counts(session, f
         "grant_evidence": {"count": 1, "versions": 2},
         "webhook_bodies": {"count": 1},
         "templates": {"count": 2, "people": 1},
+        "templates_withdrawn": {"count": 0},
     }
 
     s = reopen()
@@ -167,7 +169,8 @@ def test_each_class_past_its_period_is_purged_and_audited_with_counts(session, f
     # Nothing is due any more; a second run changes nothing and audits nothing.
     assert set(retention.due(s, SETTINGS, now).values()) == {0}
     assert retention.purge(s, KEY, SETTINGS, now) == {
-        k: {"count": 0} for k in ("jobs", "grant_evidence", "webhook_bodies", "templates")
+        k: {"count": 0}
+        for k in ("jobs", "grant_evidence", "webhook_bodies", "templates", "templates_withdrawn")
     }
     s.commit()
     assert (
@@ -183,3 +186,25 @@ def test_periods_come_from_the_settings(session, factories):
     )
     due = retention.due(session, longer, utcnow())
     assert (due["jobs"], due["webhook_bodies"]) == (0, 0)
+
+
+def test_templates_go_on_the_last_withdrawal_only_for_people_who_chose_it(
+    session, factories, reopen
+):
+    chose, chose_active, kept = (factories.SubjectFactory() for _ in range(3))
+    chose.destroy_templates_on_withdrawal = chose_active.destroy_templates_on_withdrawal = True
+    for subject in (chose, chose_active, kept):
+        first = factories.ConsentGrantFactory(subject=subject)
+        factories.ConsentGrantFactory(subject=subject, grant_id=first.grant_id, revoked=True)
+        factories.BiometricTemplateFactory(subject=subject)
+    factories.ConsentGrantFactory(subject=chose_active)  # still one grant in force
+    session.commit()
+
+    done = retention.purge(session, KEY, SETTINGS, utcnow())
+    session.commit()
+    assert done["templates_withdrawn"] == {"count": 1, "people": 1}
+    s = reopen()
+    left = {t.subject_id for t in s.exec(select(BiometricTemplate))}
+    assert left == {chose_active.id, kept.id}
+    (event,) = s.exec(select(AuditEvent).where(AuditEvent.event_type == "retention.purged")).all()
+    assert event.payload["class"] == "templates_withdrawn"
