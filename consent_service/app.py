@@ -23,6 +23,7 @@ from consent_service.gate.api import bp as api_bp
 from consent_service.guardians.views import bp as guardians_bp
 from consent_service.operators.views import bp as operators_bp
 from consent_service.portal.views import bp as portal_bp
+from consent_service.retention.views import bp as retention_bp
 from consent_service.rights.views import bp as rights_bp
 from consent_service.services import Services
 from consent_service.settings import Settings
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.register_blueprint(portal_bp)  # staff pages: session + CSRF like the people's pages
     app.register_blueprint(guardians_bp)
     app.register_blueprint(rights_bp)
+    app.register_blueprint(retention_bp)
     csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
     csrf.exempt(webhooks_bp)
     csrf.exempt(consent_requests_api_bp)  # keys, not cookies, like the rest of the API

@@ -30,6 +30,7 @@ from consent_service.portal.cli import providers_add_staff
 from consent_service.processes import beat_command, worker_command
 from consent_service.providers.cli import providers
 from consent_service.queues import ALL_QUEUES
+from consent_service.retention.cli import retention_group
 from consent_service.rights.cli import subjects_export
 from consent_service.settings import Settings
 from consent_service.tokens.cli import tokens
@@ -172,6 +173,7 @@ providers.add_command(providers_add_staff)
 subjects.add_command(subjects_export)
 for group in (providers, subjects, grants, jobs, webhooks, tokens, operators, audit, keys):
     main.add_command(group)
+main.add_command(retention_group, "retention")
 
 
 if __name__ == "__main__":

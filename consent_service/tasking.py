@@ -95,6 +95,10 @@ def celery_config(settings: Settings) -> dict:
                 "task": "live_sessions.sweep",
                 "schedule": settings.outbox_sweep_after,
             },
+            "retention.purge": {
+                "task": "retention.purge",
+                "schedule": settings.retention_purge_interval,
+            },
             "consent_requests.expire": {
                 "task": "consent_requests.expire",
                 "schedule": settings.consent_request_sweep_interval,
@@ -146,6 +150,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
             "consent_service.operators.tasks",
             "consent_service.consent_requests.tasks",
             "consent_service.audit.tasks",
+            "consent_service.retention.tasks",
         ],
     )
     celery_app.config_from_object(celery_config(settings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, Date, DateTime, LargeBinary
+from sqlalchemy import JSON, Column, Date, DateTime, LargeBinary, false
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
@@ -93,6 +93,11 @@ class Subject(SQLModel, table=True):
     display_name: str = Field(default="", max_length=200)
     # Enrolled only to be protected: every matching job is denied.
     protect_only: bool = False
+    # The person chose to have their templates destroyed when their last grant is withdrawn
+    # (enforced by retention's `templates_withdrawn` purge).
+    destroy_templates_on_withdrawal: bool = Field(
+        default=False, sa_column_kwargs={"server_default": false()}
+    )
     # vocabulary.Assurance: how the enrolled face and voice were shown to be this account's own
     # (accounts/assurance.py); None until something is enrolled.
     assurance: str | None = Field(default=None, max_length=16)

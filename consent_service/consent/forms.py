@@ -82,6 +82,12 @@ class ProtectOnlyForm(FlaskForm):
     on = HiddenField()
 
 
+class DestroyOnWithdrawalForm(FlaskForm):
+    """One button: set the choice to destroy templates on the last withdrawal to `on`."""
+
+    on = HiddenField()
+
+
 def operation_choices(modality: Modality) -> list[SelectChoice]:
     return [
         SelectChoice(o.value, label)

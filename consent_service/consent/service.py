@@ -180,6 +180,27 @@ def set_protect_only(
     return subject
 
 
+def set_destroy_on_withdrawal(
+    session: Session, audit_key: KeySource, subject: Subject, on: bool, actor: str
+) -> Subject:
+    """The person's choice: destroy their templates when their last grant is withdrawn (the
+    retention purge does it). Audited; a no-op when nothing changes."""
+    if subject.destroy_templates_on_withdrawal == on:
+        return subject
+    subject.destroy_templates_on_withdrawal = on
+    session.add(subject)
+    session.flush()
+    audit.append(
+        session,
+        audit_key,
+        "subject.destroy_on_withdrawal_on" if on else "subject.destroy_on_withdrawal_off",
+        actor,
+        {"destroy_templates_on_withdrawal": on},
+        subject_id=subject.id,
+    )
+    return subject
+
+
 def grant_versions(session: Session, subject_id: int) -> list[ConsentGrant]:
     """Every version of every grant of a subject, oldest first: the consent record."""
     return list(

@@ -24,7 +24,13 @@ from consent_service.accounts import step_up as step_ups
 from consent_service.accounts.service import require_verified_subject, subject_of
 from consent_service.consent import service
 from consent_service.consent import step_up as grant_step_up
-from consent_service.consent.forms import GrantForm, ProtectOnlyForm, RevokeForm, operation_choices
+from consent_service.consent.forms import (
+    DestroyOnWithdrawalForm,
+    GrantForm,
+    ProtectOnlyForm,
+    RevokeForm,
+    operation_choices,
+)
 from consent_service.consent.notice import NOTICE_VERSION, notice, notice_language
 from consent_service.errors import DomainError
 from consent_service.i18n import current_language
@@ -183,6 +189,30 @@ def protect_only():
             _("Protect-only mode is on: every edit of you is denied, whatever your grants say.")
             if on
             else _("Protect-only mode is off: your grants decide again.")
+        )
+    else:
+        flash(_("The form expired; please try again."), "error")
+    return redirect(url_for("rights.dashboard"))
+
+
+@bp.route("/destroy-on-withdrawal", methods=["POST"])
+@login_required
+def destroy_on_withdrawal():
+    session = db.session()
+    form = DestroyOnWithdrawalForm()
+    if form.validate_on_submit() and form.on.data in ("0", "1"):
+        on = form.on.data == "1"
+        service.set_destroy_on_withdrawal(
+            session,
+            services().audit_key,
+            acting_subject(session),
+            on,
+            actor=f"user:{current_user.id}",
+        )
+        flash(
+            _("Your templates will be destroyed when your last grant is withdrawn.")
+            if on
+            else _("Your templates will be kept when your grants are withdrawn.")
         )
     else:
         flash(_("The form expired; please try again."), "error")

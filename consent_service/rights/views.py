@@ -26,7 +26,7 @@ from consent_service.accounts import service as accounts
 from consent_service.accounts.forms import DeleteAccountForm
 from consent_service.biometrics.service import template_count
 from consent_service.consent import service as consent
-from consent_service.consent.forms import ProtectOnlyForm, RevokeForm
+from consent_service.consent.forms import DestroyOnWithdrawalForm, ProtectOnlyForm, RevokeForm
 from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.consent.service import Evidence
 from consent_service.errors import DomainError, InvalidRequest, NotFound
@@ -57,6 +57,9 @@ def dashboard() -> str:
         providers=rights.provider_names(session),
         revoke_form=RevokeForm(),
         protect_form=ProtectOnlyForm(formdata=None, on="0" if subject.protect_only else "1"),
+        destroy_form=DestroyOnWithdrawalForm(
+            formdata=None, on="0" if subject.destroy_templates_on_withdrawal else "1"
+        ),
         face_templates=template_count(session, subject_id, Modality.FACE),
         voice_templates=template_count(session, subject_id, Modality.VOICE),
         recent=rights.ledger(session, subject_id, limit=5),

@@ -69,7 +69,11 @@ def test_a_chinese_browser_gets_chinese_pages(site):
 
     person = _sign_up(site, "wang@example.org")
     dashboard = person.get("/")
-    assert "我的同意" in dashboard and "仅保护模式" in dashboard and "撤回" not in dashboard
+    # No grant yet, so no Revoke button ("撤回" itself also names the withdrawal choice).
+    assert (
+        "我的同意" in dashboard and "仅保护模式" in dashboard and "撤回</button>" not in dashboard
+    )
+    assert "在我撤回最后一项授权时销毁我的模板" in dashboard
     assert "Your grants" not in dashboard
 
 

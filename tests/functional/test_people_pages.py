@@ -187,6 +187,27 @@ def test_protect_only_switches_on_and_off_and_is_audited(site):
     assert events == ["subject.protect_only_on", "subject.protect_only_off"]
 
 
+def test_the_choice_to_destroy_templates_on_withdrawal_is_the_persons_and_audited(site):
+    person, subject_id = _sign_up(site, "ret@example.org")
+    page = person.get("/")
+    assert "Destroy my templates when my last grant is withdrawn" in page
+    form = "/destroy-on-withdrawal"
+    assert person.post(form, {"on": "1"}, form_page="/").status_code == 302
+    assert "Keep my templates" in person.get("/")
+    assert person.post(form, {"on": "0"}, form_page="/").status_code == 302
+    with site.app.app_context():
+        s = db.session()
+        assert s.get(Subject, subject_id).destroy_templates_on_withdrawal is False
+        events = s.exec(
+            select(AuditEvent.event_type).where(AuditEvent.subject_id == subject_id)
+        ).all()
+    assert events == ["subject.destroy_on_withdrawal_on", "subject.destroy_on_withdrawal_off"]
+    refused = person.client.post(form, data={"on": "1"})  # no CSRF token
+    assert refused.status_code in (302, 400)
+    with site.app.app_context():
+        assert db.session().get(Subject, subject_id).destroy_templates_on_withdrawal is False
+
+
 def test_the_ledger_lists_allowed_and_blocked_jobs_of_this_person_only(site):
     person, subject_id = _sign_up(site, "kim@example.org")
     _, stranger_id = _sign_up(site, "lou@example.org")

@@ -1,0 +1,210 @@
+"""The retention purges as plain functions: each class past its period is destroyed (and nothing
+within it), each class purged gets one `retention.purged` audit entry with its counts, the report
+counts what is due, and a second run finds nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from consent_service.audit.models import AuditEvent
+from consent_service.audit.service import verify
+from consent_service.biometrics.models import BiometricTemplate
+from consent_service.consent.models import ConsentGrant
+from consent_service.consent_requests.models import ConsentRequest
+from consent_service.gate.models import Decision, Finding, GateJob
+from consent_service.retention import service as retention
+from consent_service.settings import Settings
+from consent_service.timeutil import utcnow
+from consent_service.webhooks.models import Webhook, WebhookDelivery
+
+KEY = b"k" * 32
+SETTINGS = Settings(
+    retention_jobs_days=183,
+    retention_grant_evidence_days=1095,
+    retention_webhook_body_days=30,
+    retention_template_idle_days=1095,
+)
+
+
+def _ago(days: float):
+    return utcnow() - timedelta(days=days)
+
+
+def _world(session, factories):
+    """Two of each class: one past its period, one within it."""
+    provider = factories.ProviderFactory()
+    old_job = factories.GateJobFactory(provider=provider, decided=True, created_at=_ago(200))
+    new_job = factories.GateJobFactory(provider=provider, decided=True, created_at=_ago(10))
+    running = factories.GateJobFactory(provider=provider, status="queued", created_at=_ago(400))
+    idle = factories.SubjectFactory()
+    seen = factories.SubjectFactory()
+    factories.FindingFactory(job=old_job, subject_id=seen.id)
+    factories.FindingFactory(job=old_job, outcome="unknown")
+    factories.FindingFactory(job=new_job, subject_id=seen.id)
+    request = factories.ConsentRequestFactory(provider=provider, job_id=old_job.id)
+
+    ended = factories.ConsentGrantFactory(
+        subject=idle, ip="203.0.113.7", user_agent="UA", created_at=_ago(1500)
+    )
+    factories.ConsentGrantFactory(
+        subject=idle,
+        grant_id=ended.grant_id,
+        revoked=True,
+        ip="203.0.113.7",
+        user_agent="UA",
+        created_at=_ago(1200),
+    )
+    active_old = factories.ConsentGrantFactory(
+        subject=seen, ip="198.51.100.1", user_agent="UA", created_at=_ago(1500)
+    )
+
+    hook = Webhook(
+        provider_id=provider.id,
+        url="https://p.example/h",
+        secret_ciphertext=b"",
+        secret_wrapped_key=b"",
+    )
+    session.add(hook)
+    session.flush()
+    sent_old = WebhookDelivery(
+        webhook_id=hook.id,
+        provider_id=provider.id,
+        event="job.decided",
+        body='{"a":1}',
+        status="delivered",
+        created_at=_ago(40),
+    )
+    pending_old = WebhookDelivery(
+        webhook_id=hook.id,
+        provider_id=provider.id,
+        event="job.decided",
+        body='{"b":1}',
+        status="pending",
+        created_at=_ago(40),
+    )
+    sent_new = WebhookDelivery(
+        webhook_id=hook.id,
+        provider_id=provider.id,
+        event="job.decided",
+        body='{"c":1}',
+        status="delivered",
+        created_at=_ago(1),
+    )
+    session.add_all([sent_old, pending_old, sent_new])
+
+    for subject in (idle, idle, seen):
+        factories.BiometricTemplateFactory(subject=subject, created_at=_ago(1300))
+    session.commit()
+    return dict(
+        old_job=old_job,
+        new_job=new_job,
+        running=running,
+        request=request,
+        idle=idle,
+        seen=seen,
+        ended=ended,
+        active_old=active_old,
+        sent_old=sent_old,
+        pending_old=pending_old,
+        sent_new=sent_new,
+    )
+
+
+def test_each_class_past_its_period_is_purged_and_audited_with_counts(session, factories, reopen):
+    w = _world(session, factories)
+    now = utcnow()
+    assert retention.due(session, SETTINGS, now) == {
+        "jobs": 1,
+        "grant_evidence": 1,
+        "webhook_bodies": 1,
+        "templates": 2,
+        "templates_withdrawn": 0,
+    }
+
+    done = retention.purge(session, KEY, SETTINGS, now)
+    session.commit()
+    assert done == {
+        "jobs": {"count": 1, "findings": 2},
+        "grant_evidence": {"count": 1, "versions": 2},
+        "webhook_bodies": {"count": 1},
+        "templates": {"count": 2, "people": 1},
+        "templates_withdrawn": {"count": 0},
+    }
+
+    s = reopen()
+    assert {j.id for j in s.exec(select(GateJob))} == {w["new_job"].id, w["running"].id}
+    assert s.get(Decision, w["old_job"].id) is None
+    assert [f.job_id for f in s.exec(select(Finding))] == [w["new_job"].id]
+    assert s.get(ConsentRequest, w["request"].id).job_id is None  # the person's request stays
+    evidence = {(g.grant_id, g.version): (g.ip, g.user_agent) for g in s.exec(select(ConsentGrant))}
+    assert evidence[(w["ended"].grant_id, 1)] == (None, None)
+    assert evidence[(w["ended"].grant_id, 2)] == (None, None)
+    # Still in force: its evidence is the proof of consent, however old.
+    assert evidence[(w["active_old"].grant_id, 1)] == ("198.51.100.1", "UA")
+    bodies = {d.id: d.body for d in s.exec(select(WebhookDelivery))}
+    assert bodies == {
+        w["sent_old"].id: "",
+        w["pending_old"].id: '{"b":1}',
+        w["sent_new"].id: '{"c":1}',
+    }
+    # The person a recent job found keeps their template; the idle one loses both of theirs.
+    assert [t.subject_id for t in s.exec(select(BiometricTemplate))] == [w["seen"].id]
+
+    events = s.exec(
+        select(AuditEvent)
+        .where(AuditEvent.event_type == "retention.purged")
+        .order_by(AuditEvent.seq)
+    ).all()
+    assert [(e.actor, {k: v for k, v in e.payload.items() if k != "cutoff"}) for e in events] == [
+        ("system:retention", {"class": "jobs", "count": 1, "findings": 2}),
+        ("system:retention", {"class": "grant_evidence", "count": 1, "versions": 2}),
+        ("system:retention", {"class": "webhook_bodies", "count": 1}),
+        ("system:retention", {"class": "templates", "count": 2, "people": 1}),
+    ]
+    assert events[0].payload["cutoff"] == (now - timedelta(days=183)).isoformat()
+    assert verify(s, KEY).ok
+
+    # Nothing is due any more; a second run changes nothing and audits nothing.
+    assert set(retention.due(s, SETTINGS, now).values()) == {0}
+    assert retention.purge(s, KEY, SETTINGS, now) == {
+        k: {"count": 0}
+        for k in ("jobs", "grant_evidence", "webhook_bodies", "templates", "templates_withdrawn")
+    }
+    s.commit()
+    assert (
+        len(s.exec(select(AuditEvent).where(AuditEvent.event_type == "retention.purged")).all())
+        == 4
+    )
+
+
+def test_periods_come_from_the_settings(session, factories):
+    _world(session, factories)
+    longer = SETTINGS.model_copy(
+        update={"retention_jobs_days": 365, "retention_webhook_body_days": 60}
+    )
+    due = retention.due(session, longer, utcnow())
+    assert (due["jobs"], due["webhook_bodies"]) == (0, 0)
+
+
+def test_templates_go_on_the_last_withdrawal_only_for_people_who_chose_it(
+    session, factories, reopen
+):
+    chose, chose_active, kept = (factories.SubjectFactory() for _ in range(3))
+    chose.destroy_templates_on_withdrawal = chose_active.destroy_templates_on_withdrawal = True
+    for subject in (chose, chose_active, kept):
+        first = factories.ConsentGrantFactory(subject=subject)
+        factories.ConsentGrantFactory(subject=subject, grant_id=first.grant_id, revoked=True)
+        factories.BiometricTemplateFactory(subject=subject)
+    factories.ConsentGrantFactory(subject=chose_active)  # still one grant in force
+    session.commit()
+
+    done = retention.purge(session, KEY, SETTINGS, utcnow())
+    session.commit()
+    assert done["templates_withdrawn"] == {"count": 1, "people": 1}
+    s = reopen()
+    left = {t.subject_id for t in s.exec(select(BiometricTemplate))}
+    assert left == {chose_active.id, kept.id}
+    (event,) = s.exec(select(AuditEvent).where(AuditEvent.event_type == "retention.purged")).all()
+    assert event.payload["class"] == "templates_withdrawn"
