@@ -13,13 +13,14 @@ from consent_service.audit.service import verify
 from consent_service.biometrics.models import BiometricTemplate
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent_requests.models import ConsentRequest
+from consent_service.crypto import StaticKeys
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.retention import service as retention
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
 from consent_service.webhooks.models import Webhook, WebhookDelivery
 
-KEY = b"k" * 32
+KEY = StaticKeys.single(b"k" * 32)
 SETTINGS = Settings(
     retention_jobs_days=183,
     retention_grant_evidence_days=1095,
