@@ -25,6 +25,7 @@ from consent_service.biometrics.tasks import run_live_session
 from consent_service.consent import service as consent
 from consent_service.consent import step_up as grant_step_up
 from consent_service.consent.models import ConsentGrant
+from consent_service.crypto import StaticKeys
 from consent_service.errors import ChallengeRefused, RecordingTooLarge
 from consent_service.notices.models import SubjectNotice
 from consent_service.storage import LocalMediaStore
@@ -32,7 +33,7 @@ from consent_service.timeutil import utcnow
 from consent_service.vocabulary import LivePurpose, Modality, Operation, Role
 from tests.fakes import vector
 
-AUDIT_KEY = b"a" * 32
+AUDIT_KEY = StaticKeys.single(b"a" * 32)
 MAX_ATTEMPTS = 3
 MAX_BYTES = 1000
 
