@@ -231,7 +231,7 @@ def write_seeds(target: str, directory: Path) -> list[Path]:
 def corpus(target: str) -> list[Path]:
     """The kept findings of a target (every crasher, timeout and oom ever fixed)."""
     folder = CORPUS / target
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name != "README.md")
+    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
 
 
 # ---------------------------------------------------------------------------- the parent
@@ -367,7 +367,8 @@ def fuzz(
         flags.append(f"-runs={runs}")
     if seed is not None:
         flags.append(f"-seed={seed}")
-    return run_child(target, [grown, seeds, CORPUS / target], workdir, flags, seconds, limits)
+    kept = [CORPUS / target] if (CORPUS / target).is_dir() else []  # git keeps no empty folder
+    return run_child(target, [grown, seeds, *kept], workdir, flags, seconds, limits)
 
 
 def replay(target: str, files: list[Path], workdir: Path, limits: Limits | None = None) -> FuzzRun:
