@@ -1,12 +1,14 @@
-"""Domain errors to HTTP, once: problem+json under /api, a readable page elsewhere; and the
-security headers every response carries."""
+"""Domain errors to HTTP, once: problem+json under /api, a readable page elsewhere; the security
+headers every response carries; and a form that cannot be read answered 400, saying why."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Request, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.datastructures import FileStorage, ImmutableMultiDict
+from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.formparser import FormDataParser
 
 from consent_service import db
 from consent_service.api_contract.schemas import Problem, ValidationIssue
@@ -36,9 +38,63 @@ def _invalid(exc: ValidationError) -> Response:
     return problem(422, "InvalidRequest", detail, errors=issues)
 
 
+class UnreadableForm(BadRequest):
+    description = (
+        "The form could not be read: its field names, values and file names must be UTF-8 "
+        "text without NUL characters."
+    )
+
+
+class FormRequest(Request):
+    """Flask's request, except that a form body that cannot be read is a 400 that says so.
+
+    Werkzeug, left to itself, drops a whole form silently when a field name, a file name or an
+    url-encoded body is not UTF-8 (the view then sees an empty form and answers something
+    misleading, such as a missing CSRF token), replaces the bytes of a multipart value that are
+    not with U+FFFD, and passes NUL characters on, which PostgreSQL refuses to store (a 500 after
+    the view's work). So each of those is refused (a U+FFFD in a value is taken for such bytes).
+    Percent-escapes that are not UTF-8 (`a=%FF`) stay as their escape text, werkzeug's choice:
+    valid text, so they go on."""
+
+    def make_form_data_parser(self) -> FormDataParser:
+        parser = super().make_form_data_parser()
+        parser.silent = False  # a form that cannot be decoded raises instead of vanishing
+        return parser
+
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except ValueError as exc:  # UnicodeDecodeError included
+            self._forget_form()
+            raise UnreadableForm() from exc
+        if _unreadable(self.form) or _unreadable(self.files):
+            self._forget_form()
+            raise UnreadableForm()
+
+    def _forget_form(self) -> None:
+        # Error pages and after-request hooks may read the form again: they find it empty.
+        for upload in self.__dict__.get("files", ImmutableMultiDict()).values():
+            upload.close()
+        self.__dict__["form"] = ImmutableMultiDict()
+        self.__dict__["files"] = ImmutableMultiDict()
+
+
+def _unreadable(fields) -> bool:
+    for name, value in fields.items(multi=True):
+        text = (value.filename or "") if isinstance(value, FileStorage) else value
+        if "\x00" in name or "\x00" in text or "\ufffd" in text:
+            return True
+    return False
+
+
 def _page_message(exc: HTTPException) -> str:
     """Werkzeug's stock descriptions are English: pages say the same in the reader's language.
     A description written for the case is kept (those our views raise are translated there)."""
+    if isinstance(exc, UnreadableForm):
+        return _(
+            "The form could not be read: its fields must be UTF-8 text without NUL characters. "
+            "Go back and try again."
+        )
     if exc.description != type(exc).description:
         return exc.description or ""
     messages = {
@@ -79,6 +135,7 @@ def _queue_unreachable(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    app.request_class = FormRequest
     db.on_unsent(app, _queue_unreachable)
 
     @app.errorhandler(DomainError)

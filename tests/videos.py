@@ -85,3 +85,49 @@ def patch_matroska_duration(mkv: bytes, seconds: float) -> bytes:
     assert at > 0
     data[at + 3 : at + 11] = struct.pack(">d", seconds * 1000)
     return bytes(data)
+
+
+_MOV_PARENTS = (b"moov", b"trak", b"mdia", b"minf", b"dinf")
+
+
+def _mov_boxes(data: bytes, start: int, end: int) -> Iterable[tuple[int, int, bytes]]:
+    at = start
+    while at + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        if size < 8:
+            raise ValueError("not a box")
+        yield at, size, kind
+        at += size
+
+
+def _alias_dref(path: str) -> bytes:
+    """A `dref` box with one Mac alias record (`alis`) whose absolute path (type 2) is `path`:
+    the form FFmpeg's MOV demuxer follows when `enable_drefs` is on."""
+    name = path.encode()
+    record = bytearray(150)  # volume, file name, levels: all empty
+    record += struct.pack(">hH", 2, len(name)) + name + b"\0" * (len(name) % 2)
+    record += struct.pack(">hH", -1, 0)
+    entry = struct.pack(">I4sI", 12 + len(record), b"alis", 0) + bytes(record)
+    body = struct.pack(">II", 0, 1) + entry
+    return struct.pack(">I4s", 8 + len(body), b"dref") + body
+
+
+def with_data_reference(mov: bytes, path: str) -> bytes:
+    """A MOV/MP4 (PyAV's, `mdat` before `moov`) whose track's samples live in the external file
+    `path` (a data reference), its own media data zeroed: only the external file holds frames."""
+
+    def rewrite(start: int, end: int) -> bytes:
+        out = bytearray()
+        for at, size, kind in _mov_boxes(mov, start, end):
+            if kind == b"dref":
+                out += _alias_dref(path)
+            elif kind in _MOV_PARENTS:
+                inner = rewrite(at + 8, at + size)
+                out += struct.pack(">I4s", 8 + len(inner), kind) + inner
+            elif kind == b"mdat":
+                out += mov[at : at + 8] + bytes(size - 8)
+            else:
+                out += mov[at : at + size]
+        return bytes(out)
+
+    return rewrite(0, len(mov))

@@ -136,6 +136,8 @@ def sample_frames(data: bytes, limits: VideoLimits) -> Iterator[SampledFrame]:
         if not container.streams.video:
             raise MediaRejected("The file has no video track.")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a codec FFmpeg does not know (or a mangled tag)
+            raise MediaRejected("The video track is in a format we cannot decode.")
         _check_declared(container, stream, limits)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         origin = _seconds(stream.start_time, stream.time_base) or 0.0

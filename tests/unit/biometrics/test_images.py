@@ -219,3 +219,49 @@ class TestRejected:
                 assert str(exc)
             else:
                 assert pixels.ndim == 3 and pixels.shape[2] == 3
+
+
+class TestPolyglots:
+    """Files that are an image and something else at once: only the image is ever read, and
+    what only looks like an image (HTML behind a JPEG signature) is refused."""
+
+    @staticmethod
+    def zipped(files: dict[str, bytes]) -> bytes:
+        import zipfile
+
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as archive:
+            for name, data in files.items():
+                archive.writestr(name, data)
+        return out.getvalue()
+
+    @pytest.mark.parametrize(
+        "tail",
+        [
+            pytest.param(b"<html><script>alert(1)</script></html>", id="jpeg+html"),
+            pytest.param("zip", id="jpeg+zip"),
+        ],
+    )
+    def test_an_image_with_another_file_behind_it_decodes_as_the_image(self, tail):
+        from consent_service.media.sniff import MediaKind, sniff
+
+        jpeg = encode(noise(32, 32), "JPEG", quality=90)
+        if tail == "zip":
+            tail = self.zipped({"index.html": b"<script>alert(1)</script>"})
+        polyglot = jpeg + tail
+        assert sniff(polyglot) is MediaKind.IMAGE
+        assert np.array_equal(decode_image(polyglot, LIMIT), decode_image(jpeg, LIMIT))
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            pytest.param(b"\xff\xd8\xff\xe0<html><script>alert(1)</script></html>", id="html"),
+            pytest.param(b"GIF89a/*\x00\x00*/=alert(1)//;", id="gif-javascript"),
+        ],
+    )
+    def test_markup_behind_an_image_signature_is_refused(self, data):
+        assert "damaged or truncated" in rejection(data) or "not an image" in rejection(data)
+
+    def test_a_zip_with_an_image_inside_is_not_an_image(self):
+        data = self.zipped({"face.jpg": encode(noise(32, 32), "JPEG")})
+        assert "not an image we can read" in rejection(data)

@@ -209,3 +209,43 @@ class TestNothingNamedInsideMediaIsOpened:
         with pytest.raises(MediaRejected), open_container(data, (demuxer,)) as container:
             for _ in container.decode(video=0):
                 raise AssertionError("a file named inside the media was opened")
+
+
+class TestDataReferences:
+    """A MOV whose track's samples live in another file (a data reference, `dref`/`alis`), its
+    own media data zeroed: were the reference ever followed, frames would come back."""
+
+    @pytest.fixture
+    def referring(self, tmp_path) -> tuple[bytes, bytes]:
+        original = videos.encode(videos.blank(8), fmt="mov", fps=4)
+        external = tmp_path / "external.mov"
+        external.write_bytes(original)
+        return videos.with_data_reference(original, str(external)), original
+
+    def test_plain_pyav_would_follow_it(self, referring, tmp_path):
+        """Why `enable_drefs` is switched off: FFmpeg opens the referenced file when it is on."""
+        main = tmp_path / "main.mov"
+        main.write_bytes(referring[0])
+        options = {"enable_drefs": "1", "use_absolute_path": "1"}
+        with av.open(str(main), options=options) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 8
+
+    def test_sampling_never_opens_the_referenced_file(self, referring):
+        assert rejection(referring[0]) == "The video contains no frames."
+
+    def test_audio_decoding_never_opens_it_either(self, referring):
+        from consent_service.biometrics.audio import decode_audio
+
+        with pytest.raises(MediaRejected, match="no audio track"):
+            decode_audio(referring[0], 60)
+
+
+class TestPolyglots:
+    def test_a_video_that_is_also_a_zip_is_read_as_the_video_only(self, clip):
+        import zipfile
+
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("index.html", "<script>alert(1)</script>")
+        frames = list(sample_frames(clip + archive.getvalue(), LIMITS))
+        assert len(frames) == len(list(sample_frames(clip, LIMITS)))
