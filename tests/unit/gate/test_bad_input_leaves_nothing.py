@@ -12,10 +12,12 @@ from datetime import timedelta
 import pytest
 
 from consent_service import db
+from consent_service.crypto import StaticKeys
 from consent_service.gate import tasks
 from consent_service.gate.decisions import Signing
 from consent_service.gate.models import GateJob
 from consent_service.gate.service import Upload, submit_job
+from consent_service.keyring import Pseudonyms
 from consent_service.providers.models import Provider
 from consent_service.providers.service import create_provider
 from consent_service.tokens.service import DecisionSigner, KeyRing, generate_key
@@ -55,7 +57,13 @@ def test_bad_input_is_decided_and_leaves_nothing_behind(
     caplog.set_level(logging.DEBUG)
     started = time.time() - 1
     signer = DecisionSigner(KeyRing((generate_key(),)), "consent-service", timedelta(days=1))
-    signing = Signing(b"a" * 32, signer, b"p" * 32, envelope, timedelta(days=7))
+    signing = Signing(
+        StaticKeys.single(b"a" * 32),
+        signer,
+        Pseudonyms.single(b"p" * 32),
+        envelope,
+        timedelta(days=7),
+    )
     with db.unit_of_work() as s:
         provider_id = create_provider(s, "acme").id
     job_ids = []
