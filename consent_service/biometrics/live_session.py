@@ -72,8 +72,8 @@ _rng = random.SystemRandom()
 def script_rng(seed: int | None) -> random.Random:
     """The randomness a script is drawn with: the system's, or (tests only: the setting is
     refused in production) a fixed seed, so a fake camera can follow the script it draws."""
-    # S311: deliberately predictable, and only under a setting production refuses.
-    return random.Random(seed) if seed is not None else _rng  # noqa: S311 - tests' fixed seed
+    # S311/B311: deliberately predictable, and only under a setting production refuses.
+    return random.Random(seed) if seed is not None else _rng  # noqa: S311  # nosec B311
 
 
 def script_of(row: LiveSession) -> live_recording.Script:
