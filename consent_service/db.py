@@ -49,8 +49,29 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        event.listen(engine, "before_cursor_execute", _sqlite_write_lock_first)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_write_lock_first(conn, cursor, statement, _parameters, context, _executemany):
+    """Begin with the write lock (`BEGIN IMMEDIATE`) a transaction that will read, then write.
+
+    Python's sqlite3 begins a transaction only before a data-changing statement, and then a
+    writer waits for the others (busy_timeout). A transaction begun otherwise reads first: by a
+    SAVEPOINT (`savepoint`, `begin_nested`: always around writes here) or by a read "for
+    update" (SQLite has no FOR UPDATE, so nothing would hold the row). When another process
+    commits between its first read and its first write, SQLite refuses the write at once
+    ("database is locked", SQLITE_BUSY_SNAPSHOT), whatever the busy timeout. Taking the lock
+    before the first read makes the others wait their turn instead, as PostgreSQL's row locks do.
+    """
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None or dbapi.in_transaction:
+        return
+    compiled = getattr(context, "compiled", None)
+    for_update = getattr(getattr(compiled, "statement", None), "_for_update_arg", None)
+    if for_update is not None or statement.lstrip().upper().startswith("SAVEPOINT"):
+        cursor.execute("BEGIN IMMEDIATE")
 
 
 UnsentAnswer = Callable[[Response], Response]
