@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from flask import current_app
 
@@ -51,19 +51,14 @@ class Rate:
         return cls(int(count), PERIODS[unit])
 
 
-class SignInThrottled(DomainError):
-    """Too many failed sign-ins for one account or from one client address in the window."""
+class Throttled(DomainError):
+    """Over a limit counted in a window: 429 with Retry-After, the wait said in minutes."""
 
     status = 429
+    sentence: ClassVar[str]  # with %(num)d, the minutes to wait
 
     def __init__(self, retry_after: int):
-        super().__init__(
-            N_(
-                "Too many failed sign-ins. Wait %(num)d minutes, then try again, or set a new "
-                "password with the link we can mail you."
-            ),
-            num=max(1, math.ceil(retry_after / 60)),
-        )
+        super().__init__(self.sentence, num=max(1, math.ceil(retry_after / 60)))
         self.retry_after = retry_after
 
     @property
@@ -71,26 +66,24 @@ class SignInThrottled(DomainError):
         return {"Retry-After": str(self.retry_after)}
 
 
-class MailThrottled(DomainError):
+class SignInThrottled(Throttled):
+    """Too many failed sign-ins for one account or from one client address in the window."""
+
+    sentence = N_(
+        "Too many failed sign-ins. Wait %(num)d minutes, then try again, or set a new "
+        "password with the link we can mail you."
+    )
+
+
+class MailThrottled(Throttled):
     """Too many account mails asked for one address, or from one client address, in the window.
     Counted before anything is looked up, so it says nothing about whether the address has an
     account."""
 
-    status = 429
-
-    def __init__(self, retry_after: int):
-        super().__init__(
-            N_(
-                "Too many mails were asked for this address or from your network. Wait "
-                "%(num)d minutes, then try again."
-            ),
-            num=max(1, math.ceil(retry_after / 60)),
-        )
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+    sentence = N_(
+        "Too many mails were asked for this address or from your network. Wait "
+        "%(num)d minutes, then try again."
+    )
 
 
 class RateLimiter(Protocol):

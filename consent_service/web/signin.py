@@ -42,6 +42,7 @@ from consent_service.api_contract.ratelimit import (
     MailThrottled,
     SignInThrottle,
     SignInThrottled,
+    Throttled,
 )
 from consent_service.errors import AccountExists, EmailNotVerified, InvalidRequest
 from consent_service.extensions import login_manager
@@ -81,7 +82,8 @@ def _client() -> str:
     return request.remote_addr or "-"
 
 
-def _mail_refused(template: str, form, exc: MailThrottled):
+def _throttled(template: str, form, exc: Throttled):
+    """The form again, saying how long to wait: 429 with Retry-After."""
     flash(exc.localized(), "error")
     return render_template(template, form=form), exc.status, exc.headers
 
@@ -103,7 +105,7 @@ def signup():
         try:
             _mail_throttle().hit(form.email.data, _client())
         except MailThrottled as exc:
-            return _mail_refused("accounts/signup.html", form, exc)
+            return _throttled("accounts/signup.html", form, exc)
         try:
             with db.savepoint(session):  # a refused sign-up keeps none of it
                 user = service.sign_up(
@@ -184,7 +186,7 @@ def login():
         try:
             _throttle().check(form.email.data, _client())
         except SignInThrottled as exc:
-            return _throttled(form, exc)
+            return _throttled("accounts/login.html", form, exc)
         user = service.authenticate(db.session(), form.email.data, form.password.data)
         if user is None:
             _throttle().failed(form.email.data, _client())
@@ -195,12 +197,6 @@ def login():
         else:
             return _signed_in(user, request.args.get("next"))
     return render_template("accounts/login.html", form=form)
-
-
-def _throttled(form, exc: SignInThrottled):
-    flash(exc.localized(), "error")
-    page = render_template("accounts/login.html", form=form)
-    return page, exc.status, exc.headers
 
 
 def _signed_in(user: User, target: str | None):
@@ -229,8 +225,7 @@ def second_factor():
         try:
             _throttle().check(user.email, _client())
         except SignInThrottled as exc:
-            flash(exc.localized(), "error")
-            return render_template("accounts/code.html", form=form), exc.status, exc.headers
+            return _throttled("accounts/code.html", form, exc)
         if twofactor.verify(session, services().envelope, user, form.code.data):
             return _signed_in(user, pending[1])
         _throttle().failed(user.email, _client())
@@ -258,7 +253,7 @@ def reset_request():
         try:
             _mail_throttle().hit(form.email.data, _client())
         except MailThrottled as exc:
-            return _mail_refused("accounts/reset_request.html", form, exc)
+            return _throttled("accounts/reset_request.html", form, exc)
         try:
             user = service.find_user(session, form.email.data)
         except InvalidRequest as exc:  # not an address at all: says nothing about accounts
