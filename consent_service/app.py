@@ -38,8 +38,15 @@ _HERE = Path(__file__).resolve().parent
 TEMPLATE_DIR = next(p for p in (_HERE / "templates", _HERE.parent / "templates") if p.is_dir())
 
 
-def create_app(settings: Settings | None = None, **overrides) -> Flask:
-    """Build the web app (also the context every worker task runs in)."""
+def create_web_app(settings: Settings | None = None, **overrides) -> Flask:
+    """The web process's app (gunicorn, `consent-service serve`): it holds only the public
+    decision and checkpoint keys, never a private one; signing is the workers'."""
+    return create_app(settings, signing=False, **overrides)
+
+
+def create_app(settings: Settings | None = None, *, signing: bool = True, **overrides) -> Flask:
+    """Build the app: the context every worker task and CLI command runs in (`signing`: it may
+    load the private signing keys), or the web's (`create_web_app`)."""
     settings = settings or Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     secrets = settings.resolved_secrets()
@@ -57,7 +64,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     )
     app.config.update(overrides)
     engine = db.make_engine(settings.sqlalchemy_url)
-    app.extensions["consent_services"] = Services(settings=settings, secrets=secrets, engine=engine)
+    app.extensions["consent_services"] = Services(
+        settings=settings, secrets=secrets, engine=engine, signing=signing
+    )
     db.init_app(app, engine)
     login_manager.init_app(app)
     csrf.init_app(app)

@@ -15,7 +15,7 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 from waitress import serve as waitress_serve
 
-from consent_service.app import create_app
+from consent_service.app import create_app, create_web_app
 from consent_service.biometrics.cli import subjects
 from consent_service.cli_support import AppLoader
 from consent_service.consent.cli import grants
@@ -101,7 +101,7 @@ def mail_outbox(full: bool) -> None:
 @click.option("--threads", default=8, show_default=True, type=int)
 def serve(host: str, port: int, threads: int) -> None:
     """Start the web app and a worker on the configured (default: embedded) database and broker."""
-    app = _app()
+    app = create_web_app(_migrated_settings())  # public keys only: the worker signs
     settings = app.extensions["consent_services"].settings
     worker = subprocess.Popen(
         worker_command(

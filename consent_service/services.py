@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import InitVar, dataclass
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
+from typing import Generic, TypeVar
 
 from sqlalchemy import Engine
 
+from consent_service.audit.checkpoints import (
+    SignerKey,
+    VerifierKey,
+    checkpoint_key_path,
+    load_signers,
+    load_verifiers,
+    verifiers_path,
+)
 from consent_service.biometrics.faces import FaceEmbedder, face_embedder
 from consent_service.biometrics.gallery import Rule
 from consent_service.biometrics.service import FaceMatching, GalleryIndex
@@ -24,10 +35,42 @@ from consent_service.storage import LocalMediaStore, MediaStore, store_for
 from consent_service.tokens.service import (
     DecisionSigner,
     KeyRing,
+    PublicKeySet,
     configured_keys_path,
     load_keyring,
+    load_public_keys,
+    public_keys_path,
 )
 from consent_service.webhooks.transport import HttpTransport, WebhookTransport
+
+T = TypeVar("T")
+
+
+class SigningKeysWithheld(RuntimeError):
+    """The web process asked for a signing key: it holds only public keys (README "Keys")."""
+
+
+class FileBacked(Generic[T]):
+    """A value read from a file (or the environment, `path` None), read again once the file
+    changes (a rotation replaces it: a new inode, a new mtime), so no restart is needed."""
+
+    def __init__(self, path: Path | None, load: Callable[[], T]) -> None:
+        self._path, self._load = path, load
+        self._stamp = self._stat()
+        self._value = load()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            found = self._path.stat() if self._path is not None else None
+        except FileNotFoundError:
+            return None
+        return (found.st_ino, found.st_mtime_ns) if found is not None else None
+
+    def get(self) -> T:
+        stamp = self._stat()
+        if stamp != self._stamp:
+            self._value, self._stamp = self._load(), stamp
+        return self._value
 
 
 @dataclass
@@ -41,6 +84,10 @@ class Services:
     # (`storage.store_for`); the database store uses `engine` (the app's), else one of its own.
     store: InitVar[MediaStore | None] = None
     engine: InitVar[Engine | None] = None
+    # False for the web process (`app.create_web_app`): it loads only the public decision and
+    # checkpoint keys, publishes and verifies with them, and cannot reach a private key. True for
+    # workers and the CLI, which sign.
+    signing: bool = True
 
     def __post_init__(self, store: MediaStore | None, engine: Engine | None) -> None:
         legacy = self.secrets.get("template_kek")
@@ -56,9 +103,24 @@ class Services:
         # start finds the old snapshot unreadable and builds the gallery from the database once.
         primary_kek = self.keyring.primary(Purpose.TEMPLATE_KEK).secret
         self.gallery_snapshot_key = derive_key(primary_kek, "gallery-snapshot")
-        # Loaded at start-up: production refuses to start without decision keys.
-        self._decision_keys_path = configured_keys_path(self.settings)
-        self._decision_keys = (self._keys_stamp(), load_keyring(self.settings))
+        # Loaded at start-up: production refuses to start without its keys (a signing process
+        # without the private decision keys, the web without their public half).
+        settings = self.settings
+        self._decision_ring: FileBacked[KeyRing] | None = None
+        self._decision_public: FileBacked[PublicKeySet] | None = None
+        self._checkpoint_public: FileBacked[list[VerifierKey]] | None = None
+        self._checkpoint_signers: FileBacked[list[SignerKey]] | None = None
+        if self.signing:
+            self._decision_ring = FileBacked(
+                configured_keys_path(settings), lambda: load_keyring(settings)
+            )
+        else:
+            self._decision_public = FileBacked(
+                public_keys_path(settings), lambda: load_public_keys(settings)
+            )
+            self._checkpoint_public = FileBacked(
+                verifiers_path(settings), lambda: load_verifiers(settings)
+            )
         self.media_store: MediaStore = (
             store
             if store is not None
@@ -125,30 +187,53 @@ class Services:
             snapshot_dir=self.settings.gallery_dir,
         )
 
-    def _keys_stamp(self) -> int | None:
-        path = self._decision_keys_path
-        try:
-            return path.stat().st_mtime_ns if path is not None else None
-        except FileNotFoundError:
-            return None
-
     @property
-    def decision_keys(self) -> KeyRing:
-        """The decision key set, read again when its file changes (`keys rotate
-        decision-signing` adds a key: the JWKS publishes it, and it signs once due, with no
-        restart)."""
-        stamp = self._keys_stamp()
-        if stamp != self._decision_keys[0]:
-            self._decision_keys = (stamp, load_keyring(self.settings))
-        return self._decision_keys[1]
+    def decision_keys(self) -> PublicKeySet:
+        """The public decision keys (the JWKS, and what tokens verify with), read again when
+        their file changes (`keys rotate decision-signing` adds a key: the JWKS publishes it,
+        and it signs once due, with no restart)."""
+        if self._decision_public is not None:
+            return self._decision_public.get()
+        return self._signing_ring().public()
 
     @property
     def decision_signer(self) -> DecisionSigner:
+        """Workers and the CLI only: the web holds no private decision key."""
         return DecisionSigner(
-            keys=self.decision_keys,
+            keys=self._signing_ring(),
             issuer=self.settings.decision_token_issuer,
             ttl=timedelta(seconds=self.settings.decision_token_ttl),
         )
+
+    def _signing_ring(self) -> KeyRing:
+        if self._decision_ring is None:
+            raise SigningKeysWithheld("the web process signs no decision: a worker does")
+        return self._decision_ring.get()
+
+    @property
+    def checkpoint_verifiers(self) -> list[VerifierKey]:
+        """Every audit checkpoint verifier key, oldest first (the last signs now): what
+        `GET /api/v1/audit/checkpoint` publishes, read again when its file changes."""
+        if self._checkpoint_public is not None:
+            return self._checkpoint_public.get()
+        return [signer.verifier for signer in self._signers()]
+
+    @property
+    def checkpoint_signer(self) -> SignerKey:
+        """The checkpoint key that signs now (workers and the CLI only; production refuses to
+        go on without AUDIT_CHECKPOINT_KEY), read again when its file changes, so a rotation
+        (`keys rotate checkpoint-signing`) is followed without a restart."""
+        return self._signers()[-1]
+
+    def _signers(self) -> list[SignerKey]:
+        if not self.signing:
+            raise SigningKeysWithheld("the web process signs no checkpoint: a worker does")
+        if self._checkpoint_signers is None:  # on first use: a CLI command may never need it
+            settings = self.settings
+            self._checkpoint_signers = FileBacked(
+                checkpoint_key_path(settings), lambda: load_signers(settings)
+            )
+        return self._checkpoint_signers.get()
 
     @cached_property
     def mailer(self) -> Mailer:

@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     # at most a day): a token checked offline can outlive a revocation by this much, so
     # anything longer asks the decision's status (`gate.status`; README "Token status").
     decision_signing_keys: str | None = None
+    # Their public JWK Set (inline JSON or a file path), all the web reads: by default the file
+    # `tokens rotate` writes beside DECISION_SIGNING_KEYS's (`<name>.public.json`).
+    decision_public_keys: str | None = None
     decision_token_ttl: int = Field(default=15 * 60, ge=60, le=24 * 3600)
     decision_token_issuer: str = Field(default="consent-service", min_length=1)
     # Audit log checkpoints (signed tree heads): the Ed25519 key that signs them (base64 of its
@@ -204,6 +207,9 @@ class Settings(BaseSettings):
     # host of PUBLIC_URL + "/audit"), the file outside the database each one is appended to,
     # and how often beat makes one (seconds; none when the log has not grown).
     audit_checkpoint_key: str | None = None
+    # Their verifier keys (`name+id+base64`, one per line, oldest first; or a file path), all the
+    # web reads: by default the file beside AUDIT_CHECKPOINT_KEY's (`<name>.pub`).
+    audit_checkpoint_public_keys: str | None = None
     audit_log_origin: str | None = None
     audit_checkpoint_file: Path | None = None
     audit_checkpoint_interval: float = Field(default=300.0, gt=0)

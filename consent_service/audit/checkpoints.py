@@ -11,7 +11,9 @@ then an empty line and one signature line per signer: `— <key name> <base64(ke
 where the key id is the first 4 bytes of SHA-256(<key name> || "\\n" || 0x01 || public key) and
 the signature is Ed25519 over the text above (C2SP signed-note). The key's verifier string,
 `<key name>+<key id hex>+<base64(0x01 || public key)>`, is what a witness pins. The key is its own
-(AUDIT_CHECKPOINT_KEY): no other secret derives it and it derives nothing."""
+(AUDIT_CHECKPOINT_KEY): no other secret derives it and it derives nothing. Its verifier keys, one
+per line (AUDIT_CHECKPOINT_PUBLIC_KEYS, by default a `.pub` file beside the key file, written with
+it), are all the web reads: it publishes them and never holds a signing key."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from consent_service.crypto import write_new_key_file
 from consent_service.settings import InsecureSettings, Settings
 
 DEV_KEY_FILE = "audit-checkpoint.key"
+PUBLIC_FILE_SUFFIX = ".pub"
 _ED25519 = b"\x01"
 _SIG_PREFIX = "\u2014 "  # an em dash and a space
 _NAME = re.compile(r"^[^\s+]+$")
@@ -158,12 +161,20 @@ def load_signers(settings: Settings) -> list[SignerKey]:
         text = path.read_text()
     except OSError as exc:
         raise CheckpointKeyError(f"Cannot read the checkpoint key at {path}: {exc}") from None
+    signers = _signers_in(text, path, settings.audit_origin)
+    public = verifiers_file_for(path)
+    if not value and not public.exists():  # the development key's verifier, once
+        save_verifiers(public, [s.verifier for s in signers])
+    return signers
+
+
+def _signers_in(text: str, path: Path, origin: str) -> list[SignerKey]:
     if text.lstrip().startswith("-----BEGIN"):
-        return [SignerKey(settings.audit_origin, _parse_seed(text))]
+        return [SignerKey(origin, _parse_seed(text))]
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise CheckpointKeyError(f"The checkpoint key file {path} holds no key")
-    return [SignerKey(settings.audit_origin, _parse_seed(line)) for line in lines]
+    return [SignerKey(origin, _parse_seed(line)) for line in lines]
 
 
 def load_signer(settings: Settings) -> SignerKey:
@@ -173,7 +184,8 @@ def load_signer(settings: Settings) -> SignerKey:
 
 def add_checkpoint_key(path: Path, origin: str) -> SignerKey:
     """Rotation: append a new key to the key file (replaced atomically, owner-only); the older
-    keys stay in it, so the checkpoints they signed keep verifying. Returns the new key."""
+    keys stay in it, so the checkpoints they signed keep verifying. The verifier file beside it
+    is rewritten first, so the new key is published before it signs. Returns the new key."""
     text = path.read_text() if path.exists() else ""
     if text.lstrip().startswith("-----BEGIN"):
         raise CheckpointKeyError(
@@ -181,14 +193,92 @@ def add_checkpoint_key(path: Path, origin: str) -> SignerKey:
         )
     fresh = new_key_text()
     kept = [line.strip() for line in text.splitlines() if line.strip()]
+    signers = [SignerKey(origin, _parse_seed(line)) for line in [*kept, fresh]]
+    save_verifiers(verifiers_file_for(path), [s.verifier for s in signers])
+    _replace(path, "\n".join([*kept, fresh]) + "\n", 0o600)
+    return signers[-1]
+
+
+# ---------------------------------------------------------------------------- public keys
+def verifiers_file_for(private: Path) -> Path:
+    """Where the verifier keys of the key file `private` are kept: beside it, `<name>.pub`."""
+    return private.with_name(private.name + PUBLIC_FILE_SUFFIX)
+
+
+def parse_verifiers(text: str, source: str) -> list[VerifierKey]:
+    """Verifier keys, one per line (or separated by spaces), oldest first."""
+    try:
+        keys = [VerifierKey.parse(word) for word in text.split()]
+    except CheckpointError as exc:
+        raise CheckpointKeyError(f"{source}: {exc}") from None
+    if not keys:
+        raise CheckpointKeyError(f"{source} holds no checkpoint verifier key")
+    return keys
+
+
+def _inline_verifiers(value: str) -> bool:
+    """Verifier keys given in the setting itself (else it names a file)."""
+    try:
+        parse_verifiers(value, "AUDIT_CHECKPOINT_PUBLIC_KEYS")
+    except CheckpointKeyError:
+        return False
+    return True
+
+
+def verifiers_path(settings: Settings) -> Path | None:
+    """The file holding the checkpoint verifier keys (re-read when it changes), or None when
+    they are inline in AUDIT_CHECKPOINT_PUBLIC_KEYS or cannot be found (the signing key inline,
+    or none in production, and no setting)."""
+    value = (settings.audit_checkpoint_public_keys or "").strip()
+    if value:
+        return None if _inline_verifiers(value) else Path(value).expanduser()
+    private = (settings.audit_checkpoint_key or "").strip()
+    if (private and not _looks_like_path(private)) or (not private and settings.is_production):
+        return None
+    path = checkpoint_key_path(settings)
+    return verifiers_file_for(path) if path is not None else None
+
+
+def load_verifiers(settings: Settings) -> list[VerifierKey]:
+    """Every checkpoint verifier key, oldest first (the last signs now): what the web publishes.
+    Never reads a signing key, except in development, where a missing key is generated (with
+    its verifier file) by `load_signers`."""
+    value = (settings.audit_checkpoint_public_keys or "").strip()
+    if value and _inline_verifiers(value):
+        return parse_verifiers(value, "AUDIT_CHECKPOINT_PUBLIC_KEYS")
+    path = verifiers_path(settings)
+    if path is None:
+        raise InsecureSettings(
+            "AUDIT_CHECKPOINT_PUBLIC_KEYS must hold the audit checkpoint verifier keys or name "
+            "their file (by default the .pub file beside AUDIT_CHECKPOINT_KEY's key file); "
+            "`consent-service audit public-key` prints them."
+        )
+    if not value and not path.exists() and not settings.is_production:
+        load_signers(settings)  # development: generate the key (or its missing verifier file)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CheckpointKeyError(
+            f"Cannot read the checkpoint verifier keys at {path}: {exc} (`consent-service audit "
+            "public-key` writes them beside the key file)"
+        ) from None
+    return parse_verifiers(text, str(path))
+
+
+def save_verifiers(path: Path, keys: list[VerifierKey]) -> None:
+    """Replace the verifier file atomically, world-readable (the web's, not a secret)."""
+    _replace(path, "".join(k.vkey() + "\n" for k in keys), 0o644)
+
+
+def _replace(path: Path, text: str, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join([*kept, fresh]) + "\n")
+        os.fchmod(fh.fileno(), mode)  # exactly `mode`, whatever the umask
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return SignerKey(origin, _parse_seed(fresh))
 
 
 def _looks_like_path(value: str) -> bool:

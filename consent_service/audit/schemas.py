@@ -60,5 +60,9 @@ class CheckpointDocument(BaseModel):
         description="The signing key as `<name>+<key id hex>+<base64(0x01 || public key)>`: "
         "pin it once, from a trusted channel; a checkpoint signed by another key is not ours."
     )
+    verifier_keys: list[str] = Field(
+        description="Every checkpoint key's verifier key, in the same form, oldest first (the "
+        "last signs now): checkpoints signed before a key rotation verify with the older ones."
+    )
     consistency: ConsistencyProof | None = None
     inclusion: InclusionProof | None = None

@@ -19,6 +19,7 @@ from consent_service.audit.schemas import (
     InclusionProof,
 )
 from consent_service.errors import InvalidRequest, NotFound
+from consent_service.runtime import services
 
 bp = Blueprint("audit", __name__)
 
@@ -33,7 +34,8 @@ def _b64(raw: bytes) -> str:
     description="No API key. The newest checkpoint (size and RFC 9162 root of the audit log's "
     "Merkle tree, signed with Ed25519). `from` adds the consistency proof from a size you "
     "hold a checkpoint of (or a decision token's `audit_checkpoint`); `entry` adds an "
-    "inclusion proof. 404 before the first checkpoint. Limited per client address.",
+    "inclusion proof. `verifier_keys` lists every checkpoint key, old and new. 404 before the "
+    "first checkpoint. Limited per client address.",
     responses={200: CheckpointDocument},
     query=CheckpointQuery,
     errors=(404, 429),
@@ -54,6 +56,7 @@ def checkpoint():
         root=_b64(bytes.fromhex(row.root)),
         timestamp=Checkpoint("", row.size, b"", row.timestamp).time,
         verifier_key=row.verifier_key,
+        verifier_keys=[key.vkey() for key in services().checkpoint_verifiers],
     )
     wants_leaves = query.from_size is not None or query.entry is not None
     leaves = service.leaf_hashes(s, row.size) if wants_leaves else []

@@ -19,17 +19,20 @@ from consent_service.audit.checkpoints import (
     CheckpointError,
     CheckpointKeyError,
     VerifierKey,
+    checkpoint_key_path,
     load_signers,
     new_key_text,
     parse_note,
+    save_verifiers,
     split_notes,
+    verifiers_file_for,
 )
 from consent_service.audit.tasks import checkpoint_now
 from consent_service.cli_support import command_app, unit_of_work
 from consent_service.errors import TokenInvalid
 from consent_service.runtime import services
 from consent_service.settings import InsecureSettings
-from consent_service.tokens.service import load_keyring, verify_token
+from consent_service.tokens.service import verify_token
 
 # A token that has expired still witnesses the log as it was when it was signed.
 _ANY_AGE = 100 * 365 * 24 * 3600.0
@@ -77,7 +80,7 @@ def _token_head(token: str, source: str) -> Checkpoint:
     try:
         claims, _ = verify_token(
             token,
-            load_keyring(settings).public_keys(),
+            services().decision_keys.public_keys(),
             issuer=settings.decision_token_issuer,
             leeway=_ANY_AGE,
         )
@@ -181,15 +184,31 @@ def audit_checkpoint(force: bool) -> None:
 
 
 @audit.command("public-key")
-def audit_public_key() -> None:
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Also write them beside the key file (`<key file>.pub`), where the web reads them.",
+)
+def audit_public_key(write: bool) -> None:
     """Print the checkpoint verifier keys, oldest first (the last signs now), for witnesses to
-    pin."""
+    pin and for AUDIT_CHECKPOINT_PUBLIC_KEYS."""
     with command_app().app_context():
+        settings = services().settings
         try:
-            for signer in load_signers(services().settings):
-                click.echo(signer.verifier.vkey())
-        except (InsecureSettings, CheckpointKeyError) as exc:
+            verifiers = [signer.verifier for signer in load_signers(settings)]
+            path = checkpoint_key_path(settings)
+            if write and path is None:
+                raise CheckpointKeyError(
+                    "AUDIT_CHECKPOINT_KEY holds the key inline: set AUDIT_CHECKPOINT_PUBLIC_KEYS "
+                    "to the lines printed instead"
+                )
+            if write and path is not None:
+                save_verifiers(verifiers_file_for(path), verifiers)
+                click.echo(f"written to {verifiers_file_for(path)}", err=True)
+        except (InsecureSettings, CheckpointKeyError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
+        for key in verifiers:
+            click.echo(key.vkey())
 
 
 @audit.command("new-key")

@@ -11,7 +11,7 @@ import click
 import requests
 
 from consent_service.errors import TokenInvalid
-from consent_service.settings import Settings
+from consent_service.settings import InsecureSettings, Settings
 from consent_service.tokens import service
 from consent_service.tokens.service import KeyRing
 
@@ -38,10 +38,18 @@ def _key_file_update(change: Callable[[KeyRing | None], KeyRing]) -> None:
         raise click.ClickException(str(exc)) from None
     if path is not None:
         service.save_keyring(path, new)
-        click.echo(f"decision keys written to {path}; restart every web process and worker")
+        click.echo(
+            f"decision keys written to {path}, their public half to "
+            f"{service.public_file_for(path)} (the web's); running processes read them again"
+        )
     else:
         click.echo(new.to_json(indent=None))
-        click.echo("set DECISION_SIGNING_KEYS to the JSON above (a secret)", err=True)
+        click.echo(new.public().to_json(indent=None))
+        click.echo(
+            "set DECISION_SIGNING_KEYS (workers; a secret) to the first line and "
+            "DECISION_PUBLIC_KEYS (the web) to the second",
+            err=True,
+        )
 
 
 @tokens.command("rotate")
@@ -77,6 +85,32 @@ def tokens_retire(kid: str, remove: bool) -> None:
     _key_file_update(change)
 
 
+@tokens.command("public-keys")
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Also write them beside the key file (`<name>.public.json`), where the web reads them.",
+)
+def tokens_public_keys(write: bool) -> None:
+    """Print the public half of the decision keys (a JWK Set, for DECISION_PUBLIC_KEYS)."""
+    settings = Settings()
+    try:
+        ring = service.load_keyring(settings)
+        public = ring.public()
+        path = service.configured_keys_path(settings)
+        if write and path is None:
+            raise service.KeyConfigError(
+                "DECISION_SIGNING_KEYS holds the keys inline: set DECISION_PUBLIC_KEYS to the "
+                "JSON printed instead"
+            )
+        if write and path is not None:
+            service.save_public_keys(service.public_file_for(path), public)
+            click.echo(f"written to {service.public_file_for(path)}", err=True)
+    except (service.KeyConfigError, InsecureSettings, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(public.to_json(indent=None))
+
+
 @tokens.command("verify")
 @click.argument("token")
 @click.option("--url", default=None, help="Verify against this server's JWKS, not local keys.")
@@ -101,12 +135,12 @@ def tokens_verify(
             keys = service.keys_from_jwks(answer.json())
         else:
             settings = Settings()
-            path = service.configured_keys_path(settings)
-            inline = (settings.decision_signing_keys or "").strip()
-            if not inline and (path is None or not path.exists()):
+            files = (service.public_keys_path(settings), service.configured_keys_path(settings))
+            given = settings.decision_public_keys or settings.decision_signing_keys
+            if not (given or "").strip() and not any(p is not None and p.exists() for p in files):
                 raise click.ClickException("No local decision keys; pass --url SERVER.")
-            keys = service.load_keyring(settings).public_keys()
-    except (requests.RequestException, ValueError) as exc:
+            keys = service.load_public_keys(settings).public_keys()
+    except (requests.RequestException, ValueError, InsecureSettings) as exc:
         raise click.ClickException(f"Cannot get the keys: {exc}") from None
     try:
         claims, kid = service.verify_token(

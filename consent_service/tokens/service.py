@@ -1,5 +1,9 @@
 """Signed decisions: the Ed25519 key ring (rotation by `kid`), the decision token (a compact JWS,
-EdDSA only) and its strict verification against our keys or a served JWKS document."""
+EdDSA only) and its strict verification against our keys or a served JWKS document.
+
+Two key sets: the private one (DECISION_SIGNING_KEYS) that workers sign with, and its public
+half (DECISION_PUBLIC_KEYS, by default a file beside the private one, written with it) that the
+web publishes and verifies with; the web never reads the private set."""
 
 from __future__ import annotations
 
@@ -35,11 +39,13 @@ MAX_TOKEN_LENGTH = 16384
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti"]
 DEV_KEYS_FILE = "decision-keys.json"
+PUBLIC_FILE_SUFFIX = ".public.json"
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class KeyConfigError(ValueError):
-    """DECISION_SIGNING_KEYS (or the file it names) is not a usable Ed25519 key set."""
+    """DECISION_SIGNING_KEYS or DECISION_PUBLIC_KEYS (or the file either names) is not a usable
+    Ed25519 key set."""
 
 
 # ---------------------------------------------------------------------------- keys
@@ -80,6 +86,34 @@ class KeyRing:
                 return key
         raise KeyConfigError("No decision key can sign now: every key is retired or not yet due.")
 
+    def public(self) -> PublicKeySet:
+        """The public halves of every key: what is published and verifies, nothing that signs."""
+        return PublicKeySet(
+            tuple(DecisionKey(k.kid, k.public_key, None, k.not_before) for k in self.keys)
+        )
+
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        return self.public().public_keys()
+
+    def jwks(self) -> dict[str, Any]:
+        return self.public().jwks()
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The private key set, for the file or (one line) the setting; a secret: keep it so."""
+        return json.dumps({"keys": [k.private_jwk() for k in self.keys]}, indent=indent)
+
+
+@dataclass(frozen=True)
+class PublicKeySet:
+    """The public decision keys, oldest first: what the web publishes (JWKS) and verifies tokens
+    with. It holds no private part, so nothing built from it can sign."""
+
+    keys: tuple[DecisionKey, ...]
+
+    def __post_init__(self) -> None:
+        if any(k.private_key is not None for k in self.keys):
+            raise KeyConfigError("A public key set holds no private part.")
+
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
         return {k.kid: k.public_key for k in self.keys}
 
@@ -87,8 +121,8 @@ class KeyRing:
         return {"keys": [k.public_jwk() for k in self.keys]}
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The private key set, for the file or (one line) the setting; a secret: keep it so."""
-        return json.dumps({"keys": [k.private_jwk() for k in self.keys]}, indent=indent)
+        """The JWK Set, for the public file or (one line) DECISION_PUBLIC_KEYS; not a secret."""
+        return json.dumps(self.jwks(), indent=indent)
 
 
 def generate_key(not_before: int | None = None) -> DecisionKey:
@@ -97,25 +131,42 @@ def generate_key(not_before: int | None = None) -> DecisionKey:
     return DecisionKey(kid, private.public_key(), private, not_before)
 
 
-def parse_keyring(text: str) -> KeyRing:
-    """A key set: `{"keys": [JWK, ...]}` or a bare list, oldest first. Each JWK is an Ed25519
-    OKP key with a unique `kid`; `d` (private part) and `nbf` (unix seconds) are optional."""
+def _parse_keys(text: str, what: str) -> list[DecisionKey]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise KeyConfigError(f"The decision key set is not JSON: {exc}") from None
+        raise KeyConfigError(f"The {what} is not JSON: {exc}") from None
     entries = data.get("keys") if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries:
-        raise KeyConfigError('The decision key set must be {"keys": [...]} with at least one key.')
-    keys: list[DecisionKey] = []
-    for entry in entries:
-        keys.append(_parse_key(entry))
+        raise KeyConfigError(f'The {what} must be {{"keys": [...]}} with at least one key.')
+    keys = [_parse_key(entry) for entry in entries]
     kids = [k.kid for k in keys]
     if len(set(kids)) != len(kids):
         raise KeyConfigError("Two decision keys share a kid.")
+    return keys
+
+
+def parse_keyring(text: str) -> KeyRing:
+    """A key set: `{"keys": [JWK, ...]}` or a bare list, oldest first. Each JWK is an Ed25519
+    OKP key with a unique `kid`; `d` (private part) and `nbf` (unix seconds) are optional."""
+    keys = _parse_keys(text, "decision key set")
     if all(k.private_key is None for k in keys):
         raise KeyConfigError("No decision key has its private part (`d`): nothing can sign.")
     return KeyRing(tuple(keys))
+
+
+def parse_public_keys(text: str) -> PublicKeySet:
+    """The public key set: a JWK Set (what `/.well-known/jwks.json` serves), oldest first. A key
+    with a private part (`d`) is refused: that would be the private set, in the wrong place."""
+    keys = _parse_keys(text, "decision public key set")
+    private = [k.kid for k in keys if k.private_key is not None]
+    if private:
+        raise KeyConfigError(
+            f"The decision public key set holds private keys ({', '.join(private)}): give it "
+            "the public file (`consent-service tokens public-keys` prints one), never the "
+            "private set."
+        )
+    return PublicKeySet(tuple(keys))
 
 
 def _parse_key(entry: Any) -> DecisionKey:
@@ -156,9 +207,27 @@ def configured_keys_path(settings: Settings) -> Path | None:
     return None if settings.is_production else settings.home / DEV_KEYS_FILE
 
 
+def public_file_for(private: Path) -> Path:
+    """Where the public half of the key file `private` is kept: beside it, `<name>.public.json`
+    (`decision-keys.json` → `decision-keys.public.json`)."""
+    stem = private.name.removesuffix(".json")
+    return private.with_name(stem + PUBLIC_FILE_SUFFIX)
+
+
+def public_keys_path(settings: Settings) -> Path | None:
+    """The file holding the public key set (re-read when it changes), or None when it is given
+    inline in DECISION_PUBLIC_KEYS or cannot be found (inline private keys and no setting)."""
+    value = (settings.decision_public_keys or "").strip()
+    if value:
+        return None if value[0] in "{[" else Path(value).expanduser()
+    private = configured_keys_path(settings)
+    return public_file_for(private) if private is not None else None
+
+
 def load_keyring(settings: Settings) -> KeyRing:
-    """The keys in force: DECISION_SIGNING_KEYS (inline JSON or a file path); in development
-    only, a key generated once into the home folder."""
+    """The keys in force, with their private parts (workers and the CLI only): DECISION_SIGNING_KEYS
+    (inline JSON or a file path); in development only, a key generated once into the home folder
+    (its public file beside it)."""
     value = (settings.decision_signing_keys or "").strip()
     if value and value[0] in "{[":
         return parse_keyring(value)
@@ -174,7 +243,37 @@ def load_keyring(settings: Settings) -> KeyRing:
         text = path.read_text()
     except OSError as exc:
         raise KeyConfigError(f"Cannot read the decision keys at {path}: {exc}") from None
-    return parse_keyring(text)
+    ring = parse_keyring(text)
+    public = public_file_for(path)
+    if not value and not public.exists():  # the development key's public half, once
+        save_public_keys(public, ring.public())
+    return ring
+
+
+def load_public_keys(settings: Settings) -> PublicKeySet:
+    """The public keys the web publishes and verifies with: DECISION_PUBLIC_KEYS (inline JSON or
+    a file path), else the public file beside DECISION_SIGNING_KEYS's file. Never reads a private
+    key, except in development, where a missing pair is generated (`load_keyring`)."""
+    value = (settings.decision_public_keys or "").strip()
+    if value and value[0] in "{[":
+        return parse_public_keys(value)
+    path = public_keys_path(settings)
+    if path is None:  # production without either setting, or the private keys inline
+        raise InsecureSettings(
+            "DECISION_PUBLIC_KEYS must hold the decision keys' public JWK Set or name its file "
+            "(by default the .public.json file beside DECISION_SIGNING_KEYS's key file); "
+            "`consent-service tokens public-keys` prints it."
+        )
+    if not value and not path.exists() and not settings.is_production:
+        load_keyring(settings)  # development: generate the pair (or the missing public half)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise KeyConfigError(
+            f"Cannot read the decision public keys at {path}: {exc} (`consent-service tokens "
+            "public-keys` writes them beside the private key file)"
+        ) from None
+    return parse_public_keys(text)
 
 
 def rotate(ring: KeyRing, activate_in: int = 0, now: datetime | None = None) -> KeyRing:
@@ -201,11 +300,25 @@ def retire(ring: KeyRing, kid: str, remove: bool = False) -> KeyRing:
 
 
 def save_keyring(path: Path, ring: KeyRing) -> None:
-    """Replace the key file atomically, owner-only."""
+    """Replace the key file atomically, owner-only, and its public file beside it (first: a new
+    key is published before any process can sign with it)."""
+    save_public_keys(public_file_for(path), ring.public())
+    _replace(path, ring.to_json(), 0o600)
+
+
+def save_public_keys(path: Path, keys: PublicKeySet) -> None:
+    """Replace the public key file atomically, world-readable (the web's, not a secret)."""
+    _replace(path, keys.to_json(), 0o644)
+
+
+def _replace(path: Path, text: str, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "w") as fh:
-        fh.write(ring.to_json())
+        os.fchmod(fh.fileno(), mode)  # exactly `mode`, whatever the umask
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

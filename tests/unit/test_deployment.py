@@ -30,3 +30,17 @@ def test_media_wait_in_the_database():
         env = _services()[name]["environment"]
         assert env["MEDIA_STORE"].startswith("${MEDIA_STORE:-database}")
         assert env["DATABASE_URL"].startswith("postgresql")
+
+
+def test_only_the_signing_processes_get_the_signing_keys():
+    services = _services()
+    web = services["web"]
+    assert web["command"][-1] == "consent_service.app:create_web_app()"
+    assert {"DECISION_PUBLIC_KEYS", "AUDIT_CHECKPOINT_PUBLIC_KEYS"} <= set(web["environment"])
+    assert not {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} & set(web["environment"])
+    for name in ("worker", "webhooks", "beat"):
+        env = services[name]["environment"]
+        assert {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} <= set(env), name
+    assert not {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} & set(
+        services["migrate"]["environment"]
+    )

@@ -4,6 +4,7 @@ key comes from (its own setting; generated in development only)."""
 from __future__ import annotations
 
 import base64
+import stat
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -16,10 +17,14 @@ from consent_service.audit.checkpoints import (
     CheckpointKeyError,
     SignerKey,
     VerifierKey,
+    add_checkpoint_key,
     load_signer,
+    load_verifiers,
     new_key_text,
     parse_note,
     split_notes,
+    verifiers_file_for,
+    verifiers_path,
 )
 from consent_service.settings import InsecureSettings, Settings
 
@@ -123,3 +128,59 @@ class TestKey:
     def test_a_bad_key_is_a_clear_error(self, tmp_path, bad):
         with pytest.raises(CheckpointKeyError):
             load_signer(Settings(consent_service_home=tmp_path, audit_checkpoint_key=bad))
+
+
+class TestVerifierKeys:
+    """The public half the web reads: `<key file>.pub`, one verifier key per line."""
+
+    def test_a_rotation_writes_every_verifier_key_beside_the_key_file(self, tmp_path):
+        path = tmp_path / "checkpoint.key"
+        first = add_checkpoint_key(path, ORIGIN)
+        second = add_checkpoint_key(path, ORIGIN)
+        public = verifiers_file_for(path)
+        assert public.name == "checkpoint.key.pub"
+        assert stat.S_IMODE(public.stat().st_mode) == 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert public.read_text() == first.verifier.vkey() + "\n" + second.verifier.vkey() + "\n"
+        assert new_key_text() not in public.read_text()
+
+    def test_production_reads_them_with_the_key_file_absent(self, tmp_path):
+        path = tmp_path / "checkpoint.key"
+        signer = add_checkpoint_key(path, ORIGIN)
+        path.unlink()
+        settings = Settings(
+            consent_service_env="production",
+            audit_checkpoint_key=str(path),
+            audit_log_origin=ORIGIN,
+        )
+        assert [k.vkey() for k in load_verifiers(settings)] == [signer.verifier.vkey()]
+        with pytest.raises(CheckpointKeyError):
+            load_signer(settings)
+
+    def test_inline_or_named_and_refused_when_absent(self, tmp_path):
+        keys = [SignerKey(ORIGIN, Ed25519PrivateKey.generate()).verifier for _ in range(2)]
+        text = " ".join(k.vkey() for k in keys)
+        inline = Settings(consent_service_env="production", audit_checkpoint_public_keys=text)
+        assert verifiers_path(inline) is None
+        assert [k.vkey() for k in load_verifiers(inline)] == text.split()
+        named = tmp_path / "witness-keys"
+        named.write_text(text.replace(" ", "\n"))
+        from_file = Settings(
+            consent_service_env="production", audit_checkpoint_public_keys=str(named)
+        )
+        assert [k.vkey() for k in load_verifiers(from_file)] == text.split()
+        for settings in (
+            Settings(consent_service_env="production", consent_service_home=tmp_path / "h"),
+            Settings(consent_service_env="production", audit_checkpoint_key=new_key_text()),
+        ):
+            with pytest.raises(InsecureSettings, match="AUDIT_CHECKPOINT_PUBLIC_KEYS"):
+                load_verifiers(settings)
+        named.write_text("not a key\n")
+        with pytest.raises(CheckpointKeyError):
+            load_verifiers(from_file)
+
+    def test_development_generates_the_key_with_its_verifier_file(self, tmp_path):
+        settings = Settings(consent_service_home=tmp_path, audit_log_origin=ORIGIN)
+        verifiers = load_verifiers(settings)
+        assert [k.vkey() for k in verifiers] == [load_signer(settings).verifier.vkey()]
+        assert (tmp_path / "audit-checkpoint.key.pub").exists()
