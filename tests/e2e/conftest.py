@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from urllib3 import encode_multipart_formdata
 
 from consent_service import db
-from consent_service.app import create_app
+from consent_service.app import create_app, create_web_app
 from consent_service.biometrics.operator_import import import_face
 from consent_service.biometrics.service import wait_for_enrollment
 from consent_service.consent import service as consent
@@ -190,8 +190,13 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def base_url(stack) -> Iterator[str]:
-    """The stack's app over real HTTP, for the browser tests (tests/browser.py)."""
+    """The stack's web over real HTTP, for the browser tests (tests/browser.py): the web
+    process's app as gunicorn runs it (`create_web_app`: public keys only), beside the worker."""
     from tests import browser
 
-    with browser.serve(stack.app) as url:
-        yield url
+    web = create_web_app(stack.settings)
+    try:
+        with browser.serve(web) as url:
+            yield url
+    finally:
+        web.extensions["db_engine"].dispose()
