@@ -3,6 +3,7 @@ form without one (it changes nothing)."""
 
 from __future__ import annotations
 
+from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -76,10 +77,10 @@ class RotateKeyForm(FlaskForm):
 
 def _overlap_label(hours: int) -> str:
     if hours == 0:
-        return str(_l("no time: it stops now"))
+        return gettext("no time: it stops now")
     if hours % 24 == 0:
-        return str(_l("%(num)d day(s)", num=hours // 24))
-    return str(_l("%(num)d hour(s)", num=hours))
+        return ngettext("%(num)d day", "%(num)d days", hours // 24)
+    return ngettext("%(num)d hour", "%(num)d hours", hours)
 
 
 class RevokeKeyForm(FlaskForm):
