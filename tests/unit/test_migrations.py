@@ -102,9 +102,7 @@ def test_token_status_gives_existing_revisions_the_sha256_of_their_token(tmp_pat
     assert rows == [(1, hashlib.sha256(b"a.b.c").hexdigest()), (2, None)]
 
 
-def test_api_key_scopes_give_existing_keys_every_scope_and_no_expiry(tmp_path):
-    """0028: keys issued before scopes keep working for everything they did."""
-    url = f"sqlite:///{tmp_path / 'consent.sqlite'}"
+def _keys_after_scopes_migration(url: str) -> tuple:
     upgrade(url, "0026_retention")
     engine = create_engine(url)
     try:
@@ -127,4 +125,17 @@ def test_api_key_scopes_give_existing_keys_every_scope_and_no_expiry(tmp_path):
             scopes, expires = conn.execute(text("SELECT scopes, expires_at FROM api_key")).one()
     finally:
         engine.dispose()
-    assert sorted(json.loads(scopes)) == sorted(s.value for s in Scope) and expires is None
+    return json.loads(scopes) if isinstance(scopes, str) else scopes, expires
+
+
+def test_api_key_scopes_give_existing_keys_every_scope_and_no_expiry(tmp_path):
+    """0028: keys issued before scopes keep working for everything they did."""
+    scopes, expires = _keys_after_scopes_migration(f"sqlite:///{tmp_path / 'consent.sqlite'}")
+    assert sorted(scopes) == sorted(s.value for s in Scope) and expires is None
+
+
+@pytest.mark.postgres
+def test_api_key_scopes_migrate_existing_keys_on_postgresql(postgres_database):
+    with postgres_database() as url:
+        scopes, expires = _keys_after_scopes_migration(url)
+    assert sorted(scopes) == sorted(s.value for s in Scope) and expires is None
