@@ -19,7 +19,14 @@ from consent_service.vocabulary import JobStatus
 # Receivers of the service's webhooks check each delivery with this (standard library only).
 from consent_service.webhooks.signature import SignatureError, verify_signature
 
-__all__ = ["ApiError", "ConsentClient", "SignatureError", "verify_signature"]
+__all__ = [
+    "ApiError",
+    "ApiKeyExpired",
+    "ConsentClient",
+    "ScopeMissing",
+    "SignatureError",
+    "verify_signature",
+]
 
 PathLike = str | Path
 
@@ -30,6 +37,31 @@ class ApiError(RuntimeError):
     def __init__(self, status: int, body: dict):
         self.status, self.body = status, body
         super().__init__(f"{status}: {body.get('detail') or body.get('title') or body}")
+
+
+class ScopeMissing(ApiError):
+    """403: the API key is not allowed the operation's scope. `required_scope` names it and
+    `key_scopes` lists what the key may do; a provider admin creates a key with the scope in
+    the portal (/portal/keys)."""
+
+    def __init__(self, status: int, body: dict):
+        super().__init__(status, body)
+        self.required_scope: str | None = body.get("required_scope")
+        self.key_scopes: list[str] = list(body.get("key_scopes") or [])
+
+
+class ApiKeyExpired(ApiError):
+    """401: the API key is past its expiry (e.g. its rotation's overlap ended): use the key
+    that replaced it."""
+
+
+def _error(status: int, body: dict) -> ApiError:
+    title = body.get("title")
+    if status == 403 and title == "ScopeMissing":
+        return ScopeMissing(status, body)
+    if status == 401 and title == "ApiKeyExpired":
+        return ApiKeyExpired(status, body)
+    return ApiError(status, body)
 
 
 def _paths(value: PathLike | Iterable[PathLike] | None) -> list[Path]:
@@ -56,7 +88,7 @@ class ConsentClient:
         except ValueError:
             body = {"detail": response.text[:500]}
         if response.status_code >= 400:
-            raise ApiError(response.status_code, body)
+            raise _error(response.status_code, body)
         return body
 
     def submit(

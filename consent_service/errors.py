@@ -153,3 +153,10 @@ class TokenInvalid(DomainError):
     """A decision token that does not verify; the message says why."""
 
     status = 422
+
+
+class ApiKeyExpired(DomainError):
+    """A provider API key past its `expires_at` (its rotation's overlap ended, or the expiry it
+    was issued with): 401, saying so, unlike an unknown key."""
+
+    status = 401

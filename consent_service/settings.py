@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     )
     # Where the counts live: a Redis URL shared by every web process, or none (this process).
     rate_limit_storage_url: str | None = None
+    # How long a rotated API key goes on working beside its successor, by default (hours; the
+    # portal and `providers rotate-key` may choose another, 0 to 720).
+    api_key_rotation_overlap_hours: int = Field(default=24, ge=0, le=720)
     # Sign-in throttling: failed sign-ins allowed per account (e-mail address) and per client
     # address in a fixed window (N/second|minute|hour|day); over it the sign-in page answers 429
     # with Retry-After. Counted in RATE_LIMIT_STORAGE_URL's store too.

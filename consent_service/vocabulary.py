@@ -61,6 +61,18 @@ class ProviderStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
+class Scope(StrEnum):
+    """What an API key may do; each /api/v1 operation that needs a key names one
+    (`api_contract.operations.api_operation(scope=...)`), and a key lacking it gets a 403.
+    `labels` is for the label endpoints (embedding and reading AIGC labels) as they are added."""
+
+    JOBS_WRITE = "jobs:write"
+    JOBS_READ = "jobs:read"
+    CONSENT_REQUESTS = "consent_requests"
+    WEBHOOKS_ADMIN = "webhooks:admin"
+    LABELS = "labels"
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"

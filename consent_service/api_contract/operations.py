@@ -3,15 +3,21 @@
 Documenting an operation is one decorator under the route, next to the view:
 
     @bp.get("/jobs/<job_id>")
-    @api_operation("Read a job", responses={200: JobPublic}, errors=(404,))
+    @api_operation("Read a job", responses={200: JobPublic}, errors=(404,), scope=Scope.JOBS_READ)
     @require_provider
     def get_job(job_id): ...
 
 (Under the route decorator: Flask registers the function the decorators below it return.)
 
 Path, method and path parameters come from Flask's routing; request and response schemas from
-the pydantic models the view validates with; 401 and 429 are added to operations that need an
-API key, 413 and 422 to operations with a body or an Idempotency-Key."""
+the pydantic models the view validates with; 401, 403 and 429 are added to operations that need
+an API key, 413 and 422 to operations with a body or an Idempotency-Key.
+
+The scope is declared here and only here: `web.require_provider` reads it from this spec to
+refuse a key without it (403), and the document states it. An operation that needs a key must
+name its scope (`api_operation` refuses to decorate it otherwise). OpenAPI 3.1 lets a security
+requirement of any scheme list the "role names" it needs (3.0 allowed that only for OAuth2), so
+each operation's `security` names its scope: `[{"apiKey": ["jobs:read"]}, ...]`."""
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from consent_service.api_contract import idempotency
 from consent_service.api_contract.schemas import Problem
+from consent_service.vocabulary import Scope
 
 API_TITLE = "Consent Service provider API"
 API_VERSION = "1.0.0"
@@ -45,11 +52,12 @@ class ApiOperation:
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
     query: type[BaseModel] | None = None
+    scope: Scope | None = None  # what the key must be allowed (None only when public)
 
     def error_statuses(self, method: str) -> list[int]:
         statuses = set(self.errors)
         if self.authenticated:
-            statuses |= {401, 429}
+            statuses |= {401, 403, 429}
         if self.body is not None:
             statuses |= {413, 422}
         if self.query is not None:
@@ -70,12 +78,18 @@ def api_operation(
     description: str = "",
     tags: tuple[str, ...] = (),
     query: type[BaseModel] | None = None,
+    scope: Scope | None = None,
 ):
     """Put a view in the OpenAPI document (decorate the view, under its route decorator).
 
     `responses` maps each success status to its body model (None: no body); `body` and `query`
     are the models the view validates its JSON or form body and its query string with;
-    `errors` lists the problem statuses the view itself raises (e.g. 404)."""
+    `errors` lists the problem statuses the view itself raises (e.g. 404); `scope` is what a
+    key must be allowed to call it (required unless `authenticated=False`)."""
+    if authenticated and scope is None:
+        raise ValueError(f"The API operation {summary!r} needs a key: name its scope.")
+    if not authenticated and scope is not None:
+        raise ValueError(f"The API operation {summary!r} is public: it has no scope.")
     spec = ApiOperation(
         summary,
         responses,
@@ -86,6 +100,7 @@ def api_operation(
         description,
         tuple(tags),
         query,
+        scope,
     )
 
     def mark(view):
@@ -145,6 +160,11 @@ def _problem_response(status: int) -> dict[str, Any]:
         }
     if status == 401:
         response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}
+    if status == 403:
+        response["description"] = (
+            "Forbidden: the API key lacks the scope this operation needs (named in the "
+            "problem's `required_scope`)."
+        )
     return response
 
 
@@ -201,7 +221,9 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 "content": {spec.media_type: {"schema": refs[(spec.body, "validation")]}},
             }
         operation["security"] = (
-            [{SECURITY_SCHEME: []}, {HEADER_SCHEME: []}] if spec.authenticated else []
+            [{SECURITY_SCHEME: [spec.scope.value]}, {HEADER_SCHEME: [spec.scope.value]}]
+            if spec.scope is not None
+            else []
         )
         for status, model in sorted(spec.responses.items()):
             described: dict[str, Any] = {"description": HTTPStatus(status).phrase}
@@ -228,7 +250,10 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 SECURITY_SCHEME: {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API key: `Authorization: Bearer cs_...`.",
+                    "description": "An API key: `Authorization: Bearer cs_...`. Each key is "
+                    "allowed some scopes (" + ", ".join(f"`{s.value}`" for s in Scope) + "); "
+                    "each operation's security requirement names the one it needs, and a key "
+                    "without it is answered 403. An expired key is answered 401.",
                 },
                 HEADER_SCHEME: {
                     "type": "apiKey",

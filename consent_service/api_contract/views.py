@@ -61,6 +61,10 @@ def _outline(document: dict[str, Any]) -> dict[str, Any]:
                     "path": path,
                     "op": op,
                     "secured": bool(op.get("security")),
+                    # The scope its security requirement names (every scheme names the same).
+                    "scope": next(iter(op["security"][0].values()), [None])[0]
+                    if op.get("security")
+                    else None,
                     "body": {"media_type": body[0], "type": _type_name(body[1]["schema"])}
                     if body
                     else None,

@@ -16,6 +16,7 @@ from consent_service.consent_requests import service
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.consent_requests.schemas import ConsentRequestCreate, ConsentRequestPublic
 from consent_service.runtime import services
+from consent_service.vocabulary import Scope
 from consent_service.web import require_provider
 
 bp = Blueprint("consent_requests_api", __name__, url_prefix="/api/v1")
@@ -38,6 +39,7 @@ def _public(req: ConsentRequest) -> dict[str, Any]:
     body=ConsentRequestCreate,
     errors=(404,),
     tags=("consent requests",),
+    scope=Scope.CONSENT_REQUESTS,
 )
 @require_provider
 def create_request() -> Response:
@@ -115,6 +117,7 @@ def _notify(session: Session, req: ConsentRequest, secret: str) -> None:
     responses={200: ConsentRequestPublic},
     errors=(404,),
     tags=("consent requests",),
+    scope=Scope.CONSENT_REQUESTS,
 )
 @require_provider
 def get_request(request_id: str) -> Response:

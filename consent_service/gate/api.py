@@ -25,7 +25,7 @@ from consent_service.providers import service as providers
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import verify_token
-from consent_service.vocabulary import Operation
+from consent_service.vocabulary import Operation, Scope
 from consent_service.web import require_provider
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -40,6 +40,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
     body=JobSubmission,
     media_type="multipart/form-data",
     tags=("jobs",),
+    scope=Scope.JOBS_WRITE,
 )
 @require_provider
 def submit_job():
@@ -78,6 +79,7 @@ def _job_public(session, job) -> dict:
     responses={200: JobPublic},
     errors=(404,),
     tags=("jobs",),
+    scope=Scope.JOBS_READ,
 )
 @require_provider
 def get_job(job_id: str):
@@ -106,6 +108,8 @@ STATUS_MAX_AGE = 60
     responses={200: VerifyResult},
     body=VerifyRequest,
     errors=(429,),
+    # Public, hence no scope: a decision is checked by whoever holds the edited file, who has
+    # no key of the provider's (and a key would tie the check to one provider).
     authenticated=False,
     tags=("decisions",),
 )
@@ -151,7 +155,7 @@ def verify_decision() -> Response:
     "client address.",
     responses={200: DecisionStatus},
     errors=(404, 429),
-    authenticated=False,
+    authenticated=False,  # public like verify_decision: the status URL is in the label
     tags=("decisions",),
 )
 def decision_status(token_ref: str) -> Response:
@@ -172,6 +176,12 @@ def decision_status(token_ref: str) -> Response:
     "out requires none.",
     responses={200: AssuranceMinimums},
     tags=("settings",),
+    # The minimums are part of how this provider's jobs are decided, so they go with the job
+    # scopes rather than a sixth scope: reading them with reading jobs (a job's answer carries
+    # `assurance_required` already), changing them with submitting jobs (the key that submits
+    # is the integration whose decisions they shape). An integration that only reads results
+    # cannot change them.
+    scope=Scope.JOBS_READ,
 )
 @require_provider
 def get_assurance_minimums():
@@ -188,6 +198,7 @@ def get_assurance_minimums():
     responses={200: AssuranceMinimums},
     body=AssuranceMinimums,
     tags=("settings",),
+    scope=Scope.JOBS_WRITE,  # see get_assurance_minimums
 )
 @require_provider
 def put_assurance_minimums():

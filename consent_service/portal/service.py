@@ -5,6 +5,7 @@ webhooks' and gate's own service functions; this module scopes, pages and audits
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -22,7 +23,7 @@ from consent_service.providers import service as providers
 from consent_service.providers.models import ApiKey, Provider
 from consent_service.rows import row_id
 from consent_service.timeutil import as_utc, utcnow
-from consent_service.vocabulary import Assurance, DecisionKind, JobStatus, Operation
+from consent_service.vocabulary import Assurance, DecisionKind, JobStatus, Operation, Scope
 
 JOBS_PAGE = 50  # jobs per page
 USAGE_DAYS = 30
@@ -153,32 +154,72 @@ def staff_of(session: Session, user: User) -> Staff | None:
 
 
 # ---------------------------------------------------------------------------- API keys
-def list_keys(session: Session, provider: Provider) -> list[ApiKey]:
-    """The provider's keys, newest first (hashes stay in the database)."""
-    return list(
-        session.exec(
-            select(ApiKey)
-            .where(ApiKey.provider_id == provider.id)
-            .order_by(col(ApiKey.created_at).desc(), col(ApiKey.id).desc())
-        )
-    )
+@dataclass(frozen=True)
+class KeyShown:
+    key: ApiKey
+    state: str  # `active`, `expired` or `revoked` (providers.key_state)
 
 
-def create_key(session: Session, audit_key: KeySource, staff: Staff, name: str) -> str:
-    """Issue a key for the staff member's provider; the raw key is returned once."""
+def list_keys(session: Session, provider: Provider) -> list[KeyShown]:
+    """The provider's keys, newest first, each with its state now (hashes stay in the
+    database)."""
+    now = utcnow()
+    return [
+        KeyShown(k, providers.key_state(k, now)) for k in providers.list_keys(session, provider)
+    ]
+
+
+def create_key(
+    session: Session,
+    audit_key: KeySource,
+    staff: Staff,
+    name: str,
+    scopes: Iterable[Scope],
+    expires_at: datetime | None = None,
+) -> str:
+    """Issue a key for the staff member's provider with the scopes chosen and an optional
+    expiry; the raw key is returned once."""
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise InvalidRequest("Give the key a name of 1 to 200 characters.")
-    raw = providers.issue_key(session, staff.provider, name)
-    prefix = raw[len(providers.KEY_PREFIX) :].split("_", 1)[0]
+    chosen = sorted({s.value for s in scopes})
+    raw = providers.issue_key(session, staff.provider, name, [Scope(s) for s in chosen], expires_at)
     audit.append(
         session,
         audit_key,
         "provider.key_issued",
         staff.actor,
-        {"provider_id": staff.provider.id, "prefix": prefix, "name": name},
+        {
+            "provider_id": staff.provider.id,
+            "prefix": providers.key_prefix(raw),
+            "name": name,
+            "scopes": chosen,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
     )
     return raw
+
+
+def rotate_key(
+    session: Session, audit_key: KeySource, staff: Staff, prefix: str, overlap: timedelta
+) -> providers.Rotation:
+    """Rotate one of the provider's own keys (`providers.rotate_key`); audited."""
+    rotation = providers.rotate_key(session, staff.provider, prefix, overlap)
+    audit.append(
+        session,
+        audit_key,
+        "provider.key_rotated",
+        staff.actor,
+        {
+            "provider_id": staff.provider.id,
+            "prefix": prefix,
+            "new_prefix": rotation.new_prefix,
+            "old_expires_at": as_utc(rotation.old.expires_at).isoformat()
+            if rotation.old.expires_at
+            else None,
+        },
+    )
+    return rotation
 
 
 def revoke_key(session: Session, audit_key: KeySource, staff: Staff, prefix: str) -> None:

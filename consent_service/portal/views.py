@@ -5,6 +5,7 @@ action is a service call."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import wraps
 
 from flask import (
@@ -23,19 +24,22 @@ from flask_login import current_user, login_required
 
 from consent_service import db
 from consent_service.consent_requests import service as requests_service
-from consent_service.errors import DomainError, InvalidRequest, NotFound
+from consent_service.errors import Conflict, DomainError, InvalidRequest, NotFound
 from consent_service.gate import service as gate
 from consent_service.gate.public import job_view
 from consent_service.portal import service
 from consent_service.portal.forms import (
+    SCOPE_HELP,
     AssuranceForm,
     JobFilterForm,
     NewKeyForm,
     RevokeKeyForm,
+    RotateKeyForm,
     WebhookForm,
 )
 from consent_service.providers import service as providers
 from consent_service.runtime import services
+from consent_service.timeutil import utcnow
 from consent_service.webhooks import service as webhooks
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -84,13 +88,26 @@ def overview():
 
 
 # ---------------------------------------------------------------------------- API keys
-def _keys_page(form: NewKeyForm, status: int = 200, new_key: str | None = None):
+def _rotate_form() -> RotateKeyForm:
+    return RotateKeyForm().offer(services().settings.api_key_rotation_overlap_hours)
+
+
+def _keys_page(
+    form: NewKeyForm,
+    status: int = 200,
+    new_key: str | None = None,
+    rotated: providers.Rotation | None = None,
+    rotate_form: RotateKeyForm | None = None,
+):
     body = render_template(
         "portal/keys.html",
         keys=service.list_keys(db.session(), g.staff.provider),
         form=form,
         revoke_form=RevokeKeyForm(),
+        rotate_form=rotate_form or _rotate_form(),
+        scope_help=SCOPE_HELP,
         new_key=new_key,
+        rotated=rotated,
     )
     return _no_store(body, status)
 
@@ -108,9 +125,35 @@ def create_key():
     if not form.validate_on_submit():
         return _keys_page(form, 400)
     session = db.session()
-    raw = service.create_key(session, services().audit_key, g.staff, form.name.data)
+    days = form.expires_in_days.data
+    raw = service.create_key(
+        session,
+        services().audit_key,
+        g.staff,
+        form.name.data,
+        form.chosen_scopes(),
+        utcnow() + timedelta(days=days) if days else None,
+    )
     # Rendered here, not redirected to: the key never travels through the session cookie.
     return _keys_page(NewKeyForm(formdata=None), 201, new_key=raw)
+
+
+@bp.post("/keys/<prefix>/rotate")
+@staff_required(admin=True)
+def rotate_key(prefix: str):
+    form = _rotate_form()
+    if not form.validate_on_submit():
+        abort(400, _("The form expired or its overlap is not one offered; reload the page."))
+    session = db.session()
+    try:
+        with db.savepoint(session):
+            rotation = service.rotate_key(
+                session, services().audit_key, g.staff, prefix, timedelta(hours=form.overlap.data)
+            )
+    except Conflict as exc:
+        flash(exc.localized(), "error")
+        return redirect(url_for("portal.keys"))
+    return _keys_page(NewKeyForm(formdata=None), 201, new_key=rotation.raw, rotated=rotation)
 
 
 @bp.post("/keys/<prefix>/revoke")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import JSON, Column, DateTime
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
-from consent_service.vocabulary import ProviderStatus
+from consent_service.vocabulary import ProviderStatus, Scope
 
 
 class Provider(SQLModel, table=True):
@@ -33,6 +33,21 @@ class ApiKey(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
     revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # What the key may do: `vocabulary.Scope` values, sorted. Keys from before scopes have all.
+    scopes: list[str] = Field(
+        default_factory=lambda: sorted(s.value for s in Scope),
+        sa_column=Column(JSON, nullable=False),
+    )
+    # No longer accepted from this instant (None: until revoked); rotation sets it to the end of
+    # the overlap window.
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # When a request last authenticated with it (to the hour: see providers.service), so staff
+    # can tell whether a rotated key is still in use before the overlap ends.
+    last_used_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
 

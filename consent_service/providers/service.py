@@ -1,23 +1,32 @@
-"""Providers and API keys (a key is shown once, stored as a SHA-256 hash with a short prefix),
-and each provider's minimum assurance per operation."""
+"""Providers and API keys (a key is shown once, stored as a SHA-256 hash with a short prefix,
+with its scopes and an optional expiry; rotation issues a successor and lets the old key live
+on for an overlap window), and each provider's minimum assurance per operation."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from consent_service.audit import service as audit
 from consent_service.crypto import KeySource
-from consent_service.errors import Conflict, InvalidRequest, NotFound
+from consent_service.errors import ApiKeyExpired, Conflict, InvalidRequest, NotFound
 from consent_service.providers.models import ApiKey, AssuranceMinimum, Provider
-from consent_service.timeutil import utcnow
-from consent_service.vocabulary import Assurance, Operation, ProviderStatus
+from consent_service.timeutil import as_utc, utcnow
+from consent_service.vocabulary import Assurance, Operation, ProviderStatus, Scope
 
 KEY_PREFIX = "cs_"
+ALL_SCOPES = frozenset(Scope)
+# `last_used_at` is written at most once per key per this long: often enough to tell whether a
+# rotated key is still in use, rarely enough that reading the API does not write on every call.
+LAST_USED_RESOLUTION = timedelta(hours=1)
+# The longest a rotated key may go on working beside its successor.
+MAX_ROTATION_OVERLAP = timedelta(days=30)
 
 
 def _hash(raw: str) -> str:
@@ -44,20 +53,83 @@ def find_provider(session: Session, name: str) -> Provider:
     return provider
 
 
-def issue_key(session: Session, provider: Provider, name: str = "") -> str:
-    """Create an API key and return it; only its hash is kept."""
+def key_prefix(raw: str) -> str:
+    """The prefix that names a raw key (`cs_<prefix>_<secret>`) in lists, audits and URLs."""
+    return raw[len(KEY_PREFIX) :].split("_", 1)[0]
+
+
+def issue_key(
+    session: Session,
+    provider: Provider,
+    name: str = "",
+    scopes: Iterable[Scope] = ALL_SCOPES,
+    expires_at: datetime | None = None,
+) -> str:
+    """Create an API key allowed `scopes` (every scope unless told), working until `expires_at`
+    (None: until revoked), and return it; only its hash is kept."""
+    chosen = sorted({Scope(s).value for s in scopes})
+    if not chosen:
+        raise InvalidRequest("Choose at least one scope for the key.")
+    if expires_at is not None and as_utc(expires_at) <= utcnow():
+        raise InvalidRequest("A key's expiry must be in the future.")
     prefix = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    session.add(ApiKey(provider_id=provider.id, prefix=prefix, key_hash=_hash(raw), name=name))
+    session.add(
+        ApiKey(
+            provider_id=provider.id,
+            prefix=prefix,
+            key_hash=_hash(raw),
+            name=name,
+            scopes=chosen,
+            expires_at=expires_at,
+        )
+    )
     session.flush()
     return raw
 
 
-def authenticate_key(session: Session, raw: str | None) -> Provider | None:
-    """The provider a key belongs to, or None for unknown, revoked or malformed keys alike."""
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who a request's key speaks for, and what it may do."""
+
+    provider: Provider
+    key: ApiKey
+
+    @property
+    def scopes(self) -> frozenset[Scope]:
+        return known_scopes(self.key.scopes)
+
+    def allows(self, scope: Scope) -> bool:
+        return scope in self.scopes
+
+
+def known_scopes(values: Iterable[str]) -> frozenset[Scope]:
+    """The scopes among stored values; one a later version no longer knows grants nothing."""
+    known = {s.value for s in Scope}
+    return frozenset(Scope(v) for v in values if v in known)
+
+
+def key_expired(key: ApiKey, now: datetime) -> bool:
+    return key.expires_at is not None and as_utc(key.expires_at) <= now
+
+
+def key_state(key: ApiKey, now: datetime) -> str:
+    """`revoked`, `expired` or `active`: whether the API accepts the key now, and if not why."""
+    if key.revoked_at is not None:
+        return "revoked"
+    return "expired" if key_expired(key, now) else "active"
+
+
+def authenticate_key(
+    session: Session, raw: str | None, now: datetime | None = None
+) -> KeyHolder | None:
+    """The key and its provider, or None for unknown, revoked or malformed keys alike (and for
+    a provider that is not active). A genuine key past its expiry raises `ApiKeyExpired`, so its
+    holder learns why (only the holder of the whole key learns it)."""
     if not raw or not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
-    prefix = raw[len(KEY_PREFIX) :].split("_", 1)[0]
+    now = now or utcnow()
+    prefix = key_prefix(raw)
     # The key and its provider in one query: every API request starts here.
     row = session.exec(
         select(ApiKey, Provider)
@@ -69,16 +141,83 @@ def authenticate_key(session: Session, raw: str | None) -> Provider | None:
     key, provider = row
     if key.revoked_at is not None or not hmac.compare_digest(key.key_hash, _hash(raw)):
         return None
-    return provider if provider.status == ProviderStatus.ACTIVE else None
+    if provider.status != ProviderStatus.ACTIVE:
+        return None
+    if key_expired(key, now):
+        raise ApiKeyExpired(
+            "This API key expired at %(at)s UTC: use the key that replaced it, or ask the "
+            "provider's admin for a new one.",
+            at=as_utc(key.expires_at).strftime("%Y-%m-%d %H:%M") if key.expires_at else "",
+        )
+    if key.last_used_at is None or now - as_utc(key.last_used_at) >= LAST_USED_RESOLUTION:
+        key.last_used_at = now
+        session.add(key)
+    return KeyHolder(provider, key)
 
 
-def revoke_key(session: Session, provider: Provider, prefix: str) -> None:
+def list_keys(session: Session, provider: Provider) -> list[ApiKey]:
+    """The provider's keys, newest first (hashes stay in the database)."""
+    return list(
+        session.exec(
+            select(ApiKey)
+            .where(ApiKey.provider_id == provider.id)
+            .order_by(col(ApiKey.created_at).desc(), col(ApiKey.id).desc())
+        )
+    )
+
+
+def _own_key(session: Session, provider: Provider, prefix: str) -> ApiKey:
     key = session.exec(
         select(ApiKey).where(ApiKey.provider_id == provider.id, ApiKey.prefix == prefix)
     ).first()
     if key is None:
         raise NotFound("No such API key.")
+    return key
+
+
+def revoke_key(session: Session, provider: Provider, prefix: str) -> None:
+    key = _own_key(session, provider, prefix)
     key.revoked_at = key.revoked_at or utcnow()
+    session.add(key)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    raw: str  # the successor, shown once
+    old: ApiKey  # now expiring at the end of the overlap
+    new_prefix: str
+
+
+def rotate_key(
+    session: Session,
+    provider: Provider,
+    prefix: str,
+    overlap: timedelta,
+    now: datetime | None = None,
+) -> Rotation:
+    """Issue a successor to a working key, with the same name and scopes (no expiry), and let
+    the old key work on for `overlap` (zero: it stops now) while its users switch over. The old
+    key's expiry only ever moves earlier. A revoked or expired key cannot be rotated: issue a new
+    one instead."""
+    now = now or utcnow()
+    if overlap < timedelta(0) or overlap > MAX_ROTATION_OVERLAP:
+        raise InvalidRequest(
+            "The overlap must be between 0 and %(hours)d hours.",
+            hours=MAX_ROTATION_OVERLAP // timedelta(hours=1),
+        )
+    old = _own_key(session, provider, prefix)
+    if old.revoked_at is not None or key_expired(old, now):
+        raise Conflict(
+            "Key %(prefix)s… no longer works, so it cannot be rotated: create a new key instead.",
+            prefix=prefix,
+        )
+    raw = issue_key(session, provider, old.name, known_scopes(old.scopes))
+    end = now + overlap
+    if old.expires_at is None or as_utc(old.expires_at) > end:
+        old.expires_at = end
+        session.add(old)
+    session.flush()
+    return Rotation(raw=raw, old=old, new_prefix=key_prefix(raw))
 
 
 # ---------------------------------------------------------------------------- assurance minimums

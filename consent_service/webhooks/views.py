@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from consent_service import db
 from consent_service.api_contract.operations import api_operation
 from consent_service.runtime import services
+from consent_service.vocabulary import Scope
 from consent_service.web import require_provider
 from consent_service.webhooks import service
 from consent_service.webhooks.models import Webhook
@@ -35,6 +36,7 @@ def _public(webhook: Webhook, secret: str | None = None) -> dict[str, Any]:
     responses={200: WebhookPublic},
     body=WebhookUpdate,
     tags=("webhooks",),
+    scope=Scope.WEBHOOKS_ADMIN,
 )
 @require_provider
 def put_webhook() -> Response:
@@ -60,6 +62,7 @@ def put_webhook() -> Response:
     responses={200: WebhookPublic},
     errors=(404,),
     tags=("webhooks",),
+    scope=Scope.WEBHOOKS_ADMIN,
 )
 @require_provider
 def get_webhook() -> Response:
@@ -70,8 +73,12 @@ def get_webhook() -> Response:
 @api_operation(
     "List webhook deliveries",
     description="The latest 50 deliveries: status, attempts, last answer, next attempt.",
+    # Reading needs the admin scope too: deliveries carry the events' bodies and the
+    # receiver's answers, and the settings the URL; a key that only runs jobs has no use
+    # for them.
     responses={200: DeliveryList},
     tags=("webhooks",),
+    scope=Scope.WEBHOOKS_ADMIN,
 )
 @require_provider
 def list_deliveries() -> Response:

@@ -175,10 +175,10 @@ def test_openapi_document_describes_every_operation(api):
     assert doc["openapi"] == "3.1.0"
     assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     submit_op = doc["paths"]["/api/v1/jobs"]["post"]
-    assert set(submit_op["responses"]) == {"200", "202", "401", "413", "422", "429"}
+    assert set(submit_op["responses"]) == {"200", "202", "401", "403", "413", "422", "429"}
     assert "multipart/form-data" in submit_op["requestBody"]["content"]
     get_op = doc["paths"]["/api/v1/jobs/{job_id}"]["get"]
-    assert set(get_op["responses"]) == {"200", "401", "404", "429"}
+    assert set(get_op["responses"]) == {"200", "401", "403", "404", "429"}
     assert get_op["responses"]["429"]["headers"]["Retry-After"]["required"] is True
     for path, methods in doc["paths"].items():
         for method, op in methods.items():

@@ -19,7 +19,7 @@ from consent_service.cli import main
 from consent_service.portal.service import add_staff
 from consent_service.providers.models import ApiKey, Provider
 from consent_service.runtime import services
-from consent_service.timeutil import utcnow
+from consent_service.timeutil import as_utc, utcnow
 from consent_service.webhooks import service as webhooks
 from tests import factories
 from tests.support import (
@@ -144,7 +144,7 @@ def test_only_signed_in_staff_reach_the_portal(site):
 
 def test_a_new_key_is_shown_once_stored_as_a_hash_and_revocable(site):
     acme = _staff(site, "Acme", "bea@acme.example")
-    created = acme.post("/portal/keys", {"name": "render farm eu-1"})
+    created = acme.post("/portal/keys", {"name": "render farm eu-1", "scopes": ["jobs:read"]})
     assert created.status_code == 201
     assert created.headers["Cache-Control"] == "no-store"
     [raw] = RAW_KEY.findall(created.get_data(as_text=True))
@@ -173,6 +173,57 @@ def test_a_new_key_is_shown_once_stored_as_a_hash_and_revocable(site):
     assert _api_status(site, site.key) == 404  # Acme's other key is untouched
 
 
+def test_keys_are_created_with_scopes_and_expiry_and_rotated_with_an_overlap(site):
+    acme = _staff(site, "Acme", "rio@acme.example")
+    page = acme.get("/portal/keys")
+    assert "jobs:write" in page and "webhooks:admin" in page and "Expires after" in page
+    refused = acme.post("/portal/keys", {"name": "nothing"}, form_page="/portal/keys")
+    assert refused.status_code == 400 and "Choose at least one scope." in refused.get_data(
+        as_text=True
+    )
+    created = acme.post(
+        "/portal/keys",
+        {"name": "results reader", "scopes": ["jobs:read"], "expires_in_days": "7"},
+    )
+    assert created.status_code == 201
+    [raw] = RAW_KEY.findall(created.get_data(as_text=True))
+    prefix = raw.split("_")[1]
+    assert _api_status(site, raw) == 404  # allowed jobs:read
+    webhook = site.client().get("/api/v1/webhook", headers=site.auth(raw))
+    assert webhook.status_code == 403 and webhook.get_json()["required_scope"] == "webhooks:admin"
+    with site.app.app_context():
+        key = db.session().exec(select(ApiKey).where(ApiKey.prefix == prefix)).one()
+        assert key.scopes == ["jobs:read"]
+        assert timedelta(days=6, hours=23) < as_utc(key.expires_at) - utcnow() <= timedelta(days=7)
+
+    # Rotation: a successor shown once, with the same scopes; the old key works for the overlap.
+    rotated = acme.post(f"/portal/keys/{prefix}/rotate", {"overlap": "1"}, form_page="/portal/keys")
+    assert rotated.status_code == 201 and rotated.headers["Cache-Control"] == "no-store"
+    text = rotated.get_data(as_text=True)
+    [successor] = RAW_KEY.findall(text)
+    assert f"cs_{prefix}_… is rotated" in text
+    assert _api_status(site, raw) == 404 and _api_status(site, successor) == 404
+    with site.app.app_context():
+        s = db.session()
+        old = s.exec(select(ApiKey).where(ApiKey.prefix == prefix)).one()
+        assert as_utc(old.expires_at) - utcnow() <= timedelta(hours=1)
+        new = s.exec(select(ApiKey).where(ApiKey.prefix == successor.split("_")[1])).one()
+        assert new.scopes == ["jobs:read"] and new.name == "results reader"
+        events = s.exec(select(AuditEvent).where(AuditEvent.event_type == "provider.key_rotated"))
+        assert prefix in [e.payload["prefix"] for e in events]
+    # An overlap not offered is refused; a rotation with none stops the old key now.
+    odd = acme.post(f"/portal/keys/{prefix}/rotate", {"overlap": "5"}, form_page="/portal/keys")
+    assert odd.status_code == 400
+    now = acme.post(f"/portal/keys/{prefix}/rotate", {"overlap": "0"}, form_page="/portal/keys")
+    assert now.status_code == 201 and _api_status(site, raw) == 401
+    listing = acme.get("/portal/keys")
+    assert f'data-prefix="{prefix}" data-state="expired"' in listing
+    assert f"/portal/keys/{prefix}/rotate" not in listing  # an expired key has no actions
+    again = acme.post(f"/portal/keys/{prefix}/rotate", {"overlap": "1"}, form_page="/portal/keys")
+    assert again.status_code == 302
+    assert "cannot be rotated" in acme.get("/portal/keys")
+
+
 def test_viewers_read_but_change_nothing(site):
     viewer = _staff(site, "Acme", "vic@acme.example", role="viewer")
     keys = viewer.get("/portal/keys")
@@ -188,6 +239,10 @@ def test_viewers_read_but_change_nothing(site):
         prefix = db.session().exec(select(ApiKey.prefix)).first()
     revoke = viewer.client.post(f"/portal/keys/{prefix}/revoke", data={"csrf_token": token})
     assert revoke.status_code == 403
+    rotate = viewer.client.post(
+        f"/portal/keys/{prefix}/rotate", data={"overlap": "24", "csrf_token": token}
+    )
+    assert rotate.status_code == 403 and "/rotate" not in keys
 
 
 def test_webhook_settings_show_the_secret_once_and_the_delivery_log(site):

@@ -241,7 +241,7 @@ def _verify(w: World, template: str) -> list[Call]:
 
 def _a_id(w: World) -> str:
     with w.api.app.app_context():
-        return authenticate_key(db.session(), w.api.key).id
+        return authenticate_key(db.session(), w.api.key).provider.id
 
 
 def _plain(method: str, expect: int, json_body: dict | None = None):
@@ -293,7 +293,7 @@ def world(make_api_app) -> Iterator[World]:
     allowed_id = _submit(client, b)
     with api.app.app_context():
         svc = services()
-        b_provider_id = authenticate_key(db.session(), api.other_key).id
+        b_provider_id = authenticate_key(db.session(), api.other_key).provider.id
         with db.unit_of_work() as s, factories.bound(s):
             asked = factories.SubjectFactory().id  # no grant: needs consent
             consenting = factories.SubjectFactory().id

@@ -249,7 +249,8 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
 def _provider(api):
     from consent_service.providers.service import authenticate_key
 
-    return authenticate_key(db.session(), api.key)
+    holder = authenticate_key(db.session(), api.key)
+    return holder.provider if holder else None
 
 
 def test_cli_rotate_then_verify_old_and_new_tokens(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -13,6 +14,7 @@ from sqlmodel import SQLModel
 
 import consent_service.models  # noqa: F401 - registers every table on SQLModel.metadata
 from consent_service.migrate import alembic_config, upgrade
+from consent_service.vocabulary import Scope
 
 
 def check_schema(url: str) -> None:
@@ -98,3 +100,42 @@ def test_token_status_gives_existing_revisions_the_sha256_of_their_token(tmp_pat
     finally:
         engine.dispose()
     assert rows == [(1, hashlib.sha256(b"a.b.c").hexdigest()), (2, None)]
+
+
+def _keys_after_scopes_migration(url: str) -> tuple:
+    upgrade(url, "0026_retention")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO provider (id, name, status, created_at) "
+                    "VALUES ('p', 'Acme', 'active', '2026-12-01 00:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO api_key (provider_id, prefix, key_hash, name, created_at) "
+                    "VALUES ('p', 'abcd1234', :h, 'old', '2026-12-01 00:00:00')"
+                ),
+                {"h": "0" * 64},
+            )
+        upgrade(url, "0028_api_key_scopes")
+        with engine.connect() as conn:
+            scopes, expires = conn.execute(text("SELECT scopes, expires_at FROM api_key")).one()
+    finally:
+        engine.dispose()
+    return json.loads(scopes) if isinstance(scopes, str) else scopes, expires
+
+
+def test_api_key_scopes_give_existing_keys_every_scope_and_no_expiry(tmp_path):
+    """0028: keys issued before scopes keep working for everything they did."""
+    scopes, expires = _keys_after_scopes_migration(f"sqlite:///{tmp_path / 'consent.sqlite'}")
+    assert sorted(scopes) == sorted(s.value for s in Scope) and expires is None
+
+
+@pytest.mark.postgres
+def test_api_key_scopes_migrate_existing_keys_on_postgresql(postgres_database):
+    with postgres_database() as url:
+        scopes, expires = _keys_after_scopes_migration(url)
+    assert sorted(scopes) == sorted(s.value for s in Scope) and expires is None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Blueprint, Flask
 from pydantic import BaseModel
 
 from consent_service.api_contract.operations import api_operation, openapi_document
+from consent_service.vocabulary import Scope
 
 
 class Thing(BaseModel):
@@ -20,7 +22,9 @@ def _app() -> Flask:
     bp = Blueprint("things", __name__, url_prefix="/api/v1")
 
     @bp.post("/things/<int:group>")
-    @api_operation("Make a thing", responses={201: Thing}, body=Thing, errors=(404,))
+    @api_operation(
+        "Make a thing", responses={201: Thing}, body=Thing, errors=(404,), scope=Scope.JOBS_WRITE
+    )
     def make(group: int): ...
 
     @bp.get("/things")
@@ -39,15 +43,22 @@ def test_a_decorated_view_is_documented_with_its_statuses():
     doc = openapi_document(_app())
     assert set(doc["paths"]) == {"/api/v1/things/{group}", "/api/v1/things"}
     make = doc["paths"]["/api/v1/things/{group}"]["post"]
-    assert set(make["responses"]) == {"201", "401", "404", "413", "422", "429"}
+    assert set(make["responses"]) == {"201", "401", "403", "404", "413", "422", "429"}
     params = {p["name"]: p for p in make["parameters"]}
     assert params["group"]["schema"] == {"type": "integer"} and params["group"]["in"] == "path"
     assert params["Idempotency-Key"]["in"] == "header"
     assert make["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Thing"
     }
-    assert make["security"]
+    assert make["security"] == [{"apiKey": ["jobs:write"]}, {"apiKeyHeader": ["jobs:write"]}]
     listing = doc["paths"]["/api/v1/things"]["get"]
     assert listing["security"] == [] and set(listing["responses"]) == {"200", "422"}
     assert listing["parameters"][0]["name"] == "limit" and listing["parameters"][0]["in"] == "query"
     assert doc["components"]["schemas"]["Thing"]["required"] == ["name"]
+
+
+def test_an_operation_behind_a_key_must_name_its_scope():
+    with pytest.raises(ValueError, match="name its scope"):
+        api_operation("Anything", responses={200: Thing})
+    with pytest.raises(ValueError, match="public"):
+        api_operation("Open", responses={200: Thing}, authenticated=False, scope=Scope.LABELS)

@@ -53,14 +53,14 @@ def test_right_key_names_its_provider(reopen, provider, key):
     with reopen() as s:
         found = providers.authenticate_key(s, key)
     assert found is not None
-    assert found.id == provider.id
+    assert found.provider.id == provider.id
 
 
 def test_each_key_names_its_own_provider(session, provider, key):
     other = providers.create_provider(session, "Other Pixels")
     other_key = providers.issue_key(session, other)
-    assert providers.authenticate_key(session, other_key).id == other.id
-    assert providers.authenticate_key(session, key).id == provider.id
+    assert providers.authenticate_key(session, other_key).provider.id == other.id
+    assert providers.authenticate_key(session, key).provider.id == provider.id
 
 
 def _variants(key: str) -> dict[str, str | None]:
@@ -95,7 +95,7 @@ def test_revoked_key_is_refused_and_the_providers_other_keys_still_work(session,
     providers.revoke_key(session, provider, key.split("_", 2)[1])
     session.commit()
     assert providers.authenticate_key(session, key) is None
-    assert providers.authenticate_key(session, spare).id == provider.id
+    assert providers.authenticate_key(session, spare).provider.id == provider.id
 
 
 def test_key_of_a_suspended_provider_is_refused(session, provider, key):
