@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import click
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consent_service.errors import TokenInvalid
 from consent_service.settings import Settings
@@ -77,6 +78,24 @@ def tokens_retire(kid: str, remove: bool) -> None:
     _key_file_update(change)
 
 
+def verifying_keys(url: str | None) -> dict[str, Ed25519PublicKey]:
+    """The public keys to check what the service signed with: the JWKS of the server at `url`,
+    else the local key set. Exits with a clear message when neither can be had."""
+    try:
+        if url:
+            answer = requests.get(url.rstrip("/") + "/.well-known/jwks.json", timeout=10)
+            answer.raise_for_status()
+            return service.keys_from_jwks(answer.json())
+        settings = Settings()
+        path = service.configured_keys_path(settings)
+        inline = (settings.decision_signing_keys or "").strip()
+        if not inline and (path is None or not path.exists()):
+            raise click.ClickException("No local decision keys; pass --url SERVER.")
+        return service.load_keyring(settings).public_keys()
+    except (requests.RequestException, ValueError) as exc:
+        raise click.ClickException(f"Cannot get the keys: {exc}") from None
+
+
 @tokens.command("verify")
 @click.argument("token")
 @click.option("--url", default=None, help="Verify against this server's JWKS, not local keys.")
@@ -94,20 +113,7 @@ def tokens_verify(
     """Check a decision token (`-` reads it from stdin) and print its claims; exit 1 if invalid."""
     if token == "-":  # noqa: S105 - "-" means stdin; not a password
         token = sys.stdin.read().strip()
-    try:
-        if url:
-            answer = requests.get(url.rstrip("/") + "/.well-known/jwks.json", timeout=10)
-            answer.raise_for_status()
-            keys = service.keys_from_jwks(answer.json())
-        else:
-            settings = Settings()
-            path = service.configured_keys_path(settings)
-            inline = (settings.decision_signing_keys or "").strip()
-            if not inline and (path is None or not path.exists()):
-                raise click.ClickException("No local decision keys; pass --url SERVER.")
-            keys = service.load_keyring(settings).public_keys()
-    except (requests.RequestException, ValueError) as exc:
-        raise click.ClickException(f"Cannot get the keys: {exc}") from None
+    keys = verifying_keys(url)
     try:
         claims, kid = service.verify_token(
             token, keys, audience=audience, issuer=issuer, allow_expired=accept_expired
