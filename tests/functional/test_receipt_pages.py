@@ -86,6 +86,12 @@ def test_the_page_says_the_signed_copy_is_coming_then_shows_it(site, tmp_path, m
     assert kid in page and RECEIPT_TYP in page
     assert content["iso27560"]["record_id"] == grant_id and content["grant"]["version"] == 1
 
+    # The endpoint that checks decision tokens refuses a receipt, though the same keys sign both.
+    refused = person.client.post(
+        "/api/v1/decisions/verify", json={"token": jws, "accept_expired": True}
+    )
+    assert refused.status_code == 422 and "typ" in refused.get_json()["detail"]
+
     # The CLI checks the downloaded file against the service's keys and prints what it says.
     saved = tmp_path / "receipt.jws"
     saved.write_text(jws)
