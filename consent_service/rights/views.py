@@ -101,11 +101,13 @@ def _receipt(grant_id: str, version: int) -> rights.ReceiptShown:
 @login_required
 def receipt_page(grant_id: str, version: int) -> str:
     """The receipt to read and print: every field explained, the JWS and how to verify it."""
+    public_url = services().settings.public_url.rstrip("/")
     return render_template(
         "rights/receipt.html",
         receipt=_receipt(grant_id, version),
-        jwks_url=url_for("tokens.jwks", _external=True),
-        public_url=services().settings.public_url.rstrip("/"),
+        # Where the receipt's own links point (PUBLIC_URL), not the host this request came by.
+        public_url=public_url,
+        jwks_url=public_url + url_for("tokens.jwks"),
     )
 
 
