@@ -31,7 +31,7 @@ from consent_service.processes import beat_command, worker_command
 from consent_service.providers.cli import providers
 from consent_service.queues import ALL_QUEUES
 from consent_service.retention.cli import retention_group
-from consent_service.rights.cli import subjects_export
+from consent_service.rights.cli import receipts, subjects_export
 from consent_service.settings import Settings
 from consent_service.tokens.cli import tokens
 from consent_service.webhooks.cli import webhooks
@@ -171,7 +171,18 @@ def demo(home: str | None) -> None:
 # several capabilities: a provider's portal staff, a person's export under their rights.
 providers.add_command(providers_add_staff)
 subjects.add_command(subjects_export)
-for group in (providers, subjects, grants, jobs, webhooks, tokens, operators, audit, keys):
+for group in (
+    providers,
+    subjects,
+    grants,
+    receipts,
+    jobs,
+    webhooks,
+    tokens,
+    operators,
+    audit,
+    keys,
+):
     main.add_command(group)
 main.add_command(retention_group, "retention")
 

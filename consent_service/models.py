@@ -25,6 +25,7 @@ from consent_service.notices.models import SubjectNotice
 from consent_service.operators.models import WorkerHeartbeat
 from consent_service.portal.models import ProviderStaff
 from consent_service.providers.models import ApiKey, AssuranceMinimum, Provider
+from consent_service.rights.models import ConsentReceipt
 from consent_service.storage import MediaBlob
 from consent_service.webhooks.models import Webhook, WebhookDelivery
 
@@ -36,6 +37,7 @@ __all__ = [
     "AuditHead",
     "BiometricTemplate",
     "ConsentGrant",
+    "ConsentReceipt",
     "ConsentRequest",
     "KeyRotation",
     "Decision",

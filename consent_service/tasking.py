@@ -89,6 +89,10 @@ def celery_config(settings: Settings) -> dict:
                 "task": "sweep.stale_work",
                 "schedule": settings.outbox_sweep_after,
             },
+            "receipts.sweep": {
+                "task": "receipts.sweep",
+                "schedule": settings.outbox_sweep_after,
+            },
             "grants.expire": {"task": "grants.expire", "schedule": settings.grant_expiry_interval},
             "media.purge": {"task": "media.purge", "schedule": settings.media_purge_interval},
             "live_sessions.sweep": {
@@ -151,6 +155,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
             "consent_service.consent_requests.tasks",
             "consent_service.audit.tasks",
             "consent_service.retention.tasks",
+            "consent_service.rights.tasks",
         ],
     )
     celery_app.config_from_object(celery_config(settings))

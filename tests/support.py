@@ -7,6 +7,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -225,3 +226,46 @@ def pass_step_up(app, response) -> dict:
             row = s.get(StepUp, step_up_id)
             assert row is not None and status == "done", (status, row and row.error)
             return dict(row.result)
+
+
+def sign_receipts(app) -> int:
+    """For page tests (no worker runs there): what the worker's `receipts.sign` does for
+    every grant version whose receipt is not signed yet (tests/unit/rights/test_receipt_tasks.py
+    runs the task itself). Returns how many it signed."""
+    from consent_service import db
+    from consent_service.consent.receipts import Controller
+    from consent_service.rights import receipts
+    from consent_service.runtime import services
+    from consent_service.timeutil import utcnow
+
+    with app.app_context(), db.unit_of_work() as s:
+        svc = services()
+        signer = svc.decision_signer
+        ids = receipts.unsigned_versions(s, utcnow() + timedelta(seconds=1), 10_000)
+        for grant_row_id in ids:
+            receipts.sign_pending(
+                s,
+                grant_row_id,
+                signer.keys,
+                signer.issuer,
+                Controller.from_settings(svc.settings),
+                svc.settings.public_url,
+                utcnow(),
+            )
+        return len(ids)
+
+
+def signed_receipt(client, path: str, timeout: float = 60.0) -> dict:
+    """For tests with a real worker: the content of the receipt at `path` (…/receipt.json) once
+    the worker has signed it (the page answers 409 until then)."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.get(path)
+        if answer.status_code == 200:
+            return json.loads(answer.data)
+        assert answer.status_code == 409, answer.status_code
+        assert time.monotonic() < deadline, f"{path} was not signed within {timeout} s"
+        time.sleep(0.25)

@@ -1,29 +1,48 @@
-"""Consent receipts: one per grant version (given, withdrawn, expired), with the fields of
-ISO/IEC TS 27560 and the Kantara Consent Receipt v1.1. Plain data; the view makes it a download."""
+"""Consent receipts: one per grant version (given, withdrawn, expired, refused), with the field
+names of the Kantara Consent Receipt v1.1 and of ISO/IEC TS 27560. Plain data. Writing a version
+registers its signing (`request_signing`); a worker signs and keeps it (`rights.receipts`: only
+workers hold the signing keys, and consent sits beside `tokens`, never above it)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+from sqlmodel import Session
+
+from consent_service import db
 from consent_service.accounts.models import Subject
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import notice_digest
+from consent_service.rows import row_id
 from consent_service.settings import Settings
 from consent_service.timeutil import as_utc
 from consent_service.vocabulary import GrantStatus
 
-RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023; Kantara Consent Receipt v1.1"
-# Receipt ids are derived from (grant id, version): downloading twice gives the same receipt.
+KANTARA_VERSION = "KI-CR-v1.1.0"
+ISO_SCHEMA = "ISO/IEC TS 27560:2023"
+# The worker's task that signs one version's receipt (rights/tasks.py), sent by name.
+SIGN_RECEIPT = "receipts.sign"
+# Receipt ids are derived from (grant id, version): signing twice gives the same receipt id.
 _RECEIPT_NAMESPACE = uuid.UUID("6f1d8a52-0f7e-4d0b-9c36-2b8f5a7e4c11")
 
-_EVENT = {
-    GrantStatus.ACTIVE.value: "given",
-    GrantStatus.REVOKED.value: "withdrawn",
-    GrantStatus.EXPIRED.value: "expired",
-    GrantStatus.REFUSED.value: "refused",
+_EVENT_STATE = {
+    GrantStatus.ACTIVE.value: "consent given",
+    GrantStatus.REVOKED.value: "consent withdrawn",
+    GrantStatus.EXPIRED.value: "consent expired",
+    GrantStatus.REFUSED.value: "consent refused",
 }
 _DATA_CATEGORY = {"face": "face template", "voice": "voice template"}
+_PURPOSE_TYPE = "editing of biometric information (deep synthesis)"
+_LAWFUL_BASIS = (
+    "separate consent of the person edited (Deep Synthesis Provisions Art. 14; PIPL Arts. 28-29)"
+)
+_STORAGE = "controller's registry; templates encrypted at rest"
+_RETENTION = (
+    "templates kept until the account is deleted, or the last grant is withdrawn if the person "
+    "chose so; consent records kept as evidence"
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,8 @@ def collection_method(row: ConsentGrant) -> str:
         return "web form: separate consent page, unticked box, signed-in account holder"
     if row.actor.startswith("operator:"):
         return f"recorded by an operator ({row.identity_method})"
+    if row.actor.startswith("system:"):
+        return f"recorded by the service ({row.actor.removeprefix('system:')})"
     return row.identity_method or "unspecified"
 
 
@@ -80,11 +101,13 @@ def build_receipt(
     provider_names: dict[str, str],
     controller: Controller,
     base_url: str,
-) -> dict:
-    """The receipt of one grant version. `base_url` is where the person manages consent."""
+) -> dict[str, Any]:
+    """The content of the receipt of one grant version: the Kantara CR v1.1 fields at the top
+    level, the same consent as an ISO/IEC TS 27560 record under `iso27560`, and the grant version
+    it is about under `grant`. `base_url` is where the person manages consent."""
     base = base_url.rstrip("/")
-    event = _EVENT.get(row.status, row.status)
-    at = as_utc(row.created_at).isoformat()
+    at = as_utc(row.created_at)
+    rid = receipt_id(row.grant_id, row.version)
     recipients = (
         [{"id": "*", "name": "all providers"}]
         if row.all_providers
@@ -93,62 +116,140 @@ def build_receipt(
         ]
     )
     data_category = _DATA_CATEGORY.get(row.modality, row.modality)
+    valid_from = as_utc(row.valid_from).isoformat()
+    valid_until = as_utc(row.valid_until).isoformat() if row.valid_until else None
+    purpose = row.purpose or "(no purpose given)"
+    notice_url = f"{base}/grants/new"
+    withdraw = (
+        f"Select “Revoke” next to this grant at {base}/ (one click); effective for every check "
+        "after that moment."
+    )
+    # PIPL Art. 31: for a child under 14 the guardian consents; the receipt says who.
+    guardian = (
+        {
+            "reference": row.guardian.get("reference"),
+            "relationship": row.guardian.get("relationship"),
+            "declared_at": row.guardian.get("declared_at"),
+        }
+        if row.guardian
+        else None
+    )
+    method = collection_method(row)
     return {
-        "schema_version": RECEIPT_SCHEMA,
-        "receipt_id": receipt_id(row.grant_id, row.version),
-        "record_id": row.grant_id,
-        "record_version": row.version,
-        "issued_at": at,
-        "language": row.language,
+        # Kantara Consent Receipt v1.1
+        "version": KANTARA_VERSION,
         "jurisdiction": controller.jurisdiction,
-        "controllers": [
-            {"name": controller.name, "contact": controller.contact, "on_behalf": False}
-        ],
-        "subject_reference": subject.public_id,
-        # PIPL Art. 31: for a child under 14 the guardian consents; the receipt says who.
-        "guardian": (
+        "consentTimestamp": int(at.timestamp()),
+        "collectionMethod": method,
+        "consentReceiptID": rid,
+        "language": row.language,
+        "piiPrincipalId": subject.public_id,
+        "piiControllers": [
             {
-                "reference": row.guardian.get("reference"),
-                "relationship": row.guardian.get("relationship"),
-                "declared_at": row.guardian.get("declared_at"),
-            }
-            if row.guardian
-            else None
-        ),
-        "notice": {
-            "id": "separate-consent-biometric-editing",
-            "version": row.notice_version,
-            "language": row.language,
-            "sha256": notice_digest(row.notice_version, row.language),
-            "url": f"{base}/grants/new",
-        },
-        "purposes": [
-            {
-                "purpose": row.purpose or "(no purpose given)",
-                "purpose_category": "editing of biometric information (deep synthesis)",
-                "consent_type": "separate explicit consent",
-                "primary_purpose": True,
+                "piiController": controller.name,
+                "onBehalf": False,
+                "contact": controller.contact,
+                "piiControllerUrl": f"{base}/",
             }
         ],
-        "data_categories": [data_category],
+        "policyUrl": notice_url,
+        "services": [
+            {
+                "service": "consent to edits of my "
+                + ("face" if row.modality == "face" else "voice"),
+                "purposes": [
+                    {
+                        "purpose": purpose,
+                        "purposeCategory": [_PURPOSE_TYPE],
+                        "consentType": "EXPLICIT",
+                        "piiCategory": [data_category],
+                        "primaryPurpose": True,
+                        "termination": (
+                            f"{valid_until} or when withdrawn" if valid_until else "when withdrawn"
+                        ),
+                        "thirdPartyDisclosure": True,
+                        "thirdPartyName": ", ".join(r["name"] for r in recipients),
+                    }
+                ],
+            }
+        ],
         "sensitive": True,
-        "sensitive_categories": ["biometric"],
-        "processing": {
-            "modality": row.modality,
-            "edit_types": list(row.operations),
-            "roles": list(row.roles),
+        "spiCat": ["biometric"],
+        # ISO/IEC TS 27560: the same consent as a record (header, processing, parties, events)
+        "iso27560": {
+            "schema_version": ISO_SCHEMA,
+            "record_id": row.grant_id,
+            "receipt_id": rid,
+            "pii_principal_id": subject.public_id,
+            "privacy_notice": {
+                "id": "separate-consent-biometric-editing",
+                "version": row.notice_version,
+                "language": row.language,
+                "sha256": notice_digest(row.notice_version, row.language),
+                "url": notice_url,
+            },
+            "language": row.language,
+            "purposes": [
+                {
+                    "purpose": purpose,
+                    "purpose_type": _PURPOSE_TYPE,
+                    "lawful_basis": _LAWFUL_BASIS,
+                    "pii_information": [
+                        {
+                            "pii_type": data_category,
+                            "pii_optional": False,
+                            "sensitive_pii_category": "biometric",
+                        }
+                    ],
+                    "pii_controllers": ["controller"],
+                    "collection_method": method,
+                    "processing_method": {
+                        "modality": row.modality,
+                        "edit_types": list(row.operations),
+                        "roles": list(row.roles),
+                    },
+                    "storage_locations": _STORAGE,
+                    "retention_period": _RETENTION,
+                    "jurisdiction": controller.jurisdiction,
+                    "recipient_third_parties": recipients,
+                    "withdrawal_method": withdraw,
+                    "privacy_rights": [
+                        f"access and copy: {base}/account/export.json",
+                        f"erasure: {base}/account/delete",
+                    ],
+                }
+            ],
+            "parties": [
+                {
+                    "party_id": "controller",
+                    "party_name": controller.name,
+                    "party_contact": controller.contact,
+                    "party_url": f"{base}/",
+                    "party_role": "controller",
+                }
+            ],
+            "events": [
+                {
+                    "event_time": at.isoformat(),
+                    "validity_duration": {"from": valid_from, "until": valid_until},
+                    "entity_id": guardian["reference"] if guardian else subject.public_id,
+                    "event_type": "explicit consent",
+                    "event_state": _EVENT_STATE.get(row.status, row.status),
+                }
+            ],
         },
-        "recipients": recipients,
-        "storage_location": "controller's registry; templates encrypted at rest",
-        "retention": "templates kept until the account is deleted; consent records kept as "
-        "evidence",
-        "method_of_collection": collection_method(row),
-        "event": {"type": event, "time": at},
-        "status": row.status,
-        "validity": {
-            "from": as_utc(row.valid_from).isoformat(),
-            "until": as_utc(row.valid_until).isoformat() if row.valid_until else None,
+        # The grant version this receipt is about, as the service records it.
+        "grant": {
+            "grant_id": row.grant_id,
+            "version": row.version,
+            "status": row.status,
+            "guardian": guardian,
         },
-        "how_to_withdraw": f"Select “Revoke” next to this grant at {base}/ (one click); "
-        "effective for every check after that moment.",
     }
+
+
+# ---------------------------------------------------------------------------- signing
+def request_signing(session: Session, row: ConsentGrant) -> None:
+    """Have a worker sign this (flushed) grant version's receipt once it is committed
+    (`rights.tasks`); the receipts sweep catches any whose task was lost."""
+    db.publish(session, SIGN_RECEIPT, str(row_id(row)))

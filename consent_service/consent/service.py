@@ -15,6 +15,7 @@ from consent_service.accounts.service import lock_subjects, require_verified_sub
 from consent_service.audit import service as audit
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
+from consent_service.consent.receipts import request_signing
 from consent_service.crypto import KeySource
 from consent_service.errors import InvalidRequest, Msgid, NotFound
 from consent_service.timeutil import as_utc, utcnow
@@ -94,6 +95,7 @@ def grant(
     )
     session.add(row)
     session.flush()
+    request_signing(session, row)
     audit.append(
         session,
         audit_key,
@@ -143,6 +145,7 @@ def revoke(
     )
     session.add(row)
     session.flush()
+    request_signing(session, row)
     audit.append(
         session,
         audit_key,

@@ -21,6 +21,7 @@ from consent_service.biometrics.disputes import OPEN, open_vectors
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
 from consent_service.biometrics.service import add_templates, keep_error
 from consent_service.consent.models import ConsentGrant
+from consent_service.consent.receipts import request_signing
 from consent_service.consent.service import latest_version
 from consent_service.crypto import Envelope, KeySource
 from consent_service.errors import Conflict, InvalidRequest, NotFound
@@ -316,6 +317,7 @@ def expire_grants(session: Session, audit_key: KeySource, now: datetime) -> int:
         )
         session.add(new)
         session.flush()
+        request_signing(session, new)  # its receipt, signed by a worker after the commit
         audit.append(
             session,
             audit_key,

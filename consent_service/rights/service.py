@@ -23,12 +23,14 @@ from consent_service.audit.models import AuditEvent
 from consent_service.biometrics import disputes
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
 from consent_service.consent import service as consent
+from consent_service.consent.models import ConsentGrant
 from consent_service.consent.receipts import Controller, build_receipt
 from consent_service.crypto import KeySource
 from consent_service.errors import InvalidRequest
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.guardians import service as guardians
 from consent_service.providers.models import Provider
+from consent_service.rights.receipts import provider_names, receipt_content, stored_receipt
 from consent_service.rows import row_id
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, new_id, utcnow
@@ -95,18 +97,50 @@ def ledger(
     ]
 
 
-def provider_names(session: Session) -> dict[str, str]:
-    return {p.id: p.name for p in session.exec(select(Provider))}
+@dataclass(frozen=True)
+class ReceiptShown:
+    """The receipt of one grant version as the person sees it: once signed, exactly the signed
+    content with its JWS; before that (the worker has not signed it yet) the content it will
+    have, `jws` None."""
+
+    row: ConsentGrant
+    content: dict
+    jws: str | None = None
+    kid: str | None = None
+    signed_at: str | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self.jws is not None
+
+
+def receipt_shown(
+    session: Session,
+    subject: Subject,
+    row: ConsentGrant,
+    controller: Controller,
+    base_url: str,
+    names: dict[str, str] | None = None,
+) -> ReceiptShown:
+    kept = stored_receipt(session, row)
+    if kept is not None:
+        return ReceiptShown(
+            row, receipt_content(kept.jws), kept.jws, kept.kid, as_utc(kept.signed_at).isoformat()
+        )
+    names = provider_names(session) if names is None else names
+    return ReceiptShown(row, build_receipt(row, subject, names, controller, base_url))
 
 
 def receipts(
     session: Session, subject: Subject, controller: Controller, base_url: str
 ) -> list[dict]:
+    """Every receipt of a subject, oldest first: its content and, once signed, its JWS."""
     names = provider_names(session)
-    return [
-        build_receipt(row, subject, names, controller, base_url)
+    shown = [
+        receipt_shown(session, subject, row, controller, base_url, names)
         for row in consent.grant_versions(session, row_id(subject))
     ]
+    return [{"receipt": r.content, "jws": r.jws} for r in shown]
 
 
 def export(

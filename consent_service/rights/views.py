@@ -27,7 +27,7 @@ from consent_service.accounts.forms import DeleteAccountForm
 from consent_service.biometrics.service import template_count
 from consent_service.consent import service as consent
 from consent_service.consent.forms import DestroyOnWithdrawalForm, ProtectOnlyForm, RevokeForm
-from consent_service.consent.receipts import Controller, build_receipt
+from consent_service.consent.receipts import Controller
 from consent_service.consent.service import Evidence
 from consent_service.errors import DomainError, InvalidRequest, NotFound
 from consent_service.rights import service as rights
@@ -83,24 +83,73 @@ def activity():
     )
 
 
-@bp.route("/grants/<grant_id>/v<int:version>/receipt.json")
-@login_required
-def receipt(grant_id: str, version: int):
+def _receipt(grant_id: str, version: int) -> rights.ReceiptShown:
     session = db.session()
     subject = acting_subject(session)
     # NotFound if not theirs
     row = consent.grant_version(session, row_id(subject), grant_id, version)
-    body = build_receipt(
-        row,
+    return rights.receipt_shown(
+        session,
         subject,
-        rights.provider_names(session),
+        row,
         Controller.from_settings(services().settings),
-        request.url_root,
+        services().settings.public_url,
     )
-    filename = f"consent-receipt-{row.grant_id}-v{row.version}.json"
+
+
+@bp.route("/grants/<grant_id>/v<int:version>/receipt")
+@login_required
+def receipt_page(grant_id: str, version: int) -> str:
+    """The receipt to read and print: every field explained, the JWS and how to verify it."""
+    public_url = services().settings.public_url.rstrip("/")
+    return render_template(
+        "rights/receipt.html",
+        receipt=_receipt(grant_id, version),
+        # Where the receipt's own links point (PUBLIC_URL), not the host this request came by.
+        public_url=public_url,
+        jwks_url=public_url + url_for("tokens.jwks"),
+    )
+
+
+def _not_signed_yet() -> Response:
     return Response(
-        json.dumps(body, indent=2, ensure_ascii=False),
+        _("The signed copy of this receipt is being prepared. Try again in a minute."),
+        status=409,
+        mimetype="text/plain",
+        headers={"Retry-After": "30", "Cache-Control": "no-store"},
+    )
+
+
+@bp.route("/grants/<grant_id>/v<int:version>/receipt.json")
+@login_required
+def receipt(grant_id: str, version: int):
+    """The signed receipt's content, exactly as signed (409 until a worker has signed it)."""
+    shown = _receipt(grant_id, version)
+    if not shown.signed:
+        return _not_signed_yet()
+    filename = f"consent-receipt-{grant_id}-v{version}.json"
+    return Response(
+        json.dumps(shown.content, indent=2, ensure_ascii=False),
         mimetype="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.route("/grants/<grant_id>/v<int:version>/receipt.jws")
+@login_required
+def receipt_jws(grant_id: str, version: int):
+    """The signed receipt: a compact JWS (typ consent-receipt+jwt), checked with
+    `consent-service receipts verify FILE`."""
+    shown = _receipt(grant_id, version)
+    if shown.jws is None:
+        return _not_signed_yet()
+    filename = f"consent-receipt-{grant_id}-v{version}.jws"
+    return Response(
+        shown.jws,
+        mimetype="application/jose",
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store",
@@ -117,7 +166,7 @@ def export():
         session,
         user,
         Controller.from_settings(services().settings),
-        request.url_root,
+        services().settings.public_url,
         subject=acting_subject(session),  # "me", or the child chosen in the selector
     )
     return Response(

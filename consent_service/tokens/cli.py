@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import click
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consent_service.errors import TokenInvalid
 from consent_service.settings import InsecureSettings, Settings
@@ -109,6 +110,23 @@ def tokens_public_keys(write: bool) -> None:
     except (service.KeyConfigError, InsecureSettings, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(public.to_json(indent=None))
+def verifying_keys(url: str | None) -> dict[str, Ed25519PublicKey]:
+    """The public keys to check what the service signed with: the JWKS of the server at `url`,
+    else the local public key set (the web's file; the private set where that is all there is).
+    Exits with a clear message when neither can be had."""
+    try:
+        if url:
+            answer = requests.get(url.rstrip("/") + "/.well-known/jwks.json", timeout=10)
+            answer.raise_for_status()
+            return service.keys_from_jwks(answer.json())
+        settings = Settings()
+        files = (service.public_keys_path(settings), service.configured_keys_path(settings))
+        given = settings.decision_public_keys or settings.decision_signing_keys
+        if not (given or "").strip() and not any(p is not None and p.exists() for p in files):
+            raise click.ClickException("No local decision keys; pass --url SERVER.")
+        return service.load_public_keys(settings).public_keys()
+    except (requests.RequestException, ValueError, InsecureSettings) as exc:
+        raise click.ClickException(f"Cannot get the keys: {exc}") from None
 
 
 @tokens.command("verify")
@@ -128,20 +146,7 @@ def tokens_verify(
     """Check a decision token (`-` reads it from stdin) and print its claims; exit 1 if invalid."""
     if token == "-":  # noqa: S105 - "-" means stdin; not a password
         token = sys.stdin.read().strip()
-    try:
-        if url:
-            answer = requests.get(url.rstrip("/") + "/.well-known/jwks.json", timeout=10)
-            answer.raise_for_status()
-            keys = service.keys_from_jwks(answer.json())
-        else:
-            settings = Settings()
-            files = (service.public_keys_path(settings), service.configured_keys_path(settings))
-            given = settings.decision_public_keys or settings.decision_signing_keys
-            if not (given or "").strip() and not any(p is not None and p.exists() for p in files):
-                raise click.ClickException("No local decision keys; pass --url SERVER.")
-            keys = service.load_public_keys(settings).public_keys()
-    except (requests.RequestException, ValueError, InsecureSettings) as exc:
-        raise click.ClickException(f"Cannot get the keys: {exc}") from None
+    keys = verifying_keys(url)
     try:
         claims, kid = service.verify_token(
             token, keys, audience=audience, issuer=issuer, allow_expired=accept_expired

@@ -38,6 +38,9 @@ MAX_TOKEN_LENGTH = 16384
 # know): a verifier must never follow them, so tokens carrying them are refused outright.
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti"]
+# The JWS `typ` of a decision token. Other documents the same keys sign (consent receipts) carry a
+# `typ` of their own, so one can never be taken for the other (RFC 8725 §3.11).
+DECISION_TYP = "JWT"
 DEV_KEYS_FILE = "decision-keys.json"
 PUBLIC_FILE_SUFFIX = ".public.json"
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -342,9 +345,27 @@ class DecisionSigner:
             "jti": jti,
         }
         token = jwt.encode(
-            payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"}
+            payload,
+            key.private_key,
+            algorithm=ALGORITHM,
+            headers={"kid": key.kid, "typ": DECISION_TYP},
         )
         return token, jti
+
+
+def sign_document(
+    payload: Mapping[str, Any], keys: KeyRing, typ: str, now: datetime
+) -> tuple[str, str]:
+    """A compact JWS (EdDSA) of `payload` as it is, under the key that signs at `now` and with
+    the JWS `typ` given (never the decision tokens'): (token, kid)."""
+    if typ == DECISION_TYP:
+        raise ValueError("Only decision tokens are signed with the decision tokens' typ.")
+    key = keys.signer(now)
+    assert key.private_key is not None  # signer() returns only a key with its private part
+    token = jwt.encode(
+        dict(payload), key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": typ}
+    )
+    return token, key.kid
 
 
 def decision_claims(
@@ -419,6 +440,68 @@ def _segment(part: str, name: str) -> bytes:
     return raw
 
 
+def _checked_header(
+    token: Any, public_keys: Mapping[str, Ed25519PublicKey], typ: str, what: str
+) -> str:
+    """The kid of a compact JWS whose form and header we accept: canonical base64url, EdDSA, the
+    `typ` expected, no header naming its own key or rules, a kid of ours. Else TokenInvalid."""
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
+        raise TokenInvalid(f"{what} is a non-empty compact JWS string.")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenInvalid(f"{what} has three dot-separated parts (compact JWS).")
+    try:
+        header = json.loads(_segment(parts[0], "header"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise TokenInvalid("The token's header is not JSON.") from None
+    if not isinstance(header, dict):
+        raise TokenInvalid("The token's header is not a JSON object.")
+    alg = header.get("alg")
+    if alg != ALGORITHM:
+        raise TokenInvalid(f"Algorithm {alg!r} is not accepted; {_lower(what)} uses EdDSA only.")
+    _segment(parts[1], "payload")
+    if len(_segment(parts[2], "signature")) != 64:
+        raise TokenInvalid("The token's signature is not an Ed25519 signature.")
+    named = sorted(FORBIDDEN_HEADERS & set(header))
+    if named:
+        raise TokenInvalid(
+            f"The token's header names its own key or rules ({', '.join(named)}); refused."
+        )
+    if header.get("typ") != typ:
+        raise TokenInvalid(
+            f"The token's type (typ) is {header.get('typ')!r}; {_lower(what)} has typ {typ!r}."
+        )
+    kid = header.get("kid")
+    if not isinstance(kid, str) or kid not in public_keys:
+        raise TokenInvalid(f"Unknown key id {kid!r}: not in this service's key set.")
+    return kid
+
+
+def _lower(what: str) -> str:
+    return what[:1].lower() + what[1:]
+
+
+def verify_document(
+    token: Any, public_keys: Mapping[str, Ed25519PublicKey], typ: str, what: str
+) -> tuple[dict[str, Any], str]:
+    """The payload and kid of a document signed by `sign_document` with `typ`; else
+    TokenInvalid saying why (the checks of `verify_token` on the form and the header; an
+    altered byte fails the signature). `what` names the document in the messages."""
+    kid = _checked_header(token, public_keys, typ, what)
+    try:
+        payload = jwt.decode(
+            token,
+            public_keys[kid],
+            algorithms=[ALGORITHM],
+            options={"verify_exp": False, "verify_aud": False, "verify_iat": False},
+        )
+    except jwt.InvalidSignatureError:
+        raise TokenInvalid(f"The signature does not verify: {_lower(what)} was altered.") from None
+    except jwt.InvalidTokenError as exc:
+        raise TokenInvalid(f"{what} is not valid: {exc}.") from None
+    return payload, kid
+
+
 def verify_token(
     token: Any,
     public_keys: Mapping[str, Ed25519PublicKey],
@@ -435,31 +518,7 @@ def verify_token(
     a token past its short life still proves what was decided, its status says whether that
     still stands), a missing registered claim or (when given) another audience or issuer is
     refused."""
-    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
-        raise TokenInvalid("A decision token is a non-empty compact JWS string.")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise TokenInvalid("A decision token has three dot-separated parts (compact JWS).")
-    try:
-        header = json.loads(_segment(parts[0], "header"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise TokenInvalid("The token's header is not JSON.") from None
-    if not isinstance(header, dict):
-        raise TokenInvalid("The token's header is not a JSON object.")
-    alg = header.get("alg")
-    if alg != ALGORITHM:
-        raise TokenInvalid(f"Algorithm {alg!r} is not accepted; decision tokens use EdDSA only.")
-    _segment(parts[1], "payload")
-    if len(_segment(parts[2], "signature")) != 64:
-        raise TokenInvalid("The token's signature is not an Ed25519 signature.")
-    named = sorted(FORBIDDEN_HEADERS & set(header))
-    if named:
-        raise TokenInvalid(
-            f"The token's header names its own key or rules ({', '.join(named)}); refused."
-        )
-    kid = header.get("kid")
-    if not isinstance(kid, str) or kid not in public_keys:
-        raise TokenInvalid(f"Unknown key id {kid!r}: not in this service's key set.")
+    kid = _checked_header(token, public_keys, DECISION_TYP, "A decision token")
     try:
         claims = jwt.decode(
             token,

@@ -5,7 +5,6 @@ the child's face is answered by the guardian acting for the child."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date
 
@@ -21,7 +20,7 @@ from consent_service.consent.notice import NOTICE_VERSION
 from consent_service.gate.models import Finding
 from consent_service.mail import read_outbox
 from tests.e2e.conftest import DECISION_TIMEOUT, Api
-from tests.support import Person, pass_step_up, verified_sign_up
+from tests.support import Person, pass_step_up, signed_receipt, verified_sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -136,9 +135,9 @@ def test_a_guardian_approves_a_providers_request_for_the_child(stack, strangers)
     assert jwt.decode(decided["token"], options={"verify_signature": False})["revision"] == 2
     grant_id = api.client.get(f"/api/v1/consent-requests/{request_id}", headers=api.headers)
     grant_id = grant_id.get_json()["grant_id"]
-    receipt = json.loads(guardian.client.get(f"/grants/{grant_id}/v1/receipt.json").data)
-    assert receipt["guardian"]["reference"] == cam_ref
-    assert receipt["guardian"]["relationship"] == "legal_guardian"
-    assert "guardian of a child under 14" in receipt["method_of_collection"]
+    receipt = signed_receipt(guardian.client, f"/grants/{grant_id}/v1/receipt.json")
+    assert receipt["grant"]["guardian"]["reference"] == cam_ref
+    assert receipt["grant"]["guardian"]["relationship"] == "legal_guardian"
+    assert "guardian of a child under 14" in receipt["collectionMethod"]
     # The next job with the child's face is allowed on the child's new grant.
     assert api.gate(target=[photo])["decision"] == "allow"

@@ -261,21 +261,32 @@ def _download_json(page, link: str) -> tuple[str, dict]:
     return download.suggested_filename, json.loads(Path(download.path()).read_text("utf-8"))
 
 
-def _receipts(page, base_url: str, lang: str, grant_id: str) -> None:
-    """Both receipts of the revoked grant, from the dashboard's links: given, then withdrawn,
-    each naming the notice version and the language it was shown in."""
-    page.goto(f"{base_url}/")
+def _receipts(page, base_url: str, lang: str, grant_id: str, prefix: str) -> None:
+    """Both receipts of the revoked grant, from the dashboard's links to their pages (reloaded
+    until the worker has signed them): given, then withdrawn, each naming the notice version and
+    the language it was shown in."""
     events = []
     for version in (1, 2):
-        name, receipt = _download_json(
-            page, f"tr[data-grant='{grant_id}'] a[href$='/v{version}/receipt.json']"
-        )
+        page.goto(f"{base_url}/")
+        page.click(f"tr[data-grant='{grant_id}'] a[href$='/v{version}/receipt']")
+        for _ in range(120):
+            if page.query_selector("article.receipt[data-signed='yes']"):
+                break
+            page.wait_for_timeout(500)
+            page.reload()
+        if version == 2:
+            _shot(page, "7b-receipt", prefix)
+        name, receipt = _download_json(page, f"main a[href$='/v{version}/receipt.json']")
         assert name == f"consent-receipt-{grant_id}-v{version}.json"
-        assert (receipt["record_id"], receipt["record_version"]) == (grant_id, version)
-        assert receipt["language"] == receipt["notice"]["language"] == lang
-        assert receipt["notice"]["version"] == NOTICE_VERSION
-        events.append((receipt["status"], receipt["event"]["type"]))
-    assert events == [("active", "given"), ("revoked", "withdrawn")]
+        assert (receipt["iso27560"]["record_id"], receipt["grant"]["version"]) == (
+            grant_id,
+            version,
+        )
+        notice = receipt["iso27560"]["privacy_notice"]
+        assert receipt["language"] == notice["language"] == lang
+        assert notice["version"] == NOTICE_VERSION
+        events.append((receipt["grant"]["status"], receipt["iso27560"]["events"][0]["event_state"]))
+    assert events == [("active", "consent given"), ("revoked", "consent withdrawn")]
 
 
 BIOMETRIC_KEYS = re.compile(r"embedding|vector|ciphertext|encoding|template_bytes", re.I)
@@ -288,6 +299,8 @@ def _biometric_leaks(value, where: str = "") -> list[str]:
         return [
             leak
             for key, item in value.items()
+            # A signed receipt: its content is the `receipt` beside it, checked as itself.
+            if key != "jws"
             for leak in ([f"{where}.{key}"] if BIOMETRIC_KEYS.search(key) else [])
             + _biometric_leaks(item, f"{where}.{key}")
         ]
@@ -324,10 +337,11 @@ def _check_export(data: dict, email: str, lang: str, grants: list[str], jobs: di
     assert {(g["notice_version"], g["language"]) for g in data["grants"]} == {
         (NOTICE_VERSION, lang)
     }
-    assert sorted((r["record_id"], r["record_version"], r["status"]) for r in data["receipts"]) == (
-        sorted([(first, 1, "active"), (first, 2, "revoked"), (second, 1, "active")])
-    )
-    assert {r["subject_reference"] for r in data["receipts"]} == {data["subject"]["reference"]}
+    receipts = [r["receipt"] for r in data["receipts"]]
+    assert sorted(
+        (r["iso27560"]["record_id"], r["grant"]["version"], r["grant"]["status"]) for r in receipts
+    ) == sorted([(first, 1, "active"), (first, 2, "revoked"), (second, 1, "active")])
+    assert {r["piiPrincipalId"] for r in receipts} == {data["subject"]["reference"]}
     ledger = {(e["job_id"], e["outcome"], e["decision"], e["grant_id"]) for e in data["ledger"]}
     assert ledger == {
         (jobs["allowed"]["id"], "consented", "allow", first),
@@ -444,7 +458,7 @@ def test_sign_up_enroll_live_grant_revoke_export_delete(
 
             _activity(page, base_url, lang, allowed, blocked)
             _shot(page, "7-activity", prefix)
-            _receipts(page, base_url, lang, first)
+            _receipts(page, base_url, lang, first, prefix)
 
             # A grant still active when the account goes: the deletion revokes it.
             second = _grant(stack.app, page, base_url, lang, "face_reenactment", ["source"], None)

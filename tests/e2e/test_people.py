@@ -4,7 +4,6 @@ switches protect-only on, exports their data and deletes the account."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -13,7 +12,7 @@ from consent_service import db
 from consent_service.audit.service import verify
 from consent_service.runtime import services
 from tests.e2e.conftest import Api
-from tests.support import Person, pass_step_up, templates_of, verified_sign_up
+from tests.support import Person, pass_step_up, signed_receipt, templates_of, verified_sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -51,13 +50,23 @@ def test_grant_revoke_receipts_ledger_protect_export_delete(stack, photos):
     assert allowed["decision"] == "allow"
 
     assert person.post(f"/grants/{grant_id}/revoke", {}, form_page="/").status_code == 302
-    receipts = [json.loads(person.get(f"/grants/{grant_id}/v{v}/receipt.json")) for v in (1, 2)]
-    assert [(r["status"], r["event"]["type"]) for r in receipts] == [
-        ("active", "given"),
-        ("revoked", "withdrawn"),
+    # The worker signs each version's receipt after its commit.
+    receipts = [
+        signed_receipt(person.client, f"/grants/{grant_id}/v{v}/receipt.json") for v in (1, 2)
     ]
-    assert receipts[0]["recipients"] == [{"id": provider_id, "name": "People Studio"}]
-    assert receipts[1]["processing"]["edit_types"] == ["face_reenactment", "face_swap"]
+    assert [
+        (r["grant"]["status"], r["iso27560"]["events"][0]["event_state"]) for r in receipts
+    ] == [
+        ("active", "consent given"),
+        ("revoked", "consent withdrawn"),
+    ]
+    assert receipts[0]["iso27560"]["purposes"][0]["recipient_third_parties"] == [
+        {"id": provider_id, "name": "People Studio"}
+    ]
+    assert receipts[1]["iso27560"]["purposes"][0]["processing_method"]["edit_types"] == [
+        "face_reenactment",
+        "face_swap",
+    ]
 
     blocked = api.gate(source=[photos["obama2.jpg"]])
     assert (blocked["decision"], blocked["findings"][0]["outcome"]) == ("deny", "revoked")

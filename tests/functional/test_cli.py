@@ -78,7 +78,13 @@ def test_grants_are_added_and_revoked_in_one_unit_of_work_each(cli, photos):
     assert "granted face_swap (source,target) for ann@example.org" in added.output
     revoked = cli("grants", "revoke", "--email", "ann@example.org", "--operation", "face_swap")
     assert revoked.exit_code == 0 and "revoked 1 grant(s)" in revoked.output
-    assert cli.sent == [("biometrics.enroll_face", [cli.rows(Enrollment)[0].id])]
+    # Each version's receipt is signed by a worker, sent once each command has committed.
+    versions = sorted(cli.rows(ConsentGrant), key=lambda g: g.version)
+    assert cli.sent == [
+        ("biometrics.enroll_face", [cli.rows(Enrollment)[0].id]),
+        ("receipts.sign", [str(versions[0].id)]),
+        ("receipts.sign", [str(versions[1].id)]),
+    ]
 
 
 def test_a_refused_command_writes_nothing(cli, photos):

@@ -32,7 +32,7 @@ from tests.functional.test_guardian_pages import (
     _own_subject,
     _sign_up,
 )
-from tests.support import Person, pass_step_up
+from tests.support import Person, pass_step_up, sign_receipts
 
 FACE = np.linspace(-0.15, 0.25, 128)
 
@@ -208,12 +208,13 @@ def test_a_guardian_approves_a_request_about_their_child(site):
     assert event.payload["guardian"]["reference"] == hana_subject.public_id
 
     # Mei's receipt (Mei selected) names the guardian and how the consent was collected.
+    sign_receipts(site.app)
     receipt = hana.client.get(f"/grants/{grant.grant_id}/v1/receipt.json")
     assert receipt.status_code == 200
     body = json.loads(receipt.data)
-    assert body["guardian"]["reference"] == hana_subject.public_id
-    assert "guardian of a child under 14" in body["method_of_collection"]
-    assert f"consent request {request_id}" in body["method_of_collection"]
+    assert body["grant"]["guardian"]["reference"] == hana_subject.public_id
+    assert "guardian of a child under 14" in body["collectionMethod"]
+    assert f"consent request {request_id}" in body["collectionMethod"]
     assert omar.client.get(f"/grants/{grant.grant_id}/v1/receipt.json").status_code == 404
 
 

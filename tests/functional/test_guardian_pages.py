@@ -23,7 +23,7 @@ from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from consent_service.web import SESSION_KEY
 from tests import factories
-from tests.support import Person, pass_step_up, verified_sign_up
+from tests.support import Person, pass_step_up, sign_receipts, verified_sign_up
 
 PASSWORD = "a long enough password"
 
@@ -129,16 +129,17 @@ def test_a_guardian_manages_a_child_and_other_guardians_cannot(site, photos):
     # Consent for the child, given by the guardian: the grant and its receipt say so.
     pass_step_up(site.app, _grant_face(guardian))
     [grant_id] = _grant_ids(guardian.get("/"))
+    sign_receipts(site.app)
     receipt = guardian.client.get(f"/grants/{grant_id}/v1/receipt.json")
     assert receipt.status_code == 200
     body = json.loads(receipt.data)
     hana_ref = _own_subject(site, "hana@example.org").public_id
     with site.app.app_context():
         mei = db.session().get(Subject, child_id)
-        assert body["subject_reference"] == mei.public_id
-    assert body["guardian"]["reference"] == hana_ref
-    assert body["guardian"]["relationship"] == "parent"
-    assert "guardian" in body["method_of_collection"]
+        assert body["piiPrincipalId"] == mei.public_id
+    assert body["grant"]["guardian"]["reference"] == hana_ref
+    assert body["grant"]["guardian"]["relationship"] == "parent"
+    assert "guardian" in body["collectionMethod"]
     # The guardian's own consents are apart from the child's.
     _act_as(guardian, "me")
     assert _grant_ids(guardian.get("/")) == []
@@ -165,8 +166,10 @@ def test_a_guardian_manages_a_child_and_other_guardians_cannot(site, photos):
 
     # The guardian revokes for the child; the withdrawal's receipt names the guardian too.
     assert guardian.post(f"/grants/{grant_id}/revoke", {}, form_page="/").status_code == 302
+    sign_receipts(site.app)
     body = json.loads(guardian.client.get(f"/grants/{grant_id}/v2/receipt.json").data)
-    assert body["status"] == "revoked" and body["guardian"]["reference"] == hana_ref
+    assert body["grant"]["status"] == "revoked"
+    assert body["grant"]["guardian"]["reference"] == hana_ref
 
     # The child's export goes through the guardian and names them.
     export = json.loads(guardian.client.get("/account/export.json").data)

@@ -24,7 +24,7 @@ from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Modality
 from tests import factories
-from tests.support import Person, pass_step_up, templates_of, verified_sign_up
+from tests.support import Person, pass_step_up, sign_receipts, templates_of, verified_sign_up
 
 PASSWORD = "a long enough password"
 
@@ -128,21 +128,29 @@ def test_full_scope_grant_revoke_and_a_receipt_for_each_version(site):
     assert person.post(f"/grants/{grant_id}/revoke", {}, form_page="/").status_code == 302
     assert "revoked (v2)" in person.get("/")
 
+    # The receipts are signed by a worker after the commit; until then there is nothing to
+    # download (the page says so, tests/functional/test_receipt_pages.py).
+    assert person.client.get(f"/grants/{grant_id}/v1/receipt.json").status_code == 409
+    assert sign_receipts(site.app) == 2
     given = json.loads(person.get(f"/grants/{grant_id}/v1/receipt.json"))
     withdrawn = json.loads(person.get(f"/grants/{grant_id}/v2/receipt.json"))
-    assert given["event"]["type"] == "given" and given["status"] == "active"
-    assert withdrawn["event"]["type"] == "withdrawn" and withdrawn["status"] == "revoked"
-    assert given["receipt_id"] != withdrawn["receipt_id"]
+    events = [r["iso27560"]["events"][0]["event_state"] for r in (given, withdrawn)]
+    assert events == ["consent given", "consent withdrawn"]
+    assert (given["grant"]["status"], withdrawn["grant"]["status"]) == ("active", "revoked")
+    assert given["consentReceiptID"] != withdrawn["consentReceiptID"]
     for r in (given, withdrawn):
-        assert r["record_id"] == grant_id
-        assert r["controllers"][0]["name"] and r["subject_reference"]
-        assert r["purposes"][0]["purpose"] == "Audiobook narration in my voice"
-        assert r["data_categories"] == ["voice template"] and r["sensitive"] is True
-        assert r["processing"]["edit_types"] == ["voice_cloning", "voice_editing"]
-        assert r["recipients"] == [{"id": acme, "name": "Acme"}]
-        assert r["notice"]["version"] == "2026-11-1" and len(r["notice"]["sha256"]) == 64
-        assert r["validity"]["until"].startswith("2099-12-31")
-        assert "Revoke" in r["how_to_withdraw"] and r["method_of_collection"].startswith("web form")
+        assert r["iso27560"]["record_id"] == grant_id
+        assert r["piiControllers"][0]["piiController"] and r["piiPrincipalId"]
+        assert r["services"][0]["purposes"][0]["purpose"] == "Audiobook narration in my voice"
+        assert r["services"][0]["purposes"][0]["piiCategory"] == ["voice template"]
+        assert r["sensitive"] is True
+        p = r["iso27560"]["purposes"][0]
+        assert p["processing_method"]["edit_types"] == ["voice_cloning", "voice_editing"]
+        assert p["recipient_third_parties"] == [{"id": acme, "name": "Acme"}]
+        notice = r["iso27560"]["privacy_notice"]
+        assert notice["version"] == "2026-11-1" and len(notice["sha256"]) == 64
+        assert r["iso27560"]["events"][0]["validity_duration"]["until"].startswith("2099-12-31")
+        assert "Revoke" in p["withdrawal_method"] and r["collectionMethod"].startswith("web form")
     response = person.client.get(f"/grants/{grant_id}/v1/receipt.json")
     assert "attachment" in response.headers["Content-Disposition"]
     # Another person cannot read these receipts.
@@ -303,7 +311,10 @@ def test_export_has_everything_but_biometrics(site):
         (grant_id, 1, "active"),
         (grant_id, 2, "revoked"),
     ]
-    assert [r["event"]["type"] for r in data["receipts"]] == ["given", "withdrawn"]
+    # Signed or not yet, each version's receipt is there (here: not yet, no worker runs).
+    states = [r["receipt"]["iso27560"]["events"][0]["event_state"] for r in data["receipts"]]
+    assert states == ["consent given", "consent withdrawn"]
+    assert [r["jws"] for r in data["receipts"]] == [None, None]
     assert [e["job_id"] for e in data["ledger"]] == [job]
     assert [t["modality"] for t in data["templates"]] == ["face"]
     raw = response.get_data(as_text=True)

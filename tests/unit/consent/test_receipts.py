@@ -1,5 +1,6 @@
-"""Consent receipts as pure data: one per grant version, the ISO/IEC TS 27560 / Kantara fields,
-stable ids, and the notice digest that proves which words were shown."""
+"""Consent receipts as pure data: one per grant version, the Kantara CR v1.1 and ISO/IEC TS 27560
+fields, stable ids, and the notice digest that proves which words were shown (signing them:
+tests/unit/rights/test_signed_receipts.py)."""
 
 from __future__ import annotations
 
@@ -41,24 +42,59 @@ def _version(version: int, status: str, **kw) -> ConsentGrant:
 def test_a_grant_and_its_revocation_give_two_receipts():
     given = build_receipt(_version(1, "active"), SUBJECT, {"p1": "Acme"}, CONTROLLER, "https://x/")
     withdrawn = build_receipt(_version(2, "revoked"), SUBJECT, {}, CONTROLLER, "https://x/")
-    assert (given["event"]["type"], withdrawn["event"]["type"]) == ("given", "withdrawn")
-    assert given["receipt_id"] == receipt_id("g" * 32, 1) != withdrawn["receipt_id"]
-    assert given["controllers"] == [
-        {"name": "Example Ltd", "contact": "privacy@example.com", "on_behalf": False}
+    # Kantara CR v1.1, at the top level
+    assert given["version"] == "KI-CR-v1.1.0" and given["jurisdiction"] == "CN"
+    assert given["consentReceiptID"] == receipt_id("g" * 32, 1) != withdrawn["consentReceiptID"]
+    assert given["consentTimestamp"] == int(datetime(2026, 11, 24, 12, tzinfo=UTC).timestamp())
+    assert given["piiPrincipalId"] == "s" * 32 and given["language"] == "en"
+    assert given["piiControllers"] == [
+        {
+            "piiController": "Example Ltd",
+            "onBehalf": False,
+            "contact": "privacy@example.com",
+            "piiControllerUrl": "https://x/",
+        }
     ]
-    assert given["subject_reference"] == "s" * 32 and given["jurisdiction"] == "CN"
-    assert given["recipients"] == [{"id": "p1", "name": "Acme"}]
-    assert withdrawn["recipients"] == [{"id": "p1", "name": "(removed provider)"}]
-    assert given["data_categories"] == ["face template"] and given["sensitive"] is True
-    assert given["validity"] == {
+    [purpose] = given["services"][0]["purposes"]
+    assert purpose["purpose"] == "A music video" and purpose["consentType"] == "EXPLICIT"
+    assert purpose["piiCategory"] == ["face template"] and purpose["thirdPartyName"] == "Acme"
+    assert purpose["termination"] == "2027-01-01T00:00:00+00:00 or when withdrawn"
+    assert given["sensitive"] is True and given["spiCat"] == ["biometric"]
+    assert given["collectionMethod"].startswith("web form")
+    assert given["policyUrl"] == "https://x/grants/new"
+    # ISO/IEC TS 27560: the same consent as a record
+    iso = given["iso27560"]
+    assert iso["schema_version"] == "ISO/IEC TS 27560:2023"
+    assert (iso["record_id"], iso["receipt_id"]) == ("g" * 32, given["consentReceiptID"])
+    assert iso["pii_principal_id"] == "s" * 32
+    assert iso["privacy_notice"]["sha256"] == notice_digest()
+    [p] = iso["purposes"]
+    assert p["recipient_third_parties"] == [{"id": "p1", "name": "Acme"}]
+    assert p["pii_information"][0]["pii_type"] == "face template"
+    assert p["processing_method"] == {
+        "modality": "face",
+        "edit_types": ["face_swap"],
+        "roles": ["source"],
+    }
+    assert "https://x/" in p["withdrawal_method"]
+    assert iso["parties"][0]["party_name"] == "Example Ltd"
+    assert iso["events"][0]["validity_duration"] == {
         "from": "2026-11-24T00:00:00+00:00",
         "until": "2027-01-01T00:00:00+00:00",
     }
-    assert given["notice"]["sha256"] == notice_digest() and given["notice"]["url"].startswith(
-        "https://x/grants/new"
-    )
-    assert "https://x/" in given["how_to_withdraw"]
-    assert given["method_of_collection"].startswith("web form")
+    assert [r["iso27560"]["events"][0]["event_state"] for r in (given, withdrawn)] == [
+        "consent given",
+        "consent withdrawn",
+    ]
+    assert withdrawn["iso27560"]["purposes"][0]["recipient_third_parties"] == [
+        {"id": "p1", "name": "(removed provider)"}
+    ]
+    assert given["grant"] == {
+        "grant_id": "g" * 32,
+        "version": 1,
+        "status": "active",
+        "guardian": None,
+    }
 
 
 def test_all_providers_operator_records_and_unknown_notices():
@@ -75,11 +111,21 @@ def test_all_providers_operator_records_and_unknown_notices():
         valid_until=None,
     )
     r = build_receipt(row, SUBJECT, {}, CONTROLLER, "https://x")
-    assert r["recipients"] == [{"id": "*", "name": "all providers"}]
-    assert r["data_categories"] == ["voice template"]
-    assert r["method_of_collection"] == "recorded by an operator (operator-cli)"
-    assert r["notice"]["sha256"] is None  # a notice this build does not hold cannot be hashed
-    assert r["validity"]["until"] is None
+    p = r["iso27560"]["purposes"][0]
+    assert p["recipient_third_parties"] == [{"id": "*", "name": "all providers"}]
+    assert r["services"][0]["purposes"][0]["piiCategory"] == ["voice template"]
+    assert r["collectionMethod"] == "recorded by an operator (operator-cli)"
+    # a notice this build does not hold cannot be hashed
+    assert r["iso27560"]["privacy_notice"]["sha256"] is None
+    assert r["iso27560"]["events"][0]["validity_duration"]["until"] is None
+    assert r["services"][0]["purposes"][0]["termination"] == "when withdrawn"
+
+
+def test_an_expired_version_says_the_service_recorded_it():
+    row = _version(2, "expired", actor="system:expiry", identity_method="password-session")
+    r = build_receipt(row, SUBJECT, {}, CONTROLLER, "https://x")
+    assert r["collectionMethod"] == "recorded by the service (expiry)"
+    assert r["iso27560"]["events"][0]["event_state"] == "consent expired"
 
 
 def test_the_notice_answers_the_six_questions_for_each_modality():

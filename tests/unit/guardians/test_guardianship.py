@@ -83,7 +83,9 @@ def test_a_grant_for_a_child_names_the_guardian_in_its_receipt(session):
     request = consent.GrantRequest([Operation.FACE_SWAP], [Role.TARGET], True, [])
     row = consent.grant(session, KEY, child.id, request, evidence)
     receipt = build_receipt(row, child, {}, Controller("C", "c@x", "CN"), "https://x/")
-    assert receipt["subject_reference"] == child.public_id
-    assert receipt["guardian"]["reference"] == subject_of(session, guardian).public_id
-    assert receipt["guardian"]["relationship"] == "parent"
-    assert "guardian" in receipt["method_of_collection"]
+    assert receipt["piiPrincipalId"] == child.public_id
+    guardian_ref = subject_of(session, guardian).public_id
+    assert receipt["grant"]["guardian"]["reference"] == guardian_ref
+    assert receipt["grant"]["guardian"]["relationship"] == "parent"
+    assert receipt["iso27560"]["events"][0]["entity_id"] == guardian_ref  # who acted
+    assert "guardian" in receipt["collectionMethod"]
