@@ -110,6 +110,8 @@ def tokens_public_keys(write: bool) -> None:
     except (service.KeyConfigError, InsecureSettings, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(public.to_json(indent=None))
+
+
 def verifying_keys(url: str | None) -> dict[str, Ed25519PublicKey]:
     """The public keys to check what the service signed with: the JWKS of the server at `url`,
     else the local public key set (the web's file; the private set where that is all there is).
