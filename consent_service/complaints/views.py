@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import Session
 
 from consent_service import db
 from consent_service.accounts.service import subject_of
+from consent_service.api_contract.ratelimit import MailThrottled
 from consent_service.complaints import service
 from consent_service.complaints.forms import ComplaintForm
 from consent_service.complaints.models import Complaint
@@ -34,7 +35,7 @@ def new():
     session = db.session()
     svc = services()
     form = ComplaintForm()
-    error = None
+    error, status = None, 200
     if request.method == "GET":
         form.language.data = current_language()
         if current_user.is_authenticated:
@@ -69,6 +70,13 @@ def new():
                     evidence,
                     evidence_max_bytes=svc.settings.complaint_evidence_max_bytes,
                 )
+                # Filing mails the address given: a complaint that would be filed is counted
+                # like an account mail, so nobody floods a mailbox (or the queue) through here.
+                current_app.extensions["mail_throttle"].hit(
+                    complaint.email, request.remote_addr or "-"
+                )
+        except MailThrottled as exc:
+            error, status = exc.localized(), exc.status
         except DomainError as exc:
             error = exc.localized()
         else:
@@ -76,7 +84,7 @@ def new():
             return redirect(url_for("complaints.status", reference=complaint.reference, k=secret))
     elif form.is_submitted():
         error = "; ".join(str(e) for errors in form.errors.values() for e in errors)
-    return render_template(
+    page = render_template(
         "complaints/new.html",
         form=form,
         error=error,
@@ -84,6 +92,7 @@ def new():
         max_mb=f"{svc.settings.complaint_evidence_max_bytes / 1e6:.0f}",
         types=service.EVIDENCE_TYPES,
     )
+    return page, status
 
 
 def _mail_received(session: Session, complaint: Complaint, secret: str) -> None:

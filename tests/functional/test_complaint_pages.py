@@ -209,3 +209,15 @@ def test_the_api_documents_the_complaint_operations(site):
     assert "/api/v1/complaints/{complaint_id}/answer" in document["paths"]
     events = document["components"]["schemas"]["WebhookEvent"]["enum"]
     assert {"complaint.opened", "complaint.resolved"} <= set(events)
+
+
+def test_complaints_mailing_one_address_are_throttled_like_account_mails(make_api_app):
+    site = make_api_app(mail_rate_limit_address="1/hour")
+    client = site.client()
+    assert _form(client, email="flood@example.org").status_code == 302
+    refused = _form(client, email="flood@example.org")
+    assert refused.status_code == 429
+    assert "Too many mails were asked for this address" in refused.get_data(as_text=True)
+    with site.app.app_context():
+        assert len(db.session().exec(select(Complaint)).all()) == 1
+    assert len([m for m in read_outbox(site.settings.mail_outbox_dir)]) == 1
