@@ -8,17 +8,22 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 from sqlmodel import select
 
 from consent_service import db
 from consent_service.audit.models import AuditEvent
+from consent_service.cli import main
+from consent_service.cli_support import AppLoader
 from consent_service.complaints.models import Complaint
 from consent_service.mail import read_outbox
 from consent_service.operators.service import add_operator
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
+from consent_service.timeutil import utcnow
 from consent_service.webhooks.models import WebhookDelivery
 from tests import factories
 from tests.support import (
@@ -221,3 +226,21 @@ def test_complaints_mailing_one_address_are_throttled_like_account_mails(make_ap
     with site.app.app_context():
         assert len(db.session().exec(select(Complaint)).all()) == 1
     assert len([m for m in read_outbox(site.settings.mail_outbox_dir)]) == 1
+
+
+def test_the_cli_lists_the_queue_and_fails_on_overdue_complaints(make_api_app):
+    site = make_api_app()
+
+    def cli(*args: str):
+        return CliRunner().invoke(main, list(args), obj=AppLoader(lambda: site.app))
+
+    assert _form(site.client(), email="due@example.org").status_code == 302
+    listed = cli("complaints", "list")
+    assert listed.exit_code == 0 and " received " in listed.output and "due" in listed.output
+    assert cli("complaints", "list", "--overdue").exit_code == 0  # nothing overdue yet
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
+        late = factories.ComplaintFactory(created_at=utcnow() - timedelta(days=3))
+    overdue = cli("complaints", "list", "--overdue")
+    assert overdue.exit_code == 1
+    assert late.reference in overdue.output and "overdue" in overdue.output
+    assert "due@example.org" not in overdue.output
