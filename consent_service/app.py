@@ -12,6 +12,8 @@ from consent_service import api_contract, db, errors_http, i18n
 from consent_service.audit.views import bp as audit_bp
 from consent_service.biometrics.live_views import bp as live_enrollment_bp
 from consent_service.biometrics.views import bp as biometrics_bp
+from consent_service.complaints.api import bp as complaints_api_bp
+from consent_service.complaints.views import bp as complaints_bp
 from consent_service.consent import step_up as grant_step_up  # noqa: F401  carries out grants after their live check
 from consent_service.consent.views import bp as consent_bp
 from consent_service.consent_requests import step_up as answer_step_up  # noqa: F401  approves requests after their live check
@@ -84,9 +86,12 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     app.register_blueprint(guardians_bp)
     app.register_blueprint(rights_bp)
     app.register_blueprint(retention_bp)
+    app.register_blueprint(complaints_bp)
+    app.register_blueprint(complaints_api_bp)
     csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
     csrf.exempt(webhooks_bp)
     csrf.exempt(consent_requests_api_bp)  # keys, not cookies, like the rest of the API
+    csrf.exempt(complaints_api_bp)
     app.register_blueprint(tokens_bp)
     csrf.exempt(tokens_bp)  # a JSON endpoint with no session behind it
     app.register_blueprint(audit_bp)

@@ -18,6 +18,7 @@ from waitress import serve as waitress_serve
 from consent_service.app import create_app, create_web_app
 from consent_service.biometrics.cli import subjects
 from consent_service.cli_support import AppLoader
+from consent_service.complaints.cli import complaints_group
 from consent_service.consent.cli import grants
 from consent_service.demo import run_demo
 from consent_service.gate.cli import jobs
@@ -185,6 +186,7 @@ for group in (
 ):
     main.add_command(group)
 main.add_command(retention_group, "retention")
+main.add_command(complaints_group, "complaints")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ class FormRequest(Request):
 
 def _unreadable(fields) -> bool:
     for name, value in fields.items(multi=True):
+        if name is None:  # a multipart part without a name: no field, nothing reads it
+            continue
         text = (value.filename or "") if isinstance(value, FileStorage) else value
         if "\x00" in name or "\x00" in text or "\ufffd" in text:
             return True

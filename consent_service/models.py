@@ -10,6 +10,7 @@ from consent_service.biometrics.models import (
     GalleryVersion,
     TemplateChange,
 )
+from consent_service.complaints.models import Complaint
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.gate.models import (
@@ -36,6 +37,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "BiometricTemplate",
+    "Complaint",
     "ConsentGrant",
     "ConsentReceipt",
     "ConsentRequest",

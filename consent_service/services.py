@@ -141,6 +141,15 @@ class Services:
         )
 
     @cached_property
+    def evidence_store(self) -> MediaStore:
+        """Evidence attached to complaints, sealed under the keyring's media key like every
+        upload, in a folder of its own (kept for the retention schedule's period, not the media
+        purge's day)."""
+        return LocalMediaStore(
+            self.settings.complaint_evidence_dir, Envelope(self.keyring.keys(Purpose.MEDIA))
+        )
+
+    @cached_property
     def face_matching(self) -> FaceMatching:
         s = self.settings
         embedder = self.face_embedder or face_embedder(

@@ -253,6 +253,15 @@ class Settings(BaseSettings):
     retention_webhook_body_days: int = Field(default=30, ge=1)
     retention_template_idle_days: int = Field(default=3 * 365, ge=1, le=3 * 365)
     retention_purge_interval: float = Field(default=3600.0, gt=0)
+    # Complaints (/complaints/new): the published time limits (an operator acknowledges within
+    # `complaint_ack_hours`, resolves within `complaint_resolve_days` of filing; PIPL Art. 50
+    # asks for a prompt answer, 15 days is the usual practice), the largest evidence file a
+    # complainant may attach (bytes), and how long evidence is kept once the complaint is
+    # resolved (days; retention's `complaint_evidence` purge).
+    complaint_ack_hours: int = Field(default=48, ge=1)
+    complaint_resolve_days: int = Field(default=15, ge=1)
+    complaint_evidence_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    retention_complaint_evidence_days: int = Field(default=365, ge=1)
     # How often people's notices not mailed yet (enrollment disputes) are mailed (seconds).
     notice_mail_interval: float = Field(default=60.0, gt=0)
     # The demo's and the tests' sample photos and recordings, fetched once from PyPI and cached
@@ -335,6 +344,12 @@ class Settings(BaseSettings):
     def recordings_dir(self) -> Path:
         """Live enrollment recordings kept for review (sealed: AES-GCM, a key of their own)."""
         return self.home / "recordings"
+
+    @property
+    def complaint_evidence_dir(self) -> Path:
+        """Evidence attached to complaints (sealed with the media key), kept until retention's
+        `complaint_evidence` purge: a folder of its own, out of the media purge's reach."""
+        return self.home / "complaint-evidence"
 
     @property
     def gallery_dir(self) -> Path:

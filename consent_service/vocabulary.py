@@ -147,6 +147,8 @@ class WebhookEvent(StrEnum):
     JOB_DECIDED = "job.decided"
     CONSENT_REVOKED = "consent.revoked"
     CONSENT_REQUEST_ANSWERED = "consent_request.answered"
+    COMPLAINT_OPENED = "complaint.opened"
+    COMPLAINT_RESOLVED = "complaint.resolved"
 
 
 class DeliveryStatus(StrEnum):
@@ -203,4 +205,32 @@ class DisputeStatus(StrEnum):
     AWARDED_CLAIMANT = "awarded_claimant"
     KEPT_HOLDER = "kept_holder"
     REJECTED_BOTH = "rejected_both"
+    WITHDRAWN = "withdrawn"
+
+
+class ComplaintKind(StrEnum):
+    """What a complaint (`/complaints/new`) is about."""
+
+    EDITED_WITHOUT_CONSENT = "edited_without_consent"
+    CONSENT_NOT_HONOURED = "consent_not_honoured"  # edited after a refusal or a withdrawal
+    WRONG_PERSON = "wrong_person"  # someone else's consent was used for me, or mine for them
+    OTHER = "other"
+
+
+class ComplaintStatus(StrEnum):
+    """A complaint: `received` until an operator acknowledges it, `awaiting_provider` while the
+    provider concerned is asked to answer, `resolved` (with an outcome) for good."""
+
+    RECEIVED = "received"
+    ACKNOWLEDGED = "acknowledged"
+    AWAITING_PROVIDER = "awaiting_provider"
+    RESOLVED = "resolved"
+
+
+class ComplaintOutcome(StrEnum):
+    """How a complaint ended: `upheld` (the decision or job it names is flagged, the provider is
+    told to take the content down), `rejected`, or `withdrawn` by the complainant."""
+
+    UPHELD = "upheld"
+    REJECTED = "rejected"
     WITHDRAWN = "withdrawn"

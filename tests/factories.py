@@ -29,6 +29,7 @@ from sqlmodel import Session
 from consent_service.biometrics.service import seal_template
 from consent_service.models import (
     BiometricTemplate,
+    Complaint,
     ConsentGrant,
     ConsentRequest,
     Decision,
@@ -244,3 +245,21 @@ class ConsentRequestFactory(_RowFactory):
     roles = factory.LazyFunction(lambda: ["source"])
     expires_at = factory.LazyFunction(lambda: utcnow() + timedelta(days=7))
     link_hash = "0" * 64
+
+
+class ComplaintFactory(_RowFactory):
+    """A complaint just filed from the public page ("I was edited without my consent"), naming
+    nothing, with the default clocks (acknowledge in 48 hours, resolve in 15 days)."""
+
+    class Meta:
+        model = Complaint
+
+    reference = factory.Sequence(lambda n: f"C-T{n:03d}-0000")
+    kind = "edited_without_consent"
+    description = "A video of me I never agreed to."
+    email = factory.Sequence(lambda n: f"complainant{n}@example.org")
+    language = "en"
+    link_hash = "0" * 64
+    created_at = factory.LazyFunction(utcnow)
+    ack_due_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(hours=48))
+    resolve_due_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(days=15))

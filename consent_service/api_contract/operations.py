@@ -11,7 +11,8 @@ Documenting an operation is one decorator under the route, next to the view:
 
 Path, method and path parameters come from Flask's routing; request and response schemas from
 the pydantic models the view validates with; 401, 403 and 429 are added to operations that need
-an API key, 413 and 422 to operations with a body or an Idempotency-Key.
+an API key, 413 and 422 to operations with a body or an Idempotency-Key, 400 to multipart ones (a
+form that cannot be read).
 
 The scope is declared here and only here: `web.require_provider` reads it from this spec to
 refuse a key without it (403), and the document states it. An operation that needs a key must
@@ -60,6 +61,8 @@ class ApiOperation:
             statuses |= {401, 403, 429}
         if self.body is not None:
             statuses |= {413, 422}
+        if self.media_type == "multipart/form-data":
+            statuses.add(400)  # a form that cannot be read (errors_http.UnreadableForm)
         if self.query is not None:
             statuses.add(422)
         if method == "post":

@@ -12,6 +12,9 @@ from flask_babel.speaklater import LazyString
 
 from consent_service.vocabulary import (
     Assurance,
+    ComplaintKind,
+    ComplaintOutcome,
+    ComplaintStatus,
     ConsentRequestStatus,
     DecisionKind,
     EnrollmentStatus,
@@ -107,6 +110,25 @@ REQUEST_STATUSES: dict[str, LazyString] = {
     ConsentRequestStatus.DECLINED: _l("declined"),
     ConsentRequestStatus.EXPIRED: _l("expired"),
 }
+# Complaints: what one is about, where it stands, how it ended (the public page, the status
+# page, the mails).
+COMPLAINT_KINDS: dict[str, LazyString] = {
+    ComplaintKind.EDITED_WITHOUT_CONSENT: _l("I was edited without my consent"),
+    ComplaintKind.CONSENT_NOT_HONOURED: _l("My refusal or withdrawal of consent was not honoured"),
+    ComplaintKind.WRONG_PERSON: _l("I was mistaken for someone else (or they for me)"),
+    ComplaintKind.OTHER: _l("Something else about how my face or voice is used"),
+}
+COMPLAINT_STATUSES: dict[str, LazyString] = {
+    ComplaintStatus.RECEIVED: _l("received, waiting for an operator"),
+    ComplaintStatus.ACKNOWLEDGED: _l("acknowledged, being looked into"),
+    ComplaintStatus.AWAITING_PROVIDER: _l("waiting for the provider's answer"),
+    ComplaintStatus.RESOLVED: _l("resolved"),
+}
+COMPLAINT_OUTCOMES: dict[str, LazyString] = {
+    ComplaintOutcome.UPHELD: _l("upheld"),
+    ComplaintOutcome.REJECTED: _l("not upheld"),
+    ComplaintOutcome.WITHDRAWN: _l("withdrawn"),
+}
 # guardians/service.py RELATIONSHIPS: what a guardian declares to be.
 RELATIONSHIPS: dict[str, LazyString] = {
     "parent": _l("Parent"),
@@ -130,14 +152,17 @@ KINDS: dict[str, Mapping[Any, LazyString]] = {
     "enrollment": ENROLLMENT_STATUSES,
     "request": REQUEST_STATUSES,
     "relationship": RELATIONSHIPS,
+    "complaint_kind": COMPLAINT_KINDS,
+    "complaint": COMPLAINT_STATUSES,
+    "complaint_outcome": COMPLAINT_OUTCOMES,
 }
 
 
 def label(code: object, kind: str | None = None) -> str:
     """The words for a vocabulary code in the current language; `kind` names the status list of
-    a status code (`enrollment`, `request`, `grant`, `job`). Anything unknown (a code added
-    later, a provider's name) is returned unchanged, so a page never loses information; None is
-    shown as nothing."""
+    a status code (`enrollment`, `request`, `grant`, `job`, `complaint`…). Anything unknown (a
+    code added later, a provider's name) is returned unchanged, so a page never loses
+    information; None is shown as nothing."""
     if not isinstance(code, str):
         return "" if code is None else str(code)
     words = KINDS[kind].get(code) if kind else None

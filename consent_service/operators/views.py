@@ -3,7 +3,17 @@ Every page needs an operator account (403 otherwise); every action is audited by
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlmodel import col, select
@@ -15,6 +25,9 @@ from consent_service.audit import service as audit
 from consent_service.biometrics import live_session
 from consent_service.biometrics.live_models import LiveSession
 from consent_service.biometrics.models import EnrollmentDispute
+from consent_service.complaints import service as complaints
+from consent_service.complaints.forms import AcknowledgeForm, AskProviderForm
+from consent_service.complaints.forms import ResolveForm as ResolveComplaintForm
 from consent_service.errors import DomainError
 from consent_service.notices import service as notices
 from consent_service.notices.models import SubjectNotice
@@ -25,6 +38,7 @@ from consent_service.operators.forms import (
     RejectRecordingForm,
     ResolveDisputeForm,
 )
+from consent_service.providers.models import Provider
 from consent_service.queues import ALL_QUEUES
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
@@ -232,3 +246,133 @@ def review_reject(session_id: str):
     db.after_commit(session, lambda: _mail_notices(svc))
     flash(_("Recording rejected: its templates were removed and the person was told."), "ok")
     return redirect(url_for(".reviews"))
+
+
+# ---------------------------------------------------------------------------- complaints
+def _complaint_limits() -> complaints.Limits:
+    s = services().settings
+    return complaints.Limits(s.complaint_ack_hours, s.complaint_resolve_days)
+
+
+@bp.route("/complaints")
+def complaint_queue():
+    """Open complaints with their two clocks (acknowledge, resolve), the one due first on top."""
+    everything = request.args.get("all") == "1"
+    return render_template(
+        "operators/complaints.html",
+        rows=complaints.queue(db.session(), include_resolved=everything),
+        everything=everything,
+        now=utcnow(),
+        limits=_complaint_limits(),
+        ack_clock=complaints.ack_clock,
+        resolve_clock=complaints.resolve_clock,
+    )
+
+
+@bp.route("/complaints/<complaint_id>")
+def complaint(complaint_id: str):
+    session = db.session()
+    try:
+        row = complaints.get(session, complaint_id)
+    except DomainError:
+        abort(404)
+    now = utcnow()
+    return render_template(
+        "operators/complaint.html",
+        c=row,
+        provider=session.get(Provider, row.provider_id) if row.provider_id else None,
+        ack=complaints.ack_clock(row, now),
+        resolve=complaints.resolve_clock(row, now),
+        ack_form=AcknowledgeForm(),
+        ask_form=AskProviderForm(),
+        resolve_form=ResolveComplaintForm(),
+    )
+
+
+@bp.route("/complaints/<complaint_id>/evidence")
+def complaint_evidence(complaint_id: str):
+    """The sealed evidence, opened for this operator only; every view is audited."""
+    svc = services()
+    session = db.session()
+    try:
+        row = complaints.get(session, complaint_id)
+        data = complaints.view_evidence(session, svc.audit_key, svc.evidence_store, row, _actor())
+    except DomainError:
+        abort(404)
+    response = Response(data, mimetype=row.evidence_type or "application/octet-stream")
+    response.headers["Cache-Control"] = "no-store, private"
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+def _complaint_action(complaint_id: str, form, act):
+    """Run one operator action on a complaint in a savepoint: a refusal is flashed and undone."""
+    session = db.session()
+    if not form.validate_on_submit():
+        flash(_("Fill in the form to do that."), "error")
+        return redirect(url_for(".complaint", complaint_id=complaint_id))
+    try:
+        with db.savepoint(session):
+            row = act(session, complaints.get(session, complaint_id))
+    except DomainError as exc:
+        flash(exc.localized(), "error")
+    else:
+        flash(
+            _("Complaint %(reference)s: %(status)s.", reference=row.reference, status=row.status),
+            "ok",
+        )
+    return redirect(url_for(".complaint", complaint_id=complaint_id))
+
+
+@bp.route("/complaints/<complaint_id>/acknowledge", methods=["POST"])
+def complaint_acknowledge(complaint_id: str):
+    svc = services()
+    return _complaint_action(
+        complaint_id,
+        AcknowledgeForm(),
+        lambda s, row: complaints.acknowledge(s, svc.audit_key, row, _actor()),
+    )
+
+
+@bp.route("/complaints/<complaint_id>/ask", methods=["POST"])
+def complaint_ask(complaint_id: str):
+    svc = services()
+    form = AskProviderForm()
+    return _complaint_action(
+        complaint_id,
+        form,
+        lambda s, row: complaints.ask_provider(
+            s,
+            svc.audit_key,
+            svc.decision_keys.public_keys(),
+            row,
+            _actor(),
+            form.question.data or "",
+            form.named.data or "",
+        ),
+    )
+
+
+@bp.route("/complaints/<complaint_id>/resolve", methods=["POST"])
+def complaint_resolve(complaint_id: str):
+    svc = services()
+    form = ResolveComplaintForm()
+
+    def act(s, row):
+        done = complaints.resolve(
+            s, svc.audit_key, row, _actor(), form.outcome.data or "", form.message.data or ""
+        )
+        message = complaints.resolved_mail(done, svc.settings.mail_from)
+
+        def send() -> None:
+            try:
+                svc.mailer.send(message)
+            except OSError as exc:
+                current_app.logger.warning(
+                    "complaint %s: the mail could not be sent: %s", done.id, exc
+                )
+
+        db.after_commit(s, send)
+        return done
+
+    return _complaint_action(complaint_id, form, act)

@@ -36,7 +36,7 @@ def retention_purge() -> None:
     """Purge now every class past its period (as beat's `retention.purge` does), audited."""
     with unit_of_work() as s:
         svc = services()
-        done = retention.purge(s, svc.audit_key, svc.settings, utcnow())
+        done = retention.purge(s, svc.audit_key, svc.settings, utcnow(), svc.evidence_store)
     for key, counts in done.items():
         extra = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "count")
         click.echo(f"{key:<16} {counts['count']} purged" + (f" ({extra})" if extra else ""))

@@ -79,6 +79,17 @@ def schedule(settings: Settings) -> list[DataClass]:
             timedelta(0),
         ),
         DataClass(
+            "complaint_evidence",
+            N_("Evidence attached to complaints (photos, videos, recordings, documents)"),
+            N_("%(days)s days after the complaint was resolved"),
+            N_(
+                "Kept sealed to handle the complaint and answer any dispute about its outcome "
+                "(PIPL Art. 50; DSP Art. 12), then destroyed (PIPL Art. 19); the complaint "
+                "itself stays."
+            ),
+            settings.retention_complaint_evidence_days * days,
+        ),
+        DataClass(
             "finding_faces",
             N_("Sealed faces of people a job could not name (for consent requests)"),
             N_("%(days)s days after the job"),

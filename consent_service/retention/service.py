@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from consent_service.accounts.models import Subject
 from consent_service.audit import service as audit
 from consent_service.biometrics.models import BiometricTemplate
+from consent_service.complaints import service as complaints
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.crypto import KeySource
@@ -25,6 +26,7 @@ from consent_service.gate.models import (
 )
 from consent_service.retention.schedule import schedule
 from consent_service.settings import Settings
+from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc
 from consent_service.vocabulary import DeliveryStatus, GrantStatus, JobStatus
 from consent_service.webhooks.models import WebhookDelivery
@@ -227,13 +229,29 @@ def _aware(at: datetime) -> datetime:
 # ---------------------------------------------------------------------------- the purges
 Finder = Callable[[Session, datetime], list]
 Purger = Callable[[Session, list], dict[str, int]]
-PURGES: dict[str, tuple[Finder, Purger]] = {
-    "jobs": (_due_jobs, _purge_jobs),
-    "grant_evidence": (_due_grant_evidence, _purge_grant_evidence),
-    "webhook_bodies": (_due_webhook_bodies, _purge_webhook_bodies),
-    "templates": (_due_templates, _purge_templates),
-    "templates_withdrawn": (_due_templates_withdrawn, _purge_templates),
+FINDERS: dict[str, Finder] = {
+    "jobs": _due_jobs,
+    "grant_evidence": _due_grant_evidence,
+    "webhook_bodies": _due_webhook_bodies,
+    "templates": _due_templates,
+    "templates_withdrawn": _due_templates_withdrawn,
+    # Complaints resolved before the cutoff that still keep their evidence file.
+    "complaint_evidence": complaints.due_evidence,
 }
+
+
+def _purgers(evidence_store: MediaStore, now: datetime) -> dict[str, Purger]:
+    return {
+        "jobs": _purge_jobs,
+        "grant_evidence": _purge_grant_evidence,
+        "webhook_bodies": _purge_webhook_bodies,
+        "templates": _purge_templates,
+        "templates_withdrawn": _purge_templates,
+        # The files go once the purge has committed; the complaint itself stays.
+        "complaint_evidence": lambda s, ids: complaints.destroy_evidence(
+            s, evidence_store, ids, now
+        ),
+    }
 
 
 def _cutoffs(settings: Settings, now: datetime) -> dict[str, datetime]:
@@ -243,18 +261,24 @@ def _cutoffs(settings: Settings, now: datetime) -> dict[str, datetime]:
 def due(session: Session, settings: Settings, now: datetime) -> dict[str, int]:
     """How many items of each purged class are past their period (nothing is changed)."""
     return {
-        key: len(PURGES[key][0](session, cutoff)) for key, cutoff in _cutoffs(settings, now).items()
+        key: len(FINDERS[key](session, cutoff)) for key, cutoff in _cutoffs(settings, now).items()
     }
 
 
 def purge(
-    session: Session, audit_key: KeySource, settings: Settings, now: datetime
+    session: Session,
+    audit_key: KeySource,
+    settings: Settings,
+    now: datetime,
+    evidence_store: MediaStore,
 ) -> dict[str, dict[str, int]]:
     """Purge every class past its period; each class that lost anything gets one
-    `retention.purged` audit entry with its counts and cutoff. Returns the counts per class."""
+    `retention.purged` audit entry with its counts and cutoff. Returns the counts per class.
+    `evidence_store` holds complaint evidence (`Services.evidence_store`)."""
     done = {}
+    purgers = _purgers(evidence_store, now)
     for key, cutoff in _cutoffs(settings, now).items():
-        find, destroy = PURGES[key]
+        find, destroy = FINDERS[key], purgers[key]
         ids = find(session, cutoff)
         counts = destroy(session, ids) if ids else {"count": 0}
         if ids:

@@ -15,4 +15,4 @@ from consent_service.timeutil import utcnow
 def retention_purge() -> dict[str, dict[str, int]]:
     svc = services()
     with db.unit_of_work() as s:
-        return retention.purge(s, svc.audit_key, svc.settings, utcnow())
+        return retention.purge(s, svc.audit_key, svc.settings, utcnow(), svc.evidence_store)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # the event's shape only: webhooks sits below the gate
 JOB_DECIDED = WebhookEvent.JOB_DECIDED
 CONSENT_REVOKED = WebhookEvent.CONSENT_REVOKED
 CONSENT_REQUEST_ANSWERED = WebhookEvent.CONSENT_REQUEST_ANSWERED
+COMPLAINT_OPENED = WebhookEvent.COMPLAINT_OPENED
+COMPLAINT_RESOLVED = WebhookEvent.COMPLAINT_RESOLVED
 EVENTS = tuple(WebhookEvent)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label on generated secrets, not a secret

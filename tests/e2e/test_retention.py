@@ -134,7 +134,7 @@ def test_the_published_schedule_in_the_browser(base_url, tmp_path, locale, headi
             page.goto(f"{base_url}/retention")
             assert page.locator("h2").inner_text() == heading
             rows = page.locator("#retention-schedule tbody tr")
-            assert rows.count() == 8
+            assert rows.count() == 9
             assert jobs_period in page.locator('tr[data-class="jobs"]').inner_text()
             browser.shot(page, "retention", f"retention-{locale}")
         finally:

@@ -175,7 +175,7 @@ def test_openapi_document_describes_every_operation(api):
     assert doc["openapi"] == "3.1.0"
     assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     submit_op = doc["paths"]["/api/v1/jobs"]["post"]
-    assert set(submit_op["responses"]) == {"200", "202", "401", "403", "413", "422", "429"}
+    assert set(submit_op["responses"]) == {"200", "202", "400", "401", "403", "413", "422", "429"}
     assert "multipart/form-data" in submit_op["requestBody"]["content"]
     get_op = doc["paths"]["/api/v1/jobs/{job_id}"]["get"]
     assert set(get_op["responses"]) == {"200", "401", "403", "404", "429"}

@@ -93,6 +93,19 @@ def test_api_multipart_that_is_not_utf8_text_is_a_clear_400(api, photo, parts):
     assert_unreadable(post_job(api, multipart(*parts(photo))))
 
 
+def test_api_multipart_part_without_a_name_is_no_field(api, photo):
+    """A part whose Content-Disposition names no field (werkzeug keys it None; it was a 500,
+    found by the API's fuzzer) is ignored, like any field the API does not read."""
+    nameless = b"Content-Disposition: form-data\r\n\r\nx"
+    response = post_job(
+        api,
+        multipart(nameless, field(b"operation", b"face_swap"), upload(b"source", b"a.jpg", photo)),
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    alone = post_job(api, multipart(nameless))
+    assert alone.status_code == 422, alone.get_data(as_text=True)  # no operation, no media
+
+
 def test_api_multipart_in_utf8_still_works_and_keeps_the_name(api, photo):
     name = "照片 é.jpg".encode()
     response = post_job(

@@ -53,6 +53,7 @@ def test_the_page_lists_every_class_with_the_periods_in_force_in_both_languages(
         "1095 days without interaction",
         "7 days after the job",  # CONSENT_REQUEST_FINDING_TTL
         "1 days after upload",  # MEDIA_RETENTION
+        "365 days after the complaint was resolved",  # RETENTION_COMPLAINT_EVIDENCE_DAYS
         "Audit log entries",
         "DSP Art. 16",
         "BIPA §15(a)",
@@ -61,6 +62,7 @@ def test_the_page_lists_every_class_with_the_periods_in_force_in_both_languages(
     zh = client.get("/retention", headers={"Accept-Language": ZH}).get_data(as_text=True)
     assert "数据保存期限" in zh
     assert "任务提交后 200 天" in zh
+    assert "投诉处理完毕后 365 天" in zh
     assert "How long we keep data" not in zh
 
 

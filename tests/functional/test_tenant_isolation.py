@@ -1,9 +1,10 @@
 """Tenant isolation, walked from the served OpenAPI document: every operation is called with
 provider A's key and provider B's real ids (jobs, consent requests, webhook deliveries, API
-keys, decision tokens, the grant behind B's decision) in its path and its body. An operation
-that needs a key answers 404 for anything of B's; a public one (no key, by design: verifying a
-token, a token's status) answers only about what the request itself carried. No answer holds
-any other datum of B's. The same calls with B's own key succeed, so the ids are real.
+keys, decision tokens, the grant behind B's decision, a complaint about B's job) in its path
+and its body. An operation that needs a key answers 404 for anything of B's; a public one (no
+key, by design: verifying a token, a token's status) answers only about what the request itself
+carried. No answer holds any other datum of B's. The same calls with B's own key succeed, so
+the ids are real.
 
 An operation this test cannot fill (a new one, or a new id-like field or parameter of an old
 one) fails it: add its plan to `PLANS`."""
@@ -24,6 +25,7 @@ from urllib3 import encode_multipart_formdata
 
 from consent_service import db
 from consent_service.cli import main
+from consent_service.complaints import service as complaints
 from consent_service.consent import service as consent
 from consent_service.gate import pipeline
 from consent_service.gate.decisions import Analysis, PersonSeen, Signing
@@ -36,6 +38,7 @@ from tests import factories
 
 A_HOOK = "http://127.0.0.1:9/acme-hook"
 B_HOOK = "http://127.0.0.1:9/globex-hook"
+COMPLAINT_TEXT = "Globex put my face in its advert without asking."
 # Names of body fields and query parameters that carry something of a tenant's.
 ID_LIKE = re.compile(r"(^|_)(id|ref|jti|token|audience|key)$")
 
@@ -58,6 +61,8 @@ class World:
     key_prefix: str
     hook_secret: str
     grant_id: str  # the grant behind B's allow
+    complaint_id: str  # a complaint about B's allowed job (B was asked to answer it)
+    complaint_reference: str
 
     @property
     def token(self) -> str:
@@ -84,6 +89,7 @@ class World:
             self.jti,
             self.digest,
             self.grant_id,
+            self.complaint_id,
             self.waiting_job["findings"][0]["subject_ref"],
         ]
 
@@ -103,6 +109,9 @@ class World:
             self.jti,
             self.digest,
             self.grant_id,
+            self.complaint_id,
+            self.complaint_reference,
+            COMPLAINT_TEXT,
             *self.delivery_ids,
             *(j["id"] for j in jobs),
             *(m["sha256"] for j in jobs for m in j["media"]),
@@ -154,7 +163,11 @@ def _owned_get(kind: str):
     """GET of one of B's things by id: 404 for A; B itself gets it."""
 
     def calls(w: World, template: str) -> list[Call]:
-        own = {"job": [w.waiting_job["id"], w.allowed_job["id"]], "request": [w.request["id"]]}
+        own = {
+            "job": [w.waiting_job["id"], w.allowed_job["id"]],
+            "request": [w.request["id"]],
+            "complaint": [w.complaint_id],
+        }
         out = _each_path_value()(w, template)
         for call in out:
             if call.path.rsplit("/", 1)[-1] in own[kind]:
@@ -251,6 +264,16 @@ def _plain(method: str, expect: int, json_body: dict | None = None):
     return calls
 
 
+def _answer_complaints(w: World, template: str) -> list[Call]:
+    """An answer to each of B's ids as a complaint: 404 for A; B answers its own."""
+    out = []
+    for value in w.path_values():
+        call = Call("POST", template.replace("{complaint_id}", value), json={"answer": "Ours?"})
+        call.owner_expect = 200 if value == w.complaint_id else None
+        out.append(call)
+    return out
+
+
 def _checkpoint(w: World, template: str) -> list[Call]:
     # Public and global: positions in the one audit log, no tenant's ids.
     return [
@@ -276,6 +299,8 @@ PLANS: dict[str, Plan] = {
     "GET /api/v1/decisions/{token_ref}/status": Plan(_each_path_value(_status_of)),
     "GET /.well-known/jwks.json": Plan(_plain("GET", 200)),
     "GET /api/v1/audit/checkpoint": Plan(_checkpoint),
+    "GET /api/v1/complaints/{complaint_id}": Plan(_owned_get("complaint")),
+    "POST /api/v1/complaints/{complaint_id}/answer": Plan(_answer_complaints),
 }
 
 
@@ -326,6 +351,24 @@ def world(make_api_app) -> Iterator[World]:
         ).all()
         key = s.exec(select(ApiKey).where(ApiKey.provider_id == b_provider_id)).one()
     assert len(deliveries) == 2  # job.decided, twice
+    with api.app.app_context(), db.unit_of_work() as s:
+        svc = services()
+        complaint, _ = complaints.file_complaint(
+            s,
+            svc.audit_key,
+            svc.evidence_store,
+            svc.decision_keys.public_keys(),
+            complaints.Limits(48, 15),
+            complaints.ComplaintSpec(
+                kind="edited_without_consent",
+                description=COMPLAINT_TEXT,
+                email="me@example.org",
+                language="en",
+                named=allowed["token"],
+            ),
+            evidence_max_bytes=1000,
+        )
+        complaint_id, complaint_reference = complaint.id, complaint.reference
     env = {"CONSENT_SERVICE_HOME": str(api.settings.home), "BROKER_URL": "memory://"}
     made = CliRunner().invoke(main, ["audit", "checkpoint"], env=env)
     assert made.exit_code == 0, made.output
@@ -344,6 +387,8 @@ def world(make_api_app) -> Iterator[World]:
         key_prefix=key.prefix,
         hook_secret=hook.get_json()["secret"],
         grant_id=grant.grant_id,
+        complaint_id=complaint_id,
+        complaint_reference=complaint_reference,
     )
 
 

@@ -139,3 +139,38 @@ def test_api_key_scopes_migrate_existing_keys_on_postgresql(postgres_database):
     with postgres_database() as url:
         scopes, expires = _keys_after_scopes_migration(url)
     assert sorted(scopes) == sorted(s.value for s in Scope) and expires is None
+
+
+def test_complaints_give_webhooks_that_wanted_every_event_the_complaint_events(tmp_path):
+    """0027: a webhook that wanted every event there was (the default) wants the complaint
+    events too; one that chose some keeps its choice."""
+    url = f"sqlite:///{tmp_path / 'consent.sqlite'}"
+    upgrade(url, "0026_retention")
+    every = ["consent.revoked", "consent_request.answered", "job.decided"]
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for provider, events in (("p1", every), ("p2", ["job.decided"])):
+                conn.execute(
+                    text(
+                        "INSERT INTO provider (id, name, status, created_at) "
+                        "VALUES (:p, :p, 'active', '2026-12-01 00:00:00')"
+                    ),
+                    {"p": provider},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO webhook (id, provider_id, url, events, active, "
+                        "secret_ciphertext, secret_wrapped_key, secret_kek_id, created_at, "
+                        "updated_at) VALUES (:p, :p, 'https://x', :e, 1, x'', x'', 'v0', "
+                        "'2026-12-01 00:00:00', '2026-12-01 00:00:00')"
+                    ),
+                    {"p": provider, "e": json.dumps(events)},
+                )
+        upgrade(url, "0027_complaints")
+        with engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT id, events FROM webhook")).all())
+    finally:
+        engine.dispose()
+    assert json.loads(rows["p1"]) == sorted([*every, "complaint.opened", "complaint.resolved"])
+    assert json.loads(rows["p2"]) == ["job.decided"]

@@ -3,7 +3,7 @@ it to the end of its overlap window). Keys already issued get every scope, so no
 works today stops working; they do not expire.
 
 Revision ID: 0028_api_key_scopes
-Revises: 0026_retention
+Revises: 0027_complaints
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0028_api_key_scopes"
-down_revision = "0026_retention"
+down_revision = "0027_complaints"
 branch_labels = None
 depends_on = None
 

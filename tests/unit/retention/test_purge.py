@@ -8,9 +8,11 @@ from datetime import timedelta
 
 from sqlmodel import select
 
+from consent_service import db
 from consent_service.audit.models import AuditEvent
 from consent_service.audit.service import verify
 from consent_service.biometrics.models import BiometricTemplate
+from consent_service.complaints.models import Complaint
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.crypto import StaticKeys
@@ -33,7 +35,7 @@ def _ago(days: float):
     return utcnow() - timedelta(days=days)
 
 
-def _world(session, factories):
+def _world(session, factories, store):
     """Two of each class: one past its period, one within it."""
     provider = factories.ProviderFactory()
     old_job = factories.GateJobFactory(provider=provider, decided=True, created_at=_ago(200))
@@ -97,6 +99,22 @@ def _world(session, factories):
 
     for subject in (idle, idle, seen):
         factories.BiometricTemplateFactory(subject=subject, created_at=_ago(1300))
+
+    # Complaint evidence: kept while the complaint is open, however old; destroyed a year after
+    # its resolution (the default).
+    def complaint(reference: str, resolved_days: float | None, filed_days: float = 900):
+        row = factories.ComplaintFactory(
+            reference=reference,
+            evidence_key=store.put(b"%PDF-1.4 " + reference.encode()),
+            created_at=_ago(filed_days),
+        )
+        if resolved_days is not None:
+            row.status, row.outcome, row.resolved_at = "resolved", "rejected", _ago(resolved_days)
+        return row
+
+    old_complaint = complaint("C-OLD0-0000", resolved_days=400)
+    recent_complaint = complaint("C-NEW0-0000", resolved_days=100)
+    open_complaint = complaint("C-OPEN-0000", resolved_days=None)
     session.commit()
     return dict(
         old_job=old_job,
@@ -110,11 +128,17 @@ def _world(session, factories):
         sent_old=sent_old,
         pending_old=pending_old,
         sent_new=sent_new,
+        old_complaint=old_complaint,
+        recent_complaint=recent_complaint,
+        open_complaint=open_complaint,
     )
 
 
-def test_each_class_past_its_period_is_purged_and_audited_with_counts(session, factories, reopen):
-    w = _world(session, factories)
+def test_each_class_past_its_period_is_purged_and_audited_with_counts(
+    session, factories, reopen, store, babel_app
+):
+    w = _world(session, factories, store)
+    kept_files = {c.id: c.evidence_key for k, c in w.items() if k.endswith("_complaint")}
     now = utcnow()
     assert retention.due(session, SETTINGS, now) == {
         "jobs": 1,
@@ -122,16 +146,19 @@ def test_each_class_past_its_period_is_purged_and_audited_with_counts(session, f
         "webhook_bodies": 1,
         "templates": 2,
         "templates_withdrawn": 0,
+        "complaint_evidence": 1,
     }
 
-    done = retention.purge(session, KEY, SETTINGS, now)
-    session.commit()
+    done = retention.purge(session, KEY, SETTINGS, now, store)
+    with babel_app.app_context():
+        db.finish(session)  # commits, then deletes the evidence files
     assert done == {
         "jobs": {"count": 1, "findings": 2},
         "grant_evidence": {"count": 1, "versions": 2},
         "webhook_bodies": {"count": 1},
         "templates": {"count": 2, "people": 1},
         "templates_withdrawn": {"count": 0},
+        "complaint_evidence": {"count": 1, "files": 1},
     }
 
     s = reopen()
@@ -152,6 +179,14 @@ def test_each_class_past_its_period_is_purged_and_audited_with_counts(session, f
     }
     # The person a recent job found keeps their template; the idle one loses both of theirs.
     assert [t.subject_id for t in s.exec(select(BiometricTemplate))] == [w["seen"].id]
+    # The complaint resolved 400 days ago lost its evidence (row and file), and only it.
+    complaints = {c.id: c for c in s.exec(select(Complaint))}
+    assert len(complaints) == 3  # every complaint itself stays
+    gone = complaints[w["old_complaint"].id]
+    assert gone.evidence_key is None and gone.evidence_destroyed_at is not None
+    assert sorted(store.stale(utcnow() + timedelta(days=1))) == sorted(
+        kept_files[c] for c in (w["recent_complaint"].id, w["open_complaint"].id)
+    )
 
     events = s.exec(
         select(AuditEvent)
@@ -163,34 +198,46 @@ def test_each_class_past_its_period_is_purged_and_audited_with_counts(session, f
         ("system:retention", {"class": "grant_evidence", "count": 1, "versions": 2}),
         ("system:retention", {"class": "webhook_bodies", "count": 1}),
         ("system:retention", {"class": "templates", "count": 2, "people": 1}),
+        ("system:retention", {"class": "complaint_evidence", "count": 1, "files": 1}),
     ]
     assert events[0].payload["cutoff"] == (now - timedelta(days=183)).isoformat()
     assert verify(s, KEY).ok
 
     # Nothing is due any more; a second run changes nothing and audits nothing.
     assert set(retention.due(s, SETTINGS, now).values()) == {0}
-    assert retention.purge(s, KEY, SETTINGS, now) == {
+    assert retention.purge(s, KEY, SETTINGS, now, store) == {
         k: {"count": 0}
-        for k in ("jobs", "grant_evidence", "webhook_bodies", "templates", "templates_withdrawn")
+        for k in (
+            "jobs",
+            "grant_evidence",
+            "webhook_bodies",
+            "templates",
+            "templates_withdrawn",
+            "complaint_evidence",
+        )
     }
     s.commit()
     assert (
         len(s.exec(select(AuditEvent).where(AuditEvent.event_type == "retention.purged")).all())
-        == 4
+        == 5
     )
 
 
-def test_periods_come_from_the_settings(session, factories):
-    _world(session, factories)
+def test_periods_come_from_the_settings(session, factories, store):
+    _world(session, factories, store)
     longer = SETTINGS.model_copy(
-        update={"retention_jobs_days": 365, "retention_webhook_body_days": 60}
+        update={
+            "retention_jobs_days": 365,
+            "retention_webhook_body_days": 60,
+            "retention_complaint_evidence_days": 500,
+        }
     )
     due = retention.due(session, longer, utcnow())
-    assert (due["jobs"], due["webhook_bodies"]) == (0, 0)
+    assert (due["jobs"], due["webhook_bodies"], due["complaint_evidence"]) == (0, 0, 0)
 
 
 def test_templates_go_on_the_last_withdrawal_only_for_people_who_chose_it(
-    session, factories, reopen
+    session, factories, reopen, store
 ):
     chose, chose_active, kept = (factories.SubjectFactory() for _ in range(3))
     chose.destroy_templates_on_withdrawal = chose_active.destroy_templates_on_withdrawal = True
@@ -201,7 +248,7 @@ def test_templates_go_on_the_last_withdrawal_only_for_people_who_chose_it(
     factories.ConsentGrantFactory(subject=chose_active)  # still one grant in force
     session.commit()
 
-    done = retention.purge(session, KEY, SETTINGS, utcnow())
+    done = retention.purge(session, KEY, SETTINGS, utcnow(), store)
     session.commit()
     assert done["templates_withdrawn"] == {"count": 1, "people": 1}
     s = reopen()
