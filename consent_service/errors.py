@@ -113,7 +113,7 @@ class EnrollmentRejected(DomainError):
 
 
 class ChallengeRefused(EnrollmentRejected):
-    """A live-enrollment challenge that cannot be answered. `reason`: `unknown` (never issued,
+    """A live session that cannot be answered. `reason`: `unknown` (never issued,
     voided by a newer one, or another person's), `used` or `expired`."""
 
     def __init__(self, reason: str, message: str, **params: Any):

@@ -97,11 +97,6 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("allow_uploaded_enrollment", "allow_photo_enrollment"),
     )
-    # Live enrollment: seconds a head-turn challenge stays usable, and how far (in eye distances,
-    # from the 5-point landmarks) the nose must move from straight ahead for a turn to count.
-    live_challenge_ttl: int = Field(default=300, ge=10)
-    # 0.12 is a turn of roughly 12-15 degrees.
-    live_min_turn: float = Field(default=0.12, gt=0, le=1)
     # The live consent session (biometrics/live_session.py): seconds a session's script stays
     # usable; the largest recording the browser may send and the longest it records (the page
     # stops by itself); how long an enrollment recording is kept, sealed, for an operator's
@@ -126,9 +121,6 @@ class Settings(BaseSettings):
     voice_margin: float = Field(default=0.05, ge=0, le=2)
     # Speech windows of one recording closer than this (average linkage) are one speaker.
     voice_same_speaker: float = Field(default=0.75, gt=0, le=2)
-    # Live voice enrollment: the largest recording the browser may send (a minute of Opus is
-    # well under 1 MB; this leaves room for browsers that record less compact formats).
-    voice_recording_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # Requests per API key in a fixed window: N/second|minute|hour|day.
     api_rate_limit: str = Field(
         default="120/minute", pattern=r"^\s*[1-9]\d*/(second|minute|hour|day)\s*$"

@@ -71,7 +71,7 @@ class Face:
     """One real photo, framed like a webcam picture, and warped to any `Pose`."""
 
     def __init__(self, picture: Image.Image):
-        from consent_service.biometrics.liveness import dlib_landmarks
+        from consent_service.biometrics.landmarks import dlib_landmarks
 
         self.rgb = np.asarray(picture.convert("RGB").resize((WIDTH, HEIGHT)), dtype=np.float32)
         import face_recognition

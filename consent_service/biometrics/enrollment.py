@@ -7,7 +7,6 @@ Safe to run any number of times: an enrollment ends once."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +16,6 @@ from consent_service import db
 from consent_service.audit import service as audit
 from consent_service.biometrics import disputes
 from consent_service.biometrics.assurance import settle_level
-from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.matching import identify
 from consent_service.biometrics.models import Enrollment
 from consent_service.biometrics.service import (
@@ -32,20 +30,16 @@ from consent_service.timeutil import utcnow
 from consent_service.vocabulary import EnrollmentStatus
 
 MISSING = "missing"
-# The enrollment's kind from its live challenge's steps (None for an upload).
-KindFor = Callable[[list[str] | None], EnrollmentKind]
 
 
 @dataclass(frozen=True)
 class Claimed:
-    """An enrollment this delivery works on: its media keys, and its live challenge's steps
-    (None for an upload)."""
+    """An enrollment this delivery works on, and its media keys."""
 
     enrollment_id: str
     subject_id: int
     attempts: int
     keys: list[str]
-    live_steps: list[str] | None
 
 
 @dataclass(frozen=True)
@@ -72,15 +66,8 @@ def claim(session: Session, enrollment_id: str) -> Claimed | Ended:
         return Ended(enrollment.status if enrollment else MISSING)
     enrollment.attempts += 1
     enrollment.claimed_at = utcnow()  # running: the stale-work sweep leaves it to this worker
-    challenge = session.exec(
-        select(LiveChallenge).where(LiveChallenge.enrollment_id == enrollment_id)
-    ).first()
     return Claimed(
-        enrollment_id,
-        enrollment.subject_id,
-        enrollment.attempts,
-        list(enrollment.media_keys),
-        list(challenge.steps) if challenge else None,
+        enrollment_id, enrollment.subject_id, enrollment.attempts, list(enrollment.media_keys)
     )
 
 

@@ -1,5 +1,5 @@
-"""The challenge a live enrollment answers, issued by the server and used once: a head-turn
-sequence for a face, a phrase to read aloud for a voice."""
+"""The live consent session (`LiveSession`), and the record of the retired enrollment pages'
+challenges (`LiveChallenge`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from consent_service.timeutil import new_id, utcnow
 
 
 class LiveChallenge(SQLModel, table=True):
+    """What the two retired enrollment pages asked (a head-turn sequence on the camera page, a
+    phrase to read aloud on the microphone page), one row per challenge, pointing at the
+    enrollment that answered it. Nothing writes these rows any more and the service reads none:
+    they stay as the record of how those enrollments were made, for a person reviewing one (a
+    dispute, a complaint). The enrollments themselves stay valid at assurance `uploaded`."""
+
     __tablename__ = "live_challenge"
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from consent_service.biometrics.faces import DetectedFace, DlibFaceEmbedder, FaceEmbedder
-from consent_service.biometrics.liveness import LandmarkReader, Landmarks, dlib_landmarks, yaw
+from consent_service.biometrics.landmarks import LandmarkReader, Landmarks, dlib_landmarks, yaw
 from consent_service.biometrics.spoken_code import LANGUAGES, edit_distance, hear_digits
 from consent_service.biometrics.voices import (
     HEARD_AGGRESSIVENESS,
@@ -254,7 +254,7 @@ class Sighting:
 
 
 def pose_of(landmarks: Landmarks) -> Pose:
-    """Yaw (liveness.yaw), pitch and scale from the 5-point landmarks. Pitch is the nose tip's
+    """Yaw (landmarks.yaw), pitch and scale from the 5-point landmarks. Pitch is the nose tip's
     distance from the line through the eyes, in eye distances: looking up brings the nose
     towards the eyes in the picture, looking down takes it away."""
     eyes = sorted(

@@ -37,11 +37,11 @@ from consent_service.audit import service as audit
 from consent_service.biometrics import enrollment as enrollments
 from consent_service.biometrics import live_recording
 from consent_service.biometrics.live_models import LiveSession
-from consent_service.biometrics.liveness import AGAIN
 from consent_service.biometrics.models import BiometricTemplate, Enrollment
 from consent_service.biometrics.service import EnrollmentKind, open_template
 from consent_service.crypto import Envelope, KeySource
 from consent_service.errors import (
+    N_,
     ChallengeRefused,
     DomainError,
     EnrollmentRejected,
@@ -63,6 +63,8 @@ from consent_service.vocabulary import (
 
 TASK = "biometrics.live_session"
 SYSTEM = "system:live_session"
+# What a refusal tells the person to do.
+AGAIN = N_("Reload the page to start again.")
 # A recording clip and the script it answers -> what the checks found (live_recording).
 Analyser = Callable[[bytes, live_recording.Script], live_recording.RecordingReport]
 

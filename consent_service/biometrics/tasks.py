@@ -10,7 +10,6 @@ from celery import shared_task
 
 from consent_service import db
 from consent_service.biometrics import enrollment, live_recording, live_session
-from consent_service.biometrics.liveness import face_enrollment_kind
 from consent_service.biometrics.service import ENROLL_TASKS, EnrollmentKind, face_enrollment
 from consent_service.biometrics.voice_analysis import voice_enrollment
 from consent_service.biometrics.voice_service import voice_available
@@ -30,8 +29,7 @@ def enroll_face(enrollment_id: str) -> str:
     return enroll(
         enrollment_id,
         svc.media_store,
-        # A live enrollment answers a head-turn challenge; any other is an upload of photos.
-        lambda steps: face_enrollment_kind(svc.face_matching, steps, svc.settings.live_min_turn),
+        face_enrollment(svc.face_matching),
         svc.envelope,
         svc.audit_key,
         svc.settings.job_max_attempts,
@@ -44,7 +42,7 @@ def enroll_voice(enrollment_id: str) -> str:
     return enroll(
         enrollment_id,
         svc.media_store,
-        lambda _steps: voice_enrollment(svc.voice_matching),
+        voice_enrollment(svc.voice_matching),
         svc.envelope,
         svc.audit_key,
         svc.settings.job_max_attempts,
@@ -54,7 +52,7 @@ def enroll_voice(enrollment_id: str) -> str:
 def enroll(
     enrollment_id: str,
     store: MediaStore,
-    kind_for: enrollment.KindFor,
+    kind: EnrollmentKind,
     envelope: Envelope,
     audit_key: KeySource,
     max_attempts: int,
@@ -65,7 +63,6 @@ def enroll(
         claimed = enrollment.claim(s, enrollment_id)
     if isinstance(claimed, enrollment.Ended):
         return claimed.status
-    kind: EnrollmentKind = kind_for(claimed.live_steps)
     media = None if claimed.attempts > max_attempts else enrollment.load(store, claimed.keys)
     extracted = enrollment.analyse(media, kind, claimed.attempts, max_attempts)
     with db.unit_of_work() as s:

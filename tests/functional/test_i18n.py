@@ -269,8 +269,8 @@ def test_every_message_in_the_code_is_in_the_catalogue(tmp_path):
     # second argument of ChallengeRefused.
     for message in (
         "Choose a password of at least %(num)d characters.",
-        "turning your head to your left",
-        "This challenge expired. %(again)s",
+        "Turn your head to your left, then back",
+        "This session expired. %(again)s",
     ):
         assert message in wanted, message
     have = {m.id for m in _catalog() if m.id}

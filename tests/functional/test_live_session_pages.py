@@ -1,4 +1,5 @@
-"""The live consent session's pages through the real app: /enroll leads to /live, which shows
+"""The live consent session's pages through the real app: /enroll leads to /live (and only there:
+the retired camera and microphone pages' addresses redirect to it), which shows
 the server's script (its moves and code, in the page's language) with its script file; the
 upload is refused for an unknown, another person's or used session, an empty or too large
 recording and a missing CSRF token; the status page follows it. A grant's form leads to the
@@ -77,6 +78,30 @@ def test_enroll_leads_to_the_live_session_which_shows_its_script(site):
     assert " ".join(row.code) in html and len(row.code) >= 6
     assert "live_session.js" in html and "<script>" not in html
     assert "Turn your head" in html or "Look " in html or "camera" in html
+
+
+def test_the_retired_pages_lead_to_the_live_session_and_enroll_links_only_to_it(site):
+    person = _sign_up(site, "rita@example.org")
+    for old in ("/enroll/live", "/enroll/voice/live"):
+        moved = person.client.get(old)
+        assert moved.status_code == 302 and moved.headers["Location"] == "/live"
+        # Signed out, the same address leads to the sign-in page and then to /live.
+        anonymous = site.client().get(old, follow_redirects=True)
+        assert anonymous.request.path == "/login" and "next=/live" in anonymous.request.url
+    assert person.client.post("/enroll/live/" + "0" * 32).status_code == 404
+    enroll = person.get("/enroll")
+    main = enroll[enroll.index("<main") :]
+    links = set(re.findall(r'<a [^>]*href="(/(?:enroll|live)[^"]*)"', main))
+    forms = set(re.findall(r'<form [^>]*enctype="multipart/form-data"[^>]*>', main))
+    assert links == {"/live"} and len(forms) == 2  # the uploads, allowed in development
+    site.settings.allow_uploaded_enrollment = False
+    try:
+        enroll = person.get("/enroll")
+        main = enroll[enroll.index("<main") :]
+        assert set(re.findall(r'<a [^>]*href="(/(?:enroll|live)[^"]*)"', main)) == {"/live"}
+        assert 'type="file"' not in main
+    finally:
+        site.settings.allow_uploaded_enrollment = None
 
 
 def test_the_page_speaks_chinese_to_a_chinese_browser(site):

@@ -4,9 +4,9 @@ on a row as message id + parameters, an error is shown later in any language."""
 
 from __future__ import annotations
 
-from flask_babel import force_locale
+from flask_babel import force_locale, gettext
 
-from consent_service.biometrics.liveness import TURN_NAMES, WHAT
+from consent_service.biometrics.retired_messages import STORED
 from consent_service.errors import (
     N_,
     DomainError,
@@ -17,24 +17,20 @@ from consent_service.errors import (
     stored_message,
 )
 
-TURN = (
-    "Your head did not turn to the %(step)s as asked, so this could not be checked as "
-    "a live enrollment. Try again: turn your whole head (not only your eyes) when "
-    "asked, and keep your face in the picture."
-)
+ATTEMPTS = "%(media)s could not be processed after %(num)d attempts."
 
 
 def test_str_is_the_english_sentence_even_in_a_chinese_request(babel_app):
-    error = EnrollmentRejected(TURN, step=TURN_NAMES["left"])
+    error = EnrollmentRejected(ATTEMPTS, media=N_("The photos"), num=3)
     with babel_app.test_request_context(), force_locale("zh_CN"):
-        assert str(error).startswith("Your head did not turn to the left as asked,")
+        assert str(error) == "The photos could not be processed after 3 attempts."
     assert error.status == 422 and isinstance(error, DomainError)
 
 
 def test_localized_translates_the_message_and_its_message_parameters(babel_app):
-    error = EnrollmentRejected(TURN, step=TURN_NAMES["left"])
+    error = EnrollmentRejected(ATTEMPTS, media=N_("The photos"), num=3)
     with babel_app.test_request_context(), force_locale("zh_CN"):
-        assert error.localized().startswith("您的头部没有按要求向左转动")
+        assert error.localized() == "照片在尝试 3 次后仍无法处理。"
     with babel_app.test_request_context(), force_locale("en"):
         assert error.localized() == str(error)
 
@@ -55,15 +51,10 @@ def test_a_nested_error_is_translated_inside_its_wrapper(babel_app):
     cause = MediaRejected(
         "The image is only %(width)d×%(height)d pixels: too small for a face.", width=8, height=9
     )
-    error = EnrollmentRejected(
-        "The picture taken %(what)s: %(reason)s", what=WHAT["front"], reason=cause
-    )
-    assert str(error) == (
-        "The picture taken looking straight at the camera: "
-        "The image is only 8×9 pixels: too small for a face."
-    )
+    error = EnrollmentRejected("Photo %(number)d: %(reason)s", number=2, reason=cause)
+    assert str(error) == "Photo 2: The image is only 8×9 pixels: too small for a face."
     with babel_app.test_request_context(), force_locale("zh_CN"):
-        assert error.localized() == "正对镜头时拍摄的照片：图片只有 8×9 像素：太小，无法识别人脸。"
+        assert error.localized() == "第 2 张照片：图片只有 8×9 像素：太小，无法识别人脸。"
 
 
 def test_an_error_kept_as_json_is_shown_in_the_readers_language(babel_app):
@@ -96,3 +87,16 @@ def test_message_parameters_survive_the_round_trip(babel_app):
     assert str(again) == "The photos could not be processed after 3 attempts."
     with babel_app.test_request_context(), force_locale("zh_CN"):
         assert again.localized() == "照片在尝试 3 次后仍无法处理。"
+
+
+def test_the_retired_camera_pages_stored_failures_still_read_in_the_readers_language(babel_app):
+    turn = (
+        "Your head did not turn to the %(step)s as asked, so this could not be checked as a live "
+        "enrollment. Try again: turn your whole head (not only your eyes) when asked, and keep "
+        "your face in the picture."
+    )
+    kept = {"message": turn, "params": {"step": {"msgid": "left"}}}  # as such a row holds it
+    with babel_app.test_request_context(), force_locale("zh_CN"):
+        shown = stored_message(turn % {"step": "left"}, kept)
+        assert shown and shown.startswith("您的头部没有按要求向左转动")
+        assert all(gettext(m) != m for m in STORED)

@@ -145,3 +145,26 @@ class TestWorkerProcesses:
     def test_worker_concurrency_overrides_the_core_count(self, monkeypatch):
         monkeypatch.setenv("WORKER_CONCURRENCY", "3")
         assert Settings().worker_processes == 3
+
+
+def test_uploads_are_off_in_production_unless_the_operator_turns_them_on(tmp_path):
+    def settings(**kw):
+        return Settings(consent_service_home=tmp_path, **kw)
+
+    assert settings().uploaded_enrollment_allowed
+    assert not settings(consent_service_env="production").uploaded_enrollment_allowed
+    assert settings(
+        consent_service_env="production", allow_uploaded_enrollment=True
+    ).uploaded_enrollment_allowed
+    assert not settings(allow_uploaded_enrollment=False).uploaded_enrollment_allowed
+
+
+def test_the_former_name_of_the_uploads_setting_still_counts(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALLOW_PHOTO_ENROLLMENT", "true")
+    monkeypatch.setenv("CONSENT_SERVICE_ENV", "production")
+    assert Settings(consent_service_home=tmp_path).uploaded_enrollment_allowed
+    monkeypatch.delenv("ALLOW_PHOTO_ENROLLMENT")
+    monkeypatch.setenv("ALLOW_UPLOADED_ENROLLMENT", "true")
+    assert Settings(consent_service_home=tmp_path).uploaded_enrollment_allowed
+    monkeypatch.delenv("ALLOW_UPLOADED_ENROLLMENT")
+    assert not Settings(consent_service_home=tmp_path).uploaded_enrollment_allowed

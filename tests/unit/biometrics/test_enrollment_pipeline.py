@@ -10,11 +10,12 @@ from sqlmodel import select
 from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.audit.models import AuditEvent
-from consent_service.biometrics import enrollment, liveness
-from consent_service.biometrics.liveness import face_enrollment_kind
+from consent_service.biometrics import enrollment
+from consent_service.biometrics.live_models import LiveChallenge
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
 from consent_service.biometrics.service import (
     ENROLL_TASKS,
+    face_enrollment,
     start_face_enrollment,
 )
 from consent_service.biometrics.tasks import enroll
@@ -53,7 +54,7 @@ def _run(enrollment_id, store, matching, envelope) -> str:
     return enroll(
         enrollment_id,
         store,
-        lambda steps: face_enrollment_kind(matching, steps, 0.1),
+        face_enrollment(matching),
         envelope,
         AUDIT_KEY,
         MAX_ATTEMPTS,
@@ -127,19 +128,6 @@ def test_an_uploaded_enrollment_gives_the_subject_uploaded_and_lowers_a_higher_l
     assert changes[1]["enrollment_id"] == more
 
 
-def test_the_head_turn_pictures_count_as_uploaded(faces, store):
-    # Three still photos pass the head-turn challenge (issue 9): until the live consent
-    # session replaces it, what it enrolls is worth an upload.
-    me = _subject("me@example.org")
-    with db.unit_of_work() as s:
-        challenge = liveness.issue_challenge(s, me, 300)
-        steps, challenge_id = list(challenge.steps), challenge.id
-    with db.unit_of_work() as s:
-        frames = [faces.picture(vector(1)) for _ in steps]
-        eid = liveness.start_live_enrollment(s, store, me, challenge_id, frames).id
-    assert _row(eid).assurance == "uploaded"
-
-
 @pytest.mark.parametrize(
     ("photos", "error"),
     [
@@ -198,8 +186,8 @@ def test_media_stay_until_the_outcome_is_committed(faces, store, matching, envel
     eid = _start(store, _subject("me@example.org"), faces.picture(vector(1)))
     with db.unit_of_work() as s:
         claimed = enrollment.claim(s, eid)
-    assert isinstance(claimed, enrollment.Claimed) and claimed.live_steps is None
-    kind = face_enrollment_kind(matching, claimed.live_steps, 0.1)
+    assert isinstance(claimed, enrollment.Claimed)
+    kind = face_enrollment(matching)
     extracted = enrollment.analyse(
         enrollment.load(store, claimed.keys), kind, claimed.attempts, MAX_ATTEMPTS
     )
@@ -213,18 +201,33 @@ def test_media_stay_until_the_outcome_is_committed(faces, store, matching, envel
     assert _stored(store) == [] and _row(eid).status == "completed"
 
 
-def test_a_live_enrollment_is_claimed_with_its_challenge_and_its_task_registered(
-    faces, store, units
-):
+def test_an_enrollment_is_claimed_with_its_media_and_its_task_registered(faces, store, units):
     me = _subject("me@example.org")
-    with db.unit_of_work() as s:
-        challenge = liveness.issue_challenge(s, me, 300)
-        steps, challenge_id = list(challenge.steps), challenge.id
-    with db.unit_of_work() as s:
-        frames = [faces.picture(vector(1)) for _ in steps]
-        eid = liveness.start_live_enrollment(s, store, me, challenge_id, frames).id
+    eid = _start(store, me, faces.picture(vector(1)), faces.picture(vector(1)))
     assert units[-1] == (ENROLL_TASKS[Modality.FACE], [eid])  # sent once committed
     with db.unit_of_work() as s:
         claimed = enrollment.claim(s, eid)
     assert isinstance(claimed, enrollment.Claimed)
-    assert (claimed.live_steps, claimed.attempts, len(claimed.keys)) == (steps, 1, len(steps))
+    assert (claimed.subject_id, claimed.attempts, len(claimed.keys)) == (me, 1, 2)
+
+
+def test_the_retired_camera_pages_enrollments_stay_uploaded(faces, store, matching, envelope):
+    # One sent by the retired camera page just before it went: its three pictures are
+    # finished like photos, at the level that page always gave; its challenge stays on record.
+    me = _subject("me@example.org")
+    eid = _start(store, me, *(faces.picture(vector(1)) for _ in range(3)))
+    with db.unit_of_work() as s:
+        s.add(
+            LiveChallenge(
+                subject_id=me,
+                steps=["front", "left", "right"],
+                expires_at=utcnow(),
+                used_at=utcnow(),
+                enrollment_id=eid,
+            )
+        )
+    assert _run(eid, store, matching, envelope) == "completed"
+    assert (_row(eid).assurance, _templates(me)) == ("uploaded", 3)
+    with db.unit_of_work() as s:
+        assert s.get(Subject, me).assurance == "uploaded"
+        assert s.exec(select(LiveChallenge)).one().enrollment_id == eid
