@@ -72,6 +72,8 @@ def test_the_document_names_each_operations_scope(api):
         ("put", "/api/v1/webhook"): "webhooks:admin",
         ("get", "/api/v1/webhook"): "webhooks:admin",
         ("get", "/api/v1/webhook/deliveries"): "webhooks:admin",
+        ("get", "/api/v1/complaints/{complaint_id}"): "jobs:read",
+        ("post", "/api/v1/complaints/{complaint_id}/answer"): "jobs:write",
     }
     for (method, path), scope in wanted.items():
         op = operations[(method, path)]
