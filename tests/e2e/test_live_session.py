@@ -30,7 +30,15 @@ test_live_session_page.py still runs the page with Chromium's own fake devices
 (`--use-fake-device-for-media-stream`) and checks the WebM it records and uploads. Everything from
 the page's script onwards (its prompts and clock, MediaRecorder's encoding, the upload, the
 worker's checks on what Chromium recorded) is the product's own. The Chinese run stays a known
-failure for a reason outside the browser: ZH_CODE_NOT_HEARD."""
+failure for a reason outside the browser: ZH_CODE_NOT_HEARD.
+
+Still flaky in English, outside the browser: the enrollment clip itself, given straight to
+`analyse_recording` (no browser), fails `cut` when sampled from its first frame (size_step
+0.3588 against `max_size_step` 0.35, the lean-back's face box) and passes when it starts 0.1 s
+later (0.2392); in the browser the phase depends on when the recorder starts, so one run in
+four failed that way (postgres, 2 December). The cut thresholds against these warped clips are
+for the analyser's owners (docs/liveness.md: "The cut thresholds are not yet separated by real
+data")."""
 
 from __future__ import annotations
 
