@@ -35,10 +35,10 @@ failure for a reason outside the browser: ZH_CODE_NOT_HEARD.
 Still flaky in English, outside the browser: the enrollment clip itself, given straight to
 `analyse_recording` (no browser), fails `cut` when sampled from its first frame (size_step
 0.3588 against `max_size_step` 0.35, the lean-back's face box) and passes when it starts 0.1 s
-later (0.2392); in the browser the phase depends on when the recorder starts, so one of the
-three English runs of the final version failed that way (postgres, 2 December). The cut
-thresholds against these warped clips are for the analyser's owners (docs/liveness.md: "The cut
-thresholds are not yet separated by real data")."""
+later (0.2392); in the browser the phase depends on when the recorder starts, so one of the four
+English runs of this version failed that way (postgres, 2 December). The cut thresholds against
+these warped clips are for the analyser's owners (docs/liveness.md: "The cut thresholds are not
+yet separated by real data")."""
 
 from __future__ import annotations
 
