@@ -37,9 +37,9 @@ clip itself, given straight to `analyse_recording` (no browser), fails `cut` whe
 its first frame (size_step 0.3588 against `max_size_step` 0.35, the lean-back's face box) and
 passes when it starts 0.1 s later (0.2392); in the browser the phase depends on when the
 recorder starts, so three of the six English runs of this version failed that way (2 December,
-both backends); the browser path (devices, prompts, code timing, upload) passed in all six and
-the whole flow in three. The cut thresholds against these warped clips are for the analyser's
-owners (docs/liveness.md: "The cut thresholds are not yet separated by real data")."""
+both backends); the whole flow passed in the other three. The cut thresholds against these
+warped clips are for the analyser's owners (docs/liveness.md: "The cut thresholds are not yet
+separated by real data")."""
 
 from __future__ import annotations
 
