@@ -306,18 +306,37 @@ def soundtrack(seconds: float, parts: Sequence[tuple[float, np.ndarray]], seed: 
     return np.clip(track, -1, 1)
 
 
-def code_speech(script: Script, speaker: str | None = None) -> np.ndarray:
-    """The script's code read aloud: by the real `speaker` when given, else synthetic."""
+def synthetic_digits(code: str, language: str, gap: float) -> np.ndarray:
+    """`code` read one digit at a time, `gap` seconds apart, by synthetic speech."""
+    pause = np.zeros(int(gap * SAMPLE_RATE), np.float32)
+    parts: list[np.ndarray] = []
+    for digit in code:
+        parts += [synthetic_code(digit, language), pause]
+    return np.concatenate(parts[:-1])
+
+
+def code_speech(
+    script: Script, speaker: str | None = None, digit_gap: float | None = None
+) -> np.ndarray:
+    """The script's code read aloud: by the real `speaker` when given, else synthetic (one
+    digit at a time, `digit_gap` seconds apart, when given; else in one breath)."""
     if speaker is not None:
         return real_code(script.code, speaker)
+    if digit_gap is not None:
+        return synthetic_digits(script.code, script.language, digit_gap)
     return synthetic_code(script.code, script.language)
 
 
 def genuine_sound(
-    script: Script, speaker: str | None = None, lead_seconds: float = 0.0, delay: float = 0.8
+    script: Script,
+    speaker: str | None = None,
+    lead_seconds: float = 0.0,
+    delay: float = 0.8,
+    digit_gap: float | None = None,
 ) -> np.ndarray:
     """Room noise, then the code read `delay` seconds after it appears, then the statement."""
-    parts = [(lead_seconds + script.code_start + delay, code_speech(script, speaker))]
+    code = code_speech(script, speaker, digit_gap)
+    parts = [(lead_seconds + script.code_start + delay, code)]
     if script.statement:
         from consent_service.biometrics.live_recording import CODE_SECONDS
 
@@ -328,12 +347,17 @@ def genuine_sound(
 
 # --- the container ---------------------------------------------------------------------------
 def encode_webm(
-    frames: Sequence[np.ndarray] | Iterator[np.ndarray], fps: int, sound, video_codec: str = "mpeg4"
+    frames: Sequence[np.ndarray] | Iterator[np.ndarray],
+    fps: int,
+    sound,
+    video_codec: str = "mpeg4",
+    keyframe_every: int | None = None,
 ) -> bytes:
     """Video and Opus audio in Matroska/WebM; `sound` 16 kHz mono samples, or None for a
     recording without a sound track. Chromium's MediaRecorder writes VP8 (`video_codec=
     "libvpx"`) in WebM; MPEG-4 part 2 (the default) encodes ten times faster here and goes
-    through the same decoder (PyAV, sampled frames), so the bench uses it."""
+    through the same decoder (PyAV, sampled frames), so the bench uses it. `keyframe_every`
+    frames: for a clip a browser must seek in."""
     out = io.BytesIO()
     webm = video_codec == "libvpx"
     with av.open(out, "w", format="webm" if webm else "matroska") as container:
@@ -341,6 +365,8 @@ def encode_webm(
         video = container.add_stream(video_codec, rate=fps, options=options)
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         video.bit_rate = 1_500_000
+        if keyframe_every is not None:
+            video.codec_context.gop_size = keyframe_every
         audio = None
         if sound is not None:
             audio = container.add_stream("libopus", rate=48_000, layout="mono")

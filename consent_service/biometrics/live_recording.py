@@ -30,7 +30,13 @@ import numpy as np
 
 from consent_service.biometrics.faces import DetectedFace, DlibFaceEmbedder, FaceEmbedder
 from consent_service.biometrics.landmarks import LandmarkReader, Landmarks, dlib_landmarks, yaw
-from consent_service.biometrics.spoken_code import LANGUAGES, edit_distance, hear_digits
+from consent_service.biometrics.spoken_code import (
+    LANGUAGES,
+    Heard,
+    HeardDigit,
+    edit_distance,
+    hear_digits,
+)
 from consent_service.biometrics.voices import (
     HEARD_AGGRESSIVENESS,
     SAMPLE_RATE,
@@ -471,6 +477,20 @@ def sight_faces(
     return sightings
 
 
+def reading_start(code: str, heard: Heard) -> HeardDigit | None:
+    """The first digit heard that belongs to the reading of `code`: leading digits that are
+    insertions (dropping one brings what was heard closer to the code: a breath or a noise at
+    the window's edge heard as a digit) are passed over, so they neither start the reading
+    early nor late. Dropping a digit that was read moves the reading further from the code, so
+    a reading that really starts early or late still counts from its first digit."""
+    digits, k = heard.digits, 0
+    while k < len(digits) and edit_distance(code, digits[k + 1 :]) < edit_distance(
+        code, digits[k:]
+    ):
+        k += 1
+    return heard.words[k] if k < len(heard.words) else None
+
+
 def code_heard(
     samples: np.ndarray, script: Script, checks: LiveChecks
 ) -> tuple[str, list[str], dict[str, float]]:
@@ -490,8 +510,8 @@ def code_heard(
     failures = []
     if errors > checks.max_code_errors:
         failures.append("code_not_heard")
-    elif heard.words:
-        delay = a / SAMPLE_RATE + heard.words[0].start - start
+    elif (first := reading_start(script.code, heard)) is not None:
+        delay = a / SAMPLE_RATE + first.start - start
         scores["code_delay_seconds"] = round(delay, 3)
         if delay > checks.max_code_delay or delay < -0.2:
             failures.append("code_not_in_time")

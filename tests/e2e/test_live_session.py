@@ -1,5 +1,5 @@
 """The live consent session in a real browser, end to end, in English and in Chinese: Debian's
-Chromium (headless, Playwright) whose fake camera and microphone play a clip made to follow the
+Chromium (headless, Playwright) whose camera and microphone play a clip made to follow the
 script the page will show (the e2e stack draws every script from LIVE_SCRIPT_SEED, a test-only
 setting production refuses), the app over HTTP on 127.0.0.1, the real Celery worker with the
 real face and voice models and the real analyser (`live_recording.analyse_recording`).
@@ -8,7 +8,38 @@ Sign up, verify the e-mail, enroll with a live session (templates from the recor
 `live`, the recording sealed for review), grant with a step-up live check (the grant's evidence
 names the check), a provider's job allowed, revoke (no check), then an operator signed in with
 TOTP watches the recording (the view audited) and approves it (`reviewed`, the recording
-destroyed, the person told). Screenshots go to test-artifacts/live-session/."""
+destroyed, the person told). Screenshots go to test-artifacts/live-session/.
+
+Why the camera and microphone are one <video> element and not Chromium's fake devices
+(`--use-file-for-fake-video-capture`, a y4m; `--use-file-for-fake-audio-capture`): they start
+playing when the page opens them, not when it starts recording, and cannot be started on cue, so
+the earlier test watched the picture for a green mark and pressed Start when it saw it; the
+worker then heard the code out of its window (`code_not_in_time`) and the test was a known
+failure. Measured while writing this (tmp script recording a frame counter and a beep a second
+through MediaRecorder; load average 5.5 to 7.7 on 2 cores): the two fake devices did not drift
+apart (the frame shown at each beep stayed within 0.1 s over 28 s), so the likelier cause is the
+start on cue (how late Start is pressed after the mark, under load, is unbounded) rather than
+the devices' clocks; it was not pinned down further. Here getUserMedia returns `captureStream()`
+of one element playing one WebM with both tracks (tests/browser.py, CLIP_AS_DEVICES): picture
+and sound share one media clock, and the element jumps to the script's start when the page's own
+MediaRecorder fires "start", the moment the page's script clock starts from.
+
+What the substitution limits: Chromium's capture pipeline for real devices (the fake devices'
+y4m/wav readers, getUserMedia's constraints, device permission) is not exercised by this test;
+test_live_session_page.py still runs the page with Chromium's own fake devices
+(`--use-fake-device-for-media-stream`) and checks the WebM it records and uploads. Everything from
+the page's script onwards (its prompts and clock, MediaRecorder's encoding, the upload, the
+worker's checks on what Chromium recorded) is the product's own. The Chinese run stays a known
+failure for a reason outside the browser: ZH_CODE_NOT_HEARD.
+
+Still a known failure in English, half the time, outside the browser (EN_CUT): the enrollment
+clip itself, given straight to `analyse_recording` (no browser), fails `cut` when sampled from
+its first frame (size_step 0.3588 against `max_size_step` 0.35, the lean-back's face box) and
+passes when it starts 0.1 s later (0.2392); in the browser the phase depends on when the
+recorder starts, so three of the six English runs of this version failed that way (2 December,
+both backends); the whole flow passed in the other three. The cut thresholds against these
+warped clips are for the analyser's owners (docs/liveness.md: "The cut thresholds are not yet
+separated by real data")."""
 
 from __future__ import annotations
 
@@ -34,7 +65,7 @@ from consent_service.operators.service import add_operator
 from consent_service.runtime import services
 from tests import browser
 from tests.e2e.conftest import LIVE_SCRIPT_SEED, Api
-from tests.live_clips import FPS, genuine_frames, genuine_sound, write_wav, write_y4m
+from tests.live_clips import FPS, encode_webm, genuine_frames, genuine_sound
 from tests.support import (
     Person,
     accept_invitation,
@@ -62,50 +93,26 @@ def _shot(page, name: str) -> None:
     browser.shot(page, "live-session", name)
 
 
-# The fake camera loops from when the page opens it, and the page starts its script when Start
-# is pressed: the clip begins with LEAD seconds at rest, its last CUE seconds marked by a green
-# square in a corner, and the test presses Start in the page as soon as the camera shows the
-# square (in the same script turn that sees it), so the head starts to move as a person does,
-# a moment after each prompt appears. LEAD is long enough for the first loop's cue to come
-# after the page has opened the camera: on a loaded machine Chromium's fake camera falls
-# behind its fake microphone the longer it plays, so the test does not wait for a second loop.
-LEAD, CUE, MARK = 3.0, 0.3, 24
-PRESS_ON_CUE = """() => new Promise((resolve) => {
-  const video = document.getElementById("live-video");
-  const canvas = document.createElement("canvas");
-  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
-  const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  let before = false;
-  const look = () => {
-    ctx.drawImage(video, 0, 0);
-    const [r, g, b] = ctx.getImageData(MARK_AT, MARK_AT, 1, 1).data;
-    const cue = g > 160 && r < 100 && b < 100;
-    if (cue && !before) {
-      document.getElementById("live-start").click();
-      resolve(true);
-      return;
-    }
-    before = cue;  // wait for the cue's first frame of a loop, not its middle
-    requestAnimationFrame(look);
-  };
-  look();
-})""".replace("MARK_AT", str(MARK // 2))
+# The camera and the microphone are one clip, played by a <video> element in the page and handed
+# to the page by getUserMedia (browser.play_clip_as_devices): live_clips' person at rest for
+# LEAD seconds, then following the script; the element jumps to LEAD when the page's recorder
+# starts, so the head moves a moment after each prompt (live_clips' reaction time) and the code
+# is read 0.8 s after it appears, on the recording's own timeline.
+LEAD = 3.0
+# The code is read one digit at a time, as the docs advise people to: flite reading the six digits
+# in one breath was heard with two digits wrong in a browser recording whose audio matched the
+# clip exactly (correlation 1.00), the recogniser on connected synthetic digits being sensitive
+# to where the recording starts; one by one, 0.25 s apart, at most one digit in 24 readings (8
+# codes, 3 start offsets) was misheard, within LiveChecks.max_code_errors.
+DIGIT_GAP = 0.25
 
 
-def _clip(tmp_path: Path, script: live_recording.Script, photo: Path, name: str):
-    """Chromium's fake camera and microphone: live_clips' person following `script` after
-    LEAD seconds at rest, the cue marked."""
-
-    def marked():
-        for k, rgb in enumerate(genuine_frames(script, photo, lead_seconds=LEAD)):
-            if LEAD - CUE <= k / FPS < LEAD:
-                rgb = rgb.copy()
-                rgb[:MARK, :MARK] = (0, 255, 0)
-            yield rgb
-
-    video = write_y4m(tmp_path / f"{name}.y4m", marked())
-    audio = write_wav(tmp_path / f"{name}.wav", genuine_sound(script, lead_seconds=LEAD))
-    return video, audio
+def _clip(script: live_recording.Script, photo: Path) -> bytes:
+    """The camera and microphone: live_clips' person following `script` after LEAD seconds at
+    rest, picture and sound in one WebM (VP8 and Opus, as Chromium records)."""
+    frames = genuine_frames(script, photo, lead_seconds=LEAD)
+    sound = genuine_sound(script, lead_seconds=LEAD, digit_gap=DIGIT_GAP)
+    return encode_webm(frames, FPS, sound, "libvpx", keyframe_every=FPS // 2)
 
 
 def _scripts(lang: str) -> tuple[live_recording.Script, live_recording.Script]:
@@ -115,8 +122,10 @@ def _scripts(lang: str) -> tuple[live_recording.Script, live_recording.Script]:
     return enroll, step_up
 
 
-def _launch(pw, clip: tuple[Path, Path], profile: Path, lang: str):
-    return browser.launch(pw, profile, video=clip[0], audio=clip[1], locale=BROWSER_LOCALE[lang])
+def _launch(pw, clip: bytes, profile: Path, lang: str, base_url: str):
+    chrome = browser.launch(pw, profile, locale=BROWSER_LOCALE[lang])
+    browser.play_clip_as_devices(chrome, base_url, clip, start_at=LEAD)
+    return chrome
 
 
 def _sign_in(page, base_url: str, email: str) -> None:
@@ -144,11 +153,14 @@ def _record(page, script: live_recording.Script, name: str, done: str) -> None:
     sends the one recording; once the worker's check passed the page goes to `done` (a failed
     check fails the test with the page's message)."""
     root = "#live-session"
+    said: list[str] = []  # the clip's timing, as the page logs it (browser.CLIP_AS_DEVICES)
+    page.on("console", lambda message: said.append(message.text))
     assert page.get_attribute(root, "data-moves") == ",".join(script.moves)
     assert page.inner_text("#live-code-digits").replace(" ", "") == script.code
     page.click("#live-open")
     page.wait_for_function("() => document.getElementById('live-session').dataset.state === 'open'")
-    assert page.evaluate(PRESS_ON_CUE)
+    _shot(page, f"{name}-camera")
+    page.click("#live-start")
     page.wait_for_function(
         "() => document.getElementById('live-session').dataset.step === 'code'",
         timeout=TIMEOUT_MS,
@@ -167,8 +179,7 @@ def _record(page, script: live_recording.Script, name: str, done: str) -> None:
             delay = page.get_attribute(root, "data-start-delay")
             pytest.fail(
                 f"the live check failed: {page.inner_text('#live-error')} (the recorder "
-                f"started {delay} ms after Start was pressed; the clip moves {CUE * 1000:.0f} "
-                "ms after it)"
+                f"started {delay} ms after Start was pressed; the page said: {'; '.join(said)})"
             )
         page.wait_for_timeout(250)
 
@@ -198,16 +209,29 @@ def operator(stack) -> Person:
     return _operator(stack)
 
 
-# Known failure, kept running so that it shows when it starts to pass: Chromium's fake microphone
-# plays the spoken code out of step with the fake camera's clip (the worker hears the code late,
-# `code_not_in_time`, or not at all in Chinese), so the enrollment's live check fails before the
-# rest of the flow runs. The page, the worker's checks and the step-up each pass on their own
-# (test_live_session_page.py, test_live_recording_clips.py, the unit tests).
-@pytest.mark.xfail(
-    reason="the fake microphone's code is out of step with the fake camera (code_not_in_time)",
+# Known failure in Chinese, kept running so that it shows when it starts to pass: PocketSphinx
+# (English phones, no Mandarin model; docs/liveness.md) mishears espeak-ng's Mandarin digits on
+# the clean clip itself, before any browser: this test's two codes had 2 or 3 of 6 digits wrong
+# in 11 of 12 readings (in one breath or one by one, three start offsets); over 8 codes, 13 of
+# 48 readings were within the allowance of one digit. So the enrollment fails `code_not_heard`.
+# The browser path is the same as in English.
+ZH_CODE_NOT_HEARD = pytest.mark.xfail(
+    reason="espeak-ng's Mandarin digits are not recognised (code_not_heard), before any browser",
     strict=False,
 )
-@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+
+
+# Known failure in English about one run in two, kept running: the analyser's cut check against
+# the warped clip's lean-back, reproduced without a browser (the module's docstring).
+EN_CUT = pytest.mark.xfail(
+    reason="the enrollment clip fails `cut` (size_step 0.359 > 0.35) at some sampling phases",
+    strict=False,
+)
+
+
+@pytest.mark.parametrize(
+    "lang", [pytest.param("en", marks=EN_CUT), pytest.param("zh-CN", marks=ZH_CODE_NOT_HEARD)]
+)
 def test_live_session_step_up_grant_job_revoke_and_review(
     stack, base_url, photos, operator, tmp_path, lang
 ):
@@ -219,8 +243,8 @@ def test_live_session_step_up_grant_job_revoke_and_review(
 
     with sync_playwright() as pw:
         # 1. Sign up, verify, enroll with one live recording.
-        clip = _clip(tmp_path, enroll_script, photos["obama.jpg"], "enroll")
-        chrome = _launch(pw, clip, tmp_path / "a", lang)
+        clip = _clip(enroll_script, photos["obama.jpg"])
+        chrome = _launch(pw, clip, tmp_path / "a", lang, base_url)
         try:
             page = chrome.new_page()
             _sign_up(page, base_url, email, stack.settings)
@@ -247,8 +271,8 @@ def test_live_session_step_up_grant_job_revoke_and_review(
 
     with sync_playwright() as pw:
         # 2. Grant: the form waits for a short live check of the same face, then it is done.
-        clip = _clip(tmp_path, step_up_script, photos["obama.jpg"], "step-up")
-        chrome = _launch(pw, clip, tmp_path / "b", lang)
+        clip = _clip(step_up_script, photos["obama.jpg"])
+        chrome = _launch(pw, clip, tmp_path / "b", lang, base_url)
         try:
             page = chrome.new_page()
             _sign_in(page, base_url, email)

@@ -233,6 +233,32 @@ def test_every_failure_code_has_a_message_and_the_digit_distance_counts_edits():
     assert spoken_code.edit_distance("", "123") == 3
 
 
+def _heard(*words: tuple[str, float]) -> spoken_code.Heard:
+    return spoken_code.Heard(
+        "".join(d for d, _ in words),
+        tuple(spoken_code.HeardDigit(d, t, t + 0.3) for d, t in words),
+    )
+
+
+def test_the_reading_starts_at_its_first_digit_not_at_a_noise_heard_as_one_before_it():
+    # A browser recording of "2 8 3 8 3 0" read in time, with a "5" heard in the room noise
+    # at the window's edge: the reading starts at the 2 (it failed code_not_in_time before).
+    noise_first = _heard(("5", 0.0), ("2", 1.3), ("8", 1.9), ("3", 2.8), ("8", 3.7), ("3", 4.3))
+    assert lr.reading_start("283830", noise_first) == noise_first.words[1]
+    # Digits that were read count, however early or late: a misheard or missing digit is not
+    # passed over, and neither is a whole reading shifted in time.
+    misheard = _heard(("9", 0.2), ("8", 0.8), ("3", 1.4), ("8", 2.0), ("3", 2.6), ("0", 3.2))
+    assert lr.reading_start("283830", misheard) == misheard.words[0]
+    missing_first = _heard(("8", 4.1), ("3", 4.7), ("8", 5.3), ("3", 5.9), ("0", 6.5))
+    assert lr.reading_start("283830", missing_first) == missing_first.words[0]
+    early = _heard(("2", -0.4), ("8", 0.2), ("3", 0.8), ("8", 1.4), ("3", 2.0), ("0", 2.6))
+    assert lr.reading_start("283830", early) == early.words[0]
+    # Only an inserted digit after the code: it is no insertion before the reading.
+    late_noise = _heard(*((d, 0.6 * k) for k, d in enumerate("2838307")))
+    assert lr.reading_start("283830", late_noise) == late_noise.words[0]
+    assert lr.reading_start("283830", _heard()) is None
+
+
 def test_the_digit_dictionaries_spell_every_digit_in_the_models_phones():
     phones = {
         "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH "
