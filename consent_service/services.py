@@ -136,18 +136,19 @@ class Services:
         """Live enrollment recordings, kept until reviewed (a folder and a key of their own,
         so the media purge, which destroys uploads after a day, never reaches them), sealed
         under the keyring's media key like every upload."""
-        return LocalMediaStore(
-            self.settings.recordings_dir, Envelope(self.keyring.keys(Purpose.MEDIA))
-        )
+        return self._sealed_folder(self.settings.recordings_dir)
 
     @cached_property
     def evidence_store(self) -> MediaStore:
         """Evidence attached to complaints, sealed under the keyring's media key like every
         upload, in a folder of its own (kept for the retention schedule's period, not the media
         purge's day)."""
-        return LocalMediaStore(
-            self.settings.complaint_evidence_dir, Envelope(self.keyring.keys(Purpose.MEDIA))
-        )
+        return self._sealed_folder(self.settings.complaint_evidence_dir)
+
+    def _sealed_folder(self, folder: Path) -> MediaStore:
+        """A local folder of files sealed under the keyring's media key, for what must outlive
+        the media purge's day (recordings under review, complaint evidence)."""
+        return LocalMediaStore(folder, Envelope(self.keyring.keys(Purpose.MEDIA)))
 
     @cached_property
     def face_matching(self) -> FaceMatching:
