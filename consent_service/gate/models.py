@@ -34,6 +34,12 @@ class GateJob(SQLModel, table=True):
     published_at: datetime | None = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # The task message that claimed it last, and until when no other message takes it over
+    # (a duplicate delivery of a job being processed is not an attempt: `pipeline.claim`).
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class MediaItem(SQLModel, table=True):

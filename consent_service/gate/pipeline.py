@@ -1,8 +1,10 @@
 """The gate's worker path, in three named steps:
 
-1. `claim` the job: a short transaction that counts the attempt *before* any decoding and marks
-   the job processing; a job that has ended, whose provider is suspended or that used up its
-   attempts goes no further.
+1. `claim` the job: a short transaction under the job's lock that counts the attempt *before*
+   any decoding, marks the job processing and leases it to this delivery; a job that has ended,
+   whose provider is suspended or that used up its attempts goes no further, and neither does a
+   second delivery of a job another delivery holds the lease of (a duplicate message, not a
+   retry: it would count an attempt the media never cost).
 2. `analyse` the media: pure, no database, no store: bytes and a matcher (face or voice matching
    with its gallery snapshot) in, the people found and the problems of each item out.
 3. `record` the decision: a short transaction under the job's lock that re-reads the grants (so
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import numpy as np
@@ -38,7 +41,7 @@ from consent_service.media.sniff import MediaKind, sniff
 from consent_service.media.video import sample_frames
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
-from consent_service.timeutil import utcnow
+from consent_service.timeutil import as_utc, utcnow
 from consent_service.vocabulary import JobStatus, Modality, Operation, ProviderStatus, Role
 
 MISSING = "missing"  # what a task for a job that does not exist reports
@@ -67,25 +70,48 @@ class Claim:
 
 @dataclass(frozen=True)
 class Ended:
-    """The job goes no further: decided or failed (now or before), or missing."""
+    """This delivery goes no further: the job was decided or failed (now or before), is
+    missing, or is `processing` under another delivery's lease."""
 
     status: str
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Who claims: the task message's id (the broker redelivers a message whose worker died
+    under the same id, so a retry is told from a duplicate) and how long the claim holds (the
+    task's time limit: no delivery runs longer)."""
+
+    message_id: str | None
+    lease: timedelta
+
+
 def claim(
-    session: Session, job_id: str, max_attempts: int, audit_key: KeySource, store: MediaStore
+    session: Session,
+    job_id: str,
+    delivery: Delivery,
+    max_attempts: int,
+    audit_key: KeySource,
+    store: MediaStore,
 ) -> Claim | Ended:
     """Step one. The attempt is counted and committed before any decoding, so media that crash
     the worker cannot loop. A job queued before its provider was suspended, or whose media
-    failed `max_attempts` times, ends without a decision and its media are destroyed."""
-    job = session.get(GateJob, job_id)
+    failed `max_attempts` times, ends without a decision and its media are destroyed. A job
+    another message holds an unexpired lease on is left to it: if that delivery dies, its own
+    message comes back (and counts the attempt) or the stale-work sweep sends the job again
+    once the lease has run out."""
+    job = session.exec(select(GateJob).where(GateJob.id == job_id).with_for_update()).first()
     if job is None:
         return Ended(MISSING)
     if job.status in _ENDED:
         return Ended(job.status)
+    now = utcnow()
+    if _leased_to_another(job, delivery, now):
+        return Ended(JobStatus.PROCESSING)
     job.attempts += 1
     job.status = JobStatus.PROCESSING.value
-    job.updated_at = utcnow()
+    job.updated_at = now
+    job.claimed_by, job.claimed_until = delivery.message_id, now + delivery.lease
     if provider_suspended(session, job):  # queued before an operator suspended the provider
         return Ended(fail(session, job_id, store, audit_key, PROVIDER_SUSPENDED))
     if job.attempts > max_attempts:
@@ -96,6 +122,16 @@ def claim(
         Operation(job.operation),
         job.attempts,
         [(i.position, Role(i.role), i.storage_key) for i in media_of(session, job_id)],
+    )
+
+
+def _leased_to_another(job: GateJob, delivery: Delivery, now: datetime) -> bool:
+    return (
+        job.status == JobStatus.PROCESSING
+        and job.claimed_by is not None
+        and job.claimed_by != delivery.message_id
+        and job.claimed_until is not None
+        and as_utc(job.claimed_until) > now
     )
 
 

@@ -8,7 +8,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from celery import shared_task
+from celery import Task, shared_task
 from sqlalchemy.exc import IntegrityError
 
 from consent_service import db
@@ -41,11 +41,12 @@ def signing(svc: Services) -> Signing:
     )
 
 
-@shared_task(name=PROCESS_JOB, ignore_result=True)
-def process_job(job_id: str) -> str:
+@shared_task(name=PROCESS_JOB, ignore_result=True, bind=True)
+def process_job(task: Task, job_id: str) -> str:
     svc = services()
     return decide(
         job_id,
+        pipeline.Delivery(task.request.id, timedelta(seconds=svc.settings.task_time_limit)),
         svc.media_store,
         svc.face_matching,
         svc.voice_matching,
@@ -56,6 +57,7 @@ def process_job(job_id: str) -> str:
 
 def decide(
     job_id: str,
+    delivery: pipeline.Delivery,
     store: MediaStore,
     faces: FaceMatching,
     voices: VoiceMatching | None,
@@ -64,7 +66,7 @@ def decide(
 ) -> str:
     """Claim, analyse, record: safe to run any number of times, concurrently; decides once."""
     with db.unit_of_work() as s:
-        claimed = pipeline.claim(s, job_id, max_attempts, signing.audit_key, store)
+        claimed = pipeline.claim(s, job_id, delivery, max_attempts, signing.audit_key, store)
     if isinstance(claimed, pipeline.Ended):
         return claimed.status
     media = pipeline.load(store, claimed)

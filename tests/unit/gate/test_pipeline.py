@@ -51,6 +51,8 @@ from tests.fakes import vector
 AUDIT_KEY = StaticKeys.single(b"a" * 32)
 PSEUDONYMS = Pseudonyms.single(b"p" * 32)
 MAX_ATTEMPTS = 3
+LEASE = timedelta(minutes=5)
+DELIVERY = pipeline.Delivery("m1", LEASE)
 ALICE, BOB = 1, 2  # the faces (vectors) of the enrolled people in these tests
 
 
@@ -140,9 +142,10 @@ def submit(store, provider_id, units):
     return make
 
 
-def _claim(job_id: str, store) -> pipeline.Claim | pipeline.Ended:
+def _claim(job_id: str, store, message: str = "m1") -> pipeline.Claim | pipeline.Ended:
     with db.unit_of_work() as s:
-        return pipeline.claim(s, job_id, MAX_ATTEMPTS, AUDIT_KEY, store)
+        delivery = pipeline.Delivery(message, LEASE)
+        return pipeline.claim(s, job_id, delivery, MAX_ATTEMPTS, AUDIT_KEY, store)
 
 
 def _analyse(claimed, store, matching) -> Analysis:
@@ -157,7 +160,7 @@ def _record(job_id: str, analysis: Analysis, signing, store) -> str:
 
 
 def _run(job_id, store, matching, signing) -> str:
-    return tasks.decide(job_id, store, matching, None, signing, MAX_ATTEMPTS)
+    return tasks.decide(job_id, DELIVERY, store, matching, None, signing, MAX_ATTEMPTS)
 
 
 def _job(job_id: str) -> GateJob:
@@ -224,6 +227,35 @@ def test_claim_ends_a_job_whose_media_failed_too_many_times(submit, faces, store
     job = _job(job_id)
     assert job.error == f"The media could not be processed after {MAX_ATTEMPTS} attempts."
     assert job.attempts == MAX_ATTEMPTS + 1 and _stored(store) == []
+
+
+def test_a_second_message_for_a_job_another_holds_is_not_an_attempt(submit, faces, store):
+    """The same job delivered several times at once (a duplicate publish, a sweep racing the
+    first delivery): the copies leave it to the first claim and use up none of its attempts."""
+    job_id = submit(faces.picture(vector(ALICE)))
+    assert isinstance(_claim(job_id, store, "m1"), pipeline.Claim)
+    for copy in ("m2", "m3", "m4", "m5"):
+        assert _claim(job_id, store, copy) == pipeline.Ended("processing")
+    job = _job(job_id)
+    assert (job.status, job.attempts, job.claimed_by) == ("processing", 1, "m1")
+
+
+def test_the_same_message_back_after_its_worker_died_is_a_retry(submit, faces, store):
+    job_id = submit(faces.picture(vector(ALICE)))
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        claimed = _claim(job_id, store, "m1")  # redelivered under its own id each time
+        assert isinstance(claimed, pipeline.Claim) and claimed.attempts == attempt
+    assert _claim(job_id, store, "m1") == pipeline.Ended("failed")  # poison: ends failed
+
+
+def test_once_the_lease_has_run_out_another_message_takes_the_job_over(submit, faces, store):
+    job_id = submit(faces.picture(vector(ALICE)))
+    assert isinstance(_claim(job_id, store, "m1"), pipeline.Claim)
+    with db.unit_of_work() as s:  # m1's worker died and its message was lost
+        s.get(GateJob, job_id).claimed_until = utcnow() - timedelta(seconds=1)
+    claimed = _claim(job_id, store, "sweep")
+    assert isinstance(claimed, pipeline.Claim) and claimed.attempts == 2
+    assert _job(job_id).claimed_by == "sweep"
 
 
 def test_claim_leaves_an_ended_or_missing_job_alone(submit, faces, store, matching, signing):
@@ -487,7 +519,7 @@ def test_a_decision_recorded_first_by_a_concurrent_delivery_is_left_to_it(
         _record(job_id, analysis, signing, store)
     assert len(_stored(store)) == 1  # this delivery destroyed nothing: the other one does
     # The task reports it as decided, as before.
-    assert tasks.decide(job_id, store, matching, None, signing, MAX_ATTEMPTS) == "decided"
+    assert tasks.decide(job_id, DELIVERY, store, matching, None, signing, MAX_ATTEMPTS) == "decided"
 
 
 def test_a_refusal_other_than_a_concurrent_decision_ends_the_job_failed(
