@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -65,6 +66,8 @@ from consent_service.runtime import services
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Operation, Role
+
+INLINE = pipeline.Delivery(None, timedelta(minutes=5))  # claimed here, not by a task message
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -191,7 +194,7 @@ def prepare(settings: Settings) -> tuple[str, str]:
         )
         job_id = answer.get_json()["id"]
         with db.unit_of_work() as s:
-            claimed = pipeline.claim(s, job_id, 3, svc.audit_key, svc.media_store)
+            claimed = pipeline.claim(s, job_id, INLINE, 3, svc.audit_key, svc.media_store)
             assert isinstance(claimed, pipeline.Claim)
         person = PersonSeen(0, Role.SOURCE, (10, 60, 60, 10), subject_id, False)
         with db.unit_of_work() as s:

@@ -37,6 +37,7 @@ import secrets
 import tempfile
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -58,6 +59,8 @@ from consent_service.runtime import services
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Operation, Role
+
+INLINE = pipeline.Delivery(None, timedelta(minutes=5))  # claimed here, not by a task message
 
 NO_SIGN_IN = "-"  # the bench's people never sign in: no password hash
 ADMIN_URL = os.environ.get(
@@ -147,7 +150,7 @@ def _worker(settings, job_ids, subject_ids, start, done: multiprocessing.Queue) 
         t0, c0 = time.perf_counter(), time.process_time()
         for i, job_id in enumerate(job_ids):
             with db.unit_of_work() as s:
-                claimed = pipeline.claim(s, job_id, 3, svc.audit_key, svc.media_store)
+                claimed = pipeline.claim(s, job_id, INLINE, 3, svc.audit_key, svc.media_store)
             assert isinstance(claimed, pipeline.Claim), claimed
             person = PersonSeen(
                 0,
