@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from consent_service import api_contract, db, errors_http, i18n
 from consent_service.audit.views import bp as audit_bp
@@ -23,6 +24,7 @@ from consent_service.extensions import csrf, login_manager
 from consent_service.gate import revocations  # noqa: F401  connects the gate to consent's grant_revoked
 from consent_service.gate.api import bp as api_bp
 from consent_service.guardians.views import bp as guardians_bp
+from consent_service.operators.probes import bp as probes_bp
 from consent_service.operators.views import bp as operators_bp
 from consent_service.portal.views import bp as portal_bp
 from consent_service.retention.views import bp as retention_bp
@@ -65,6 +67,13 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.config.update(overrides)
+    if settings.proxy_hops:
+        # The client's address, scheme and host as the proxies in front saw them: rate limits,
+        # sign-in throttles and grant evidence name the person, not the proxy; Secure cookies
+        # and external URLs follow the HTTPS the person used. Only the last `proxy_hops` entries
+        # are believed: anything before them the client itself may have written.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     engine = db.make_engine(settings.sqlalchemy_url)
     app.extensions["consent_services"] = Services(
         settings=settings, secrets=secrets, engine=engine, signing=signing
@@ -80,6 +89,7 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     app.register_blueprint(consent_requests_api_bp)
     app.register_blueprint(consent_requests_bp)
     app.register_blueprint(operators_bp)
+    app.register_blueprint(probes_bp)
     app.register_blueprint(live_enrollment_bp)
     app.register_blueprint(i18n_bp)
     app.register_blueprint(portal_bp)  # staff pages: session + CSRF like the people's pages

@@ -3,19 +3,45 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
 import os
+import re
 import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development"}
+# What people type when a secret is asked for and they mean to set it later (compared with
+# case, punctuation and spaces removed): refused as secrets in production.
+PLACEHOLDER_SECRETS = {
+    "",
+    "changeme",
+    "changethis",
+    "replaceme",
+    "secret",
+    "secretkey",
+    "dev",
+    "development",
+    "x",
+    "xx",
+    "xxx",
+    "password",
+    "passw0rd",
+    "placeholder",
+    "test",
+    "example",
+    "default",
+    "insecure",
+    "todo",
+}
+# Flask signs sessions with SECRET_KEY: anything shorter can be guessed offline from one cookie.
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class Environment(StrEnum):
@@ -221,6 +247,10 @@ class Settings(BaseSettings):
     # How often beat expires requests past their time and purges kept faces (seconds).
     consent_request_sweep_interval: float = Field(default=300.0, gt=0)
     public_url: str = Field(default="http://127.0.0.1:5000", min_length=1)
+    # Reverse proxies in front of the web app whose X-Forwarded-For, -Proto and -Host it trusts
+    # (Werkzeug's ProxyFix): exactly as many as there are, 1 behind docker-compose's Caddy. 0 (the
+    # default, the embedded server) ignores those headers: any client could write them.
+    proxy_hops: int = Field(default=0, ge=0, le=10)
     # Mail: SMTP when SMTP_HOST is set, else .eml files in CONSENT_SERVICE_HOME/outbox.
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -381,12 +411,7 @@ class Settings(BaseSettings):
                 "never with CONSENT_SERVICE_ENV=production"
             )
         if self.is_production:
-            # TEMPLATE_KEK may be absent (the keyring holds every key) but never a placeholder.
-            bad = [
-                k.upper()
-                for k, v in given.items()
-                if (v or "").lower() in PLACEHOLDER_SECRETS and (k == "secret_key" or v is not None)
-            ]
+            bad = self.placeholder_secrets()
             if bad:
                 raise InsecureSettings(
                     f"{', '.join(bad)} must be real secrets when CONSENT_SERVICE_ENV=production"
@@ -406,6 +431,67 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(generated))
         return {k: given[k] or generated[k] for k in generated}
+
+    def placeholder_secrets(self) -> list[str]:
+        """The secret settings that production refuses, by name: SECRET_KEY missing, short or a
+        placeholder; TEMPLATE_KEK (optional) a placeholder or not 32 bytes of base64; the SMTP
+        password of a login, the key settings given and the passwords in the database, broker and
+        rate-limit URLs, when they are placeholders (or a URL's password is its user name)."""
+        bad = []
+        key = self.secret_key or ""
+        if is_placeholder(key) or len(key) < MIN_SECRET_KEY_LENGTH:
+            bad.append("SECRET_KEY")
+        if self.template_kek is not None and (
+            is_placeholder(self.template_kek) or not _is_key_bytes(self.template_kek)
+        ):
+            bad.append("TEMPLATE_KEK")
+        if self.smtp_username and is_placeholder(self.smtp_password or ""):
+            bad.append("SMTP_PASSWORD")
+        given = {
+            "DECISION_SIGNING_KEYS": self.decision_signing_keys,
+            "AUDIT_CHECKPOINT_KEY": self.audit_checkpoint_key,
+            "KEYRING_TEMPLATE_KEK": self.keyring_template_kek,
+            "KEYRING_MEDIA": self.keyring_media,
+            "KEYRING_AUDIT_MAC": self.keyring_audit_mac,
+            "KEYRING_PSEUDONYMS": self.keyring_pseudonyms,
+        }
+        bad += [
+            name for name, value in given.items() if value is not None and is_placeholder(value)
+        ]
+        urls = {
+            "DATABASE_URL": self.database_url,
+            "BROKER_URL": self.broker_url,
+            "RATE_LIMIT_STORAGE_URL": self.rate_limit_storage_url,
+        }
+        bad += [name for name, url in urls.items() if url and _weak_url_password(url)]
+        return bad
+
+
+def is_placeholder(value: str) -> bool:
+    """A value someone left to be replaced: "change-me", "x", "secret", "CHANGE ME later" ..."""
+    letters = re.sub(r"[^a-z0-9]", "", value.lower())
+    return letters in PLACEHOLDER_SECRETS or letters.startswith(("changeme", "replaceme"))
+
+
+def _is_key_bytes(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _weak_url_password(url: str) -> bool:
+    """A URL's password that is a placeholder or its user name (postgres:postgres); a URL with
+    no password (a socket, a Redis without AUTH) is not judged here."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return False
+    if password is None:
+        return False
+    password = unquote(password)
+    return is_placeholder(password) or password == unquote(parts.username or "")
 
 
 def usable_cores() -> int:

@@ -82,6 +82,91 @@ class TestProduction:
             ).resolved_secrets()
 
 
+class TestPlaceholderSecrets:
+    """Production refuses every secret left at a placeholder, naming each one."""
+
+    @pytest.mark.parametrize("short", ["x", "a" * 31, "s3cr3t-q"])
+    def test_a_short_secret_key_is_refused(self, short):
+        with pytest.raises(InsecureSettings, match="SECRET_KEY"):
+            production(secret_key=short).resolved_secrets()
+
+    @pytest.mark.parametrize("placeholder", ["Change me please " + "x" * 30, "CHANGE_ME" * 4])
+    def test_a_long_placeholder_is_still_a_placeholder(self, placeholder):
+        with pytest.raises(InsecureSettings, match="SECRET_KEY"):
+            production(secret_key=placeholder).resolved_secrets()
+
+    @pytest.mark.parametrize("kek", ["x", base64.b64encode(b"\x07" * 16).decode(), "not base64!"])
+    def test_a_template_kek_that_is_not_32_bytes_of_base64_is_refused(self, kek):
+        with pytest.raises(InsecureSettings, match="TEMPLATE_KEK"):
+            production(secret_key=REAL_SECRET, template_kek=kek).resolved_secrets()
+
+    @pytest.mark.parametrize("password", [None, "", "password", "change-me", "x"])
+    def test_an_smtp_login_with_a_placeholder_password_is_refused(self, password):
+        with pytest.raises(InsecureSettings, match="SMTP_PASSWORD"):
+            production(
+                secret_key=REAL_SECRET, smtp_username="mailer", smtp_password=password
+            ).resolved_secrets()
+
+    def test_an_smtp_server_without_login_needs_no_password(self):
+        settings = production(secret_key=REAL_SECRET, smtp_host="mailpit", smtp_username="")
+        assert settings.resolved_secrets() == {"secret_key": REAL_SECRET}
+
+    @pytest.mark.parametrize(
+        "setting",
+        [
+            "decision_signing_keys",
+            "audit_checkpoint_key",
+            "keyring_template_kek",
+            "keyring_media",
+            "keyring_audit_mac",
+            "keyring_pseudonyms",
+        ],
+    )
+    def test_key_settings_left_at_a_placeholder_are_refused(self, setting):
+        with pytest.raises(InsecureSettings, match=setting.upper()):
+            production(secret_key=REAL_SECRET, **{setting: "x"}).resolved_secrets()
+
+    @pytest.mark.parametrize(
+        ("setting", "url"),
+        [
+            ("database_url", "postgresql+psycopg://consent:change-me@postgres/consent"),
+            ("database_url", "postgresql+psycopg://consent:consent@postgres/consent"),
+            ("broker_url", "redis://:secret@redis:6379/0"),
+            ("rate_limit_storage_url", "redis://default:password@redis:6379/2"),
+        ],
+    )
+    def test_placeholder_passwords_in_urls_are_refused(self, setting, url):
+        with pytest.raises(InsecureSettings, match=setting.upper()):
+            production(secret_key=REAL_SECRET, **{setting: url}).resolved_secrets()
+
+    def test_every_bad_secret_is_named_at_once(self):
+        with pytest.raises(InsecureSettings) as caught:
+            settings = production(
+                secret_key="x", template_kek="x", audit_checkpoint_key="change-me"
+            )
+            settings.resolved_secrets()
+        assert all(
+            name in str(caught.value)
+            for name in ("SECRET_KEY", "TEMPLATE_KEK", "AUDIT_CHECKPOINT_KEY")
+        )
+
+    def test_real_values_pass(self):
+        settings = production(
+            secret_key=REAL_SECRET,
+            template_kek=REAL_KEK,
+            smtp_username="mailer",
+            smtp_password="a-relay-password-nobody-guesses",
+            database_url="postgresql+psycopg://consent:Vq3kP9zL2mXw@postgres/consent",
+            broker_url="redis://redis:6379/0",  # no password: not judged here
+            decision_signing_keys="/run/secrets/decision-keys.json",
+        )
+        assert settings.resolved_secrets()["secret_key"] == REAL_SECRET
+
+    def test_development_accepts_placeholders(self, tmp_path):
+        settings = Settings(consent_service_home=tmp_path, secret_key="x", smtp_username="u")
+        assert settings.resolved_secrets()["secret_key"] == "x"
+
+
 class TestDevelopment:
     def test_secrets_are_generated_once_into_the_home_folder(self, tmp_path):
         first = Settings(consent_service_home=tmp_path).resolved_secrets()
