@@ -215,7 +215,7 @@ def s3_client(settings: Settings) -> Any:
 
     return boto3.client(
         "s3",
-        endpoint_url=settings.media_s3_endpoint_url,
+        endpoint_url=settings.media_s3_endpoint_url or None,  # empty: AWS itself
         region_name=settings.media_s3_region,
     )
 

@@ -1,17 +1,161 @@
-"""docker-compose.yml: web and workers reach the media through the database, not a shared
-volume, so they may run on different hosts."""
+"""docker-compose.yml and deploy/Caddyfile, checked in CI: Caddy (TLS) is the only way in, the
+web trusts exactly that one proxy, every long-running service has a health check, mail goes to
+an SMTP service, no secret has a default, and web and workers reach the media through the
+database, not a shared volume, so they may run on different hosts.
+
+The structure is read from the YAML itself, always; where Debian's `docker-compose` is installed
+it also validates the file (`docker-compose config`), and where `caddy` is, the Caddyfile."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
-COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+CADDYFILE = ROOT / "deploy" / "Caddyfile"
+# The settings compose refuses to run without (`${NAME:?...}`).
+REQUIRED = (
+    "AUDIT_CHECKPOINT_KEY",
+    "AUDIT_CHECKPOINT_PUBLIC_KEYS",
+    "DECISION_PUBLIC_KEYS",
+    "DECISION_SIGNING_KEYS",
+    "POSTGRES_PASSWORD",
+    "SECRET_KEY",
+    "TEMPLATE_KEK",
+)
+APP = ("web", "worker", "webhooks", "beat", "migrate")
+ONE_SHOT = {"migrate", "minio-bucket"}  # waited for by service_completed_successfully
 
 
 def _services() -> dict:
     return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def _compose_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    return {**env, **{name: "x" for name in REQUIRED}}
+
+
+def test_every_long_running_service_has_a_health_check():
+    services = _services()
+    assert {"caddy", "web", "worker", "webhooks", "beat", "postgres", "redis", "mailpit"} <= set(
+        services
+    )
+    for name, service in services.items():
+        if name in ONE_SHOT:
+            assert service.get("restart") == "no", name
+            continue
+        check = service.get("healthcheck", {})
+        assert check.get("test"), f"{name} has no health check"
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_the_workers_answer_a_ping_to_their_own_node_and_the_web_its_health_endpoint():
+    services = _services()
+    for name in ("worker", "webhooks"):
+        probe = " ".join(services[name]["healthcheck"]["test"])
+        assert "inspect ping" in probe and "celery@$$HOSTNAME" in probe, name
+    assert "http://127.0.0.1:8000/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert "celerybeat-schedule" in " ".join(services["beat"]["healthcheck"]["test"])
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+
+
+def test_caddy_is_the_only_way_in_and_the_web_trusts_exactly_it():
+    services = _services()
+    caddy, web = services["caddy"], services["web"]
+    assert sorted(caddy["ports"]) == ["443:443", "80:80"]
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
+    assert caddy["environment"]["UPSTREAM"] == "web:8000"
+    assert caddy["environment"]["CADDY_TLS"] == "${CADDY_TLS:-internal}"  # a local certificate
+    assert caddy["depends_on"]["web"] == {"condition": "service_healthy"}
+    assert "ports" not in web and web["expose"] == ["8000"]
+    assert web["environment"]["PROXY_HOPS"] == 1
+    for name in APP:
+        assert "PROXY_HOPS" not in services[name]["environment"] or name == "web"
+    # Nothing else is reachable from outside the host; Mailpit's pages from the host alone.
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"caddy", "mailpit"}
+    assert all(p.startswith("127.0.0.1:") for p in services["mailpit"]["ports"])
+
+
+def test_production_settings_with_no_secret_defaults():
+    services = _services()
+    for name in APP:
+        env = services[name]["environment"]
+        assert env["CONSENT_SERVICE_ENV"] == "production"
+        assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
+        assert env["TEMPLATE_KEK"].startswith("${TEMPLATE_KEK:?")
+        assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"]
+        assert env["PUBLIC_URL"].startswith("${PUBLIC_URL:-https://")
+    postgres = services["postgres"]["environment"]
+    assert postgres["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+
+
+def test_mail_goes_to_the_smtp_service():
+    services = _services()
+    for name in APP:
+        env = services[name]["environment"]
+        assert env["SMTP_HOST"] == "${SMTP_HOST:-mailpit}"
+        assert env["SMTP_PORT"] == "${SMTP_PORT:-1025}"
+        assert env["SMTP_STARTTLS"] == "${SMTP_STARTTLS:-false}"  # Mailpit speaks plain SMTP
+    assert services["migrate"]["depends_on"]["mailpit"] == {"condition": "service_healthy"}
+
+
+def test_minio_serves_the_s3_media_store_on_request():
+    services = _services()
+    assert services["minio"]["profiles"] == ["s3"]
+    assert services["minio-bucket"]["profiles"] == ["s3"]
+    env = services["web"]["environment"]
+    assert env["MEDIA_S3_ENDPOINT_URL"] == "${MEDIA_S3_ENDPOINT_URL-http://minio:9000}"
+    assert env["MEDIA_S3_BUCKET"] in services["minio-bucket"]["command"][-1]
+
+
+def test_the_caddyfile_proxies_to_the_web_with_a_local_certificate_by_default():
+    text = CADDYFILE.read_text()
+    assert "{$SITE_ADDRESS:localhost}" in text
+    assert "tls {$CADDY_TLS:internal}" in text
+    assert "reverse_proxy {$UPSTREAM:web:8000}" in text
+    assert "skip_install_trust" in text
+    assert not re.search(r"^\s*encode\b", text, re.M)  # BREACH: no compression of pages
+
+
+@pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed")
+def test_caddy_reads_the_caddyfile():
+    adapted = subprocess.run(
+        ["caddy", "adapt", "--config", str(CADDYFILE)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "SITE_ADDRESS": "consent.example.org", "CADDY_TLS": "ops@example.org"},
+    )
+    config = json.loads(adapted.stdout)
+    server = next(iter(config["apps"]["http"]["servers"].values()))
+    assert server["routes"][0]["match"] == [{"host": ["consent.example.org"]}]
+    assert "web:8000" in adapted.stdout
+    policy = config["apps"]["tls"]["automation"]["policies"][0]
+    assert {i["module"] for i in policy["issuers"]} >= {"acme"}  # a public name: ACME
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is absent")
+def test_docker_compose_accepts_the_file_and_refuses_it_without_a_secret():
+    command = ["docker-compose", "-f", str(COMPOSE)]
+    ok = subprocess.run(
+        [*command, "--profile", "s3", "config", "-q"], env=_compose_env(), capture_output=True
+    )
+    assert ok.returncode == 0, ok.stderr.decode()
+    env = _compose_env()
+    del env["SECRET_KEY"]
+    refused = subprocess.run([*command, "config", "-q"], env=env, capture_output=True)
+    assert refused.returncode != 0
+    assert b"set SECRET_KEY" in refused.stderr
 
 
 def test_web_and_workers_share_no_volume():
