@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
         # and external URLs follow the HTTPS the person used. Only the last `proxy_hops` entries
         # are believed: anything before them the client itself may have written.
         hops = settings.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = proxied  # type: ignore[method-assign]  # Flask's documented way to add middleware
     engine = db.make_engine(settings.sqlalchemy_url)
     app.extensions["consent_services"] = Services(
         settings=settings, secrets=secrets, engine=engine, signing=signing
