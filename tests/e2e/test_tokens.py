@@ -78,7 +78,10 @@ def test_an_allowed_job_carries_a_verifiable_token_matching_the_job(stack, decid
             "Label": "1",
             "ContentProducer": "Studio Tokens",
             "ProduceID": job["id"],
-            "ReservedCode1": claims["jti"],
+            "ReservedCode1": hashlib.sha256(job["token"].encode()).hexdigest(),
+            "ContentPropagator": "",
+            "PropagateID": "",
+            "ReservedCode2": "",
         }
     }
     # Written with the decision, and named in its audit entry.
@@ -147,8 +150,9 @@ def test_the_token_status_of_a_revoked_grants_decision(stack, decided):
     public status URL (by jti and by the token's SHA-256) and by the verify endpoint. Last in
     this module: it revokes the grant the other tests' allowed job relied on."""
     client, job = stack.client(), decided["allowed"]
-    jti = job["label"]["AIGC"]["ReservedCode1"]
-    digest = hashlib.sha256(job["token"].encode()).hexdigest()
+    jti = jwt.decode(job["token"], options={"verify_signature": False})["jti"]
+    digest = job["label"]["AIGC"]["ReservedCode1"]
+    assert digest == hashlib.sha256(job["token"].encode()).hexdigest()
     before = client.get(f"/api/v1/decisions/{jti}/status")
     assert before.status_code == 200 and before.get_json()["status"] == "valid"
     assert before.get_json()["since"] is None

@@ -142,7 +142,7 @@ def test_verify_and_status_are_in_the_openapi_document_as_public(api):
 
 def test_a_recorded_decision_carries_its_token_and_label(api):
     """`pipeline.record` signs in the transaction that writes the Decision; the job shows the
-    token and, for an allowed job, the AIGC label whose ReservedCode1 is the token id."""
+    token and, for an allowed job, the AIGC label whose ReservedCode1 is the token's SHA-256."""
     client = api.client()
     body, content_type = encode_multipart_formdata(
         [("operation", "face_swap"), ("source", ("a.jpg", b"not decoded here"))]
@@ -206,7 +206,10 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
             "Label": "1",
             "ContentProducer": "Acme",
             "ProduceID": job_id,
-            "ReservedCode1": stored.jti,
+            "ReservedCode1": hashlib.sha256(stored.token.encode()).hexdigest(),
+            "ContentPropagator": "",
+            "PropagateID": "",
+            "ReservedCode2": "",
         }
     }
 
