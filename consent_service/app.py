@@ -23,6 +23,8 @@ from consent_service.extensions import csrf, login_manager
 from consent_service.gate import revocations  # noqa: F401  connects the gate to consent's grant_revoked
 from consent_service.gate.api import bp as api_bp
 from consent_service.guardians.views import bp as guardians_bp
+from consent_service.labels.api import bp as labels_api_bp
+from consent_service.labels.views import bp as labels_bp
 from consent_service.operators.views import bp as operators_bp
 from consent_service.portal.views import bp as portal_bp
 from consent_service.retention.views import bp as retention_bp
@@ -88,10 +90,13 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     app.register_blueprint(retention_bp)
     app.register_blueprint(complaints_bp)
     app.register_blueprint(complaints_api_bp)
+    app.register_blueprint(labels_bp)  # the public check page: CSRF like every form
+    app.register_blueprint(labels_api_bp)
     csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
     csrf.exempt(webhooks_bp)
     csrf.exempt(consent_requests_api_bp)  # keys, not cookies, like the rest of the API
     csrf.exempt(complaints_api_bp)
+    csrf.exempt(labels_api_bp)  # keys, not cookies
     app.register_blueprint(tokens_bp)
     csrf.exempt(tokens_bp)  # a JSON endpoint with no session behind it
     app.register_blueprint(audit_bp)

@@ -213,6 +213,12 @@ class Settings(BaseSettings):
     controller_name: str = Field(default="Consent Service operator", min_length=1)
     controller_contact: str = ""
     controller_jurisdiction: str = "CN"
+    # Labels (README "Labels"): the certificate chain (PEM, leaf first) and its private key
+    # (PEM) that sign the C2PA manifests written into labelled files. In development, without
+    # them, a certificate of a local development CA is generated once into the home folder
+    # (trusted by nobody); production refuses to label without them, or with that one.
+    label_cert: Path | None = None
+    label_key: Path | None = None
     # Consent requests: how long one stays open (seconds), how long the face of a person a
     # `needs_consent` job could not name is kept (sealed) for a request to be opened for them,
     # and the address the links in the mails start with.

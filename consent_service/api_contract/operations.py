@@ -54,6 +54,7 @@ class ApiOperation:
     tags: tuple[str, ...] = field(default_factory=tuple)
     query: type[BaseModel] | None = None
     scope: Scope | None = None  # what the key must be allowed (None only when public)
+    files: tuple[str, ...] = ()  # media types of a success answer that is a file, not JSON
 
     def error_statuses(self, method: str) -> list[int]:
         statuses = set(self.errors)
@@ -82,11 +83,13 @@ def api_operation(
     tags: tuple[str, ...] = (),
     query: type[BaseModel] | None = None,
     scope: Scope | None = None,
+    files: tuple[str, ...] = (),
 ):
     """Put a view in the OpenAPI document (decorate the view, under its route decorator).
 
     `responses` maps each success status to its body model (None: no body); `body` and `query`
     are the models the view validates its JSON or form body and its query string with;
+    `files`, the media types of a success answer that is a file (its `responses` entry None);
     `errors` lists the problem statuses the view itself raises (e.g. 404); `scope` is what a
     key must be allowed to call it (required unless `authenticated=False`)."""
     if authenticated and scope is None:
@@ -104,6 +107,7 @@ def api_operation(
         tuple(tags),
         query,
         scope,
+        tuple(files),
     )
 
     def mark(view):
@@ -234,6 +238,9 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 described["content"] = {
                     "application/json": {"schema": refs[(model, "serialization")]}
                 }
+            elif spec.files:
+                binary = {"schema": {"type": "string", "format": "binary"}}
+                described["content"] = {media_type: binary for media_type in spec.files}
             operation["responses"][str(status)] = described
         for status in spec.error_statuses(method):
             operation["responses"][str(status)] = _problem_response(status)

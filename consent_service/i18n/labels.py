@@ -17,6 +17,7 @@ from consent_service.vocabulary import (
     ComplaintStatus,
     ConsentRequestStatus,
     DecisionKind,
+    DecisionStanding,
     EnrollmentStatus,
     GrantStatus,
     JobStatus,
@@ -118,6 +119,13 @@ COMPLAINT_KINDS: dict[str, LazyString] = {
     ComplaintKind.WRONG_PERSON: _l("I was mistaken for someone else (or they for me)"),
     ComplaintKind.OTHER: _l("Something else about how my face or voice is used"),
 }
+# Whether a decision still stands (its public status; the label check page).
+DECISION_STANDINGS: dict[str, LazyString] = {
+    DecisionStanding.VALID: _l("still valid"),
+    DecisionStanding.SUPERSEDED: _l("superseded by a later decision"),
+    DecisionStanding.CONSENT_WITHDRAWN: _l("consent withdrawn"),
+    DecisionStanding.CONSENT_EXPIRED: _l("consent expired"),
+}
 COMPLAINT_STATUSES: dict[str, LazyString] = {
     ComplaintStatus.RECEIVED: _l("received, waiting for an operator"),
     ComplaintStatus.ACKNOWLEDGED: _l("acknowledged, being looked into"),
@@ -155,6 +163,7 @@ KINDS: dict[str, Mapping[Any, LazyString]] = {
     "complaint_kind": COMPLAINT_KINDS,
     "complaint": COMPLAINT_STATUSES,
     "complaint_outcome": COMPLAINT_OUTCOMES,
+    "decision_status": DECISION_STANDINGS,
 }
 
 

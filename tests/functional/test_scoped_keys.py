@@ -74,6 +74,7 @@ def test_the_document_names_each_operations_scope(api):
         ("get", "/api/v1/webhook/deliveries"): "webhooks:admin",
         ("get", "/api/v1/complaints/{complaint_id}"): "jobs:read",
         ("post", "/api/v1/complaints/{complaint_id}/answer"): "jobs:write",
+        ("post", "/api/v1/jobs/{job_id}/label"): "labels",
     }
     for (method, path), scope in wanted.items():
         op = operations[(method, path)]
