@@ -147,8 +147,8 @@ def verify_decision() -> Response:
 @bp.get("/decisions/<token_ref>/status")
 @api_operation(
     "Whether a decision still stands (its public status URL)",
-    description="No API key. `token_ref` is a decision token's id (`jti`, 32 hex digits, as "
-    "in the AIGC label's ReservedCode1) or the SHA-256 of the whole token (64 hex digits). "
+    description="No API key. `token_ref` is a decision token's id (`jti`, 32 hex digits) or "
+    "the SHA-256 of the whole token (64 hex digits, as in the AIGC label's ReservedCode1). "
     "Answers only the status: valid, superseded (with the revision that replaced it), "
     "consent_withdrawn or consent_expired (with `since`); never the job, the provider, the "
     "person or the grant. An unknown token is a 404. Cacheable for a minute. Limited per "
