@@ -154,6 +154,21 @@ class ConsentClient:
             self._http.get(f"{self.url}/api/v1/decisions/{token_ref}/status", timeout=self.timeout)
         )
 
+    def label(self, job_id: str, path: PathLike) -> bytes:
+        """The file at `path` (the output of an allowed job: JPEG, PNG or MP4) labelled: GB
+        45438's AIGC metadata and a signed C2PA manifest naming the decision (scope `labels`).
+        Write the answer where the labelled file goes."""
+        file = Path(path)
+        with open(file, "rb") as fh:
+            response = self._http.post(
+                f"{self.url}/api/v1/jobs/{job_id}/label",
+                files=[("file", (file.name, fh))],
+                timeout=self.timeout,
+            )
+        if response.status_code >= 400:
+            self._answer(response)  # raises the problem as an ApiError
+        return response.content
+
     def assurance_minimums(self) -> dict[str, str]:
         """The least assurance (`uploaded` < `live` < `reviewed`) each operation requires of
         every person found in this provider's jobs; an operation left out requires none."""

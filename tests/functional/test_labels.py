@@ -12,12 +12,14 @@ import threading
 import c2pa
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from urllib3 import encode_multipart_formdata
 from werkzeug.serving import make_server
 
 from consent_service import db
 from consent_service.cli import main
 from consent_service.cli_support import AppLoader
+from consent_service.client import ApiError, ConsentClient
 from consent_service.consent import service as consent
 from consent_service.gate import pipeline
 from consent_service.gate.decisions import Analysis, PersonSeen, Signing
@@ -199,6 +201,23 @@ def test_a_labelled_photo_reads_valid_until_the_grant_is_revoked(api, server, ph
         .status_code
         == 409
     )
+
+
+def test_the_python_client_labels_a_file(api, server, photos, tmp_path):
+    job_id, token, *_ = _decided_job(api)
+    client = ConsentClient(server, api.key)
+    labelled = tmp_path / "client.png"
+    picture = io.BytesIO()
+    Image.open(photos["obama3.jpg"]).save(picture, "PNG")
+    (tmp_path / "out.png").write_bytes(picture.getvalue())
+    labelled.write_bytes(client.label(job_id, tmp_path / "out.png"))
+    with c2pa.Reader(str(labelled)) as reader:
+        assertions = {a["label"]: a["data"] for a in reader.get_active_manifest()["assertions"]}
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    assert assertions[CONSENT_ASSERTION]["token_sha256"] == digest
+    with pytest.raises(ApiError) as refused:
+        ConsentClient(server, api.other_key).label(job_id, tmp_path / "out.png")
+    assert refused.value.status == 404
 
 
 def test_a_forged_or_foreign_token_gets_no_label(api, photos, tmp_path):
