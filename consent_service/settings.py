@@ -16,6 +16,9 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development"}
+DEFAULT_CONTROLLER_NAME = "Consent Service operator"
+# The default's words on Chinese pages ("同意管理服务" is the product's name in the catalogue).
+DEFAULT_CONTROLLER_NAME_ZH = "同意管理服务运营方"
 
 
 class Environment(StrEnum):
@@ -210,7 +213,10 @@ class Settings(BaseSettings):
     audit_checkpoint_interval: float = Field(default=300.0, gt=0)
     # The controller named in the consent notice and in every consent receipt (ISO/IEC TS 27560):
     # who runs this registry, how to reach them, and the law the consent is given under.
-    controller_name: str = Field(default="Consent Service operator", min_length=1)
+    controller_name: str = Field(default=DEFAULT_CONTROLLER_NAME, min_length=1)
+    # The same controller's name on Chinese pages; unset: the default's Chinese words, or
+    # CONTROLLER_NAME itself when that was set (a company's registered name, say).
+    controller_name_zh: str | None = Field(default=None, min_length=1)
     controller_contact: str = ""
     controller_jurisdiction: str = "CN"
     # Consent requests: how long one stays open (seconds), how long the face of a person a
@@ -284,6 +290,16 @@ class Settings(BaseSettings):
     @property
     def home(self) -> Path:
         return self.consent_service_home.expanduser().resolve()
+
+    def controller_name_in(self, language: str) -> str:
+        """The controller's name for a page in `language` (a notice language, `en` or `zh-CN`)."""
+        if not language.lower().startswith("zh"):
+            return self.controller_name
+        if self.controller_name_zh:
+            return self.controller_name_zh
+        if self.controller_name == DEFAULT_CONTROLLER_NAME:
+            return DEFAULT_CONTROLLER_NAME_ZH
+        return self.controller_name
 
     @property
     def is_production(self) -> bool:
