@@ -76,7 +76,9 @@ def test_bad_input_is_decided_and_leaves_nothing_behind(
     assert any(store.root.iterdir())  # the media were stored (sealed) while they waited
 
     for job_id in job_ids:
-        tasks.decide(job_id, pipeline.Delivery(None, timedelta(minutes=5)), store, matching, None, signing, 3)
+        tasks.decide(
+            job_id, pipeline.Delivery(None, timedelta(minutes=5)), store, matching, None, signing, 3
+        )
 
     with db.unit_of_work() as s:
         statuses = {s.get(GateJob, job_id).status for job_id in job_ids}
