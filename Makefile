@@ -10,8 +10,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
 
-# The interpreter that makes the venv (3.11); every command after that is the venv's.
-PYTHON ?= python3
+# The interpreter that makes the venv (3.11); every command after that is the venv's. Plain `=`
+# (not `?=`): a PYTHON or PYTEST_ARGS in the environment does not change CI; `make VAR=...` does.
+PYTHON = python3
 VENV := .venv
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
@@ -19,7 +20,7 @@ STAMP := $(VENV)/.installed
 INSTALL_INPUTS := requirements.lock pyproject.toml
 # `make test PYTEST_ARGS=tests/unit/test_settings.py` runs part of the suite (without --cov:
 # the coverage floor is the whole suite's).
-PYTEST_ARGS ?= --cov
+PYTEST_ARGS = --cov
 # Debian's packages the suite needs beyond Python's: Chromium for the browser tests (Playwright
 # drives it; it downloads no browser), a CJK font so zh-CN pages render in their screenshots, and
 # two speech synthesisers that read the live session's codes in the test clips (flite: English;
