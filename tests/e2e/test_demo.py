@@ -27,4 +27,5 @@ def test_demo_prints_allow_deny_and_needs_consent(tmp_path):
     assert "→ needs_consent (reasons: not_covered" in out
     assert "→ deny (reasons: revoked" in out
     assert "All decisions as expected." in out
+    assert "Traceback" not in result.stderr, result.stderr  # the demo ends cleanly
     assert (tmp_path / "demo" / "broker.sqlite").exists()  # the embedded broker carried the jobs
