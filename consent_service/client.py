@@ -56,10 +56,11 @@ class ApiKeyExpired(ApiError):
 
 
 def _error(status: int, body: dict) -> ApiError:
-    title = body.get("title")
-    if status == 403 and title == "ScopeMissing":
+    # A problem's `code` names its kind; services from before it had the name in `title`.
+    code = body.get("code") or body.get("title")
+    if status == 403 and code == "ScopeMissing":
         return ScopeMissing(status, body)
-    if status == 401 and title == "ApiKeyExpired":
+    if status == 401 and code == "ApiKeyExpired":
         return ApiKeyExpired(status, body)
     return ApiError(status, body)
 

@@ -11,8 +11,11 @@ Documenting an operation is one decorator under the route, next to the view:
 
 Path, method and path parameters come from Flask's routing; request and response schemas from
 the pydantic models the view validates with; 401, 403 and 429 are added to operations that need
-an API key, 413 and 422 to operations with a body or an Idempotency-Key, 400 to multipart ones (a
-form that cannot be read).
+an API key, 413, 415 and 422 to operations with a body or an Idempotency-Key, 400 to multipart
+ones (a form that cannot be read).
+
+A view reads its body with `request_body(Model)`, which reads it as the media type declared
+here (a body of another type is a 415 saying which one the operation takes, with its fields).
 
 The scope is declared here and only here: `web.require_provider` reads it from this spec to
 refuse a key without it (403), and the document states it. An operation that needs a key must
@@ -25,20 +28,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, current_app, request
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from consent_service.api_contract import idempotency
 from consent_service.api_contract.schemas import Problem
+from consent_service.errors import UnsupportedMediaType
 from consent_service.vocabulary import Scope
 
 API_TITLE = "Consent Service provider API"
 API_VERSION = "1.0.0"
 SECURITY_SCHEME = "apiKey"
 HEADER_SCHEME = "apiKeyHeader"  # the same key in `X-API-Key`, for clients that cannot set Bearer
+MULTIPART = "multipart/form-data"
+JSON = "application/json"
 _RULE_ARG = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
 
 
@@ -60,8 +66,8 @@ class ApiOperation:
         if self.authenticated:
             statuses |= {401, 403, 429}
         if self.body is not None:
-            statuses |= {413, 422}
-        if self.media_type == "multipart/form-data":
+            statuses |= {413, 415, 422}
+        if self.media_type == MULTIPART:
             statuses.add(400)  # a form that cannot be read (errors_http.UnreadableForm)
         if self.query is not None:
             statuses.add(422)
@@ -93,6 +99,8 @@ def api_operation(
         raise ValueError(f"The API operation {summary!r} needs a key: name its scope.")
     if not authenticated and scope is not None:
         raise ValueError(f"The API operation {summary!r} is public: it has no scope.")
+    if media_type not in (JSON, MULTIPART):
+        raise ValueError(f"The API operation {summary!r}: bodies are {JSON} or {MULTIPART}.")
     spec = ApiOperation(
         summary,
         responses,
@@ -111,6 +119,46 @@ def api_operation(
         return view
 
     return mark
+
+
+def current_operation() -> ApiOperation | None:
+    """The `api_operation` of the view serving this request, if it has one."""
+    spec = getattr(current_app.view_functions.get(request.endpoint or ""), "api_operation", None)
+    return spec if isinstance(spec, ApiOperation) else None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def request_body(model: type[M]) -> M:
+    """The request's body validated by `model`, read as the media type the operation declares
+    (a multipart model reads the form with its `from_request(form, files)`). A body of another
+    type is a 415 naming the type the operation takes and its fields; an invalid one a 422."""
+    spec = current_operation()
+    if spec is None or spec.body is not model:
+        raise RuntimeError(f"{request.endpoint} reads a {model.__name__} it does not declare")
+    if spec.media_type == MULTIPART:
+        if request.mimetype != MULTIPART:
+            raise _unsupported(spec, model)
+        return model.from_request(request.form, request.files)  # type: ignore[attr-defined]
+    if not request.is_json:
+        raise _unsupported(spec, model)
+    return model.model_validate(request.get_json(silent=True))
+
+
+def _unsupported(spec: ApiOperation, model: type[BaseModel]) -> UnsupportedMediaType:
+    if spec.media_type == MULTIPART:
+        takes = "a multipart/form-data form (files as fields named by their role)"
+    else:
+        takes = "a JSON object (application/json)"
+    return UnsupportedMediaType(
+        "This operation takes %(takes)s with the fields %(fields)s; the request sent %(sent)s.",
+        accept=spec.media_type,
+        post=request.method == "POST",
+        takes=takes,
+        fields=", ".join(model.model_fields),
+        sent=request.mimetype or "no Content-Type",
+    )
 
 
 def documented_routes(app: Flask):
@@ -163,6 +211,11 @@ def _problem_response(status: int) -> dict[str, Any]:
         }
     if status == 401:
         response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}
+    if status == 415:
+        response["description"] = (
+            "Unsupported Media Type: the body is not of the type the operation takes (named in "
+            "the problem's `accepted_media_type`, with its fields in `detail`)."
+        )
     if status == 403:
         response["description"] = (
             "Forbidden: the API key lacks the scope this operation needs (named in the "

@@ -27,14 +27,12 @@ class RateLimited(DomainError):
     """Too many requests with one API key in the current window."""
 
     status = 429
+    title = "Too many requests"
 
     def __init__(self, retry_after: int):
         super().__init__(f"Too many requests with this API key; retry in {retry_after} s.")
         self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 @dataclass(frozen=True)
@@ -55,19 +53,19 @@ class Throttled(DomainError):
     """Over a limit counted in a window: 429 with Retry-After, the wait said in minutes."""
 
     status = 429
+    title = "Too many attempts"
     sentence: ClassVar[str]  # with %(num)d, the minutes to wait
 
     def __init__(self, retry_after: int):
         super().__init__(self.sentence, num=max(1, math.ceil(retry_after / 60)))
         self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class SignInThrottled(Throttled):
     """Too many failed sign-ins for one account or from one client address in the window."""
+
+    title = "Too many sign-ins"
 
     sentence = N_(
         "Too many failed sign-ins. Wait %(num)d minutes, then try again, or set a new "
@@ -80,6 +78,7 @@ class MailThrottled(Throttled):
     Counted before anything is looked up, so it says nothing about whether the address has an
     account."""
 
+    title = "Too many mails"
     sentence = N_(
         "Too many mails were asked for this address or from your network. Wait "
         "%(num)d minutes, then try again."

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify
 
 from consent_service import db
-from consent_service.api_contract.operations import api_operation
+from consent_service.api_contract.operations import api_operation, request_body
 from consent_service.runtime import services
 from consent_service.vocabulary import Scope
 from consent_service.web import require_provider
@@ -40,7 +40,7 @@ def _public(webhook: Webhook, secret: str | None = None) -> dict[str, Any]:
 )
 @require_provider
 def put_webhook() -> Response:
-    body = WebhookUpdate.model_validate(request.get_json(silent=True))
+    body = request_body(WebhookUpdate)
     svc = services()
     session = db.session()
     webhook, secret = service.configure(

@@ -3,6 +3,7 @@ Idempotency-Key replays, and the OpenAPI document and docs page that describe it
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -35,7 +36,10 @@ def assert_problem(response, status: int) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == PROBLEM
     body = response.get_json()
-    assert body["status"] == status and body["title"] and body["type"] == "about:blank"
+    assert body["status"] == status and body["type"] == "about:blank"
+    # The title is words ("Invalid request"), the code the name programs compare.
+    assert re.fullmatch(r"(?:[A-Z][a-z'-]*|[A-Z]{2,})(?: (?:[a-z'-]+|[A-Z]{2,}))*", body["title"])
+    assert body["code"].isidentifier()
     return body
 
 
@@ -175,7 +179,9 @@ def test_openapi_document_describes_every_operation(api):
     assert doc["openapi"] == "3.1.0"
     assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     submit_op = doc["paths"]["/api/v1/jobs"]["post"]
-    assert set(submit_op["responses"]) == {"200", "202", "400", "401", "403", "413", "422", "429"}
+    assert set(submit_op["responses"]) == {
+        "200", "202", "400", "401", "403", "413", "415", "422", "429"
+    }  # fmt: skip
     assert "multipart/form-data" in submit_op["requestBody"]["content"]
     get_op = doc["paths"]["/api/v1/jobs/{job_id}"]["get"]
     assert set(get_op["responses"]) == {"200", "401", "403", "404", "429"}
@@ -200,3 +206,54 @@ def test_docs_page_is_rendered_on_the_server(api):
     assert "JobPublic" in page and "Retry-After" in page
     assert "<script" not in page and "https://" not in page  # nothing from a CDN
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_problem_titles_are_words_and_codes_name_the_kind(api):
+    invalid = assert_problem(submit(api.client(), api.auth(), operation="face_melt"), 422)
+    assert (invalid["title"], invalid["code"]) == ("Invalid request", "InvalidRequest")
+    missing = assert_problem(api.client().get("/api/v1/jobs/nope", headers=api.auth()), 404)
+    assert (missing["title"], missing["code"]) == ("Not found", "NotFound")
+    wrong = assert_problem(api.client().delete("/api/v1/jobs", headers=api.auth()), 405)
+    assert (wrong["title"], wrong["code"]) == ("Method not allowed", "MethodNotAllowed")
+    nokey = assert_problem(api.client().get("/api/v1/jobs/nope"), 401)
+    assert (nokey["title"], nokey["code"]) == ("API key required", "Unauthorized")
+
+
+def test_a_json_body_to_the_multipart_operation_is_a_415_naming_what_it_takes(api):
+    response = api.client().post(
+        "/api/v1/jobs", json={"operation": "face_swap", "source": "me.jpg"}, headers=api.auth()
+    )
+    body = assert_problem(response, 415)
+    assert (body["title"], body["code"]) == ("Unsupported media type", "UnsupportedMediaType")
+    assert body["accepted_media_type"] == "multipart/form-data"
+    assert "multipart/form-data" in body["detail"] and "application/json" in body["detail"]
+    assert "operation, source, target" in body["detail"]
+    assert "operation" not in body.get("errors", [])  # not "the operation is invalid"
+    assert response.headers["Accept-Post"] == "multipart/form-data"
+    # A url-encoded form has no files: not the declared type either.
+    form = api.client().post("/api/v1/jobs", data={"operation": "face_swap"}, headers=api.auth())
+    assert "application/x-www-form-urlencoded" in assert_problem(form, 415)["detail"]
+
+
+def test_a_form_to_a_json_operation_is_a_415_naming_what_it_takes(api):
+    put = api.client().put(
+        "/api/v1/webhook", data={"url": "http://127.0.0.1:9/hook"}, headers=api.auth()
+    )
+    body = assert_problem(put, 415)
+    assert body["accepted_media_type"] == "application/json"
+    assert "JSON object (application/json)" in body["detail"] and "url, events" in body["detail"]
+    assert "Accept-Post" not in put.headers  # a PUT: RFC 9110 has no field for it
+    # The public verify operation too, and a body without any Content-Type.
+    verify = api.client().post("/api/v1/decisions/verify", data=b"token=x")
+    assert "token" in assert_problem(verify, 415)["detail"]
+    assert verify.headers["Accept-Post"] == "application/json"
+    bare = api.client().put("/api/v1/assurance-minimums", data=b"{}", headers=api.auth())
+    assert "no Content-Type" in assert_problem(bare, 415)["detail"]
+    # The declared type still goes through (and a JSON type with a suffix is JSON).
+    ok = api.client().put(
+        "/api/v1/assurance-minimums",
+        data=b'{"minimums": {}}',
+        content_type="application/merge-patch+json",
+        headers=api.auth(),
+    )
+    assert ok.status_code == 200, ok.get_json()

@@ -43,7 +43,7 @@ def test_a_decorated_view_is_documented_with_its_statuses():
     doc = openapi_document(_app())
     assert set(doc["paths"]) == {"/api/v1/things/{group}", "/api/v1/things"}
     make = doc["paths"]["/api/v1/things/{group}"]["post"]
-    assert set(make["responses"]) == {"201", "401", "403", "404", "413", "422", "429"}
+    assert set(make["responses"]) == {"201", "401", "403", "404", "413", "415", "422", "429"}
     params = {p["name"]: p for p in make["parameters"]}
     assert params["group"]["schema"] == {"type": "integer"} and params["group"]["in"] == "path"
     assert params["Idempotency-Key"]["in"] == "header"
