@@ -12,7 +12,8 @@ Documenting an operation is one decorator under the route, next to the view:
 Path, method and path parameters come from Flask's routing; request and response schemas from
 the pydantic models the view validates with; 401, 403 and 429 are added to operations that need
 an API key, 413, 415 and 422 to operations with a body or an Idempotency-Key, 400 to multipart
-ones (a form that cannot be read).
+ones (a form that cannot be read); the RateLimit fields to every answer of an operation counted
+against a limit.
 
 A view reads its body with `request_body(Model)`, which reads it as the media type declared
 here (a body of another type is a 415 saying which one the operation takes, with its fields).
@@ -74,6 +75,12 @@ class ApiOperation:
         if method == "post":
             statuses.add(422)  # a malformed Idempotency-Key
         return sorted(statuses - set(self.responses))
+
+    @property
+    def rate_limited(self) -> bool:
+        """Counted against a limit: every operation behind a key, and the public ones that
+        declare a 429 (counted per client address)."""
+        return self.authenticated or 429 in self.errors
 
 
 def api_operation(
@@ -196,6 +203,35 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
+# draft-ietf-httpapi-ratelimit-headers-06's fields, on every answer to a counted request. Not
+# `required`: a 401 is answered before the key is counted, and an unreachable store of counts
+# lets requests through uncounted.
+RATE_LIMIT_HEADERS: dict[str, dict[str, Any]] = {
+    "RateLimit-Limit": {
+        "description": "Requests allowed in the window (`API_RATE_LIMIT`).",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "RateLimit-Remaining": {
+        "description": "Requests left in the current window.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "RateLimit-Reset": {
+        "description": "Seconds until the window ends and the quota is whole again.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "RateLimit-Policy": {
+        "description": "The quota and its window in seconds: `120;w=60`.",
+        "schema": {"type": "string"},
+    },
+}
+LINK_HEADER = {
+    "Link": {
+        "description": 'The next page, `<url>; rel="next"`, while one follows.',
+        "schema": {"type": "string"},
+    }
+}
+
+
 def _problem_response(status: int) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": HTTPStatus(status).phrase,
@@ -290,6 +326,10 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             operation["responses"][str(status)] = described
         for status in spec.error_statuses(method):
             operation["responses"][str(status)] = _problem_response(status)
+        if spec.rate_limited:
+            for status, answer in operation["responses"].items():
+                if status != "401":  # answered before the key is counted
+                    answer["headers"] = {**answer.get("headers", {}), **RATE_LIMIT_HEADERS}
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",

@@ -1,4 +1,5 @@
-"""The API contract a provider relies on: problem+json for every error, rate limits per key,
+"""The API contract a provider relies on: problem+json for every error (titled in words, coded
+for programs), bodies of the declared media type, rate limits per key stated on every answer,
 Idempotency-Key replays, and the OpenAPI document and docs page that describe it all."""
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ def test_openapi_document_describes_every_operation(api):
     assert set(submit_op["responses"]) == {
         "200", "202", "400", "401", "403", "413", "415", "422", "429"
     }  # fmt: skip
+    assert "RateLimit-Remaining" in submit_op["responses"]["202"]["headers"]
     assert "multipart/form-data" in submit_op["requestBody"]["content"]
     get_op = doc["paths"]["/api/v1/jobs/{job_id}"]["get"]
     assert set(get_op["responses"]) == {"200", "401", "403", "404", "429"}
@@ -203,7 +205,7 @@ def test_docs_page_is_rendered_on_the_server(api):
     assert response.status_code == 200 and response.mimetype == "text/html"
     page = response.get_data(as_text=True)
     assert "POST /api/v1/jobs" in page and "GET /api/v1/jobs/{job_id}" in page
-    assert "JobPublic" in page and "Retry-After" in page
+    assert "JobPublic" in page and "Retry-After" in page and "RateLimit-*" in page
     assert "<script" not in page and "https://" not in page  # nothing from a CDN
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
 
@@ -257,3 +259,36 @@ def test_a_form_to_a_json_operation_is_a_415_naming_what_it_takes(api):
         headers=api.auth(),
     )
     assert ok.status_code == 200, ok.get_json()
+
+
+RATELIMIT = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
+
+
+def test_every_answer_to_a_counted_request_says_where_the_key_stands(make_api_app):
+    api = make_api_app(api_rate_limit="6/day")  # a window no test run straddles
+    client = api.client()
+    answers = [
+        client.get("/api/v1/assurance-minimums", headers=api.auth()),  # 200
+        client.get("/api/v1/jobs/nope", headers=api.auth()),  # 404
+        submit(client, api.auth(), operation="face_melt"),  # 422
+        client.post("/api/v1/jobs", json={}, headers=api.auth()),  # 415
+        client.get("/api/v1/webhook", headers=api.auth()),  # 404 (none configured)
+        client.get("/api/v1/webhook/deliveries", headers=api.auth()),  # 200, a list
+        client.get("/api/v1/jobs/nope", headers=api.auth()),  # 429
+    ]
+    assert [a.status_code for a in answers] == [200, 404, 422, 415, 404, 200, 429]
+    for answer in answers:
+        assert all(name in answer.headers for name in RATELIMIT), answer.headers
+        assert answer.headers["RateLimit-Limit"] == "6"
+        assert answer.headers["RateLimit-Policy"] == "6;w=86400"
+        assert 1 <= int(answer.headers["RateLimit-Reset"]) <= 86400
+    assert [int(a.headers["RateLimit-Remaining"]) for a in answers] == [5, 4, 3, 2, 1, 0, 0]
+    assert answers[-1].headers["Retry-After"] == answers[-1].headers["RateLimit-Reset"]
+    # Another key stands on its own; an answer to no key counted nothing and says nothing.
+    theirs = client.get("/api/v1/jobs/nope", headers=api.auth(api.other_key))
+    assert theirs.headers["RateLimit-Remaining"] == "5"
+    assert not any(name in client.get("/api/v1/jobs/nope").headers for name in RATELIMIT)
+    # The public operations limited per client address say it too; the uncounted ones do not.
+    status = client.get("/api/v1/decisions/" + "0" * 32 + "/status")
+    assert status.status_code == 404 and status.headers["RateLimit-Remaining"] == "5"
+    assert "RateLimit-Limit" not in client.get("/api/v1/openapi.json").headers
