@@ -13,10 +13,11 @@ Path, method and path parameters come from Flask's routing; request and response
 the pydantic models the view validates with; 401, 403 and 429 are added to operations that need
 an API key, 413, 415 and 422 to operations with a body or an Idempotency-Key, 400 to multipart
 ones (a form that cannot be read); the RateLimit fields to every answer of an operation counted
-against a limit.
+against a limit, and `Link` to a list's.
 
 A view reads its body with `request_body(Model)`, which reads it as the media type declared
-here (a body of another type is a 415 saying which one the operation takes, with its fields).
+here (a body of another type is a 415 saying which one the operation takes, with its fields),
+and a list answers a `Page` after a `PageQuery` (see `pagination`).
 
 The scope is declared here and only here: `web.require_provider` reads it from this spec to
 refuse a key without it (403), and the document states it. An operation that needs a key must
@@ -36,7 +37,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from consent_service.api_contract import idempotency
-from consent_service.api_contract.schemas import Problem
+from consent_service.api_contract.schemas import Page, PageQuery, Problem
 from consent_service.errors import UnsupportedMediaType
 from consent_service.vocabulary import Scope
 
@@ -82,6 +83,10 @@ class ApiOperation:
         declare a 429 (counted per client address)."""
         return self.authenticated or 429 in self.errors
 
+    @property
+    def paginated(self) -> bool:
+        return any(m is not None and issubclass(m, Page) for m in self.responses.values())
+
 
 def api_operation(
     summary: str,
@@ -120,6 +125,11 @@ def api_operation(
         query,
         scope,
     )
+    if spec.paginated != (query is not None and issubclass(query, PageQuery)):
+        raise ValueError(
+            f"The API operation {summary!r}: a list answers a Page and takes a PageQuery "
+            "(limit and cursor), one with the other."
+        )
 
     def mark(view):
         view.api_operation = spec
@@ -323,6 +333,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 described["content"] = {
                     "application/json": {"schema": refs[(model, "serialization")]}
                 }
+            if spec.paginated:
+                described["headers"] = dict(LINK_HEADER)
             operation["responses"][str(status)] = described
         for status in spec.error_statuses(method):
             operation["responses"][str(status)] = _problem_response(status)

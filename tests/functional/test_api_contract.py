@@ -1,6 +1,7 @@
 """The API contract a provider relies on: problem+json for every error (titled in words, coded
 for programs), bodies of the declared media type, rate limits per key stated on every answer,
-Idempotency-Key replays, and the OpenAPI document and docs page that describe it all."""
+Idempotency-Key replays, pagination on every list, and the OpenAPI document and docs page that
+describe it all."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from datetime import timedelta
 
 import pytest
 from kombu.exceptions import OperationalError
+from sqlmodel import select
 from urllib3 import encode_multipart_formdata
 
 from consent_service import db
 from consent_service.app import create_app
 from consent_service.gate.models import GateJob
 from consent_service.gate.sweep import find_stale
+from consent_service.providers.models import Provider
+from consent_service.timeutil import new_id, utcnow
+from consent_service.webhooks.models import Webhook, WebhookDelivery
 from tests.support import redis_database
 
 PROBLEM = "application/problem+json"
@@ -292,3 +297,100 @@ def test_every_answer_to_a_counted_request_says_where_the_key_stands(make_api_ap
     status = client.get("/api/v1/decisions/" + "0" * 32 + "/status")
     assert status.status_code == 404 and status.headers["RateLimit-Remaining"] == "5"
     assert "RateLimit-Limit" not in client.get("/api/v1/openapi.json").headers
+
+
+def _list_operations(doc: dict) -> list[tuple[str, str]]:
+    """Every list in the document: a GET whose answer holds an array of resources (objects
+    with an `id`) — found from the schemas, so a list added later is found too."""
+    schemas = doc["components"]["schemas"]
+
+    def resolve(schema: dict) -> dict:
+        return schemas[schema["$ref"].rsplit("/", 1)[-1]] if "$ref" in schema else schema
+
+    found = []
+    for path, methods in doc["paths"].items():
+        answer = methods.get("get", {}).get("responses", {}).get("200", {})
+        schema = answer.get("content", {}).get("application/json", {}).get("schema")
+        if schema is None:
+            continue
+        for name, prop in resolve(schema).get("properties", {}).items():
+            items = prop.get("items") if prop.get("type") == "array" else None
+            if items and "id" in resolve(items).get("properties", {}):
+                found.append((path, name))
+    return found
+
+
+def _seed_deliveries(api, count: int) -> None:
+    """`count` deliveries of the key's provider (two written in the same instant, so the
+    order's tie-break is exercised) and as many of the other provider's."""
+    with api.app.app_context(), db.unit_of_work() as s:
+        now = utcnow()
+        for name in ("Acme", "Globex"):
+            provider = s.exec(select(Provider).where(Provider.name == name)).one()
+            hook = Webhook(
+                provider_id=provider.id,
+                url="http://127.0.0.1:9/hook",
+                events=["job.decided"],
+                secret_ciphertext=b"unused",
+                secret_wrapped_key=b"unused",
+            )
+            s.add(hook)
+            s.flush()
+            for n in range(count):
+                s.add(
+                    WebhookDelivery(
+                        id=new_id(),
+                        webhook_id=hook.id,
+                        provider_id=provider.id,
+                        event="job.decided",
+                        body="{}",
+                        created_at=now - timedelta(seconds=min(n, count - 2)),
+                    )
+                )
+
+
+# How to put items in each list, so its pages can be walked. A list without one fails the test
+# below: add its seeder when you add the list.
+SEEDERS = {"/api/v1/webhook/deliveries": _seed_deliveries}
+
+
+def test_every_list_operation_declares_and_honours_pagination(make_api_app):
+    api = make_api_app(api_rate_limit="100000/minute")
+    doc = api.client().get("/api/v1/openapi.json").get_json()
+    lists = _list_operations(doc)
+    assert ("/api/v1/webhook/deliveries", "deliveries") in lists
+    for path, items in lists:
+        op = doc["paths"][path]["get"]
+        params = {p["name"]: p for p in op.get("parameters", [])}
+        assert {"limit", "cursor"} <= set(params), path
+        assert params["limit"]["schema"]["maximum"] == 100, path
+        answer = op["responses"]["200"]
+        schema = doc["components"]["schemas"][
+            answer["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        ]
+        assert "next_cursor" in schema["properties"] and "Link" in answer["headers"], path
+        assert path in SEEDERS, f"{path} is a list: add its seeder to SEEDERS"
+        SEEDERS[path](api, 5)
+        client, headers = api.client(), api.auth()
+        everything = client.get(path, headers=headers, query_string={"limit": 100}).get_json()
+        assert len(everything[items]) == 5 and everything["next_cursor"] is None, path
+        seen, pages, query = [], [], {"limit": 2}
+        while True:
+            page = client.get(path, headers=headers, query_string=query)
+            assert page.status_code == 200, page.get_json()
+            body = page.get_json()
+            pages.append(len(body[items]))
+            seen += [item["id"] for item in body[items]]
+            if body["next_cursor"] is None:
+                assert "Link" not in page.headers
+                break
+            link = re.fullmatch(r'<([^>]+)>; rel="next"', page.headers["Link"])
+            assert link and f"cursor={body['next_cursor']}" in link.group(1), page.headers
+            assert link.group(1).startswith(path) and "limit=2" in link.group(1)
+            query = {"limit": 2, "cursor": body["next_cursor"]}
+        assert pages == [2, 2, 1], path
+        assert seen == [item["id"] for item in everything[items]], path  # same order, no repeat
+        # Without parameters: the first 50, as before pagination.
+        assert len(client.get(path, headers=headers).get_json()[items]) == 5
+        for bad in ({"cursor": "not-one-of-ours"}, {"limit": 0}, {"limit": 101}):
+            assert_problem(client.get(path, headers=headers, query_string=bad), 422)
