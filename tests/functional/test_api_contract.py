@@ -6,15 +6,18 @@ describe it all."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
 from kombu.exceptions import OperationalError
 from sqlmodel import select
 from urllib3 import encode_multipart_formdata
+from werkzeug.serving import make_server
 
 from consent_service import db
 from consent_service.app import create_app
+from consent_service.client import ConsentClient
 from consent_service.gate.models import GateJob
 from consent_service.gate.sweep import find_stale
 from consent_service.providers.models import Provider
@@ -394,3 +397,22 @@ def test_every_list_operation_declares_and_honours_pagination(make_api_app):
         assert len(client.get(path, headers=headers).get_json()[items]) == 5
         for bad in ({"cursor": "not-one-of-ours"}, {"limit": 0}, {"limit": 101}):
             assert_problem(client.get(path, headers=headers, query_string=bad), 422)
+
+
+def test_the_shipped_client_follows_the_pages(make_api_app):
+    api = make_api_app(api_rate_limit="100000/minute")
+    _seed_deliveries(api, 5)
+    server = make_server("127.0.0.1", 0, api.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = ConsentClient(f"http://127.0.0.1:{server.server_port}", api.key, timeout=10)
+    try:
+        paged = [d["id"] for d in client.webhook_deliveries(page_size=2)]
+        whole = api.client().get(
+            "/api/v1/webhook/deliveries", headers=api.auth(), query_string={"limit": 100}
+        )
+        assert paged == [d["id"] for d in whole.get_json()["deliveries"]] and len(paged) == 5
+    finally:
+        client.close()
+        server.shutdown()
+        thread.join()
