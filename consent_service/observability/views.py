@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, Response, abort, request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from consent_service import db
@@ -55,4 +55,7 @@ def metrics() -> Response:
             )
         )
     )
-    return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+    # The text format by default; OpenMetrics when the scraper asks (Prometheus does), where the
+    # latency is a proper gauge histogram.
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encode(registry), content_type=content_type)

@@ -62,6 +62,11 @@ def test_development_serves_every_family_to_anyone(make_api_app):
     queued = [s for s in families["consent_gate_jobs"].samples if s.labels == {"status": "queued"}]
     assert [s.value for s in queued] == [1.0]
     assert families["consent_gate_decision_latency_seconds"].type == "histogram"
+    openmetrics = api.client().get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert openmetrics.headers["Content-Type"].startswith("application/openmetrics-text")
+    body = openmetrics.get_data(as_text=True)
+    assert body.endswith("# EOF\n")
+    assert "# TYPE consent_gate_decision_latency_seconds gaugehistogram" in body
 
 
 def test_a_token_when_set_is_required_and_compared_whole(make_api_app):
