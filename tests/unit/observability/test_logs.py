@@ -14,6 +14,7 @@ from consent_service import logcontext
 from consent_service.gate import tasks
 from consent_service.observability import logs
 from consent_service.settings import Settings
+from consent_service.tasking import celery_config
 
 log = logging.getLogger("consent_service.test")
 
@@ -111,3 +112,14 @@ def test_a_request_id_is_kept_only_when_sane(header, kept):
         assert got == header
     else:
         assert len(got) == 32 and int(got, 16) >= 0
+
+
+def test_a_json_worker_keeps_its_own_stderr(tmp_path):
+    """Celery's redirect of stderr into its logger would hand each JSON line back to the handler
+    that wrote it, and Celery drops such a recursive write: the worker logged nothing."""
+    json_worker = celery_config(Settings(consent_service_home=tmp_path, log_format="json"))
+    text_worker = celery_config(Settings(consent_service_home=tmp_path, log_format="text"))
+    assert (json_worker["worker_redirect_stdouts"], text_worker["worker_redirect_stdouts"]) == (
+        False,
+        True,
+    )
