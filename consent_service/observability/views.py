@@ -34,7 +34,8 @@ def _allowed(token: str | None, production: bool) -> bool:
 @bp.get("/metrics")
 def metrics() -> Response:
     settings = services().settings
-    if not _allowed(settings.metrics_token, settings.is_production):
+    # An empty METRICS_TOKEN is no token (production refuses it at start).
+    if not _allowed(settings.metrics_token or None, settings.is_production):
         return Response(
             "A bearer token (METRICS_TOKEN) is required.\n",
             status=401,

@@ -76,6 +76,8 @@ def test_a_token_when_set_is_required_and_compared_whole(make_api_app):
     for wrong in (f"Bearer {TOKEN[:-1]}", f"Basic {TOKEN}", TOKEN, "Bearer ünïcode"):
         assert client.get("/metrics", headers={"Authorization": wrong}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    # An empty METRICS_TOKEN is no token: open in development, as without one.
+    assert make_api_app(metrics_token="").client().get("/metrics").status_code == 200
 
 
 @pytest.fixture
