@@ -267,6 +267,15 @@ class Settings(BaseSettings):
     # (XDG_CACHE_HOME defaulting to ~/.cache). The service itself never reads them.
     consent_service_samples: str | None = None
     xdg_cache_home: str | None = None
+    # Observability (README "Observability"): the bearer token GET /metrics asks for (required
+    # in production, where /metrics answers 404 without one; open on the embedded default when
+    # unset), and how far back the decision metrics look (seconds). Logs: `json` (one object a
+    # line, with the request's and the task's ids) or `text` (left to the process that runs us);
+    # unset: `json` in production, `text` otherwise; and the level of the service's own loggers.
+    metrics_token: str | None = None
+    metrics_window: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
     def _media_store_usable(self) -> Settings:
@@ -311,6 +320,12 @@ class Settings(BaseSettings):
         if self.worker_concurrency is not None:
             return self.worker_concurrency
         return usable_cores()
+
+    @property
+    def logs_as_json(self) -> bool:
+        if self.log_format is None:
+            return self.is_production
+        return self.log_format == "json"
 
     @property
     def uploaded_enrollment_allowed(self) -> bool:
@@ -403,6 +418,8 @@ class Settings(BaseSettings):
                 for k, v in given.items()
                 if (v or "").lower() in PLACEHOLDER_SECRETS and (k == "secret_key" or v is not None)
             ]
+            if self.metrics_token is not None and self.metrics_token.lower() in PLACEHOLDER_SECRETS:
+                bad.append("METRICS_TOKEN")
             if bad:
                 raise InsecureSettings(
                     f"{', '.join(bad)} must be real secrets when CONSENT_SERVICE_ENV=production"

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
+import requests
 from flask import Flask
 from waitress import wasyncore
 from waitress.server import TcpWSGIServer, create_server
@@ -85,6 +86,17 @@ def start_web(app: Flask, stack: ExitStack) -> str:
     stack.callback(stop)
     _host, port = server.getsockname()  # the port the system picked (port=0)
     return f"http://127.0.0.1:{port}"
+
+
+def _metrics_summary(scrape: str) -> list[str]:
+    """The scrape's samples worth a glance: every non-zero one but the latency buckets."""
+    return [
+        line
+        for line in scrape.splitlines()
+        if line.startswith("consent_")
+        and "_bucket{" not in line
+        and float(line.rsplit(" ", 1)[1]) != 0
+    ]
 
 
 def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
@@ -196,6 +208,14 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
             DecisionKind.DENY,
             source=sources["obama3.jpg"],
         )
+        scrape = requests.get(f"{url}/metrics", timeout=30).text
+        kept = ""
+        if not temporary:  # a temporary home is removed at the end
+            (home / "metrics.prom").write_text(scrape)
+            kept = f"; the whole scrape in {home / 'metrics.prom'}"
+        say(f"\nMetrics after these jobs (GET {url}/metrics{kept}):")
+        for line in _metrics_summary(scrape):
+            say(f"    {line}")
     say("\nAll decisions as expected." if not failures else f"\n{failures} unexpected decision(s)")
     if temporary:
         shutil.rmtree(home, ignore_errors=True)
