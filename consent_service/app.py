@@ -25,6 +25,8 @@ from consent_service.gate.api import bp as api_bp
 from consent_service.guardians.views import bp as guardians_bp
 from consent_service.labels.api import bp as labels_api_bp
 from consent_service.labels.views import bp as labels_bp
+from consent_service.observability import logs
+from consent_service.observability.views import bp as observability_bp
 from consent_service.operators.views import bp as operators_bp
 from consent_service.portal.views import bp as portal_bp
 from consent_service.retention.views import bp as retention_bp
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     """Build the app: the context every worker task and CLI command runs in (`signing`: it may
     load the private signing keys), or the web's (`create_web_app`)."""
     settings = settings or Settings()
+    logs.configure(settings)  # JSON lines in production, before anything logs
     settings.home.mkdir(parents=True, exist_ok=True)
     secrets = settings.resolved_secrets()
     # Named after the package, as before the factory had a module of its own (Celery takes it).
@@ -67,6 +70,9 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.config.update(overrides)
+    # First: its id is bound before any other hook runs, and its answer hook runs last, so the
+    # request line logs the status actually sent (after the unit of work's own answer).
+    logs.init_app(app)
     engine = db.make_engine(settings.sqlalchemy_url)
     app.extensions["consent_services"] = Services(
         settings=settings, secrets=secrets, engine=engine, signing=signing
@@ -101,6 +107,8 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     csrf.exempt(tokens_bp)  # a JSON endpoint with no session behind it
     app.register_blueprint(audit_bp)
     csrf.exempt(audit_bp)  # public and read-only, like the JWKS
+    app.register_blueprint(observability_bp)  # GET /metrics: a bearer token, no session
+    csrf.exempt(observability_bp)
     errors_http.init_app(app)
     api_contract.init_app(app, settings)
     return app

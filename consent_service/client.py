@@ -8,7 +8,7 @@ job["decision"]  # "allow" | "deny" | "needs_consent"
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -56,10 +56,11 @@ class ApiKeyExpired(ApiError):
 
 
 def _error(status: int, body: dict) -> ApiError:
-    title = body.get("title")
-    if status == 403 and title == "ScopeMissing":
+    # A problem's `code` names its kind; services from before it had the name in `title`.
+    code = body.get("code") or body.get("title")
+    if status == 403 and code == "ScopeMissing":
         return ScopeMissing(status, body)
-    if status == 401 and title == "ApiKeyExpired":
+    if status == 401 and code == "ApiKeyExpired":
         return ApiKeyExpired(status, body)
     return ApiError(status, body)
 
@@ -184,3 +185,18 @@ class ConsentClient:
             timeout=self.timeout,
         )
         return self._answer(response)["minimums"]
+
+    def webhook_deliveries(self, page_size: int = 50) -> Iterator[dict]:
+        """Every webhook delivery, newest first, fetched a page at a time as it is read (the key
+        needs `webhooks:admin`)."""
+        params: dict[str, str | int] = {"limit": page_size}
+        while True:
+            body = self._answer(
+                self._http.get(
+                    f"{self.url}/api/v1/webhook/deliveries", params=params, timeout=self.timeout
+                )
+            )
+            yield from body["deliveries"]
+            if not body.get("next_cursor"):
+                return
+            params = {"limit": page_size, "cursor": body["next_cursor"]}

@@ -24,6 +24,7 @@ from consent_service.vocabulary import (
     Modality,
     Operation,
     Outcome,
+    ProviderStatus,
     Role,
 )
 
@@ -93,6 +94,11 @@ GRANT_STATUSES: dict[GrantStatus, LazyString] = {
     GrantStatus.EXPIRED: _l("expired"),
     GrantStatus.REFUSED: _l("refused"),
 }
+PROVIDER_STATUSES: dict[ProviderStatus, LazyString] = {
+    ProviderStatus.PENDING: _l("awaiting approval"),
+    ProviderStatus.ACTIVE: _l("active"),
+    ProviderStatus.SUSPENDED: _l("suspended"),
+}
 JOB_STATUSES: dict[JobStatus, LazyString] = {
     JobStatus.QUEUED: _l("queued"),
     JobStatus.PROCESSING: _l("processing"),
@@ -157,6 +163,7 @@ LABELS: dict[Any, LazyString] = {
 KINDS: dict[str, Mapping[Any, LazyString]] = {
     "grant": GRANT_STATUSES,
     "job": JOB_STATUSES,
+    "provider": PROVIDER_STATUSES,
     "enrollment": ENROLLMENT_STATUSES,
     "request": REQUEST_STATUSES,
     "relationship": RELATIONSHIPS,
