@@ -24,6 +24,10 @@ from consent_service.extensions import csrf, login_manager
 from consent_service.gate import revocations  # noqa: F401  connects the gate to consent's grant_revoked
 from consent_service.gate.api import bp as api_bp
 from consent_service.guardians.views import bp as guardians_bp
+from consent_service.labels.api import bp as labels_api_bp
+from consent_service.labels.views import bp as labels_bp
+from consent_service.observability import logs
+from consent_service.observability.views import bp as observability_bp
 from consent_service.operators.probes import bp as probes_bp
 from consent_service.operators.views import bp as operators_bp
 from consent_service.portal.views import bp as portal_bp
@@ -52,6 +56,7 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     """Build the app: the context every worker task and CLI command runs in (`signing`: it may
     load the private signing keys), or the web's (`create_web_app`)."""
     settings = settings or Settings()
+    logs.configure(settings)  # JSON lines in production, before anything logs
     settings.home.mkdir(parents=True, exist_ok=True)
     secrets = settings.resolved_secrets()
     # Named after the package, as before the factory had a module of its own (Celery takes it).
@@ -67,6 +72,9 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.config.update(overrides)
+    # First: its id is bound before any other hook runs, and its answer hook runs last, so the
+    # request line logs the status actually sent (after the unit of work's own answer).
+    logs.init_app(app)
     if settings.proxy_hops:
         # The client's address, scheme and host as the proxies in front saw them: rate limits,
         # sign-in throttles and grant evidence name the person, not the proxy; Secure cookies
@@ -99,14 +107,19 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     app.register_blueprint(retention_bp)
     app.register_blueprint(complaints_bp)
     app.register_blueprint(complaints_api_bp)
+    app.register_blueprint(labels_bp)  # the public check page: CSRF like every form
+    app.register_blueprint(labels_api_bp)
     csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
     csrf.exempt(webhooks_bp)
     csrf.exempt(consent_requests_api_bp)  # keys, not cookies, like the rest of the API
     csrf.exempt(complaints_api_bp)
+    csrf.exempt(labels_api_bp)  # keys, not cookies
     app.register_blueprint(tokens_bp)
     csrf.exempt(tokens_bp)  # a JSON endpoint with no session behind it
     app.register_blueprint(audit_bp)
     csrf.exempt(audit_bp)  # public and read-only, like the JWKS
+    app.register_blueprint(observability_bp)  # GET /metrics: a bearer token, no session
+    csrf.exempt(observability_bp)
     errors_http.init_app(app)
     api_contract.init_app(app, settings)
     return app

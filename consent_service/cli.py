@@ -23,6 +23,7 @@ from consent_service.consent.cli import grants
 from consent_service.demo import run_demo
 from consent_service.gate.cli import jobs
 from consent_service.keys.cli import keys
+from consent_service.labels.cli import label_group
 from consent_service.mail import read_outbox
 from consent_service.migrate import upgrade
 from consent_service.operators.audit_cli import audit
@@ -187,6 +188,7 @@ for group in (
     main.add_command(group)
 main.add_command(retention_group, "retention")
 main.add_command(complaints_group, "complaints")
+main.add_command(label_group, "label")
 
 
 if __name__ == "__main__":

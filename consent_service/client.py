@@ -8,7 +8,7 @@ job["decision"]  # "allow" | "deny" | "needs_consent"
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -56,10 +56,11 @@ class ApiKeyExpired(ApiError):
 
 
 def _error(status: int, body: dict) -> ApiError:
-    title = body.get("title")
-    if status == 403 and title == "ScopeMissing":
+    # A problem's `code` names its kind; services from before it had the name in `title`.
+    code = body.get("code") or body.get("title")
+    if status == 403 and code == "ScopeMissing":
         return ScopeMissing(status, body)
-    if status == 401 and title == "ApiKeyExpired":
+    if status == 401 and code == "ApiKeyExpired":
         return ApiKeyExpired(status, body)
     return ApiError(status, body)
 
@@ -154,6 +155,21 @@ class ConsentClient:
             self._http.get(f"{self.url}/api/v1/decisions/{token_ref}/status", timeout=self.timeout)
         )
 
+    def label(self, job_id: str, path: PathLike) -> bytes:
+        """The file at `path` (the output of an allowed job: JPEG, PNG or MP4) labelled: GB
+        45438's AIGC metadata and a signed C2PA manifest naming the decision (scope `labels`).
+        Write the answer where the labelled file goes."""
+        file = Path(path)
+        with open(file, "rb") as fh:
+            response = self._http.post(
+                f"{self.url}/api/v1/jobs/{job_id}/label",
+                files=[("file", (file.name, fh))],
+                timeout=self.timeout,
+            )
+        if response.status_code >= 400:
+            self._answer(response)  # raises the problem as an ApiError
+        return response.content
+
     def assurance_minimums(self) -> dict[str, str]:
         """The least assurance (`uploaded` < `live` < `reviewed`) each operation requires of
         every person found in this provider's jobs; an operation left out requires none."""
@@ -169,3 +185,18 @@ class ConsentClient:
             timeout=self.timeout,
         )
         return self._answer(response)["minimums"]
+
+    def webhook_deliveries(self, page_size: int = 50) -> Iterator[dict]:
+        """Every webhook delivery, newest first, fetched a page at a time as it is read (the key
+        needs `webhooks:admin`)."""
+        params: dict[str, str | int] = {"limit": page_size}
+        while True:
+            body = self._answer(
+                self._http.get(
+                    f"{self.url}/api/v1/webhook/deliveries", params=params, timeout=self.timeout
+                )
+            )
+            yield from body["deliveries"]
+            if not body.get("next_cursor"):
+                return
+            params = {"limit": page_size, "cursor": body["next_cursor"]}

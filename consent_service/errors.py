@@ -1,5 +1,10 @@
 """Named domain errors; views map them to HTTP once (problem+json for the API, a UI page).
 
+Each class is one kind of problem: its `status`, its `title` (a few human words, the same for
+every error of the kind: the problem's `title`) and its `code` (the class name unless set: the
+problem's `code`, what programs compare). Every kind is listed in README.md's problem table
+(tests/unit/test_errors.py checks both).
+
 An error carries a message id with `%(name)s` placeholders and its parameters: `str(error)` is
 the English sentence (the API, the CLI and the logs), `error.localized()` the same sentence in
 the current request's language. pybabel extracts the first argument of each error class (see
@@ -7,7 +12,9 @@ the current request's language. pybabel extracts the first argument of each erro
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from flask_babel import gettext
 
@@ -28,6 +35,17 @@ class DomainError(Exception):
     `error.localized()` says it in the reader's language."""
 
     status = 400
+    title: ClassVar[str] = "Bad request"
+    code: ClassVar[str] = "DomainError"
+    # Answer headers (e.g. Retry-After on 429, WWW-Authenticate on 401) and extra members of
+    # the problem body (e.g. the scope a key lacks); none by default.
+    headers: Mapping[str, str] = MappingProxyType({})
+    problem_fields: Mapping[str, Any] = MappingProxyType({})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:  # a subclass is a kind of its own unless it says not
+            cls.code = cls.__name__
 
     def __init__(self, message: str, **params: Any):
         super().__init__(message)
@@ -106,15 +124,19 @@ class MediaRejected(DomainError):
     """An upload that cannot be decoded or breaks a limit."""
 
     status = 422
+    title = "Media rejected"
 
 
 class EnrollmentRejected(DomainError):
     status = 422
+    title = "Enrollment rejected"
 
 
 class ChallengeRefused(EnrollmentRejected):
     """A live session that cannot be answered. `reason`: `unknown` (never issued,
     voided by a newer one, or another person's), `used` or `expired`."""
+
+    title = "Live session refused"
 
     def __init__(self, reason: str, message: str, **params: Any):
         super().__init__(message, **params)
@@ -124,22 +146,40 @@ class ChallengeRefused(EnrollmentRejected):
 
 class RecordingTooLarge(EnrollmentRejected):
     status = 413
+    title = "Recording too large"
 
 
 class InvalidRequest(DomainError):
     status = 422
+    title = "Invalid request"
+
+
+class UnsupportedMediaType(DomainError):
+    """A body of another media type than the operation takes (JSON sent to a multipart
+    operation, a form to a JSON one): 415, naming the type and the fields it takes."""
+
+    status = 415
+    title = "Unsupported media type"
+
+    def __init__(self, message: str, accept: str, post: bool = False, **params: Any):
+        super().__init__(message, **params)
+        # RFC 9110 15.5.16: say what would have been accepted (Accept-Post for a POST).
+        self.headers = {"Accept-Post": accept} if post else {}
+        self.problem_fields = {"accepted_media_type": accept}
 
 
 class NotFound(DomainError):
     status = 404
+    title = "Not found"
 
 
 class Conflict(DomainError):
     status = 409
+    title = "Conflict"
 
 
 class AccountExists(Conflict):
-    pass
+    title = "Account already exists"
 
 
 class EmailNotVerified(DomainError):
@@ -147,12 +187,23 @@ class EmailNotVerified(DomainError):
     consent requests or hold a role until it opens the verification link."""
 
     status = 403
+    title = "E-mail address not verified"
 
 
 class TokenInvalid(DomainError):
     """A decision token that does not verify; the message says why."""
 
     status = 422
+    title = "Invalid decision token"
+
+
+class Unauthenticated(DomainError):
+    """No valid API key: one answer for missing, unknown, revoked and malformed keys."""
+
+    status = 401
+    title = "API key required"
+    code = "Unauthorized"
+    headers = MappingProxyType({"WWW-Authenticate": 'Bearer realm="consent-service"'})
 
 
 class ApiKeyExpired(DomainError):
@@ -160,3 +211,37 @@ class ApiKeyExpired(DomainError):
     was issued with): 401, saying so, unlike an unknown key."""
 
     status = 401
+    title = "API key expired"
+    headers = MappingProxyType(
+        {
+            "WWW-Authenticate": 'Bearer realm="consent-service", error="invalid_token", '
+            'error_description="The API key expired"'
+        }
+    )
+
+
+class ScopeMissing(DomainError):
+    """A key without the scope the operation needs: 403, naming both in the problem (RFC 6750's
+    insufficient_scope in WWW-Authenticate, for programs)."""
+
+    status = 403
+    title = "Scope missing"
+
+    def __init__(self, required: str, allowed: list[str]):
+        super().__init__(
+            "This API key is not allowed %(scope)s, the scope this operation needs. Use a key "
+            "with that scope, or have a provider admin create one in the portal.",
+            scope=required,
+        )
+        self.problem_fields = {"required_scope": required, "key_scopes": allowed}
+        self.headers = {
+            "WWW-Authenticate": f'Bearer realm="consent-service", error="insufficient_scope", '
+            f'scope="{required}"'
+        }
+
+
+class ServiceUnavailable(DomainError):
+    """The request was saved but its processing could not be started (the queue is down)."""
+
+    status = 503
+    title = "Service unavailable"

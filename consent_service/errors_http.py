@@ -12,7 +12,7 @@ from werkzeug.formparser import FormDataParser
 
 from consent_service import db
 from consent_service.api_contract.schemas import Problem, ValidationIssue
-from consent_service.errors import DomainError
+from consent_service.errors import DomainError, InvalidRequest, ServiceUnavailable
 
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
@@ -21,13 +21,31 @@ CSP = (
 )
 
 
-def problem(status: int, title: str, detail: str | None = None, **extra) -> Response:
-    """An RFC 9457 problem+json response, shaped by the `Problem` model the OpenAPI shows."""
-    body = Problem(title=title, status=status, detail=detail or None, **extra)
+def problem(status: int, title: str, detail: str | None = None, *, code: str, **extra) -> Response:
+    """An RFC 9457 problem+json response, shaped by the `Problem` model the OpenAPI shows:
+    `title` in human words, `code` the kind's stable name for programs."""
+    body = Problem(title=title, status=status, detail=detail or None, code=code, **extra)
     response = jsonify(body.model_dump(mode="json", exclude_none=True))
     response.status_code = status
     response.mimetype = "application/problem+json"
     return response
+
+
+def domain_problem(exc: DomainError) -> Response:
+    """A domain error as problem+json: its kind's title and code, its sentence as `detail`,
+    its extra members and headers (Retry-After, WWW-Authenticate, ...)."""
+    response = problem(exc.status, exc.title, str(exc), code=exc.code, **exc.problem_fields)
+    response.headers.update(exc.headers)
+    return response
+
+
+def http_title(exc: HTTPException) -> str:
+    """An HTTP error's title in the same human words as ours: werkzeug's "Method Not Allowed"
+    in sentence case, "Method not allowed" (acronyms such as URI kept)."""
+    title = getattr(exc, "title", None) or exc.name
+    words = [w if len(w) > 1 and w.isupper() else w.lower() for w in title.split(" ")]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
 
 
 def _invalid(exc: ValidationError) -> Response:
@@ -35,10 +53,11 @@ def _invalid(exc: ValidationError) -> Response:
         ValidationIssue(loc=list(e["loc"]), msg=e["msg"], type=e["type"]) for e in exc.errors()
     ]
     detail = "; ".join(f"{'.'.join(map(str, i.loc)) or 'request'}: {i.msg}" for i in issues)
-    return problem(422, "InvalidRequest", detail, errors=issues)
+    return problem(422, InvalidRequest.title, detail, code=InvalidRequest.code, errors=issues)
 
 
 class UnreadableForm(BadRequest):
+    title = "Unreadable form"
     description = (
         "The form could not be read: its field names, values and file names must be UTF-8 "
         "text without NUL characters."
@@ -130,7 +149,7 @@ def _queue_unreachable(response: Response) -> Response:
         return response
     location = response.headers.get("Location")
     detail = QUEUE_UNREACHABLE + (f" Follow it at {location}." if location else "")
-    unavailable = problem(503, "ServiceUnavailable", detail)
+    unavailable = domain_problem(ServiceUnavailable(detail))
     if location:
         unavailable.headers["Location"] = location
     return unavailable
@@ -143,9 +162,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
         if _wants_api():
-            response = problem(exc.status, type(exc).__name__, str(exc))
-            response.headers.update(getattr(exc, "headers", {}))  # e.g. Retry-After on 429
-            return response
+            return domain_problem(exc)
         # The API stays English (str); a page says it in the reader's language.
         page = render_template("error.html", status=exc.status, message=exc.localized())
         return page, exc.status
@@ -159,7 +176,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         if _wants_api():
-            response = problem(exc.code or 500, exc.name, exc.description)
+            response = problem(
+                exc.code or 500, http_title(exc), exc.description, code=type(exc).__name__
+            )
             for name, value in exc.get_headers():  # keeps Allow on 405, drops Content-Type
                 if name.lower() != "content-type":
                     response.headers[name] = value

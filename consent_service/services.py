@@ -28,6 +28,7 @@ from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, VoiceEmb
 from consent_service.crypto import Envelope, derive_key
 from consent_service.db import make_engine
 from consent_service.keyring import Pseudonyms, Purpose, keyring_for
+from consent_service.labels import credentials as labels
 from consent_service.mail import Mailer, mailer_for
 from consent_service.media.limits import VideoLimits
 from consent_service.settings import Settings
@@ -244,6 +245,14 @@ class Services:
                 checkpoint_key_path(settings), lambda: load_signers(settings)
             )
         return self._checkpoint_signers.get()
+
+    @cached_property
+    def label_credentials(self) -> labels.LabelCredentials:
+        """The certificate and key that sign labels' C2PA manifests (LABEL_CERT, LABEL_KEY),
+        read on first use. Unlike the decision keys the web holds this one, since the provider's
+        label endpoint signs files on request: it can say only "this file carries the label of
+        decision <digest>", whose status anyone asks this service; it cannot sign a decision."""
+        return labels.load(self.settings)
 
     @cached_property
     def mailer(self) -> Mailer:

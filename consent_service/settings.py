@@ -42,6 +42,9 @@ PLACEHOLDER_SECRETS = {
 }
 # Flask signs sessions with SECRET_KEY: anything shorter can be guessed offline from one cookie.
 MIN_SECRET_KEY_LENGTH = 32
+DEFAULT_CONTROLLER_NAME = "Consent Service operator"
+# The default's words on Chinese pages ("同意管理服务" is the product's name in the catalogue).
+DEFAULT_CONTROLLER_NAME_ZH = "同意管理服务运营方"
 
 
 class Environment(StrEnum):
@@ -236,9 +239,18 @@ class Settings(BaseSettings):
     audit_checkpoint_interval: float = Field(default=300.0, gt=0)
     # The controller named in the consent notice and in every consent receipt (ISO/IEC TS 27560):
     # who runs this registry, how to reach them, and the law the consent is given under.
-    controller_name: str = Field(default="Consent Service operator", min_length=1)
+    controller_name: str = Field(default=DEFAULT_CONTROLLER_NAME, min_length=1)
+    # The same controller's name on Chinese pages; unset: the default's Chinese words, or
+    # CONTROLLER_NAME itself when that was set (a company's registered name, say).
+    controller_name_zh: str | None = Field(default=None, min_length=1)
     controller_contact: str = ""
     controller_jurisdiction: str = "CN"
+    # Labels (README "Labels"): the certificate chain (PEM, leaf first) and its private key
+    # (PEM) that sign the C2PA manifests written into labelled files. In development, without
+    # them, a certificate of a local development CA is generated once into the home folder
+    # (trusted by nobody); production refuses to label without them, or with that one.
+    label_cert: Path | None = None
+    label_key: Path | None = None
     # Consent requests: how long one stays open (seconds), how long the face of a person a
     # `needs_consent` job could not name is kept (sealed) for a request to be opened for them,
     # and the address the links in the mails start with.
@@ -291,6 +303,15 @@ class Settings(BaseSettings):
     # (XDG_CACHE_HOME defaulting to ~/.cache). The service itself never reads them.
     consent_service_samples: str | None = None
     xdg_cache_home: str | None = None
+    # Observability (README "Observability"): the bearer token GET /metrics asks for (required
+    # in production, where /metrics answers 404 without one; open on the embedded default when
+    # unset), and how far back the decision metrics look (seconds). Logs: `json` (one object a
+    # line, with the request's and the task's ids) or `text` (left to the process that runs us);
+    # unset: `json` in production, `text` otherwise; and the level of the service's own loggers.
+    metrics_token: str | None = None
+    metrics_window: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
     def _media_store_usable(self) -> Settings:
@@ -315,6 +336,16 @@ class Settings(BaseSettings):
     def home(self) -> Path:
         return self.consent_service_home.expanduser().resolve()
 
+    def controller_name_in(self, language: str) -> str:
+        """The controller's name for a page in `language` (a notice language, `en` or `zh-CN`)."""
+        if not language.lower().startswith("zh"):
+            return self.controller_name
+        if self.controller_name_zh:
+            return self.controller_name_zh
+        if self.controller_name == DEFAULT_CONTROLLER_NAME:
+            return DEFAULT_CONTROLLER_NAME_ZH
+        return self.controller_name
+
     @property
     def is_production(self) -> bool:
         return self.consent_service_env is Environment.PRODUCTION
@@ -325,6 +356,12 @@ class Settings(BaseSettings):
         if self.worker_concurrency is not None:
             return self.worker_concurrency
         return usable_cores()
+
+    @property
+    def logs_as_json(self) -> bool:
+        if self.log_format is None:
+            return self.is_production
+        return self.log_format == "json"
 
     @property
     def uploaded_enrollment_allowed(self) -> bool:
@@ -454,6 +491,7 @@ class Settings(BaseSettings):
             "KEYRING_MEDIA": self.keyring_media,
             "KEYRING_AUDIT_MAC": self.keyring_audit_mac,
             "KEYRING_PSEUDONYMS": self.keyring_pseudonyms,
+            "METRICS_TOKEN": self.metrics_token,
         }
         bad += [
             name for name, value in given.items() if value is not None and is_placeholder(value)

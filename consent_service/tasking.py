@@ -79,6 +79,9 @@ def celery_config(settings: Settings) -> dict:
         },
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # JSON logs (LOG_FORMAT) write to the process's stderr: Celery's redirect of stdout and
+        # stderr into its own logger would send each line back to the handler that wrote it.
+        "worker_redirect_stdouts": not settings.logs_as_json,
         # Periodic tasks, run by `celery beat` (or `worker -B`, as `consent-service serve` does).
         "beat_schedule": {
             "webhooks.retry_due": {

@@ -1,7 +1,7 @@
 """Debian's Chromium (headless, driven by Playwright) for the browser tests: the app served over
 real HTTP on 127.0.0.1, and a browser whose fake camera and microphone play files the test made
 (`--use-file-for-fake-video-capture` / `--use-file-for-fake-audio-capture`). Playwright downloads
-no browser here: it drives /usr/bin/chromium (.ci/run installs it)."""
+no browser here: it drives /usr/bin/chromium (`make test` installs it)."""
 
 from __future__ import annotations
 

@@ -114,6 +114,26 @@ def templates_of(session, subject_id: int) -> list:
     )
 
 
+# --- decision tokens ---------------------------------------------------------------------------
+def allow_claims(**fields) -> dict:
+    """The claims of an "allow" face swap for job j1 and provider p1, one source item; `fields`
+    replace `decision_claims`' arguments (`media=[]`)."""
+    from consent_service.tokens.service import decision_claims
+
+    return decision_claims(
+        **{
+            "job_id": "j1",
+            "provider_id": "p1",
+            "operation": "face_swap",
+            "decision": "allow",
+            "reasons": ["all_consented"],
+            "media": [{"position": 0, "role": "source", "sha256": "00" * 32}],
+            "findings": [],
+            **fields,
+        }
+    )
+
+
 # --- accounts: verified sign-up, invitations, two-factor sign-in ------------------------------
 def _settings_of(client):
     return client.application.extensions["consent_services"].settings

@@ -14,4 +14,5 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.extensions["api_rate_limiter"] = ratelimit.from_settings(settings)
     app.extensions["signin_throttle"] = ratelimit.SignInThrottle.from_settings(settings)
     app.extensions["mail_throttle"] = ratelimit.MailThrottle.from_settings(settings)
+    app.after_request(ratelimit.add_headers)
     app.register_blueprint(bp)

@@ -1,7 +1,11 @@
 """Rate limits per API key, sign-in throttling per account and per client address, and the
 throttling of account mails (sign-up, password reset, a new verification link) per address and
 per client address: fixed window counters, in Redis when a URL is configured (shared by every
-web worker), else in this process's memory (the embedded default runs one process)."""
+web worker), else in this process's memory (the embedded default runs one process).
+
+Every API answer counted against a limit says where its caller stands, in the IETF draft's
+fields (draft-ietf-httpapi-ratelimit-headers-06): `RateLimit-Limit`, `RateLimit-Remaining`,
+`RateLimit-Reset` (seconds) and `RateLimit-Policy` (`120;w=60`)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from flask import current_app
+from flask import Response, current_app, g
 
 from consent_service.errors import N_, DomainError
 from consent_service.settings import Settings
@@ -27,14 +31,12 @@ class RateLimited(DomainError):
     """Too many requests with one API key in the current window."""
 
     status = 429
+    title = "Too many requests"
 
     def __init__(self, retry_after: int):
         super().__init__(f"Too many requests with this API key; retry in {retry_after} s.")
         self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 @dataclass(frozen=True)
@@ -55,19 +57,19 @@ class Throttled(DomainError):
     """Over a limit counted in a window: 429 with Retry-After, the wait said in minutes."""
 
     status = 429
+    title = "Too many attempts"
     sentence: ClassVar[str]  # with %(num)d, the minutes to wait
 
     def __init__(self, retry_after: int):
         super().__init__(self.sentence, num=max(1, math.ceil(retry_after / 60)))
         self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class SignInThrottled(Throttled):
     """Too many failed sign-ins for one account or from one client address in the window."""
+
+    title = "Too many sign-ins"
 
     sentence = N_(
         "Too many failed sign-ins. Wait %(num)d minutes, then try again, or set a new "
@@ -80,13 +82,41 @@ class MailThrottled(Throttled):
     Counted before anything is looked up, so it says nothing about whether the address has an
     account."""
 
+    title = "Too many mails"
     sentence = N_(
         "Too many mails were asked for this address or from your network. Wait "
         "%(num)d minutes, then try again."
     )
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Where one key stands in the current window, the request just counted included."""
+
+    rate: Rate
+    count: int
+    reset: int  # whole seconds until the window ends (at least 1)
+
+    @property
+    def over(self) -> bool:
+        return self.count > self.rate.limit
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The draft's fields: the quota, what is left of it, when it refills, the policy."""
+        return {
+            "RateLimit-Limit": str(self.rate.limit),
+            "RateLimit-Remaining": str(max(0, self.rate.limit - self.count)),
+            "RateLimit-Reset": str(self.reset),
+            "RateLimit-Policy": f"{self.rate.limit};w={self.rate.period}",
+        }
+
+
 class RateLimiter(Protocol):
+    def count(self, key: str) -> Usage | None:
+        """Count one request for `key` and say where it stands; None when the store of counts
+        cannot be reached (the request is allowed)."""
+
     def hit(self, key: str) -> int | None:
         """Count one request for `key`: None when allowed, else the seconds until it would be."""
 
@@ -100,19 +130,30 @@ def _window(rate: Rate, now: float) -> tuple[int, int]:
     return number, max(1, math.ceil((number + 1) * rate.period - now))
 
 
-class MemoryRateLimiter:
+class _Counting:
+    rate: Rate
+
+    def count(self, key: str) -> Usage | None:
+        raise NotImplementedError
+
+    def hit(self, key: str) -> int | None:
+        usage = self.count(key)
+        return usage.reset if usage is not None and usage.over else None
+
+
+class MemoryRateLimiter(_Counting):
     def __init__(self, rate: Rate, clock=time.time):
         self.rate, self._clock = rate, clock
         self._counts: dict[str, tuple[int, int]] = {}  # key → (window, count); one entry a key
         self._lock = threading.Lock()
 
-    def hit(self, key: str) -> int | None:
+    def count(self, key: str) -> Usage:
         window, remaining = _window(self.rate, self._clock())
         with self._lock:
             seen_window, count = self._counts.get(key, (window, 0))
             count = count + 1 if seen_window == window else 1
             self._counts[key] = (window, count)
-        return remaining if count > self.rate.limit else None
+        return Usage(self.rate, count, remaining)
 
     def peek(self, key: str) -> int | None:
         window, remaining = _window(self.rate, self._clock())
@@ -121,7 +162,7 @@ class MemoryRateLimiter:
         return remaining if seen_window == window and count >= self.rate.limit else None
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(_Counting):
     def __init__(self, rate: Rate, url: str, clock=time.time):
         import redis
 
@@ -132,7 +173,7 @@ class RedisRateLimiter:
     def _name(self, key: str, window: int) -> str:
         return f"consent-service:ratelimit:{key}:{window}"
 
-    def hit(self, key: str) -> int | None:
+    def count(self, key: str) -> Usage | None:
         window, remaining = _window(self.rate, self._clock())
         name = self._name(key, window)
         try:
@@ -145,7 +186,7 @@ class RedisRateLimiter:
             # refusing every provider's requests, so the request goes through, loudly.
             log.warning("rate limit store unreachable, request allowed: %s", exc)
             return None
-        return remaining if count > self.rate.limit else None
+        return Usage(self.rate, int(count), remaining)
 
     def peek(self, key: str) -> int | None:
         window, remaining = _window(self.rate, self._clock())
@@ -237,9 +278,22 @@ class MailThrottle:
 
 
 def enforce(api_key: str) -> None:
-    """Count a request made with an (authenticated) API key; raise RateLimited over the limit."""
+    """Count a request made with an (authenticated) API key, or from a client address for the
+    public operations; raise RateLimited over the limit. Where the caller stands is kept for
+    `add_headers`, so every answer to the request carries it (errors included)."""
     limiter: RateLimiter = current_app.extensions["api_rate_limiter"]
     # The key itself is a secret: count under a digest of it.
-    retry_after = limiter.hit(hashlib.sha256(api_key.encode()).hexdigest()[:32])
-    if retry_after is not None:
-        raise RateLimited(retry_after)
+    usage = limiter.count(hashlib.sha256(api_key.encode()).hexdigest()[:32])
+    if usage is None:
+        return
+    g.rate_limit_usage = usage
+    if usage.over:
+        raise RateLimited(usage.reset)
+
+
+def add_headers(response: Response) -> Response:
+    """After every request: the RateLimit fields of a request that was counted."""
+    usage: Usage | None = g.get("rate_limit_usage")
+    if usage is not None:
+        response.headers.update(usage.headers)
+    return response

@@ -49,6 +49,12 @@ def _fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _header_names(headers: dict[str, Any]) -> list[str]:
+    """An answer's header names, the four RateLimit fields (on nearly every answer) as one."""
+    names = [name for name in headers if not name.startswith("RateLimit-")]
+    return names + (["RateLimit-*"] if len(names) < len(headers) else [])
+
+
 def _outline(document: dict[str, Any]) -> dict[str, Any]:
     """The document arranged for reading: operations in order, then each schema's fields."""
     operations = []
@@ -76,7 +82,7 @@ def _outline(document: dict[str, Any]) -> dict[str, Any]:
                                 f"{media}: {_type_name(c['schema'])}"
                                 for media, c in r.get("content", {}).items()
                             ],
-                            "headers": list(r.get("headers", {})),
+                            "headers": _header_names(r.get("headers", {})),
                         }
                         for status, r in op["responses"].items()
                     ],

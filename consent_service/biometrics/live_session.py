@@ -6,9 +6,10 @@ as the analyser) in three steps like every worker here: `claim`, `analyse` (pure
 Two purposes (vocabulary.LivePurpose):
 - `enroll`: face (and voice, where this server has it) templates are made from the recording's
   embeddings through the enrollment path (`enrollment.settle`: a face another account holds
-  opens a dispute), the subject's assurance becomes `live`, and the recording is kept sealed
-  (AES-256-GCM under a key of its own) until an operator reviews it or the review window ends,
-  then destroyed, the destruction audited. A failed session's recording is destroyed at once.
+  opens a dispute; a recording with no voice in it, a failed voice enrollment), the subject's
+  assurance becomes `live`, and the recording is kept sealed (AES-256-GCM under a key of its
+  own) until an operator reviews it or the review window ends, then destroyed, the destruction
+  audited. A failed session's recording is destroyed at once.
 - `step_up`: a short script (one move and a code) whose face, or voice for a voice action,
   must match the account's own enrolled templates; then the waiting action is carried out
   (`accounts.step_up.carry_out`). Its recording is destroyed as soon as it is checked: the
@@ -65,6 +66,10 @@ TASK = "biometrics.live_session"
 SYSTEM = "system:live_session"
 # What a refusal tells the person to do.
 AGAIN = N_("Reload the page to start again.")
+NO_VOICE = N_(
+    "No voice template could be made from this recording: it needs at least a second of speech "
+    "without a pause. Start a new live session and read the code aloud in one go."
+)
 # A recording clip and the script it answers -> what the checks found (live_recording).
 Analyser = Callable[[bytes, live_recording.Script], live_recording.RecordingReport]
 
@@ -335,28 +340,34 @@ def _failed(session: Session, row: LiveSession, error: DomainError, ctx: Context
     destroy_recording(session, ctx.audit_key, ctx.recordings, row, "failed", SYSTEM)
 
 
+def _voice_of(report: live_recording.RecordingReport) -> enrollments.Extracted:
+    """The voice part of an enrollment where this server has voices. A recording can pass every
+    check with no voice in it: the voice is only made from a second or more of unbroken speech
+    (`voices.find_speakers`), and a code read one digit at a time, with pauses, has none. The
+    page promised a voice template, so its absence is a failed voice enrollment with the reason
+    (on /enroll and in the audit), not a voice left out without a word."""
+    if report.voice_embedding is None:
+        return enrollments.Extracted(error=EnrollmentRejected(NO_VOICE))
+    return enrollments.Extracted(vectors=[report.voice_embedding])
+
+
 def _enrolled(
     session: Session, row: LiveSession, report: live_recording.RecordingReport, ctx: Context
 ) -> None:
     """Templates from the recording's embeddings through the enrollment path; `live`
     assurance when the face joined the gallery; the recording kept for review."""
     made: dict[str, str] = {}
-    parts: list[tuple[EnrollmentKind, list[np.ndarray]]] = [(ctx.face, report.face_embeddings)]
-    if ctx.voice is not None and report.voice_embedding is not None:
-        parts.append((ctx.voice, [report.voice_embedding]))
-    for kind, vectors in parts:
+    parts = [(ctx.face, enrollments.Extracted(vectors=list(report.face_embeddings)))]
+    if ctx.voice is not None:
+        parts.append((ctx.voice, _voice_of(report)))
+    for kind, extracted in parts:
         enrollment = Enrollment(
             subject_id=row.subject_id, modality=kind.modality.value, media_keys=[]
         )
         session.add(enrollment)
         session.flush()
         status = enrollments.settle(
-            session,
-            enrollment,
-            enrollments.Extracted(vectors=list(vectors)),
-            kind,
-            ctx.envelope,
-            ctx.audit_key,
+            session, enrollment, extracted, kind, ctx.envelope, ctx.audit_key
         )
         row.enrollment_ids = [*row.enrollment_ids, enrollment.id]
         made[kind.modality.value] = status

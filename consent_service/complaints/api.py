@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify
 
 from consent_service import db
 from consent_service.api_contract import idempotency
-from consent_service.api_contract.operations import api_operation
+from consent_service.api_contract.operations import api_operation, request_body
 from consent_service.complaints import service
 from consent_service.complaints.schemas import ComplaintAnswer, ComplaintForProvider
 from consent_service.runtime import services
@@ -50,7 +50,7 @@ def get_complaint(complaint_id: str) -> Response:
 @require_provider
 def answer_complaint(complaint_id: str) -> Response:
     idempotency.request_key()  # checked like on every POST; answering again replaces the answer
-    body = ComplaintAnswer.model_validate(request.get_json(silent=True))
+    body = request_body(ComplaintAnswer)
     complaint = service.answer(
         db.session(),
         services().audit_key,

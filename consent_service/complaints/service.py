@@ -32,6 +32,7 @@ from consent_service.gate.models import GateJob
 from consent_service.gate.status import find_revision
 from consent_service.i18n.labels import COMPLAINT_KINDS, COMPLAINT_OUTCOMES
 from consent_service.mail import compose
+from consent_service.media.sniff import media_type
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
@@ -58,39 +59,24 @@ OPEN = (
     ComplaintStatus.AWAITING_PROVIDER.value,
 )
 
-# What evidence may be: sniffed from the bytes, never the browser's word.
+# What evidence may be: sniffed from the bytes (media.sniff), never the browser's word.
 EVIDENCE_TYPES = "JPEG, PNG, GIF, WebP, MP4, MOV, WebM, MP3, WAV, Ogg, M4A, PDF"
-
-
-def sniff_type(data: bytes) -> str | None:
-    """The media type of an evidence file from its first bytes; None when it is none we take."""
-    head = data[:16]
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
-        return "audio/wav"
-    if head.startswith(b"%PDF-"):
-        return "application/pdf"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand == b"qt  ":
-            return "video/quicktime"
-        if brand.startswith(b"M4A"):
-            return "audio/mp4"
-        return "video/mp4"
-    if head.startswith(b"\x1aE\xdf\xa3"):
-        return "video/webm"
-    if head.startswith(b"OggS"):
-        return "audio/ogg"
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "audio/mpeg"
-    return None
+EVIDENCE_MEDIA_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "video/mp4",
+        "video/quicktime",
+        "video/webm",
+        "audio/mpeg",
+        "audio/wav",
+        "audio/ogg",
+        "audio/mp4",
+        "application/pdf",
+    }
+)
 
 
 # ---------------------------------------------------------------------------- the clocks
@@ -234,8 +220,8 @@ def _seal_evidence(store: MediaStore, evidence: Evidence | None, max_bytes: int)
             size=f"{len(evidence.data) / 1e6:.1f}",
             limit=f"{max_bytes / 1e6:.1f}",
         )
-    media_type = sniff_type(evidence.data)
-    if media_type is None:
+    evidence_type = media_type(evidence.data)
+    if evidence_type not in EVIDENCE_MEDIA_TYPES:
         raise InvalidRequest(
             "The evidence file is not a kind we take: attach one of %(types)s.",
             types=EVIDENCE_TYPES,
@@ -243,7 +229,7 @@ def _seal_evidence(store: MediaStore, evidence: Evidence | None, max_bytes: int)
     return {
         "evidence_key": store.put(evidence.data),
         "evidence_name": (evidence.filename or "evidence").rsplit("/", 1)[-1][-200:],
-        "evidence_type": media_type,
+        "evidence_type": evidence_type,
         "evidence_bytes": len(evidence.data),
         "evidence_sha256": hashlib.sha256(evidence.data).hexdigest(),
     }

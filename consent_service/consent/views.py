@@ -134,7 +134,7 @@ def new_grant():
         modality=modality.value,
         notice_version=NOTICE_VERSION,
         notice_language=shown,
-        notice=notice(modality, services().settings.controller_name, shown),
+        notice=notice(modality, services().settings.controller_name_in(shown), shown),
     ), status
 
 

@@ -6,12 +6,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, url_for
 from sqlmodel import Session
 
 from consent_service import db
 from consent_service.api_contract import idempotency
-from consent_service.api_contract.operations import api_operation
+from consent_service.api_contract.operations import api_operation, request_body
 from consent_service.consent_requests import service
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.consent_requests.schemas import ConsentRequestCreate, ConsentRequestPublic
@@ -46,7 +46,7 @@ def create_request() -> Response:
     session = db.session()
     svc = services()
     key = idempotency.request_key()
-    body = ConsentRequestCreate.model_validate(request.get_json(silent=True))
+    body = request_body(ConsentRequestCreate)
     spec = service.RequestSpec(
         job_id=body.job_id,
         finding=body.finding,

@@ -74,6 +74,8 @@ ASKABLE = {
 class RequestClosed(Conflict):
     """The request was already answered, or expired."""
 
+    title = "Consent request closed"
+
 
 CLOSED: dict[ConsentRequestStatus, str] = {
     APPROVED: N_("This request is approved; it can no longer be answered."),
@@ -86,6 +88,7 @@ class NotTheRightPerson(DomainError):
     """The signed-in person is not the one the request is for."""
 
     status = 403
+    title = "Not the person asked"
 
 
 @dataclass(frozen=True)

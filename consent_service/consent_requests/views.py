@@ -119,14 +119,11 @@ def show(request_id: str):
     elsewhere = service.named_elsewhere(req, subject, managed)
     answer = {"subject": subject.id}
     assert subject.id is not None  # the acting subject is a stored row
+    shown = notice_language(current_language())
     return render_template(
         "consent_requests/request.html",
         req=row,
-        notice=notice(
-            row.modality,
-            services().settings.controller_name,
-            notice_language(current_language()),
-        ),
+        notice=notice(row.modality, services().settings.controller_name_in(shown), shown),
         notice_version=NOTICE_VERSION,
         approve_form=ApproveForm(formdata=None, data=answer),
         decline_form=DeclineForm(formdata=None, data=answer),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -13,7 +14,9 @@ from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
+import requests
 from flask import Flask
+from waitress import wasyncore
 from waitress.server import TcpWSGIServer, create_server
 
 from consent_service import db
@@ -50,15 +53,50 @@ def _start_worker(home: Path, stack: ExitStack) -> None:
     stack.callback(stop)
 
 
-def _start_web(app: Flask, stack: ExitStack) -> str:
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+def start_web(app: Flask, stack: ExitStack) -> str:
+    """Serves `app` with waitress in a thread on a free local port until `stack` closes; returns
+    its URL. Closing waits for the requests in flight, then stops the server's loop, then closes
+    its sockets: nothing is closed under a thread still using it."""
+    sockets: dict[int, socket.socket] = {}  # the server's own map, so this thread can close it
+    server = create_server(app, map=sockets, host="127.0.0.1", port=0, threads=4)
     # One address to listen on: one TCP server (a MultiSocketServer serves several).
     assert isinstance(server, TcpWSGIServer)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stopping = threading.Event()
+
+    def serve() -> None:  # waitress's server.run(), made to stop
+        while not stopping.is_set():
+            wasyncore.loop(
+                timeout=server.adj.asyncore_loop_timeout,
+                use_poll=server.adj.asyncore_use_poll,
+                map=sockets,
+                count=1,
+            )
+
+    def stop() -> None:
+        # A task thread ends its request by waking the loop through the server's trigger: closed
+        # first, that wake-up was the EBADF traceback the demo used to end with.
+        server.task_dispatcher.shutdown()
+        stopping.set()
+        server.pull_trigger()
+        thread.join()
+        wasyncore.close_all(sockets)
+
+    thread = threading.Thread(target=serve, name="demo-web", daemon=True)
     thread.start()
-    stack.callback(server.close)
+    stack.callback(stop)
     _host, port = server.getsockname()  # the port the system picked (port=0)
     return f"http://127.0.0.1:{port}"
+
+
+def _metrics_summary(scrape: str) -> list[str]:
+    """The scrape's samples worth a glance: every non-zero one but the latency buckets."""
+    return [
+        line
+        for line in scrape.splitlines()
+        if line.startswith("consent_")
+        and "_bucket{" not in line
+        and float(line.rsplit(" ", 1)[1]) != 0
+    ]
 
 
 def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
@@ -79,7 +117,7 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
     failures = 0
     with ExitStack() as stack, app.app_context():
         _start_worker(home, stack)
-        url = _start_web(app, stack)
+        url = start_web(app, stack)
         svc = services()
         say(f"Web app and API at {url}; a Celery worker with the face model is running.\n")
 
@@ -170,6 +208,14 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
             DecisionKind.DENY,
             source=sources["obama3.jpg"],
         )
+        scrape = requests.get(f"{url}/metrics", timeout=30).text
+        kept = ""
+        if not temporary:  # a temporary home is removed at the end
+            (home / "metrics.prom").write_text(scrape)
+            kept = f"; the whole scrape in {home / 'metrics.prom'}"
+        say(f"\nMetrics after these jobs (GET {url}/metrics{kept}):")
+        for line in _metrics_summary(scrape):
+            say(f"    {line}")
     say("\nAll decisions as expected." if not failures else f"\n{failures} unexpected decision(s)")
     if temporary:
         shutil.rmtree(home, ignore_errors=True)

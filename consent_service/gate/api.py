@@ -10,7 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from consent_service import db
 from consent_service.api_contract import idempotency, ratelimit
-from consent_service.api_contract.operations import api_operation
+from consent_service.api_contract.operations import api_operation, request_body
 from consent_service.gate import service, status
 from consent_service.gate.public import decided_job_view, job_view
 from consent_service.gate.schemas import (
@@ -46,7 +46,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def submit_job():
     session = db.session()
     key = idempotency.request_key()
-    form = JobSubmission.from_request(request.form, request.files)
+    form = request_body(JobSubmission)
     uploads = form.uploads()
     job, created = idempotency.create_once(
         session,
@@ -117,7 +117,7 @@ def verify_decision() -> Response:
     # Public, so counted per client address rather than per key.
     ratelimit.enforce(f"verify:{request.remote_addr}")
     idempotency.request_key()  # checked like on every POST; verifying creates nothing
-    body = VerifyRequest.model_validate(request.get_json(silent=True))
+    body = request_body(VerifyRequest)
     svc = services()
     claims, kid = verify_token(
         body.token,
@@ -147,8 +147,8 @@ def verify_decision() -> Response:
 @bp.get("/decisions/<token_ref>/status")
 @api_operation(
     "Whether a decision still stands (its public status URL)",
-    description="No API key. `token_ref` is a decision token's id (`jti`, 32 hex digits, as "
-    "in the AIGC label's ReservedCode1) or the SHA-256 of the whole token (64 hex digits). "
+    description="No API key. `token_ref` is a decision token's id (`jti`, 32 hex digits) or "
+    "the SHA-256 of the whole token (64 hex digits, as in the AIGC label's ReservedCode1). "
     "Answers only the status: valid, superseded (with the revision that replaced it), "
     "consent_withdrawn or consent_expired (with `since`); never the job, the provider, the "
     "person or the grant. An unknown token is a 404. Cacheable for a minute. Limited per "
@@ -202,7 +202,7 @@ def get_assurance_minimums():
 )
 @require_provider
 def put_assurance_minimums():
-    body = AssuranceMinimums.model_validate(request.get_json(silent=True))
+    body = request_body(AssuranceMinimums)
     minimums = providers.set_assurance_minimums(
         db.session(),
         services().audit_key,

@@ -64,15 +64,20 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def aigc_label(provider_name: str, job_id: str, jti: str) -> dict[str, Any]:
+def aigc_label(provider_name: str, job_id: str, token_sha256: str) -> dict[str, Any]:
     """GB 45438-2025's implicit label for the output of an allowed edit, to embed in its metadata
     under `AIGC`: generated content (Label 1), by this provider, traceable to this job and, by
-    `ReservedCode1`, to the decision token. The distributing platform fills the Propagate fields."""
+    `ReservedCode1`, to the decision token (its SHA-256, which the public status URL accepts and
+    which reveals none of the token's claims). The distributing platform fills the Propagate
+    fields and `ReservedCode2`; they are present and empty, as the standard lists seven."""
     return {
         "AIGC": {
             "Label": "1",
             "ContentProducer": provider_name,
             "ProduceID": job_id,
-            "ReservedCode1": jti,
+            "ReservedCode1": token_sha256,
+            "ContentPropagator": "",
+            "PropagateID": "",
+            "ReservedCode2": "",
         }
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
@@ -120,7 +120,11 @@ class DecisionRevision(SQLModel, table=True):
     once per revision: UNIQUE (job_id, revision)."""
 
     __tablename__ = "decision_revision"
-    __table_args__ = (UniqueConstraint("job_id", "revision"),)
+    # The time index: the metrics read the decisions of their window (observability.metrics).
+    __table_args__ = (
+        UniqueConstraint("job_id", "revision"),
+        Index("ix_decision_revision_created_at", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="gate_job.id", index=True, max_length=32)

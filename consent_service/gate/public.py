@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject
-from consent_service.gate.claims import aigc_label, subject_reference
+from consent_service.gate.claims import aigc_label, subject_reference, token_digest
 from consent_service.gate.decisions import media_of
 from consent_service.gate.models import Decision, Finding, GateJob
 from consent_service.gate.schemas import FindingPublic, JobPublic, MediaPublic
@@ -42,10 +42,10 @@ def decided_job_view(
     findings = [f for f, _ in rows]
     subjects = {f.subject_id: sub for f, sub in rows if sub is not None}
     label = None
-    if decision and decision.jti and decision.decision == DecisionKind.ALLOW:
+    if decision and decision.token and decision.decision == DecisionKind.ALLOW:
         provider = session.get(Provider, job.provider_id)
         assert provider is not None  # a job's provider is never deleted
-        label = aigc_label(provider.name, job.id, decision.jti)
+        label = aigc_label(provider.name, job.id, token_digest(decision.token))
     return JobPublic(
         id=job.id,
         status=JobStatus(job.status),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from celery import Task, shared_task
 from sqlalchemy.exc import IntegrityError
 
-from consent_service import db
+from consent_service import db, logcontext
 from consent_service.biometrics.service import ENROLL_TASKS, FaceMatching
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.gate import pipeline
@@ -44,15 +44,16 @@ def signing(svc: Services) -> Signing:
 @shared_task(name=PROCESS_JOB, ignore_result=True, bind=True)
 def process_job(task: Task, job_id: str) -> str:
     svc = services()
-    return decide(
-        job_id,
-        pipeline.Delivery(task.request.id, timedelta(seconds=svc.settings.task_time_limit)),
-        svc.media_store,
-        svc.face_matching,
-        svc.voice_matching,
-        signing(svc),
-        svc.settings.job_max_attempts,
-    )
+    with logcontext.bound(job_id=job_id):  # every line of this job names it
+        return decide(
+            job_id,
+            pipeline.Delivery(task.request.id, timedelta(seconds=svc.settings.task_time_limit)),
+            svc.media_store,
+            svc.face_matching,
+            svc.voice_matching,
+            signing(svc),
+            svc.settings.job_max_attempts,
+        )
 
 
 def decide(

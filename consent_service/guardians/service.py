@@ -14,7 +14,7 @@ from consent_service.accounts.models import Guardianship, Subject, User
 from consent_service.accounts.service import guardian_reference, guardianship_of, subject_of
 from consent_service.audit import service as audit
 from consent_service.crypto import KeySource
-from consent_service.errors import InvalidRequest
+from consent_service.errors import N_, InvalidRequest
 from consent_service.rows import row_id
 from consent_service.timeutil import utcnow
 
@@ -22,7 +22,8 @@ from consent_service.timeutil import utcnow
 CHILD_AGE_LIMIT = 14
 # What a guardian may declare to be; the words for each are in i18n/labels.py.
 RELATIONSHIPS = ("parent", "legal_guardian")
-DECLARATION = (
+# Marked for extraction (the form shows it translated); stored in English as the record.
+DECLARATION = N_(
     "I am this child's parent or legal guardian, the child is under 14, and I give and withdraw "
     "consent for the child's face and voice on the child's behalf."
 )

@@ -3,6 +3,7 @@ account, else the switch's cookie, else the browser's Accept-Language, else Engl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from babel import Locale
@@ -77,6 +78,12 @@ def compile_catalogs(source: Path = TRANSLATIONS, target: Path = TRANSLATIONS) -
     return target
 
 
+def words(items: Iterable[object]) -> str:
+    """A list in the page's language: "face swap, face reenactment"; "换脸、人脸驱动"."""
+    separator = "、" if current_language().startswith("zh") else ", "
+    return separator.join(str(item) for item in items)
+
+
 def init_app(app: Flask, home: Path) -> None:
     try:
         directory = compile_catalogs()
@@ -85,8 +92,9 @@ def init_app(app: Flask, home: Path) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(directory)
     babel.init_app(app, locale_selector=select_locale)
-    # `{{ grant.operations|map("label")|join(", ") }}`, `{{ req.status|label("request") }}`
+    # `{{ grant.operations|map("label")|words }}`, `{{ req.status|label("request") }}`
     app.add_template_filter(label, "label")
+    app.add_template_filter(words, "words")
 
     @app.context_processor
     def _language():

@@ -17,12 +17,14 @@ from consent_service.vocabulary import (
     ComplaintStatus,
     ConsentRequestStatus,
     DecisionKind,
+    DecisionStanding,
     EnrollmentStatus,
     GrantStatus,
     JobStatus,
     Modality,
     Operation,
     Outcome,
+    ProviderStatus,
     Role,
 )
 
@@ -92,6 +94,11 @@ GRANT_STATUSES: dict[GrantStatus, LazyString] = {
     GrantStatus.EXPIRED: _l("expired"),
     GrantStatus.REFUSED: _l("refused"),
 }
+PROVIDER_STATUSES: dict[ProviderStatus, LazyString] = {
+    ProviderStatus.PENDING: _l("awaiting approval"),
+    ProviderStatus.ACTIVE: _l("active"),
+    ProviderStatus.SUSPENDED: _l("suspended"),
+}
 JOB_STATUSES: dict[JobStatus, LazyString] = {
     JobStatus.QUEUED: _l("queued"),
     JobStatus.PROCESSING: _l("processing"),
@@ -117,6 +124,13 @@ COMPLAINT_KINDS: dict[str, LazyString] = {
     ComplaintKind.CONSENT_NOT_HONOURED: _l("My refusal or withdrawal of consent was not honoured"),
     ComplaintKind.WRONG_PERSON: _l("I was mistaken for someone else (or they for me)"),
     ComplaintKind.OTHER: _l("Something else about how my face or voice is used"),
+}
+# Whether a decision still stands (its public status; the label check page).
+DECISION_STANDINGS: dict[str, LazyString] = {
+    DecisionStanding.VALID: _l("still valid"),
+    DecisionStanding.SUPERSEDED: _l("superseded by a later decision"),
+    DecisionStanding.CONSENT_WITHDRAWN: _l("consent withdrawn"),
+    DecisionStanding.CONSENT_EXPIRED: _l("consent expired"),
 }
 COMPLAINT_STATUSES: dict[str, LazyString] = {
     ComplaintStatus.RECEIVED: _l("received, waiting for an operator"),
@@ -149,12 +163,14 @@ LABELS: dict[Any, LazyString] = {
 KINDS: dict[str, Mapping[Any, LazyString]] = {
     "grant": GRANT_STATUSES,
     "job": JOB_STATUSES,
+    "provider": PROVIDER_STATUSES,
     "enrollment": ENROLLMENT_STATUSES,
     "request": REQUEST_STATUSES,
     "relationship": RELATIONSHIPS,
     "complaint_kind": COMPLAINT_KINDS,
     "complaint": COMPLAINT_STATUSES,
     "complaint_outcome": COMPLAINT_OUTCOMES,
+    "decision_status": DECISION_STANDINGS,
 }
 
 

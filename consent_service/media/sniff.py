@@ -1,4 +1,6 @@
-"""What an upload is, from its first bytes: never from its name or the client's content type."""
+"""What an upload is, from its first bytes: never from its name or the client's content type.
+The signatures live here once: the kind and demuxer for the gate's media, the MIME type for a
+complaint's evidence."""
 
 from __future__ import annotations
 
@@ -17,15 +19,17 @@ class MediaKind(StrEnum):
 VIDEO_DEMUXERS = ("mov", "matroska", "avi")
 AUDIO_DEMUXERS = ("wav", "flac", "ogg", "mp3")
 
-_IMAGE_MAGIC = (
-    b"\xff\xd8\xff",  # JPEG
-    b"\x89PNG\r\n\x1a\n",
-    b"GIF87a",
-    b"GIF89a",
-    b"BM",
-    b"II*\x00",  # TIFF, little-endian
-    b"MM\x00*",  # TIFF, big-endian
+# Image signatures and their MIME types (WebP, a RIFF form, is told apart by its form type).
+_IMAGE_TYPES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),  # little-endian
+    (b"MM\x00*", "image/tiff"),  # big-endian
 )
+_IMAGE_MAGIC = tuple(magic for magic, _ in _IMAGE_TYPES)
 # ISO base media boxes that may open an MP4/MOV file.
 _MOV_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
 _PLAYLIST_MARKERS = (b"#EXTM3U", b"ffconcat", b"v=0", b"[playlist]", b"<?xml", b"<smil", b"<MPD")
@@ -64,3 +68,39 @@ def sniff(data: bytes) -> MediaKind | None:
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_PLAYLIST_MARKERS):
         return MediaKind.PLAYLIST
     return None
+
+
+# The MIME type of each accepted container, by its demuxer (MP4/MOV by its brand, below).
+# Matroska is answered as WebM, the subset browsers record, as evidence has always been labelled.
+_CONTAINER_TYPES = {
+    "matroska": "video/webm",
+    "avi": "video/x-msvideo",
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "mp3": "audio/mpeg",
+}
+
+
+def media_type(data: bytes) -> str | None:
+    """The MIME type of a file from its signature: every image, audio and video container
+    `sniff` recognises, and PDF; None for anything else (playlists included)."""
+    head = data[:16]
+    for magic, mime in _IMAGE_TYPES:
+        if head.startswith(magic):
+            return mime
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    fmt = container_format(data)
+    if fmt == "mov":
+        if head[4:8] != b"ftyp":
+            return "video/quicktime"  # an old QuickTime file opening with another box
+        brand = head[8:12]
+        if brand == b"qt  ":
+            return "video/quicktime"
+        if brand.startswith(b"M4A"):
+            return "audio/mp4"
+        return "video/mp4"
+    return _CONTAINER_TYPES.get(fmt) if fmt else None

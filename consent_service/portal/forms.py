@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -18,11 +19,9 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from consent_service.consent.forms import AtLeastOne, MultiCheckbox
-from consent_service.i18n.labels import ASSURANCES, OPERATIONS
+from consent_service.i18n.labels import ASSURANCES, DECISIONS, JOB_STATUSES, OPERATIONS
 from consent_service.vocabulary import (
     Assurance,
-    DecisionKind,
-    JobStatus,
     Operation,
     Scope,
     WebhookEvent,
@@ -40,6 +39,12 @@ SCOPE_HELP = {
 OVERLAP_HOURS = (0, 1, 24, 72, 168)
 
 
+def _scope_label(scope: Scope) -> LazyString:
+    """The scope's code (what the API and its document say) and, in the page's language, what
+    it lets a key do."""
+    return LazyString(lambda: f"{scope.value}: {SCOPE_HELP[scope]}")
+
+
 class NewKeyForm(FlaskForm):
     name = StringField(
         _l("Name (what uses the key, e.g. “render farm eu-1”)"),
@@ -47,7 +52,7 @@ class NewKeyForm(FlaskForm):
     )
     scopes = MultiCheckbox(
         _l("Scopes (what the key may do)"),
-        choices=[SelectChoice(s.value, f"{s.value}: {SCOPE_HELP[s]}") for s in Scope],
+        choices=[SelectChoice(s.value, _scope_label(s)) for s in Scope],
         validators=[AtLeastOne(_l("Choose at least one scope."))],
         # A job integration's pair; admins tick more when the key does more.
         default=[Scope.JOBS_WRITE.value, Scope.JOBS_READ.value],
@@ -88,29 +93,33 @@ class RevokeKeyForm(FlaskForm):
 
 
 class WebhookForm(FlaskForm):
-    url = URLField("URL the events are POSTed to", validators=[DataRequired(), Length(max=2000)])
-    events = MultiCheckbox(
-        "Events",
-        choices=[SelectChoice(e.value, e.value) for e in WebhookEvent],
-        validators=[AtLeastOne("Choose at least one event.")],
+    url = URLField(
+        _l("URL the events are POSTed to"), validators=[DataRequired(), Length(max=2000)]
     )
-    active = BooleanField("Active (send events)")
-    rotate_secret = BooleanField("Issue a new signing secret (the old one stops working)")
+    # Event names are codes the receiver's code reads: shown as they are sent.
+    events = MultiCheckbox(
+        _l("Events"),
+        choices=[SelectChoice(e.value, e.value) for e in WebhookEvent],
+        validators=[AtLeastOne(_l("Choose at least one event."))],
+    )
+    active = BooleanField(_l("Active (send events)"))
+    rotate_secret = BooleanField(_l("Issue a new signing secret (the old one stops working)"))
 
 
-def _choices(values) -> list[SelectChoice]:
-    return [SelectChoice("", "any"), *(SelectChoice(v.value, v.value) for v in values)]
+def _choices(labels) -> list[SelectChoice]:
+    """ "Any", then each code with its words in the page's language (the code is the value)."""
+    return [SelectChoice("", _l("any")), *(SelectChoice(c.value, w) for c, w in labels.items())]
 
 
 class JobFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET search form
 
-    status = SelectField("Status", choices=_choices(JobStatus), validators=[Optional()])
-    decision = SelectField("Decision", choices=_choices(DecisionKind), validators=[Optional()])
-    operation = SelectField("Operation", choices=_choices(Operation), validators=[Optional()])
-    created_from = DateField("From (UTC day)", validators=[Optional()])
-    created_to = DateField("To (UTC day, included)", validators=[Optional()])
+    status = SelectField(_l("Status"), choices=_choices(JOB_STATUSES), validators=[Optional()])
+    decision = SelectField(_l("Decision"), choices=_choices(DECISIONS), validators=[Optional()])
+    operation = SelectField(_l("Operation"), choices=_choices(OPERATIONS), validators=[Optional()])
+    created_from = DateField(_l("From (UTC day)"), validators=[Optional()])
+    created_to = DateField(_l("To (UTC day, included)"), validators=[Optional()])
 
 
 class AssuranceForm(FlaskForm):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Response, abort, current_app, g, request, url_for
+from flask import abort, g, request, url_for
 from flask import session as web_session
 from flask_login import current_user
 from sqlmodel import Session
@@ -21,9 +21,8 @@ from consent_service import db
 from consent_service.accounts import service as accounts
 from consent_service.accounts.models import Subject
 from consent_service.api_contract import ratelimit
-from consent_service.api_contract.operations import ApiOperation
-from consent_service.errors import ApiKeyExpired, NotFound
-from consent_service.errors_http import problem
+from consent_service.api_contract.operations import current_operation
+from consent_service.errors import NotFound, ScopeMissing, Unauthenticated
 from consent_service.providers.service import authenticate_key
 from consent_service.vocabulary import Scope
 
@@ -61,17 +60,11 @@ def _api_key() -> str | None:
     return request.headers.get("X-API-Key")
 
 
-def _unauthorized(title: str, detail: str, challenge: str) -> Response:
-    response = problem(401, title, detail)
-    response.headers["WWW-Authenticate"] = challenge
-    return response
-
-
 def _declared_scope() -> Scope:
     """The scope the endpoint's `api_operation` declares: the one source the OpenAPI document
     states too. An endpoint behind a key that declares none is a bug, refused loudly."""
-    spec = getattr(current_app.view_functions.get(request.endpoint or ""), "api_operation", None)
-    if not isinstance(spec, ApiOperation) or spec.scope is None:
+    spec = current_operation()
+    if spec is None or spec.scope is None:
         raise RuntimeError(f"{request.endpoint} needs an API key but declares no scope")
     return spec.scope
 
@@ -83,34 +76,14 @@ def require_provider(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         scope = _declared_scope()
-        try:
-            holder = authenticate_key(db.session(), _api_key())
-        except ApiKeyExpired as exc:
-            return _unauthorized(
-                "ApiKeyExpired",
-                str(exc),
-                'Bearer realm="consent-service", error="invalid_token", '
-                'error_description="The API key expired"',
-            )
+        # An expired key raises ApiKeyExpired: a 401 saying so, unlike an unknown one.
+        holder = authenticate_key(db.session(), _api_key())
         if holder is None:  # one answer for missing, unknown, revoked and malformed keys
-            return _unauthorized(
-                "Unauthorized", "A valid API key is required.", 'Bearer realm="consent-service"'
-            )
+            raise Unauthenticated("A valid API key is required.")
         ratelimit.enforce(_api_key())
         if not holder.allows(scope):
             # RFC 6750's insufficient_scope, with the scope named for people and programs.
-            response = problem(
-                403,
-                "ScopeMissing",
-                f"This API key is not allowed {scope.value}, the scope this operation needs. "
-                "Use a key with that scope, or have a provider admin create one in the portal.",
-                required_scope=scope.value,
-                key_scopes=sorted(s.value for s in holder.scopes),
-            )
-            response.headers["WWW-Authenticate"] = (
-                f'Bearer realm="consent-service", error="insufficient_scope", scope="{scope.value}"'
-            )
-            return response
+            raise ScopeMissing(scope.value, sorted(s.value for s in holder.scopes))
         g.provider, g.api_key = holder.provider, holder.key
         return view(*args, **kwargs)
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from consent_service.api_contract.schemas import Page
 from consent_service.vocabulary import DeliveryStatus, WebhookEvent
 
 
@@ -55,7 +56,7 @@ class DeliveryPublic(BaseModel):
     job_id: str | None
 
 
-class DeliveryList(BaseModel):
+class DeliveryList(Page):
     model_config = ConfigDict(extra="forbid")
 
     deliveries: list[DeliveryPublic] = Field(description="Newest first.")

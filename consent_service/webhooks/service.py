@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from consent_service import db
@@ -145,15 +147,28 @@ def delivery_view(d: WebhookDelivery) -> DeliveryPublic:
     )
 
 
-def list_deliveries(session: Session, provider: Provider, limit: int = 50) -> list[WebhookDelivery]:
-    return list(
-        session.exec(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.provider_id == provider.id)
-            .order_by(col(WebhookDelivery.created_at).desc())
-            .limit(max(1, min(limit, 500)))
+def list_deliveries(
+    session: Session,
+    provider: Provider,
+    limit: int = 50,
+    after: tuple[datetime, str] | None = None,
+) -> list[WebhookDelivery]:
+    """The provider's deliveries, newest first (then by id, so the order is total): `limit` of
+    them, after the (created_at, id) of the last one a page before showed."""
+    query = select(WebhookDelivery).where(WebhookDelivery.provider_id == provider.id)
+    if after is not None:
+        created_at, delivery_id = after
+        query = query.where(
+            or_(
+                col(WebhookDelivery.created_at) < created_at,
+                and_(
+                    col(WebhookDelivery.created_at) == created_at,
+                    col(WebhookDelivery.id) < delivery_id,
+                ),
+            )
         )
-    )
+    order = (col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc())
+    return list(session.exec(query.order_by(*order).limit(max(1, min(limit, 500)))))
 
 
 def get_delivery(session: Session, provider: Provider, delivery_id: str) -> WebhookDelivery:

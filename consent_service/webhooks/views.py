@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify
 
 from consent_service import db
-from consent_service.api_contract.operations import api_operation
+from consent_service.api_contract import pagination
+from consent_service.api_contract.operations import api_operation, request_body
+from consent_service.api_contract.schemas import PageQuery
 from consent_service.runtime import services
 from consent_service.vocabulary import Scope
 from consent_service.web import require_provider
@@ -40,7 +42,7 @@ def _public(webhook: Webhook, secret: str | None = None) -> dict[str, Any]:
 )
 @require_provider
 def put_webhook() -> Response:
-    body = WebhookUpdate.model_validate(request.get_json(silent=True))
+    body = request_body(WebhookUpdate)
     svc = services()
     session = db.session()
     webhook, secret = service.configure(
@@ -72,16 +74,28 @@ def get_webhook() -> Response:
 @bp.get("/webhook/deliveries")
 @api_operation(
     "List webhook deliveries",
-    description="The latest 50 deliveries: status, attempts, last answer, next attempt.",
+    description="The deliveries, newest first, a page at a time (`limit`, 50 by default; "
+    "`cursor` from the page before's `next_cursor`): status, attempts, last answer, next "
+    "attempt.",
     # Reading needs the admin scope too: deliveries carry the events' bodies and the
     # receiver's answers, and the settings the URL; a key that only runs jobs has no use
     # for them.
     responses={200: DeliveryList},
+    query=PageQuery,
     tags=("webhooks",),
     scope=Scope.WEBHOOKS_ADMIN,
 )
 @require_provider
 def list_deliveries() -> Response:
-    deliveries = service.list_deliveries(db.session(), g.provider, 50)
-    body = DeliveryList(deliveries=[service.delivery_view(d) for d in deliveries])
-    return jsonify(body.model_dump(mode="json"))
+    page = pagination.query()
+    rows = service.list_deliveries(
+        db.session(), g.provider, page.limit + 1, after=pagination.decode(page.cursor)
+    )
+    deliveries, more = pagination.split(rows, page.limit)
+    last = deliveries[-1] if more else None
+    return pagination.page_response(
+        DeliveryList(
+            deliveries=[service.delivery_view(d) for d in deliveries],
+            next_cursor=pagination.encode((last.created_at, last.id)) if last else None,
+        )
+    )

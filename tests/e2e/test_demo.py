@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
 
@@ -27,4 +28,22 @@ def test_demo_prints_allow_deny_and_needs_consent(tmp_path):
     assert "→ needs_consent (reasons: not_covered" in out
     assert "→ deny (reasons: revoked" in out
     assert "All decisions as expected." in out
+    assert "Traceback" not in result.stderr, result.stderr  # the demo ends cleanly
     assert (tmp_path / "demo" / "broker.sqlite").exists()  # the embedded broker carried the jobs
+    # It ends with a scrape of its /metrics: the three jobs, as the gate decided them.
+    assert 'consent_gate_decisions{decision="needs_consent"} 1.0' in out
+    scrape = (tmp_path / "demo" / "metrics.prom").read_text()
+    families = {f.name: f for f in text_string_to_metric_families(scrape)}
+    decided = {s.labels["decision"]: s.value for s in families["consent_gate_decisions"].samples}
+    assert decided == {"allow": 1, "deny": 1, "needs_consent": 1}
+    reasons = {
+        (s.labels["decision"], s.labels["reason"]): s.value
+        for s in families["consent_gate_decision_reasons"].samples
+    }
+    assert reasons == {
+        ("allow", "all_consented"): 1,
+        ("needs_consent", "not_covered"): 1,
+        ("deny", "revoked"): 1,
+    }
+    latency = families["consent_gate_decision_latency_seconds"].samples
+    assert [s.value for s in latency if s.labels.get("le") == "+Inf"] == [3]

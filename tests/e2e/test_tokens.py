@@ -7,13 +7,18 @@ import hashlib
 import json
 from datetime import datetime
 
+import c2pa
 import jwt
 import pytest
+from click.testing import CliRunner
 from sqlmodel import select
 
 from consent_service import db
 from consent_service.audit.models import AuditEvent
+from consent_service.cli import main
+from consent_service.cli_support import AppLoader
 from consent_service.gate.models import Decision
+from consent_service.labels.provenance import CONSENT_ASSERTION
 from consent_service.timeutil import as_utc
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
@@ -78,7 +83,10 @@ def test_an_allowed_job_carries_a_verifiable_token_matching_the_job(stack, decid
             "Label": "1",
             "ContentProducer": "Studio Tokens",
             "ProduceID": job["id"],
-            "ReservedCode1": claims["jti"],
+            "ReservedCode1": hashlib.sha256(job["token"].encode()).hexdigest(),
+            "ContentPropagator": "",
+            "PropagateID": "",
+            "ReservedCode2": "",
         }
     }
     # Written with the decision, and named in its audit entry.
@@ -141,14 +149,35 @@ def test_the_verify_endpoint_accepts_the_real_token_and_refuses_it_altered(stack
     assert refused.status_code == 422 and "altered" in refused.get_json()["detail"]
 
 
-def test_the_token_status_of_a_revoked_grants_decision(stack, decided):
+def test_the_token_status_of_a_revoked_grants_decision(stack, decided, base_url, photos, tmp_path):
     """The Must show: an allow decided by the real worker is `valid`; once the person revokes
     the grant behind it, its token's status is `consent_withdrawn` since the revocation, by the
-    public status URL (by jti and by the token's SHA-256) and by the verify endpoint. Last in
-    this module: it revokes the grant the other tests' allowed job relied on."""
+    public status URL (by jti and by the token's SHA-256), by the verify endpoint, and by
+    `consent-service label read` of a photo labelled with `label embed` (read by stock
+    c2pa-python too), asking the web process over HTTP. Last in this module: it revokes the
+    grant the other tests' allowed job relied on."""
     client, job = stack.client(), decided["allowed"]
-    jti = job["label"]["AIGC"]["ReservedCode1"]
-    digest = hashlib.sha256(job["token"].encode()).hexdigest()
+    labelled = tmp_path / "labelled.jpg"
+    embed = ["label", "embed", str(photos["obama.jpg"]), "--token", job["token"]]
+    embedded = _cli(stack, *embed, "-o", str(labelled))
+    assert embedded.exit_code == 0, embedded.output
+    with c2pa.Reader(str(labelled)) as reader:
+        assert reader.get_validation_state() == "Valid"
+        consent = next(
+            a["data"]
+            for a in reader.get_active_manifest()["assertions"]
+            if a["label"] == CONSENT_ASSERTION
+        )
+    assert (consent["decision"], consent["token_sha256"]) == (
+        "allow",
+        job["label"]["AIGC"]["ReservedCode1"],
+    )
+    read = _cli(stack, "label", "read", str(labelled), "--service", base_url)
+    assert read.exit_code == 0 and "status: valid" in read.output, read.output
+    print(f"\n[{stack.backend}] label read before revoking:\n{read.output}")
+    jti = jwt.decode(job["token"], options={"verify_signature": False})["jti"]
+    digest = job["label"]["AIGC"]["ReservedCode1"]
+    assert digest == hashlib.sha256(job["token"].encode()).hexdigest()
     before = client.get(f"/api/v1/decisions/{jti}/status")
     assert before.status_code == 200 and before.get_json()["status"] == "valid"
     assert before.get_json()["since"] is None
@@ -187,3 +216,10 @@ def test_the_token_status_of_a_revoked_grants_decision(stack, decided):
         }
     ]
     print(f"[{stack.backend}] verify → status {verified['status']}, grants {verified['grants']}")
+    read = _cli(stack, "label", "read", str(labelled), "--service", base_url)
+    assert read.exit_code == 3 and "status: consent_withdrawn since" in read.output, read.output
+    print(f"[{stack.backend}] label read after revoking:\n{read.output}")
+
+
+def _cli(stack, *args):
+    return CliRunner().invoke(main, list(args), obj=AppLoader(lambda: stack.app))

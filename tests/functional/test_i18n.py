@@ -83,7 +83,7 @@ def test_other_browsers_get_english_and_the_api_stays_english(site):
         assert '<html lang="en">' in page and "Protect your face" in page
     api = _browser(site, ZH).client.get("/api/v1/no-such-thing")
     assert api.status_code == 404 and api.mimetype == "application/problem+json"
-    assert api.get_json()["title"] == "Not Found"
+    assert api.get_json()["title"] == "Not found" and api.get_json()["code"] == "NotFound"
 
 
 def test_the_switch_changes_the_language_and_sticks_to_the_account(site):

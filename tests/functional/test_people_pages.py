@@ -255,7 +255,7 @@ def test_a_chinese_page_names_edits_roles_and_outcomes_in_chinese(site):
 
     dashboard = person.get("/")
     [row] = re.findall(r"<tr data-grant=.*?</tr>", dashboard, re.S)
-    assert "人脸: 人脸驱动, 换脸" in row and "目标" in _visible(row)
+    assert "人脸：人脸驱动、换脸" in row and "目标" in _visible(row)
     [recent] = re.findall(r"<li>[^<]*Globex.*?</li>", dashboard, re.S)
     assert "换脸 · 已阻止 (同意已撤回)" in recent
 
@@ -264,7 +264,7 @@ def test_a_chinese_page_names_edits_roles_and_outcomes_in_chinese(site):
         rf"<tr class=\"blocked\">(?:(?!</tr>).)*{blocked[:12]}.*?</tr>", ledger, re.S
     )
     shown = _visible(entry)
-    assert "换脸" in shown and "目标" in shown and "已阻止: 拒绝 (同意已撤回)" in shown
+    assert "换脸" in shown and "目标" in shown and "已阻止：拒绝 (同意已撤回)" in shown
     for code in ("face_swap", "face_reenactment", "target", "revoked", "deny"):
         assert code not in _visible(row) + _visible(recent) + shown, code
     # Scripts still find the codes.

@@ -74,6 +74,7 @@ def test_the_document_names_each_operations_scope(api):
         ("get", "/api/v1/webhook/deliveries"): "webhooks:admin",
         ("get", "/api/v1/complaints/{complaint_id}"): "jobs:read",
         ("post", "/api/v1/complaints/{complaint_id}/answer"): "jobs:write",
+        ("post", "/api/v1/jobs/{job_id}/label"): "labels",
     }
     for (method, path), scope in wanted.items():
         op = operations[(method, path)]
@@ -98,7 +99,8 @@ def test_a_key_without_the_operations_scope_gets_a_403_naming_it(api):
         assert refused.status_code == 403, (method, path)
         assert refused.mimetype == PROBLEM
         body = refused.get_json()
-        assert body["title"] == "ScopeMissing" and body["required_scope"] == scope
+        assert body["code"] == "ScopeMissing" and body["required_scope"] == scope
+        assert body["title"] == "Scope missing"
         assert scope in body["detail"] and scope not in body["key_scopes"]
         assert f'scope="{scope}"' in refused.headers["WWW-Authenticate"]
         allowed = _call(api, method, path, _key(api, Scope(scope)))
@@ -138,11 +140,14 @@ def test_an_expired_key_gets_a_401_saying_it_expired(api):
         s.add(row)
     answer = api.client().get("/api/v1/jobs/x", headers=api.auth(raw))
     assert answer.status_code == 401 and answer.mimetype == PROBLEM
-    assert answer.get_json()["title"] == "ApiKeyExpired"
+    assert answer.get_json()["code"] == "ApiKeyExpired"
+    assert answer.get_json()["title"] == "API key expired"
     assert "expired at" in answer.get_json()["detail"]
     assert 'error="invalid_token"' in answer.headers["WWW-Authenticate"]
     unknown = api.client().get("/api/v1/jobs/x", headers=api.auth("cs_00000000_" + "x" * 43))
-    assert unknown.status_code == 401 and unknown.get_json()["title"] == "Unauthorized"
+    assert unknown.status_code == 401 and unknown.get_json()["code"] == "Unauthorized"
+    assert unknown.headers["WWW-Authenticate"] == 'Bearer realm="consent-service"'
+    assert "RateLimit-Limit" not in unknown.headers  # answered before any key is counted
 
 
 def test_the_cli_issues_rotates_and_revokes_keys(api):

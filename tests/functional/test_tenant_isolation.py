@@ -12,14 +12,17 @@ one) fails it: add its plan to `PLANS`."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from sqlmodel import select
 from urllib3 import encode_multipart_formdata
 
@@ -70,7 +73,8 @@ class World:
 
     @property
     def jti(self) -> str:
-        return self.allowed_job["label"]["AIGC"]["ReservedCode1"]
+        # The token's id (the label's ReservedCode1 is its digest, below).
+        return jwt.decode(self.token, options={"verify_signature": False})["jti"]
 
     @property
     def digest(self) -> str:
@@ -274,6 +278,19 @@ def _answer_complaints(w: World, template: str) -> list[Call]:
     return out
 
 
+def _label_jobs(w: World, template: str) -> list[Call]:
+    """A file to label under each of B's ids as a job: 404 for A; B labels its allowed job."""
+    picture = io.BytesIO()
+    Image.new("RGB", (16, 16), "gray").save(picture, "JPEG")
+    out = []
+    for value in w.path_values():
+        form = [("file", ("out.jpg", picture.getvalue()))]
+        call = Call("POST", template.replace("{job_id}", value), form=form)
+        call.owner_expect = 200 if value == w.allowed_job["id"] else None
+        out.append(call)
+    return out
+
+
 def _checkpoint(w: World, template: str) -> list[Call]:
     # Public and global: positions in the one audit log, no tenant's ids.
     return [
@@ -285,6 +302,7 @@ def _checkpoint(w: World, template: str) -> list[Call]:
 PLANS: dict[str, Plan] = {
     "POST /api/v1/jobs": Plan(_submit_jobs),
     "GET /api/v1/jobs/{job_id}": Plan(_owned_get("job")),
+    "POST /api/v1/jobs/{job_id}/label": Plan(_label_jobs),
     "POST /api/v1/consent-requests": Plan(
         _open_requests, fills=frozenset({"job_id", "subject_ref"})
     ),

@@ -25,6 +25,7 @@ from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens import service as tokens
 from consent_service.vocabulary import Operation, Role
 from tests import factories
+from tests.support import allow_claims
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +40,9 @@ def _jwks(client) -> dict:
     return response.get_json()
 
 
-def _sign(api, **claims) -> str:
+def _sign(api) -> str:
     with api.app.app_context():
-        base = tokens.decision_claims(
-            job_id="j1",
-            provider_id="p1",
-            operation="face_swap",
-            decision="allow",
-            reasons=["all_consented"],
-            media=[{"position": 0, "role": "source", "sha256": "00" * 32}],
-            findings=[],
-        )
-        return services().decision_signer.sign({**base, **claims}, utcnow())[0]
+        return services().decision_signer.sign(allow_claims(), utcnow())[0]
 
 
 def test_stock_pyjwt_verifies_against_the_served_jwks(api):
@@ -93,15 +85,7 @@ def test_verify_endpoint_needs_no_key_and_explains_refusals(api):
 def test_an_expired_token_is_refused_unless_its_status_is_asked_for(api):
     client = api.client()
     with api.app.app_context():
-        base = tokens.decision_claims(
-            job_id="j1",
-            provider_id="p1",
-            operation="face_swap",
-            decision="allow",
-            reasons=["all_consented"],
-            media=[],
-            findings=[],
-        )
+        base = allow_claims(media=[])
         ttl = api.settings.decision_token_ttl
         token = services().decision_signer.sign(base, utcnow() - timedelta(seconds=ttl + 5))[0]
     refused = client.post("/api/v1/decisions/verify", json={"token": token})
@@ -142,7 +126,7 @@ def test_verify_and_status_are_in_the_openapi_document_as_public(api):
 
 def test_a_recorded_decision_carries_its_token_and_label(api):
     """`pipeline.record` signs in the transaction that writes the Decision; the job shows the
-    token and, for an allowed job, the AIGC label whose ReservedCode1 is the token id."""
+    token and, for an allowed job, the AIGC label whose ReservedCode1 is the token's SHA-256."""
     client = api.client()
     body, content_type = encode_multipart_formdata(
         [("operation", "face_swap"), ("source", ("a.jpg", b"not decoded here"))]
@@ -206,7 +190,10 @@ def test_a_recorded_decision_carries_its_token_and_label(api):
             "Label": "1",
             "ContentProducer": "Acme",
             "ProduceID": job_id,
-            "ReservedCode1": stored.jti,
+            "ReservedCode1": hashlib.sha256(stored.token.encode()).hexdigest(),
+            "ContentPropagator": "",
+            "PropagateID": "",
+            "ReservedCode2": "",
         }
     }
 

@@ -30,20 +30,9 @@ from consent_service.services import SigningKeysWithheld
 from consent_service.settings import InsecureSettings, Settings
 from consent_service.timeutil import utcnow
 from consent_service.tokens import service as tokens
+from tests.support import allow_claims
 
 ORIGIN = "consent.example.org/audit"
-
-
-def _claims() -> dict:
-    return tokens.decision_claims(
-        job_id="j1",
-        provider_id="p1",
-        operation="face_swap",
-        decision="allow",
-        reasons=["all_consented"],
-        media=[{"position": 0, "role": "source", "sha256": "00" * 32}],
-        findings=[],
-    )
 
 
 class KeyHost:
@@ -80,7 +69,7 @@ class KeyHost:
 
     def sign(self) -> str:
         signer = tokens.DecisionSigner(self.ring, "consent-service", timedelta(minutes=15))
-        return signer.sign(_claims(), utcnow())[0]
+        return signer.sign(allow_claims(), utcnow())[0]
 
 
 @pytest.fixture

@@ -1,11 +1,20 @@
 """Domain errors speak two ways: `str(error)` is the English sentence (API, CLI, logs) and
 `error.localized()` the reader's language, parameters that are messages translated with it; kept
-on a row as message id + parameters, an error is shown later in any language."""
+on a row as message id + parameters, an error is shown later in any language. Each kind has a
+title in words and a code, both in the README's problem table."""
 
 from __future__ import annotations
 
-from flask_babel import force_locale, gettext
+import importlib
+import pkgutil
+import re
+from pathlib import Path
 
+from flask_babel import force_locale, gettext
+from werkzeug.exceptions import MethodNotAllowed, default_exceptions
+
+import consent_service
+from consent_service.api_contract.ratelimit import RateLimited
 from consent_service.biometrics.retired_messages import STORED
 from consent_service.errors import (
     N_,
@@ -14,8 +23,11 @@ from consent_service.errors import (
     InvalidRequest,
     MediaRejected,
     Msgid,
+    ScopeMissing,
+    UnsupportedMediaType,
     stored_message,
 )
+from consent_service.errors_http import UnreadableForm, http_title
 
 ATTEMPTS = "%(media)s could not be processed after %(num)d attempts."
 
@@ -100,3 +112,46 @@ def test_the_retired_camera_pages_stored_failures_still_read_in_the_readers_lang
         shown = stored_message(turn % {"step": "left"}, kept)
         assert shown and shown.startswith("您的头部没有按要求向左转动")
         assert all(gettext(m) != m for m in STORED)
+
+
+# A problem's title: plain words in sentence case ("Invalid request", "API key expired",
+# "E-mail address not verified"), never a class name ("InvalidRequest", "ApiKeyExpired").
+WORDS = re.compile(r"^(?:[A-Z][a-z'-]*|[A-Z]{2,})(?: (?:[a-z][a-z'-]*|[A-Z]{2,}))*$")
+
+
+def _every_kind() -> list[type[DomainError]]:
+    """Every DomainError subclass in the package (each module imported, so none is missed)."""
+    for module in pkgutil.walk_packages(consent_service.__path__, "consent_service."):
+        if ".migrations" not in module.name:
+            importlib.import_module(module.name)
+    found, todo = [], [DomainError]
+    while todo:
+        kind = todo.pop()
+        found.append(kind)
+        todo.extend(kind.__subclasses__())
+    return found
+
+
+def test_every_problem_kind_has_a_title_in_words_and_is_in_the_readmes_table():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    kinds = _every_kind()
+    assert {InvalidRequest, ScopeMissing, RateLimited, UnsupportedMediaType} <= set(kinds)
+    codes = [kind.code for kind in kinds]
+    assert len(codes) == len(set(codes)), "two kinds share a code"
+    for kind in kinds:
+        assert WORDS.match(kind.title), (kind, kind.title)
+        row = re.compile(rf"^\| `{kind.code}` \| [^|]+ \| {re.escape(kind.title)} \|", re.M)
+        assert row.search(readme), f"{kind.code} ({kind.title}) is not in README's problem table"
+
+
+def test_a_class_named_title_would_fail():
+    assert not WORDS.match("InvalidRequest") and not WORDS.match("ApiKeyExpired")
+    assert not WORDS.match("Not Found") and WORDS.match("Not found")
+
+
+def test_http_errors_are_titled_in_the_same_words():
+    for exc in [*default_exceptions.values(), UnreadableForm]:
+        title = http_title(exc())
+        assert WORDS.match(title), (exc, title)
+    assert http_title(MethodNotAllowed()) == "Method not allowed"
+    assert http_title(UnreadableForm()) == "Unreadable form"

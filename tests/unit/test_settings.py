@@ -253,3 +253,18 @@ def test_the_former_name_of_the_uploads_setting_still_counts(tmp_path, monkeypat
     assert Settings(consent_service_home=tmp_path).uploaded_enrollment_allowed
     monkeypatch.delenv("ALLOW_UPLOADED_ENROLLMENT")
     assert not Settings(consent_service_home=tmp_path).uploaded_enrollment_allowed
+
+
+def test_the_controller_has_a_name_on_chinese_pages(tmp_path):
+    default = Settings(consent_service_home=tmp_path)
+    assert default.controller_name_in("en") == "Consent Service operator"
+    assert default.controller_name_in("zh-CN") == "同意管理服务运营方"
+    company = Settings(consent_service_home=tmp_path, controller_name="Acme Media Ltd")
+    assert company.controller_name_in("zh-CN") == "Acme Media Ltd"  # never another's name
+    both = Settings(
+        consent_service_home=tmp_path, controller_name="Acme Media Ltd", controller_name_zh="艾克美"
+    )
+    assert (both.controller_name_in("en"), both.controller_name_in("zh-CN")) == (
+        "Acme Media Ltd",
+        "艾克美",
+    )

@@ -1,12 +1,15 @@
 """The live consent session through its three steps (claim, analyse, record) as its task runs
 them, with a stand-in analyser (a pure function of the clip's bytes: which report the test
-registered for them): templates and `live` from a passing enrollment, the reason from a failing
-one, a dispute, the recording sealed and kept for review then destroyed (audited) when the
-window ends, an operator's approval and rejection, and the step-up that carries out a grant
-only when its face matches the account's own enrolled face. No worker, no dlib."""
+registered for them): templates and `live` from a passing enrollment (the voice beside the
+face where the server has voices, or a failed voice enrollment saying why when the recording
+had none), the reason from a failing one, a dispute, the recording sealed and kept for review
+then destroyed (audited) when the window ends, an operator's approval and rejection, and the
+step-up that carries out a grant only when its face matches the account's own enrolled face.
+No worker, no dlib."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -19,9 +22,11 @@ from consent_service.accounts.models import StepUp, Subject, User
 from consent_service.audit.models import AuditEvent
 from consent_service.biometrics import live_recording, live_session
 from consent_service.biometrics.live_models import LiveSession
-from consent_service.biometrics.models import BiometricTemplate, EnrollmentDispute
-from consent_service.biometrics.service import face_enrollment
+from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
+from consent_service.biometrics.service import GalleryIndex, face_enrollment, template_count
 from consent_service.biometrics.tasks import run_live_session
+from consent_service.biometrics.voice_analysis import voice_enrollment
+from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.consent import service as consent
 from consent_service.consent import step_up as grant_step_up
 from consent_service.consent.models import ConsentGrant
@@ -45,14 +50,20 @@ class StandInAnalyser:
         self.reports: dict[bytes, live_recording.RecordingReport] = {}
         self.scripts: list[live_recording.Script] = []
 
-    def clip(self, data: bytes, *faces: np.ndarray, failures: tuple[str, ...] = ()) -> bytes:
+    def clip(
+        self,
+        data: bytes,
+        *faces: np.ndarray,
+        failures: tuple[str, ...] = (),
+        voice: np.ndarray | None = None,
+    ) -> bytes:
         self.reports[data] = live_recording.RecordingReport(
             passed=not failures,
             failures=failures,
             scores={"pose_order": 0.9, "code_match": 1.0},
             heard="one two three",
             face_embeddings=list(faces),
-            voice_embedding=None,
+            voice_embedding=voice,
         )
         return data
 
@@ -88,6 +99,35 @@ def ctx(envelope, recordings, matching) -> live_session.Context:
         voice_tolerance=0.65,
         review_seconds=3600,
     )
+
+
+class FakeVoices:
+    """Never asked to embed: the stand-in analyser's report carries the voice already."""
+
+    model_name = "fake-voices"
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        raise AssertionError("the live session embeds nothing itself")
+
+
+@pytest.fixture
+def voice_ctx(ctx, envelope) -> live_session.Context:
+    """The context of a server with the voice extra (`tasks.live_context`'s voice part)."""
+    voices = VoiceMatching(
+        embedder=FakeVoices(),
+        gallery=GalleryIndex(envelope, FakeVoices.model_name),
+        tolerance=0.65,
+        margin=0.05,
+        same_speaker=0.7,
+        max_seconds=60,
+    )
+    return replace(ctx, voice=voice_enrollment(voices))
+
+
+def _voice(k: int) -> np.ndarray:
+    v = np.zeros(256)
+    v[k] = 1.0
+    return v
 
 
 def _subject(email: str) -> tuple[int, int]:
@@ -169,6 +209,53 @@ def test_a_passing_enrollment_makes_templates_sets_live_and_keeps_the_recording_
     ]
     # A duplicate task message finds it ended.
     assert _run(row.id, ctx, analyser) == "passed" and _row(LiveSession, row.id).attempts == 1
+
+
+def _enrollments(subject_id: int) -> dict[str, Enrollment]:
+    with db.unit_of_work() as s:
+        rows = s.exec(select(Enrollment).where(Enrollment.subject_id == subject_id)).all()
+        return {row.modality: row for row in rows}
+
+
+def _dashboard_counts(subject_id: int) -> tuple[int, int]:
+    """What the dashboard and /enroll show: the face and voice templates the subject has."""
+    with db.unit_of_work() as s:
+        return (
+            template_count(s, subject_id, Modality.FACE),
+            template_count(s, subject_id, Modality.VOICE),
+        )
+
+
+def test_a_voice_heard_is_enrolled_beside_the_face(voice_ctx, analyser, recordings):
+    _user, me = _subject("me@example.org")
+    row = _issue(me)
+    _submit(recordings, me, row.id, analyser.clip(b"clip-v", vector(1), voice=_voice(1)))
+    assert _run(row.id, voice_ctx, analyser) == "passed"
+    assert _dashboard_counts(me) == (1, 1)
+    made = _enrollments(me)
+    assert {m: e.status for m, e in made.items()} == {"face": "completed", "voice": "completed"}
+    assert len(_row(LiveSession, row.id).enrollment_ids) == 2
+
+
+def test_a_recording_with_no_voice_says_the_voice_was_not_enrolled_and_why(
+    voice_ctx, analyser, recordings
+):
+    """Issue 9: a session that passed with no voice in it (the code read digit by digit) left
+    no trace of the voice, while the page had promised a voice template: the dashboard's
+    "Voice: not enrolled" was the first the person heard of it."""
+    _user, me = _subject("me@example.org")
+    row = _issue(me)
+    _submit(recordings, me, row.id, analyser.clip(b"clip-nv", vector(1), voice=None))
+    assert _run(row.id, voice_ctx, analyser) == "passed"
+    assert _dashboard_counts(me) == (1, 0)
+    made = _enrollments(me)
+    assert {m: e.status for m, e in made.items()} == {"face": "completed", "voice": "failed"}
+    assert made["voice"].error == live_session.NO_VOICE
+    assert made["voice"].error_params == {"message": live_session.NO_VOICE, "params": {}}
+    assert "biometrics.enrollment_failed" in _events()
+    # The face enrolled all the same: `live`, and the recording kept for review.
+    done = _row(LiveSession, row.id)
+    assert (done.review_status, _row(Subject, me).assurance) == ("awaiting", "live")
 
 
 def test_a_failing_recording_says_why_and_is_destroyed(ctx, analyser, recordings):

@@ -105,6 +105,20 @@ def test_a_complaint_naming_nothing_is_filed_with_its_clocks_and_sealed_evidence
 
 
 @pytest.mark.parametrize(
+    ("data", "mime"),
+    [
+        (b"%PDF-1.7\n" + b"\0" * 64, "application/pdf"),
+        (b"\x00\x00\x00\x20ftypqt  " + b"\0" * 64, "video/quicktime"),
+        (b"\x00\x00\x00\x20ftypM4A " + b"\0" * 64, "audio/mp4"),
+        (b"\x1a\x45\xdf\xa3" + b"\0" * 64, "video/webm"),
+    ],
+)
+def test_evidence_is_kept_with_the_type_its_bytes_say(session, store, data, mime):
+    c, _ = _file(session, store, evidence=Evidence(data, "evidence.bin"))
+    assert c.evidence_type == mime
+
+
+@pytest.mark.parametrize(
     ("spec", "evidence", "says"),
     [
         (_spec(kind="nonsense"), None, "Choose what the complaint is about."),
@@ -112,6 +126,8 @@ def test_a_complaint_naming_nothing_is_filed_with_its_clocks_and_sealed_evidence
         (_spec(email="not an address"), None, "valid e-mail"),
         (_spec(language="fr"), None, "language"),
         (_spec(), Evidence(b"MZ\x90\0 an executable", "x.exe"), "not a kind we take"),
+        (_spec(), Evidence(b"BM" + b"\0" * 64, "x.bmp"), "not a kind we take"),
+        (_spec(), Evidence(b"fLaC" + b"\0" * 64, "x.flac"), "not a kind we take"),
         (_spec(), Evidence(PNG + b"\0" * MAX, "big.png"), "too large"),
         (_spec(named="0" * 32), None, "No decision or job"),
         (_spec(named="a.b.c"), None, "does not verify"),

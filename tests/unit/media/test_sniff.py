@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from consent_service.media.sniff import MediaKind, container_format, sniff
+from consent_service.media.sniff import MediaKind, container_format, media_type, sniff
 from tests import videos
 
 
@@ -24,19 +24,20 @@ def test_images_are_images(fmt):
 
 
 @pytest.mark.parametrize(
-    ("fmt", "codec", "demuxer"),
+    ("fmt", "codec", "demuxer", "mime"),
     [
-        ("mp4", "mpeg4", "mov"),
-        ("mov", "mpeg4", "mov"),
-        ("matroska", "mpeg4", "matroska"),
-        ("webm", "libvpx", "matroska"),
-        ("avi", "mpeg4", "avi"),
+        ("mp4", "mpeg4", "mov", "video/mp4"),
+        ("mov", "mpeg4", "mov", "video/quicktime"),
+        ("matroska", "mpeg4", "matroska", "video/webm"),
+        ("webm", "libvpx", "matroska", "video/webm"),
+        ("avi", "mpeg4", "avi", "video/x-msvideo"),
     ],
 )
-def test_video_containers_name_their_demuxer(fmt, codec, demuxer):
+def test_video_containers_name_their_demuxer_and_mime_type(fmt, codec, demuxer, mime):
     data = videos.encode(videos.blank(2), fmt=fmt, codec=codec)
     assert sniff(data) is MediaKind.VIDEO
     assert container_format(data) == demuxer
+    assert media_type(data) == mime
 
 
 @pytest.mark.parametrize(
@@ -64,3 +65,40 @@ def test_audio_files_are_audio(data):
 @pytest.mark.parametrize("data", [b"", b"hello world", b"%PDF-1.7\n", b"\x00" * 64])
 def test_anything_else_is_unknown(data):
     assert sniff(data) is None
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mime"),
+    [
+        ("JPEG", "image/jpeg"),
+        ("PNG", "image/png"),
+        ("GIF", "image/gif"),
+        ("WEBP", "image/webp"),
+        ("BMP", "image/bmp"),
+        ("TIFF", "image/tiff"),
+        ("PDF", "application/pdf"),
+    ],
+)
+def test_images_and_pdf_have_their_mime_type(fmt, mime):
+    assert media_type(image(fmt)) == mime
+
+
+@pytest.mark.parametrize(
+    ("data", "mime"),
+    [
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "audio/wav"),
+        (b"fLaC\x00\x00", "audio/flac"),
+        (b"OggS\x00\x02", "audio/ogg"),
+        (b"ID3\x04\x00", "audio/mpeg"),
+        (b"\xff\xfb\x90\x00", "audio/mpeg"),  # an MPEG frame without a tag
+        (b"\x00\x00\x00\x20ftypM4A \x00\x00", "audio/mp4"),
+        (b"\x00\x00\x00\x08wide\x00\x00", "video/quicktime"),  # old QuickTime, no ftyp
+    ],
+)
+def test_audio_and_brands_have_their_mime_type(data, mime):
+    assert media_type(data) == mime
+
+
+@pytest.mark.parametrize("data", [b"", b"hello world", b"MZ\x90\x00", b"#EXTM3U\n", b"\x00" * 64])
+def test_anything_else_has_no_mime_type(data):
+    assert media_type(data) is None

@@ -1,0 +1,2 @@
+"""Observability: the Prometheus metrics (`metrics`, served by `views`) and structured logs
+(`logs`)."""
