@@ -24,8 +24,9 @@ PYTEST_ARGS = --cov
 # Debian's packages the suite needs beyond Python's: Chromium for the browser tests (Playwright
 # drives it; it downloads no browser), a CJK font so zh-CN pages render in their screenshots, and
 # two speech synthesisers that read the live session's codes in the test clips (flite: English;
-# espeak-ng: Mandarin).
-TEST_PACKAGES := chromium fonts-wqy-zenhei flite espeak-ng
+# espeak-ng: Mandarin); Caddy, the TLS proxy the HTTPS stack test puts in front of gunicorn, and
+# docker-compose, which checks docker-compose.yml (`config -q`; no container runs here).
+TEST_PACKAGES := chromium fonts-wqy-zenhei flite espeak-ng caddy docker-compose
 
 .PHONY: help install demo serve test lint audit system-packages
 

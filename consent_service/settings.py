@@ -493,9 +493,8 @@ class Settings(BaseSettings):
             "KEYRING_PSEUDONYMS": self.keyring_pseudonyms,
             "METRICS_TOKEN": self.metrics_token,
         }
-        bad += [
-            name for name, value in given.items() if value is not None and is_placeholder(value)
-        ]
+        # An empty value is no value (compose passes `${METRICS_TOKEN:-}` when it is unset).
+        bad += [name for name, value in given.items() if value and is_placeholder(value)]
         urls = {
             "DATABASE_URL": self.database_url,
             "BROKER_URL": self.broker_url,

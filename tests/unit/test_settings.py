@@ -126,6 +126,13 @@ class TestPlaceholderSecrets:
         with pytest.raises(InsecureSettings, match=setting.upper()):
             production(secret_key=REAL_SECRET, **{setting: "x"}).resolved_secrets()
 
+    def test_an_empty_optional_secret_is_no_secret(self, monkeypatch):
+        # docker-compose passes `METRICS_TOKEN: ${METRICS_TOKEN:-}` when the host has none.
+        monkeypatch.setenv("METRICS_TOKEN", "")
+        assert "METRICS_TOKEN" not in production(secret_key=REAL_SECRET).placeholder_secrets()
+        monkeypatch.setenv("METRICS_TOKEN", "change-me")
+        assert "METRICS_TOKEN" in production(secret_key=REAL_SECRET).placeholder_secrets()
+
     @pytest.mark.parametrize(
         ("setting", "url"),
         [
