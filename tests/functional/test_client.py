@@ -7,9 +7,12 @@ from __future__ import annotations
 import threading
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 
+import c2pa
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from pydantic import BaseModel
 from sqlmodel import select
 from werkzeug.serving import make_server
@@ -28,6 +31,7 @@ from consent_service.consent import service as consent
 from consent_service.consent_requests.schemas import ConsentRequestPublic
 from consent_service.gate import pipeline
 from consent_service.gate.decisions import Analysis, PersonSeen, Signing
+from consent_service.gate.models import GateJob
 from consent_service.gate.schemas import (
     DecisionStatus,
     FindingPublic,
@@ -37,12 +41,13 @@ from consent_service.gate.schemas import (
     SupersedingDecision,
     VerifyResult,
 )
+from consent_service.labels.provenance import CONSENT_ASSERTION
 from consent_service.providers.models import Provider
 from consent_service.providers.service import issue_key
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.tokens.schemas import Jwks, PublicJwk
-from consent_service.vocabulary import Operation, Role, Scope
+from consent_service.vocabulary import JobStatus, Operation, Role, Scope
 from consent_service.webhooks.schemas import DeliveryPublic, WebhookPublic
 from tests import factories
 
@@ -279,3 +284,62 @@ def test_complaints(api, client, url):
         other.complaint(complaint_id)
     assert hidden.value.status == 404
     other.close()
+
+
+# ------------------------------------------------------------------- the README's quick start
+def readme_snippet() -> str:
+    """The provider quick start: the python block after "From Python" in For providers (API)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## For providers (API)") :]
+    start = section.index("```python\n", section.index("From Python")) + len("```python\n")
+    return section[start : section.index("```\n", start)]
+
+
+def test_the_readme_quick_start_runs_as_written(make_api_app, tmp_path, monkeypatch):
+    api = make_api_app(api_rate_limit="100000/minute")  # its own: the block configures a webhook
+    httpd = make_server("127.0.0.1", 0, api.app, threaded=True)
+    serving = threading.Thread(target=httpd.serve_forever, daemon=True)
+    serving.start()
+    stop = threading.Event()
+
+    def worker() -> None:
+        # Stands in for the Celery worker: each queued job is allowed (see `allow`).
+        while not stop.wait(0.05):
+            with api.app.app_context():
+                queued = db.session().exec(
+                    select(GateJob.id).where(GateJob.status == JobStatus.QUEUED.value)
+                )
+                ids = list(queued)
+            for job_id in ids:
+                allow(api, job_id)
+
+    working = threading.Thread(target=worker, daemon=True)
+    working.start()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "me.jpg").write_bytes(b"not decoded: the analysis is given")
+    (tmp_path / "scene.jpg").write_bytes(b"not decoded either")
+    Image.new("RGB", (64, 48), "teal").save(tmp_path / "edited.jpg", "JPEG")
+    snippet = readme_snippet()
+    assert "ConsentClient(" in snippet and 'client.gate("face_swap"' in snippet
+    local = f"http://127.0.0.1:{httpd.server_port}"
+    namespace: dict = {"api_key": api.key}
+    try:
+        exec(  # noqa: S102 - the README's own block, run to prove it works as written
+            compile(snippet.replace("http://127.0.0.1:5000", local), "README.md", "exec"),
+            namespace,
+        )
+    finally:
+        stop.set()
+        working.join()
+        if "client" in namespace:
+            namespace["client"].close()
+        httpd.shutdown()
+        serving.join()
+    assert namespace["job"]["decision"] == "allow"
+    assert namespace["checked"]["status"]["status"] == "valid"
+    with c2pa.Reader(str(tmp_path / "labelled.jpg")) as reader:
+        assert CONSENT_ASSERTION in {a["label"] for a in reader.get_active_manifest()["assertions"]}
+    assert namespace["asked"]["status"] == "pending" and namespace["secret"]
+    assert namespace["deliveries"] == []
+    minimums = api.client().get("/api/v1/assurance-minimums", headers=api.auth()).get_json()
+    assert minimums == {"minimums": {"face_swap": "live"}}
