@@ -4,6 +4,7 @@ each method called over HTTP against a real app on a loopback port."""
 
 from __future__ import annotations
 
+import inspect
 import threading
 import typing
 from collections.abc import Iterator
@@ -164,6 +165,17 @@ def test_every_operation_of_the_document_has_a_client_method(api):
     }
     assert set(OPERATIONS.values()) <= methods
     assert methods - set(OPERATIONS.values()) == CONVENIENCES
+    # A list answered a page at a time is read through every page: its method is a generator.
+    paginated = {
+        operation["operationId"]
+        for path in document["paths"].values()
+        for operation in path.values()
+        if isinstance(operation, dict)
+        and any(p["name"] == "cursor" for p in operation.get("parameters", []))
+    }
+    assert "get_webhooks_list_deliveries" in paginated
+    for operation_id in paginated:
+        assert inspect.isgeneratorfunction(getattr(ConsentClient, OPERATIONS[operation_id]))
 
 
 @pytest.mark.parametrize(("shape", "model"), SHAPES, ids=lambda v: v.__name__)
