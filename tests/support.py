@@ -289,3 +289,41 @@ def signed_receipt(client, path: str, timeout: float = 60.0) -> dict:
         assert answer.status_code == 409, answer.status_code
         assert time.monotonic() < deadline, f"{path} was not signed within {timeout} s"
         time.sleep(0.25)
+
+
+def allow_job(app, job_id: str, subject_id: int | None = None) -> tuple[int, str]:
+    """For API tests (no worker runs there): decide a submitted face_swap job `allow` as the
+    worker would, a person (made here unless given) who granted face swaps to every provider
+    found in its source; the analysis is replaced by its result, the recording is the real
+    pipeline's (tests/e2e/test_gate.py runs the real worker). Returns (subject id, grant id)."""
+    from consent_service import db
+    from consent_service.consent import service as consent
+    from consent_service.gate import pipeline
+    from consent_service.gate.decisions import Analysis, PersonSeen, Signing
+    from consent_service.runtime import services
+    from consent_service.vocabulary import Operation, Role
+    from tests import factories
+
+    with app.app_context():
+        svc = services()
+        if subject_id is None:
+            with db.unit_of_work() as s, factories.bound(s):
+                subject_id = factories.SubjectFactory(user=factories.UserFactory()).id
+        with db.unit_of_work() as s:
+            grant = consent.grant(
+                s,
+                svc.audit_key,
+                subject_id,
+                consent.GrantRequest(
+                    operations=[Operation.FACE_SWAP],
+                    roles=[Role.SOURCE],
+                    all_providers=True,
+                    provider_ids=[],
+                ),
+                consent.Evidence(actor="test", identity_method="test"),
+            )
+        seen = Analysis(people=[PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), subject_id, False)])
+        signing = Signing(svc.audit_key, svc.decision_signer, svc.pseudonyms)
+        with db.unit_of_work() as s:
+            pipeline.record(s, job_id, seen, signing, svc.media_store)
+        return subject_id, grant.grant_id

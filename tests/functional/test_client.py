@@ -28,10 +28,7 @@ from consent_service.audit.schemas import (
 from consent_service.cli import main
 from consent_service.client import ApiError, ConsentClient, ScopeMissing
 from consent_service.complaints.schemas import ComplaintForProvider
-from consent_service.consent import service as consent
 from consent_service.consent_requests.schemas import ConsentRequestPublic
-from consent_service.gate import pipeline
-from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import GateJob
 from consent_service.gate.schemas import (
     DecisionStatus,
@@ -45,12 +42,12 @@ from consent_service.gate.schemas import (
 from consent_service.labels.provenance import CONSENT_ASSERTION
 from consent_service.providers.models import Provider
 from consent_service.providers.service import issue_key
-from consent_service.runtime import services
 from consent_service.timeutil import utcnow
 from consent_service.tokens.schemas import Jwks, PublicJwk
-from consent_service.vocabulary import JobStatus, Operation, Role, Scope
+from consent_service.vocabulary import JobStatus, Scope
 from consent_service.webhooks.schemas import DeliveryPublic, WebhookPublic
 from tests import factories
+from tests.support import allow_job
 
 # operationId in /api/v1/openapi.json -> the ConsentClient method that performs it.
 OPERATIONS = {
@@ -118,34 +115,8 @@ def client(api, url) -> Iterator[ConsentClient]:
 
 
 def allow(api, job_id: str) -> None:
-    """Decide a submitted job `allow` as the worker would: a consenting person found in its
-    source (the pure analysis replaced by its result; recording is the real pipeline's)."""
-    with api.app.app_context():
-        svc = services()
-        with db.unit_of_work() as s, factories.bound(s):
-            subject_id = factories.SubjectFactory(user=factories.UserFactory()).id
-        with db.unit_of_work() as s:
-            consent.grant(
-                s,
-                svc.audit_key,
-                subject_id,
-                consent.GrantRequest(
-                    operations=[Operation.FACE_SWAP],
-                    roles=[Role.SOURCE],
-                    all_providers=True,
-                    provider_ids=[],
-                ),
-                consent.Evidence(actor="test", identity_method="test"),
-            )
-        seen = Analysis(people=[PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), subject_id, False)])
-        with db.unit_of_work() as s:
-            pipeline.record(
-                s,
-                job_id,
-                seen,
-                Signing(svc.audit_key, svc.decision_signer, svc.pseudonyms),
-                svc.media_store,
-            )
+    """Decide a submitted job `allow` as the worker would (tests.support.allow_job)."""
+    allow_job(api.app, job_id)
 
 
 def test_every_operation_of_the_document_has_a_client_method(api):

@@ -21,15 +21,12 @@ from consent_service.cli import main
 from consent_service.cli_support import AppLoader
 from consent_service.client import ApiError, ConsentClient
 from consent_service.consent import service as consent
-from consent_service.gate import pipeline
-from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision
 from consent_service.labels.provenance import CONSENT_ASSERTION
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.runtime import services
-from consent_service.vocabulary import Operation, Role, Scope
-from tests import factories
-from tests.support import csrf_token
+from consent_service.vocabulary import Scope
+from tests.support import allow_job, csrf_token
 
 
 @pytest.fixture(scope="module")
@@ -56,29 +53,10 @@ def _decided_job(api) -> tuple[str, str, int, str]:
     job_id = client.post(
         "/api/v1/jobs", data=body, content_type=content_type, headers=api.auth()
     ).get_json()["id"]
+    subject_id, grant_id = allow_job(api.app, job_id)
     with api.app.app_context():
-        svc = services()
-        with db.unit_of_work() as s, factories.bound(s):
-            subject_id = factories.SubjectFactory(user=factories.UserFactory()).id
-        with db.unit_of_work() as s:
-            grant = consent.grant(
-                s,
-                svc.audit_key,
-                subject_id,
-                consent.GrantRequest(
-                    operations=[Operation.FACE_SWAP],
-                    roles=[Role.SOURCE],
-                    all_providers=True,
-                    provider_ids=[],
-                ),
-                consent.Evidence(actor="test", identity_method="test"),
-            )
-        analysis = Analysis(people=[PersonSeen(0, Role.SOURCE, (1, 2, 3, 4), subject_id, False)])
-        signing = Signing(svc.audit_key, svc.decision_signer, svc.pseudonyms)
-        with db.unit_of_work() as s:
-            pipeline.record(s, job_id, analysis, signing, svc.media_store)
         token = db.session().get(Decision, job_id).token
-    return job_id, token, subject_id, grant.grant_id
+    return job_id, token, subject_id, grant_id
 
 
 def _cli(api, *args):
