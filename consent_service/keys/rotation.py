@@ -125,7 +125,7 @@ def _rotate_decision_keys(settings: Settings, refresh: float) -> str:
             "DECISION_SIGNING_KEYS holds the keys inline: `consent-service tokens rotate` prints "
             "the new set to put there"
         )
-    ring = tokens.rotate(tokens.load_keyring(settings), activate_in=int(2 * refresh + 1))
+    ring = tokens.rotate(tokens.load_keyring(settings), activate_in=2 * refresh + 1)
     tokens.save_keyring(path, ring)
     return ring.keys[-1].kid
 

@@ -42,12 +42,14 @@ class LabelRefused(DomainError):
     """A label this service will not write: the decision is no `allow`, or no longer stands."""
 
     status = 409
+    title = "Label refused"
 
 
 class LabelSigningUnavailable(DomainError):
     """No usable certificate to sign labels with (LABEL_CERT/LABEL_KEY missing or unreadable)."""
 
     status = 503
+    title = "Label signing unavailable"
 
 
 def signing_credentials(load: Callable[[], LabelCredentials]) -> LabelCredentials:

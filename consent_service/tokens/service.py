@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import os
 import re
 import secrets
@@ -279,12 +280,13 @@ def load_public_keys(settings: Settings) -> PublicKeySet:
     return parse_public_keys(text)
 
 
-def rotate(ring: KeyRing, activate_in: int = 0, now: datetime | None = None) -> KeyRing:
+def rotate(ring: KeyRing, activate_in: float = 0, now: datetime | None = None) -> KeyRing:
     """Add a new newest key. With `activate_in` > 0 it is published at once and signs only
-    that many seconds later, so every process and every JWKS cache has it before any token
-    it signs is seen."""
-    moment = int((now or utcnow()).timestamp())
-    return KeyRing((*ring.keys, generate_key(moment + activate_in if activate_in else None)))
+    that many seconds later (at least: `nbf` is whole seconds, rounded up), so every process
+    and every JWKS cache has it before any token it signs is seen."""
+    moment = (now or utcnow()).timestamp()
+    not_before = math.ceil(moment + activate_in) if activate_in > 0 else None
+    return KeyRing((*ring.keys, generate_key(not_before)))
 
 
 def retire(ring: KeyRing, kid: str, remove: bool = False) -> KeyRing:
