@@ -254,7 +254,7 @@ def test_a_chinese_page_names_edits_roles_and_outcomes_in_chinese(site):
     blocked = _add_job(site, subject_id, "Globex", "deny", "revoked")
 
     dashboard = person.get("/")
-    [row] = re.findall(r"<tr data-grant=.*?</tr>", dashboard, re.S)
+    [row] = re.findall(r"<article [^>]*data-grant=.*?</article>", dashboard, re.S)
     assert "人脸：人脸驱动、换脸" in row and "目标" in _visible(row)
     [recent] = re.findall(r"<li>[^<]*Globex.*?</li>", dashboard, re.S)
     assert "换脸 · 已阻止 (同意已撤回)" in recent
