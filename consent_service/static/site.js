@@ -2,7 +2,9 @@
 // stays 'self'):
 // - destructive actions are confirmed: a form with data-confirm="question" asks before it is sent;
 // - a switch with data-submit-on-change sends its form when flipped (its button, for pages
-//   without script, is hidden: class js-hidden).
+//   without script, is hidden: class js-hidden);
+// - a table too wide for a phone scrolls inside itself (style.css) and can then take the
+//   keyboard's focus, so it scrolls with the arrow keys too.
 document.documentElement.classList.add("js");
 document.addEventListener("submit", (event) => {
   const form = event.target;
@@ -17,3 +19,15 @@ document.addEventListener("change", (event) => {
     input.form.requestSubmit();
   }
 });
+
+function focusableWhenScrolling() {
+  for (const table of document.querySelectorAll("main table")) {
+    if (table.scrollWidth > table.clientWidth + 1) {
+      table.tabIndex = 0;
+    } else {
+      table.removeAttribute("tabindex");
+    }
+  }
+}
+document.addEventListener("DOMContentLoaded", focusableWhenScrolling);
+window.addEventListener("resize", focusableWhenScrolling);
