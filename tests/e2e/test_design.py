@@ -172,7 +172,11 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(app, tmp_path):
         for lang, locale in LANGUAGES.items():
             _set_language(app, lang)
             chrome = browser.launch(
-                pw, tmp_path / f"profile-{lang}", locale=locale, user_agent=USER_AGENT
+                pw,
+                tmp_path / f"profile-{lang}",
+                locale=locale,
+                user_agent=USER_AGENT,
+                confirm=False,  # no dialog on a tour; _revoke_asks_first answers its own
             )
             chrome.add_init_script(path=str(AXE))  # not an inline <script>: the CSP holds
             try:
@@ -202,10 +206,43 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(app, tmp_path):
                                         f"at {v['nodes']}"
                                     )
                                 seen += 1
+                    if lang == "zh-CN":
+                        _revoke_asks_first(page, base_url, visitors["person"])
             finally:
                 chrome.close()
     assert seen >= 2 * 2 * 10
     assert not problems, "\n".join(problems)
+
+
+def _revoke_asks_first(page, base_url: str, person: Person) -> None:
+    """Revoke on the dashboard asks first, in the reader's language: Cancel keeps the grant
+    active, OK revokes it."""
+    page.context.clear_cookies()
+    cookie = person.client.get_cookie("session")
+    page.context.add_cookies([{"name": "session", "value": cookie.value, "url": base_url}])
+    page.goto(base_url + "/")
+    button = "[data-grant] form[action$='/revoke'] button[type=submit]"
+    asked: list[str] = []
+
+    def answer(ok: bool):
+        def reply(dialog) -> None:
+            asked.append(dialog.message)
+            if ok:
+                dialog.accept()
+            else:
+                dialog.dismiss()
+
+        return reply
+
+    page.once("dialog", answer(False))
+    page.click(button)
+    page.wait_for_timeout(500)  # a form sent anyway would have reloaded the page by now
+    assert asked == ["撤回这项同意？从现在起，它曾允许的每一次编辑都将被拒绝。"]
+    assert page.get_attribute("[data-grant] .grant-status", "data-status") == "active"
+    page.once("dialog", answer(True))
+    page.click(button)
+    page.wait_for_selector("[data-grant] .grant-status[data-status='revoked']")
+    assert len(asked) == 2
 
 
 @pytest.fixture(scope="module", autouse=True)
