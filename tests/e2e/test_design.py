@@ -101,6 +101,14 @@ def _with_a_grant(app, email: str) -> Person:
     return person
 
 
+def _grant_id(app, email: str) -> str:
+    with app.app_context():
+        s = db.session()
+        user = s.exec(select(User).where(User.email == email)).one()
+        subject = s.exec(select(Subject).where(Subject.user_id == user.id)).one()
+        return consent.current_grants(s, [subject.id])[0].grant_id
+
+
 def _operator(app, email: str) -> Person:
     person = verified_sign_up(_person(app), email, PASSWORD)
     with app.app_context(), db.unit_of_work() as s:
@@ -162,6 +170,8 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(app, tmp_path):
     # The consoles' own pages are seen by their staff; the rest by the visitor and the person.
     pages["operator"] = [p for p in pages["operator"] if p.startswith("/operator")]
     pages["staff"] = [p for p in pages["staff"] if p.startswith("/portal")]
+    # A page with an argument that every person meets: their grant's receipt.
+    pages["person"].append(f"/grants/{_grant_id(app, 'ada@example.org')}/v1/receipt")
     assert {"/login", "/signup", "/complaints/new"} <= set(pages["visitor"])
     assert {"/", "/enroll", "/activity"} <= set(pages["person"])
     assert pages["operator"] and pages["staff"]
