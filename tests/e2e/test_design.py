@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,9 @@ from consent_service.providers.models import Provider
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.runtime import services
 from consent_service.settings import Settings
+from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Operation, Role
-from tests import browser
+from tests import browser, factories
 from tests.support import (
     Person,
     accept_invitation,
@@ -72,9 +74,21 @@ def app(tmp_path_factory) -> Iterator:
     settings = Settings(consent_service_home=home, broker_url="memory://")
     upgrade(settings.sqlalchemy_url)
     app = create_app(settings)
-    with app.app_context(), db.unit_of_work() as s:
-        for name in ("Acme", "Globex"):
-            issue_key(s, create_provider(s, name))
+    with app.app_context(), db.unit_of_work() as s, factories.bound(s):
+        acme, _ = (create_provider(s, name) for name in ("Acme", "Globex"))
+        issue_key(s, acme)
+        # Some days of jobs, so the portal's usage chart has bars.
+        for days_ago, decision in [(0, "allow"), (0, "deny"), (1, "needs_consent"), (3, None)]:
+            job = factories.GateJobFactory(
+                provider=acme,
+                status="decided" if decision else "queued",
+                created_at=utcnow() - timedelta(days=days_ago),
+            )
+            if decision:
+                reasons = {"allow": ["all_consented"], "deny": ["refused"]}.get(
+                    decision, ["unenrolled"]
+                )
+                factories.DecisionFactory(job=job, decision=decision, reasons=reasons)
     yield app
     app.extensions["db_engine"].dispose()
 
