@@ -24,6 +24,7 @@ from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.app import create_app
 from consent_service.consent import service as consent
+from consent_service.gate.models import GateJob
 from consent_service.migrate import upgrade
 from consent_service.operators.service import add_operator
 from consent_service.portal.service import add_staff
@@ -123,6 +124,11 @@ def _grant_id(app, email: str) -> str:
         return consent.current_grants(s, [subject.id])[0].grant_id
 
 
+def _a_job_id(app) -> str:
+    with app.app_context():
+        return db.session().exec(select(GateJob.id).where(GateJob.status == "decided")).first()
+
+
 def _operator(app, email: str) -> Person:
     person = verified_sign_up(_person(app), email, PASSWORD)
     with app.app_context(), db.unit_of_work() as s:
@@ -184,8 +190,9 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(app, tmp_path):
     # The consoles' own pages are seen by their staff; the rest by the visitor and the person.
     pages["operator"] = [p for p in pages["operator"] if p.startswith("/operator")]
     pages["staff"] = [p for p in pages["staff"] if p.startswith("/portal")]
-    # A page with an argument that every person meets: their grant's receipt.
+    # Pages with an argument: a person's grant receipt, a job in the portal.
     pages["person"].append(f"/grants/{_grant_id(app, 'ada@example.org')}/v1/receipt")
+    pages["staff"].append(f"/portal/jobs/{_a_job_id(app)}")
     assert {"/login", "/signup", "/complaints/new"} <= set(pages["visitor"])
     assert {"/", "/enroll", "/activity"} <= set(pages["person"])
     assert pages["operator"] and pages["staff"]
