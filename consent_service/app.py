@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, redirect, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from consent_service import api_contract, db, errors_http, i18n
@@ -20,7 +20,7 @@ from consent_service.consent.views import bp as consent_bp
 from consent_service.consent_requests import step_up as answer_step_up  # noqa: F401  approves requests after their live check
 from consent_service.consent_requests.api import bp as consent_requests_api_bp
 from consent_service.consent_requests.views import bp as consent_requests_bp
-from consent_service.extensions import csrf, login_manager
+from consent_service.extensions import bootstrap, csrf, login_manager
 from consent_service.gate import revocations  # noqa: F401  connects the gate to consent's grant_revoked
 from consent_service.gate.api import bp as api_bp
 from consent_service.guardians.views import bp as guardians_bp
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=settings.is_production,
         WTF_CSRF_TIME_LIMIT=None,
+        BOOTSTRAP_SERVE_LOCAL=True,
     )
     app.config.update(overrides)
     # First: its id is bound before any other hook runs, and its answer hook runs last, so the
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     db.init_app(app, engine)
     login_manager.init_app(app)
     csrf.init_app(app)
+    bootstrap.init_app(app)
     i18n.init_app(app, settings.home)
     celery_init_app(app, settings)
     for bp in (accounts_bp, biometrics_bp, consent_bp, api_bp):
@@ -122,4 +124,8 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     csrf.exempt(observability_bp)
     errors_http.init_app(app)
     api_contract.init_app(app, settings)
+    # Browsers ask for /favicon.ico whatever the page links: the one icon is the SVG.
+    app.add_url_rule(
+        "/favicon.ico", "favicon", lambda: redirect(url_for("static", filename="favicon.svg"))
+    )
     return app

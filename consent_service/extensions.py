@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_bootstrap import Bootstrap5
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
@@ -15,3 +16,6 @@ login_manager.login_message = _l("Please sign in to see this page.")
 login_manager.localize_callback = str
 
 csrf = CSRFProtect()
+# Bootstrap 5's CSS and JS, served by the app itself from the installed package
+# (BOOTSTRAP_SERVE_LOCAL in create_app): no CDN, so the CSP stays 'self'.
+bootstrap = Bootstrap5()

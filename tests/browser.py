@@ -49,8 +49,12 @@ def launch(
     video: Path | None = None,
     audio: Path | None = None,
     locale: str = "en-US",
+    confirm: bool = True,
+    **options,
 ):
-    """A fresh Chromium profile with fake media devices (allowed without asking)."""
+    """A fresh Chromium profile with fake media devices (allowed without asking). Its pages
+    answer a destructive action's confirm() with OK (`confirm=False`: Playwright's default,
+    Cancel); `options` go to Playwright (viewport, user_agent ...)."""
     profile.mkdir(parents=True, exist_ok=True)
     args = [
         "--no-sandbox",
@@ -68,14 +72,24 @@ def launch(
         args.append(f"--use-file-for-fake-video-capture={video}")
     if audio is not None:
         args.append(f"--use-file-for-fake-audio-capture={audio}")
-    return playwright.chromium.launch_persistent_context(
+    options.setdefault("viewport", {"width": 1100, "height": 900})
+    context = playwright.chromium.launch_persistent_context(
         str(profile),  # a fresh --user-data-dir
         executable_path=str(CHROMIUM),
         headless=True,
         args=args,
         locale=locale,
-        viewport={"width": 1100, "height": 900},
+        **options,
     )
+    if confirm:
+        for page in context.pages:
+            page.on("dialog", _accept)
+        context.on("page", lambda page: page.on("dialog", _accept))
+    return context
+
+
+def _accept(dialog) -> None:
+    dialog.accept()
 
 
 # getUserMedia answered by one <video> element playing a clip with both tracks (captureStream):

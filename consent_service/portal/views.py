@@ -40,9 +40,28 @@ from consent_service.portal.forms import (
 from consent_service.providers import service as providers
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
+from consent_service.web import add_home_page
 from consent_service.webhooks import service as webhooks
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
+
+
+def _portal_home(user) -> str | None:
+    """Provider staff land in their portal after signing in, not on a personal dashboard."""
+    return url_for("portal.overview") if service.staff_of(db.session(), user) else None
+
+
+bp.record_once(lambda state: add_home_page(state.app, _portal_home))
+
+
+@bp.app_context_processor
+def _portal_link() -> dict:
+    """Every page's header links staff to their portal (`is_staff`)."""
+
+    def is_staff() -> bool:
+        return bool(current_user.is_authenticated and service.staff_of(db.session(), current_user))
+
+    return {"is_staff": is_staff}
 
 
 def staff_required(*, admin: bool = False):

@@ -9,10 +9,12 @@ every request (`acting_subject`), so a stale or forged selection never reaches a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, g, request, url_for
+from flask import abort, current_app, g, request, url_for
 from flask import session as web_session
 from flask_login import current_user
 from sqlmodel import Session
@@ -44,12 +46,33 @@ def guardian_evidence(session: Session, subject: Subject) -> dict | None:
     return accounts.guardian_evidence(session, subject)
 
 
-def safe_next(target: str | None) -> str:
-    """Only same-site paths: never an open redirect."""
+def safe_next(target: str | None, default: str | None = None) -> str:
+    """Only same-site paths: never an open redirect (else `default`, else the dashboard)."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
+    return default or url_for("rights.dashboard")
+
+
+# app.extensions key: callables (user -> URL or None) asked, in order, where an account lands
+# after signing in. A capability above `web` (the provider portal) adds its own, so `web` never
+# imports it.
+HOME_PAGES = "consent_home_pages"
+
+
+def add_home_page(app, home: Callable[[Any], str | None]) -> None:
+    """Let `home` choose where some accounts land after signing in (first answer wins)."""
+    app.extensions.setdefault(HOME_PAGES, []).append(home)
+
+
+def home_page(user) -> str:
+    """Where `user` lands after signing in without a `next`: a capability's page (provider
+    staff: their portal) or the personal dashboard."""
+    for home in current_app.extensions.get(HOME_PAGES, []):
+        url = home(user)
+        if url:
+            return url
     return url_for("rights.dashboard")
 
 

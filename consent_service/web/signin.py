@@ -48,7 +48,7 @@ from consent_service.errors import AccountExists, EmailNotVerified, InvalidReque
 from consent_service.extensions import login_manager
 from consent_service.i18n import current_language
 from consent_service.runtime import services
-from consent_service.web import account_mail, safe_next
+from consent_service.web import account_mail, home_page, safe_next
 
 bp = Blueprint("accounts", __name__)
 # The Flask-session key of a sign-in waiting for its second factor: (user id, next, started).
@@ -204,8 +204,8 @@ def _signed_in(user: User, target: str | None):
     login_user(user)
     if user.is_operator and not user.has_totp:  # staff are sent by the portal itself
         flash(_("Operators sign in with a second factor: set it up now."))
-        return redirect(url_for("accounts.two_factor", next=safe_next(target)))
-    return redirect(safe_next(target))
+        return redirect(url_for("accounts.two_factor", next=safe_next(target, home_page(user))))
+    return redirect(safe_next(target, home_page(user)))
 
 
 @bp.route("/login/code", methods=["GET", "POST"])

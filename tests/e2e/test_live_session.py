@@ -288,7 +288,7 @@ def test_live_session_step_up_grant_job_revoke_and_review(
             _record(page, step_up_script, f"{prefix}-5-step-up", f"{base_url}/")
             page.wait_for_load_state()
             _shot(page, f"{prefix}-6-granted")
-            grant_id = page.get_attribute("tr[data-grant]", "data-grant")
+            grant_id = page.get_attribute("[data-grant]", "data-grant")
             with stack.app.app_context():
                 grant = (
                     db.session()
@@ -306,10 +306,10 @@ def test_live_session_step_up_grant_job_revoke_and_review(
             assert allowed["decision"] == "allow", allowed
 
             # 4. Revoking needs no live check.
-            page.click(f"tr[data-grant='{grant_id}'] form[action$='/revoke'] button[type=submit]")
+            page.click(f"[data-grant='{grant_id}'] form[action$='/revoke'] button[type=submit]")
             page.wait_for_url(f"{base_url}/")
             assert (
-                page.get_attribute(f"tr[data-grant='{grant_id}'] .grant-status", "data-status")
+                page.get_attribute(f"[data-grant='{grant_id}'] .grant-status", "data-status")
                 == "revoked"
             )
             _shot(page, f"{prefix}-7-revoked")

@@ -165,12 +165,12 @@ def _check_enrolled(stack, page, lang: str) -> int:
 
 
 def _grant_ids(page) -> list[str]:
-    return [row.get_attribute("data-grant") for row in page.query_selector_all("tr[data-grant]")]
+    return [row.get_attribute("data-grant") for row in page.query_selector_all("[data-grant]")]
 
 
 def _status(page, grant_id: str) -> tuple[str, str]:
     """(status code, status as shown) of a grant on the dashboard."""
-    cell = f"tr[data-grant='{grant_id}'] .grant-status"
+    cell = f"[data-grant='{grant_id}'] .grant-status"
     return page.get_attribute(cell, "data-status"), page.inner_text(cell)
 
 
@@ -207,12 +207,12 @@ def _grant(app, page, base_url: str, lang: str, operation: str, roles, prefix: s
 
 
 def _revoke(page, base_url: str, lang: str, grant_id: str) -> None:
-    button = f"tr[data-grant='{grant_id}'] form[action$='/revoke'] button[type=submit]"
+    button = f"[data-grant='{grant_id}'] form[action$='/revoke'] button[type=submit]"
     assert page.inner_text(button) == WORDS[lang]["revoke"]
     page.click(button)
     page.wait_for_url(f"{base_url}/")
     assert _status(page, grant_id) == ("revoked", WORDS[lang]["revoked_v2"])
-    assert not page.query_selector(f"tr[data-grant='{grant_id}'] form[action$='/revoke']")
+    assert not page.query_selector(f"[data-grant='{grant_id}'] form[action$='/revoke']")
     _says(page, lang, "revoked_flash", "revoked_v2")
 
 
@@ -243,7 +243,7 @@ def _receipts(page, base_url: str, lang: str, grant_id: str, prefix: str) -> Non
     events = []
     for version in (1, 2):
         page.goto(f"{base_url}/")
-        page.click(f"tr[data-grant='{grant_id}'] a[href$='/v{version}/receipt']")
+        page.click(f"[data-grant='{grant_id}'] a[href$='/v{version}/receipt']")
         for _ in range(120):
             if page.query_selector("article.receipt[data-signed='yes']"):
                 break

@@ -254,7 +254,7 @@ def test_a_chinese_page_names_edits_roles_and_outcomes_in_chinese(site):
     blocked = _add_job(site, subject_id, "Globex", "deny", "revoked")
 
     dashboard = person.get("/")
-    [row] = re.findall(r"<tr data-grant=.*?</tr>", dashboard, re.S)
+    [row] = re.findall(r"<article [^>]*data-grant=.*?</article>", dashboard, re.S)
     assert "人脸：人脸驱动、换脸" in row and "目标" in _visible(row)
     [recent] = re.findall(r"<li>[^<]*Globex.*?</li>", dashboard, re.S)
     assert "换脸 · 已阻止 (同意已撤回)" in recent
@@ -394,3 +394,18 @@ def test_an_operator_exports_the_same_data_from_the_cli(site, monkeypatch):
     assert [e["job_id"] for e in data["ledger"]] == [job]
     missing = CliRunner().invoke(main, ["subjects", "export", "nobody@example.org"])
     assert missing.exit_code == 1 and "no account" in missing.output
+
+
+def test_every_page_links_the_sites_own_assets_and_the_favicon_answers(site):
+    client = site.client()
+    page = client.get("/login").get_data(as_text=True)
+    # Bootstrap from the package itself (no CDN), the icon, the skip link to the content.
+    assert 'href="/bootstrap/static/css/bootstrap.min.css"' in page and "https://" not in page
+    css = client.get("/bootstrap/static/css/bootstrap.min.css")
+    css.close()  # a file sent by send_file
+    assert css.status_code == 200
+    assert '<link rel="icon" href="/static/favicon.svg"' in page
+    assert 'href="#main"' in page and '<main id="main"' in page
+    icon = client.get("/favicon.ico", follow_redirects=True)
+    icon.close()
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"

@@ -384,7 +384,8 @@ def test_portal_pages_carry_the_security_headers_and_need_csrf(site):
     response = acme.client.get("/portal/keys")
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
-    assert "<script" not in response.get_data(as_text=True)
+    # Scripts only from files the CSP allows ('self'): Bootstrap's and the confirmations'.
+    assert not re.search(r"<script(?![^>]*\bsrc=)", response.get_data(as_text=True))
     assert acme.client.post("/portal/keys", data={"name": "no token"}).status_code == 400
     with site.app.app_context():
         names = db.session().exec(select(ApiKey.name)).all()
@@ -404,3 +405,18 @@ def test_consent_requests_page_lists_only_the_providers_own(site):
     page = staff.get("/portal/requests")
     assert "asked-by-acme@example.org" in page and "pending" in page
     assert "asked-by-globex@example.org" not in page
+
+
+def test_staff_land_in_their_portal_and_people_on_their_dashboard(site):
+    with site.app.app_context(), db.unit_of_work() as s:
+        found = s.exec(select(Provider).where(Provider.name == "Acme")).one()
+        invitation = add_staff(s, services().audit_key, found, "lands@example.org", "viewer")
+    staff = Person(site.client())
+    accept_invitation(staff, invitation_path(site.app, invitation.invitation), PASSWORD)
+    response = sign_in(staff, "lands@example.org", PASSWORD)  # no ?next=
+    assert response.status_code == 302 and response.headers["Location"] == "/portal/"
+    # Every page's header links staff to the portal, and only staff.
+    assert 'href="/portal/"' in staff.get("/")
+    person = verified_sign_up(Person(site.client()), "walks@example.org", PASSWORD)
+    assert 'href="/portal/"' not in person.get("/")
+    assert sign_in(person, "walks@example.org", PASSWORD).headers["Location"] == "/"
