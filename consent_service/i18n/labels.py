@@ -152,6 +152,7 @@ RELATIONSHIPS: dict[str, LazyString] = {
 # Codes that mean one thing wherever they appear; statuses share codes ("pending", "expired")
 # with different meanings, so they are looked up by kind.
 LABELS: dict[Any, LazyString] = {
+    "undecided": _l("undecided"),  # the portal's usage: jobs queued, processing or failed
     **OPERATIONS,
     **ROLES,
     **MODALITIES,
