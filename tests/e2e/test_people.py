@@ -79,8 +79,8 @@ def test_grant_revoke_receipts_ledger_protect_export_delete(stack, photos):
     for job in (allowed, blocked, protected):
         assert job["id"][:12] in ledger
     assert "allowed (everyone consented)" in ledger
-    assert "blocked: denied (consent revoked)" in ledger
-    assert "blocked: denied (protect-only mode)" in ledger
+    assert "blocked: denied (you: consent revoked)" in ledger
+    assert "blocked: denied (you: protect-only mode)" in ledger
 
     export = person.client.get("/account/export.json")
     data = export.get_json()

@@ -260,7 +260,7 @@ def test_the_ledger_says_the_edit_was_blocked_for_assurance_in_both_languages(si
     page = person.get("/activity")
     [row] = re.findall(rf"<tr class=\"blocked\">(?:(?!</tr>).)*{job_id[:12]}.*?</tr>", page, re.S)
     shown = _visible(row)
-    assert "blocked: needs consent (assurance too low)" in shown
+    assert "blocked: needs consent (you: assurance too low)" in shown
     assert (
         "assurance too low: this provider requires live (checked by machine); yours is "
         "uploaded (photos or files)"

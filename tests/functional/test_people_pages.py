@@ -57,13 +57,16 @@ def _add_template(site, subject_id: int, modality: Modality = Modality.FACE) -> 
         )
 
 
-def _add_job(site, subject_id: int, provider: str, decision: str, outcome: str) -> str:
+def _add_job(
+    site, subject_id: int, provider: str, decision: str, outcome: str, reasons=None
+) -> str:
+    """A decided job showing the person (their outcome); its reasons, unless given, theirs."""
     with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
         job = factories.GateJobFactory(provider_id=_provider_id(site, provider), status="decided")
         factories.FindingFactory(
             job=job, role="target", outcome=outcome, subject_id=subject_id, box=[1, 2, 3, 4]
         )
-        factories.DecisionFactory(job=job, decision=decision, reasons=[outcome])
+        factories.DecisionFactory(job=job, decision=decision, reasons=reasons or [outcome])
         return job.id
 
 
@@ -216,6 +219,19 @@ def test_the_choice_to_destroy_templates_on_withdrawal_is_the_persons_and_audite
         assert db.session().get(Subject, subject_id).destroy_templates_on_withdrawal is False
 
 
+def test_the_ledger_tells_the_persons_own_reasons_from_someone_elses(site):
+    """The person consented; someone else in the same media had not enrolled, so the job needs
+    consent: the row says which reason is whose."""
+    person, subject_id = _sign_up(site, "ledger.reasons@example.org")
+    job = _add_job(site, subject_id, "Acme", "needs_consent", "consented", ["unenrolled"])
+    [row] = re.findall(
+        rf"<tr class=\"blocked\">(?:(?!</tr>).)*{job[:12]}.*?</tr>", person.get("/activity"), re.S
+    )
+    shown = " ".join(re.sub(r"<[^>]+>", " ", row).split())
+    assert "consented" in shown and "you:" not in shown
+    assert "blocked: needs consent (someone else in the same media: not enrolled)" in shown
+
+
 def test_the_ledger_lists_allowed_and_blocked_jobs_of_this_person_only(site):
     person, subject_id = _sign_up(site, "kim@example.org")
     _, stranger_id = _sign_up(site, "lou@example.org")
@@ -226,7 +242,7 @@ def test_the_ledger_lists_allowed_and_blocked_jobs_of_this_person_only(site):
     assert allowed[:12] in page and blocked[:12] in page and theirs[:12] not in page
     assert "Acme" in page and "Globex" in page and "face swap" in page
     # Words, not DESIGN.md's codes; the codes stay in data attributes for scripts.
-    assert "allowed (consented)" in page and "blocked: denied (consent revoked)" in page
+    assert "allowed (you: consented)" in page and "blocked: denied (you: consent revoked)" in page
     assert 'data-decision="deny"' in page and ">face_swap<" not in page
     assert "[1, 2, 3, 4]" not in page  # never where the face was, let alone the media
 
@@ -264,7 +280,7 @@ def test_a_chinese_page_names_edits_roles_and_outcomes_in_chinese(site):
         rf"<tr class=\"blocked\">(?:(?!</tr>).)*{blocked[:12]}.*?</tr>", ledger, re.S
     )
     shown = _visible(entry)
-    assert "换脸" in shown and "目标" in shown and "已阻止：拒绝 (同意已撤回)" in shown
+    assert "换脸" in shown and "目标" in shown and "已阻止：拒绝 (您：同意已撤回)" in shown
     for code in ("face_swap", "face_reenactment", "target", "revoked", "deny"):
         assert code not in _visible(row) + _visible(recent) + shown, code
     # Scripts still find the codes.
