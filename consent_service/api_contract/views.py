@@ -6,9 +6,16 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template
 
+from consent_service.api_contract.examples import (
+    BASE_VARIABLE,
+    KEY_VARIABLE,
+    examples,
+    inline_markdown,
+)
 from consent_service.api_contract.operations import openapi_document
 
 bp = Blueprint("api_contract", __name__, url_prefix="/api/v1")
+bp.add_app_template_filter(inline_markdown, "inline_markdown")
 
 
 @bp.get("/openapi.json")
@@ -19,7 +26,13 @@ def openapi_json():
 @bp.get("/docs")
 def docs():
     document = openapi_document(current_app)
-    return render_template("api_contract/docs.html", doc=document, **_outline(document))
+    return render_template(
+        "api_contract/docs.html",
+        doc=document,
+        base_variable=BASE_VARIABLE,
+        key_variable=KEY_VARIABLE,
+        **_outline(document),
+    )
 
 
 def _type_name(schema: dict[str, Any]) -> str:
@@ -66,6 +79,7 @@ def _outline(document: dict[str, Any]) -> dict[str, Any]:
                     "method": method.upper(),
                     "path": path,
                     "op": op,
+                    "examples": examples(document, method.upper(), path, op),
                     "secured": bool(op.get("security")),
                     # The scope its security requirement names (every scheme names the same).
                     "scope": next(iter(op["security"][0].values()), [None])[0]
