@@ -88,6 +88,8 @@ def new_grant():
     if request.method == "GET":
         form.notice_version.data = NOTICE_VERSION
         form.notice_language.data = shown
+        if not form.providers.choices:  # nobody to choose yet: "all" is the only grant possible
+            form.provider_scope.data = "all"
     if form.validate_on_submit():
         start, until = form.valid_from.data, form.valid_until.data
         today = utcnow().date()

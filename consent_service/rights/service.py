@@ -46,7 +46,7 @@ class LedgerEntry:
     time: str
     provider: str
     operation: str
-    role: str
+    roles: list[str]  # each role the person had in the job, in the order found
     outcome: str
     decision: str | None
     reasons: list[str]
@@ -64,27 +64,44 @@ class LedgerEntry:
 def ledger(
     session: Session, subject_id: int, limit: int | None = None, offset: int = 0
 ) -> list[LedgerEntry]:
-    """Every job in which this person was found, newest first: who, what, when, the person's
-    outcome and the job's decision. Never media, file names or face positions."""
+    """Every job in which this person was found, newest first, once per job (with each role
+    they had in it): who, what, when, the person's outcome and the job's decision. `limit` and
+    `offset` count jobs. Never media, file names or face positions."""
+    jobs = (
+        select(GateJob.id)
+        .join(Finding, col(Finding.job_id) == GateJob.id)
+        .where(Finding.subject_id == subject_id)
+        .group_by(col(GateJob.id), col(GateJob.created_at))
+        .order_by(col(GateJob.created_at).desc(), col(GateJob.id))
+    )
+    if limit is not None:
+        jobs = jobs.limit(limit).offset(offset)
+    job_ids = list(session.exec(jobs))
+    if not job_ids:
+        return []
     query = (
         select(Finding, GateJob, Provider, Decision)
         .join(GateJob, col(GateJob.id) == Finding.job_id)
         .join(Provider, col(Provider.id) == GateJob.provider_id)
         .outerjoin(Decision, col(Decision.job_id) == GateJob.id)
-        .where(Finding.subject_id == subject_id)
+        .where(Finding.subject_id == subject_id, col(Finding.job_id).in_(job_ids))
         # A job decided again (a consent request answered) shows its latest revision only.
         .where(or_(col(Decision.job_id).is_(None), col(Finding.revision) == Decision.revision))
-        .order_by(col(GateJob.created_at).desc(), col(Finding.id))
+        .order_by(col(GateJob.created_at).desc(), col(GateJob.id), col(Finding.id))
     )
-    if limit is not None:
-        query = query.limit(limit).offset(offset)
-    return [
-        LedgerEntry(
+    entries: dict[str, LedgerEntry] = {}
+    for finding, job, provider, decision in session.exec(query):
+        seen = entries.get(job.id)
+        if seen is not None:  # the same person again in the job (another item or role)
+            if finding.role not in seen.roles:
+                seen.roles.append(finding.role)
+            continue
+        entries[job.id] = LedgerEntry(
             job_id=job.id,
             time=as_utc(decision.created_at if decision else job.created_at).isoformat(),
             provider=provider.name,
             operation=job.operation,
-            role=finding.role,
+            roles=[finding.role],
             outcome=finding.outcome,
             decision=decision.decision if decision else None,
             reasons=list(decision.reasons) if decision else [],
@@ -93,8 +110,7 @@ def ledger(
             assurance=finding.assurance,
             assurance_required=decision.assurance_required if decision else None,
         )
-        for finding, job, provider, decision in session.exec(query)
-    ]
+    return list(entries.values())
 
 
 @dataclass(frozen=True)
@@ -251,7 +267,7 @@ def _entry(e: LedgerEntry) -> dict:
         "time": e.time,
         "provider": e.provider,
         "operation": e.operation,
-        "role": e.role,
+        "roles": e.roles,
         "outcome": e.outcome,
         "decision": e.decision,
         "reasons": e.reasons,

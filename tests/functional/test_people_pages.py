@@ -425,3 +425,34 @@ def test_every_page_links_the_sites_own_assets_and_the_favicon_answers(site):
     icon = client.get("/favicon.ico", follow_redirects=True)
     icon.close()
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+
+
+def test_with_no_provider_registered_the_grant_form_offers_all_providers(make_api_app):
+    site = make_api_app()
+    with site.app.app_context(), db.unit_of_work() as s:
+        for provider in s.exec(select(Provider)):
+            provider.status = "suspended"  # none active: none to choose
+    person, _ = _sign_up(site, "early@example.org")
+    page = person.get("/grants/new")
+    assert "No providers are registered yet." in page
+    [checked] = re.findall(r'<input[^>]*name="provider_scope"[^>]*>', page)[1:]
+    assert 'value="all"' in checked and "checked" in checked
+
+
+def test_a_job_showing_the_person_twice_is_one_row_with_both_roles(site):
+    person, subject_id = _sign_up(site, "twice@example.org")
+    with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
+        job = factories.GateJobFactory(provider_id=_provider_id(site, "Acme"), status="decided")
+        for role in ("source", "target", "target"):
+            factories.FindingFactory(
+                job=job, role=role, outcome="consented", subject_id=subject_id, box=[1, 2, 3, 4]
+            )
+        factories.DecisionFactory(job=job, decision="allow", reasons=["all_consented"])
+        job_id = job.id
+    page = person.get("/activity")
+    assert page.count(job_id[:12]) == 1
+    [row] = re.findall(rf"<tr class=\"allowed\">(?:(?!</tr>).)*{job_id[:12]}.*?</tr>", page, re.S)
+    assert "source, target" in row
+    export = person.client.get("/account/export.json").get_json()
+    [entry] = [e for e in export["ledger"] if e["job_id"] == job_id]
+    assert entry["roles"] == ["source", "target"]
