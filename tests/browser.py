@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -27,19 +23,6 @@ def require_chromium() -> None:
             "Debian's chromium is not installed (apt-get install chromium)",
             allow_module_level=True,
         )
-
-
-@contextmanager
-def serve(app) -> Iterator[str]:
-    """The app over real HTTP, so Chromium can load it; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 def launch(

@@ -30,7 +30,7 @@ from consent_service.runtime import services
 from consent_service.settings import Settings
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import Operation, Role
-from tests.support import postgres_database, redis_database
+from tests.support import postgres_database, redis_database, serve
 
 DECISION_TIMEOUT = 180
 # Tests only (production refuses it): every live session's script is drawn from this seed, so
@@ -192,11 +192,10 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
 def base_url(stack) -> Iterator[str]:
     """The stack's web over real HTTP, for the browser tests (tests/browser.py): the web
     process's app as gunicorn runs it (`create_web_app`: public keys only), beside the worker."""
-    from tests import browser
 
     web = create_web_app(stack.settings)
     try:
-        with browser.serve(web) as url:
+        with serve(web) as url:
             yield url
     finally:
         web.extensions["db_engine"].dispose()

@@ -39,6 +39,7 @@ from tests.support import (
     Person,
     accept_invitation,
     invitation_path,
+    serve,
     set_up_two_factor,
     sign_in,
     verified_sign_up,
@@ -212,7 +213,7 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(app, tmp_path):
             chrome.add_init_script(path=str(AXE))  # not an inline <script>: the CSP holds
             try:
                 page = chrome.pages[0] if chrome.pages else chrome.new_page()
-                with browser.serve(app) as base_url:
+                with serve(app) as base_url:
                     for who, person in visitors.items():
                         chrome.clear_cookies()
                         if person is not None:

@@ -21,7 +21,7 @@ from consent_service.migrate import upgrade
 from consent_service.runtime import services
 from consent_service.settings import Settings
 from tests import browser
-from tests.support import mailed_path
+from tests.support import mailed_path, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +39,7 @@ def site(tmp_path_factory) -> Iterator[tuple[object, str]]:
     )
     upgrade(settings.sqlalchemy_url)
     app = create_app(settings)
-    with browser.serve(app) as url:
+    with serve(app) as url:
         yield app, url
     app.extensions["db_engine"].dispose()
 

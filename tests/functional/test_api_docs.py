@@ -8,15 +8,14 @@ from __future__ import annotations
 import html
 import io
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 
 import pytest
 from PIL import Image
-from werkzeug.serving import make_server
 
 from consent_service.api_contract.examples import BASE_VARIABLE, KEY_VARIABLE, inline_markdown
+from tests.support import serve
 
 SECTION = re.compile(r'<section class="api-operation" id="[^"]*">(.*?)</section>', re.S)
 
@@ -28,12 +27,8 @@ def api(make_api_app):
 
 @pytest.fixture(scope="module")
 def url(api) -> Iterator[str]:
-    httpd = make_server("127.0.0.1", 0, api.app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join()
+    with serve(api.app) as base:
+        yield base
 
 
 def _examples(api) -> list[tuple[str, str, str]]:

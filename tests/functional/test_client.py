@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from PIL import Image
 from pydantic import BaseModel
 from sqlmodel import select
-from werkzeug.serving import make_server
 
 from consent_service import client as sdk
 from consent_service import db
@@ -47,7 +46,7 @@ from consent_service.tokens.schemas import Jwks, PublicJwk
 from consent_service.vocabulary import JobStatus, Scope
 from consent_service.webhooks.schemas import DeliveryPublic, WebhookPublic
 from tests import factories
-from tests.support import allow_job
+from tests.support import allow_job, serve
 
 # operationId in /api/v1/openapi.json -> the ConsentClient method that performs it.
 OPERATIONS = {
@@ -99,12 +98,8 @@ def api(make_api_app):
 
 @pytest.fixture(scope="module")
 def url(api) -> Iterator[str]:
-    httpd = make_server("127.0.0.1", 0, api.app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join()
+    with serve(api.app) as base:
+        yield base
 
 
 @pytest.fixture
@@ -280,9 +275,6 @@ def readme_snippet() -> str:
 
 def test_the_readme_quick_start_runs_as_written(make_api_app, tmp_path, monkeypatch):
     api = make_api_app(api_rate_limit="100000/minute")  # its own: the block configures a webhook
-    httpd = make_server("127.0.0.1", 0, api.app, threaded=True)
-    serving = threading.Thread(target=httpd.serve_forever, daemon=True)
-    serving.start()
     stop = threading.Event()
 
     def worker() -> None:
@@ -304,20 +296,18 @@ def test_the_readme_quick_start_runs_as_written(make_api_app, tmp_path, monkeypa
     Image.new("RGB", (64, 48), "teal").save(tmp_path / "edited.jpg", "JPEG")
     snippet = readme_snippet()
     assert "ConsentClient(" in snippet and 'client.gate("face_swap"' in snippet
-    local = f"http://127.0.0.1:{httpd.server_port}"
     namespace: dict = {"api_key": api.key}
-    try:
-        exec(  # noqa: S102 - the README's own block, run to prove it works as written
-            compile(snippet.replace("http://127.0.0.1:5000", local), "README.md", "exec"),
-            namespace,
-        )
-    finally:
-        stop.set()
-        working.join()
-        if "client" in namespace:
-            namespace["client"].close()
-        httpd.shutdown()
-        serving.join()
+    with serve(api.app) as local:
+        try:
+            exec(  # noqa: S102 - the README's own block, run to prove it works as written
+                compile(snippet.replace("http://127.0.0.1:5000", local), "README.md", "exec"),
+                namespace,
+            )
+        finally:
+            stop.set()
+            working.join()
+            if "client" in namespace:
+                namespace["client"].close()
     assert namespace["job"]["decision"] == "allow"
     assert namespace["checked"]["status"]["status"] == "valid"
     with c2pa.Reader(str(tmp_path / "labelled.jpg")) as reader:

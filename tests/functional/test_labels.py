@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 
 import c2pa
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 from urllib3 import encode_multipart_formdata
-from werkzeug.serving import make_server
 
 from consent_service import db
 from consent_service.cli import main
@@ -26,7 +24,7 @@ from consent_service.labels.provenance import CONSENT_ASSERTION
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.runtime import services
 from consent_service.vocabulary import Scope
-from tests.support import allow_job, csrf_token
+from tests.support import allow_job, csrf_token, serve
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +35,8 @@ def api(make_api_app):
 @pytest.fixture(scope="module")
 def server(api):
     """The app served over HTTP, as `label read` reaches a service."""
-    httpd = make_server("127.0.0.1", 0, api.app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
+    with serve(api.app) as base:
+        yield base
 
 
 def _decided_job(api) -> tuple[str, str, int, str]:
