@@ -35,6 +35,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# The grant form filled in the least way that grants (a face swap of the person as target, by
+# every provider), for page tests about something else than the form.
+GRANT_FORM = {
+    "operations": ["face_swap"],
+    "roles": ["target"],
+    "provider_scope": "all",
+    "agree": "y",
+    "notice_version": "2026-11-1",
+}
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from consent_service.mail import read_outbox
 from consent_service.operators.service import add_operator
 from consent_service.runtime import services
 from tests.support import (
+    GRANT_FORM,
     Person,
     accept_invitation,
     csrf_token,
@@ -30,13 +31,6 @@ from tests.support import (
 )
 
 PASSWORD = "a long enough password"
-GRANT = {
-    "operations": ["face_swap"],
-    "roles": ["target"],
-    "provider_scope": "all",
-    "agree": "y",
-    "notice_version": "2026-11-1",
-}
 NEW_PAGES = ("/login", "/signup", "/reset", "/account/password", "/account/two-factor")
 
 
@@ -142,7 +136,7 @@ def test_an_unverified_account_cannot_grant_and_verifies_only_signed_in_as_itsel
     assert sign_in(person, "uma@example.org", PASSWORD).status_code == 302
     home = person.get("/")
     assert "Verify your e-mail address" in home and "Send the link again" in home
-    refused = person.post("/grants/new", GRANT, form_page="/grants/new?modality=face")
+    refused = person.post("/grants/new", GRANT_FORM, form_page="/grants/new?modality=face")
     assert "Verify your e-mail address first" in refused.get_data(as_text=True)
     assert "You have granted nothing" in person.get("/")
     again = person.post("/verify/send", {}, form_page="/")
@@ -152,7 +146,9 @@ def test_an_unverified_account_cannot_grant_and_verifies_only_signed_in_as_itsel
         == 302
     )
     assert _user(site, "uma@example.org").is_verified
-    pass_step_up(site.app, person.post("/grants/new", GRANT, form_page="/grants/new?modality=face"))
+    pass_step_up(
+        site.app, person.post("/grants/new", GRANT_FORM, form_page="/grants/new?modality=face")
+    )
     assert "You have granted nothing" not in person.get("/")
 
 

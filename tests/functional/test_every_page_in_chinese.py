@@ -23,6 +23,7 @@ from consent_service.runtime import services
 from tests import factories
 from tests.functional.test_i18n import PO
 from tests.support import (
+    GRANT_FORM,
     Person,
     accept_invitation,
     csrf_token,
@@ -218,17 +219,7 @@ def test_pages_about_one_thing_show_no_english_either(site):
     person = _signed_up(site, "li@example.org")
     pass_step_up(
         site.app,
-        person.post(
-            "/grants/new",
-            {
-                "operations": ["face_swap"],
-                "roles": ["source"],
-                "provider_scope": "all",
-                "purpose": "生日视频",
-                "agree": "y",
-                "notice_version": "2026-11-1",
-            },
-        ),
+        person.post("/grants/new", {**GRANT_FORM, "purpose": "生日视频"}),
     )
     [grant_id] = re.findall(r"/grants/([0-9a-f]{32})/revoke", person.get("/"))
     assert sign_receipts(site.app) >= 1

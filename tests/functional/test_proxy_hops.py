@@ -10,16 +10,9 @@ from sqlmodel import select
 
 from consent_service import db
 from consent_service.consent.models import ConsentGrant
-from tests.support import Person, pass_step_up, verified_sign_up
+from tests.support import GRANT_FORM, Person, pass_step_up, verified_sign_up
 
 PASSWORD = "a long enough password"
-GRANT = {
-    "operations": ["face_swap"],
-    "roles": ["target"],
-    "provider_scope": "all",
-    "agree": "y",
-    "notice_version": "2026-11-1",
-}
 
 
 def _failed_sign_in(site, forwarded_for: str | None):
@@ -72,7 +65,7 @@ def test_a_grant_s_evidence_names_the_client_address(make_api_app, hops, expecte
     # would end a session whose address changed).
     client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.50"
     person = verified_sign_up(Person(client), "grantor@example.org", PASSWORD)
-    answer = person.post("/grants/new", GRANT, form_page="/grants/new?modality=face")
+    answer = person.post("/grants/new", GRANT_FORM, form_page="/grants/new?modality=face")
     grant_id = pass_step_up(site.app, answer)["grant_id"]
     with site.app.app_context():
         grant = db.session().exec(select(ConsentGrant).where(ConsentGrant.grant_id == grant_id))
