@@ -3,8 +3,9 @@ web trusts exactly that one proxy, every long-running service has a health check
 an SMTP service, no secret has a default, and web and workers reach the media through the
 database, not a shared volume, so they may run on different hosts.
 
-The structure is read from the YAML itself, always; where Debian's `docker-compose` is installed
-it also validates the file (`docker-compose config`), and where `caddy` is, the Caddyfile."""
+The structure is read from the YAML itself; Debian's `docker-compose` validates the file
+(`docker-compose config`) and `caddy` the Caddyfile (`make test` installs both; without them
+those two tests fail, never skip)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,8 +127,16 @@ def test_the_caddyfile_proxies_to_the_web_with_a_local_certificate_by_default():
     assert not re.search(r"^\s*encode\b", text, re.M)  # BREACH: no compression of pages
 
 
-@pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed")
+def _installed(command: str) -> str:
+    """The tool's path; `make test` installs it (Debian's package of the same name), so a
+    missing one fails here rather than skipping the check unseen."""
+    path = shutil.which(command)
+    assert path, f"{command} is not installed: apt-get install {command} (make test does)"
+    return path
+
+
 def test_caddy_reads_the_caddyfile():
+    _installed("caddy")
     adapted = subprocess.run(
         ["caddy", "adapt", "--config", str(CADDYFILE)],
         capture_output=True,
@@ -144,8 +152,8 @@ def test_caddy_reads_the_caddyfile():
     assert {i["module"] for i in policy["issuers"]} >= {"acme"}  # a public name: ACME
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is absent")
 def test_docker_compose_accepts_the_file_and_refuses_it_without_a_secret():
+    _installed("docker-compose")
     command = ["docker-compose", "-f", str(COMPOSE)]
     ok = subprocess.run(
         [*command, "--profile", "s3", "config", "-q"], env=_compose_env(), capture_output=True
