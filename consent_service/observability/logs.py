@@ -1,7 +1,8 @@
 """Structured logs: one JSON object a line (timestamp, level, logger, message and the ids bound in
-`logcontext`: `request_id` in a web request, `task_id` and `task` in a Celery task, `job_id` in
-the gate's), on in production (LOG_FORMAT). Also the request id itself: taken from a sane
-`X-Request-ID` header or made, bound for the request, echoed in the answer."""
+`logcontext`: `request_id` in a web request and in the tasks it sent, `task_id` and `task` in a
+Celery task, `job_id` in the gate's), on in production (LOG_FORMAT). Also the request id
+itself: taken from a sane `X-Request-ID` header or made, bound for the request, echoed in the
+answer."""
 
 from __future__ import annotations
 
@@ -138,9 +139,34 @@ def init_app(app: Flask) -> None:
 _task_tokens: dict[str, Any] = {}
 
 
+# The message header that carries the sender's request id to the task (and from a task to the
+# tasks it sends): a job's lines in the worker name the API request that submitted it.
+TASK_REQUEST_ID_HEADER = "request_id"
+
+
+def _stamp_request_id(headers: dict[str, Any] | None = None, **_kwargs: Any) -> None:
+    """`before_task_publish`, in the sending process: the request id bound there, if any."""
+    request_id = logcontext.current().get("request_id")
+    if headers is not None and request_id is not None:
+        headers.setdefault(TASK_REQUEST_ID_HEADER, request_id)
+
+
+def _request_id_of(task: Any) -> str | None:
+    """The request id a task's message carries (a sane one only: a header is input too)."""
+    request = getattr(task, "request", None)
+    # A worker puts a message's own headers on the request itself and in `request.headers`;
+    # an eager `apply(headers=...)` only in the latter.
+    value = getattr(request, TASK_REQUEST_ID_HEADER, None) or (
+        getattr(request, "headers", None) or {}
+    ).get(TASK_REQUEST_ID_HEADER)
+    return value if isinstance(value, str) and _SANE_ID.fullmatch(value) else None
+
+
 def _task_started(task_id: str | None = None, task: Any = None, **_kwargs: Any) -> None:
     if task_id is not None:
-        _task_tokens[task_id] = logcontext.bind(task_id=task_id, task=getattr(task, "name", None))
+        _task_tokens[task_id] = logcontext.bind(
+            task_id=task_id, task=getattr(task, "name", None), request_id=_request_id_of(task)
+        )
 
 
 def _task_ended(task_id: str | None = None, **_kwargs: Any) -> None:
@@ -150,7 +176,11 @@ def _task_ended(task_id: str | None = None, **_kwargs: Any) -> None:
 
 
 def connect_task_ids() -> None:
-    """Each Celery task's lines carry its `task_id` and `task` (signals run in the task's own
-    thread, before and after it; connected once per process)."""
+    """Each Celery task's lines carry its `task_id` and `task`, and the `request_id` of the
+    request (or task) that sent it (signals run in the task's own thread, before and after it,
+    and in the sender when it publishes; connected once per process)."""
+    signals.before_task_publish.connect(
+        _stamp_request_id, weak=False, dispatch_uid="consent_log_ids_publish"
+    )
     signals.task_prerun.connect(_task_started, weak=False, dispatch_uid="consent_log_ids_prerun")
     signals.task_postrun.connect(_task_ended, weak=False, dispatch_uid="consent_log_ids_postrun")

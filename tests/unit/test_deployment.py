@@ -44,6 +44,17 @@ def _compose_env() -> dict[str, str]:
     return {**env, **{name: "x" for name in REQUIRED}}
 
 
+def test_every_pulled_image_names_a_version():
+    """A `latest` (or untagged) image changes under a deployment without a commit: each pulled
+    image names its release line (the web and workers run the image built from this tree)."""
+    for name, service in _services().items():
+        image = service.get("image", "")
+        if "build" in service or not image:
+            continue
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", f"{name}: {image}"
+
+
 def test_every_long_running_service_has_a_health_check():
     services = _services()
     assert {"caddy", "web", "worker", "webhooks", "beat", "postgres", "redis", "mailpit"} <= set(

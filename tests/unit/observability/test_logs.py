@@ -123,3 +123,39 @@ def test_a_json_worker_keeps_its_own_stderr(tmp_path):
         False,
         True,
     )
+
+
+def test_a_task_carries_the_request_id_of_the_request_that_sent_it(json_logs, capsys):
+    """The id goes out in the message's headers (`before_task_publish`, in the sender) and is
+    bound again in the worker (`task_prerun`): here a real worker thread on an in-memory broker
+    runs the task, and its line names the request that sent it."""
+    from celery import Celery
+    from celery.contrib.testing.worker import start_worker
+
+    app = Celery("request-id-test", broker="memory://", backend="cache+memory://")
+    app.conf.worker_hijack_root_logger = False  # keep the JSON handler this test reads
+
+    @app.task(name="test.says_hello")
+    def says_hello() -> str:
+        log.warning("hello from the task")
+        return "ok"
+
+    logs.connect_task_ids()
+    with start_worker(app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
+        with logcontext.bound(request_id="req-7f3a"):
+            result = says_hello.delay()
+        assert result.get(timeout=30) == "ok"
+        untraced = says_hello.delay()  # sent outside any request: no id to carry
+        assert untraced.get(timeout=30) == "ok"
+    said = [
+        line for line in _lines(capsys.readouterr().err) if line["message"] == "hello from the task"
+    ]
+    assert [line.get("request_id") for line in said] == ["req-7f3a", None]
+    assert all(line["task"] == "test.says_hello" for line in said)
+
+
+def test_a_forged_request_id_header_is_not_bound():
+    forged = SimpleNamespace(request=SimpleNamespace(request_id='x", "level": "ERROR', headers={}))
+    eager = SimpleNamespace(request=SimpleNamespace(headers={"request_id": "r-1"}))
+    assert logs._request_id_of(forged) is None
+    assert logs._request_id_of(eager) == "r-1"
