@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, Date, DateTime, LargeBinary, false
+from sqlalchemy import JSON, Column, Date, DateTime, LargeBinary, false, true
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import new_id, utcnow
@@ -27,6 +27,10 @@ class User(SQLModel, table=True):
     # switch's. None (older accounts, accounts made by the CLI): pages follow the browser, mails
     # carry both languages.
     language: str | None = Field(default=None, max_length=16)
+    # The daily digest mail of blocked and protect-only attempts on the subjects this account
+    # acts for (notices/digest.py); off, the notices stay on the dashboard only. Switched on the
+    # account page or by the digest's signed unsubscribe link.
+    notice_digest: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
     created_at: datetime = _ts(nullable=False)
     # Set when the owner opened the verification link signed in (or set their password from a
     # mailed reset or invitation link): until then the account cannot enroll, grant, answer
