@@ -27,6 +27,8 @@ from consent_service.gate.claims import token_claims, token_digest
 from consent_service.gate.finding_faces import keep_finding_face
 from consent_service.gate.models import Decision, DecisionRevision, Finding, GateJob, MediaItem
 from consent_service.keyring import Pseudonyms
+from consent_service.notices import service as notices
+from consent_service.providers.models import Provider
 from consent_service.providers.service import assurance_minimum
 from consent_service.timeutil import utcnow
 from consent_service.tokens.service import DecisionSigner
@@ -100,6 +102,7 @@ def _revise(
     minimum = assurance_minimum(session, job.provider_id, Operation(job.operation))
     outcomes, findings, subjects = _judge(session, job, analysis.people, now, revision, minimum)
     kind, reasons = policy.decide_job(outcomes, [c for c, _ in analysis.problems.values()])
+    _tell_people(session, job, findings, now, revision)
     items = media_of(session, job.id)
     for item in items:
         if item.position in analysis.problems:
@@ -228,6 +231,32 @@ def _judge(
         )
     session.add_all(findings)
     return outcomes, findings, subjects
+
+
+def _tell_people(
+    session: Session, job: GateJob, findings: list[Finding], now: datetime, revision: int
+) -> None:
+    """Each named person this revision did not allow to be edited (protect-only, refused,
+    revoked, not covered, expired, assurance too low) gets one notice, whatever the number of
+    their faces or roles in the job: written in this transaction, so it exists exactly when the
+    decision does."""
+    told: dict[int, Outcome] = {}
+    rank = {outcome: i for i, outcome in enumerate(notices.ATTEMPT_OUTCOMES)}
+    for finding in findings:
+        outcome = Outcome(finding.outcome)
+        if finding.subject_id is None or outcome not in rank:
+            continue
+        seen = told.get(finding.subject_id)
+        if seen is None or rank[outcome] < rank[seen]:
+            told[finding.subject_id] = outcome
+    if not told:
+        return
+    provider = session.get(Provider, job.provider_id)
+    name = provider.name if provider is not None else job.provider_id
+    for subject_id, outcome in sorted(told.items()):
+        notices.attempt_blocked(
+            session, subject_id, outcome, name, job.operation, now, job.id, revision
+        )
 
 
 def _verdict(

@@ -175,6 +175,15 @@ KINDS: dict[str, Mapping[Any, LazyString]] = {
 }
 
 
+def message_id(code: str) -> str:
+    """The catalogue's message id of a code's words (their English, untranslated; the code
+    itself when it has none): for a message that carries the words as a parameter (`errors.N_`)
+    and is translated when it is shown, and is written where no locale applies (a worker)."""
+    words = LABELS.get(code)
+    # A LazyString keeps the message id it was made with as its first argument.
+    return code if words is None else str(words._args[0])
+
+
 def label(code: object, kind: str | None = None) -> str:
     """The words for a vocabulary code in the current language; `kind` names the status list of
     a status code (`enrollment`, `request`, `grant`, `job`, `complaint`…). Anything unknown (a

@@ -1,6 +1,8 @@
-"""What people are told about their enrollments, as message keys with parameters, so that each
-reader gets it in their own language: on the dashboard in the page's, by mail in their account's
-(once committed: `mail_notices`, the `notices.mail` task).
+"""What people are told about their enrollments and about the attempts to edit them that were
+not allowed, as message keys with parameters, so that each reader gets it in their own language:
+on the dashboard in the page's, by mail in their account's. Enrollment notices are mailed one by
+one once committed (`mail_notices`, the `notices.mail` task); attempt notices (kind `attempt`,
+`attempt_blocked`) only in the daily digest (notices/digest.py).
 A notice also keeps its English text (`SubjectNotice.message`), which rows from before the keys
 show as they are."""
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from datetime import datetime
 from functools import partial
 
 from flask_babel import lazy_gettext as _l
@@ -15,9 +18,11 @@ from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject, User
 from consent_service.errors import N_, EnrollmentRejected
+from consent_service.i18n.labels import message_id
 from consent_service.mail import Mailer, compose, mail_languages
 from consent_service.notices.models import SubjectNotice
-from consent_service.timeutil import utcnow
+from consent_service.timeutil import as_utc, utcnow
+from consent_service.vocabulary import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,46 @@ TEXTS = {
         "were removed and the recording was destroyed. Enroll again with a live session, alone, "
         "facing the camera in good light."
     ),
+    # An attempt to edit the person that was not allowed because of them, one key per outcome
+    # (ATTEMPT_KEYS); told on the dashboard and in the daily digest.
+    "attempt.protected": N_(
+        "On %(time)s, %(provider)s asked to edit media showing you (%(operation)s). You are "
+        "protect-only, so the edit was denied."
+    ),
+    "attempt.refused": N_(
+        "On %(time)s, %(provider)s asked to edit media showing you (%(operation)s). You refused "
+        "this edit, so it was denied."
+    ),
+    "attempt.revoked": N_(
+        "On %(time)s, %(provider)s asked to edit media showing you (%(operation)s). You revoked "
+        "your consent to it, so it was denied."
+    ),
+    "attempt.expired": N_(
+        "On %(time)s, %(provider)s asked to edit media showing you (%(operation)s). Your consent "
+        "to it has expired, so it was not allowed."
+    ),
+    "attempt.not_covered": N_(
+        "On %(time)s, %(provider)s asked to edit media showing you (%(operation)s). None of your "
+        "grants covers it, so it was not allowed without your consent."
+    ),
+    "attempt.assurance_too_low": N_(
+        "On %(time)s, %(provider)s asked to edit media showing you (%(operation)s). This "
+        "provider requires your enrollment to be checked more strictly than it was, so it was "
+        "not allowed."
+    ),
 }
+ATTEMPT = "attempt"  # the kind of the notices the daily digest mails (none mailed one by one)
+# The outcomes a person is told about, most telling first: a person found several times in one
+# job (two faces, two roles) is told once, with the first of their outcomes in this order.
+ATTEMPT_OUTCOMES = (
+    Outcome.PROTECTED,
+    Outcome.REFUSED,
+    Outcome.REVOKED,
+    Outcome.EXPIRED,
+    Outcome.ASSURANCE_TOO_LOW,
+    Outcome.NOT_COVERED,
+)
+ATTEMPT_KEYS = {outcome: f"attempt.{outcome.value}" for outcome in ATTEMPT_OUTCOMES}
 # The mail's subject, by the notice's kind.
 SUBJECTS = {
     "review.approved": _l("About your enrollment: an operator confirmed it"),
@@ -80,8 +124,16 @@ def as_error(key: str, params: dict) -> EnrollmentRejected:
     """The notice as a translatable message (the modality named in the reader's language too);
     also an enrollment's error (`biometrics.service.keep_error`), so the enrollment page says it
     in its reader's language."""
-    values = {k: N_(v) if k == "modality" else v for k, v in params.items()}
+    values = {k: _word(k, v) for k, v in params.items()}
     return EnrollmentRejected(TEXTS[key], **values)
+
+
+def _word(name: str, value: object) -> object:
+    """A parameter's value; the words of a modality or an edit type ("face swap") as a message,
+    translated with the notice."""
+    if name in ("modality", "operation"):
+        return N_(message_id(str(value)))
+    return value
 
 
 def english(key: str, params: dict) -> str:
@@ -126,15 +178,42 @@ def notify(session: Session, subject_id: int, kind: str, key: str, **params: str
     session.add(new_notice(subject_id, kind, key, **params))
 
 
+def attempt_blocked(
+    session: Session,
+    subject_id: int,
+    outcome: Outcome,
+    provider: str,
+    operation: str,
+    when: datetime,
+    job_id: str,
+    revision: int,
+) -> None:
+    """Tell a person that `provider`'s job `job_id` (decision revision `revision`) was not
+    allowed to edit them, because of them (`outcome`, one of ATTEMPT_OUTCOMES): on their
+    dashboard now, by mail in the day's digest."""
+    notify(
+        session,
+        subject_id,
+        ATTEMPT,
+        ATTEMPT_KEYS[outcome],
+        time=as_utc(when).strftime("%Y-%m-%d %H:%M UTC"),
+        provider=provider,
+        operation=operation,
+        job_id=job_id,
+        revision=str(revision),
+    )
+
+
 def mail_notices(session: Session, mailer: Mailer, sender: str, limit: int = 100) -> int:
     """After the commit that wrote them: mail the notices not mailed yet to their person's
     address, in the account's language (both languages when it has none), marking each one sent
     (the caller commits). A failed send is logged and left for the next call; the notice is on
-    the dashboard either way. Runs inside an app context (a request or a Celery task)."""
+    the dashboard either way. Attempt notices are left to the daily digest. Runs inside an app
+    context (a request or a Celery task)."""
     sent = 0
     rows = session.exec(
         select(SubjectNotice)
-        .where(col(SubjectNotice.mailed_at).is_(None))
+        .where(col(SubjectNotice.mailed_at).is_(None), SubjectNotice.kind != ATTEMPT)
         .order_by(col(SubjectNotice.id))
         .limit(limit)
     ).all()

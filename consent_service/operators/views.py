@@ -64,11 +64,13 @@ def _actor() -> str:
 def _notices():
     """`subject_notices()` in templates: the signed-in person's notices, newest first."""
 
-    def subject_notices(limit: int = 10) -> list[SubjectNotice]:
+    def subject_notices(limit: int = 10, subject: Subject | None = None) -> list[SubjectNotice]:
+        """`subject`: the one the page acts for (the dashboard's: the account's own, or a child
+        it manages, as `web.acting_subject` checked); else the account's own."""
         if not current_user.is_authenticated:
             return []
         session = db.session()
-        subject = subject_of(session, current_user)
+        subject = subject or subject_of(session, current_user)
         return list(
             session.exec(
                 select(SubjectNotice)

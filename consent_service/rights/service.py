@@ -62,11 +62,16 @@ class LedgerEntry:
 
 
 def ledger(
-    session: Session, subject_id: int, limit: int | None = None, offset: int = 0
+    session: Session,
+    subject_id: int,
+    limit: int | None = None,
+    offset: int = 0,
+    job_id: str | None = None,
 ) -> list[LedgerEntry]:
     """Every job in which this person was found, newest first, once per job (with each role
     they had in it): who, what, when, the person's outcome and the job's decision. `limit` and
-    `offset` count jobs. Never media, file names or face positions."""
+    `offset` count jobs; `job_id` keeps that one job (a notice's link), if it showed them.
+    Never media, file names or face positions."""
     jobs = (
         select(GateJob.id)
         .join(Finding, col(Finding.job_id) == GateJob.id)
@@ -74,6 +79,8 @@ def ledger(
         .group_by(col(GateJob.id), col(GateJob.created_at))
         .order_by(col(GateJob.created_at).desc(), col(GateJob.id))
     )
+    if job_id is not None:
+        jobs = jobs.where(GateJob.id == job_id)
     if limit is not None:
         jobs = jobs.limit(limit).offset(offset)
     job_ids = list(session.exec(jobs))

@@ -72,14 +72,16 @@ def activity():
     session = db.session()
     subject = acting_subject(session)
     page = max(request.args.get("page", 1, type=int) or 1, 1)
+    job = request.args.get("job") or None  # one job: the link of a notice about it
     entries = rights.ledger(
-        session, subject.id, limit=LEDGER_PAGE + 1, offset=(page - 1) * LEDGER_PAGE
+        session, subject.id, limit=LEDGER_PAGE + 1, offset=(page - 1) * LEDGER_PAGE, job_id=job
     )
     return render_template(
         "consent/activity.html",
         entries=entries[:LEDGER_PAGE],
         page=page,
         more=len(entries) > LEDGER_PAGE,
+        job=job,
     )
 
 

@@ -39,6 +39,7 @@ from consent_service.gate.decisions import Analysis, PersonSeen, Signing
 from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
 from consent_service.gate.service import PROCESS_JOB, Upload, submit_job
 from consent_service.keyring import Pseudonyms
+from consent_service.notices.models import SubjectNotice
 from consent_service.providers.models import Provider
 from consent_service.providers.service import create_provider, set_assurance_minimums
 from consent_service.timeutil import utcnow
@@ -433,6 +434,38 @@ def test_every_policy_outcome_is_recorded_signed_and_audited(
         "root": base64.b64encode(merkle.root([bytes.fromhex(h) for h in leaves[:size]])).decode(),
     }
     assert _job(job_id).status == "decided" and _stored(store) == []
+    # The person is told, in the transaction of the decision, when it did not allow the edit
+    # because of them; an unnamed or ambiguous face tells nobody.
+    told = {"consented": None, "unenrolled": None, "ambiguous": None, "nobody": None}
+    key = told.get(situation, f"attempt.{outcome}")
+    assert [(n.message_key, n.params["job_id"], n.params["revision"]) for n in _told(alice)] == (
+        [(key, job_id, "1")] if key else []
+    )
+
+
+def _told(subject_id: int) -> list[SubjectNotice]:
+    with db.unit_of_work() as s:
+        return list(
+            s.exec(
+                select(SubjectNotice)
+                .where(SubjectNotice.subject_id == subject_id)
+                .order_by(col(SubjectNotice.id))
+            )
+        )
+
+
+def test_a_person_found_twice_in_a_job_is_told_once_with_the_most_telling_outcome(
+    submit, faces, store, signing, enroll, provider_id
+):
+    alice, bob = enroll(ALICE, protect_only=True), enroll(BOB)
+    job_id = submit(faces.picture(vector(ALICE)))
+    people = [_seen(alice), _seen(alice, Role.TARGET), _seen(bob), _seen(bob, Role.TARGET)]
+    _decide_people(job_id, people, signing, store)
+    [told] = _told(alice)
+    assert (told.kind, told.message_key, told.mailed_at) == ("attempt", "attempt.protected", None)
+    assert told.params["provider"] == "acme" and told.params["operation"] == "face_swap"
+    assert told.message.endswith("(face swap). You are protect-only, so the edit was denied.")
+    assert [n.message_key for n in _told(bob)] == ["attempt.not_covered"]
 
 
 def test_a_revocation_committed_while_the_media_were_analysed_is_honoured(
@@ -859,3 +892,7 @@ def test_a_redecision_applies_the_minimum_as_it_is_then(
             ["assurance_too_low"],
             "live",
         )
+    # Each revision that does not allow the edit because of a named person tells them.
+    assert [(n.message_key, n.params["revision"]) for n in _told(alice)] == [
+        ("attempt.assurance_too_low", "2")
+    ]
