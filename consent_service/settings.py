@@ -298,6 +298,9 @@ class Settings(BaseSettings):
     retention_complaint_evidence_days: int = Field(default=365, ge=1)
     # How often people's notices not mailed yet (enrollment disputes) are mailed (seconds).
     notice_mail_interval: float = Field(default=60.0, gt=0)
+    # The hour (UTC, 0-23) of the daily digest mail of blocked and protect-only attempts
+    # (beat's `notices.digest`; people switch it off on their account page).
+    notice_digest_hour: int = Field(default=8, ge=0, le=23)
     # The demo's and the tests' sample photos and recordings, fetched once from PyPI and cached
     # here (`samples_dir`): CONSENT_SERVICE_SAMPLES, else $XDG_CACHE_HOME/consent-service/samples
     # (XDG_CACHE_HOME defaulting to ~/.cache). The service itself never reads them.

@@ -7,6 +7,7 @@ import json
 import time
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from flask import Flask, g, has_app_context
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy import create_engine, text
@@ -115,6 +116,11 @@ def celery_config(settings: Settings) -> dict:
                 "schedule": settings.heartbeat_interval,
             },
             "notices.mail": {"task": "notices.mail", "schedule": settings.notice_mail_interval},
+            # Once a day at that hour (UTC, Celery's default timezone), not every N seconds.
+            "notices.digest": {
+                "task": "notices.digest",
+                "schedule": crontab(minute=0, hour=settings.notice_digest_hour),
+            },
             "audit.checkpoint": {
                 "task": "audit.checkpoint",
                 "schedule": settings.audit_checkpoint_interval,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 
@@ -66,3 +66,18 @@ class PasswordConfirmForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A button only (send the link again, accept, turn off): the CSRF token is the content."""
+
+
+class NoticeDigestForm(FlaskForm):
+    """One button: switch the daily digest mail of attempt notices to the value in `on`
+    ("1" or "0")."""
+
+    on = HiddenField()
+
+
+class DigestOffForm(FlaskForm):
+    """The unsubscribe page's one button. No CSRF token: the signed link is what authorises it,
+    and a mail client's one-click POST (RFC 8058) carries none."""
+
+    class Meta:
+        csrf = False

@@ -1,7 +1,8 @@
 """Signed, expiring links mailed to an account's address: verify it, reset the password, accept
-an invitation. Each purpose has its own salt, so a link made for one is refused by the others;
-what a link may do once is bound into it (the address verified, a digest of the password hash a
-reset replaces, an invitation's id), so it stops working once used."""
+an invitation, stop the daily digest of notices. Each purpose has its own salt, so a link made
+for one is refused by the others; what a link may do once is bound into it (the address
+verified, a digest of the password hash a reset replaces, an invitation's id), so it stops
+working once used (switching the digest off does no harm done twice)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from consent_service.errors import InvalidRequest
 
 VERIFY, RESET, INVITE = "verify-email", "reset-password", "invitation"
+DIGEST_OFF = "notice-digest-off"
+# A digest may be read long after it was sent, and its link can only switch the digest off (the
+# account page switches it back on), so it lives long.
+DIGEST_OFF_MAX_AGE = 400 * 24 * 3600
 
 
 def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:

@@ -190,6 +190,31 @@ def reset_password(session: Session, secret: str, token: str, max_age: int, pass
     return user
 
 
+def digest_off_link(secret: str, user: User) -> str:
+    """The token of the digest mail's unsubscribe link (one click: it only switches the digest
+    off, so it needs no sign-in)."""
+    return links.sign(secret, links.DIGEST_OFF, {"u": user.id})
+
+
+def set_notice_digest(session: Session, user: User, on: bool) -> None:
+    """Switch the account's daily digest of attempt notices on or off; the notices stay on the
+    dashboard either way."""
+    user.notice_digest = on
+    session.add(user)
+    session.flush()
+
+
+def digest_off(session: Session, secret: str, token: str) -> User:
+    """Open an unsubscribe link: the digest of the account it was made for goes off
+    (InvalidRequest for a forged or expired link, or an account that is gone)."""
+    payload = links.load(secret, links.DIGEST_OFF, token, links.DIGEST_OFF_MAX_AGE)
+    user = session.get(User, payload.get("u")) if isinstance(payload.get("u"), int) else None
+    if user is None:
+        raise InvalidRequest("This link is not valid any more. Ask for a new one.")
+    set_notice_digest(session, user, False)
+    return user
+
+
 def subject_of(session: Session, user: User) -> Subject:
     # The account's own subject: not one of the children it manages as a guardian.
     managed = select(Guardianship.subject_id)

@@ -1,5 +1,5 @@
 """Periodic housekeeping (Celery beat): grant expiry, media purge past retention, heartbeat,
-and the mailing of people's notices. Registered by the Celery app
+the mailing of people's notices and their daily digest of attempts. Registered by the Celery app
 (`consent_service.tasking.celery_init_app`)."""
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ import socket
 from datetime import timedelta
 
 from celery import shared_task
+from flask import current_app
 
 from consent_service import db
+from consent_service.notices import digest
 from consent_service.notices import service as notices
 from consent_service.operators import service as operators
 from consent_service.runtime import services
@@ -44,3 +46,26 @@ def notices_mail() -> int:
     svc = services()
     with db.unit_of_work() as s:
         return notices.mail_notices(s, svc.mailer, svc.settings.mail_from)
+
+
+@shared_task(name="notices.digest", ignore_result=True)
+def notices_digest() -> int:
+    """Mail each account its daily digest of attempt notices, one account per unit of work, so
+    a crash or a failed send touches that account's notices only (notices/digest.py)."""
+    svc = services()
+    now = utcnow()
+    with db.unit_of_work() as s:
+        accounts = digest.due(s, now)
+    mailed = 0
+    for user_id in accounts:
+        with db.unit_of_work() as s:
+            mailed += digest.mail_digest(
+                s,
+                svc.mailer,
+                svc.settings.mail_from,
+                user_id,
+                current_app.config["SECRET_KEY"],
+                svc.settings.public_url,
+                now,
+            )
+    return mailed

@@ -30,8 +30,10 @@ from consent_service.accounts.forms import (
     ChangePasswordForm,
     CodeForm,
     ConfirmForm,
+    DigestOffForm,
     EmailForm,
     NewPasswordForm,
+    NoticeDigestForm,
     PasswordConfirmForm,
     SignInForm,
     SignUpForm,
@@ -45,7 +47,7 @@ from consent_service.api_contract.ratelimit import (
     Throttled,
 )
 from consent_service.errors import AccountExists, EmailNotVerified, InvalidRequest
-from consent_service.extensions import login_manager
+from consent_service.extensions import csrf, login_manager
 from consent_service.i18n import current_language
 from consent_service.runtime import services
 from consent_service.web import account_mail, home_page, safe_next
@@ -300,12 +302,55 @@ def change_password():
                 service.change_password(session, user, form.current.data, form.password.data)
         except InvalidRequest as exc:
             flash(exc.localized(), "error")
-            return render_template("accounts/password.html", form=form), 400
+            return _account_page(form), 400
         else:
             login_user(user)  # this browser goes on under the new token; every other one ends
             flash(_("Your password is changed; every other session is signed out."))
             return redirect(url_for("rights.dashboard"))
-    return render_template("accounts/password.html", form=form), 400 if form.errors else 200
+    return _account_page(form), 400 if form.errors else 200
+
+
+def _account_page(form: ChangePasswordForm) -> str:
+    on = _me().notice_digest
+    digest_form = NoticeDigestForm(formdata=None, on="0" if on else "1")
+    return render_template(
+        "accounts/password.html", form=form, digest_form=digest_form, digest_on=on
+    )
+
+
+@bp.post("/account/digest")
+@login_required
+def notice_digest():
+    form = NoticeDigestForm()
+    if form.validate_on_submit() and form.on.data in ("0", "1"):
+        on = form.on.data == "1"
+        service.set_notice_digest(db.session(), _me(), on)
+        flash(
+            _("The daily mail about blocked attempts is on.")
+            if on
+            else _("The daily mail about blocked attempts is off; the notices stay on your page.")
+        )
+    else:
+        flash(_("The form expired; please try again."), "error")
+    return redirect(url_for("accounts.change_password"))
+
+
+@bp.route("/account/digest/off/<token>", methods=["GET", "POST"])
+@csrf.exempt  # the signed link authorises it; a mail client's one-click POST has no token
+def digest_off(token: str):
+    """The digest mail's unsubscribe link: GET asks (a mail scanner opening links must not
+    unsubscribe anyone), POST, from that page or a mail client's one-click List-Unsubscribe,
+    switches the digest off. No sign-in needed."""
+    form = DigestOffForm()
+    if request.method == "POST":
+        session = db.session()
+        try:
+            with db.savepoint(session):
+                service.digest_off(session, _secret(), token)
+        except InvalidRequest as exc:
+            return render_template("accounts/digest_off.html", form=form, error=exc), 400
+        return render_template("accounts/digest_off.html", form=form, done=True)
+    return render_template("accounts/digest_off.html", form=form)
 
 
 # --- two-factor sign-in --------------------------------------------------------------------
