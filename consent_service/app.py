@@ -16,6 +16,7 @@ from consent_service.biometrics.views import bp as biometrics_bp
 from consent_service.complaints.api import bp as complaints_api_bp
 from consent_service.complaints.views import bp as complaints_bp
 from consent_service.consent import step_up as grant_step_up  # noqa: F401  carries out grants after their live check
+from consent_service.consent.api import bp as consent_api_bp
 from consent_service.consent.views import bp as consent_bp
 from consent_service.consent_requests import step_up as answer_step_up  # noqa: F401  approves requests after their live check
 from consent_service.consent_requests.api import bp as consent_requests_api_bp
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     app.register_blueprint(complaints_api_bp)
     app.register_blueprint(labels_bp)  # the public check page: CSRF like every form
     app.register_blueprint(labels_api_bp)
+    app.register_blueprint(consent_api_bp)
     csrf.exempt(api_bp)  # API clients authenticate with keys, not cookies
     csrf.exempt(webhooks_bp)
     csrf.exempt(consent_requests_api_bp)  # keys, not cookies, like the rest of the API

@@ -19,7 +19,7 @@ from consent_service.app import create_app, create_web_app
 from consent_service.biometrics.cli import subjects
 from consent_service.cli_support import AppLoader
 from consent_service.complaints.cli import complaints_group
-from consent_service.consent.cli import grants
+from consent_service.consent.cli import grants, purposes
 from consent_service.demo import run_demo
 from consent_service.gate.cli import jobs
 from consent_service.keys.cli import keys
@@ -177,6 +177,7 @@ for group in (
     providers,
     subjects,
     grants,
+    purposes,
     receipts,
     jobs,
     webhooks,

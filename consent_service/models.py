@@ -11,7 +11,7 @@ from consent_service.biometrics.models import (
     TemplateChange,
 )
 from consent_service.complaints.models import Complaint
-from consent_service.consent.models import ConsentGrant
+from consent_service.consent.models import ConsentGrant, Purpose
 from consent_service.consent_requests.models import ConsentRequest
 from consent_service.gate.models import (
     Decision,
@@ -58,6 +58,7 @@ __all__ = [
     "MediaItem",
     "Provider",
     "ProviderStaff",
+    "Purpose",
     "Subject",
     "StepUp",
     "SubjectNotice",

@@ -19,6 +19,11 @@ class GateJob(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     provider_id: str = Field(foreign_key="provider.id", index=True)
     operation: str = Field(max_length=32)
+    # What the edit is for: a code of the operator's purpose vocabulary (`consent.purposes`),
+    # checked against the grants; None when the provider stated none (then only grants that
+    # cover every purpose cover the job). `purpose_detail`: the provider's own words beside it.
+    purpose: str | None = Field(default=None, max_length=64)
+    purpose_detail: str | None = Field(default=None, max_length=1000)
     status: str = Field(default=JobStatus.QUEUED.value, max_length=16, index=True)
     idempotency_key: str | None = Field(default=None, max_length=200)
     attempts: int = 0
@@ -94,6 +99,9 @@ class Finding(SQLModel, table=True):
     # The matched subject's assurance level (vocabulary.Assurance) when the decision was made;
     # None for a person nobody was named for.
     assurance: str | None = Field(default=None, max_length=16)
+    # Set when the job's purpose was all that kept a grant from covering the person (outcome
+    # `not_covered`): the purpose code, so the person and the provider see why.
+    uncovered_purpose: str | None = Field(default=None, max_length=64)
 
 
 class FindingFace(SQLModel, table=True):

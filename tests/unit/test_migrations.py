@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 import consent_service.models  # noqa: F401 - registers every table on SQLModel.metadata
+from consent_service.consent.purposes import DEFAULT_PURPOSES
 from consent_service.migrate import alembic_config, upgrade
 from consent_service.vocabulary import Scope
 
@@ -174,3 +175,72 @@ def test_complaints_give_webhooks_that_wanted_every_event_the_complaint_events(t
         engine.dispose()
     assert json.loads(rows["p1"]) == sorted([*every, "complaint.opened", "complaint.resolved"])
     assert json.loads(rows["p2"]) == ["job.decided"]
+
+
+def _purposes_after_migration(url: str) -> list[tuple]:
+    upgrade(url, "0033_job_purposes")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    text("SELECT code, label_en, label_zh, active FROM purpose ORDER BY code")
+                )
+            ]
+    finally:
+        engine.dispose()
+
+
+def test_job_purposes_seed_the_default_vocabulary(tmp_path):
+    """0033: the vocabulary starts as `consent.purposes.DEFAULT_PURPOSES` says (the migration
+    holds a copy, as migrations must)."""
+    rows = _purposes_after_migration(f"sqlite:///{tmp_path / 'consent.sqlite'}")
+    assert rows == sorted((c, en, zh, True) for c, en, zh in DEFAULT_PURPOSES)
+
+
+@pytest.mark.postgres
+def test_job_purposes_seed_the_default_vocabulary_on_postgresql(postgres_database):
+    with postgres_database() as url:
+        rows = _purposes_after_migration(url)
+    assert rows == sorted((c, en, zh, True) for c, en, zh in DEFAULT_PURPOSES)
+
+
+def test_job_purposes_leave_existing_grants_covering_every_purpose(tmp_path):
+    """0033: a grant from before covers every purpose (`purposes` empty) and is no refusal."""
+    url = f"sqlite:///{tmp_path / 'consent.sqlite'}"
+    upgrade(url, "0032_notice_digest")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    'INSERT INTO "user" (id, email, password_hash, session_token, created_at, '
+                    "is_active, is_authenticated, is_anonymous) VALUES (1, 'a@x', 'h', 't', "
+                    "'2026-12-01 00:00:00', 1, 1, 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO subject (id, public_id, user_id, display_name, protect_only, "
+                    "created_at) VALUES (1, 's', 1, 'A', 0, '2026-12-01 00:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO consent_grant (grant_id, version, subject_id, modality, "
+                    "operations, roles, all_providers, provider_ids, purpose, valid_from, "
+                    "status, notice_version, language, identity_method, actor, created_at) "
+                    "VALUES ('g', 1, 1, 'face', '[\"face_swap\"]', '[\"source\"]', 1, '[]', '', "
+                    "'2026-12-01 00:00:00', 'active', 'n', 'en', 'm', 'a', "
+                    "'2026-12-01 00:00:00')"
+                )
+            )
+        upgrade(url, "0033_job_purposes")
+        with engine.connect() as conn:
+            purposes, refusal = conn.execute(
+                text("SELECT purposes, refusal FROM consent_grant")
+            ).one()
+    finally:
+        engine.dispose()
+    assert json.loads(purposes) == [] and not refusal
