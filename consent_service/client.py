@@ -64,12 +64,15 @@ class Finding(TypedDict):
     subject_ref: str | None
     box: list[int] | None
     assurance: str | None  # uploaded | live | reviewed
+    uncovered_purpose: str | None  # with not_covered: the job's purpose, when it alone was why
 
 
 class Job(TypedDict):
     id: str
     status: str  # queued | processing | decided | failed
     operation: str
+    purpose: str | None  # a code of the purpose vocabulary (`purposes()`), or None
+    purpose_detail: str | None
     created_at: str
     attempts: int
     error: str | None
@@ -80,6 +83,12 @@ class Job(TypedDict):
     findings: list[Finding]
     token: str | None
     label: dict[str, Any] | None
+
+
+class Purpose(TypedDict):
+    code: str
+    label_en: str
+    label_zh: str
 
 
 class SupersedingDecision(TypedDict):
@@ -299,9 +308,17 @@ class ConsentClient:
         source: PathLike | Iterable[PathLike] | None = None,
         target: PathLike | Iterable[PathLike] | None = None,
         idempotency_key: str | None = None,
+        purpose: str | None = None,
+        purpose_detail: str | None = None,
     ) -> Job:
-        """Send the media of a planned edit; returns the queued job."""
+        """Send the media of a planned edit; returns the queued job. `purpose` is a code of
+        `purposes()`: without one, only grants that cover every purpose cover the job."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        data = {"operation": operation}
+        if purpose is not None:
+            data["purpose"] = purpose
+        if purpose_detail is not None:
+            data["purpose_detail"] = purpose_detail
         with ExitStack() as stack:
             files = [
                 (role, (p.name, stack.enter_context(open(p, "rb"))))
@@ -311,7 +328,7 @@ class ConsentClient:
             return self._answer(
                 self._http.post(
                     f"{self.url}/api/v1/jobs",
-                    data={"operation": operation},
+                    data=data,
                     files=files,
                     headers=headers,
                     timeout=self.timeout,
@@ -348,10 +365,23 @@ class ConsentClient:
         wait: bool = True,
         idempotency_key: str | None = None,
         timeout: float = 300.0,
+        purpose: str | None = None,
+        purpose_detail: str | None = None,
     ) -> Job:
         """Submit, then (with `wait`) poll until the job is decided or failed."""
-        job = self.submit(operation, source=source, target=target, idempotency_key=idempotency_key)
+        job = self.submit(
+            operation,
+            source=source,
+            target=target,
+            idempotency_key=idempotency_key,
+            purpose=purpose,
+            purpose_detail=purpose_detail,
+        )
         return self.wait(job["id"], timeout=timeout) if wait else job
+
+    def purposes(self) -> list[Purpose]:
+        """The purposes a job may state (no key needed): the operator's vocabulary in force."""
+        return self._get("/api/v1/purposes")["purposes"]
 
     def verify(
         self, token: str, audience: str | None = None, accept_expired: bool = False

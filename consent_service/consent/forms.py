@@ -10,10 +10,11 @@ from wtforms import (
     HiddenField,
     RadioField,
     SelectChoice,
+    SelectField,
     SelectMultipleField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, StopValidation
+from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from consent_service.i18n.labels import OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
@@ -59,6 +60,15 @@ class GrantForm(FlaskForm):
         default="chosen",
     )
     providers = MultiCheckbox(_l("Providers"), choices=[])
+    purpose_scope = RadioField(
+        _l("For which purposes"),
+        choices=[
+            SelectChoice("all", _l("Every purpose")),
+            SelectChoice("chosen", _l("Only the purposes I choose below")),
+        ],
+        default="all",
+    )
+    purposes = MultiCheckbox(_l("Purposes"), choices=[])  # the vocabulary, set by the view
     purpose = TextAreaField(_l("Purpose (what you allow it for)"), validators=[Length(max=1000)])
     valid_from = DateField(_l("From (leave empty for today)"), validators=[Optional()])
     valid_until = DateField(_l("Until (leave empty for no end date)"), validators=[Optional()])
@@ -70,6 +80,26 @@ class GrantForm(FlaskForm):
         _l("I have read the notice above and give my separate consent to this processing."),
         validators=[DataRequired(_l("Tick the box to give consent."))],
     )
+
+    def validate_purposes(self, field) -> None:
+        if self.purpose_scope.data == "chosen" and not field.data:
+            raise ValidationError(_l("Choose the purposes this grant is for, or every purpose."))
+
+    def chosen_purposes(self) -> list[str]:
+        """The purpose codes ticked; none when the grant is for every purpose."""
+        return list(self.purposes.data or []) if self.purpose_scope.data == "chosen" else []
+
+
+class RefusalForm(FlaskForm):
+    """An explicit "no" to one provider, for the edits of one modality."""
+
+    modality = HiddenField(default=Modality.FACE.value)
+    provider = SelectField(
+        _l("Provider you refuse"),
+        choices=[],  # the active providers, set by the view
+        validators=[DataRequired(_l("Choose the provider you refuse."))],
+    )
+    operations = MultiCheckbox(_l("Edit types (none ticked: every edit type)"), choices=[])
 
 
 class RevokeForm(FlaskForm):

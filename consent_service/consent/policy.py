@@ -22,6 +22,9 @@ from consent_service.vocabulary import (
 class PersonVerdict:
     outcome: Outcome
     grant: ConsentGrant | None = None
+    # `not_covered` only because of the job's purpose (a grant in force covers the rest of
+    # the job): that purpose's code, so the person and the provider are told why.
+    uncovered_purpose: str | None = None
 
 
 def _scope_covers(g: ConsentGrant, operation: Operation, role: Role, provider_id: str) -> bool:
@@ -31,6 +34,16 @@ def _scope_covers(g: ConsentGrant, operation: Operation, role: Role, provider_id
         and role.value in g.roles
         and (g.all_providers or provider_id in g.provider_ids)
     )
+
+
+def _purpose_covers(g: ConsentGrant, purpose: str | None) -> bool:
+    """A grant naming no purposes covers every purpose, and a job that states none; one naming
+    some covers only a job that states one of them."""
+    return not g.purposes or (purpose is not None and purpose in g.purposes)
+
+
+def _in_force(g: ConsentGrant, now: datetime) -> bool:
+    return as_utc(g.valid_from) <= now and (g.valid_until is None or as_utc(g.valid_until) > now)
 
 
 _SAID_NO = (Outcome.PROTECTED, Outcome.REFUSED, Outcome.REVOKED)
@@ -46,6 +59,7 @@ def judge_person(
     now: datetime,
     assurance: Assurance | None = None,
     minimum: Assurance | None = None,
+    purpose: str | None = None,
 ) -> PersonVerdict:
     """Outcome for one enrolled person, from the latest version of each of their grants, their
     assurance level and the provider's minimum for the operation.
@@ -55,7 +69,10 @@ def judge_person(
     grant in force (kept on the verdict, to show which one) and even without one: a grant made,
     or a consent request answered, by an account whose link to this face or voice is weaker
     than the provider requires proves no more than that link. A subject without a level (none
-    recorded) is below every minimum."""
+    recorded) is below every minimum.
+
+    `purpose` is the job's stated purpose code (None: it stated none, and only grants covering
+    every purpose cover it)."""
     verdict = _by_grants(
         grants,
         protect_only=protect_only,
@@ -63,6 +80,7 @@ def judge_person(
         role=role,
         provider_id=provider_id,
         now=now,
+        purpose=purpose,
     )
     if verdict.outcome in _SAID_NO or minimum is None:
         return verdict
@@ -79,27 +97,39 @@ def _by_grants(
     role: Role,
     provider_id: str,
     now: datetime,
+    purpose: str | None = None,
 ) -> PersonVerdict:
     if protect_only:
         return PersonVerdict(Outcome.PROTECTED)
     in_scope = [g for g in grants if _scope_covers(g, operation, role, provider_id)]
-    for g in in_scope:
-        started = as_utc(g.valid_from) <= now
-        ended = g.valid_until is not None and as_utc(g.valid_until) <= now
-        if g.status == GrantStatus.ACTIVE.value and started and not ended:
-            return PersonVerdict(Outcome.CONSENTED, g)
-    # No grant covers now: name the strongest reason, refusal before revocation before expiry.
-    for status, outcome in (
-        (GrantStatus.REFUSED, Outcome.REFUSED),
-        (GrantStatus.REVOKED, Outcome.REVOKED),
-    ):
-        hit = next((g for g in in_scope if g.status == status.value), None)
-        if hit is not None:
-            return PersonVerdict(outcome, hit)
-    expired = next(
+    # An explicit refusal of this provider beats every consent over the same scope, one to all
+    # providers and one naming this provider alike: the person said no to this provider.
+    refusal = next(
         (
             g
             for g in in_scope
+            if g.status == GrantStatus.REFUSED.value
+            and _purpose_covers(g, purpose)
+            and _in_force(g, now)
+        ),
+        None,
+    )
+    if refusal is not None:
+        return PersonVerdict(Outcome.REFUSED, refusal)
+    # A withdrawn refusal says nothing any more: it is neither a consent nor a revoked one.
+    consents = [g for g in in_scope if not g.refusal]
+    covering = [g for g in consents if _purpose_covers(g, purpose)]
+    for g in covering:
+        if g.status == GrantStatus.ACTIVE.value and _in_force(g, now):
+            return PersonVerdict(Outcome.CONSENTED, g)
+    # No grant covers now: name the strongest reason, revocation before expiry.
+    revoked = next((g for g in covering if g.status == GrantStatus.REVOKED.value), None)
+    if revoked is not None:
+        return PersonVerdict(Outcome.REVOKED, revoked)
+    expired = next(
+        (
+            g
+            for g in covering
             if g.status == GrantStatus.EXPIRED.value
             or (g.valid_until is not None and as_utc(g.valid_until) <= now)
         ),
@@ -107,6 +137,11 @@ def _by_grants(
     )
     if expired is not None:
         return PersonVerdict(Outcome.EXPIRED, expired)
+    # A grant in force would cover the job but for its purpose: say which purpose it lacked.
+    if purpose is not None and any(
+        g.status == GrantStatus.ACTIVE.value and _in_force(g, now) for g in consents
+    ):
+        return PersonVerdict(Outcome.NOT_COVERED, uncovered_purpose=purpose)
     return PersonVerdict(Outcome.NOT_COVERED)
 
 

@@ -119,10 +119,22 @@ def build_receipt(
     valid_from = as_utc(row.valid_from).isoformat()
     valid_until = as_utc(row.valid_until).isoformat() if row.valid_until else None
     purpose = row.purpose or "(no purpose given)"
+    # The purpose codes of the operator's vocabulary the grant covers (a refusal: every one);
+    # the category list Kantara gives each purpose is where they go, after the kind of
+    # processing.
+    covered = list(row.purposes) or ["every purpose"]
     notice_url = f"{base}/grants/new"
     withdraw = (
-        f"Select “Revoke” next to this grant at {base}/ (one click); effective for every check "
-        "after that moment."
+        f"Select “Withdraw refusal” next to this refusal at {base}/ (one click); effective for "
+        "every check after that moment."
+        if row.refusal
+        else f"Select “Revoke” next to this grant at {base}/ (one click); effective for every "
+        "check after that moment."
+    )
+    event_state = (
+        "refusal withdrawn"
+        if row.refusal and row.status == GrantStatus.REVOKED.value
+        else _EVENT_STATE.get(row.status, row.status)
     )
     # PIPL Art. 31: for a child under 14 the guardian consents; the receipt says who.
     guardian = (
@@ -160,7 +172,7 @@ def build_receipt(
                 "purposes": [
                     {
                         "purpose": purpose,
-                        "purposeCategory": [_PURPOSE_TYPE],
+                        "purposeCategory": [_PURPOSE_TYPE, *covered],
                         "consentType": "EXPLICIT",
                         "piiCategory": [data_category],
                         "primaryPurpose": True,
@@ -193,6 +205,7 @@ def build_receipt(
                 {
                     "purpose": purpose,
                     "purpose_type": _PURPOSE_TYPE,
+                    "purpose_categories": covered,
                     "lawful_basis": _LAWFUL_BASIS,
                     "pii_information": [
                         {
@@ -234,7 +247,7 @@ def build_receipt(
                     "validity_duration": {"from": valid_from, "until": valid_until},
                     "entity_id": guardian["reference"] if guardian else subject.public_id,
                     "event_type": "explicit consent",
-                    "event_state": _EVENT_STATE.get(row.status, row.status),
+                    "event_state": event_state,
                 }
             ],
         },
@@ -243,6 +256,8 @@ def build_receipt(
             "grant_id": row.grant_id,
             "version": row.version,
             "status": row.status,
+            "refusal": row.refusal,
+            "purposes": list(row.purposes),
             "guardian": guardian,
         },
     }

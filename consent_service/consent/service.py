@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from blinker import Namespace
@@ -15,9 +15,11 @@ from consent_service.accounts.service import lock_subjects, require_verified_sub
 from consent_service.audit import service as audit
 from consent_service.consent.models import ConsentGrant
 from consent_service.consent.notice import NOTICE_VERSION
+from consent_service.consent.purposes import require_active
 from consent_service.consent.receipts import request_signing
 from consent_service.crypto import KeySource
 from consent_service.errors import InvalidRequest, Msgid, NotFound
+from consent_service.providers.models import Provider
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.vocabulary import GrantStatus, Modality, Operation, Role
 
@@ -38,6 +40,18 @@ class GrantRequest:
     valid_until: datetime | None = None
     # The modality the person chose on the form; the edit types must all be of it.
     modality: Modality | None = None
+    # Purpose codes of the operator's vocabulary (`consent.purposes`); empty: every purpose.
+    purposes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RefusalRequest:
+    """A "no" to named providers for edits of one modality: `operations` empty refuses every
+    edit type of it. It covers both roles and every purpose."""
+
+    modality: Modality
+    provider_ids: list[str]
+    operations: list[Operation] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -75,10 +89,16 @@ def validate(req: GrantRequest, now: datetime | None = None) -> None:
         raise InvalidRequest("The end date must be after the start date.")
 
 
+def check(session: Session, req: GrantRequest) -> None:
+    """`validate`, and the purposes in force in the operator's vocabulary."""
+    validate(req)
+    require_active(session, req.purposes)
+
+
 def grant(
     session: Session, audit_key: KeySource, subject_id: int, req: GrantRequest, evidence: Evidence
 ) -> ConsentGrant:
-    validate(req)
+    check(session, req)
     require_verified_subject(session, subject_id)  # a grant needs a proven address
     row = ConsentGrant(
         subject_id=subject_id,
@@ -88,6 +108,7 @@ def grant(
         all_providers=req.all_providers,
         provider_ids=[] if req.all_providers else sorted(set(req.provider_ids)),
         purpose=req.purpose.strip()[:1000],
+        purposes=sorted(set(req.purposes)),
         valid_from=req.valid_from or utcnow(),
         valid_until=req.valid_until,
         status=GrantStatus.ACTIVE.value,
@@ -107,13 +128,67 @@ def grant(
     return row
 
 
+def refuse(
+    session: Session,
+    audit_key: KeySource,
+    subject_id: int,
+    req: RefusalRequest,
+    evidence: Evidence,
+) -> ConsentGrant:
+    """Record an explicit refusal: a grant version with status `refused` naming the providers,
+    which beats every consent of the person over the same scope (`consent.policy`). No live
+    check, unlike a grant: a refusal only denies, so whoever can act for the subject may make
+    it (as with revoking). Takes the subject's lock, as a decision does before reading grants,
+    so a decision is recorded wholly before or wholly after it."""
+    if not req.provider_ids:
+        raise InvalidRequest("Choose the provider you refuse.")
+    if any(op.modality is not req.modality for op in req.operations):
+        raise InvalidRequest(
+            "Choose only %(modality)s edit types for a %(modality)s refusal.",
+            modality=Msgid(req.modality.value),
+        )
+    known = set(session.exec(select(Provider.id).where(col(Provider.id).in_(req.provider_ids))))
+    if known != set(req.provider_ids):
+        raise InvalidRequest("No such provider.")
+    lock_subjects(session, [subject_id])
+    operations = req.operations or [op for op in Operation if op.modality is req.modality]
+    row = ConsentGrant(
+        subject_id=subject_id,
+        modality=req.modality.value,
+        operations=sorted({op.value for op in operations}),
+        roles=sorted(r.value for r in Role),
+        all_providers=False,
+        provider_ids=sorted(set(req.provider_ids)),
+        purposes=[],
+        valid_from=utcnow(),
+        status=GrantStatus.REFUSED.value,
+        refusal=True,
+        **_evidence_fields(evidence),
+    )
+    session.add(row)
+    session.flush()
+    request_signing(session, row)
+    audit.append(
+        session,
+        audit_key,
+        "consent.refused",
+        evidence.actor,
+        _audit_payload(row),
+        subject_id=subject_id,
+    )
+    return row
+
+
 def revoke(
     session: Session, audit_key: KeySource, subject_id: int, grant_id: str, evidence: Evidence
 ) -> ConsentGrant:
     """Write the revoked version of a grant; effective for every decision recorded after commit.
     The subject's row is locked first, the lock a decision takes before reading grants: a
     decision recorded concurrently is committed before the revocation reads which allowed jobs
-    relied on the grant (`grant_revoked`), or reads the revoked version."""
+    relied on the grant (`grant_revoked`), or reads the revoked version.
+
+    Revoking a refusal withdraws it: it stops denying, and (being no consent) neither makes
+    later jobs `revoked` nor concerns any allowed job."""
     lock_subjects(session, [subject_id])
     current = latest_version(session, grant_id)
     if current is None or current.subject_id != subject_id:
@@ -149,13 +224,14 @@ def revoke(
     audit.append(
         session,
         audit_key,
-        "consent.revoked",
+        "consent.refusal_withdrawn" if row.refusal else "consent.revoked",
         evidence.actor,
         _audit_payload(row),
         subject_id=subject_id,
     )
-    # Providers whose allowed jobs relied on this grant hear of it (outbox, sent after commit).
-    grant_revoked.send(session, grant_id=row.grant_id, version=row.version)
+    if not row.refusal:  # no job was ever allowed on a refusal
+        # Providers whose allowed jobs relied on this grant hear of it (outbox, after commit).
+        grant_revoked.send(session, grant_id=row.grant_id, version=row.version)
     return row
 
 
@@ -264,7 +340,9 @@ def find_active(session: Session, subject_id: int, operation: Operation) -> list
     return [
         g
         for g in current_grants(session, [subject_id])
-        if g.status == GrantStatus.ACTIVE.value and operation.value in g.operations
+        if g.status == GrantStatus.ACTIVE.value
+        and not g.refusal
+        and operation.value in g.operations
     ]
 
 
@@ -290,6 +368,8 @@ def _audit_payload(row: ConsentGrant) -> dict:
         "roles": row.roles,
         "all_providers": row.all_providers,
         "provider_ids": row.provider_ids,
+        "purposes": row.purposes,
+        "refusal": row.refusal,
         "valid_until": as_utc(row.valid_until).isoformat() if row.valid_until else None,
         "notice_version": row.notice_version,
         "language": row.language,

@@ -40,6 +40,7 @@ def payload(
             "all_providers": req.all_providers,
             "provider_ids": list(req.provider_ids),
             "purpose": req.purpose,
+            "purposes": list(req.purposes),
             "valid_from": _when(req.valid_from),
             "valid_until": _when(req.valid_until),
             "modality": req.modality.value if req.modality else None,
@@ -65,6 +66,8 @@ def request_of(data: dict[str, Any]) -> service.GrantRequest:
         valid_from=_parse(data.get("valid_from")),
         valid_until=_parse(data.get("valid_until")),
         modality=Modality(data["modality"]) if data.get("modality") else None,
+        # Actions written down before purposes were checked cover every purpose, as they asked.
+        purposes=list(data.get("purposes") or []),
     )
 
 

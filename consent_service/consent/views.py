@@ -22,12 +22,13 @@ from wtforms import SelectChoice
 from consent_service import db
 from consent_service.accounts import step_up as step_ups
 from consent_service.accounts.service import require_verified_subject, subject_of
-from consent_service.consent import service
+from consent_service.consent import purposes, service
 from consent_service.consent import step_up as grant_step_up
 from consent_service.consent.forms import (
     DestroyOnWithdrawalForm,
     GrantForm,
     ProtectOnlyForm,
+    RefusalForm,
     RevokeForm,
     operation_choices,
 )
@@ -76,15 +77,9 @@ def new_grant():
         modality = Modality.FACE
     form.modality.data = modality.value
     form.operations.choices = operation_choices(modality)
-    form.providers.choices = [
-        SelectChoice(p.id, p.name)
-        for p in session.exec(
-            select(Provider)
-            .where(Provider.status == ProviderStatus.ACTIVE.value)
-            .order_by(Provider.name)
-        )
-    ]
+    form.providers.choices = _provider_choices(session)
     shown = notice_language(current_language())
+    form.purposes.choices = _purpose_choices(session, shown)
     if request.method == "GET":
         form.notice_version.data = NOTICE_VERSION
         form.notice_language.data = shown
@@ -114,6 +109,7 @@ def new_grant():
                 all_providers=form.provider_scope.data == "all",
                 provider_ids=list(form.providers.data or []),
                 purpose=form.purpose.data or "",
+                purposes=form.chosen_purposes(),
                 valid_from=_day_start(start) if start and start > today else None,
                 # An end date means the whole of that day, in UTC.
                 valid_until=datetime.combine(until, time.max, tzinfo=UTC) if until else None,
@@ -140,10 +136,27 @@ def new_grant():
     ), status
 
 
+def _provider_choices(session) -> list[SelectChoice]:
+    return [
+        SelectChoice(p.id, p.name)
+        for p in session.exec(
+            select(Provider)
+            .where(Provider.status == ProviderStatus.ACTIVE.value)
+            .order_by(Provider.name)
+        )
+    ]
+
+
+def _purpose_choices(session, language: str) -> list[SelectChoice]:
+    vocabulary = purposes.vocabulary(session)
+    labels = purposes.labels(vocabulary, language)
+    return [SelectChoice(p.code, labels[p.code]) for p in vocabulary]
+
+
 def _wait_for_step_up(session, subject, req: service.GrantRequest, evidence: service.Evidence):
     """Check the request now (its errors belong on the form), then write it down as an action
     waiting for the account's live step-up check."""
-    service.validate(req)
+    service.check(session, req)
     require_verified_subject(session, row_id(subject))
     own = subject_of(session, session.merge(current_user._get_current_object()))
     summary = _(
@@ -161,16 +174,59 @@ def _wait_for_step_up(session, subject, req: service.GrantRequest, evidence: ser
     )
 
 
+@bp.route("/refusals/new", methods=["GET", "POST"])
+@login_required
+def new_refusal():
+    """Refuse a provider: an explicit "no" that beats every consent to it. No live check (a
+    refusal only denies; see `service.refuse`)."""
+    session = db.session()
+    form = RefusalForm()
+    try:
+        modality = Modality(request.values.get("modality") or Modality.FACE.value)
+    except ValueError:
+        modality = Modality.FACE
+    form.modality.data = modality.value
+    form.provider.choices = _provider_choices(session)
+    form.operations.choices = operation_choices(modality)
+    if form.validate_on_submit():
+        subject = acting_subject(session)
+        req = service.RefusalRequest(
+            modality=modality,
+            provider_ids=[form.provider.data],
+            operations=[Operation(o) for o in form.operations.data or []],
+        )
+        try:
+            with db.savepoint(session):
+                service.refuse(
+                    session,
+                    services().audit_key,
+                    row_id(subject),
+                    req,
+                    _evidence(session, subject),
+                )
+        except DomainError as exc:
+            flash(exc.localized(), "error")
+        else:
+            flash(_("Refused: that provider's edits of you are denied, whatever else you grant."))
+            return redirect(url_for("rights.dashboard"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("consent/refuse.html", form=form, modality=modality.value), status
+
+
 @bp.route("/grants/<grant_id>/revoke", methods=["POST"])
 @login_required
 def revoke(grant_id: str):
     session = db.session()
     if RevokeForm().validate_on_submit():
         subject = acting_subject(session)
-        service.revoke(
+        row = service.revoke(
             session, services().audit_key, row_id(subject), grant_id, _evidence(session, subject)
         )
-        flash(_("Consent revoked. Edits that relied on it are no longer allowed."))
+        flash(
+            _("Refusal withdrawn: your grants decide again.")
+            if row.refusal
+            else _("Consent revoked. Edits that relied on it are no longer allowed.")
+        )
     else:
         flash(_("The form expired; please try again."), "error")
     return redirect(url_for("rights.dashboard"))

@@ -40,7 +40,7 @@ from consent_service.gate import service as gate
 from consent_service.gate.claims import subject_reference
 from consent_service.gate.decisions import redecide
 from consent_service.gate.finding_faces import open_finding_face
-from consent_service.gate.models import Decision, Finding, FindingFace
+from consent_service.gate.models import Decision, Finding, FindingFace, GateJob
 from consent_service.i18n.labels import MODALITIES, OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
 from consent_service.keyring import Pseudonyms
 from consent_service.mail import compose, mail_languages
@@ -574,6 +574,8 @@ def approve(
     ).one()
     _require_pending(req, now)
     check_person(session, envelope, req, user, subject, tolerances)
+    # For a job, the purpose it stated: approving grants that job's purpose, not every one.
+    job = session.get(GateJob, req.job_id) if req.job_id is not None else None
     grant = consent.grant(
         session,
         audit_key,
@@ -585,6 +587,7 @@ def approve(
             provider_ids=[req.provider_id],
             purpose=req.purpose,
             valid_until=req.valid_until,
+            purposes=[job.purpose] if job is not None and job.purpose else [],
         ),
         evidence,
     )

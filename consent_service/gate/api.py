@@ -51,14 +51,29 @@ def submit_job():
     job, created = idempotency.create_once(
         session,
         lambda: service.submit_job(
-            session, services().media_store, g.provider, form.operation, uploads, key
+            session,
+            services().media_store,
+            g.provider,
+            form.operation,
+            uploads,
+            key,
+            purpose=form.purpose,
+            purpose_detail=form.purpose_detail,
         ),
     )
     body = _job_public(session, job)
     if not created:
         idempotency.require_same_request(
-            (body["operation"], [(m["role"], m["sha256"]) for m in body["media"]]),
-            (form.operation.value, [(u.role, hashlib.sha256(u.data).hexdigest()) for u in uploads]),
+            (
+                body["operation"],
+                body["purpose"],
+                [(m["role"], m["sha256"]) for m in body["media"]],
+            ),
+            (
+                form.operation.value,
+                form.purpose,
+                [(u.role, hashlib.sha256(u.data).hexdigest()) for u in uploads],
+            ),
         )
     response = jsonify(body)
     response.status_code = 202 if created else 200

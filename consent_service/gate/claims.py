@@ -35,6 +35,7 @@ def token_claims(
         job_id=job.id,
         provider_id=job.provider_id,
         operation=job.operation,
+        purpose=job.purpose,
         decision=decision,
         reasons=reasons,
         media=[{"position": i.position, "role": i.role, "sha256": i.sha256} for i in items],

@@ -23,10 +23,14 @@ def jobs() -> None:
 @click.option("--operation", required=True)
 @click.option("--source", multiple=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--target", multiple=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--purpose", default=None, help="a purpose code (consent-service purposes list)")
+@click.option("--purpose-detail", default=None, help="the purpose in your words")
 @click.option("--idempotency-key", default=None)
 @click.option("--wait/--no-wait", default=False, help="Wait for the decision.")
 @click.option("--timeout", default=300, show_default=True, type=int)
-def jobs_submit(api_key, url, operation, source, target, idempotency_key, wait, timeout) -> None:
+def jobs_submit(
+    api_key, url, operation, source, target, purpose, purpose_detail, idempotency_key, wait, timeout
+) -> None:
     """Submit media for a planned edit and print the job (with --wait, the decision) as JSON."""
     client = ConsentClient(url, api_key)
     try:
@@ -37,6 +41,8 @@ def jobs_submit(api_key, url, operation, source, target, idempotency_key, wait, 
             wait=wait,
             idempotency_key=idempotency_key,
             timeout=timeout,
+            purpose=purpose,
+            purpose_detail=purpose_detail,
         )
     except ApiError as exc:
         raise click.ClickException(str(exc)) from None

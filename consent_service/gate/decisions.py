@@ -197,7 +197,6 @@ def _judge(
     """Each person's outcome and finding row, from the grants and assurance levels as they are
     in this transaction (so a revocation committed while the media were being matched is
     honoured) and the provider's `minimum` for the operation."""
-    operation = Operation(job.operation)
     matched = {p.subject_id for p in people if p.subject_id is not None}
     # The matched people's rows are locked before their grants are read: a revocation or a
     # protect-only switch (they take the same lock) commits either before this read, and is
@@ -207,7 +206,7 @@ def _judge(
     outcomes: list[Outcome] = []
     findings: list[Finding] = []
     for person in people:
-        verdict = _verdict(person, subjects, grants, operation, job.provider_id, now, minimum)
+        verdict = _verdict(person, subjects, grants, job, now, minimum)
         outcomes.append(verdict.outcome)
         named = (
             subjects.get(person.subject_id)
@@ -227,6 +226,7 @@ def _judge(
                 box=list(person.box),
                 revision=revision,
                 assurance=named.assurance if named is not None else None,
+                uncovered_purpose=verdict.uncovered_purpose,
             )
         )
     session.add_all(findings)
@@ -263,8 +263,7 @@ def _verdict(
     person: PersonSeen,
     subjects: dict[int, Subject],
     grants: Sequence[ConsentGrant],
-    operation: Operation,
-    provider_id: str,
+    job: GateJob,
     now: datetime,
     minimum: Assurance | None,
 ) -> policy.PersonVerdict:
@@ -276,12 +275,13 @@ def _verdict(
     return policy.judge_person(
         [g for g in grants if g.subject_id == subject.id],
         protect_only=subject.protect_only,
-        operation=operation,
+        operation=Operation(job.operation),
         role=person.role,
-        provider_id=provider_id,
+        provider_id=job.provider_id,
         now=now,
         assurance=level_of(subject),
         minimum=minimum,
+        purpose=job.purpose,
     )
 
 

@@ -50,6 +50,8 @@ def decided_job_view(
         id=job.id,
         status=JobStatus(job.status),
         operation=Operation(job.operation),
+        purpose=job.purpose,
+        purpose_detail=job.purpose_detail,
         created_at=as_utc(job.created_at),
         attempts=job.attempts,
         error=job.error,
@@ -84,6 +86,7 @@ def decided_job_view(
                 ),
                 box=f.box,
                 assurance=Assurance(f.assurance) if f.assurance else None,
+                uncovered_purpose=f.uncovered_purpose,
             )
             for f in findings
         ],

@@ -37,6 +37,18 @@ class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     operation: Operation = Field(description="The planned edit.")
+    purpose: str | None = Field(
+        default=None,
+        max_length=64,
+        description="What the edit is for: a code of the purpose vocabulary in force (`GET "
+        "/api/v1/purposes`); an unknown or retired code is a 422. Optional, but a job without "
+        "one is covered only by grants that cover every purpose.",
+    )
+    purpose_detail: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="The purpose in your own words, beside the code (shown to the person).",
+    )
     # How many files a job may have (1 to MAX_MEDIA_ITEMS in all) is the job's own rule, checked
     # once, by `service.submit_job`.
     source: list[UploadedFile] = Field(
@@ -53,6 +65,9 @@ class JobSubmission(BaseModel):
         """Validate a request's form and files (raises pydantic's ValidationError)."""
         data: dict[str, Any] = {name: files.getlist(name) for name in files}
         data["operation"] = form.get("operation")
+        for name in ("purpose", "purpose_detail"):  # an empty field is one left out
+            if form.get(name):
+                data[name] = form.get(name)
         return cls.model_validate(data)
 
     def uploads(self) -> list[Upload]:
@@ -95,6 +110,11 @@ class FindingPublic(BaseModel):
         "account's own, when the decision was made: `uploaded` < `live` < `reviewed`. None "
         "when nobody was named.",
     )
+    uncovered_purpose: str | None = Field(
+        default=None,
+        description="With outcome `not_covered`: the job's purpose, when it alone kept the "
+        "person's grants from covering the job. None otherwise.",
+    )
 
 
 class JobPublic(BaseModel):
@@ -105,6 +125,10 @@ class JobPublic(BaseModel):
     id: str
     status: JobStatus
     operation: Operation
+    purpose: str | None = Field(default=None, description="The purpose code the job stated.")
+    purpose_detail: str | None = Field(
+        default=None, description="The purpose in the provider's words, as submitted."
+    )
     created_at: datetime
     attempts: int
     error: str | None
@@ -206,9 +230,10 @@ class VerifyResult(BaseModel):
     kid: str = Field(description="The key that signed the token.")
     claims: dict[str, Any] = Field(
         description="iss, aud (provider id), sub (job id), iat, exp, jti, revision, decision, "
-        "reasons, operation, assurance_required (the provider's minimum assurance for the "
-        "operation, or null), media (sha256 per item), findings (pseudonymous subject_ref, grant "
-        "id and version, and assurance level per person), audit_checkpoint."
+        "reasons, operation, purpose (the job's purpose code, or null), assurance_required "
+        "(the provider's minimum assurance for the operation, or null), media (sha256 per "
+        "item), findings (pseudonymous subject_ref, grant id and version, and assurance level "
+        "per person), audit_checkpoint."
     )
     status: DecisionStatus | None = Field(
         description="Whether the decision still stands; null when this service holds no record "

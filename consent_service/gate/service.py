@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from consent_service import db
 from consent_service.biometrics.voice_service import require_voice
+from consent_service.consent.purposes import require_active
 from consent_service.errors import InvalidRequest, NotFound
 from consent_service.gate.models import Decision, GateJob, MediaItem
 from consent_service.providers.models import Provider
@@ -37,9 +38,12 @@ def submit_job(
     operation: Operation,
     uploads: list[Upload],
     idempotency_key: str | None = None,
+    purpose: str | None = None,
+    purpose_detail: str | None = None,
 ) -> tuple[GateJob, bool]:
     """Record a queued job with its media and register its task, sent once the unit of work
-    commits. Returns (job, created); a repeated idempotency key returns the first job."""
+    commits. Returns (job, created); a repeated idempotency key returns the first job.
+    `purpose` must be a code in force in the operator's vocabulary (or None: no purpose)."""
     if idempotency_key is not None:
         existing = session.exec(
             select(GateJob).where(
@@ -56,8 +60,14 @@ def submit_job(
         )
     if len(uploads) > MAX_MEDIA_ITEMS:
         raise InvalidRequest("At most %(num)d media items per job.", num=MAX_MEDIA_ITEMS)
+    if purpose is not None:
+        require_active(session, [purpose])
     job = GateJob(
-        provider_id=provider.id, operation=operation.value, idempotency_key=idempotency_key
+        provider_id=provider.id,
+        operation=operation.value,
+        idempotency_key=idempotency_key,
+        purpose=purpose,
+        purpose_detail=(purpose_detail or "").strip()[:1000] or None,
     )
     session.add(job)
     session.flush()

@@ -81,13 +81,18 @@ def _newest_versions():
     )
 
 
+# The statuses of a grant version still in force: a consent, or a refusal that still denies.
+_IN_FORCE = (GrantStatus.ACTIVE.value, GrantStatus.REFUSED.value)
+
+
 def _has_evidence():
     return or_(col(ConsentGrant.ip).is_not(None), col(ConsentGrant.user_agent).is_not(None))
 
 
 def _due_grant_evidence(session: Session, cutoff: datetime) -> list[str]:
-    """Grants whose newest version ended them (withdrawn, expired, refused) before `cutoff` and
-    that still hold an IP address or a user agent."""
+    """Grants whose newest version ended them (withdrawn, expired) before `cutoff` and that
+    still hold an IP address or a user agent. A refusal in force has not ended: it still
+    denies, and its evidence shows who made it."""
     newest = _newest_versions()
     ended = (
         select(ConsentGrant.grant_id)
@@ -97,7 +102,7 @@ def _due_grant_evidence(session: Session, cutoff: datetime) -> list[str]:
             & (col(ConsentGrant.version) == newest.c.v),
         )
         .where(
-            col(ConsentGrant.status) != GrantStatus.ACTIVE.value,
+            col(ConsentGrant.status).not_in(_IN_FORCE),
             col(ConsentGrant.created_at) < cutoff,
         )
     )
@@ -198,7 +203,8 @@ def _purge_templates(session: Session, ids: list[str]) -> dict[str, int]:
 
 def _due_templates_withdrawn(session: Session, cutoff: datetime) -> list[str]:
     """Templates of people who chose destruction on withdrawal, have had a grant and have none
-    in force now (every grant's newest version withdrawn, expired or refused)."""
+    in force now (every grant's newest version withdrawn or expired). A refusal in force keeps
+    them: without the templates the gate could not recognise whom it protects."""
     chose = select(Subject.id).where(col(Subject.destroy_templates_on_withdrawal))
     newest = _newest_versions()
     in_force = (
@@ -208,7 +214,7 @@ def _due_templates_withdrawn(session: Session, cutoff: datetime) -> list[str]:
             (col(ConsentGrant.grant_id) == newest.c.grant_id)
             & (col(ConsentGrant.version) == newest.c.v),
         )
-        .where(col(ConsentGrant.status) == GrantStatus.ACTIVE.value)
+        .where(col(ConsentGrant.status).in_(_IN_FORCE))
     )
     had_one = select(ConsentGrant.subject_id).where(col(ConsentGrant.created_at) < cutoff)
     return list(

@@ -55,6 +55,11 @@ class LedgerEntry:
     # The person's assurance level and the provider's minimum when the decision was made.
     assurance: str | None = None
     assurance_required: str | None = None
+    # The purpose code the job stated and the provider's words beside it; the purpose alone
+    # kept the person's grants from covering the job when `uncovered_purpose` is set.
+    purpose: str | None = None
+    purpose_detail: str | None = None
+    uncovered_purpose: str | None = None
 
     @property
     def blocked(self) -> bool:
@@ -116,6 +121,9 @@ def ledger(
             grant_version=finding.grant_version,
             assurance=finding.assurance,
             assurance_required=decision.assurance_required if decision else None,
+            purpose=job.purpose,
+            purpose_detail=job.purpose_detail,
+            uncovered_purpose=finding.uncovered_purpose,
         )
     return list(entries.values())
 

@@ -25,11 +25,13 @@ from consent_service import db
 from consent_service.accounts import service as accounts
 from consent_service.accounts.forms import DeleteAccountForm
 from consent_service.biometrics.service import template_count
+from consent_service.consent import purposes
 from consent_service.consent import service as consent
 from consent_service.consent.forms import DestroyOnWithdrawalForm, ProtectOnlyForm, RevokeForm
 from consent_service.consent.receipts import Controller
 from consent_service.consent.service import Evidence
 from consent_service.errors import DomainError, InvalidRequest, NotFound
+from consent_service.i18n import current_language
 from consent_service.rights import service as rights
 from consent_service.rows import row_id
 from consent_service.runtime import services
@@ -55,6 +57,8 @@ def dashboard() -> str:
         grants=consent.current_grants(session, [subject_id]),
         versions=versions,
         providers=rights.provider_names(session),
+        # Retired purposes too: grants keep naming them.
+        purposes=purposes.labels(purposes.vocabulary(session, retired=True), current_language()),
         revoke_form=RevokeForm(),
         protect_form=ProtectOnlyForm(formdata=None, on="0" if subject.protect_only else "1"),
         destroy_form=DestroyOnWithdrawalForm(
@@ -78,6 +82,7 @@ def activity():
     )
     return render_template(
         "consent/activity.html",
+        purposes=purposes.labels(purposes.vocabulary(session, retired=True), current_language()),
         entries=entries[:LEDGER_PAGE],
         page=page,
         more=len(entries) > LEDGER_PAGE,

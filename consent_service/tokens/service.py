@@ -380,17 +380,20 @@ def decision_claims(
     media: list[dict[str, Any]],
     findings: list[dict[str, Any]],
     assurance_required: str | None = None,
+    purpose: str | None = None,
 ) -> dict[str, Any]:
     """What a decision token says. `media`: position, role, sha256 of each item; `findings`:
     media, role, outcome, subject_ref (pseudonymous), grant_id, grant_version and assurance
     (the named person's level) of each person; `assurance_required`: the provider's minimum
-    for the operation (None: none). Nothing biometric, no names, no boxes."""
+    for the operation (None: none); `purpose`: the purpose code the job stated (None: none),
+    the one the grants were checked for. Nothing biometric, no names, no boxes."""
     return {
         "aud": provider_id,
         "sub": job_id,
         "decision": decision,
         "reasons": list(reasons),
         "operation": operation,
+        "purpose": purpose,
         "assurance_required": assurance_required,
         "media": [
             {"position": m["position"], "role": m["role"], "sha256": m["sha256"]} for m in media

@@ -238,7 +238,7 @@ def test_a_json_body_to_the_multipart_operation_is_a_415_naming_what_it_takes(ap
     assert (body["title"], body["code"]) == ("Unsupported media type", "UnsupportedMediaType")
     assert body["accepted_media_type"] == "multipart/form-data"
     assert "multipart/form-data" in body["detail"] and "application/json" in body["detail"]
-    assert "operation, source, target" in body["detail"]
+    assert "operation, purpose, purpose_detail, source, target" in body["detail"]
     assert "operation" not in body.get("errors", [])  # not "the operation is invalid"
     assert response.headers["Accept-Post"] == "multipart/form-data"
     # A url-encoded form has no files: not the declared type either.

@@ -27,6 +27,7 @@ from consent_service.audit.schemas import (
 from consent_service.cli import main
 from consent_service.client import ApiError, ConsentClient, ScopeMissing
 from consent_service.complaints.schemas import ComplaintForProvider
+from consent_service.consent.schemas import PurposePublic
 from consent_service.consent_requests.schemas import ConsentRequestPublic
 from consent_service.gate.models import GateJob
 from consent_service.gate.schemas import (
@@ -66,6 +67,7 @@ OPERATIONS = {
     "get_webhooks_list_deliveries": "webhook_deliveries",
     "get_complaints_api_get_complaint": "complaint",
     "post_complaints_api_answer_complaint": "answer_complaint",
+    "get_consent_api_list_purposes": "purposes",
 }
 # Methods that are conveniences over the operations above, not operations of their own.
 CONVENIENCES = {"wait", "gate", "close"}
@@ -83,6 +85,7 @@ SHAPES: list[tuple[type, type[BaseModel]]] = [
     (sdk.Webhook, WebhookPublic),
     (sdk.Delivery, DeliveryPublic),
     (sdk.Complaint, ComplaintForProvider),
+    (sdk.Purpose, PurposePublic),
     (sdk.PublicJwk, PublicJwk),
     (sdk.Jwks, Jwks),
     (sdk.ConsistencyProof, ConsistencyProof),
@@ -173,6 +176,22 @@ def test_verify_status_and_keys(api, client, url, tmp_path):
         public.verify("a.b.c")
     assert forged.value.status == 422
     public.close()
+
+
+def test_purposes_and_a_job_that_states_one(api, client, url, tmp_path):
+    public = ConsentClient(url)  # the vocabulary needs no key
+    codes = [p["code"] for p in public.purposes()]
+    assert "education" in codes and "advertising" in codes
+    public.close()
+    image = tmp_path / "me.jpg"
+    image.write_bytes(b"not decoded: the analysis is given")
+    job = client.submit(
+        "face_swap", source=image, purpose="education", purpose_detail="A lesson on history"
+    )
+    assert (job["purpose"], job["purpose_detail"]) == ("education", "A lesson on history")
+    with pytest.raises(ApiError) as unknown:
+        client.submit("face_swap", source=image, purpose="no_such_purpose")
+    assert unknown.value.status == 422
 
 
 def test_audit_checkpoint(api, url):

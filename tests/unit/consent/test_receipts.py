@@ -93,8 +93,44 @@ def test_a_grant_and_its_revocation_give_two_receipts():
         "grant_id": "g" * 32,
         "version": 1,
         "status": "active",
+        "refusal": False,
+        "purposes": [],
         "guardian": None,
     }
+    # A grant naming no purposes covers every one, and says so where purposes are categorised.
+    assert purpose["purposeCategory"][1:] == ["every purpose"]
+    assert p["purpose_categories"] == ["every purpose"]
+
+
+def test_the_purposes_a_grant_covers_are_its_purpose_categories():
+    r = build_receipt(
+        _version(1, "active", purposes=["education", "research"]),
+        SUBJECT,
+        {},
+        CONTROLLER,
+        "https://x",
+    )
+    [kantara] = r["services"][0]["purposes"]
+    assert kantara["purposeCategory"] == [
+        "editing of biometric information (deep synthesis)",
+        "education",
+        "research",
+    ]
+    assert r["iso27560"]["purposes"][0]["purpose_categories"] == ["education", "research"]
+    assert r["grant"]["purposes"] == ["education", "research"]
+
+
+def test_a_refusal_and_its_withdrawal_have_receipts_that_say_so():
+    refused = build_receipt(
+        _version(1, "refused", refusal=True), SUBJECT, {"p1": "Acme"}, CONTROLLER, "https://x"
+    )
+    withdrawn = build_receipt(
+        _version(2, "revoked", refusal=True), SUBJECT, {"p1": "Acme"}, CONTROLLER, "https://x"
+    )
+    states = [r["iso27560"]["events"][0]["event_state"] for r in (refused, withdrawn)]
+    assert states == ["consent refused", "refusal withdrawn"]
+    assert refused["grant"]["refusal"] is True
+    assert "Withdraw refusal" in refused["iso27560"]["purposes"][0]["withdrawal_method"]
 
 
 def test_all_providers_operator_records_and_unknown_notices():

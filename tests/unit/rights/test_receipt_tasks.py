@@ -68,6 +68,8 @@ def test_a_new_version_is_signed_by_the_task_sent_after_its_commit(worker, facto
         "grant_id": grant.grant_id,
         "version": 2,
         "status": "revoked",
+        "refusal": False,
+        "purposes": [],
         "guardian": None,
     }
     assert content["piiControllers"][0]["piiControllerUrl"] == "https://consent.example/"
