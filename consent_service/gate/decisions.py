@@ -20,7 +20,7 @@ from consent_service.accounts.models import Subject
 from consent_service.accounts.service import lock_subjects
 from consent_service.audit import service as audit
 from consent_service.consent import policy
-from consent_service.consent.models import ConsentGrant
+from consent_service.consent.models import ConsentGrant, Purpose
 from consent_service.consent.service import current_grants
 from consent_service.crypto import Envelope, KeySource
 from consent_service.gate.claims import token_claims, token_digest
@@ -240,23 +240,43 @@ def _tell_people(
     revoked, not covered, expired, assurance too low) gets one notice, whatever the number of
     their faces or roles in the job: written in this transaction, so it exists exactly when the
     decision does."""
-    told: dict[int, Outcome] = {}
+    told: dict[int, Finding] = {}
     rank = {outcome: i for i, outcome in enumerate(notices.ATTEMPT_OUTCOMES)}
     for finding in findings:
         outcome = Outcome(finding.outcome)
         if finding.subject_id is None or outcome not in rank:
             continue
         seen = told.get(finding.subject_id)
-        if seen is None or rank[outcome] < rank[seen]:
-            told[finding.subject_id] = outcome
+        if seen is None or rank[outcome] < rank[Outcome(seen.outcome)]:
+            told[finding.subject_id] = finding
     if not told:
         return
     provider = session.get(Provider, job.provider_id)
     name = provider.name if provider is not None else job.provider_id
-    for subject_id, outcome in sorted(told.items()):
+    labels = _purpose_labels(session, job.purpose)
+    for subject_id, finding in sorted(told.items()):
         notices.attempt_blocked(
-            session, subject_id, outcome, name, job.operation, now, job.id, revision
+            session,
+            subject_id,
+            Outcome(finding.outcome),
+            name,
+            job.operation,
+            now,
+            job.id,
+            revision,
+            purpose=labels if finding.uncovered_purpose else None,
         )
+
+
+def _purpose_labels(session: Session, code: str | None) -> dict[str, str] | None:
+    """The job's purpose in both languages, for a notice (a retired purpose keeps its labels;
+    an unknown code, which validation prevents, is shown as it is)."""
+    if not code:
+        return None
+    row = session.get(Purpose, code)
+    if row is None:
+        return {"en": code, "zh": code}
+    return {"en": row.label_en, "zh": row.label_zh}
 
 
 def _verdict(

@@ -13,6 +13,7 @@ import smtplib
 from datetime import datetime
 from functools import partial
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlmodel import Session, col, select
 
@@ -91,6 +92,10 @@ TEXTS = {
         "On %(time)s, %(provider)s asked to edit media showing you (%(operation)s). None of your "
         "grants covers it, so it was not allowed without your consent."
     ),
+    "attempt.not_covered_purpose": N_(
+        "On %(time)s, %(provider)s asked to edit media showing you (%(operation)s) for "
+        "%(purpose)s. None of your grants covers that purpose, so it was not allowed."
+    ),
     "attempt.assurance_too_low": N_(
         "On %(time)s, %(provider)s asked to edit media showing you (%(operation)s). This "
         "provider requires your enrollment to be checked more strictly than it was, so it was "
@@ -128,11 +133,28 @@ def as_error(key: str, params: dict) -> EnrollmentRejected:
     return EnrollmentRejected(TEXTS[key], **values)
 
 
+class _Named(EnrollmentRejected):
+    """A name the catalogue does not hold, given in both languages (a purpose's labels, which
+    the operator maintains): English in the stored text, Chinese for a Chinese reader."""
+
+    def __init__(self, english_name: str, chinese_name: str):
+        super().__init__(english_name)
+        self.chinese_name = chinese_name or english_name
+
+    def __str__(self) -> str:
+        return self.message
+
+    def localized(self) -> str:
+        return self.chinese_name if str(get_locale() or "").startswith("zh") else self.message
+
+
 def _word(name: str, value: object) -> object:
     """A parameter's value; the words of a modality or an edit type ("face swap") as a message,
-    translated with the notice."""
+    translated with the notice; a purpose ({"en", "zh"} labels) in the reader's language."""
     if name in ("modality", "operation"):
         return N_(message_id(str(value)))
+    if name == "purpose" and isinstance(value, dict):
+        return _Named(str(value.get("en", "")), str(value.get("zh", "")))
     return value
 
 
@@ -160,7 +182,9 @@ def _mail_text(notice: SubjectNotice) -> tuple[str, str]:
     return subject_of(notice), f"{text_of(notice)}\n\n{ALSO_ON_DASHBOARD}\n"
 
 
-def new_notice(subject_id: int, kind: str, key: str, **params: str) -> SubjectNotice:
+def new_notice(
+    subject_id: int, kind: str, key: str, **params: str | dict[str, str]
+) -> SubjectNotice:
     if key not in TEXTS:
         raise ValueError(f"Unknown notice {key!r}.")
     return SubjectNotice(
@@ -172,7 +196,9 @@ def new_notice(subject_id: int, kind: str, key: str, **params: str) -> SubjectNo
     )
 
 
-def notify(session: Session, subject_id: int, kind: str, key: str, **params: str) -> None:
+def notify(
+    session: Session, subject_id: int, kind: str, key: str, **params: str | dict[str, str]
+) -> None:
     """Tell a person something (`key` of TEXTS with its parameters): on their
     dashboard, and by mail once committed (mail_notices), each in the reader's language."""
     session.add(new_notice(subject_id, kind, key, **params))
@@ -187,20 +213,27 @@ def attempt_blocked(
     when: datetime,
     job_id: str,
     revision: int,
+    purpose: dict[str, str] | None = None,
 ) -> None:
     """Tell a person that `provider`'s job `job_id` (decision revision `revision`) was not
     allowed to edit them, because of them (`outcome`, one of ATTEMPT_OUTCOMES): on their
-    dashboard now, by mail in the day's digest."""
+    dashboard now, by mail in the day's digest. `purpose` ({"en", "zh"} labels) with
+    not_covered: the job's purpose, when it alone kept their grants from covering it."""
+    key = ATTEMPT_KEYS[outcome]
+    extra: dict[str, str | dict[str, str]] = {}
+    if purpose is not None and outcome is Outcome.NOT_COVERED:
+        key, extra = "attempt.not_covered_purpose", {"purpose": purpose}
     notify(
         session,
         subject_id,
         ATTEMPT,
-        ATTEMPT_KEYS[outcome],
+        key,
         time=as_utc(when).strftime("%Y-%m-%d %H:%M UTC"),
         provider=provider,
         operation=operation,
         job_id=job_id,
         revision=str(revision),
+        **extra,
     )
 
 

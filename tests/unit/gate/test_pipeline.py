@@ -32,7 +32,8 @@ from consent_service.biometrics.service import (
 )
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.consent import service as consent
-from consent_service.consent.models import ConsentGrant
+from consent_service.consent.models import ConsentGrant, Purpose
+from consent_service.consent.purposes import DEFAULT_PURPOSES
 from consent_service.crypto import StaticKeys
 from consent_service.gate import decisions, pipeline, tasks
 from consent_service.gate.decisions import Analysis, PersonSeen, Signing
@@ -466,6 +467,39 @@ def test_a_person_found_twice_in_a_job_is_told_once_with_the_most_telling_outcom
     assert told.params["provider"] == "acme" and told.params["operation"] == "face_swap"
     assert told.message.endswith("(face swap). You are protect-only, so the edit was denied.")
     assert [n.message_key for n in _told(bob)] == ["attempt.not_covered"]
+
+
+def test_a_person_whose_grants_do_not_cover_the_job_s_purpose_is_told_which_purpose(
+    store, provider_id, faces, signing, enroll
+):
+    alice = enroll(ALICE)
+    with db.unit_of_work() as s:
+        for code, english, chinese in DEFAULT_PURPOSES:  # what migration 0033 seeds
+            s.add(Purpose(code=code, label_en=english, label_zh=chinese))
+        s.flush()
+        consent.grant(
+            s,
+            AUDIT_KEY,
+            alice,
+            consent.GrantRequest(
+                operations=[Operation.FACE_SWAP],
+                roles=[Role.SOURCE, Role.TARGET],
+                all_providers=True,
+                provider_ids=[],
+                purposes=["education"],
+            ),
+            consent.Evidence(actor="test", identity_method="test"),
+        )
+        provider = s.get(Provider, provider_id)
+        upload = [Upload(Role.SOURCE, "0.png", faces.picture(vector(ALICE)))]
+        job, _ = submit_job(s, store, provider, Operation.FACE_SWAP, upload, purpose="advertising")
+        job_id = job.id
+    _decide_people(job_id, [_seen(alice)], signing, store)
+    [told] = _told(alice)
+    assert told.message_key == "attempt.not_covered_purpose"
+    assert "(face swap) for Advertising" in told.message
+    assert told.message.endswith("None of your grants covers that purpose, so it was not allowed.")
+    assert told.params["purpose"] == {"en": "Advertising and marketing", "zh": "广告与营销"}
 
 
 def test_a_revocation_committed_while_the_media_were_analysed_is_honoured(

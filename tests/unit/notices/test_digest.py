@@ -152,3 +152,51 @@ def test_the_unsubscribe_link_switches_the_digest_off_and_only_that(
         digest_off(session, "another secret of thirty-two chars", token)
     with pytest.raises(InvalidRequest):
         digest_off(session, SECRET, token[:-2] + "xx")
+
+
+def test_a_purpose_the_grants_do_not_cover_is_named_in_the_reader_s_language(
+    session, make_subject, babel_app
+):
+    from flask_babel import force_locale
+
+    from consent_service.notices.service import text_of
+
+    subject = make_subject(language="zh-CN")
+    labels = {"en": "Advertising and marketing", "zh": "广告与营销"}
+    attempt_blocked(
+        session,
+        subject.id,
+        Outcome.NOT_COVERED,
+        "Acme Studio",
+        "face_swap",
+        utcnow(),
+        "p" * 32,
+        1,
+        purpose=labels,
+    )
+    attempt_blocked(  # the purpose names only a not_covered outcome
+        session,
+        subject.id,
+        Outcome.PROTECTED,
+        "Acme Studio",
+        "face_swap",
+        utcnow(),
+        "q" * 32,
+        1,
+        purpose=labels,
+    )
+    covered, protected = session.exec(
+        select(SubjectNotice)
+        .where(SubjectNotice.subject_id == subject.id)
+        .order_by(SubjectNotice.id)
+    ).all()
+    assert (covered.message_key, protected.message_key) == (
+        "attempt.not_covered_purpose",
+        "attempt.protected",
+    )
+    assert "(face swap) for Advertising and marketing. None of your grants" in covered.message
+    with force_locale("zh_CN"):
+        chinese = text_of(covered)
+    assert "广告与营销" in chinese and "换脸" in chinese and "Advertising" not in chinese
+    with force_locale("en"):
+        assert text_of(covered) == covered.message
