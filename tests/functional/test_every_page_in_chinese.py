@@ -15,11 +15,15 @@ from babel.messages.pofile import read_po
 from sqlmodel import select
 
 from consent_service import db
+from consent_service.accounts.models import Subject, User
 from consent_service.complaints.models import Complaint
+from consent_service.notices.service import attempt_blocked
 from consent_service.operators.service import add_operator
 from consent_service.portal.service import add_staff
 from consent_service.providers.models import Provider
 from consent_service.runtime import services
+from consent_service.timeutil import utcnow
+from consent_service.vocabulary import Outcome
 from tests import factories
 from tests.functional.test_i18n import PO
 from tests.support import (
@@ -237,16 +241,41 @@ def test_pages_about_one_thing_show_no_english_either(site):
         content_type="multipart/form-data",
     )
     assert filed.status_code == 302, filed.get_data(as_text=True)
+    with site.app.app_context():
+        acme_id = db.session().exec(select(Provider.id).where(Provider.name == "Acme")).one()
+    refused = person.post("/refusals/new?modality=face", {"provider": acme_id})
+    assert refused.status_code == 302, refused.get_data(as_text=True)
     with site.app.app_context(), db.unit_of_work() as s, factories.bound(s):
         complaint_id = s.exec(select(Complaint.id)).first()
-        acme = s.exec(select(Provider).where(Provider.name == "Acme")).one()
+        acme = s.get(Provider, acme_id)
         job_id = factories.GateJobFactory(provider=acme, decided=True).id
+        # A job the person's grants covered but for its purpose: their ledger row and notice.
+        li = s.exec(select(Subject.id).join(User).where(User.email == "li@example.org")).one()
+        purposed = factories.GateJobFactory(provider=acme, decided=True, purpose="advertising")
+        factories.FindingFactory(
+            job=purposed, subject_id=li, outcome="not_covered", uncovered_purpose="advertising"
+        )
+        attempt_blocked(
+            s,
+            li,
+            Outcome.NOT_COVERED,
+            "Acme",
+            "face_swap",
+            utcnow(),
+            purposed.id,
+            1,
+            purpose={"en": "Advertising and marketing", "zh": "广告与营销"},
+        )
     operator, staff = _operator(site, "op2@example.org"), _staff(site, "staff2@example.org")
     problems = [
-        *_read(person, "/", catalogue),  # the grant's row
+        *_read(person, "/", catalogue),  # the grant's and the refusal's cards, the notice
+        *_read(person, "/activity", catalogue),  # "not covered: purpose ..."
+        *_read(person, "/refusals/new?modality=face", catalogue),
         *_read(person, f"/grants/{grant_id}/v1/receipt", catalogue),
         *_read(person, filed.headers["Location"], catalogue),
         *_read(operator, f"/operator/complaints/{complaint_id}", catalogue),
         *_read(staff, f"/portal/jobs/{job_id}", catalogue),
     ]
     assert not problems, "\n".join(problems)
+    dashboard, ledger = person.get("/"), person.get("/activity")
+    assert "广告与营销" in dashboard and "广告与营销" in ledger  # the purpose, in Chinese

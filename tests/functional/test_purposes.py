@@ -161,7 +161,7 @@ def test_a_grant_for_other_purposes_leaves_the_job_not_covered_and_says_why(site
 
     ledger = person.get("/activity")
     assert re.search(
-        r'not covered by a grant: <span class="uncovered-purpose">purpose Advertising and '
+        r'<span class="uncovered-purpose">not covered by a grant: purpose Advertising and '
         "marketing</span>",
         ledger,
     )
