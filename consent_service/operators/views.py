@@ -28,20 +28,25 @@ from consent_service.biometrics.models import EnrollmentDispute
 from consent_service.complaints import service as complaints
 from consent_service.complaints.forms import AcknowledgeForm, AskProviderForm
 from consent_service.complaints.forms import ResolveForm as ResolveComplaintForm
+from consent_service.consent import purposes as vocabulary
 from consent_service.errors import DomainError
+from consent_service.i18n.labels import PROVIDER_STATUSES
 from consent_service.notices import service as notices
 from consent_service.notices.models import SubjectNotice
 from consent_service.operators import service
 from consent_service.operators.forms import (
     ApproveRecordingForm,
     ProviderStatusForm,
+    PurposeForm,
     RejectRecordingForm,
     ResolveDisputeForm,
+    RetirePurposeForm,
 )
 from consent_service.providers.models import Provider
 from consent_service.queues import ALL_QUEUES
 from consent_service.runtime import services
 from consent_service.timeutil import utcnow
+from consent_service.vocabulary import ProviderStatus
 
 bp = Blueprint("operators", __name__, url_prefix="/operator")
 
@@ -103,7 +108,14 @@ def provider_status(provider_id: str):
     provider = service.set_provider_status(
         db.session(), services().audit_key, _actor(), provider_id, form.status.data
     )
-    flash(f"{provider.name} is now {provider.status}.", "ok")
+    flash(
+        _(
+            "%(name)s is now %(status)s.",
+            name=provider.name,
+            status=PROVIDER_STATUSES[ProviderStatus(provider.status)],
+        ),
+        "ok",
+    )
     return redirect(url_for(".index"))
 
 
@@ -378,3 +390,52 @@ def complaint_resolve(complaint_id: str):
         return done
 
     return _complaint_action(complaint_id, form, act)
+
+
+@bp.route("/purposes", methods=["GET", "POST"])
+def purposes():
+    """The purpose vocabulary jobs state and grants cover (`consent.purposes`): every purpose
+    ever added, in force or retired; add one (or bring a retired one back), retire one."""
+    session = db.session()
+    form = PurposeForm()
+    if form.validate_on_submit():
+        try:
+            with db.savepoint(session):
+                row = vocabulary.add(
+                    session,
+                    services().audit_key,
+                    (form.code.data or "").strip(),
+                    form.label_en.data or "",
+                    form.label_zh.data or "",
+                    _actor(),
+                )
+        except DomainError as exc:
+            flash(exc.localized(), "error")
+        else:
+            flash(_("Purpose %(code)s is in force.", code=row.code), "ok")
+            return redirect(url_for(".purposes"))
+    elif form.is_submitted():
+        flash(_("Fill in the form to do that."), "error")
+    return render_template(
+        "operators/purposes.html",
+        rows=vocabulary.vocabulary(session, retired=True),
+        form=form,
+        retire_form=RetirePurposeForm(),
+    )
+
+
+@bp.route("/purposes/<code>/retire", methods=["POST"])
+def retire_purpose(code: str):
+    session = db.session()
+    if not RetirePurposeForm().validate_on_submit():
+        abort(400)
+    try:
+        with db.savepoint(session):
+            vocabulary.retire(session, services().audit_key, code, _actor())
+    except DomainError as exc:
+        flash(exc.localized(), "error")
+    else:
+        flash(
+            _("Purpose %(code)s is retired: new jobs and grants cannot name it.", code=code), "ok"
+        )
+    return redirect(url_for(".purposes"))

@@ -35,7 +35,7 @@ from tests.support import (
 )
 
 PASSWORD = "a long enough password"
-PAGES = ["/operator/", "/operator/audit", "/operator/health"]
+PAGES = ["/operator/", "/operator/audit", "/operator/health", "/operator/purposes"]
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,38 @@ def test_suspend_and_approve_a_provider(site):
         kinds = [(e.event_type, e.payload.get("provider_id")) for e in events]
     assert ("operator.provider_suspended", provider_id) in kinds
     assert ("operator.provider_approved", provider_id) in kinds
+
+
+def test_an_operator_adds_and_retires_a_purpose_on_the_console(site):
+    operator, _ = _person(site, "op-purposes@example.org", operator=True)
+    page = operator.get("/operator/purposes")
+    assert 'data-purpose="advertising" data-active="yes"' in page  # the seeded vocabulary
+    form = {"code": "satire", "label_en": "Satire and parody", "label_zh": "讽刺与戏仿"}
+    added = operator.post("/operator/purposes", form, form_page="/operator/purposes")
+    assert added.status_code == 302
+    page = operator.get("/operator/purposes")
+    assert "Purpose satire is in force." in page and "讽刺与戏仿" in page
+    listed = site.client().get("/api/v1/purposes").get_json()["purposes"]
+    assert "satire" in [p["code"] for p in listed]
+    again = operator.post("/operator/purposes", form, form_page="/operator/purposes")
+    assert again.status_code == 200 and "exists already" in again.get_data(as_text=True)
+    bad = operator.post(
+        "/operator/purposes", {**form, "code": "Not A Code"}, form_page="/operator/purposes"
+    )
+    assert "lower-case letters" in bad.get_data(as_text=True)
+
+    retired = operator.post("/operator/purposes/satire/retire", {}, form_page="/operator/purposes")
+    assert retired.status_code == 302
+    assert 'data-purpose="satire" data-active="no"' in operator.get("/operator/purposes")
+    listed = site.client().get("/api/v1/purposes").get_json()["purposes"]
+    assert "satire" not in [p["code"] for p in listed]
+    with site.app.app_context():
+        events = db.session().exec(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    assert [
+        (e.event_type, e.payload["code"]) for e in events if e.event_type.startswith("purpose.")
+    ][-2:] == [("purpose.added", "satire"), ("purpose.retired", "satire")]
+    person, _ = _person(site, "not-an-operator@example.org")
+    assert person.client.post("/operator/purposes/news/retire").status_code in (400, 403)
 
 
 def _dispute(site, holder_id: int, claimant_id: int) -> tuple[str, str]:
