@@ -6,7 +6,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass
 from datetime import timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -32,7 +32,7 @@ from consent_service.labels import credentials as labels
 from consent_service.mail import Mailer, mailer_for
 from consent_service.media.limits import VideoLimits
 from consent_service.settings import Settings
-from consent_service.storage import LocalMediaStore, MediaStore, store_for
+from consent_service.storage import LocalMediaStore, MediaStore, Shelf, WithOldFolder, store_for
 from consent_service.tokens.service import (
     DecisionSigner,
     KeyRing,
@@ -95,6 +95,9 @@ class Services:
         # One key per purpose, each version named by its id (docs: README "Keys"); production
         # refuses to start when a purpose has no key.
         self.keyring = keyring_for(self.settings, base64.b64decode(legacy) if legacy else None)
+        # The database the database store's shelves use: the app's engine, else one of its own,
+        # made once when a shelf first asks.
+        self._store_engine = cache(lambda: engine or make_engine(self.settings.sqlalchemy_url))
         self.keyring.check()
         self.envelope = Envelope(self.keyring.keys(Purpose.TEMPLATE_KEK))
         self.audit_key = self.keyring.keys(Purpose.AUDIT_MAC)
@@ -128,28 +131,32 @@ class Services:
             else store_for(
                 self.settings,
                 Envelope(self.keyring.keys(Purpose.MEDIA)),
-                lambda: engine or make_engine(self.settings.sqlalchemy_url),
+                self._store_engine,
             )
         )
 
     @cached_property
     def recording_store(self) -> MediaStore:
-        """Live enrollment recordings, kept until reviewed (a folder and a key of their own,
-        so the media purge, which destroys uploads after a day, never reaches them), sealed
-        under the keyring's media key like every upload."""
-        return self._sealed_folder(self.settings.recordings_dir)
+        """Live enrollment recordings, kept until reviewed: the media store's `recordings`
+        shelf (the web seals them, a worker analyses them, an operator's page plays them, so
+        they live wherever the uploads do; the media purge, which destroys uploads after a day,
+        never lists them), sealed under the keyring's media key like every upload."""
+        return self._shelf(Shelf.RECORDINGS, self.settings.recordings_dir)
 
     @cached_property
     def evidence_store(self) -> MediaStore:
-        """Evidence attached to complaints, sealed under the keyring's media key like every
-        upload, in a folder of its own (kept for the retention schedule's period, not the media
-        purge's day)."""
-        return self._sealed_folder(self.settings.complaint_evidence_dir)
+        """Evidence attached to complaints: the media store's `evidence` shelf, kept for the
+        retention schedule's period, not the media purge's day."""
+        return self._shelf(Shelf.EVIDENCE, self.settings.complaint_evidence_dir)
 
-    def _sealed_folder(self, folder: Path) -> MediaStore:
-        """A local folder of files sealed under the keyring's media key, for what must outlive
-        the media purge's day (recordings under review, complaint evidence)."""
-        return LocalMediaStore(folder, Envelope(self.keyring.keys(Purpose.MEDIA)))
+    def _shelf(self, shelf: Shelf, old_folder: Path) -> MediaStore:
+        """The configured store's `shelf`; where that is not the local folder the shelf always
+        used, blobs sealed there before stay readable (`WithOldFolder`)."""
+        envelope = Envelope(self.keyring.keys(Purpose.MEDIA))
+        store = store_for(self.settings, envelope, self._store_engine, shelf)
+        if isinstance(store, LocalMediaStore) or not old_folder.is_dir():
+            return store
+        return WithOldFolder(store, LocalMediaStore(old_folder, envelope))
 
     @cached_property
     def face_matching(self) -> FaceMatching:

@@ -1,6 +1,9 @@
 """Where uploaded media wait for the worker: encrypted at rest, deleted after use.
 
-Three stores behind one interface (`MediaStore`), chosen by `MEDIA_STORE` (`store_for`):
+Three stores behind one interface (`MediaStore`), chosen by `MEDIA_STORE` (`store_for`), each
+with three shelves (`Shelf`): the uploads a job waits on (purged after a day), live recordings
+under review and complaint evidence (kept for their own periods): wherever the uploads go, the
+recordings and the evidence go too, so web and workers never need a shared folder:
 - `local`: a folder (the embedded default; web and worker on one host);
 - `database`: a table in the service's PostgreSQL database (the default on PostgreSQL), so every
   host that reaches the database reaches the media;
@@ -17,10 +20,21 @@ import os
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Column, DateTime, Engine, LargeBinary, delete, insert, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    LargeBinary,
+    String,
+    delete,
+    insert,
+    select,
+)
 from sqlmodel import Field, SQLModel
 
 from consent_service.crypto import Envelope
@@ -104,16 +118,31 @@ class LocalMediaStore:
         )
 
 
+class Shelf(StrEnum):
+    """What a store holds: uploads (`stale` feeds the media purge), live recordings kept for
+    review, complaint evidence. Each shelf lists only its own blobs: the media purge never
+    reaches a recording or a piece of evidence."""
+
+    MEDIA = "media"
+    RECORDINGS = "recordings"
+    EVIDENCE = "evidence"
+
+
 class MediaBlob(SQLModel, table=True):
-    """One sealed upload of the database store (`DatabaseMediaStore`), until it is used."""
+    """One sealed blob of the database store (`DatabaseMediaStore`), until it is used."""
 
     __tablename__ = "media_blob"
+    __table_args__ = (Index("ix_media_blob_shelf_created_at", "shelf", "created_at"),)
 
     key: str = Field(primary_key=True, max_length=64)
     blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(
         default_factory=utcnow,
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True),
+    )
+    shelf: str = Field(
+        default=Shelf.MEDIA.value,
+        sa_column=Column(String(16), nullable=False, server_default=Shelf.MEDIA.value),
     )
 
 
@@ -125,15 +154,18 @@ class DatabaseMediaStore:
     (never the caller's: a put is durable when it returns, like a file). PostgreSQL only: on
     SQLite a second connection would wait on the request's own write lock."""
 
-    def __init__(self, engine: Engine, envelope: Envelope):
+    def __init__(self, engine: Engine, envelope: Envelope, shelf: Shelf = Shelf.MEDIA):
         self._engine = engine
         self._envelope = envelope
+        self._shelf = shelf.value
 
     def put(self, data: bytes) -> str:
         key = new_key()
         blob = seal(self._envelope, key, data)
         with self._engine.begin() as conn:
-            conn.execute(insert(_BLOBS).values(key=key, blob=blob, created_at=utcnow()))
+            conn.execute(
+                insert(_BLOBS).values(key=key, blob=blob, created_at=utcnow(), shelf=self._shelf)
+            )
         return key
 
     def get(self, key: str) -> bytes:
@@ -154,7 +186,9 @@ class DatabaseMediaStore:
     def stale(self, cutoff: datetime) -> list[str]:
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(_BLOBS.c.key).where(_BLOBS.c.created_at < cutoff).order_by(_BLOBS.c.key)
+                select(_BLOBS.c.key)
+                .where(_BLOBS.c.shelf == self._shelf, _BLOBS.c.created_at < cutoff)
+                .order_by(_BLOBS.c.key)
             )
             return [str(k) for k in rows.scalars()]
 
@@ -209,6 +243,31 @@ class S3MediaStore:
         return sorted(keys)
 
 
+class WithOldFolder:
+    """A shelf's store that still reads (and deletes from) the local folder the shelf used
+    before MEDIA_STORE covered it (recordings and complaint evidence were always local): what
+    was sealed there stays readable until its own purge, and new blobs go to `store`."""
+
+    def __init__(self, store: MediaStore, old: LocalMediaStore):
+        self.store, self.old = store, old
+
+    def put(self, data: bytes) -> str:
+        return self.store.put(data)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.store.get(key)
+        except KeyError:
+            return self.old.get(key)
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+        self.old.delete(key)
+
+    def stale(self, cutoff: datetime) -> list[str]:
+        return sorted(set(self.store.stale(cutoff)) | set(self.old.stale(cutoff)))
+
+
 def s3_client(settings: Settings) -> Any:
     """boto3's S3 client for the configured endpoint (extra `s3`: boto3 is imported here only)."""
     import boto3
@@ -220,16 +279,28 @@ def s3_client(settings: Settings) -> Any:
     )
 
 
-def store_for(settings: Settings, envelope: Envelope, engine: Callable[[], Engine]) -> MediaStore:
-    """The media store `MEDIA_STORE` names (default: `database` on PostgreSQL, else `local`);
-    `engine` gives the service's database engine, asked for only by the database store."""
+def store_for(
+    settings: Settings,
+    envelope: Envelope,
+    engine: Callable[[], Engine],
+    shelf: Shelf = Shelf.MEDIA,
+) -> MediaStore:
+    """The store `MEDIA_STORE` names (default: `database` on PostgreSQL, else `local`), for one
+    shelf; `engine` gives the service's database engine, asked for only by the database store.
+    Shelves: a folder each (local), a `shelf` column (database), a prefix each under
+    MEDIA_S3_PREFIX (s3: `<prefix>recordings/<key>`, which the uploads' listing skips, since a
+    key never holds a slash)."""
     kind = settings.media_store_kind
     if kind is MediaStoreKind.DATABASE:
-        return DatabaseMediaStore(engine(), envelope)
+        return DatabaseMediaStore(engine(), envelope, shelf)
     if kind is MediaStoreKind.S3:
         if not settings.media_s3_bucket:  # the settings refuse this; a guard for mypy's sake
             raise ValueError("MEDIA_STORE=s3 needs MEDIA_S3_BUCKET")
-        return S3MediaStore(
-            s3_client(settings), settings.media_s3_bucket, envelope, settings.media_s3_prefix
-        )
-    return LocalMediaStore(settings.media_dir, envelope)
+        prefix = settings.media_s3_prefix + ("" if shelf is Shelf.MEDIA else f"{shelf.value}/")
+        return S3MediaStore(s3_client(settings), settings.media_s3_bucket, envelope, prefix)
+    folders = {
+        Shelf.MEDIA: settings.media_dir,
+        Shelf.RECORDINGS: settings.recordings_dir,
+        Shelf.EVIDENCE: settings.complaint_evidence_dir,
+    }
+    return LocalMediaStore(folders[shelf], envelope)

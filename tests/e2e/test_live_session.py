@@ -51,6 +51,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
+from sqlalchemy import text
 from sqlmodel import select
 
 from consent_service import db
@@ -229,6 +230,15 @@ EN_CUT = pytest.mark.xfail(
 )
 
 
+def _stored_recording(stack, key: str) -> bytes:
+    if stack.backend == "sqlite":  # the local store's folder
+        return (stack.settings.recordings_dir / key).read_bytes()
+    assert not (stack.settings.recordings_dir / key).exists()
+    with stack.app.app_context():
+        query = text("SELECT blob FROM media_blob WHERE key = :k AND shelf = 'recordings'")
+        return bytes(db.session().execute(query, {"k": key}).scalar_one())
+
+
 @pytest.mark.parametrize(
     "lang", [pytest.param("en", marks=EN_CUT), pytest.param("zh-CN", marks=ZH_CODE_NOT_HEARD)]
 )
@@ -265,9 +275,10 @@ def test_live_session_step_up_grant_job_revoke_and_review(
         assert (live.status, live.review_status, live.failures) == ("passed", "awaiting", [])
         assert live.recording_key and live.language == lang
         s.close()
-    # Sealed: the stored file is not the recording the browser sent.
-    sealed = stack.settings.recordings_dir / live.recording_key
-    assert sealed.exists() and b"webm" not in sealed.read_bytes()[:64].lower()
+    # Sealed: the stored blob is not the recording the browser sent. On PostgreSQL it is in
+    # the database (the media store's `recordings` shelf), which the worker read it from.
+    sealed = _stored_recording(stack, live.recording_key)
+    assert sealed and b"webm" not in sealed[:64].lower()
 
     with sync_playwright() as pw:
         # 2. Grant: the form waits for a short live check of the same face, then it is done.

@@ -30,6 +30,9 @@ from consent_service.storage import (
     MediaBlob,
     MediaStore,
     S3MediaStore,
+    Shelf,
+    WithOldFolder,
+    new_key,
     s3_client,
     store_for,
 )
@@ -48,6 +51,7 @@ class Backend:
     raw: Callable[[str], bytes]
     move: Callable[[str, str], None]
     thief: Callable[[Envelope], MediaStore]
+    shelf: Callable[[Shelf], MediaStore]  # the same place's other shelves
 
 
 def _free_port() -> int:
@@ -99,12 +103,15 @@ def s3_settings(s3_url, monkeypatch) -> Settings:
 
 
 def _local(tmp_path: Path, envelope: Envelope) -> Backend:
-    store = LocalMediaStore(tmp_path / "media", envelope)
+    settings = Settings(consent_service_home=tmp_path)
+    store = store_for(settings, envelope, lambda: pytest.fail("no database for a folder"))
+    assert isinstance(store, LocalMediaStore)
     return Backend(
         store,
         raw=lambda key: (store.root / key).read_bytes(),
         move=lambda a, b: (store.root / a).replace(store.root / b),
         thief=lambda other: LocalMediaStore(store.root, other),
+        shelf=lambda shelf: store_for(settings, envelope, lambda: pytest.fail("no db"), shelf),
     )
 
 
@@ -116,7 +123,8 @@ def backend(request, tmp_path, envelope) -> Iterator[Backend]:
         with request.getfixturevalue("postgres_database")() as url:
             engine = make_engine(url)
             SQLModel.metadata.create_all(engine, tables=[SQLModel.metadata.tables["media_blob"]])
-            store = store_for(Settings(database_url=url), envelope, lambda: engine)
+            settings = Settings(database_url=url)
+            store = store_for(settings, envelope, lambda: engine)
             assert isinstance(store, DatabaseMediaStore)  # the default on PostgreSQL
 
             def raw(key: str) -> bytes:
@@ -132,7 +140,13 @@ def backend(request, tmp_path, envelope) -> Iterator[Backend]:
                     )
 
             try:
-                yield Backend(store, raw, move, lambda other: DatabaseMediaStore(engine, other))
+                yield Backend(
+                    store,
+                    raw,
+                    move,
+                    lambda other: DatabaseMediaStore(engine, other),
+                    lambda shelf: store_for(settings, envelope, lambda: engine, shelf),
+                )
             finally:
                 engine.dispose()
     else:
@@ -158,6 +172,7 @@ def backend(request, tmp_path, envelope) -> Iterator[Backend]:
             raw_s3,
             move_s3,
             lambda other: S3MediaStore(client, settings.media_s3_bucket, other, prefix),
+            lambda shelf: store_for(settings, envelope, lambda: pytest.fail("no db"), shelf),
         )
 
 
@@ -231,6 +246,39 @@ def test_stale_lists_what_was_written_before_the_cutoff(backend):
     key = backend.store.put(MEDIA)
     assert key not in backend.store.stale(before)
     assert key in backend.store.stale(utcnow() + timedelta(minutes=5))
+
+
+@pytest.mark.parametrize("shelf", [Shelf.RECORDINGS, Shelf.EVIDENCE])
+def test_each_shelf_keeps_its_own_and_the_media_purge_lists_only_uploads(backend, shelf):
+    """Recordings under review and complaint evidence live wherever the uploads do (so every
+    host reaches them), and the media purge, which lists the uploads' shelf, never sees them."""
+    kept = backend.shelf(shelf)
+    recording, upload = kept.put(MEDIA), backend.store.put(b"an upload")
+    later = utcnow() + timedelta(minutes=5)
+    assert upload in backend.store.stale(later) and recording not in backend.store.stale(later)
+    assert recording in kept.stale(later) and upload not in kept.stale(later)
+    assert kept.get(recording) == MEDIA and backend.store.get(upload) == b"an upload"
+    kept.delete(recording)
+    with pytest.raises(KeyError):
+        kept.get(recording)
+    assert backend.store.get(upload) == b"an upload"
+
+
+def test_a_shelf_still_reads_what_its_old_folder_holds(backend, tmp_path, envelope):
+    """Recordings and evidence were sealed into local folders before MEDIA_STORE covered them:
+    those stay readable (and deletable) while new ones go to the configured store."""
+    old = LocalMediaStore(tmp_path / "old-recordings", envelope)
+    before = old.put(MEDIA)
+    shelf = WithOldFolder(backend.shelf(Shelf.RECORDINGS), old)
+    after = shelf.put(b"a new recording")
+    assert shelf.get(before) == MEDIA and shelf.get(after) == b"a new recording"
+    with pytest.raises(KeyError):
+        old.get(after)  # new blobs never go to the folder
+    shelf.delete(before)
+    with pytest.raises(KeyError):
+        shelf.get(before)
+    with pytest.raises(KeyError):
+        shelf.get(new_key())
 
 
 # ---------------------------------------------------------------------------- the local folder
