@@ -21,8 +21,9 @@ The last lines give the ratios to the goal measured in this run: poll requests/s
 for the paced poll, 50 ms / p99 (both ≥ 1 meet the goal), and the load average seen, since the
 machine may be shared.
 
-`--profile` instead profiles N polls in this process (Flask's test client, the embedded
-configuration) with pyinstrument and prints where the time goes.
+`--profile N` instead polls in this process (Flask's test client, the embedded configuration, or
+PostgreSQL and Redis with `--only production`): the CPU ms per poll over N polls, then
+pyinstrument's view of N more (where the time goes).
 
 Run: `python bench/api_load.py [--seconds 10] [--only embedded|production]` (needs `wrk`:
 `apt-get install wrk`; PostgreSQL at TEST_POSTGRES_URL and Redis at TEST_REDIS_URL for the
@@ -423,24 +424,43 @@ def run_production(args, tmp: Path) -> dict[str, Figures]:
             )
 
 
-def profile(n: int, tmp: Path) -> None:
+def profile(n: int, tmp: Path, production: bool) -> None:
+    """The poll in this process (Flask's test client, so no server's own work): its CPU time
+    per poll over `n` polls unprofiled, then pyinstrument's view of `n` more."""
     from pyinstrument import Profiler
 
-    settings = Settings(consent_service_home=tmp / "profile", api_rate_limit=NEVER_LIMITED)
-    key, job_id = prepare(settings)
-    app = create_app(settings)
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {key}"}
-    for _ in range(200):
-        client.get(f"/api/v1/jobs/{job_id}", headers=headers)
-    profiler = Profiler(interval=0.001)
-    t0 = time.perf_counter()
-    with profiler:
+    with ExitStack() as stack:
+        if production:
+            database = stack.enter_context(postgres())
+            broker = stack.enter_context(redis_db())
+            settings = Settings(
+                consent_service_home=tmp / "profile",
+                database_url=database,
+                broker_url=broker,
+                rate_limit_storage_url=broker,
+                api_rate_limit=NEVER_LIMITED,
+            )
+        else:
+            settings = Settings(consent_service_home=tmp / "profile", api_rate_limit=NEVER_LIMITED)
+        key, job_id = prepare(settings)
+        app = create_app(settings)
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {key}"}
+        url = f"/api/v1/jobs/{job_id}"
+        for _ in range(200):
+            client.get(url, headers=headers)
+        cpu0 = time.process_time()
         for _ in range(n):
-            assert client.get(f"/api/v1/jobs/{job_id}", headers=headers).status_code == 200
-    per = (time.perf_counter() - t0) / n
-    print(profiler.output_text(unicode=False, color=False, show_all=False))
-    print(f"{n} polls in process (test client, profiled): {per * 1000:.2f} ms each")
+            assert client.get(url, headers=headers).status_code == 200
+        cpu_ms = (time.process_time() - cpu0) * 1000 / n
+        profiler = Profiler(interval=0.001)
+        with profiler:
+            for _ in range(n):
+                client.get(url, headers=headers)
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+        where = "PostgreSQL and Redis" if production else "SQLite"
+        print(f"{n} polls in process (test client, {where}): {cpu_ms:.2f} CPU ms each unprofiled")
+        app.extensions["db_engine"].dispose()
 
 
 def main() -> None:
@@ -454,7 +474,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         if args.profile:
-            profile(args.profile, tmp)
+            profile(args.profile, tmp, production=args.only == "production")
             return
         if WRK is None:
             raise SystemExit("wrk is needed: apt-get install wrk")
