@@ -12,7 +12,7 @@ from consent_service import db
 from consent_service.api_contract import idempotency, ratelimit
 from consent_service.api_contract.operations import api_operation, request_body
 from consent_service.gate import service, status
-from consent_service.gate.public import decided_job_view, job_view
+from consent_service.gate.public import job_view
 from consent_service.gate.schemas import (
     AssuranceMinimums,
     DecisionStatus,
@@ -84,7 +84,7 @@ def submit_job():
 
 
 def _job_public(session, job) -> dict:
-    return job_view(session, job, services().pseudonyms).model_dump(mode="json")
+    return job_view(session, job.provider_id, job.id, services().pseudonyms).model_dump(mode="json")
 
 
 @bp.get("/jobs/<job_id>")
@@ -98,9 +98,7 @@ def _job_public(session, job) -> dict:
 )
 @require_provider
 def get_job(job_id: str):
-    session = db.session()
-    job, decision = service.find_job(session, g.provider, job_id)
-    view = decided_job_view(session, job, decision, services().pseudonyms)
+    view = job_view(db.session(), g.provider.id, job_id, services().pseudonyms)
     return jsonify(view.model_dump(mode="json"))
 
 

@@ -25,7 +25,6 @@ from flask_login import current_user, login_required
 from consent_service import db
 from consent_service.consent_requests import service as requests_service
 from consent_service.errors import Conflict, DomainError, InvalidRequest, NotFound
-from consent_service.gate import service as gate
 from consent_service.gate.public import job_view
 from consent_service.portal import service
 from consent_service.portal.forms import (
@@ -311,9 +310,8 @@ def _errors(form) -> list[str]:
 @bp.get("/jobs/<job_id>")
 @staff_required()
 def job(job_id: str):
-    session = db.session()
-    found = gate.get_job(session, g.staff.provider, job_id)
-    return render_template("portal/job.html", job=job_view(session, found, services().pseudonyms))
+    view = job_view(db.session(), g.staff.provider.id, job_id, services().pseudonyms)
+    return render_template("portal/job.html", job=view)
 
 
 # ---------------------------------------------------------------------------- consent requests

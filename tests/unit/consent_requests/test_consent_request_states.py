@@ -18,7 +18,7 @@ from consent_service.consent_requests.models import ConsentRequest
 from consent_service.crypto import StaticKeys
 from consent_service.errors import InvalidRequest
 from consent_service.gate.finding_faces import keep_finding_face
-from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace, GateJob
+from consent_service.gate.models import Decision, DecisionRevision, Finding, FindingFace
 from consent_service.gate.public import job_view
 from consent_service.keyring import Pseudonyms
 from consent_service.providers.service import create_provider
@@ -156,7 +156,7 @@ def test_approval_by_the_matching_face_grants_and_redecides_the_job(
         select(DecisionRevision).where(DecisionRevision.job_id == job.id)
     ).all()
     assert [r.revision for r in revisions] == [2]  # revision 1 was hand-made above
-    view = job_view(session, session.get(GateJob, job.id), PSEUDONYMS)
+    view = job_view(session, provider.id, job.id, PSEUDONYMS)
     assert [f.outcome for f in view.findings] == ["consented", "consented"]
     with pytest.raises(service.RequestClosed):  # no double answer
         service.decline(session, AUDIT_KEY, req, _user(session, person), "again")
