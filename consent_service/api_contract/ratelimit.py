@@ -177,7 +177,9 @@ class RedisRateLimiter(_Counting):
         window, remaining = _window(self.rate, self._clock())
         name = self._name(key, window)
         try:
-            pipe = self._redis.pipeline()
+            # Both in one write and one round trip. No MULTI/EXEC around them: two more commands
+            # for an atomicity the count does not need (the window is in the key's name).
+            pipe = self._redis.pipeline(transaction=False)
             pipe.incr(name)
             pipe.expire(name, self.rate.period + 1)
             count = pipe.execute()[0]
