@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from consent_service.audit import service as audit
@@ -120,6 +121,15 @@ def key_state(key: ApiKey, now: datetime) -> str:
     return "expired" if key_expired(key, now) else "active"
 
 
+# The key and its provider in one query, built once (a bound prefix): every API request starts
+# here.
+_KEY_AND_PROVIDER = (
+    select(ApiKey, Provider)
+    .join(Provider, col(Provider.id) == ApiKey.provider_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
 def authenticate_key(
     session: Session, raw: str | None, now: datetime | None = None
 ) -> KeyHolder | None:
@@ -130,12 +140,7 @@ def authenticate_key(
         return None
     now = now or utcnow()
     prefix = key_prefix(raw)
-    # The key and its provider in one query: every API request starts here.
-    row = session.exec(
-        select(ApiKey, Provider)
-        .join(Provider, col(Provider.id) == ApiKey.provider_id)
-        .where(ApiKey.prefix == prefix)
-    ).first()
+    row = session.exec(_KEY_AND_PROVIDER, params={"prefix": prefix}).first()
     if row is None:
         return None
     key, provider = row
