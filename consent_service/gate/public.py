@@ -44,6 +44,8 @@ _JOB_AND_FINDINGS = (
         _job.c.id,
         _job.c.status,
         _job.c.operation,
+        _job.c.purpose,
+        _job.c.purpose_detail,
         _job.c.created_at,
         _job.c.attempts,
         _job.c.error,
@@ -58,6 +60,7 @@ _JOB_AND_FINDINGS = (
         _finding.c.outcome,
         _finding.c.box,
         _finding.c.assurance,
+        _finding.c.uncovered_purpose,
         _subject.c.public_id.label("subject_public_id"),
         _subject.c.created_at.label("subject_created_at"),
     )
