@@ -316,6 +316,7 @@ PLANS: dict[str, Plan] = {
     "POST /api/v1/decisions/verify": Plan(_verify, fills=frozenset({"token", "audience"})),
     "GET /api/v1/decisions/{token_ref}/status": Plan(_each_path_value(_status_of)),
     "GET /.well-known/jwks.json": Plan(_plain("GET", 200)),
+    "GET /api/v1/purposes": Plan(_plain("GET", 200)),
     "GET /api/v1/audit/checkpoint": Plan(_checkpoint),
     "GET /api/v1/complaints/{complaint_id}": Plan(_owned_get("complaint")),
     "POST /api/v1/complaints/{complaint_id}/answer": Plan(_answer_complaints),
@@ -500,8 +501,9 @@ def test_provider_a_gets_nothing_of_provider_bs_from_any_operation(world):
 
 
 def test_a_key_is_needed_wherever_the_document_says(world):
-    """The public operations are exactly the four that answer anyone: the keys, the audit
-    checkpoint, verifying a token and a token's status. Every other one refuses no key."""
+    """The public operations are exactly the five that answer anyone: the keys, the audit
+    checkpoint, the purpose vocabulary, verifying a token and a token's status. Every other one
+    refuses no key."""
     document = world.api.client().get("/api/v1/openapi.json").get_json()
     public = {
         label for label, op in _document_operations(document).items() if op.get("security") == []
@@ -509,6 +511,7 @@ def test_a_key_is_needed_wherever_the_document_says(world):
     assert public == {
         "GET /.well-known/jwks.json",
         "GET /api/v1/audit/checkpoint",
+        "GET /api/v1/purposes",
         "POST /api/v1/decisions/verify",
         "GET /api/v1/decisions/{token_ref}/status",
     }
