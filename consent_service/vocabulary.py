@@ -61,6 +61,13 @@ class ProviderStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
+class StaffRole(StrEnum):
+    """What a provider's staff member may do in its portal."""
+
+    ADMIN = "admin"  # reads everything, manages API keys and the webhook
+    VIEWER = "viewer"  # reads everything, changes nothing
+
+
 class Scope(StrEnum):
     """What an API key may do; each /api/v1 operation that needs a key names one
     (`api_contract.operations.api_operation(scope=...)`), and a key lacking it gets a 403.

@@ -18,6 +18,7 @@ from consent_service.vocabulary import (
     ConsentRequestStatus,
     DecisionKind,
     DecisionStanding,
+    DeliveryStatus,
     EnrollmentStatus,
     GrantStatus,
     JobStatus,
@@ -26,6 +27,7 @@ from consent_service.vocabulary import (
     Outcome,
     ProviderStatus,
     Role,
+    StaffRole,
 )
 
 # The edit types, short, for tables and sentences ("face swap").
@@ -143,6 +145,24 @@ COMPLAINT_OUTCOMES: dict[str, LazyString] = {
     ComplaintOutcome.REJECTED: _l("not upheld"),
     ComplaintOutcome.WITHDRAWN: _l("withdrawn"),
 }
+# What a provider's staff member may do, in the portal's header.
+STAFF_ROLES: dict[StaffRole, LazyString] = {
+    StaffRole.ADMIN: _l("administrator"),
+    StaffRole.VIEWER: _l("read-only"),
+}
+# A webhook delivery's state (the portal's webhook page and a delivery's page).
+DELIVERY_STATUSES: dict[str, LazyString] = {
+    DeliveryStatus.PENDING: _l("waiting to be sent"),
+    DeliveryStatus.DELIVERED: _l("delivered"),
+    DeliveryStatus.FAILED: _l("failed"),
+}
+# complaints/service.py Clock: where an operator stands against a complaint's published limit.
+CLOCKS: dict[str, LazyString] = {
+    "met": _l("done in time"),
+    "late": _l("done late"),
+    "due": _l("in time"),
+    "overdue": _l("overdue"),
+}
 # guardians/service.py RELATIONSHIPS: what a guardian declares to be.
 RELATIONSHIPS: dict[str, LazyString] = {
     "parent": _l("Parent"),
@@ -168,6 +188,9 @@ KINDS: dict[str, Mapping[Any, LazyString]] = {
     "enrollment": ENROLLMENT_STATUSES,
     "request": REQUEST_STATUSES,
     "relationship": RELATIONSHIPS,
+    "staff_role": STAFF_ROLES,
+    "delivery": DELIVERY_STATUSES,
+    "clock": CLOCKS,
     "complaint_kind": COMPLAINT_KINDS,
     "complaint": COMPLAINT_STATUSES,
     "complaint_outcome": COMPLAINT_OUTCOMES,

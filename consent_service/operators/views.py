@@ -22,7 +22,7 @@ from consent_service import db
 from consent_service.accounts.models import Subject, User
 from consent_service.accounts.service import subject_of
 from consent_service.audit import service as audit
-from consent_service.biometrics import live_session
+from consent_service.biometrics import live_recording, live_session
 from consent_service.biometrics.live_models import LiveSession
 from consent_service.biometrics.models import EnrollmentDispute
 from consent_service.complaints import service as complaints
@@ -203,6 +203,8 @@ def review(session_id: str):
     return render_template(
         "operators/review.html",
         live=row,
+        # The moves in the words the person was shown, in the operator's language.
+        prompts={m: _(p) for m, p in live_recording.MOVE_PROMPTS.items()},
         email=_email_of(session, row.subject_id),
         approve_form=ApproveRecordingForm(),
         reject_form=RejectRecordingForm(),

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import Column, DateTime
 from sqlmodel import Field, SQLModel
 
 from consent_service.timeutil import utcnow
-
-
-class StaffRole(StrEnum):
-    ADMIN = "admin"  # reads everything, manages API keys and the webhook
-    VIEWER = "viewer"  # reads everything, changes nothing
+from consent_service.vocabulary import StaffRole
 
 
 class ProviderStaff(SQLModel, table=True):

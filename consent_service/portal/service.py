@@ -18,12 +18,19 @@ from consent_service.audit import service as audit
 from consent_service.crypto import KeySource
 from consent_service.errors import Conflict, InvalidRequest
 from consent_service.gate.models import Decision, GateJob
-from consent_service.portal.models import ProviderStaff, StaffRole
+from consent_service.portal.models import ProviderStaff
 from consent_service.providers import service as providers
 from consent_service.providers.models import ApiKey, Provider
 from consent_service.rows import row_id
 from consent_service.timeutil import as_utc, utcnow
-from consent_service.vocabulary import Assurance, DecisionKind, JobStatus, Operation, Scope
+from consent_service.vocabulary import (
+    Assurance,
+    DecisionKind,
+    JobStatus,
+    Operation,
+    Scope,
+    StaffRole,
+)
 
 JOBS_PAGE = 50  # jobs per page
 USAGE_DAYS = 30

@@ -8,10 +8,12 @@ from babel.messages.pofile import read_po
 from flask import render_template_string
 from flask_babel import force_locale
 
+from consent_service.complaints.service import Clock
 from consent_service.i18n import TRANSLATIONS
 from consent_service.i18n.labels import KINDS, LABELS, label
 from consent_service.vocabulary import (
     DecisionKind,
+    DeliveryStatus,
     EnrollmentStatus,
     GrantStatus,
     JobStatus,
@@ -19,6 +21,7 @@ from consent_service.vocabulary import (
     Operation,
     Outcome,
     Role,
+    StaffRole,
 )
 
 
@@ -29,6 +32,9 @@ def test_every_vocabulary_code_has_a_label():
         ("grant", GrantStatus),
         ("job", JobStatus),
         ("enrollment", EnrollmentStatus),
+        ("staff_role", StaffRole),
+        ("delivery", DeliveryStatus),
+        ("clock", Clock),
     ):
         assert set(KINDS[kind]) == {c.value for c in vocabulary}, kind
     assert set(KINDS["request"]) == {"pending", "approved", "declined", "expired"}
