@@ -22,10 +22,12 @@ from consent_service.vocabulary import (
     EnrollmentStatus,
     GrantStatus,
     JobStatus,
+    LiveSessionStatus,
     Modality,
     Operation,
     Outcome,
     ProviderStatus,
+    ReviewStatus,
     Role,
     StaffRole,
 )
@@ -156,6 +158,19 @@ DELIVERY_STATUSES: dict[str, LazyString] = {
     DeliveryStatus.DELIVERED: _l("delivered"),
     DeliveryStatus.FAILED: _l("failed"),
 }
+# A live recording's machine checks, and an operator's review of it (the review pages).
+LIVE_SESSION_STATUSES: dict[str, LazyString] = {
+    LiveSessionStatus.ISSUED: _l("not recorded yet"),
+    LiveSessionStatus.PENDING: _l("being checked"),
+    LiveSessionStatus.PASSED: _l("passed"),
+    LiveSessionStatus.FAILED: _l("failed"),
+}
+REVIEW_STATUSES: dict[str, LazyString] = {
+    ReviewStatus.AWAITING: _l("awaiting review"),
+    ReviewStatus.APPROVED: _l("approved"),
+    ReviewStatus.REJECTED: _l("rejected"),
+    ReviewStatus.EXPIRED: _l("not reviewed in time"),
+}
 # complaints/service.py Clock: where an operator stands against a complaint's published limit.
 CLOCKS: dict[str, LazyString] = {
     "met": _l("done in time"),
@@ -190,6 +205,8 @@ KINDS: dict[str, Mapping[Any, LazyString]] = {
     "relationship": RELATIONSHIPS,
     "staff_role": STAFF_ROLES,
     "delivery": DELIVERY_STATUSES,
+    "live": LIVE_SESSION_STATUSES,
+    "review": REVIEW_STATUSES,
     "clock": CLOCKS,
     "complaint_kind": COMPLAINT_KINDS,
     "complaint": COMPLAINT_STATUSES,

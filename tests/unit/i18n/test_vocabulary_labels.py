@@ -17,9 +17,11 @@ from consent_service.vocabulary import (
     EnrollmentStatus,
     GrantStatus,
     JobStatus,
+    LiveSessionStatus,
     Modality,
     Operation,
     Outcome,
+    ReviewStatus,
     Role,
     StaffRole,
 )
@@ -35,6 +37,8 @@ def test_every_vocabulary_code_has_a_label():
         ("staff_role", StaffRole),
         ("delivery", DeliveryStatus),
         ("clock", Clock),
+        ("live", LiveSessionStatus),
+        ("review", ReviewStatus),
     ):
         assert set(KINDS[kind]) == {c.value for c in vocabulary}, kind
     assert set(KINDS["request"]) == {"pending", "approved", "declined", "expired"}
