@@ -9,8 +9,9 @@ found by asking each visitor's client for them (200 and text/html); those with a
 opened on rows made here, as the pages' own tests make them:
 - the visitor: the API's documentation (/api/v1/docs: the one HTML page under /api/), a
   consent request's sign-in page (/requests/<id>), a complaint's status page
-  (/complaints/<reference>?k=…), a password-reset link's form (/reset/<token>), a new staff
-  member's invitation (/invitation/<token>);
+  (/complaints/<reference>?k=…), a password-reset link's form (/reset/<token>), the digest
+  mail's unsubscribe page (/account/digest/off/<token>), a new staff member's invitation
+  (/invitation/<token>);
 - "signing-in": the second-factor step of a sign-in (/login/code), a visitor of its own whose
   half-done sign-in is made afresh for each language (it lasts five minutes);
 - the person (who also manages a child): the answer page of a consent request
@@ -48,7 +49,7 @@ from sqlmodel import select
 
 from consent_service import db
 from consent_service.accounts.models import Subject, User
-from consent_service.accounts.service import reset_link, subject_of
+from consent_service.accounts.service import digest_off_link, reset_link, subject_of
 from consent_service.app import create_app
 from consent_service.biometrics.disputes import open_dispute
 from consent_service.biometrics.live_models import LiveSession
@@ -353,6 +354,13 @@ def _reset_path(app, email: str) -> str:
         return f"/reset/{reset_link(app.config['SECRET_KEY'], user)}"
 
 
+def _digest_off_path(app, email: str) -> str:
+    """The digest mail's unsubscribe link (its GET only asks)."""
+    with app.app_context():
+        user = db.session().exec(select(User).where(User.email == email)).one()
+        return f"/account/digest/off/{digest_off_link(app.config['SECRET_KEY'], user)}"
+
+
 def _newcomer_invitation(app) -> str:
     """Acme invites someone without an account: the link's page asks for a first password."""
     with app.app_context(), db.unit_of_work() as s:
@@ -372,6 +380,7 @@ def _pages_with_arguments(app, visitors: dict) -> dict[str, list[str]]:
             f"/requests/{request_id}",
             status_path,
             _reset_path(app, ada),
+            _digest_off_path(app, ada),
             _newcomer_invitation(app),
         ],
         "person": [
