@@ -409,6 +409,10 @@ def run_production(args, tmp: Path) -> dict[str, Figures]:
             f"127.0.0.1:{port}",
             "--workers",
             str(args.gunicorn_workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
             "consent_service.app:create_web_app()",  # docker-compose's web command
         ]
         with server(argv, env, port, tmp / "production.log") as pid:

@@ -110,9 +110,20 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _gunicorn(port: int) -> list[str]:
-    """docker-compose.yml's web command, on one worker process."""
+    """docker-compose.yml's web command (threaded workers), on one worker process."""
     app = "consent_service.app:create_web_app()"
-    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", app]
+    threads = ["--worker-class", "gthread", "--threads", "4"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        *threads,
+        app,
+    ]
 
 
 @pytest.fixture(scope="module")
