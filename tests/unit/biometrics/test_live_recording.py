@@ -5,6 +5,7 @@ real speech) are analysed in tests/e2e/test_live_recording_clips.py."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -179,11 +180,25 @@ def test_a_jump_of_the_face_its_size_its_pose_or_its_identity_is_a_cut():
         for k in range(10)
     ]
     assert lr.continuity(moved, checks)[0] == ["cut"]
+    # Twice as large between two frames: the eyes' distance and the box (or the box alone,
+    # without landmarks).
     grown = sightings(poses[:10]) + [
-        lr.Sighting(2 + 0.2 * k, 1, DetectedFace((50, 350, 350, 50), FACE), poses[0])
+        lr.Sighting(2 + 0.2 * k, 1, DetectedFace((0, 500, 400, 100), FACE), lr.Pose(0, 0.6, 200))
         for k in range(10)
     ]
     assert lr.continuity(grown, checks)[0] == ["cut"]
+    unposed = [replace(s, pose=None) for s in grown]
+    assert lr.continuity(unposed, checks)[0] == ["cut"]
+    # The detector's box alone jumping (its pyramid scales) while the eyes stay: no cut.
+    boxed = sightings(poses[:10]) + [
+        lr.Sighting(2 + 0.2 * k, 1, DetectedFace((50, 350, 350, 50), FACE), poses[0])
+        for k in range(10)
+    ]
+    failures, scores = lr.continuity(boxed, checks)
+    assert failures == [] and scores["size_step"] == 0
+    # … nor the eyes alone (a landmark's wobble) while the box stays.
+    wobbled = sightings(poses[:10] + [lr.Pose(0, 0.6, 150)] * 10)
+    assert lr.continuity(wobbled, checks)[0] == []
     turned = sightings(poses[:10] + [lr.Pose(0.3, 0.6, 100)] * 10)
     assert lr.continuity(turned, checks)[0] == ["cut"]
     other = np.full(128, 0.05)  # 0.57 away: another photo, or another person
