@@ -30,6 +30,13 @@ _signals = Namespace()
 step_up_passed = _signals.signal("step-up-passed")
 
 NOT_CARRIED_OUT = "This action cannot be carried out any more."
+STATEMENT = "statement"  # the payload's key of the sentence read aloud in the live check
+
+
+def statement_of(row: StepUp) -> str | None:
+    """The sentence the person reads aloud in the action's live check (None: none)."""
+    value = (row.payload or {}).get(STATEMENT)
+    return value if isinstance(value, str) and value else None
 
 
 def begin(
@@ -42,15 +49,18 @@ def begin(
     payload: dict[str, Any],
     return_to: str,
     ttl_seconds: int,
+    statement: str | None = None,
 ) -> StepUp:
-    """Write down an action that waits for the person's live check (used within the TTL)."""
+    """Write down an action that waits for the person's live check (used within the TTL).
+    `statement`: what the person consents to, in their words' language, read aloud during
+    the check (kept with the payload; `statement_of`)."""
     now = utcnow()
     row = StepUp(
         user_id=user_id,
         subject_id=subject_id,
         kind=kind,
         modality=modality.value,
-        payload=payload,
+        payload={**payload, STATEMENT: statement} if statement else payload,
         return_to=return_to,
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),

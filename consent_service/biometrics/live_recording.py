@@ -97,6 +97,9 @@ FAILURE_MESSAGES: dict[str, Msgid] = {
     "code_not_in_time": N_(
         "The code was not read while it was shown. Start reading as soon as the code appears."
     ),
+    "statement_not_read": N_(
+        "The sentence naming what you consent to was not heard. Read it aloud while it is shown."
+    ),
     "several_voices": N_("More than one voice was heard. Only you may speak."),
     "face_mismatch": N_("The face in the recording is not the face enrolled for this account."),
     "voice_mismatch": N_("The voice in the recording is not the voice enrolled for this account."),
@@ -188,12 +191,15 @@ def new_script(
     return Script(_draw_moves(moves, rng), _code(rng), language, statement)
 
 
-def short_script(language: str, *, rng: random.Random | None = None) -> Script:
-    """A step-up check: one turn or look, and a code."""
+def short_script(
+    language: str, *, rng: random.Random | None = None, statement: str | None = None
+) -> Script:
+    """A step-up check: one turn or look, a code, and the statement of what the person
+    consents to (for a grant or an approval) after it."""
     if language not in LANGUAGES:
         raise ValueError(f"no spoken codes in {language!r}")
     rng = rng or random.SystemRandom()
-    return Script(_draw_moves(1, rng), _code(rng), language)
+    return Script(_draw_moves(1, rng), _code(rng), language, statement or None)
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,8 @@ class LiveChecks:
     # The code.
     max_code_errors: int = 1  # digits missed, added or misheard
     max_code_delay: float = 2.5  # seconds from the code appearing to its first digit heard
+    # The statement: speech heard while it is shown (and a second after), in seconds.
+    min_statement_speech: float = 1.5
     # Voices.
     same_speaker: float = 0.75
     other_voice_share: float = 0.25
@@ -540,6 +548,22 @@ def code_heard(
     return heard.digits, failures, scores
 
 
+def statement_heard(
+    speech: Sequence[tuple[float, float]], script: Script, checks: LiveChecks
+) -> tuple[list[str], dict[str, float]]:
+    """Whether the statement was read: at least `min_statement_speech` seconds of speech while
+    it was on screen (and a second after), from the speech stretches (start, end) heard. Its
+    words are not recognised (the digit recogniser knows digits only): the voice checks then
+    hold it to the same one speaker, and an operator's review can listen to it."""
+    if not script.statement:
+        return [], {}
+    start = script.code_start + CODE_SECONDS
+    end = start + STATEMENT_SECONDS + 1.0
+    heard = sum(max(0.0, min(b, end) - max(a, start)) for a, b in speech)
+    scores = {"statement_speech_seconds": round(heard, 2)}
+    return (["statement_not_read"] if heard < checks.min_statement_speech else []), scores
+
+
 def voices_heard(
     samples: np.ndarray, checks: LiveChecks, embedder: VoiceEmbedder
 ) -> tuple[np.ndarray | None, list[str], dict[str, float]]:
@@ -657,8 +681,13 @@ def analyse_recording(
     scores["speech_seconds"] = round(sum(s.end - s.start for s in speech), 2)
     if not speech:
         failures.append("no_speech")
+        if script.statement:
+            failures.append("statement_not_read")
     else:
         heard, found, measured = code_heard(samples, script, checks)
+        failures += found
+        scores.update(measured)
+        found, measured = statement_heard([(s.start, s.end) for s in speech], script, checks)
         failures += found
         scores.update(measured)
         embedder_v = voices if voices is not None else _voice_embedder()

@@ -114,7 +114,7 @@ def issue(
     )
     rng = rng or _rng
     script = (
-        live_recording.short_script(language, rng=rng)
+        live_recording.short_script(language, rng=rng, statement=statement)
         if purpose is LivePurpose.STEP_UP
         else live_recording.new_script(language, statement=statement, rng=rng)
     )

@@ -43,6 +43,7 @@ def _session_page(row: LiveSession, step_up: StepUp | None = None):
         prompts={m: _(p) for m, p in live_recording.MOVE_PROMPTS.items()},
         move_seconds=live_recording.MOVE_SECONDS,
         code_seconds=live_recording.CODE_SECONDS,
+        statement_seconds=live_recording.STATEMENT_SECONDS if row.statement else 0,
         max_seconds=settings.live_recording_max_seconds,
         minutes=max(1, settings.live_session_ttl // 60),
         voice=voice_service.voice_available(),
@@ -89,6 +90,7 @@ def step_up_page(step_up_id: str):
         rng=live_session.script_rng(settings.live_script_seed),
         modality=Modality(action.modality),
         step_up_id=action.id,
+        statement=step_ups.statement_of(action),
     )
     action.live_session_id = row.id
     session.add(action)

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 
-from consent_service.vocabulary import Modality
+from babel.lists import format_list
+from flask_babel import get_locale, gettext
+
+from consent_service.i18n.labels import MODALITIES, OPERATIONS
+from consent_service.vocabulary import Modality, Operation
 
 NOTICE_VERSION = "2026-11-1"
 NOTICE_LANGUAGE = "en"  # the default; every version exists in each of NOTICE_LANGUAGES
@@ -117,3 +122,21 @@ def notice_digest(version: str = NOTICE_VERSION, language: str = NOTICE_LANGUAGE
     body = {m.value: _TEXTS[language][m] for m in Modality}
     raw = json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(raw).hexdigest()
+
+
+def spoken_statement(
+    operations: Sequence[Operation], modality: Modality, providers: Sequence[str] | None
+) -> str:
+    """The sentence a person reads aloud in the live check a grant (or a consent request's
+    approval) waits for, naming what they consent to, in the current locale: the edit types,
+    the face or voice, and the providers (None: any provider). The recording keeps it (the
+    step-up's live session), so an operator can hear that they said it."""
+    locale = get_locale() or "en"
+    what = format_list([str(OPERATIONS[op]) for op in operations], locale=locale)
+    who = format_list(list(providers), locale=locale) if providers else gettext("any provider")
+    return gettext(
+        "I consent to %(operations)s with my %(modality)s, by %(providers)s.",
+        operations=what,
+        modality=MODALITIES[modality],
+        providers=who,
+    )

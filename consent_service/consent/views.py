@@ -16,7 +16,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlmodel import select
+from sqlmodel import col, select
 from wtforms import SelectChoice
 
 from consent_service import db
@@ -32,7 +32,12 @@ from consent_service.consent.forms import (
     RevokeForm,
     operation_choices,
 )
-from consent_service.consent.notice import NOTICE_VERSION, notice, notice_language
+from consent_service.consent.notice import (
+    NOTICE_VERSION,
+    notice,
+    notice_language,
+    spoken_statement,
+)
 from consent_service.errors import DomainError
 from consent_service.i18n import current_language
 from consent_service.i18n.labels import OPERATIONS
@@ -162,6 +167,8 @@ def _wait_for_step_up(session, subject, req: service.GrantRequest, evidence: ser
     summary = _(
         "Give consent: %(what)s.", what=", ".join(str(OPERATIONS[op]) for op in req.operations)
     )
+    chosen = select(Provider.name).where(col(Provider.id).in_(req.provider_ids))
+    names = None if req.all_providers else list(session.exec(chosen))
     return step_ups.begin(
         session,
         user_id=current_user.id,
@@ -171,6 +178,7 @@ def _wait_for_step_up(session, subject, req: service.GrantRequest, evidence: ser
         payload=grant_step_up.payload(row_id(subject), req, evidence, summary),
         return_to=url_for("rights.dashboard"),
         ttl_seconds=services().settings.step_up_ttl,
+        statement=spoken_statement(req.operations, req.operations[0].modality, names),
     )
 
 

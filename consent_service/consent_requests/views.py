@@ -27,7 +27,12 @@ from consent_service.accounts import step_up as step_ups
 from consent_service.accounts.models import Subject, User
 from consent_service.biometrics.service import template_count
 from consent_service.consent import service as consent
-from consent_service.consent.notice import NOTICE_VERSION, notice, notice_language
+from consent_service.consent.notice import (
+    NOTICE_VERSION,
+    notice,
+    notice_language,
+    spoken_statement,
+)
 from consent_service.consent_requests import service
 from consent_service.consent_requests import step_up as answer_step_up
 from consent_service.consent_requests.forms import AnswerForm, ApproveForm, DeclineForm
@@ -37,7 +42,7 @@ from consent_service.guardians import service as guardians
 from consent_service.i18n import current_language
 from consent_service.rows import row_id
 from consent_service.runtime import services
-from consent_service.vocabulary import Modality
+from consent_service.vocabulary import Modality, Operation
 from consent_service.web import acting_subject, guardian_evidence
 
 bp = Blueprint("consent_requests", __name__)
@@ -170,6 +175,8 @@ def approve(request_id: str):
             # A guardian answering for a child is named, as on the grant form.
             guardian=guardian_evidence(session, subject),
         )
+        provider = service.request_shown(session, req).provider
+        operation = Operation(req.operation)
         action = step_ups.begin(
             session,
             user_id=row_id(user),
@@ -180,13 +187,11 @@ def approve(request_id: str):
                 req,
                 subject,
                 evidence,
-                _(
-                    "Approve the request of %(provider)s.",
-                    provider=service.request_shown(session, req).provider,
-                ),
+                _("Approve the request of %(provider)s.", provider=provider),
             ),
             return_to=url_for("consent_requests.show", request_id=request_id),
             ttl_seconds=svc.settings.step_up_ttl,
+            statement=spoken_statement([operation], operation.modality, [provider]),
         )
     except DomainError as exc:
         flash(exc.localized(), "error")

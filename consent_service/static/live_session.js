@@ -1,6 +1,7 @@
 // The live consent session: record one continuous clip (video and audio, MediaRecorder) while
 // the page shows the script's moves, each for data-move-seconds, then the code to read aloud
-// for data-code-seconds; upload it with the page's CSRF token and follow the worker's check
+// for data-code-seconds, then (for a grant or an approval) the sentence naming what the person
+// consents to for data-statement-seconds; upload it with the page's CSRF token and follow the worker's check
 // until it ends. Served as a file: the CSP allows no inline script; the page's words come in
 // data- attributes.
 "use strict";
@@ -13,10 +14,12 @@
   const moves = root.dataset.moves.split(",").filter((m) => m);
   const moveSeconds = Number(root.dataset.moveSeconds);
   const codeSeconds = Number(root.dataset.codeSeconds);
+  const statementSeconds = Number(root.dataset.statementSeconds || 0);
   const maxSeconds = Number(root.dataset.maxSeconds);
   const video = document.getElementById("live-video");
   const prompt = document.getElementById("live-prompt");
   const codeBox = document.getElementById("live-code");
+  const statementBox = document.getElementById("live-statement"); // null without a statement
   const clock = document.getElementById("live-clock");
   const openButton = document.getElementById("live-open");
   const startButton = document.getElementById("live-start");
@@ -75,6 +78,9 @@
     if (t < moves.length * moveSeconds + codeSeconds) {
       return { step: "code", text: messages.read };
     }
+    if (statementBox && t < moves.length * moveSeconds + codeSeconds + statementSeconds) {
+      return { step: "statement", text: messages.readStatement };
+    }
     return null;
   }
 
@@ -89,12 +95,18 @@
     if (root.dataset.step !== now.step) {
       say(now.text, now.step);
       codeBox.hidden = now.step !== "code";
+      if (statementBox) {
+        statementBox.hidden = now.step !== "statement";
+      }
     }
   }
 
   function finish() {
     clearInterval(timer);
     codeBox.hidden = true;
+    if (statementBox) {
+      statementBox.hidden = true;
+    }
     clock.hidden = true;
     if (recorder && recorder.state === "recording") {
       recorder.stop(); // "stop" fires once the last data is in

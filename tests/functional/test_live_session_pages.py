@@ -149,12 +149,36 @@ def test_a_grant_waits_for_a_short_live_check_and_revoking_does_not(site):
     assert "Confirm it is you" in html and "face swap" in html
     row = _session(site, url.rsplit("/", 1)[1])
     assert (row.purpose, row.step_up_id, len(row.moves)) == ("step_up", step_up_id, 1)
+    # After the code, the person reads aloud what they consent to; the page shows it for
+    # STATEMENT_SECONDS more, and the recording is checked for it.
+    statement = "I consent to face swap with my face, by any provider."
+    assert row.statement == statement and statement in html
+    assert 'data-statement-seconds="10.0"' in html
     with site.app.app_context():
         action = db.session().get(StepUp, step_up_id)
         assert (action.kind, action.status, action.live_session_id) == ("grant", "waiting", row.id)
     # Another account cannot open the action's check.
     other = _sign_up(site, "pip@example.org")
     assert other.client.get(waiting.headers["Location"]).status_code == 404
+
+
+def test_a_chinese_grant_s_check_asks_for_the_statement_in_chinese(site):
+    person = _sign_up(site, "zhao@example.org", ZH)
+    grant = {
+        "operations": ["face_swap", "face_reenactment"],
+        "roles": ["source"],
+        "provider_scope": "all",
+        "agree": "y",
+        "notice_version": "2026-11-1",
+    }
+    waiting = person.post("/grants/new?modality=face", grant, form_page="/grants/new")
+    html, url, _ = _page(person, waiting.headers["Location"])
+    row = _session(site, url.rsplit("/", 1)[1])
+    assert row.language == "zh-CN" and row.statement
+    assert (
+        row.statement == "我同意任何提供者对我的人脸进行换脸和人脸驱动。" and row.statement in html
+    )
+    assert not re.search("[A-Za-z]{3}", row.statement)
 
 
 def test_only_operators_see_the_review_queue(site):

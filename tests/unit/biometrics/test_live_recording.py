@@ -298,3 +298,32 @@ def test_a_step_up_also_compares_the_face_and_voice_with_the_enrolled_ones():
     assert lr.compared_with_enrolled(silent, [face], voice).failures == (
         "no_speech", "face_mismatch", "voice_mismatch",
     )  # fmt: skip
+
+
+def test_a_step_up_script_carries_its_statement_after_the_code():
+    script = lr.short_script("en", rng=random.Random(3), statement="I consent to face swap.")
+    assert [w[0] for w in script.windows()][-2:] == ["code", "statement"]
+    assert script.seconds == lr.MOVE_SECONDS + lr.CODE_SECONDS + lr.STATEMENT_SECONDS
+    assert lr.short_script("en", rng=random.Random(3)).statement is None
+
+
+@pytest.mark.parametrize(
+    ("speech", "failures"),
+    [
+        ([(10.0, 12.5)], []),  # read while shown
+        ([(19.0, 20.8)], []),  # … up to a second after
+        ([(3.0, 9.4)], ["statement_not_read"]),  # only the code
+        ([(9.6, 10.1), (12.0, 12.6)], ["statement_not_read"]),  # a word or two
+        ([], ["statement_not_read"]),
+    ],
+)
+def test_the_statement_must_be_heard_while_it_is_shown(speech, failures):
+    script = lr.Script(("turn_left",), "123456", "en", statement="I consent to face swap.")
+    start = lr.MOVE_SECONDS + lr.CODE_SECONDS  # 9.5 s
+    assert (start, script.seconds) == (9.5, 19.5)
+    found, scores = lr.statement_heard(speech, script, lr.LiveChecks())
+    assert found == failures
+    assert scores["statement_speech_seconds"] >= 0
+    assert lr.statement_heard(
+        speech, lr.Script(("turn_left",), "123456", "en"), lr.LiveChecks()
+    ) == ([], {})
