@@ -62,6 +62,7 @@ from consent_service.gate import pipeline
 from consent_service.gate.decisions import Analysis, PersonSeen
 from consent_service.gate.tasks import signing
 from consent_service.migrate import upgrade
+from consent_service.processes import web_command
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.runtime import services
 from consent_service.settings import Settings
@@ -401,20 +402,7 @@ def run_production(args, tmp: Path) -> dict[str, Figures]:
             "RATE_LIMIT_STORAGE_URL": broker,
             "API_RATE_LIMIT": NEVER_LIMITED,
         }
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.gunicorn_workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "consent_service.app:create_web_app()",  # docker-compose's web command
-        ]
+        argv = web_command(f"127.0.0.1:{port}", args.gunicorn_workers)  # compose's web
         with server(argv, env, port, tmp / "production.log") as pid:
             return measure(
                 "production",

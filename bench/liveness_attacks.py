@@ -112,6 +112,11 @@ def build(seed: int, cache: Path | None = None) -> list[Run]:
     return runs
 
 
+# What a grant's step-up asks to be read after the code (consent.notice.spoken_statement's
+# English for face swap by any provider).
+STATEMENT = "I consent to face swap with my face, by any provider."
+
+
 def _build(seed: int) -> list[Run]:
     rng = random.Random(seed)  # noqa: S311 - a repeatable draw of scripts, not a secret
     noise = np.random.default_rng(seed)
@@ -145,8 +150,10 @@ def _build(seed: int) -> list[Run]:
     runs.append(Run("warped photo, code by a real speaker (en)", "genuine", genuine(s, "cards"), s))
     s = new_script("zh-CN", rng=rng)
     runs.append(Run("warped photo, code by espeak-ng (zh-CN)", "genuine", genuine(s), s))
-    s = short_script("en", rng=rng)
-    runs.append(Run("step-up: one move and a code", "genuine", genuine(s), s, step_up=True))
+    s = short_script("en", rng=rng, statement=STATEMENT)
+    runs.append(
+        Run("step-up: one move, a code, the statement", "genuine", genuine(s), s, step_up=True)
+    )
 
     # --- attacks ------------------------------------------------------------------------------
     s = en()
@@ -244,6 +251,17 @@ def _build(seed: int) -> list[Run]:
                 s,
             )
         )
+    s = short_script("en", rng=rng, statement=STATEMENT)
+    code_only = clips.soundtrack(s.seconds, [(s.code_start + 0.8, clips.code_speech(s))])
+    runs.append(
+        Run(
+            "step-up with the code read but not the statement",
+            "attack",
+            clips.encode_webm(clips.genuine_frames(s, front), FPS, code_only),
+            s,
+            step_up=True,
+        )
+    )
     s = en()
     runs.append(
         Run(

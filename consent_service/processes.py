@@ -1,5 +1,6 @@
-"""The argv of the service's long-running processes (a Celery worker, Celery beat): one place for
-`consent-service serve|worker|beat`, the demo and the end-to-end tests."""
+"""The argv of the service's long-running processes (a Celery worker, Celery beat, the production
+web): one place for `consent-service serve|worker|beat`, the demo, the end-to-end tests and the
+benches."""
 
 from __future__ import annotations
 
@@ -35,3 +36,23 @@ def worker_command(
 def beat_command(schedule: Path) -> list[str]:
     """The `celery beat` argv (exactly one beat per deployment; its state file at `schedule`)."""
     return _celery("beat", "--schedule", str(schedule))
+
+
+def web_command(bind: str, workers: int) -> list[str]:
+    """docker-compose's (and the Dockerfile's) web process with this interpreter: gunicorn's
+    threaded workers (4 threads each: sync workers close every connection, so a proxy's or a
+    client's keep-alive is lost) serving `create_web_app()` on `bind` (host:port)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "4",
+        "consent_service.app:create_web_app()",
+    ]

@@ -22,7 +22,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +37,7 @@ from sqlmodel import Session
 from consent_service.accounts.models import StepUp
 from consent_service.audit.checkpoints import add_checkpoint_key, verifiers_file_for
 from consent_service.migrate import upgrade
+from consent_service.processes import web_command
 from consent_service.tokens import service as tokens
 from tests import browser
 from tests.support import mailed_path
@@ -110,20 +110,8 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _gunicorn(port: int) -> list[str]:
-    """docker-compose.yml's web command (threaded workers), on one worker process."""
-    app = "consent_service.app:create_web_app()"
-    threads = ["--worker-class", "gthread", "--threads", "4"]
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        *threads,
-        app,
-    ]
+    """docker-compose.yml's web command, on one worker process."""
+    return web_command(f"127.0.0.1:{port}", 1)
 
 
 @pytest.fixture(scope="module")

@@ -207,3 +207,15 @@ def test_only_the_signing_processes_get_the_signing_keys():
     assert not {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} & set(
         services["migrate"]["environment"]
     )
+
+
+def test_the_web_runs_the_command_the_tests_and_benches_run():
+    """docker-compose's and the Dockerfile's web command is `processes.web_command` (what the
+    HTTPS stack test and bench/api_load.py start), so what they measure is what is deployed."""
+    from consent_service.processes import web_command
+
+    expected = ["gunicorn", *web_command("0.0.0.0:8000", 4)[3:]]
+    assert _services()["web"]["command"] == expected
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    [cmd] = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
+    assert json.loads(cmd[4:]) == expected

@@ -3,31 +3,11 @@ grant covers, and an explicit refusal of a provider against every consent."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from consent_service.consent.models import ConsentGrant
 from consent_service.consent.policy import judge_person
 from consent_service.vocabulary import Assurance, Operation, Outcome, Role
-
-NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
-PROVIDER = "provider-a"
-
-
-def grant(**overrides) -> ConsentGrant:
-    """An active face-swap grant to PROVIDER, for both roles and every purpose, from yesterday."""
-    fields = {
-        "subject_id": 1,
-        "modality": "face",
-        "operations": ["face_swap"],
-        "roles": ["source", "target"],
-        "all_providers": False,
-        "provider_ids": [PROVIDER],
-        "valid_from": NOW - timedelta(days=1),
-        "valid_until": None,
-        "status": "active",
-    }
-    fields.update(overrides)
-    return ConsentGrant(**fields)
+from tests.unit.consent.test_policy import NOW, PROVIDER, grant  # one active grant, as there
 
 
 def judge(grants, *, purpose=None, provider_id=PROVIDER, operation=Operation.FACE_SWAP, **kw):
