@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 
 
 class Msgid(str):
@@ -28,6 +28,22 @@ class Msgid(str):
 def N_(message: str) -> Msgid:
     """Mark `message` for extraction (pybabel `-k N_`) without translating it yet."""
     return Msgid(message)
+
+
+class Named:
+    """A parameter that is a name the catalogue does not hold, given in each language (an
+    operator's purpose label): English in the stored text, Chinese for a Chinese reader."""
+
+    __slots__ = ("english", "chinese")
+
+    def __init__(self, english: str, chinese: str):
+        self.english, self.chinese = english, chinese or english
+
+    def __str__(self) -> str:
+        return self.english
+
+    def localized(self) -> str:
+        return self.chinese if str(get_locale() or "").startswith("zh") else self.english
 
 
 class DomainError(Exception):
@@ -91,7 +107,7 @@ def _load(value: Any) -> Any:
 def _render(message: str, params: dict[str, Any], translate: bool) -> str:
     values = {}
     for name, value in params.items():
-        if isinstance(value, DomainError):
+        if isinstance(value, DomainError | Named):
             value = value.localized() if translate else str(value)
         elif isinstance(value, Msgid):
             value = gettext(value) if translate else str(value)

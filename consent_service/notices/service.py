@@ -13,12 +13,11 @@ import smtplib
 from datetime import datetime
 from functools import partial
 
-from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlmodel import Session, col, select
 
 from consent_service.accounts.models import Subject, User
-from consent_service.errors import N_, EnrollmentRejected
+from consent_service.errors import N_, EnrollmentRejected, Named
 from consent_service.i18n.labels import message_id
 from consent_service.mail import Mailer, compose, mail_languages
 from consent_service.notices.models import SubjectNotice
@@ -133,28 +132,13 @@ def as_error(key: str, params: dict) -> EnrollmentRejected:
     return EnrollmentRejected(TEXTS[key], **values)
 
 
-class _Named(EnrollmentRejected):
-    """A name the catalogue does not hold, given in both languages (a purpose's labels, which
-    the operator maintains): English in the stored text, Chinese for a Chinese reader."""
-
-    def __init__(self, english_name: str, chinese_name: str):
-        super().__init__(english_name)
-        self.chinese_name = chinese_name or english_name
-
-    def __str__(self) -> str:
-        return self.message
-
-    def localized(self) -> str:
-        return self.chinese_name if str(get_locale() or "").startswith("zh") else self.message
-
-
 def _word(name: str, value: object) -> object:
     """A parameter's value; the words of a modality or an edit type ("face swap") as a message,
     translated with the notice; a purpose ({"en", "zh"} labels) in the reader's language."""
     if name in ("modality", "operation"):
         return N_(message_id(str(value)))
     if name == "purpose" and isinstance(value, dict):
-        return _Named(str(value.get("en", "")), str(value.get("zh", "")))
+        return Named(str(value.get("en", "")), str(value.get("zh", "")))
     return value
 
 
