@@ -681,15 +681,15 @@ def analyse_recording(
     scores["speech_seconds"] = round(sum(s.end - s.start for s in speech), 2)
     if not speech:
         failures.append("no_speech")
-        if script.statement:
-            failures.append("statement_not_read")
     else:
         heard, found, measured = code_heard(samples, script, checks)
         failures += found
         scores.update(measured)
-        found, measured = statement_heard([(s.start, s.end) for s in speech], script, checks)
-        failures += found
-        scores.update(measured)
+    # After the code (and with no speech at all, not read either).
+    found, measured = statement_heard([(s.start, s.end) for s in speech], script, checks)
+    failures += found
+    scores.update(measured)
+    if speech:
         embedder_v = voices if voices is not None else _voice_embedder()
         if embedder_v is not None:
             voice, found, measured = voices_heard(samples, checks, embedder_v)

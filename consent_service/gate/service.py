@@ -94,8 +94,8 @@ def get_job(session: Session, provider: Provider, job_id: str) -> GateJob:
 
 
 def find_job(session: Session, provider: Provider, job_id: str) -> tuple[GateJob, Decision | None]:
-    """A provider's own job and its decision (None before it is decided), in one query: a
-    provider's poll reads both."""
+    """A provider's own job and its decision (None before it is decided), in one query (the
+    label endpoint reads both; the poll reads its view through `gate.public.job_view`)."""
     if not isinstance(job_id, str) or len(job_id) > 32:
         raise NotFound("No such job.")
     row = session.exec(
