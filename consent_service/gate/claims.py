@@ -4,6 +4,7 @@ reference a provider sees, and the AIGC label an allowed edit's output carries."
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from consent_service.accounts.models import Subject
@@ -16,7 +17,14 @@ from consent_service.vocabulary import Assurance
 def subject_reference(pseudonyms: Pseudonyms, provider_id: str, subject: Subject) -> str:
     """Stable per provider, unlinkable across providers, reveals nothing about the person; the
     same across every rotation of the pseudonym key (`keyring.Pseudonyms`)."""
-    return pseudonyms.ref(provider_id, subject.public_id, subject.created_at)
+    return reference(pseudonyms, provider_id, subject.public_id, subject.created_at)
+
+
+def reference(
+    pseudonyms: Pseudonyms, provider_id: str, public_id: str, created_at: datetime
+) -> str:
+    """`subject_reference` from the subject's columns alone (the poll reads plain rows)."""
+    return pseudonyms.ref(provider_id, public_id, created_at)
 
 
 def token_claims(

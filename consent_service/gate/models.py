@@ -11,12 +11,14 @@ from sqlmodel import Field, SQLModel
 from consent_service.timeutil import new_id, utcnow
 from consent_service.vocabulary import JobStatus
 
+GATE_JOB_ID_LENGTH = 32
+
 
 class GateJob(SQLModel, table=True):
     __tablename__ = "gate_job"
     __table_args__ = (UniqueConstraint("provider_id", "idempotency_key"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=GATE_JOB_ID_LENGTH)
     provider_id: str = Field(foreign_key="provider.id", index=True)
     operation: str = Field(max_length=32)
     # What the edit is for: a code of the operator's purpose vocabulary (`consent.purposes`),

@@ -13,9 +13,10 @@ from sqlmodel import Session
 
 from consent_service.accounts.models import Subject
 from consent_service.errors import NotFound
-from consent_service.gate.claims import aigc_label, token_digest
+from consent_service.gate.claims import aigc_label, reference, token_digest
 from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
 from consent_service.gate.schemas import FindingPublic, JobPublic, MediaPublic
+from consent_service.gate.service import require_job_id
 from consent_service.keyring import Pseudonyms
 from consent_service.providers.models import Provider
 from consent_service.timeutil import as_utc
@@ -87,8 +88,7 @@ _MEDIA = (
 def job_view(session: Session, provider_id: str, job_id: str, pseudonyms: Pseudonyms) -> JobPublic:
     """The provider's job as it may see it (what this session has flushed); another provider's
     job id is a NotFound, like a missing one."""
-    if not isinstance(job_id, str) or len(job_id) > 32:
-        raise NotFound("No such job.")
+    require_job_id(job_id)
     conn = session.connection()  # the session's transaction: rows it has flushed included
     rows = conn.execute(_JOB_AND_FINDINGS, {"job_id": job_id, "provider_id": provider_id}).all()
     if not rows:
@@ -127,9 +127,8 @@ def job_view(session: Session, provider_id: str, job_id: str, pseudonyms: Pseudo
                 media=f.media_position,
                 role=Role(f.role),
                 outcome=Outcome(f.outcome),
-                # Pseudonymous per provider: `claims.subject_reference` of the person.
                 subject_ref=(
-                    pseudonyms.ref(provider_id, f.subject_public_id, f.subject_created_at)
+                    reference(pseudonyms, provider_id, f.subject_public_id, f.subject_created_at)
                     if f.subject_public_id is not None
                     else None
                 ),

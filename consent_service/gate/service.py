@@ -15,7 +15,7 @@ from consent_service import db
 from consent_service.biometrics.voice_service import require_voice
 from consent_service.consent.purposes import require_active
 from consent_service.errors import InvalidRequest, NotFound
-from consent_service.gate.models import Decision, GateJob, MediaItem
+from consent_service.gate.models import GATE_JOB_ID_LENGTH, Decision, GateJob, MediaItem
 from consent_service.providers.models import Provider
 from consent_service.storage import MediaStore
 from consent_service.vocabulary import Modality, Operation, Role
@@ -93,11 +93,16 @@ def get_job(session: Session, provider: Provider, job_id: str) -> GateJob:
     return find_job(session, provider, job_id)[0]
 
 
+def require_job_id(job_id: object) -> None:
+    """A job id too long for the column (or not text) names no job: NotFound before any query."""
+    if not isinstance(job_id, str) or len(job_id) > GATE_JOB_ID_LENGTH:
+        raise NotFound("No such job.")
+
+
 def find_job(session: Session, provider: Provider, job_id: str) -> tuple[GateJob, Decision | None]:
     """A provider's own job and its decision (None before it is decided), in one query (the
     label endpoint reads both; the poll reads its view through `gate.public.job_view`)."""
-    if not isinstance(job_id, str) or len(job_id) > 32:
-        raise NotFound("No such job.")
+    require_job_id(job_id)
     row = session.exec(
         select(GateJob, Decision)
         .outerjoin(Decision, col(Decision.job_id) == GateJob.id)
