@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -64,6 +64,29 @@ class Rule(StrEnum):
 class Match:
     subject_id: int | None  # set only for a clear match
     ambiguous: bool = False
+
+
+class Searchable(Protocol):
+    """What the analysers search: a `Gallery`, or a sharded one (`shards.ShardedGallery`) that
+    decides exactly as the whole gallery would."""
+
+    def identify(
+        self,
+        embedding: np.ndarray,
+        tolerance: float,
+        margin: float,
+        exclude_subject: int | None = None,
+        rule: Rule = Rule.NEAREST,
+    ) -> Match: ...
+
+    def identify_many(
+        self,
+        probes: Sequence[np.ndarray] | np.ndarray,
+        tolerance: float,
+        margin: float,
+        exclude_subject: int | None = None,
+        rule: Rule = Rule.NEAREST,
+    ) -> list[Match]: ...
 
 
 class _ReadWriteLock:
@@ -576,24 +599,30 @@ class Gallery:
         self,
         probes: Sequence[np.ndarray] | np.ndarray,
         exclude_subject: int | None = None,
+        rule: Rule = Rule.NEAREST,
     ) -> list[Nearest]:
-        """For each probe, the two subjects whose nearest templates are closest, with those
-        distances computed exactly (float64, as `matching.identify` does): what one shard of a
-        gallery answers, so `merge_nearest` over every shard decides as one whole gallery.
+        """For each probe, the two subjects nearest by `rule`, with those distances computed
+        exactly (float64, as `matching.identify` does): what one shard of a gallery answers, so
+        `merge_nearest` over every shard decides as one whole gallery.
 
-        Exact: the float32 table finds the second-nearest value b2 within `eps`; any subject
-        that could be among the exact two nearest is within b2 + 2·eps there, and only those
-        are measured again in float64."""
+        Exact: the float32 table's second-smallest value b2 is, exactly, at most `high(b2)`
+        (the bounds `identify_many` uses), so the exact runner-up is too; any subject that could
+        be among the exact two nearest has a table value within `reach(high(b2))`, and only
+        those are measured again in float64."""
         if len(probes) == 0:
             return []
         q = np.atleast_2d(np.asarray(probes, dtype=np.float64))
         with self._lock.read():
             if not len(self._slot_subjects) or self._live_rows() == 0:
                 return [() for _ in range(len(q))]
-            table = self._per_subject((-2.0 * q).astype(np.float32))
+            minus_two_q = (-2.0 * q).astype(np.float32)
+            q_norms = np.einsum("ij,ij->i", q, q)
+            if rule is Rule.MEAN:
+                table, smallest, most = self._means(minus_two_q, q_norms)
+            else:
+                table = self._per_subject(minus_two_q)
             if exclude_subject is not None:
                 table[np.flatnonzero(self._slot_subjects == exclude_subject), :] = _INF
-            q_norms = np.einsum("ij,ij->i", q, q)
             max_norm = max(self._main.max_norm, self._delta.max_norm)
             answers: list[Nearest] = []
             for p in range(len(q)):
@@ -602,13 +631,19 @@ class Gallery:
                 if not len(finite):
                     answers.append(())
                     continue
+                q_norm2 = float(q_norms[p])
+                eps = _error_bound(q.shape[1], max_norm, float(np.sqrt(q_norm2)))
+                bounds = (
+                    _mean_bounds(eps, max_norm + np.sqrt(q_norm2), float(smallest[p]), most)
+                    if rule is Rule.MEAN
+                    else _nearest_bounds(eps, q_norm2)
+                )
                 b2 = float(np.partition(finite, 1)[1]) if len(finite) > 1 else float(finite[0])
-                eps = _error_bound(q.shape[1], max_norm, float(np.sqrt(q_norms[p])))
-                slots = np.flatnonzero(column <= b2 + 2 * eps)
+                slots = np.flatnonzero(column <= bounds.reach(bounds.high(b2)))
                 measured = sorted(
                     (d, int(s))
                     for s in self._slot_subjects[slots]
-                    for d in (self._distance_exactly(int(s), q[p], Rule.NEAREST),)
+                    for d in (self._distance_exactly(int(s), q[p], rule),)
                     if np.isfinite(d)
                 )
                 answers.append(tuple((subject, distance) for distance, subject in measured[:2]))
@@ -704,9 +739,9 @@ def shard_of(subject_id: int, shards: int) -> int:
 
 
 def merge_nearest(answers: Iterable[Nearest], tolerance: float, margin: float) -> Match:
-    """One probe's decision from every shard's two nearest subjects: `matching.identify`'s rule
-    over the union (a subject lives in one shard, so the whole gallery's best and runner-up
-    are among the shards' two nearest each)."""
+    """One probe's decision from every shard's two nearest subjects (`Gallery.nearest_two`, all
+    by one rule): `matching.identify`'s rule over the union (a subject lives in one shard, so
+    the whole gallery's best and runner-up are among the shards' two nearest each)."""
     ranked = sorted((distance, subject) for answer in answers for subject, distance in answer)
     if not ranked or ranked[0][0] > tolerance:
         return Match(None)
