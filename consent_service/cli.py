@@ -29,7 +29,7 @@ from consent_service.migrate import upgrade
 from consent_service.operators.audit_cli import audit
 from consent_service.operators.cli import operators
 from consent_service.portal.cli import providers_add_staff
-from consent_service.processes import beat_command, worker_command
+from consent_service.processes import beat_command, shard_worker_command, worker_command
 from consent_service.providers.cli import providers
 from consent_service.queues import ALL_QUEUES
 from consent_service.retention.cli import retention_group
@@ -105,19 +105,28 @@ def serve(host: str, port: int, threads: int) -> None:
     """Start the web app and a worker on the configured (default: embedded) database and broker."""
     app = create_web_app(_migrated_settings())  # public keys only: the worker signs
     settings = app.extensions["consent_services"].settings
-    worker = subprocess.Popen(
-        worker_command(
-            settings.worker_processes, beat_schedule=settings.home / "celerybeat-schedule"
+    workers = [
+        subprocess.Popen(
+            worker_command(
+                settings.worker_processes, beat_schedule=settings.home / "celerybeat-schedule"
+            )
         )
-    )
-    # A service manager stops us with SIGTERM: leave through `finally` so the worker stops too.
+    ]
+    # GALLERY_SHARDS > 1: a worker of every shard on this host too, so the service runs as is.
+    workers += [
+        subprocess.Popen(shard_worker_command(k), env={**os.environ, "GALLERY_SHARD": str(k)})
+        for k in range(settings.gallery_shards if settings.gallery_shards > 1 else 0)
+    ]
+    # A service manager stops us with SIGTERM: leave through `finally` so the workers stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         click.echo(f"Consent Service on http://{host}:{port}/ (data in {settings.home})")
         waitress_serve(app, host=host, port=port, threads=threads)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        for process in workers:
+            process.wait(timeout=30)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -135,10 +144,30 @@ def serve(host: str, port: int, threads: int) -> None:
     help="The queues this worker consumes: run `webhooks` on workers of its own in production, "
     "so a slow receiver never holds a matching process.",
 )
+@click.option(
+    "--shard",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Serve this shard of the gallery (0 to GALLERY_SHARDS - 1) instead of --queues: its "
+    "queues and the merges, one process by default (each holds its own copy of the shard).",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(concurrency: int | None, queues: str, celery_args: tuple[str, ...]) -> None:
+def worker(
+    concurrency: int | None, queues: str, shard: int | None, celery_args: tuple[str, ...]
+) -> None:
     """Start a Celery worker (extra arguments go to `celery worker`)."""
     settings = _migrated_settings()
+    if shard is not None:
+        if not shard < settings.gallery_shards or settings.gallery_shards < 2:
+            raise click.BadParameter(
+                f"GALLERY_SHARDS is {settings.gallery_shards}: shards are 0 to "
+                f"{settings.gallery_shards - 1}",
+                param_hint="--shard",
+            )
+        os.environ["GALLERY_SHARD"] = str(shard)  # the worker's Settings read it
+        cmd = [*shard_worker_command(shard, concurrency or 1), *celery_args]
+        os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with the worker
+        return
     names = tuple(q.strip() for q in queues.split(",") if q.strip())
     unknown = sorted(set(names) - set(ALL_QUEUES))
     if not names or unknown:

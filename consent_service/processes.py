@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from consent_service.queues import ALL_QUEUES
+from consent_service.queues import ALL_QUEUES, shard_worker_queues
 
 
 def _celery(*args: str) -> list[str]:
@@ -31,6 +31,15 @@ def worker_command(
         *beat,
         *extra,
     ]
+
+
+def shard_worker_command(shard: int, concurrency: int = 1) -> list[str]:
+    """The `celery worker` argv of one gallery shard's worker (biometrics/shards.py): that
+    shard's queues and the merges. Run it with GALLERY_SHARD set to `shard` (`consent-service
+    worker --shard` does); each process holds its own copy of the shard, hence one by default."""
+    return worker_command(
+        concurrency, ("--hostname", f"gallery-shard{shard}@%h"), queues=shard_worker_queues(shard)
+    )
 
 
 def beat_command(schedule: Path) -> list[str]:

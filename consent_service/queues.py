@@ -5,3 +5,17 @@ MATCHING_QUEUE = "matching"  # gate jobs and enrollments: the face and voice mod
 WEBHOOKS_QUEUE = "webhooks"  # webhook deliveries: a slow receiver never delays the gate
 DEFAULT_QUEUE = "default"  # everything else (housekeeping, sweeps)
 ALL_QUEUES = (MATCHING_QUEUE, WEBHOOKS_QUEUE, DEFAULT_QUEUE)
+# GALLERY_SHARDS > 1 (biometrics/shards.py): each shard's searches on a queue of its own, served
+# by that shard's workers; the merge of their answers on one queue all shard workers serve.
+GALLERY_MERGE_QUEUE = "gallery.merge"
+SHARD_MODALITIES = ("face", "voice")
+
+
+def shard_queue(modality: str, shard: int) -> str:
+    """The queue of one shard of one modality's gallery: `gallery.face.shard.0`, ..."""
+    return f"gallery.{modality}.shard.{shard}"
+
+
+def shard_worker_queues(shard: int) -> tuple[str, ...]:
+    """What the worker of `shard` consumes: that shard of every modality, and the merges."""
+    return (*(shard_queue(m, shard) for m in SHARD_MODALITIES), GALLERY_MERGE_QUEUE)

@@ -22,7 +22,8 @@ from consent_service.audit.checkpoints import (
 )
 from consent_service.biometrics.faces import FaceEmbedder, face_embedder
 from consent_service.biometrics.gallery import Rule
-from consent_service.biometrics.service import FaceMatching, GalleryIndex
+from consent_service.biometrics.service import FaceMatching, Galleries, GalleryIndex
+from consent_service.biometrics.shards import ChordFanOut, ShardedIndex
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, VoiceEmbedder
 from consent_service.crypto import Envelope, derive_key
@@ -196,13 +197,19 @@ class Services:
             max_seconds=s.audio_max_seconds,
         )
 
-    def _gallery_index(self, model_name: str) -> GalleryIndex:
-        """The one owner of this process's galleries of `model_name` (the gallery engine)."""
+    def _gallery_index(self, model_name: str) -> Galleries:
+        """The one owner of this process's galleries of `model_name` (the gallery engine): the
+        whole gallery (GALLERY_SHARDS 1), this shard of it (a shard worker, GALLERY_SHARD), or
+        none, searched by a chord to every shard (a matching worker with GALLERY_SHARDS > 1)."""
+        s = self.settings
+        if s.gallery_shards > 1 and s.gallery_shard is None:
+            return ShardedIndex(ChordFanOut(s.gallery_shards, s.gallery_shard_timeout))
         return GalleryIndex(
             self.envelope,
             model_name,
             snapshot_key=self.gallery_snapshot_key,
-            snapshot_dir=self.settings.gallery_dir,
+            snapshot_dir=s.gallery_dir,
+            shard=(s.gallery_shard, s.gallery_shards) if s.gallery_shard is not None else None,
         )
 
     @property

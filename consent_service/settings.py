@@ -117,6 +117,18 @@ class Settings(BaseSettings):
     # unset means one per core this process may run on.
     worker_concurrency: int | None = Field(default=None, ge=1)
     enrollment_max_photos: int = Field(default=5, ge=1)
+    # The gallery past one machine (biometrics/shards.py): split into this many shards by
+    # subject, each served by workers of its own (`consent-service worker --shard K`); 1 (the
+    # default) searches the whole gallery inside each matching worker, as always. The seconds a
+    # job waits for every shard's answer (then it is sent again, and fails after
+    # JOB_MAX_ATTEMPTS); and which shard this process serves (set by `worker --shard`).
+    gallery_shards: int = Field(default=1, ge=1, le=1024)
+    gallery_shard_timeout: float = Field(default=30.0, gt=0)
+    gallery_shard: int | None = Field(default=None, ge=0)
+    # Where Celery keeps task results: only the shards' chords need one. Unset with
+    # GALLERY_SHARDS > 1: the broker's Redis when the broker is Redis, else an SQLite file in
+    # the home folder (`db+sqlite:///.../celery-results.sqlite`).
+    celery_result_backend: str | None = None
     # Enrollment from uploaded material: photos and voice files on /enroll, and an operator's
     # `subjects import` (and the demo). Unset means allowed in development (the embedded
     # default) and refused in production, where people enroll with the live consent session.
@@ -317,6 +329,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
+    def _shard_exists(self) -> Settings:
+        if self.gallery_shard is not None and self.gallery_shard >= self.gallery_shards:
+            raise ValueError(
+                f"GALLERY_SHARD {self.gallery_shard} does not exist: GALLERY_SHARDS is "
+                f"{self.gallery_shards} (shards 0 to {self.gallery_shards - 1})"
+            )
+        if self.gallery_shards > 1 and self.gallery_shard_timeout >= self.task_time_limit:
+            raise ValueError("GALLERY_SHARD_TIMEOUT must be shorter than TASK_TIME_LIMIT")
+        return self
+
+    @model_validator(mode="after")
     def _media_store_usable(self) -> Settings:
         kind = self.media_store_kind
         if kind is MediaStoreKind.S3 and not self.media_s3_bucket:
@@ -379,6 +402,19 @@ class Settings(BaseSettings):
     @property
     def celery_broker_url(self) -> str:
         return self.broker_url or f"sqla+sqlite:///{self.home / 'broker.sqlite'}"
+
+    @property
+    def result_backend_url(self) -> str | None:
+        """Celery's result backend: CELERY_RESULT_BACKEND, else, for the shards' chords only,
+        the broker's Redis or an SQLite file in the home folder; None: no results kept."""
+        if self.celery_result_backend:
+            return self.celery_result_backend
+        if self.gallery_shards <= 1:
+            return None
+        broker = self.celery_broker_url
+        if broker.startswith(("redis://", "rediss://")):
+            return broker
+        return f"db+sqlite:///{self.home / 'celery-results.sqlite'}"
 
     @property
     def media_dir(self) -> Path:

@@ -14,7 +14,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from consent_service import db
-from consent_service.queues import DEFAULT_QUEUE, MATCHING_QUEUE, WEBHOOKS_QUEUE
+from consent_service.queues import (
+    DEFAULT_QUEUE,
+    GALLERY_MERGE_QUEUE,
+    MATCHING_QUEUE,
+    WEBHOOKS_QUEUE,
+)
 from consent_service.settings import Settings
 
 EMBEDDED_PREFIX = "sqla+"  # the embedded broker: kombu's SQLAlchemy transport, in a database
@@ -70,6 +75,11 @@ def celery_config(settings: Settings) -> dict:
             "gate.*": {"queue": MATCHING_QUEUE},
             "biometrics.*": {"queue": MATCHING_QUEUE},
             "webhooks.deliver": {"queue": WEBHOOKS_QUEUE},
+            # The gallery shards' chords (biometrics/shards.py): each search names its shard's
+            # queue when sent; the merge, and the SQL result backend's polling for the end of a
+            # chord, run on the shard workers, never on the matching workers that wait for them.
+            "gallery.merge_shards": {"queue": GALLERY_MERGE_QUEUE},
+            "celery.chord_unlock": {"queue": GALLERY_MERGE_QUEUE},
         },
         # One delivery attempt lives at most this long (its lease is longer: settings).
         "task_annotations": {
@@ -127,6 +137,13 @@ def celery_config(settings: Settings) -> dict:
             },
         },
     }
+    backend = settings.result_backend_url
+    if backend:
+        # Only the shards' tasks keep results (`ignore_result=False`), read at once by the job
+        # that waits for them and then forgotten; whatever is left expires within the hour.
+        config["result_backend"] = backend
+        config["result_expires"] = 3600
+        config["result_chord_retry_interval"] = 0.1  # an SQL backend's chord_unlock polling
     if broker.startswith(EMBEDDED_PREFIX):
         config["broker_url"] = broker.removeprefix(EMBEDDED_PREFIX)  # the database's own URL
         config["broker_transport"] = f"{__name__}:EmbeddedBroker"

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from consent_service.biometrics.gallery import Gallery, Match, Rule
+from consent_service.biometrics.gallery import Gallery, Match, Rule, Searchable
 
-__all__ = ["Gallery", "Match", "Rule", "identify", "mutually_consistent"]
+__all__ = ["Gallery", "Match", "Rule", "Searchable", "identify", "mutually_consistent"]
 
 
 def identify(
-    gallery: Gallery,
+    gallery: Searchable,
     embedding: np.ndarray,
     tolerance: float,
     margin: float,

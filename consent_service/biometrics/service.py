@@ -23,6 +23,7 @@ from consent_service.biometrics.faces import FaceEmbedder
 from consent_service.biometrics.gallery import (
     Gallery,
     Rule,
+    Searchable,
     open_snapshot,
     read_snapshot_header,
     seal_snapshot,
@@ -102,6 +103,13 @@ def open_template(envelope: Envelope, template: SealedTemplate) -> np.ndarray:
         template.ciphertext, template.wrapped_key, template_aad(template.subject_id, template.id)
     )
     return np.frombuffer(raw, dtype="<f8")
+
+
+class Galleries(Protocol):
+    """A worker's galleries, one per modality: `current` gives the gallery to search now (this
+    process's own `GalleryIndex`, or a `shards.ShardedIndex` whose searches go to the shards)."""
+
+    def current(self, session: Session, modality: Modality) -> Searchable: ...
 
 
 class GalleryIndex:
@@ -308,7 +316,7 @@ class FaceMatching:
     """What enrollment and the gate need to find and compare faces."""
 
     embedder: FaceEmbedder
-    gallery: GalleryIndex
+    gallery: Galleries
     tolerance: float
     margin: float
     max_pixels: int
@@ -396,7 +404,7 @@ class EnrollmentKind:
 
     modality: Modality
     model_name: str
-    gallery: GalleryIndex
+    gallery: Galleries
     tolerance: float
     # Vectors of one person from the raw media; EnrollmentRejected with a reason otherwise.
     extract: Callable[[list[bytes]], list[np.ndarray]]

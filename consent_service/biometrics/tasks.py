@@ -4,13 +4,21 @@ decoders: workers only."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING
 
 from celery import shared_task
 
 from consent_service import db
-from consent_service.biometrics import enrollment, live_recording, live_session
-from consent_service.biometrics.service import ENROLL_TASKS, EnrollmentKind, face_enrollment
+from consent_service.biometrics import enrollment, live_recording, live_session, shards
+from consent_service.biometrics.gallery import Rule
+from consent_service.biometrics.service import (
+    ENROLL_TASKS,
+    EnrollmentKind,
+    GalleryIndex,
+    face_enrollment,
+)
 from consent_service.biometrics.voice_analysis import voice_enrollment
 from consent_service.biometrics.voice_service import voice_available
 from consent_service.crypto import Envelope, KeySource
@@ -21,6 +29,8 @@ from consent_service.vocabulary import Modality
 
 if TYPE_CHECKING:
     from consent_service.services import Services
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name=ENROLL_TASKS[Modality.FACE], ignore_result=True)
@@ -129,3 +139,50 @@ def sweep_live_sessions() -> tuple[int, int]:
         return live_session.sweep(
             s, svc.audit_key, svc.recording_store, utcnow(), svc.settings.outbox_sweep_after
         )
+
+
+# ---------------------------------------------------------------------------- gallery shards
+@shared_task(name=shards.SEARCH_SHARD, ignore_result=False)
+def search_shard(
+    modality: str,
+    shard: int,
+    count: int,
+    probes: list[list[float]],
+    exclude_subject: int | None,
+    rule: str,
+) -> shards.ShardAnswer:
+    """One shard's part of a job's search (a shard worker only: `worker --shard`): each probe's
+    two nearest subjects of this shard's gallery, brought up to the change log's head first."""
+    svc = services()
+    s = svc.settings
+    if (s.gallery_shard, s.gallery_shards) != (shard, count):
+        raise RuntimeError(
+            f"a search for shard {shard} of {count} reached the worker of shard "
+            f"{s.gallery_shard} of {s.gallery_shards}"
+        )
+    kind = Modality(modality)
+    index = (svc.face_matching if kind is Modality.FACE else svc.voice_matching).gallery
+    if not isinstance(index, GalleryIndex):
+        raise RuntimeError("this worker holds no gallery shard")
+    started = time.perf_counter()
+    with db.unit_of_work() as session:
+        gallery = index.current(session, kind)
+    answer = shards.search_shard(gallery, probes, exclude_subject, Rule(rule))
+    log.info(
+        "gallery shard %d/%d: %s, %d probes over %d templates, %.1f ms",
+        shard,
+        count,
+        modality,
+        len(probes),
+        len(gallery),
+        (time.perf_counter() - started) * 1000,
+    )
+    return answer
+
+
+@shared_task(name=shards.MERGE_SHARDS, ignore_result=False)
+def merge_shards(
+    answers: list[shards.ShardAnswer], tolerance: float, margin: float
+) -> list[tuple[int | None, bool]]:
+    """The chord's callback: each probe's decision from every shard's answer."""
+    return [(m.subject_id, m.ambiguous) for m in shards.merge_answers(answers, tolerance, margin)]

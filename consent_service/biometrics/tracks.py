@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from consent_service.biometrics.faces import DetectedFace
-from consent_service.biometrics.matching import Gallery, Match, Rule
+from consent_service.biometrics.matching import Match, Rule, Searchable
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def group_embeddings(
 
 
 def identify_track(
-    gallery: Gallery,
+    gallery: Searchable,
     embeddings: Sequence[np.ndarray],
     tolerance: float,
     margin: float,
@@ -85,7 +85,7 @@ def identify_track(
 
 
 def identify_tracks(
-    gallery: Gallery,
+    gallery: Searchable,
     tracks: Sequence[Sequence[np.ndarray]],
     tolerance: float,
     margin: float,

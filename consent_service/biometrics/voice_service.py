@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from consent_service.biometrics.models import Enrollment
-from consent_service.biometrics.service import GalleryIndex, new_enrollment
+from consent_service.biometrics.service import Galleries, new_enrollment
 from consent_service.biometrics.voices import VoiceEmbedder
 from consent_service.errors import EnrollmentRejected, InvalidRequest
 from consent_service.storage import MediaStore
@@ -21,7 +21,7 @@ class VoiceMatching:
     """What voice enrollment and the gate need to find and compare voices."""
 
     embedder: VoiceEmbedder
-    gallery: GalleryIndex
+    gallery: Galleries
     tolerance: float
     margin: float
     same_speaker: float

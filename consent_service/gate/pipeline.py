@@ -28,7 +28,7 @@ from sqlmodel import Session, select
 from consent_service import db
 from consent_service.audit import service as audit
 from consent_service.biometrics.images import decode_image
-from consent_service.biometrics.matching import Gallery, Match
+from consent_service.biometrics.matching import Match, Searchable
 from consent_service.biometrics.service import FaceMatching
 from consent_service.biometrics.tracks import FaceTrack, identify_tracks, track_faces
 from consent_service.biometrics.voice_analysis import speakers_in
@@ -192,7 +192,7 @@ def faces_in(data: bytes, matching: FaceMatching) -> list[FaceTrack]:
 @dataclass(frozen=True)
 class FaceMatcher:
     matching: FaceMatching
-    gallery: Gallery
+    gallery: Searchable
     modality: Modality = Modality.FACE
 
     def people_in(self, data: bytes) -> list[PersonFound]:
@@ -208,7 +208,7 @@ class FaceMatcher:
 @dataclass(frozen=True)
 class VoiceMatcher:
     matching: VoiceMatching
-    gallery: Gallery
+    gallery: Searchable
     modality: Modality = Modality.VOICE
 
     def people_in(self, data: bytes) -> list[PersonFound]:

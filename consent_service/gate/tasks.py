@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from consent_service import db, logcontext
 from consent_service.biometrics.service import ENROLL_TASKS, FaceMatching
+from consent_service.biometrics.shards import ShardsUnavailable
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.gate import pipeline
 from consent_service.gate.decisions import Signing
@@ -44,16 +45,29 @@ def signing(svc: Services) -> Signing:
 @shared_task(name=PROCESS_JOB, ignore_result=True, bind=True)
 def process_job(task: Task, job_id: str) -> str:
     svc = services()
+    settings = svc.settings
     with logcontext.bound(job_id=job_id):  # every line of this job names it
-        return decide(
-            job_id,
-            pipeline.Delivery(task.request.id, timedelta(seconds=svc.settings.task_time_limit)),
-            svc.media_store,
-            svc.face_matching,
-            svc.voice_matching,
-            signing(svc),
-            svc.settings.job_max_attempts,
-        )
+        try:
+            return decide(
+                job_id,
+                pipeline.Delivery(task.request.id, timedelta(seconds=settings.task_time_limit)),
+                svc.media_store,
+                svc.face_matching,
+                svc.voice_matching,
+                signing(svc),
+                settings.job_max_attempts,
+            )
+        except ShardsUnavailable as exc:
+            # Nothing was recorded. The same message id comes back (a retry keeps the task's
+            # id, so the claim's lease is this delivery's own) and counts the next attempt;
+            # past JOB_MAX_ATTEMPTS the claim fails the job: it never waits forever, and is
+            # never decided from part of the gallery.
+            log.warning("job %s: %s; sent again", job_id, exc)
+            raise task.retry(
+                countdown=settings.gallery_shard_timeout,
+                max_retries=settings.job_max_attempts,
+                exc=exc,
+            ) from exc
 
 
 def decide(
