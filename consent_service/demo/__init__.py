@@ -27,7 +27,7 @@ from consent_service.client import ConsentClient
 from consent_service.consent import service as consent
 from consent_service.demo.samples import Samples
 from consent_service.migrate import upgrade
-from consent_service.processes import worker_command
+from consent_service.processes import shard_worker_command, worker_command
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.runtime import services
 from consent_service.settings import Settings
@@ -35,22 +35,27 @@ from consent_service.timeutil import utcnow
 from consent_service.vocabulary import DecisionKind, EnrollmentStatus, Operation, Role
 
 
-def _start_worker(home: Path, stack: ExitStack) -> None:
+def _start_worker(home: Path, stack: ExitStack, shards: int) -> None:
+    """The worker, and with GALLERY_SHARDS > 1 a worker of every shard beside it."""
     env = {**os.environ, "CONSENT_SERVICE_HOME": str(home), "DATABASE_URL": "", "BROKER_URL": ""}
-    log = open(home / "worker.log", "wb")  # noqa: SIM115 - closed by the stack
-    stack.callback(log.close)
-    proc = subprocess.Popen(
-        worker_command(1, ("--loglevel", "WARNING")), env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    commands = [("worker", worker_command(1, ("--loglevel", "WARNING")), env)]
+    commands += [
+        (f"shard{k}", shard_worker_command(k), {**env, "GALLERY_SHARD": str(k)})
+        for k in range(shards if shards > 1 else 0)
+    ]
+    for name, argv, process_env in commands:
+        log = open(home / f"{name}.log", "wb")  # noqa: SIM115 - closed by the stack
+        stack.callback(log.close)
+        proc = subprocess.Popen(argv, env=process_env, stdout=log, stderr=subprocess.STDOUT)
+        stack.callback(_stop, proc)
 
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
-    stack.callback(stop)
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def start_web(app: Flask, stack: ExitStack) -> str:
@@ -116,7 +121,7 @@ def run_demo(home: Path | None, say: Callable[[str], None]) -> int:
     app = create_app(settings)
     failures = 0
     with ExitStack() as stack, app.app_context():
-        _start_worker(home, stack)
+        _start_worker(home, stack, settings.gallery_shards)
         url = start_web(app, stack)
         svc = services()
         say(f"Web app and API at {url}; a Celery worker with the face model is running.\n")

@@ -219,3 +219,21 @@ def test_the_web_runs_the_command_the_tests_and_benches_run():
     dockerfile = (ROOT / "Dockerfile").read_text()
     [cmd] = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
     assert json.loads(cmd[4:]) == expected
+
+
+def test_the_gallery_shards_run_on_request_each_pinging_its_own_node():
+    """`--profile shards`: a worker per shard of GALLERY_SHARDS=2, each health check addressed
+    to the node name `processes.shard_worker_command` gives it."""
+    from consent_service.processes import shard_worker_command
+
+    services = _services()
+    assert services["worker"]["environment"]["GALLERY_SHARDS"] == "${GALLERY_SHARDS:-1}"
+    for k in (0, 1):
+        shard = services[f"gallery-shard-{k}"]
+        assert shard["profiles"] == ["shards"]
+        assert shard["command"] == ["consent-service", "worker", "--shard", str(k)]
+        assert shard["environment"]["GALLERY_SHARDS"] == "${GALLERY_SHARDS:-2}"
+        argv = shard_worker_command(k)
+        node = argv[argv.index("--hostname") + 1].replace("%h", "$$HOSTNAME")
+        probe = " ".join(shard["healthcheck"]["test"])
+        assert "inspect ping" in probe and f"-d {node}" in probe
