@@ -53,6 +53,10 @@ RECORD_FAILED = (
     "The decision could not be recorded (the database refused it): no decision was made and "
     "the media was destroyed."
 )
+SHARDS_UNAVAILABLE = (
+    "The gallery's shards did not all answer in time on any attempt: no decision was made and "
+    "the media was destroyed."
+)
 _ENDED = (JobStatus.DECIDED, JobStatus.FAILED)
 
 

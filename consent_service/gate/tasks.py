@@ -59,9 +59,9 @@ def process_job(task: Task, job_id: str) -> str:
             )
         except ShardsUnavailable as exc:
             # Nothing was recorded. The same message id comes back (a retry keeps the task's
-            # id, so the claim's lease is this delivery's own) and counts the next attempt;
-            # past JOB_MAX_ATTEMPTS the claim fails the job: it never waits forever, and is
-            # never decided from part of the gallery.
+            # id, so the claim's lease is this delivery's own) and counts the next attempt; the
+            # last attempt fails the job (`decide`): it never waits forever, and is never
+            # decided from part of the gallery.
             log.warning("job %s: %s; sent again", job_id, exc)
             raise task.retry(
                 countdown=settings.gallery_shard_timeout,
@@ -87,7 +87,14 @@ def decide(
     media = pipeline.load(store, claimed)
     with db.unit_of_work() as s:
         matcher = pipeline.matcher(s, claimed.operation, faces, voices)
-    analysis = pipeline.analyse(media, claimed.operation, matcher)
+    try:
+        analysis = pipeline.analyse(media, claimed.operation, matcher)
+    except ShardsUnavailable:
+        if claimed.attempts < max_attempts:
+            raise  # `process_job` sends the job again
+        # The last attempt: the job ends failed, saying why, rather than waiting forever.
+        with db.unit_of_work() as s:
+            return pipeline.fail(s, job_id, store, signing.audit_key, pipeline.SHARDS_UNAVAILABLE)
     try:
         with db.unit_of_work() as s:
             return pipeline.record(s, job_id, analysis, signing, store)

@@ -30,6 +30,7 @@ from consent_service.biometrics.models import BiometricTemplate
 from consent_service.biometrics.service import (
     seal_template,
 )
+from consent_service.biometrics.shards import ShardedIndex, ShardsUnavailable
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.consent import service as consent
 from consent_service.consent.models import ConsentGrant, Purpose
@@ -930,3 +931,32 @@ def test_a_redecision_applies_the_minimum_as_it_is_then(
     assert [(n.message_key, n.params["revision"]) for n in _told(alice)] == [
         ("attempt.assurance_too_low", "2")
     ]
+
+
+def test_shards_that_do_not_answer_send_the_job_again_then_fail_it_never_decide_it(
+    submit, faces, store, matching, signing, enroll
+):
+    """GALLERY_SHARDS > 1: a search the shards do not all answer leaves the job as it was for
+    the next attempt (the task's retry: the same message id, so the same lease); the last
+    attempt ends it failed with the reason, its media destroyed, no decision made."""
+
+    def silent(*_args):
+        raise ShardsUnavailable("shard 1 of 2 did not answer")
+
+    sharded = replace(matching, gallery=ShardedIndex(silent))
+    _grant(enroll(ALICE))
+    job_id = submit(faces.picture(vector(ALICE)))
+    for attempt in range(1, MAX_ATTEMPTS):
+        with pytest.raises(ShardsUnavailable):
+            _run(job_id, store, sharded, signing)
+        job = _job(job_id)
+        assert (job.status, job.attempts, job.error) == ("processing", attempt, None)
+        assert _decision(job_id) is None and len(_stored(store)) == 1
+    assert _run(job_id, store, sharded, signing) == "failed"
+    job = _job(job_id)
+    assert (job.status, job.attempts) == ("failed", MAX_ATTEMPTS)
+    assert job.error == pipeline.SHARDS_UNAVAILABLE
+    assert _decision(job_id) is None and _stored(store) == []
+    # The shards back: a job decides as before.
+    again = submit(faces.picture(vector(ALICE)))
+    assert _run(again, store, matching, signing) == "decided"
