@@ -122,6 +122,21 @@ def test_the_worker_check_pings_its_own_node(env, tmp_path):
     assert not _healthy(check, env)
 
 
+def test_a_gallery_shard_check_pings_its_own_node(env, tmp_path):
+    """`worker --shard 0` (this tree's code: `-m`, from the root) answers its service's check,
+    addressed to `gallery-shard0@<container>`, and not the main worker's `celery@<container>`."""
+    check = _check("gallery-shard-0", {})
+    shard_env = {**env, "GALLERY_SHARDS": "2"}
+    command = [sys.executable, "-m", "consent_service.cli", "worker", "--shard", "0"]
+    shard = _start(command, shard_env, tmp_path / "shard.log")
+    try:
+        _eventually_healthy(check, shard_env, shard, tmp_path / "shard.log")
+        assert not _healthy(_check("worker", {}), shard_env)
+    finally:
+        _stop(shard)
+    assert not _healthy(check, shard_env)
+
+
 def test_the_beat_check_reads_the_age_of_its_schedule(env, tmp_path):
     home = Path(env["CONSENT_SERVICE_HOME"])
     check = _check("beat", {"python": sys.executable, "/data/": f"{home}/"})

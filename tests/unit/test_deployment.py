@@ -204,6 +204,10 @@ def test_only_the_signing_processes_get_the_signing_keys():
     for name in ("worker", "webhooks", "beat"):
         env = services[name]["environment"]
         assert {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} <= set(env), name
+    for name in ("gallery-shard-0", "gallery-shard-1"):  # they decrypt templates, sign nothing
+        env = services[name]["environment"]
+        assert {"TEMPLATE_KEK", "DECISION_PUBLIC_KEYS", "AUDIT_CHECKPOINT_PUBLIC_KEYS"} <= set(env)
+        assert not {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} & set(env), name
     assert not {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} & set(
         services["migrate"]["environment"]
     )
