@@ -164,9 +164,9 @@ def worker(
                 f"{settings.gallery_shards - 1}",
                 param_hint="--shard",
             )
-        os.environ["GALLERY_SHARD"] = str(shard)  # the worker's Settings read it
         cmd = [*shard_worker_command(shard, concurrency or 1), *celery_args]
-        os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with the worker
+        env = {**os.environ, "GALLERY_SHARD": str(shard)}  # the worker's Settings read it
+        os.execve(cmd[0], cmd, env)  # noqa: S606 - replaces this process with the worker
         return
     names = tuple(q.strip() for q in queues.split(",") if q.strip())
     unknown = sorted(set(names) - set(ALL_QUEUES))

@@ -138,14 +138,17 @@ def test_the_worker_starts_one_process_per_core_unless_told(
 def test_a_shard_worker_serves_its_shard_s_queues_and_the_merges(tmp_path, monkeypatch):
     monkeypatch.setenv("CONSENT_SERVICE_HOME", str(tmp_path))
     monkeypatch.setenv("GALLERY_SHARDS", "2")
-    monkeypatch.delenv("GALLERY_SHARD", raising=False)  # restored after the test
-    ran: list[list[str]] = []
-    monkeypatch.setattr("consent_service.cli.os.execv", lambda _path, argv: ran.append(argv))
+    monkeypatch.delenv("GALLERY_SHARD", raising=False)
+    ran: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(
+        "consent_service.cli.os.execve", lambda _path, argv, env: ran.append((argv, env))
+    )
     result = CliRunner().invoke(main, ["worker", "--shard", "1"], obj=AppLoader(create_app))
     assert result.exit_code == 0, result.output
-    (argv,) = ran
+    ((argv, env),) = ran
     assert argv[argv.index("-Q") + 1] == "gallery.face.shard.1,gallery.voice.shard.1,gallery.merge"
     assert argv[argv.index("--concurrency") + 1] == "1"  # one copy of the shard in memory
-    assert os.environ["GALLERY_SHARD"] == "1"
+    assert env["GALLERY_SHARD"] == "1" and env["GALLERY_SHARDS"] == "2"
+    assert "GALLERY_SHARD" not in os.environ  # the worker's environment only, not this process
     refused = CliRunner().invoke(main, ["worker", "--shard", "2"], obj=AppLoader(create_app))
     assert refused.exit_code == 2 and "shards are 0 to 1" in refused.output
