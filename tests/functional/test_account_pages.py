@@ -223,7 +223,8 @@ def test_account_mails_are_throttled_per_address_and_per_client_alike_for_any_ad
         {"email": "nobody@example.org", "password": "x" * 12},
         "nobody@example.org",
     )
-    assert taken == new and taken[0] == 429
+    assert (taken[0], taken[2]) == (new[0], new[2]) and taken[0] == 429
+    assert abs(int(taken[1]) - int(new[1])) <= 1  # the same second's boundary, as above
     with site.app.app_context():  # refused before anything was made
         assert (
             db.session().exec(select(User).where(User.email == "nobody@example.org")).first()
