@@ -35,6 +35,7 @@ from PIL import Image, ImageOps
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
+from consent_service.biometrics.faces import DlibFaceEmbedder  # noqa: E402
 from consent_service.demo.samples import Samples  # noqa: E402
 from consent_service.settings import Settings  # noqa: E402
 
@@ -65,20 +66,10 @@ class Strategy:
 
 
 def scaled_boxes(rgb: np.ndarray, max_side: int, upsample: int) -> list[Box]:
-    """HOG on a copy scaled down to `max_side` (as `DlibFaceEmbedder._boxes` and the CLI do),
-    boxes in full-resolution pixels."""
-    import face_recognition
-
-    height, width = rgb.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    small = rgb
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
-    return [
-        (round(t / scale), round(r / scale), round(b / scale), round(left / scale))
-        for t, r, b, left in face_recognition.face_locations(small, upsample, "hog")
-    ]
+    """HOG on a copy scaled down to `max_side`, as the service finds faces
+    (`DlibFaceEmbedder.boxes`; the CLI scales to 1600 px the same way), boxes in full-resolution
+    pixels, every size kept."""
+    return DlibFaceEmbedder(max_side, min_size=1, upsample=upsample).boxes(rgb, max_side)
 
 
 def first_look(rgb: np.ndarray) -> list[Box]:

@@ -70,11 +70,11 @@ class DlibFaceEmbedder:
         boxes: list[tuple[int, int, int, int]] = []
         first = self.detect_first_side
         if first is not None and first < self.detect_max_side:
-            boxes = self._boxes(rgb, first)
+            boxes = self.boxes(rgb, first)
             if not boxes and max(rgb.shape[:2]) <= first:
                 return []  # the small copy was the whole image: the larger scan is the same
         if not boxes:
-            boxes = self._boxes(rgb, self.detect_max_side)
+            boxes = self.boxes(rgb, self.detect_max_side)
         if not boxes:
             return []
         encodings = face_recognition.face_encodings(rgb, known_face_locations=boxes, model="small")
@@ -83,7 +83,7 @@ class DlibFaceEmbedder:
             for b, e in zip(boxes, encodings, strict=True)
         ]
 
-    def _boxes(self, rgb: np.ndarray, max_side: int) -> list[tuple[int, int, int, int]]:
+    def boxes(self, rgb: np.ndarray, max_side: int) -> list[tuple[int, int, int, int]]:
         """The faces HOG finds on a copy scaled down to `max_side`, as boxes of the
         full-resolution image, at least `min_size` pixels on their shorter side."""
         import face_recognition
