@@ -316,15 +316,20 @@ def synthetic_digits(code: str, language: str, gap: float) -> np.ndarray:
 
 
 def code_speech(
-    script: Script, speaker: str | None = None, digit_gap: float | None = None
+    script: Script,
+    speaker: str | None = None,
+    digit_gap: float | None = None,
+    language: str | None = None,
 ) -> np.ndarray:
     """The script's code read aloud: by the real `speaker` when given, else synthetic (one
-    digit at a time, `digit_gap` seconds apart, when given; else in one breath)."""
+    digit at a time, `digit_gap` seconds apart, when given; else in one breath), in `language`
+    (by default the script's: a Mandarin page also takes the code read in English)."""
     if speaker is not None:
         return real_code(script.code, speaker)
+    language = language or script.language
     if digit_gap is not None:
-        return synthetic_digits(script.code, script.language, digit_gap)
-    return synthetic_code(script.code, script.language)
+        return synthetic_digits(script.code, language, digit_gap)
+    return synthetic_code(script.code, language)
 
 
 def genuine_sound(
@@ -333,9 +338,11 @@ def genuine_sound(
     lead_seconds: float = 0.0,
     delay: float = 0.8,
     digit_gap: float | None = None,
+    code_language: str | None = None,
 ) -> np.ndarray:
-    """Room noise, then the code read `delay` seconds after it appears, then the statement."""
-    code = code_speech(script, speaker, digit_gap)
+    """Room noise, then the code read `delay` seconds after it appears (in `code_language`,
+    by default the script's), then the statement."""
+    code = code_speech(script, speaker, digit_gap, code_language)
     parts = [(lead_seconds + script.code_start + delay, code)]
     if script.statement:
         from consent_service.biometrics.live_recording import CODE_SECONDS

@@ -36,6 +36,7 @@ from consent_service.biometrics.spoken_code import (
     HeardDigit,
     edit_distance,
     hear_digits,
+    readings,
 )
 from consent_service.biometrics.voices import (
     HEARD_AGGRESSIVENESS,
@@ -521,6 +522,18 @@ def reading_start(code: str, heard: Heard) -> HeardDigit | None:
     return heard.words[k] if k < len(heard.words) else None
 
 
+def code_errors(code: str, heard: Heard, shown_until: float) -> int:
+    """Digits missed, added or misheard between `code` and what was `heard`, not counting digits
+    heard after the code left the screen (`shown_until`, on `heard`'s clock) where leaving them
+    out is nearer: by then the page shows the statement, whose words the digit recogniser hears
+    as digits (measured on the browser test's clip: one or two such digits in either language,
+    which used up or overran the allowance)."""
+    kept = len(heard.words)
+    while kept and heard.words[kept - 1].start >= shown_until:
+        kept -= 1
+    return min(edit_distance(code, heard.digits[:k]) for k in range(kept, len(heard.digits) + 1))
+
+
 def code_heard(
     samples: np.ndarray, script: Script, checks: LiveChecks
 ) -> tuple[str, list[str], dict[str, float]]:
@@ -529,14 +542,20 @@ def code_heard(
     start = script.code_start
     end = start + CODE_SECONDS
     a, b = max(0, int((start - 0.5) * SAMPLE_RATE)), int((end + 1.0) * SAMPLE_RATE)
-    heard = hear_digits(samples[a:b], script.language)
-    errors = edit_distance(script.code, heard.digits)
+    shown_until = end - a / SAMPLE_RATE  # on the window's clock
+    # Each language the page allows, the page's first; the reading nearest the code counts.
+    errors, read_in, heard = min(
+        (code_errors(script.code, h, shown_until), i, h)
+        for i, h in enumerate(hear_digits(samples[a:b], lang) for lang in readings(script.language))
+    )
     scores = {
         "code_digits_expected": float(len(script.code)),
         "code_digits_heard": float(len(heard.digits)),
         "code_digits_matched": float(max(0, len(script.code) - errors)),
         "code_errors": float(errors),
     }
+    if script.language != "en":  # the evidence says which reading counted
+        scores["code_read_in_english"] = float(readings(script.language)[read_in] == "en")
     failures = []
     if errors > checks.max_code_errors:
         failures.append("code_not_heard")

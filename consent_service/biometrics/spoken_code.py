@@ -129,6 +129,14 @@ def _decoder(language: str):
     return _decoders[language]
 
 
+def readings(language: str) -> tuple[str, ...]:
+    """The languages a code shown on a `language` page may be read in, the page's first. A
+    Mandarin page also takes English digits: no Mandarin model ships in a registry package and
+    Mandarin digits over the English phones are heard poorly (docs/liveness.md), while English
+    digits are heard well; the page says so. Either way the code must be the one shown."""
+    return (language,) if language == "en" else (language, "en")
+
+
 def hear_digits(samples: np.ndarray, language: str) -> Heard:
     """The digits heard in 16 kHz mono float samples, read in `language` ("en" or "zh-CN"),
     each with where it was heard."""

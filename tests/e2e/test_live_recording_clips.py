@@ -15,6 +15,7 @@ from consent_service.biometrics.live_recording import (
     LiveChecks,
     Script,
     analyse_recording,
+    code_heard,
     new_script,
 )
 from consent_service.biometrics.spoken_code import edit_distance, hear_digits
@@ -69,6 +70,21 @@ def test_a_still_photo_reading_the_right_code_fails_on_the_moves(photos, script)
 def test_damaged_input_is_refused_with_a_code():
     report = analyse_recording(b"\x1aE\xdf\xa3" + b"\x00" * 64, new_script("en"))
     assert not report.passed and report.failures == ("undecodable",)
+
+
+def test_a_chinese_page_takes_the_code_read_in_english_and_the_evidence_says_so():
+    zh = new_script("zh-CN", rng=random.Random(2026))
+    sound = live_clips.genuine_sound(zh, digit_gap=0.25, code_language="en")
+    heard, failures, scores = code_heard(sound, zh, LiveChecks())
+    assert failures == [] and edit_distance(heard, zh.code) <= 1, (heard, zh.code, scores)
+    assert scores["code_read_in_english"] == 1.0
+    # Read in English, another session's code is still not this one.
+    other = new_script("zh-CN", rng=random.Random(7))
+    assert code_heard(sound, other, LiveChecks())[1] == ["code_not_heard"]
+    # An English page takes English only, and its evidence has no such score.
+    en = new_script("en", rng=random.Random(2026))
+    _, failures, scores = code_heard(live_clips.genuine_sound(en, digit_gap=0.25), en, LiveChecks())
+    assert failures == [] and "code_read_in_english" not in scores
 
 
 def test_real_digit_words_are_heard_and_cut_into_a_code():

@@ -109,11 +109,12 @@ LEAD = 3.0
 DIGIT_GAP = 0.25
 
 
-def _clip(script: live_recording.Script, photo: Path) -> bytes:
+def _clip(script: live_recording.Script, photo: Path, code_in: str) -> bytes:
     """The camera and microphone: live_clips' person following `script` after LEAD seconds at
-    rest, picture and sound in one WebM (VP8 and Opus, as Chromium records)."""
+    rest, reading the code in `code_in`, picture and sound in one WebM (VP8 and Opus, as
+    Chromium records)."""
     frames = genuine_frames(script, photo, lead_seconds=LEAD)
-    sound = genuine_sound(script, lead_seconds=LEAD, digit_gap=DIGIT_GAP)
+    sound = genuine_sound(script, lead_seconds=LEAD, digit_gap=DIGIT_GAP, code_language=code_in)
     return encode_webm(frames, FPS, sound, "libvpx", keyframe_every=FPS // 2)
 
 
@@ -217,7 +218,11 @@ def operator(stack) -> Person:
     return _operator(stack)
 
 
-# Known failure in Chinese, kept running so that it shows when it starts to pass: PocketSphinx
+# A Chinese page takes the code read in Mandarin or in English (`spoken_code.readings`), and
+# says so: the Chinese flow runs with the code read in English digits (it passes on both
+# backends), and once more, on SQLite only, with the code read in Mandarin digits.
+#
+# That one is a known failure, kept running so that it shows when it starts to pass: PocketSphinx
 # (English phones, no Mandarin model; docs/liveness.md) mishears espeak-ng's Mandarin digits on
 # the clean clip itself, before any browser: this test's two codes had 2 or 3 of 6 digits wrong
 # in 11 of 12 readings (in one breath or one by one, three start offsets); over 8 codes, 13 of
@@ -241,19 +246,28 @@ def _stored_recording(stack, key: str) -> bytes:
         return bytes(db.session().execute(query, {"k": key}).scalar_one())
 
 
-@pytest.mark.parametrize("lang", ["en", pytest.param("zh-CN", marks=ZH_CODE_NOT_HEARD)])
+@pytest.mark.parametrize(
+    ("lang", "code_in"),
+    [
+        ("en", "en"),
+        ("zh-CN", "en"),
+        pytest.param("zh-CN", "zh-CN", marks=ZH_CODE_NOT_HEARD, id="zh-CN-mandarin-digits"),
+    ],
+)
 def test_live_session_step_up_grant_job_revoke_and_review(
-    stack, base_url, photos, operator, tmp_path, lang
+    stack, base_url, photos, operator, tmp_path, lang, code_in
 ):
-    prefix = f"{stack.backend}-{lang}"
-    email = f"live-{lang.lower()}-{stack.backend}@example.org"
+    if code_in != "en" and stack.backend != "sqlite":
+        pytest.skip("the Mandarin reading's known failure runs once, on SQLite")
+    prefix = f"{stack.backend}-{lang}" + ("" if code_in == "en" else "-mandarin-digits")
+    email = f"live-{lang.lower()}-{code_in.lower()}-{stack.backend}@example.org"
     enroll_script, step_up_script = _scripts(stack, lang)
-    _, key = stack.provider(f"Live Session Studio {lang}")
+    _, key = stack.provider(f"Live Session Studio {lang} {code_in}")
     api = Api(stack.client(), key)
 
     with sync_playwright() as pw:
         # 1. Sign up, verify, enroll with one live recording.
-        clip = _clip(enroll_script, photos["obama.jpg"])
+        clip = _clip(enroll_script, photos["obama.jpg"], code_in)
         chrome = _launch(pw, clip, tmp_path / "a", lang, base_url)
         try:
             page = chrome.new_page()
@@ -282,7 +296,7 @@ def test_live_session_step_up_grant_job_revoke_and_review(
 
     with sync_playwright() as pw:
         # 2. Grant: the form waits for a short live check of the same face, then it is done.
-        clip = _clip(step_up_script, photos["obama.jpg"])
+        clip = _clip(step_up_script, photos["obama.jpg"], code_in)
         chrome = _launch(pw, clip, tmp_path / "b", lang, base_url)
         try:
             page = chrome.new_page()

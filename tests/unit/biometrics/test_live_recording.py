@@ -327,3 +327,23 @@ def test_the_statement_must_be_heard_while_it_is_shown(speech, failures):
     assert lr.statement_heard(
         speech, lr.Script(("turn_left",), "123456", "en"), lr.LiveChecks()
     ) == ([], {})
+
+
+def test_digits_heard_after_the_code_left_the_screen_count_only_where_they_help():
+    def heard(*words: tuple[str, float]) -> spoken_code.Heard:
+        return spoken_code.Heard(
+            "".join(d for d, _ in words),
+            tuple(spoken_code.HeardDigit(d, t, t + 0.3) for d, t in words),
+        )
+
+    code = "940283"
+    read = [("9", 1.5), ("4", 2.5), ("0", 3.5), ("2", 4.5), ("8", 5.4), ("3", 6.3)]
+    # The statement's first words, heard as digits once the code is gone, are not the code's.
+    assert lr.code_errors(code, heard(*read, ("0", 7.8), ("4", 8.0)), shown_until=7.5) == 0
+    # While the code is on screen every digit counts.
+    assert lr.code_errors(code, heard(*read, ("0", 7.0), ("4", 7.2)), shown_until=7.5) == 2
+    # A slow reader's last digit, heard just after the code left, still counts for it...
+    assert lr.code_errors(code, heard(*read[:5], ("3", 7.8)), shown_until=7.5) == 0
+    # ...and a digit missed stays missed, whatever is heard late.
+    assert lr.code_errors(code, heard(*read[:5]), shown_until=7.5) == 1
+    assert lr.code_errors(code, heard(*read[:4], ("1", 7.9)), shown_until=7.5) == 2
