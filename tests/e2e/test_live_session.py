@@ -74,6 +74,7 @@ from tests.support import (
     invitation_path,
     mailed_path,
     set_up_two_factor,
+    sign_in,
 )
 
 pytestmark = pytest.mark.e2e
@@ -370,3 +371,10 @@ def test_live_session_step_up_grant_job_revoke_and_review(
         assert events.count("live_session.recording_destroyed") == 2  # step-up and review
         assert verify(s, services().audit_key).ok
         s.close()
+
+    # 6. The person deletes the account, and the face's templates with it: the module's next
+    # run (the other language, the same photo) enrolls that face anew instead of disputing it.
+    person = Person(stack.client())
+    sign_in(person, email, PASSWORD)
+    deleted = person.post("/account/delete", {"password": PASSWORD}, form_page="/account/delete")
+    assert deleted.status_code == 302 and deleted.headers["Location"].endswith("/login")
