@@ -139,6 +139,10 @@ def sample_frames(data: bytes, limits: VideoLimits) -> Iterator[SampledFrame]:
         if stream.codec_context is None:  # a codec FFmpeg does not know (or a mangled tag)
             raise MediaRejected("The video track is in a format we cannot decode.")
         _check_declared(container, stream, limits)
+        # One decoding thread: FFmpeg's threaded VP8 decoder waited forever, using no CPU, on a
+        # damaged WebM the fuzzer found (tests/fuzz_corpus/video/timeout-1c695a0d…); each
+        # worker process already has a core of its own.
+        stream.codec_context.thread_count = 1
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         origin = _seconds(stream.start_time, stream.time_base) or 0.0
         step = 1.0 / limits.sample_fps
