@@ -462,30 +462,35 @@ class Gallery:
         with self._lock.read():
             if not len(self._slot_subjects) or self._live_rows() == 0:
                 return [Match(None) for _ in range(len(q))]
-            minus_two_q = (-2.0 * q).astype(np.float32)  # scaling by 2 is exact
-            q_norms = np.einsum("ij,ij->i", q, q)
-            if rule is Rule.MEAN:
-                table, smallest, most = self._means(minus_two_q, q_norms)
-            else:
-                table = self._per_subject(minus_two_q)
-            if exclude_subject is not None:
-                hit = np.flatnonzero(self._slot_subjects == exclude_subject)
-                table[hit, :] = _INF
-            max_norm = max(self._main.max_norm, self._delta.max_norm)
-            found = []
-            for p in range(len(q)):
-                q_norm2 = float(q_norms[p])
-                eps = _error_bound(len(q[p]), max_norm, float(np.sqrt(q_norm2)))
-                bounds = (
-                    _mean_bounds(eps, max_norm + np.sqrt(q_norm2), float(smallest[p]), most)
-                    if rule is Rule.MEAN
-                    else _nearest_bounds(eps, q_norm2)
-                )
-                column = table[:, p]
-                found.append(
-                    self._decide(column, q[p], bounds, tolerance, margin, exclude_subject, rule)
-                )
-            return found
+            table, bounds = self._scan(q, rule, exclude_subject)
+            return [
+                self._decide(table[:, p], q[p], bounds[p], tolerance, margin, exclude_subject, rule)
+                for p in range(len(q))
+            ]
+
+    def _scan(self, q: np.ndarray, rule: Rule, exclude_subject: int | None):
+        """The float32 table of every subject's distance by `rule` to each probe (one matrix
+        product; `exclude_subject` out), with each probe's error bounds on it. Under the read
+        lock."""
+        minus_two_q = (-2.0 * q).astype(np.float32)  # scaling by 2 is exact
+        q_norms = np.einsum("ij,ij->i", q, q)
+        if rule is Rule.MEAN:
+            table, smallest, most = self._means(minus_two_q, q_norms)
+        else:
+            table = self._per_subject(minus_two_q)
+        if exclude_subject is not None:
+            table[np.flatnonzero(self._slot_subjects == exclude_subject), :] = _INF
+        max_norm = max(self._main.max_norm, self._delta.max_norm)
+        bounds = []
+        for p in range(len(q)):
+            q_norm2 = float(q_norms[p])
+            eps = _error_bound(q.shape[1], max_norm, float(np.sqrt(q_norm2)))
+            bounds.append(
+                _mean_bounds(eps, max_norm + np.sqrt(q_norm2), float(smallest[p]), most)
+                if rule is Rule.MEAN
+                else _nearest_bounds(eps, q_norm2)
+            )
+        return table, bounds
 
     def _per_subject(self, minus_two_q: np.ndarray) -> np.ndarray:
         table = self._main.per_subject(minus_two_q)
@@ -615,15 +620,7 @@ class Gallery:
         with self._lock.read():
             if not len(self._slot_subjects) or self._live_rows() == 0:
                 return [() for _ in range(len(q))]
-            minus_two_q = (-2.0 * q).astype(np.float32)
-            q_norms = np.einsum("ij,ij->i", q, q)
-            if rule is Rule.MEAN:
-                table, smallest, most = self._means(minus_two_q, q_norms)
-            else:
-                table = self._per_subject(minus_two_q)
-            if exclude_subject is not None:
-                table[np.flatnonzero(self._slot_subjects == exclude_subject), :] = _INF
-            max_norm = max(self._main.max_norm, self._delta.max_norm)
+            table, all_bounds = self._scan(q, rule, exclude_subject)
             answers: list[Nearest] = []
             for p in range(len(q)):
                 column = table[:, p]
@@ -631,13 +628,7 @@ class Gallery:
                 if not len(finite):
                     answers.append(())
                     continue
-                q_norm2 = float(q_norms[p])
-                eps = _error_bound(q.shape[1], max_norm, float(np.sqrt(q_norm2)))
-                bounds = (
-                    _mean_bounds(eps, max_norm + np.sqrt(q_norm2), float(smallest[p]), most)
-                    if rule is Rule.MEAN
-                    else _nearest_bounds(eps, q_norm2)
-                )
+                bounds = all_bounds[p]
                 b2 = float(np.partition(finite, 1)[1]) if len(finite) > 1 else float(finite[0])
                 slots = np.flatnonzero(column <= bounds.reach(bounds.high(b2)))
                 measured = sorted(
