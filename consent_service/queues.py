@@ -16,6 +16,17 @@ def shard_queue(modality: str, shard: int) -> str:
     return f"gallery.{modality}.shard.{shard}"
 
 
+def gallery_queues(shards: int) -> tuple[str, ...]:
+    """Every queue of a gallery split into `shards` (none when it is whole): each shard's queue of
+    every modality, then the merges' (what the health page and the metrics report)."""
+    if shards < 2:
+        return ()
+    return (
+        *(shard_queue(m, k) for k in range(shards) for m in SHARD_MODALITIES),
+        GALLERY_MERGE_QUEUE,
+    )
+
+
 def shard_worker_queues(shard: int) -> tuple[str, ...]:
     """What the worker of `shard` consumes: that shard of every modality, and the merges."""
     return (*(shard_queue(m, shard) for m in SHARD_MODALITIES), GALLERY_MERGE_QUEUE)

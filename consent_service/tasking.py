@@ -229,6 +229,27 @@ def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int | None]:
     return dict.fromkeys(queues)
 
 
+def queue_consumers(celery_app: Celery, timeout: float) -> dict[str, list[str]] | None:
+    """The workers listening on each queue, by their Celery names, as they answer a broadcast
+    (`celery inspect active_queues`) within `timeout` seconds: alive and consuming now, not only
+    once. A queue no worker answered for is absent. None where the broker has no broadcast (the
+    embedded one: its workers run without remote control) or cannot be reached."""
+    try:
+        with celery_app.connection_for_write() as connection:
+            if not connection.supports_exchange_type("fanout"):
+                return None
+            connection.ensure_connection(max_retries=1, interval_start=0)  # a broker down: at once
+            inspect = celery_app.control.inspect(timeout=timeout, connection=connection)
+            replies = inspect.active_queues() or {}
+    except Exception:  # noqa: BLE001 - a broker we cannot ask is shown as "unknown", not a 500
+        return None
+    consumers: dict[str, list[str]] = {}
+    for worker, queues in replies.items():
+        for queue in queues or ():
+            consumers.setdefault(queue["name"], []).append(worker)
+    return {queue: sorted(workers) for queue, workers in consumers.items()}
+
+
 def queue_backlog(broker_url: str, queue: str) -> int | None:
     """The messages of `queue` the broker still holds: waiting, or handed to a worker and not
     yet acknowledged (Redis keeps those in its `unacked` hash, each with its routing key). None

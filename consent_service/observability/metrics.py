@@ -234,8 +234,9 @@ def families(s: Snapshot) -> Iterator[Metric]:
     yield latency
     yield _gauge(
         "consent_queue_depth",
-        "Task messages the broker holds per queue (waiting, or taken and not yet acknowledged); "
-        "a queue the broker cannot tell about has no sample.",
+        "Task messages the broker holds per queue (waiting, or taken and not yet acknowledged), "
+        "the gallery shards' queues included when GALLERY_SHARDS > 1; a queue the broker cannot "
+        "tell about has no sample.",
         ["queue"],
         s.queue_depth,
     )

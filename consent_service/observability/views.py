@@ -12,6 +12,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from consent_service import db
 from consent_service.observability.metrics import ConsentServiceCollector, snapshot
+from consent_service.queues import ALL_QUEUES, gallery_queues
 from consent_service.runtime import services
 from consent_service.tasking import queue_backlog
 from consent_service.timeutil import utcnow
@@ -52,6 +53,7 @@ def metrics() -> Response:
                 utcnow(),
                 settings.metrics_window,
                 lambda queue: queue_backlog(broker, queue),
+                queues=(*ALL_QUEUES, *gallery_queues(settings.gallery_shards)),
                 gallery_dir=settings.gallery_dir,
             )
         )

@@ -4,7 +4,7 @@ check system health; and the periodic housekeeping (grant expiry, media purge, h
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -257,9 +257,23 @@ class Health:
     heartbeat_worker: str | None
     jobs_by_status: dict[str, int]
     oldest_queued_age: timedelta | None
+    # GALLERY_SHARDS > 1: the shards' queues and the merges' (queues.gallery_queues), waiting
+    # messages as `queues`; and the workers that answered for each (None: cannot tell).
+    gallery_shards: int = 1
+    gallery_queues: dict[str, int | None] = field(default_factory=dict)
+    gallery_consumers: dict[str, list[str]] | None = None
 
 
-def health(session: Session, broker_url: str, queues: list[str], now: datetime) -> Health:
+def health(
+    session: Session,
+    broker_url: str,
+    queues: list[str],
+    now: datetime,
+    gallery_shards: int = 1,
+    gallery_queues: list[str] | None = None,
+    gallery_consumers: dict[str, list[str]] | None = None,
+) -> Health:
+    """The health page's numbers; `gallery_consumers` as `tasking.queue_consumers` found them."""
     beat = session.exec(
         select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.beat_at).desc()).limit(1)
     ).first()
@@ -272,12 +286,17 @@ def health(session: Session, broker_url: str, queues: list[str], now: datetime) 
     oldest = session.exec(
         select(func.min(GateJob.created_at)).where(GateJob.status == JobStatus.QUEUED.value)
     ).first()
+    sharded = gallery_queues or []
+    depths = queue_depths(broker_url, [*queues, *sharded])  # one read of the broker for both
     return Health(
-        queues=queue_depths(broker_url, queues),
+        queues={q: depths[q] for q in queues},
         last_heartbeat=as_utc(beat.beat_at) if beat else None,
         heartbeat_worker=beat.worker if beat else None,
         jobs_by_status=by_status,
         oldest_queued_age=now - as_utc(oldest) if oldest else None,
+        gallery_shards=gallery_shards,
+        gallery_queues={q: depths[q] for q in sharded},
+        gallery_consumers=gallery_consumers,
     )
 
 

@@ -43,12 +43,15 @@ from consent_service.operators.forms import (
     RetirePurposeForm,
 )
 from consent_service.providers.models import Provider
-from consent_service.queues import ALL_QUEUES
+from consent_service.queues import ALL_QUEUES, gallery_queues
 from consent_service.runtime import services
+from consent_service.tasking import queue_consumers
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import ProviderStatus
 
 bp = Blueprint("operators", __name__, url_prefix="/operator")
+# Seconds the health page waits for the gallery shards' workers to answer (GALLERY_SHARDS > 1).
+SHARD_PING_TIMEOUT = 1.0
 
 
 @bp.before_request
@@ -172,14 +175,25 @@ def audit_chain():
 
 @bp.route("/health")
 def health():
-    svc = services()
+    settings = services().settings
+    sharded = gallery_queues(settings.gallery_shards)
     report = service.health(
         db.session(),
-        svc.settings.celery_broker_url,
+        settings.celery_broker_url,
         list(ALL_QUEUES),
         utcnow(),
+        gallery_shards=settings.gallery_shards,
+        gallery_queues=list(sharded),
+        # Only with shards: the broadcast waits its whole timeout for the answers.
+        gallery_consumers=(
+            queue_consumers(current_app.extensions["celery"], SHARD_PING_TIMEOUT)
+            if sharded
+            else None
+        ),
     )
-    return render_template("operators/health.html", health=report, now=utcnow())
+    return render_template(
+        "operators/health.html", health=report, now=utcnow(), ping_timeout=SHARD_PING_TIMEOUT
+    )
 
 
 # ------------------------------------------------------------------ live recordings to review

@@ -38,7 +38,8 @@ def make_api_app(tmp_path_factory) -> Iterator[Callable[..., ApiApp]]:
 
     def make(**overrides) -> ApiApp:
         home = tmp_path_factory.mktemp("api-home")
-        settings = Settings(consent_service_home=home, broker_url="memory://", **overrides)
+        defaults = {"consent_service_home": home, "broker_url": "memory://"}
+        settings = Settings(**{**defaults, **overrides})
         upgrade(settings.sqlalchemy_url)
         app = create_app(settings)
         apps.append(app)

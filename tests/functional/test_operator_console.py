@@ -5,9 +5,12 @@ resolving a dispute (both people told on their dashboard), the audit page and he
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -29,6 +32,7 @@ from tests.support import (
     accept_invitation,
     invitation_path,
     mailed_link,
+    redis_database,
     set_up_two_factor,
     sign_in,
     verified_sign_up,
@@ -232,6 +236,60 @@ def test_audit_and_health_pages(site):
     assert "worker-7" in page and "Last heartbeat" in page
     with site.app.app_context(), db.unit_of_work() as s:
         s.delete(s.get(WorkerHeartbeat, "worker-7"))
+
+
+def test_with_shards_the_health_page_and_metrics_show_each_shard_queue(make_api_app):
+    """GALLERY_SHARDS=2 on a real Redis broker: messages published to the shards' queues and the
+    merges' are counted on the page and in /metrics; no worker listens, and the page says so."""
+    waiting = {"gallery.face.shard.1": 3, "gallery.voice.shard.0": 1, "gallery.merge": 2}
+    with redis_database() as broker:
+        site = make_api_app(broker_url=broker, gallery_shards=2)
+        operator, _ = _person(site, "op5@example.org", operator=True)
+        celery_app = site.app.extensions["celery"]
+        for queue, n in waiting.items():
+            for _ in range(n):
+                celery_app.send_task("gallery.search_shard", args=["face", 1, 2], queue=queue)
+        celery_app.send_task("sweep.stale_work", queue="default")
+
+        page = operator.get("/operator/health")
+        rows = re.findall(r"<tr><td>([a-z.0-9]+)</td><td>(\d+)</td>\s*<td>(.*?)</td></tr>", page)
+        assert {queue: int(depth) for queue, depth, _ in rows} == {
+            "gallery.face.shard.0": 0,
+            "gallery.voice.shard.0": 1,
+            "gallery.face.shard.1": 3,
+            "gallery.voice.shard.1": 0,
+            "gallery.merge": 2,
+        }
+        # Redis carries Celery's broadcast, and no worker answered it.
+        assert {listening for _, _, listening in rows} == {"<strong>none answered</strong>"}
+        assert "split into 2 shards" in page
+        assert re.search(r"<tr><td>default</td><td>1</td></tr>", page)  # the other queues too
+        reader, _ = _person(site, "op5zh@example.org", operator=True, accept_language="zh-CN")
+        chinese = reader.get("/operator/health")
+        assert "图库分片" in chinese and "无应答" in chinese and "Workers listening" not in chinese
+
+        metrics = {
+            s.labels["queue"]: s.value
+            for family in text_string_to_metric_families(site.client().get("/metrics").text)
+            if family.name == "consent_queue_depth"
+            for s in family.samples
+        }
+        assert metrics == {
+            "matching": 0,
+            "webhooks": 0,
+            "default": 1,
+            "gallery.face.shard.0": 0,
+            "gallery.voice.shard.0": 1,
+            "gallery.face.shard.1": 3,
+            "gallery.voice.shard.1": 0,
+            "gallery.merge": 2,
+        }
+
+
+def test_without_shards_the_health_page_has_no_shard_section(site):
+    operator, _ = _person(site, "op6@example.org", operator=True)
+    page = operator.get("/operator/health")
+    assert "Gallery shards" not in page and "gallery.merge" not in page
 
 
 def test_cli_adds_operators_and_verifies_the_audit_chain(make_api_app):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import redis
@@ -13,7 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Query
 
 from consent_service.settings import Settings
-from consent_service.tasking import EmbeddedBroker, celery_config, queue_backlog
+from consent_service.tasking import (
+    EmbeddedBroker,
+    celery_config,
+    queue_backlog,
+    queue_consumers,
+)
 from tests.support import redis_database
 
 # kombu's own SQLAlchemy models (the embedded broker) use a loader SQLAlchemy 2.1 deprecates.
@@ -86,3 +92,14 @@ def test_the_backlog_counts_messages_handed_to_a_worker_and_not_yet_acknowledged
         finally:
             client.close()
     assert queue_backlog("memory://", "matching") is None
+
+
+def test_who_listens_is_unknown_without_a_broadcast_or_a_broker(tmp_path):
+    """The embedded broker has no broadcast (its workers run without remote control), and a
+    broker that is down is not waited for: both answer None ("unknown"), never an error."""
+    embedded = Celery("t")
+    embedded.config_from_object(celery_config(Settings(consent_service_home=tmp_path)))
+    assert queue_consumers(embedded, 1.0) is None
+    started = time.monotonic()
+    assert queue_consumers(Celery("t", broker="redis://127.0.0.1:1/0"), 1.0) is None
+    assert time.monotonic() - started < 1.0

@@ -17,7 +17,12 @@ from consent_service.biometrics.shards import (
     search_shard,
 )
 from consent_service.biometrics.tracks import identify_tracks
-from consent_service.queues import GALLERY_MERGE_QUEUE, shard_queue, shard_worker_queues
+from consent_service.queues import (
+    GALLERY_MERGE_QUEUE,
+    gallery_queues,
+    shard_queue,
+    shard_worker_queues,
+)
 from consent_service.settings import Settings
 from consent_service.tasking import celery_config
 from consent_service.vocabulary import Modality
@@ -125,3 +130,6 @@ def test_each_shard_has_queues_of_its_own():
         "gallery.voice.shard.0",
         "gallery.merge",
     )
+    # What the health page and the metrics report: every shard's, then the merges'; none whole.
+    assert gallery_queues(2) == (*shard_worker_queues(0)[:2], *shard_worker_queues(1))
+    assert gallery_queues(1) == ()
