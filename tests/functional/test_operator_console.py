@@ -286,6 +286,18 @@ def test_with_shards_the_health_page_and_metrics_show_each_shard_queue(make_api_
         }
 
 
+# kombu's own SQLAlchemy models (the embedded broker) use a loader SQLAlchemy 2.1 deprecates.
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+def test_on_the_embedded_broker_who_listens_on_a_shard_is_unknown(make_api_app, tmp_path):
+    site = make_api_app(broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}", gallery_shards=2)
+    site.app.extensions["celery"].send_task("gallery.merge_shards", queue="gallery.merge")
+    operator, _ = _person(site, "op7@example.org", operator=True)
+    page = operator.get("/operator/health")
+    rows = re.findall(r"<tr><td>([a-z.0-9]+)</td><td>(\d+)</td>\s*<td>(.*?)</td></tr>", page)
+    assert [(queue, depth) for queue, depth, _ in rows][-1] == ("gallery.merge", "1")
+    assert {listening for _, _, listening in rows} == {"unknown"}
+
+
 def test_without_shards_the_health_page_has_no_shard_section(site):
     operator, _ = _person(site, "op6@example.org", operator=True)
     page = operator.get("/operator/health")
