@@ -1,13 +1,15 @@
 """Entry point for `celery -A workers.celery_app worker`: refuses to start without the keys a
 worker signs with (consent_service.keys.startup). A gallery shard's worker (`consent-service
 worker --shard K`, GALLERY_SHARD set) signs nothing: like the web, it holds the public keys only.
-Each of a prefork worker's processes embeds voices with its share of the cores' torch threads."""
+Each of a prefork worker's processes runs torch (voices) and BLAS (the gallery) with its share of
+the cores' threads."""
 
 from typing import Protocol
 
 from celery import Celery, signals
 from celery.concurrency import get_implementation
 from celery.concurrency.prefork import TaskPool as PreforkPool
+from threadpoolctl import threadpool_limits
 
 from consent_service.app import create_app
 from consent_service.biometrics.voices import share_cores
@@ -41,8 +43,9 @@ def worker_processes(worker: _Worker) -> int:
 
 @signals.worker_init.connect
 def _share_the_cores(sender: _Worker, **_: object) -> None:
-    # In the parent, before the pool forks: every process it forks inherits the share.
-    share_cores(worker_processes(sender))
+    # In the parent, before the pool forks: every process it forks inherits the share. numpy's
+    # OpenBLAS is loaded by now; its pool is capped at once (torch's when it loads).
+    threadpool_limits(share_cores(worker_processes(sender)), user_api="blas")
 
 
 celery = _worker_celery()

@@ -60,9 +60,11 @@ def test_torch_runs_the_share_once_the_model_loads_and_after():
 
 def test_a_prefork_worker_s_processes_embed_with_their_share(tmp_path):
     """`workers.celery_app` in a worker: `worker_init` (sent while Celery builds the worker,
-    before the pool forks) records cores // processes; a process forked from it, as prefork's
-    are, runs the model with that many torch threads. A pool that runs tasks in the worker's own
-    process (solo) keeps every core."""
+    before the pool forks) gives each process cores // processes threads; a process forked from
+    it, as prefork's are, runs the voice model's torch and numpy's BLAS (the gallery's products)
+    with that many. (scipy's own OpenBLAS, which Resemblyzer's imports load, keeps its default:
+    nothing on our path calls it.) A pool that runs tasks in the worker's own process (solo)
+    keeps every core."""
     code = (
         "import os\n"
         "import workers.celery_app as entry\n"
@@ -75,10 +77,12 @@ def test_a_prefork_worker_s_processes_embed_with_their_share(tmp_path):
         "if os.fork() == 0:\n"
         "    voices._resemblyzer()\n"
         "    import torch\n"
-        "    os.write(write, str(torch.get_num_threads()).encode())\n"
+        "    from threadpoolctl import threadpool_info\n"
+        "    blas = {p['num_threads'] for p in threadpool_info() if 'numpy' in p['filepath']}\n"
+        "    os.write(write, f'{torch.get_num_threads()} {sorted(blas)}'.encode())\n"
         "    os._exit(0)\n"
         "os.wait()\n"
-        "print(usable_cores(), os.read(read, 16).decode())\n"
+        "print(usable_cores(), os.read(read, 64).decode())\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "GALLERY_SHARD", "GALLERY_SHARDS"):
@@ -88,5 +92,6 @@ def test_a_prefork_worker_s_processes_embed_with_their_share(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    cores, threads = map(int, out.stdout.split()[-2:])
-    assert threads == max(1, cores // 2)
+    cores, threads, blas = out.stdout.splitlines()[-1].split(" ", 2)
+    share = max(1, int(cores) // 2)
+    assert (int(threads), blas) == (share, f"[{share}]")
