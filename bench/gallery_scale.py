@@ -24,7 +24,8 @@ What it does, in one process (so every ratio compares figures measured in the sa
 6. RSS of worker B's process with its gallery loaded (and the gallery's own arrays).
 
 BLAS threads: by default whatever the BLAS picks (all cores); `--blas-threads 1` is what a
-worker started one process per core should use (and what an oversubscribed machine needs).
+worker started one process per core gives each process (workers/celery_app.py), and what an
+oversubscribed machine needs.
 
 The last line reads:
 `identify 1M: X ms, floor Y ms, ratio R (nearest template: R'); apply one enrollment: Z ms;

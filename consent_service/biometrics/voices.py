@@ -42,8 +42,9 @@ def share_cores(processes: int, cores: int | None = None) -> int:
     (default: the usable ones) among `processes` processes that embed at once: `cores //
     processes` threads, at least one. Applied when the model loads, or now if it has. Why: each
     of N processes running N threads on N cores stalls whenever its siblings (or anything else)
-    hold the cores; one 16 s clip took 1.4-5.3 s so, 0.5-0.85 s with one thread each (README,
-    "Worker processes and torch threads"). Returns the threads. Loads nothing itself."""
+    hold the cores: two processes embedding 16 s of speech at once on 2 cores took a median
+    2.91 s an embedding with two threads each, 0.30 s with one (bench/worker_threads.py, README's
+    Configuration). Returns the threads. Loads nothing itself."""
     global _torch_threads
     threads = max(1, (usable_cores() if cores is None else cores) // max(1, processes))
     with _encoder_lock:
