@@ -33,7 +33,7 @@ from consent_service.gate.status import find_revision
 from consent_service.i18n.labels import COMPLAINT_KINDS, COMPLAINT_OUTCOMES
 from consent_service.mail import compose
 from consent_service.media.sniff import media_type
-from consent_service.providers.models import Provider
+from consent_service.providers.models import Provider, ProviderRef
 from consent_service.storage import MediaStore
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens.service import verify_token
@@ -412,7 +412,7 @@ def provider_view(complaint: Complaint) -> ComplaintForProvider:
     )
 
 
-def for_provider(session: Session, provider: Provider, complaint_id: str) -> Complaint:
+def for_provider(session: Session, provider: ProviderRef, complaint_id: str) -> Complaint:
     """A complaint the provider was asked about; any other is as unknown as a missing one."""
     try:
         complaint = get(session, complaint_id)
@@ -506,7 +506,7 @@ def ask_provider(
 def answer(
     session: Session,
     audit_key: KeySource,
-    provider: Provider,
+    provider: ProviderRef,
     complaint_id: str,
     text: str,
     content_removed: bool | None = None,

@@ -44,7 +44,7 @@ from consent_service.gate.models import Decision, Finding, FindingFace, GateJob
 from consent_service.i18n.labels import MODALITIES, OPERATION_DESCRIPTIONS, ROLE_DESCRIPTIONS
 from consent_service.keyring import Pseudonyms
 from consent_service.mail import compose, mail_languages
-from consent_service.providers.models import Provider
+from consent_service.providers.models import Provider, ProviderRef
 from consent_service.rows import row_id
 from consent_service.timeutil import as_utc, utcnow
 from consent_service.tokens.service import DecisionSigner
@@ -118,7 +118,7 @@ def status_of(req: ConsentRequest, now: datetime | None = None) -> ConsentReques
 
 
 def _pick_finding(
-    session: Session, provider: Provider, spec: RequestSpec, pseudonyms: Pseudonyms
+    session: Session, provider: ProviderRef, spec: RequestSpec, pseudonyms: Pseudonyms
 ) -> Finding:
     job = gate.get_job(session, provider, spec.job_id or "")
     decision = session.get(Decision, job.id)
@@ -180,7 +180,7 @@ def open_request(
     envelope: Envelope,
     audit_key: KeySource,
     pseudonyms: Pseudonyms,
-    provider: Provider,
+    provider: ProviderRef,
     spec: RequestSpec,
     ttl: timedelta,
     idempotency_key: str | None = None,
@@ -264,7 +264,7 @@ def open_request(
     return req, secret, True
 
 
-def get_for_provider(session: Session, provider: Provider, request_id: str) -> ConsentRequest:
+def get_for_provider(session: Session, provider: ProviderRef, request_id: str) -> ConsentRequest:
     req = session.get(ConsentRequest, request_id) if len(request_id or "") <= 32 else None
     if req is None or req.provider_id != provider.id:
         raise NotFound("No such consent request.")
@@ -272,7 +272,7 @@ def get_for_provider(session: Session, provider: Provider, request_id: str) -> C
 
 
 def list_for_provider(
-    session: Session, provider: Provider, limit: int = 100
+    session: Session, provider: ProviderRef, limit: int = 100
 ) -> list[ConsentRequestPublic]:
     """A provider's latest consent requests, newest first, as the provider may see them."""
     rows = session.exec(

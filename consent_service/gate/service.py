@@ -16,7 +16,7 @@ from consent_service.biometrics.voice_service import require_voice
 from consent_service.consent.purposes import require_active
 from consent_service.errors import InvalidRequest, NotFound
 from consent_service.gate.models import GATE_JOB_ID_LENGTH, Decision, GateJob, MediaItem
-from consent_service.providers.models import Provider
+from consent_service.providers.models import ProviderRef
 from consent_service.storage import MediaStore
 from consent_service.vocabulary import Modality, Operation, Role
 
@@ -34,7 +34,7 @@ class Upload:
 def submit_job(
     session: Session,
     store: MediaStore,
-    provider: Provider,
+    provider: ProviderRef,
     operation: Operation,
     uploads: list[Upload],
     idempotency_key: str | None = None,
@@ -88,7 +88,7 @@ def submit_job(
     return job, True
 
 
-def get_job(session: Session, provider: Provider, job_id: str) -> GateJob:
+def get_job(session: Session, provider: ProviderRef, job_id: str) -> GateJob:
     """A provider's own job; another provider's id is indistinguishable from a missing one."""
     return find_job(session, provider, job_id)[0]
 
@@ -99,7 +99,9 @@ def require_job_id(job_id: object) -> None:
         raise NotFound("No such job.")
 
 
-def find_job(session: Session, provider: Provider, job_id: str) -> tuple[GateJob, Decision | None]:
+def find_job(
+    session: Session, provider: ProviderRef, job_id: str
+) -> tuple[GateJob, Decision | None]:
     """A provider's own job and its decision (None before it is decided), in one query (the
     label endpoint reads both; the poll reads its view through `gate.public.job_view`)."""
     require_job_id(job_id)

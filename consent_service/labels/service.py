@@ -27,7 +27,7 @@ from consent_service.gate.service import find_job
 from consent_service.labels import provenance, xmp
 from consent_service.labels.credentials import LabelCredentials, LabelCredentialsError
 from consent_service.labels.provenance import AIGC_ASSERTION, CONSENT_ASSERTION, Manifest
-from consent_service.providers.models import Provider
+from consent_service.providers.models import Provider, ProviderRef
 from consent_service.settings import InsecureSettings
 from consent_service.timeutil import as_utc
 from consent_service.tokens.service import verify_token
@@ -149,7 +149,7 @@ def label_for_revision(
 
 
 def label_for_job(
-    session: Session, provider: Provider, job_id: str, public_url: str, now: datetime
+    session: Session, provider: ProviderRef, job_id: str, public_url: str, now: datetime
 ) -> Label:
     """The label of a provider's own job's current decision (NotFound for another's job)."""
     _, decision = find_job(session, provider, job_id)

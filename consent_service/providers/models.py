@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import JSON, Column, DateTime
 from sqlmodel import Field, SQLModel
@@ -18,6 +20,26 @@ class Provider(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+
+class ProviderRef(Protocol):
+    """A provider as the services acting for it read it: its id and name. A `Provider` row (the
+    portal, the CLI) or the `ProviderIdentity` an API key authenticated (`g.provider`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ProviderIdentity:
+    """The provider an API request's key speaks for: plain values read with the key, since
+    every API request needs one (`providers.service.authenticate_key`)."""
+
+    id: str
+    name: str
 
 
 class ApiKey(SQLModel, table=True):

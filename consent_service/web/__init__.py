@@ -93,8 +93,9 @@ def _declared_scope() -> Scope:
 
 
 def require_provider(view):
-    """An API view for providers: the key's provider in `g.provider` (the key in `g.api_key`),
-    the key allowed the scope the view's `api_operation` names, rate limited per key."""
+    """An API view for providers: the key's provider in `g.provider` (a `ProviderIdentity`: its
+    id and name), the key allowed the scope the view's `api_operation` names, rate limited per
+    key."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -107,7 +108,7 @@ def require_provider(view):
         if not holder.allows(scope):
             # RFC 6750's insufficient_scope, with the scope named for people and programs.
             raise ScopeMissing(scope.value, sorted(s.value for s in holder.scopes))
-        g.provider, g.api_key = holder.provider, holder.key
+        g.provider = holder.provider
         return view(*args, **kwargs)
 
     return wrapper

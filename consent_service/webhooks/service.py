@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from consent_service import db
 from consent_service.crypto import Envelope, wrapped_key_id
 from consent_service.errors import InvalidRequest, NotFound
-from consent_service.providers.models import Provider
+from consent_service.providers.models import ProviderRef
 from consent_service.timeutil import as_utc, new_id, utcnow
 from consent_service.vocabulary import (
     ConsentRequestStatus,
@@ -68,7 +68,7 @@ def _chosen_events(events: Iterable[str] | None) -> list[str]:
 def configure(
     session: Session,
     envelope: Envelope,
-    provider: Provider,
+    provider: ProviderRef,
     url: str,
     *,
     events: Iterable[str] | None = None,
@@ -100,7 +100,7 @@ def configure(
     return webhook, secret
 
 
-def get_webhook(session: Session, provider: Provider) -> Webhook:
+def get_webhook(session: Session, provider: ProviderRef) -> Webhook:
     webhook = session.exec(select(Webhook).where(Webhook.provider_id == provider.id)).first()
     if webhook is None:
         raise NotFound("No webhook is configured.")
@@ -149,7 +149,7 @@ def delivery_view(d: WebhookDelivery) -> DeliveryPublic:
 
 def list_deliveries(
     session: Session,
-    provider: Provider,
+    provider: ProviderRef,
     limit: int = 50,
     after: tuple[datetime, str] | None = None,
 ) -> list[WebhookDelivery]:
@@ -171,7 +171,7 @@ def list_deliveries(
     return list(session.exec(query.order_by(*order).limit(max(1, min(limit, 500)))))
 
 
-def get_delivery(session: Session, provider: Provider, delivery_id: str) -> WebhookDelivery:
+def get_delivery(session: Session, provider: ProviderRef, delivery_id: str) -> WebhookDelivery:
     """One of the provider's deliveries; another provider's id is as unknown as a missing one."""
     delivery = session.get(WebhookDelivery, delivery_id) if len(delivery_id) <= 32 else None
     if delivery is None or delivery.provider_id != provider.id:
