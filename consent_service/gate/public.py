@@ -1,14 +1,14 @@
 """What a provider may see of its job (the API's `JobPublic`, the portal's job page): decision,
 reasons, findings; never biometrics.
 
-Providers poll their jobs, so this is the API's hottest read: two statements built once (bound
-parameters, so SQLAlchemy builds and compiles each once per process) read plain rows, no ORM
-entities. One reads the job with its provider's name, its decision and the findings of that
-decision's revision with their people; the other the media."""
+Providers poll their jobs, so this is the API's hottest read: one statement built once (bound
+parameters, so SQLAlchemy builds and compiles it once per process) reads plain rows, no ORM
+entities: the job with its provider's name, its decision and the findings of that decision's
+revision with their people, then (UNION ALL) the job's media."""
 
 from __future__ import annotations
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, bindparam, func, literal_column, null, select, union_all
 from sqlmodel import Session
 
 from consent_service.accounts.models import Subject
@@ -38,33 +38,50 @@ def _table(model: type) -> Table:
 _job, _decision, _provider = _table(GateJob), _table(Decision), _table(Provider)
 _finding, _subject, _media = _table(Finding), _table(Subject), _table(MediaItem)
 
-# One row per finding of the decision's revision (revision 1 before a decision), or one row
-# with no finding; none when the job is not this provider's.
-_JOB_AND_FINDINGS = (
-    select(
-        _job.c.id,
-        _job.c.status,
-        _job.c.operation,
-        _job.c.purpose,
-        _job.c.purpose_detail,
-        _job.c.created_at,
-        _job.c.attempts,
-        _job.c.error,
-        _provider.c.name.label("provider_name"),
-        _decision.c.decision,
-        _decision.c.reasons,
-        _decision.c.assurance_required,
-        _decision.c.token,
-        _finding.c.id.label("finding_id"),
-        _finding.c.media_position,
-        _finding.c.role,
-        _finding.c.outcome,
-        _finding.c.box,
-        _finding.c.assurance,
-        _finding.c.uncovered_purpose,
-        _subject.c.public_id.label("subject_public_id"),
-        _subject.c.created_at.label("subject_created_at"),
-    )
+_JOB_COLUMNS = (
+    _job.c.id,
+    _job.c.status,
+    _job.c.operation,
+    _job.c.purpose,
+    _job.c.purpose_detail,
+    _job.c.created_at,
+    _job.c.attempts,
+    _job.c.error,
+    _provider.c.name.label("provider_name"),
+    _decision.c.decision,
+    _decision.c.reasons,
+    _decision.c.assurance_required,
+    _decision.c.token,
+    _finding.c.id.label("finding_id"),
+    _finding.c.media_position,
+    _finding.c.role,
+    _finding.c.outcome,
+    _finding.c.box,
+    _finding.c.assurance,
+    _finding.c.uncovered_purpose,
+    _subject.c.public_id.label("subject_public_id"),
+    _subject.c.created_at.label("subject_created_at"),
+)
+_MEDIA_COLUMNS = (
+    _media.c.position,
+    _media.c.role.label("media_role"),
+    _media.c.filename,
+    _media.c.sha256,
+    _media.c.rejected,
+)
+_OWN_JOB = (_job.c.id == bindparam("job_id")) & (_job.c.provider_id == bindparam("provider_id"))
+
+
+def _nulls(columns) -> list:
+    return [null().label(c.name) for c in columns]
+
+
+# Part 0: one row per finding of the decision's revision (revision 1 before a decision), or one
+# row with no finding. Part 1: one row per media item. None at all when the job is not this
+# provider's. The first part's columns type the result, so the media's are plain values there
+# (integers and text: nothing to convert).
+_JOB_VIEW = union_all(
+    select(literal_column("0").label("part"), *_JOB_COLUMNS, *_nulls(_MEDIA_COLUMNS))
     .select_from(
         _job.join(_provider, _provider.c.id == _job.c.provider_id)
         .outerjoin(_decision, _decision.c.job_id == _job.c.id)
@@ -75,14 +92,11 @@ _JOB_AND_FINDINGS = (
         )
         .outerjoin(_subject, _subject.c.id == _finding.c.subject_id)
     )
-    .where(_job.c.id == bindparam("job_id"), _job.c.provider_id == bindparam("provider_id"))
-    .order_by(_finding.c.id)
-)
-_MEDIA = (
-    select(_media.c.position, _media.c.role, _media.c.filename, _media.c.sha256, _media.c.rejected)
-    .where(_media.c.job_id == bindparam("job_id"))
-    .order_by(_media.c.position)
-)
+    .where(_OWN_JOB),
+    select(literal_column("1").label("part"), *_nulls(_JOB_COLUMNS), *_MEDIA_COLUMNS)
+    .select_from(_media.join(_job, _job.c.id == _media.c.job_id))
+    .where(_OWN_JOB),
+).order_by("part", "finding_id", "position")
 
 
 def job_view(session: Session, provider_id: str, job_id: str, pseudonyms: Pseudonyms) -> JobPublic:
@@ -90,14 +104,15 @@ def job_view(session: Session, provider_id: str, job_id: str, pseudonyms: Pseudo
     job id is a NotFound, like a missing one."""
     require_job_id(job_id)
     conn = session.connection()  # the session's transaction: rows it has flushed included
-    rows = conn.execute(_JOB_AND_FINDINGS, {"job_id": job_id, "provider_id": provider_id}).all()
+    rows = conn.execute(_JOB_VIEW, {"job_id": job_id, "provider_id": provider_id}).all()
     if not rows:
         raise NotFound("No such job.")
     job = rows[0]
+    findings = [r for r in rows if r.part == 0 and r.finding_id is not None]
+    media = [r for r in rows if r.part == 1]
     label = None
     if job.token and job.decision == DecisionKind.ALLOW:
         label = aigc_label(job.provider_name, job.id, token_digest(job.token))
-    media = conn.execute(_MEDIA, {"job_id": job_id}).all()
     return JobPublic(
         id=job.id,
         status=JobStatus(job.status),
@@ -115,7 +130,7 @@ def job_view(session: Session, provider_id: str, job_id: str, pseudonyms: Pseudo
         media=[
             MediaPublic(
                 position=m.position,
-                role=Role(m.role),
+                role=Role(m.media_role),
                 filename=m.filename,
                 sha256=m.sha256,
                 error=m.rejected,
@@ -136,7 +151,6 @@ def job_view(session: Session, provider_id: str, job_id: str, pseudonyms: Pseudo
                 assurance=Assurance(f.assurance) if f.assurance else None,
                 uncovered_purpose=f.uncovered_purpose,
             )
-            for f in rows
-            if f.finding_id is not None
+            for f in findings
         ],
     )
