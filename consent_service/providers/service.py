@@ -106,10 +106,12 @@ class KeyHolder:
         return scope in self.scopes
 
 
+_KNOWN_SCOPES = {s.value: s for s in Scope}
+
+
 def known_scopes(values: Iterable[str]) -> frozenset[Scope]:
     """The scopes among stored values; one a later version no longer knows grants nothing."""
-    known = {s.value for s in Scope}
-    return frozenset(Scope(v) for v in values if v in known)
+    return frozenset(_KNOWN_SCOPES[v] for v in values if v in _KNOWN_SCOPES)
 
 
 def key_expired(expires_at: datetime | None, now: datetime) -> bool:
