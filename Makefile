@@ -25,8 +25,9 @@ PYTEST_ARGS = --cov
 # drives it; it downloads no browser), a CJK font so zh-CN pages render in their screenshots, and
 # two speech synthesisers that read the live session's codes in the test clips (flite: English;
 # espeak-ng: Mandarin); Caddy, the TLS proxy the HTTPS stack test puts in front of gunicorn, and
-# docker-compose, which checks docker-compose.yml (`config -q`; no container runs here).
-TEST_PACKAGES := chromium fonts-wqy-zenhei flite espeak-ng caddy docker-compose
+# docker-compose, which checks docker-compose.yml (`config -q`; no container runs here); ffmpeg,
+# which makes the MP4 clip the content-label tests sign (tests/unit/labels).
+TEST_PACKAGES := chromium fonts-wqy-zenhei flite espeak-ng caddy docker-compose ffmpeg
 
 .PHONY: help install demo serve test lint audit system-packages
 
