@@ -37,7 +37,14 @@ clip, given straight to `analyse_recording`, failed `cut` when sampled from its 
 lean-back's face box jumped two of the detector's pyramid scales between samples, 0.36 per 1/5 s,
 while the eye distance changed 0.13). The size step is now the smaller of the eyes' and the
 box's (live_recording.continuity), and the clip passes at every phase tried (0, 0.05, 0.1, 0.15 s);
-the three-photo splice of bench/liveness_attacks.py still fails `cut` (0.30 against 0.22)."""
+the three-photo splice of bench/liveness_attacks.py still fails `cut` (0.30 against 0.22).
+
+In one of three CI runs on 3 December the English enrollment failed `cut` again, and both flows
+were marked flaky. The cause was the clip's turns: the warped photo's embedding moved up to 0.44
+between sampled frames in mid-turn, against the check's 0.45 (live_clips.move_amount says how it
+was measured); the clip now turns a little slower and less far (0.25-0.33), and the flows are
+plain tests again. A failed check now reports the worker's scores and keeps the uploaded
+recording beside the screenshots."""
 
 from __future__ import annotations
 
@@ -289,21 +296,11 @@ def _stored_recording(stack, key: str) -> bytes:
         return bytes(db.session().execute(query, {"k": key}).scalar_one())
 
 
-# Flaky, so marked a known failure that is kept running (it shows as XPASS when it passes): in
-# one of three CI runs on 2026-12-03 the English enrollment clip failed the `cut` check (the
-# recorder started at another phase of the clip; the same clip passed the other runs and every
-# run by hand), and the Chinese run after it then met the English run's face as a dispute.
-CUT_FLAKY = pytest.mark.xfail(
-    reason="the warped-photo clip fails the cut check at some recording phases (1 in 3 CI runs)",
-    strict=False,
-)
-
-
 @pytest.mark.parametrize(
     ("lang", "code_in"),
     [
-        pytest.param("en", "en", marks=CUT_FLAKY),
-        pytest.param("zh-CN", "en", marks=CUT_FLAKY),
+        ("en", "en"),
+        ("zh-CN", "en"),
         pytest.param("zh-CN", "zh-CN", marks=ZH_CODE_NOT_HEARD, id="zh-CN-mandarin-digits"),
     ],
 )
