@@ -15,6 +15,7 @@ from consent_service.app import create_app
 from consent_service.migrate import upgrade
 from consent_service.providers.service import create_provider, issue_key
 from consent_service.settings import Settings
+from tests.support import postgres_database
 
 
 @dataclass
@@ -50,3 +51,16 @@ def make_api_app(tmp_path_factory) -> Iterator[Callable[..., ApiApp]]:
     yield make
     for app in apps:
         app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def api(request, make_api_app) -> Iterator[ApiApp]:
+    """An ApiApp with default settings on SQLite, then on PostgreSQL (a database of its own);
+    a module that needs other settings defines its own `api`."""
+    if request.param == "sqlite":
+        yield make_api_app()
+        return
+    with postgres_database() as url:
+        yield make_api_app(database_url=url)

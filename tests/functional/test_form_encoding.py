@@ -10,8 +10,6 @@ import io
 import pytest
 from PIL import Image
 
-from tests.support import postgres_database
-
 BOUNDARY = b"fuzzboundary"
 
 
@@ -36,17 +34,6 @@ def photo() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (32, 32), (200, 120, 90)).save(out, "JPEG")
     return out.getvalue()
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def api(request, make_api_app):
-    if request.param == "sqlite":
-        yield make_api_app()
-        return
-    with postgres_database() as url:
-        yield make_api_app(database_url=url)
 
 
 def post_job(api, body: bytes):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
 from sqlmodel import col, select
 from urllib3 import encode_multipart_formdata
 
@@ -21,24 +20,12 @@ from consent_service.gate.models import Decision, Finding, GateJob, MediaItem
 from consent_service.runtime import services
 from consent_service.vocabulary import Operation, Role
 from tests import factories
-from tests.support import postgres_database
 
 MEDIA = [
     ("source", "a.jpg", b"the source"),
     ("target", "b.jpg", b"the target"),
     ("target", "c.jpg", b"more"),
 ]
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def api(request, make_api_app):
-    if request.param == "sqlite":
-        yield make_api_app()
-        return
-    with postgres_database() as url:
-        yield make_api_app(database_url=url)
 
 
 def _submit(api) -> dict:
