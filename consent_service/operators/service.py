@@ -30,6 +30,7 @@ from consent_service.notices import service as notices
 from consent_service.notices.service import notify
 from consent_service.operators.models import WorkerHeartbeat
 from consent_service.providers.models import Provider
+from consent_service.queues import gallery_queues
 from consent_service.storage import MediaStore
 from consent_service.tasking import queue_depths
 from consent_service.timeutil import as_utc, utcnow
@@ -270,10 +271,10 @@ def health(
     queues: list[str],
     now: datetime,
     gallery_shards: int = 1,
-    gallery_queues: list[str] | None = None,
     gallery_consumers: dict[str, list[str]] | None = None,
 ) -> Health:
-    """The health page's numbers; `gallery_consumers` as `tasking.queue_consumers` found them."""
+    """The health page's numbers; with `gallery_shards` > 1 the shards' queues too
+    (`queues.gallery_queues`), and `gallery_consumers` as `tasking.queue_consumers` found them."""
     beat = session.exec(
         select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.beat_at).desc()).limit(1)
     ).first()
@@ -286,7 +287,7 @@ def health(
     oldest = session.exec(
         select(func.min(GateJob.created_at)).where(GateJob.status == JobStatus.QUEUED.value)
     ).first()
-    sharded = gallery_queues or []
+    sharded = gallery_queues(gallery_shards)
     depths = queue_depths(broker_url, [*queues, *sharded])  # one read of the broker for both
     return Health(
         queues={q: depths[q] for q in queues},

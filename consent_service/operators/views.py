@@ -43,7 +43,7 @@ from consent_service.operators.forms import (
     RetirePurposeForm,
 )
 from consent_service.providers.models import Provider
-from consent_service.queues import ALL_QUEUES, gallery_queues
+from consent_service.queues import ALL_QUEUES
 from consent_service.runtime import services
 from consent_service.tasking import queue_consumers
 from consent_service.timeutil import utcnow
@@ -176,18 +176,16 @@ def audit_chain():
 @bp.route("/health")
 def health():
     settings = services().settings
-    sharded = gallery_queues(settings.gallery_shards)
     report = service.health(
         db.session(),
         settings.celery_broker_url,
         list(ALL_QUEUES),
         utcnow(),
         gallery_shards=settings.gallery_shards,
-        gallery_queues=list(sharded),
         # Only with shards: the broadcast waits its whole timeout for the answers.
         gallery_consumers=(
             queue_consumers(current_app.extensions["celery"], SHARD_PING_TIMEOUT)
-            if sharded
+            if settings.gallery_shards > 1
             else None
         ),
     )
