@@ -102,10 +102,13 @@ class CachingEmbedder:
     def __init__(self, path: Path | None = None) -> None:
         self.inner = ResemblyzerVoiceEmbedder()
         self.model_name = self.inner.model_name
-        self.path = path
+        # np.savez appends ".npz" to a name without it: read back the file it wrote.
+        self.path = (
+            path if path is None or path.suffix == ".npz" else path.with_name(path.name + ".npz")
+        )
         self.memo: dict[str, np.ndarray] = {}
-        if path is not None and path.exists():
-            with np.load(path) as saved:
+        if self.path is not None and self.path.exists():
+            with np.load(self.path) as saved:
                 self.memo = {k: saved[k] for k in saved.files}
 
     def _remembered(self, kind: str, samples: np.ndarray, embed) -> np.ndarray:
