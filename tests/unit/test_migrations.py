@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,7 +17,7 @@ from sqlmodel import SQLModel
 
 import consent_service.models  # noqa: F401 - registers every table on SQLModel.metadata
 from consent_service.consent.purposes import DEFAULT_PURPOSES
-from consent_service.migrate import alembic_config, upgrade
+from consent_service.migrate import MIGRATION_LOCK, alembic_config, upgrade
 from consent_service.vocabulary import Scope
 
 
@@ -74,6 +77,50 @@ def test_models_declare_the_tables_the_service_needs():
 def test_upgrade_on_an_empty_postgresql_database(postgres_database):
     with postgres_database() as url:
         upgrade(url)
+        check_schema(url)
+
+
+@pytest.mark.postgres
+def test_hosts_starting_at_once_upgrade_a_new_postgresql_database_one_after_another(
+    postgres_database,
+):
+    """Workers on several hosts run `upgrade` as they start, at once against a new database:
+    each waits for the advisory lock (without it two of three failed here, each creating the
+    same tables), then one migrates and the others find the schema at head."""
+    with postgres_database() as url:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as holder:
+                holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+                holder.commit()
+                code = f"from consent_service.migrate import upgrade; upgrade({url!r})"
+                hosts = [
+                    subprocess.Popen(  # noqa: S603 - this interpreter, our own code
+                        [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True
+                    )
+                    for _ in range(3)
+                ]
+                deadline = time.monotonic() + 120
+                waiting = 0
+                while waiting < 3 and time.monotonic() < deadline:
+                    if all(host.poll() is not None for host in hosts):
+                        break  # none waited
+                    time.sleep(0.2)
+                    waiting = holder.execute(
+                        text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND NOT granted AND database = "
+                            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                        )
+                    ).scalar_one()
+                    holder.commit()
+                holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                holder.commit()
+            errors = [host.communicate(timeout=120)[1] for host in hosts]
+        finally:
+            engine.dispose()
+        assert waiting == 3, errors
+        assert [host.returncode for host in hosts] == [0, 0, 0], errors
         check_schema(url)
 
 
