@@ -26,8 +26,9 @@ PYTEST_ARGS = --cov
 # two speech synthesisers that read the live session's codes in the test clips (flite: English;
 # espeak-ng: Mandarin); Caddy, the TLS proxy the HTTPS stack test puts in front of gunicorn, and
 # docker-compose, which checks docker-compose.yml (`config -q`; no container runs here); ffmpeg,
-# which makes the MP4 clip the content-label tests sign (tests/unit/labels).
-TEST_PACKAGES := chromium fonts-wqy-zenhei flite espeak-ng caddy docker-compose ffmpeg
+# which makes the MP4 clip the content-label tests sign (tests/unit/labels); iproute2, whose `ip
+# netns` gives tests/e2e/test_multihost.py its hosts.
+TEST_PACKAGES := chromium fonts-wqy-zenhei flite espeak-ng caddy docker-compose ffmpeg iproute2
 
 .PHONY: help install demo serve test lint audit system-packages
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from consent_service.demo.samples import Samples
 from consent_service.settings import Settings
+from tests.support import stranger_photos
 
 SAMPLE_NAMES = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "t1.jpg")
 E2E = Path(__file__).parent / "e2e"
@@ -31,33 +31,5 @@ def photos() -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def strangers(photos, tmp_path_factory) -> list[Path]:
-    """One photo per person of the group photo t1.jpg: real faces nobody enrolled.
-
-    The face boxes were read off t1.jpg with face_recognition's HOG detector; each crop keeps a
-    generous margin so the detector finds the face again."""
-    boxes = [
-        (283, 1226, 390, 1118),
-        (283, 175, 390, 67),
-        (367, 832, 474, 724),
-        (295, 557, 402, 450),
-        (67, 999, 196, 870),
-        (176, 364, 265, 275),
-    ]
-    group = Image.open(photos["t1.jpg"]).convert("RGB")
-    out = tmp_path_factory.mktemp("strangers")
-    paths = []
-    for i, (top, right, bottom, left) in enumerate(boxes):
-        pad = bottom - top
-        crop = group.crop(
-            (
-                max(0, left - pad),
-                max(0, top - pad),
-                min(group.width, right + pad),
-                min(group.height, bottom + pad),
-            )
-        )
-        crop = crop.resize((crop.width * 2, crop.height * 2))
-        path = out / f"stranger{i}.jpg"
-        crop.save(path, quality=95)
-        paths.append(path)
-    return paths
+    """One photo per person of the group photo t1.jpg: real faces nobody enrolled."""
+    return stranger_photos(photos["t1.jpg"], tmp_path_factory.mktemp("strangers"))

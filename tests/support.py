@@ -100,6 +100,41 @@ def side_by_side(out: Path, *images: Path, height: int = 400) -> Path:
     return out
 
 
+# The faces of the group photo t1.jpg, read off it with face_recognition's HOG detector (top,
+# right, bottom, left).
+T1_FACES = (
+    (283, 1226, 390, 1118),
+    (283, 175, 390, 67),
+    (367, 832, 474, 724),
+    (295, 557, 402, 450),
+    (67, 999, 196, 870),
+    (176, 364, 265, 275),
+)
+
+
+def stranger_photos(group_photo: Path, out: Path) -> list[Path]:
+    """One photo per person of the group photo t1.jpg (`group_photo`), written into `out`: real
+    faces nobody enrolled. Each crop keeps a generous margin so the detector finds the face
+    again."""
+    group = Image.open(group_photo).convert("RGB")
+    paths = []
+    for i, (top, right, bottom, left) in enumerate(T1_FACES):
+        pad = bottom - top
+        crop = group.crop(
+            (
+                max(0, left - pad),
+                max(0, top - pad),
+                min(group.width, right + pad),
+                min(group.height, bottom + pad),
+            )
+        )
+        crop = crop.resize((crop.width * 2, crop.height * 2))
+        path = out / f"stranger{i}.jpg"
+        crop.save(path, quality=95)
+        paths.append(path)
+    return paths
+
+
 CSRF = re.compile(
     r'name="csrf_token" type="hidden" value="([^"]+)"|'
     r'type="hidden" name="csrf_token" value="([^"]+)"|'

@@ -1,0 +1,1152 @@
+"""The gallery past one machine on several hosts, for real: four hosts, each a network namespace
+of its own (a veth pair to this machine on its own subnet, its own hostname) and a mount
+namespace of its own (the machine read-only, private tmpfs over /tmp, /var/tmp, /srv, /run
+and /dev/shm, its home and data folder in /srv: nothing can pass between hosts through a
+file), and a PID namespace of its own (the host's processes die with it):
+
+- `web`: gunicorn serving `create_web_app()` (production settings: PostgreSQL, Redis as broker
+  and rate-limit store, MEDIA_STORE=database, GALLERY_SHARDS=2; the public keys only);
+- `match`: the matching worker (the face and voice models; the signing keys);
+- `shard0`, `shard1`: `consent-service worker --shard 0` and `--shard 1` (the public keys only).
+
+PostgreSQL and Redis listen only on this machine's loopback (127.0.0.1); the bench relays them
+to each host's side of its veth pair (an asyncio TCP relay in this process, bound to the
+machine's end of each pair), never changing their configuration. The bench's own database (a
+fresh one, dropped at the end) and Redis database (one no test run holds) are used.
+
+The run: people are enrolled from the real sample photos and real recorded speech, and grant
+consent; then the same jobs go through the API (from this machine, to the web host's address)
+twice: first with the `match` host holding the whole gallery (GALLERY_SHARDS=1: one host decides
+alone, the reference, as tests/e2e/test_gallery_shard_workers.py compares), then with the
+`match` host restarted holding no gallery and the two shard hosts searching it. Checked: every
+job decided, decisions, reasons and findings equal to the reference's; each shard host searched
+(its log) and answers the health page's broadcast under its own host name; a duplicate
+enrollment is disputed through the shards; every upload was sealed into the `media_blob` table
+(a trigger in the bench's database counts each put and delete) and the table is empty at the
+end; no host's private folders hold a media file. Prints a line per job (its time in both runs)
+and last:
+
+    multihost: 4 hosts, J jobs, J decided, 0 differ from one host; media through PostgreSQL only
+
+Everything it made (the hosts' processes, namespaces and veth pairs, the relay, the database)
+is removed at the end, on failure and on Ctrl-C; a run killed outright (SIGKILL) takes its hosts'
+processes with it (each host's first process dies with the bench), and the next run removes the
+namespaces and database it left.
+
+Run (root; needs iproute2 and util-linux's unshare; PostgreSQL at TEST_POSTGRES_URL, Redis at
+TEST_REDIS_URL, both on 127.0.0.1 by default):
+
+    PYTHONPATH=. python bench/multihost.py [--no-voice]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/multihost.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+HOSTS = ("web", "match", "shard0", "shard1")
+# Names of everything a run makes carry its pid, so a later run can tell a dead run's leftovers.
+PREFIX = "csmh"
+NETNS = re.compile(rf"^{PREFIX}(\d+)-")
+DATABASE = re.compile(rf"^{PREFIX}_(\d+)_[0-9a-f]+$")
+# RFC 2544's benchmarking range: never routed anywhere, so no real host can be there.
+NETWORK = "198.18"
+WEB_PORT = 8000
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# Inside each host, the only places it can write: private tmpfs folders. Its home (HOME) and its
+# data folder (CONSENT_SERVICE_HOME) are in /srv; everything else is the machine's, read-only
+# (the interpreter included: pyenv's lives under /root).
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/srv", "/run", "/dev/shm")  # noqa: S108 - mount points
+HOST_HOME = "/srv/consent"
+HOST_USER_HOME = "/srv/home"
+LOCAL_MEDIA_DIRS = ("media", "recordings", "complaint-evidence")
+NEVER_LIMITED = "1000000/minute"
+START_TIMEOUT = 180.0
+DECISION_TIMEOUT = 300.0
+SHARD_TIMEOUT = 10.0  # GALLERY_SHARD_TIMEOUT: a lost shard fails a job within seconds
+
+# Each host's first process: the view of the machine described above, then the program.
+HOST_SCRIPT = r"""
+set -e
+mount -o remount,bind,ro /
+for d in {dirs}; do mount -t tmpfs -o mode=0755 tmpfs "$d"; done
+chmod 1777 /tmp /var/tmp /dev/shm
+hostname "$1"; shift
+ip link set lo up
+mkdir -p {home} {user_home}
+cd "$1"; shift
+exec "$@"
+""".format(dirs=" ".join(PRIVATE_DIRS), home=HOST_HOME, user_home=HOST_USER_HOME)
+
+
+class BenchFailed(RuntimeError):
+    """A check of the run failed; the message says which."""
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, check=check)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---------------------------------------------------------------------------- leftovers
+def sweep(owner: int | None = None) -> list[str]:
+    """Remove the namespaces (with any process still in them) and databases of runs that are
+    gone, or of run `owner` whatever its state. Returns what it removed."""
+    removed = []
+    for line in run("ip", "netns", "list").stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        found = NETNS.match(name)
+        if not found:
+            continue
+        pid = int(found.group(1))
+        if pid != owner and (owner is not None or _alive(pid)):
+            continue
+        for p in run("ip", "netns", "pids", name, check=False).stdout.split():
+            with suppress(ProcessLookupError):
+                os.kill(int(p), signal.SIGKILL)
+        run("ip", "netns", "del", name, check=False)
+        removed.append(name)
+    try:
+        removed += _release_redis_claims(owner)
+    except Exception as exc:  # the claims expire by themselves within the hour
+        log(f"(could not look for leftover Redis claims: {exc})")
+    try:
+        for name in _databases():
+            pid = int(DATABASE.match(name).group(1))
+            if pid == owner or (owner is None and not _alive(pid)):
+                _drop_database(name)
+                removed.append(name)
+    except Exception as exc:  # the sweep of namespaces matters most
+        log(f"(could not look for leftover databases: {exc})")
+    return removed
+
+
+def _release_redis_claims(owner: int | None) -> list[str]:
+    import redis
+
+    claims = redis.Redis.from_url(f"{REDIS_URL}/0")
+    released = []
+    try:
+        for key in claims.scan_iter("consent-service-test-db:*"):
+            token = (claims.get(key) or b"").decode()
+            found = re.match(r"^multihost-(\d+)-", token)
+            if found and (
+                int(found.group(1)) == owner or (owner is None and not _alive(int(found.group(1))))
+            ):
+                claims.delete(key)
+                released.append(f"Redis {key.decode()}")
+    finally:
+        claims.close()
+    return released
+
+
+def _admin_conninfo() -> str:
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(POSTGRES_ADMIN_URL)
+    return admin.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _databases() -> list[str]:
+    import psycopg
+
+    with psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database").fetchall()
+    return [r[0] for r in rows if DATABASE.match(r[0])]
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---------------------------------------------------------------------------- the network
+@dataclass(frozen=True)
+class Host:
+    name: str
+    netns: str
+    veth: str  # the machine's end of the pair (the host's end is `eth0` inside)
+    subnet: int  # 198.18.<subnet>.0/24
+
+    @property
+    def gateway(self) -> str:
+        """The machine's address on this host's link: where the relay listens for it."""
+        return f"{NETWORK}.{self.subnet}.1"
+
+    @property
+    def address(self) -> str:
+        return f"{NETWORK}.{self.subnet}.2"
+
+
+def _free_subnets(count: int) -> list[int]:
+    used = set(re.findall(rf"inet {re.escape(NETWORK)}\.(\d+)\.", run("ip", "-4", "addr").stdout))
+    free = [n for n in range(10, 250) if n not in used]
+    if len(free) < count:
+        raise BenchFailed(f"no {count} free subnets in {NETWORK}.0.0/16")
+    start = os.getpid() % (len(free) - count + 1)  # two runs at once rarely pick the same
+    return free[start : start + count]
+
+
+@contextmanager
+def network(names: tuple[str, ...]) -> Iterator[dict[str, Host]]:
+    """A network namespace per host, each linked to this machine by a veth pair of its own."""
+    pid = os.getpid()
+    hosts = {
+        name: Host(name, f"{PREFIX}{pid}-{name}", f"cm{pid}x{i}", subnet)
+        for i, (name, subnet) in enumerate(zip(names, _free_subnets(len(names)), strict=True))
+    }
+    try:
+        for h in hosts.values():
+            run("ip", "netns", "add", h.netns)
+            run("ip", "link", "add", h.veth, "type", "veth", "peer", "name", h.veth + "p")
+            run("ip", "link", "set", h.veth + "p", "netns", h.netns)
+            run("ip", "addr", "add", f"{h.gateway}/24", "dev", h.veth)
+            run("ip", "link", "set", h.veth, "up")
+            inside = ("ip", "netns", "exec", h.netns, "ip")
+            run(*inside, "link", "set", h.veth + "p", "name", "eth0")
+            run(*inside, "addr", "add", f"{h.address}/24", "dev", "eth0")
+            run(*inside, "link", "set", "eth0", "up")
+            run(*inside, "link", "set", "lo", "up")
+        yield hosts
+    finally:
+        for h in hosts.values():
+            run("ip", "netns", "del", h.netns, check=False)  # its veth pair goes with it
+            run("ip", "link", "del", h.veth, check=False)  # had the move into it failed
+
+
+class Relay:
+    """TCP relays from each host's gateway address to a service on this machine's loopback,
+    in an event loop on a thread of its own; counts the bytes each service carried."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.carried: dict[str, int] = {}
+        self._servers: list[asyncio.base_events.Server] = []
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def add(self, name: str, listen: tuple[str, int], target: tuple[str, int]) -> None:
+        self.carried.setdefault(name, 0)
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(1 << 16):
+                    self.carried[name] += len(data)
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*target)
+            except OSError:
+                writer.close()
+                return
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        async def start() -> None:
+            self._servers.append(await asyncio.start_server(accept, *listen, reuse_address=True))
+
+        asyncio.run_coroutine_threadsafe(start(), self.loop).result(timeout=10)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for server in self._servers:
+                server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        try:
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(timeout=10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------------------- the hosts
+@dataclass
+class Process:
+    """A program running as the first process of a host (its mount, UTS and PID namespaces)."""
+
+    host: Host
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def inner_pid(self) -> int | None:
+        """The program's pid as this machine sees it (the child of `unshare`)."""
+        try:
+            children = Path(f"/proc/{self.popen.pid}/task/{self.popen.pid}/children").read_text()
+        except OSError:
+            return None
+        return int(children.split()[0]) if children.split() else None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def private_files(self) -> list[str]:
+        """Every file in the host's private folders, as the host sees them (its mount
+        namespace, through /proc/<pid>/root)."""
+        pid = self.inner_pid()
+        if pid is None:
+            return []
+        root = Path(f"/proc/{pid}/root")
+        found = []
+        for top in PRIVATE_DIRS:
+            for dirpath, _, files in os.walk(root / top.lstrip("/")):
+                found += [str(Path(dirpath, f).relative_to(root)) for f in files]
+        return ["/" + f for f in found]
+
+    def terminate(self) -> None:
+        """Ask the program to stop (gunicorn and Celery stop their children themselves)."""
+        pid = self.inner_pid()
+        if pid is not None and self.popen.poll() is None:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def wait(self, deadline: float) -> None:
+        """Wait until it stopped; at `deadline`, kill the host's first process (and with it,
+        `unshare --kill-child` and its PID namespace, every process of the host)."""
+        try:
+            self.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+
+class Hosts:
+    """Starts programs on the hosts; stops every one at the end."""
+
+    def __init__(self, hosts: dict[str, Host], logs: Path, base_env: dict[str, str]):
+        self.hosts, self.logs, self.base_env = hosts, logs, base_env
+        self.running: list[Process] = []
+        self.count: dict[str, int] = {}
+
+    def start(self, host: str, name: str, argv: list[str], env: dict[str, str]) -> Process:
+        h = self.hosts[host]
+        self.count[name] = self.count.get(name, 0) + 1
+        log = self.logs / f"{name}-{self.count[name]}.log"
+        command = [
+            # The host's processes die with this bench, whatever kills it.
+            "setpriv",
+            "--pdeathsig",
+            "KILL",
+            "ip",
+            "netns",
+            "exec",
+            h.netns,
+            "unshare",
+            "--mount",
+            "--uts",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            HOST_SCRIPT,
+            "sh",
+            host,
+            str(ROOT),
+            *argv,
+        ]
+        with open(log, "wb") as out:
+            popen = subprocess.Popen(
+                command,
+                env={**self.base_env, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        process = Process(h, name, popen, log)
+        self.running.append(process)
+        return process
+
+    def stop(self, *processes: Process, timeout: float = 20.0) -> None:
+        started = time.monotonic()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(started + timeout)
+            except Exception as exc:  # stop the others all the same
+                log(f"(could not stop {process.name}: {exc})")
+            self.running.remove(process)
+        names = ", ".join(p.name for p in processes)
+        log(f"stopped {names} in {time.monotonic() - started:.1f} s")
+
+    def stop_all(self) -> None:
+        if self.running:
+            self.stop(*self.running)
+
+
+def wait_for_log(process: Process, marker: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while marker not in process.text():
+        if process.popen.poll() is not None or time.monotonic() > deadline:
+            raise BenchFailed(
+                f"{process.name} on {process.host.name} did not start:\n{process.text()[-3000:]}"
+            )
+        time.sleep(0.2)
+
+
+def wait_for_http(process: Process, url: str, timeout: float = START_TIMEOUT) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url, timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if process.popen.poll() is not None or time.monotonic() > deadline:
+            raise BenchFailed(f"{url} did not answer:\n{process.text()[-3000:]}")
+        time.sleep(0.3)
+
+
+# ---------------------------------------------------------------------------- the deployment
+@dataclass
+class Secrets:
+    """What an operator makes before the first start: the shared secrets, the signing keys (the
+    workers') and their public halves (the web's and the shards')."""
+
+    secret_key: str
+    template_kek: str
+    decision_signing_keys: str
+    decision_public_keys: str
+    audit_checkpoint_key: str
+    audit_checkpoint_public_keys: str
+    origin: str
+
+    @classmethod
+    def make(cls, folder: Path, origin: str) -> Secrets:
+        from consent_service.audit.checkpoints import add_checkpoint_key, verifiers_file_for
+        from consent_service.tokens import service as tokens
+
+        ring = tokens.KeyRing((tokens.generate_key(),))
+        checkpoint = folder / "audit-checkpoint.key"
+        add_checkpoint_key(checkpoint, origin)
+        return cls(
+            secret_key=secrets.token_urlsafe(32),
+            template_kek=base64.b64encode(secrets.token_bytes(32)).decode(),
+            decision_signing_keys=ring.to_json(indent=None),
+            decision_public_keys=ring.public().to_json(indent=None),
+            audit_checkpoint_key=checkpoint.read_text().strip(),
+            audit_checkpoint_public_keys=verifiers_file_for(checkpoint).read_text().strip(),
+            origin=origin,
+        )
+
+    def shared(self) -> dict[str, str]:
+        """Every host: SECRET_KEY (production refuses to start without it) and TEMPLATE_KEK
+        (the keyring's keys: templates, media, audit MAC, pseudonyms)."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "TEMPLATE_KEK": self.template_kek,
+            "AUDIT_LOG_ORIGIN": self.origin,
+        }
+
+    def public(self) -> dict[str, str]:
+        return {
+            "DECISION_PUBLIC_KEYS": self.decision_public_keys,
+            "AUDIT_CHECKPOINT_PUBLIC_KEYS": self.audit_checkpoint_public_keys,
+        }
+
+    def signing(self) -> dict[str, str]:
+        return {
+            "DECISION_SIGNING_KEYS": self.decision_signing_keys,
+            "AUDIT_CHECKPOINT_KEY": self.audit_checkpoint_key,
+        }
+
+
+@contextmanager
+def fresh_database() -> Iterator[tuple[str, str]]:
+    """(name, URL on this machine's loopback) of a new database, dropped at the end."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"{PREFIX}_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(POSTGRES_ADMIN_URL).set(database=name)
+        yield name, url.render_as_string(hide_password=False)
+    finally:
+        _drop_database(name)
+
+
+@contextmanager
+def redis_database() -> Iterator[int]:
+    """A Redis database number (15 down to 1) no test run or bench holds, emptied at both ends;
+    the claim lives in database 0 and expires by itself (tests/support.py claims from 1 up)."""
+    import redis
+
+    claims = redis.Redis.from_url(f"{REDIS_URL}/0")
+    token = f"multihost-{os.getpid()}-{secrets.token_hex(4)}"
+    for number in range(15, 0, -1):
+        if claims.set(f"consent-service-test-db:{number}", token, nx=True, ex=3600):
+            break
+    else:
+        raise BenchFailed("every Redis database 1-15 is claimed by a test run")
+    redis.Redis.from_url(f"{REDIS_URL}/{number}").flushdb()
+    try:
+        yield number
+    finally:
+        redis.Redis.from_url(f"{REDIS_URL}/{number}").flushdb()
+        if claims.get(f"consent-service-test-db:{number}") == token.encode():
+            claims.delete(f"consent-service-test-db:{number}")
+        claims.close()
+
+
+# Every put into and delete from media_blob, counted by PostgreSQL itself: the proof that each
+# upload went through the database (the bench's own database; the service never sees it).
+MEDIA_LOG_SQL = """
+CREATE TABLE bench_media_log (
+    key text NOT NULL, shelf text NOT NULL, bytes integer NOT NULL, op text NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE FUNCTION bench_media_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO bench_media_log (key, shelf, bytes, op)
+        VALUES (NEW.key, NEW.shelf, length(NEW.blob), 'put');
+        RETURN NEW;
+    END IF;
+    INSERT INTO bench_media_log (key, shelf, bytes, op)
+    VALUES (OLD.key, OLD.shelf, length(OLD.blob), 'delete');
+    RETURN OLD;
+END $$;
+CREATE TRIGGER bench_media_log AFTER INSERT OR DELETE ON media_blob
+    FOR EACH ROW EXECUTE FUNCTION bench_media_log();
+"""
+
+
+def media_log(database_url: str) -> tuple[int, int, int, int]:
+    """(puts, deletes, bytes put, rows left in media_blob)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    conninfo = make_url(database_url).set(drivername="postgresql")
+    with psycopg.connect(conninfo.render_as_string(hide_password=False)) as conn:
+        puts, put_bytes = conn.execute(
+            "SELECT count(*), coalesce(sum(bytes), 0) FROM bench_media_log WHERE op = 'put'"
+        ).fetchone()
+        (deletes,) = conn.execute(
+            "SELECT count(*) FROM bench_media_log WHERE op = 'delete'"
+        ).fetchone()
+        (left,) = conn.execute("SELECT count(*) FROM media_blob").fetchone()
+    return puts, deletes, put_bytes, left
+
+
+# ---------------------------------------------------------------------------- media and jobs
+@dataclass
+class Media:
+    """The real sample media of the run, written into the bench's folder (this machine's)."""
+
+    photos: dict[str, Path]
+    strangers: list[Path]
+    voices: dict[str, Path]
+    tmp: Path
+
+    @classmethod
+    def make(cls, tmp: Path, voice: bool) -> Media:
+        from consent_service.demo.samples import Samples
+        from consent_service.settings import Settings
+        from tests.support import side_by_side, stranger_photos
+
+        samples = Samples.from_settings(Settings())
+        names = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "t1.jpg")
+        photos = {n: samples.sample(n) for n in names}
+        folder = tmp / "media"
+        folder.mkdir()
+        strangers = stranger_photos(photos["t1.jpg"], folder)
+        photos["both.jpg"] = side_by_side(
+            folder / "both.jpg", photos["obama3.jpg"], photos["biden.jpg"]
+        )
+        photos["mixed.jpg"] = side_by_side(folder / "mixed.jpg", photos["obama3.jpg"], strangers[1])
+        voices: dict[str, Path] = {}
+        if voice:
+            import numpy as np
+
+            from tests.speech import speech, wav_bytes
+
+            clips = {
+                "fee083-trn06.wav": speech("FEE083", "trn06"),
+                "fee083-trn09.wav": speech("FEE083", "trn09"),
+                "mee009-dev00.wav": speech("MEE009", "dev00"),
+                "mee009-dev01.wav": speech("MEE009", "dev01"),
+                "fee078-trn05.wav": speech("FEE078", "trn05"),
+            }
+            clips["both.wav"] = np.concatenate(
+                [clips["fee083-trn09.wav"], clips["mee009-dev01.wav"]]
+            )
+            for name, clip in clips.items():
+                voices[name] = folder / name
+                voices[name].write_bytes(wav_bytes(clip))
+        return cls(photos, strangers, voices, folder)
+
+    def jobs(self) -> list[tuple[str, dict[str, list[Path]]]]:
+        """The jobs of both runs (as tests/e2e/test_gallery_shard_workers.py): matches in either
+        shard, two people of two shards in one photo, strangers beside an enrolled person, a
+        group photo, an uncovered operation; then each speaker heard in another meeting, both in
+        one recording, a speaker nobody enrolled, an uncovered operation."""
+        p, v = self.photos, self.voices
+        jobs: list[tuple[str, dict[str, list[Path]]]] = [
+            ("face_swap", {"source": [p["obama3.jpg"]]}),
+            ("face_swap", {"target": [p["both.jpg"]]}),
+            ("face_swap", {"source": [self.strangers[3]], "target": [p["mixed.jpg"]]}),
+            ("face_swap", {"target": [p["t1.jpg"]]}),
+            ("face_reenactment", {"target": [p["biden.jpg"]]}),
+        ]
+        if v:
+            jobs += [
+                ("voice_cloning", {"source": [v["fee083-trn09.wav"]]}),
+                ("voice_cloning", {"source": [v["mee009-dev01.wav"]]}),
+                ("voice_cloning", {"source": [v["both.wav"]]}),
+                ("voice_cloning", {"source": [v["fee078-trn05.wav"]]}),
+                ("voice_conversion", {"target": [v["fee083-trn09.wav"]]}),
+            ]
+        return jobs
+
+
+def describe(job: tuple[str, dict[str, list[Path]]]) -> str:
+    operation, media = job
+    return f"{operation} " + " ".join(
+        f"{role}={'+'.join(p.name for p in paths)}" for role, paths in media.items()
+    )
+
+
+def seen(job: dict) -> tuple:
+    """What a provider learns of a job: the decision, its reasons, every finding."""
+    findings = sorted(
+        (f["media"], f["role"], f["outcome"], f["subject_ref"] or "", tuple(f["box"] or ()))
+        for f in job["findings"]
+    )
+    return job["status"], job["decision"], sorted(job["reasons"]), findings
+
+
+class Api:
+    """A provider's pipeline over real HTTP, from this machine to the web host."""
+
+    def __init__(self, base: str, key: str):
+        import requests
+
+        self.base, self.session = base, requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def decide(self, operation: str, media: dict[str, list[Path]]) -> tuple[dict, float]:
+        """Submit, poll until decided (or failed); (the job, seconds from submission)."""
+        files = [
+            (role, (path.name, path.read_bytes()))
+            for role, paths in media.items()
+            for path in paths
+        ]
+        started = time.monotonic()
+        answer = self.session.post(
+            f"{self.base}/api/v1/jobs", data={"operation": operation}, files=files, timeout=60
+        )
+        if answer.status_code != 202:
+            raise BenchFailed(f"submission refused: {answer.status_code} {answer.text[:500]}")
+        job_id = answer.json()["id"]
+        while time.monotonic() - started < DECISION_TIMEOUT:
+            body = self.session.get(f"{self.base}/api/v1/jobs/{job_id}", timeout=30).json()
+            if body["status"] in ("decided", "failed"):
+                return body, time.monotonic() - started
+            time.sleep(0.1)
+        raise BenchFailed(f"job {job_id} not decided within {DECISION_TIMEOUT:.0f} s")
+
+
+def fan_outs(text: str) -> list[float]:
+    return [
+        float(ms)
+        for ms in re.findall(r"gallery fan-out: \w+, 2 shards, \d+ probes, ([\d.]+) ms", text)
+    ]
+
+
+def folders(files: list[str]) -> str:
+    """Files counted by their folder (three levels deep): what a host wrote, in one line."""
+    counts: dict[str, int] = {}
+    for f in files:
+        folder = "/".join(f.split("/")[:4])
+        counts[folder] = counts.get(folder, 0) + 1
+    return ", ".join(f"{k} ({n})" for k, n in sorted(counts.items())) or "none"
+
+
+def shard_searches(text: str, shard: int) -> dict[str, int]:
+    found = re.findall(rf"gallery shard {shard}/2: (\w+), \d+ probes", text)
+    return {m: found.count(m) for m in sorted(set(found))}
+
+
+# ---------------------------------------------------------------------------- the run
+@dataclass
+class Report:
+    jobs: int = 0
+    decided: int = 0
+    differ: int = 0
+    media_through_database: bool = False  # every upload put into media_blob, and deleted
+    media_local: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def check(self, ok: bool, what: str) -> None:
+        if not ok:
+            self.failures.append(what)
+            log(f"FAILED: {what}")
+
+
+def python_argv(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def consent_service(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "consent-service"), *args]
+
+
+def bench(args: argparse.Namespace, tmp: Path) -> Report:
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+
+    from consent_service import db
+    from consent_service.app import create_app
+    from consent_service.biometrics.gallery import shard_of
+    from consent_service.biometrics.operator_import import import_face, import_voice
+    from consent_service.biometrics.service import wait_for_enrollment
+    from consent_service.consent import service as consent
+    from consent_service.migrate import alembic_config
+    from consent_service.processes import web_command
+    from consent_service.providers.service import create_provider, issue_key
+    from consent_service.runtime import services
+    from consent_service.settings import Settings
+    from consent_service.tasking import queue_consumers
+    from consent_service.vocabulary import Operation, Role
+
+    report = Report()
+    log(f"load average at the start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
+    media = Media.make(tmp, voice=not args.no_voice)
+    with ExitStack() as stack:
+        hosts = stack.enter_context(network(HOSTS))
+        for h in hosts.values():
+            log(f"host {h.name:7} {h.address} (netns {h.netns}, link {h.veth})")
+        relay = Relay()
+        stack.callback(relay.close)
+        _, database_url = stack.enter_context(fresh_database())
+        redis_number = stack.enter_context(redis_database())
+        pg, rd = make_url(POSTGRES_ADMIN_URL), make_url(REDIS_URL)
+        for h in hosts.values():
+            relay.add(
+                "PostgreSQL",
+                (h.gateway, pg.port or 5432),
+                (pg.host or "127.0.0.1", pg.port or 5432),
+            )
+            relay.add(
+                "Redis", (h.gateway, rd.port or 6379), (rd.host or "127.0.0.1", rd.port or 6379)
+            )
+
+        web = hosts["web"]
+        base = f"http://{web.address}:{WEB_PORT}"
+        keys = tmp / "keys"
+        keys.mkdir(mode=0o700)
+        sealed = Secrets.make(keys, "multihost.invalid/audit")
+
+        def host_env(host: Host) -> dict[str, str]:
+            """What every host is given: its way to the database and the broker (its relay),
+            production settings, the shared secrets."""
+            return {
+                "CONSENT_SERVICE_ENV": "production",
+                "CONSENT_SERVICE_HOME": HOST_HOME,
+                "HOME": HOST_USER_HOME,
+                "DATABASE_URL": make_url(database_url)
+                .set(host=host.gateway)
+                .render_as_string(hide_password=False),
+                "BROKER_URL": f"redis://{host.gateway}:{rd.port or 6379}/{redis_number}",
+                "MEDIA_STORE": "database",
+                "GALLERY_SHARDS": "2",
+                "GALLERY_SHARD_TIMEOUT": str(SHARD_TIMEOUT),
+                "PUBLIC_URL": base,
+                **sealed.shared(),
+            }
+
+        base_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "PYTHONPATH": str(ROOT),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        procs = Hosts(hosts, tmp, base_env)
+        stack.callback(procs.stop_all)
+
+        # ---- the web host, the match host holding the whole gallery (the reference) and the
+        # shard hosts (idle until the match host sends them searches), started at once on a new
+        # database: each worker migrates it as it starts (one at a time: an advisory lock).
+        import psycopg
+
+        conninfo = make_url(database_url).set(drivername="postgresql")
+        t0 = time.monotonic()
+        web_proc = procs.start(
+            "web",
+            "web",
+            web_command(f"{web.address}:{WEB_PORT}", 2),
+            {
+                **host_env(web),
+                **sealed.public(),
+                "RATE_LIMIT_STORAGE_URL": f"redis://{web.gateway}:{rd.port or 6379}/{redis_number}",
+                "API_RATE_LIMIT": NEVER_LIMITED,
+            },
+        )
+        whole = procs.start(
+            "match",
+            "match-whole",
+            consent_service("worker", "--concurrency", "1"),
+            {**host_env(hosts["match"]), **sealed.signing(), "GALLERY_SHARDS": "1"},
+        )
+        shard_procs = [
+            procs.start(
+                f"shard{k}",
+                f"shard{k}",
+                consent_service("worker", "--shard", str(k)),
+                {**host_env(hosts[f"shard{k}"]), **sealed.public()},
+            )
+            for k in (0, 1)
+        ]
+        wait_for_http(web_proc, f"{base}/healthz")
+        wait_for_log(whole, " ready.")
+        for p in shard_procs:
+            wait_for_log(p, " ready.")
+        log(
+            f"4 hosts up in {time.monotonic() - t0:.1f} s (the match and shard hosts migrated "
+            "the new database as they started, at once)"
+        )
+        with psycopg.connect(conninfo.render_as_string(hide_password=False)) as conn:
+            conn.execute(MEDIA_LOG_SQL)
+            heads = {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")}
+        report.check(
+            heads == set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads()),
+            f"the database at head: {heads}",
+        )
+
+        # ---- the operator's console on this machine: the same settings, straight to loopback.
+        operator = Settings(
+            consent_service_env="production",
+            consent_service_home=tmp / "operator",
+            database_url=database_url,
+            broker_url=f"{REDIS_URL}/{redis_number}",
+            media_store="database",
+            gallery_shards=2,
+            public_url=base,
+            secret_key=sealed.secret_key,
+            template_kek=sealed.template_kek,
+            audit_log_origin=sealed.origin,
+            decision_signing_keys=sealed.decision_signing_keys,
+            audit_checkpoint_key=sealed.audit_checkpoint_key,
+        )
+        operator.home.mkdir()
+        app = create_app(operator)
+        stack.callback(app.extensions["db_engine"].dispose)
+
+        def enroll(email: str, kind: str, *files: Path):
+            with app.app_context():
+                with db.unit_of_work() as s:
+                    if kind == "voice":
+                        enrollment, _ = import_voice(
+                            s, services().media_store, email, files[0].read_bytes()
+                        )
+                    else:
+                        enrollment, _ = import_face(
+                            s, services().media_store, email, [f.read_bytes() for f in files], 5
+                        )
+                return wait_for_enrollment(db.engine(), enrollment.id, DECISION_TIMEOUT)
+
+        def grant(subject_id: int, operation: Operation) -> None:
+            with app.app_context(), db.unit_of_work() as s:
+                consent.grant(
+                    s,
+                    services().audit_key,
+                    subject_id,
+                    consent.GrantRequest(
+                        operations=[operation],
+                        roles=[Role.SOURCE, Role.TARGET],
+                        all_providers=True,
+                        provider_ids=[],
+                    ),
+                    consent.Evidence(actor="bench", identity_method="bench"),
+                )
+
+        t0 = time.monotonic()
+        files_put = 0
+        people = []
+        if media.voices:
+            people += [
+                (
+                    "vera@example.org",
+                    "voice",
+                    [media.voices["fee083-trn06.wav"]],
+                    Operation.VOICE_CLONING,
+                ),
+                (
+                    "victor@example.org",
+                    "voice",
+                    [media.voices["mee009-dev00.wav"]],
+                    Operation.VOICE_CLONING,
+                ),
+            ]
+        people += [
+            (
+                "alice@example.org",
+                "face",
+                [media.photos["obama.jpg"], media.photos["obama2.jpg"]],
+                Operation.FACE_SWAP,
+            ),
+            ("bob@example.org", "face", [media.photos["biden.jpg"]], Operation.FACE_SWAP),
+            ("carol@example.org", "face", [media.strangers[0]], None),
+            ("dave@example.org", "face", [media.strangers[2]], None),
+        ]
+        enrolled = {}
+        for email, kind, files, operation in people:
+            row = enroll(email, kind, *files)
+            files_put += len(files)
+            report.check(
+                row.status == "completed", f"enrollment of {email}: {row.status} {row.error}"
+            )
+            enrolled[email] = row.subject_id
+            if operation is not None:
+                grant(row.subject_id, operation)
+        placed = {email.split("@")[0]: shard_of(sid, 2) for email, sid in enrolled.items()}
+        log(f"enrolled {len(enrolled)} people in {time.monotonic() - t0:.1f} s; shards: {placed}")
+        report.check(placed["alice"] != placed["bob"], "alice and bob live in different shards")
+        if media.voices:
+            report.check(
+                placed["vera"] != placed["victor"], "the two speakers live in different shards"
+            )
+        with app.app_context(), db.unit_of_work() as s:
+            key = issue_key(s, create_provider(s, "Multihost Studio"))
+        api = Api(base, key)
+        jobs = media.jobs()
+        reference = []
+        for job in jobs:
+            body, seconds = api.decide(*job)
+            files_put += sum(len(p) for p in job[1].values())
+            reference.append((seen(body), seconds))
+        log(f"reference: {len(jobs)} jobs decided by the whole-gallery match host")
+
+        # ---- the match host restarted without a gallery: every search goes to the shard hosts.
+        procs.stop(whole)
+        matching = procs.start(
+            "match",
+            "match-sharded",
+            consent_service("worker", "--concurrency", "1", "--queues", "matching,default"),
+            {**host_env(hosts["match"]), **sealed.signing()},
+        )
+        wait_for_log(matching, " ready.")
+        listening = queue_consumers(app.extensions["celery"], 2.0) or {}
+        for k in (0, 1):
+            for modality in ("face", "voice"):
+                names = listening.get(f"gallery.{modality}.shard.{k}", [])
+                report.check(
+                    names == [f"gallery-shard{k}@shard{k}"],
+                    f"shard {k}'s {modality} queue answered by gallery-shard{k}@shard{k}: {names}",
+                )
+        report.check(
+            listening.get("matching") == ["celery@match"],
+            f"the matching queue answered by celery@match alone: {listening.get('matching')}",
+        )
+        log(f"broadcast answers: {sorted((q, w) for q, w in listening.items())}")
+        # Warm up the match host's models (outside the timings), as the reference's were warm.
+        warm = [jobs[0]] + ([jobs[5]] if media.voices else [])
+        for job in warm:
+            body, seconds = api.decide(*job)
+            files_put += sum(len(p) for p in job[1].values())
+            log(f"warm-up {describe(job)}: {seconds * 1000:.0f} ms (the models load)")
+        split = []
+        for job in jobs:
+            body, seconds = api.decide(*job)
+            files_put += sum(len(p) for p in job[1].values())
+            split.append((seen(body), seconds))
+
+        # ---- the checks.
+        log("")
+        log(f"{'job':3} {'what':62} {'one host':>9} {'4 hosts':>9}  decision")
+        for i, (job, (one, t_one), (four, t_four)) in enumerate(
+            zip(jobs, reference, split, strict=True)
+        ):
+            report.jobs += 1
+            report.decided += four[0] == "decided"
+            same = one == four
+            report.differ += not same
+            differs = "" if same else f"  DIFFERS: {one!r} vs {four!r}"
+            log(
+                f"{i + 1:3} {describe(job)[:62]:62} {t_one * 1000:7.0f} ms "
+                f"{t_four * 1000:7.0f} ms  {four[1]} {','.join(four[2])}{differs}"
+            )
+            report.check(one[0] == "decided", f"job {i + 1} decided by one host: {one}")
+        report.check(report.decided == report.jobs, "every job decided by the four hosts")
+        report.check(report.differ == 0, "the four hosts decide as one")
+        if media.voices:
+            report.check(
+                [r[0][1] for r in reference[5:]]
+                == ["allow", "allow", "allow", "needs_consent", "needs_consent"],
+                f"the voice jobs' decisions: {[r[0][1] for r in reference[5:]]}",
+            )
+        report.check(reference[0][0][1] == "allow", "alice is found and allowed")
+
+        # A duplicate enrollment is checked through the shards (the match host asks them).
+        erin = enroll("erin@example.org", "face", media.photos["obama3.jpg"])
+        files_put += 1
+        report.check(
+            erin.status == "disputed",
+            f"a second account with alice's face is disputed: {erin.status}",
+        )
+
+        match_log = matching.text()
+        outs = fan_outs(match_log)
+        searches = [shard_searches(p.text(), k) for k, p in enumerate(shard_procs)]
+        for k, found in enumerate(searches):
+            report.check(found.get("face", 0) > 0, f"shard {k}'s host searched faces: {found}")
+            if media.voices:
+                report.check(
+                    found.get("voice", 0) > 0, f"shard {k}'s host searched voices: {found}"
+                )
+
+        # Media: every upload sealed into PostgreSQL, and gone from it once used.
+        puts, deletes, put_bytes, left = media_log(database_url)
+        report.check(
+            puts == files_put, f"media_blob received every upload: {puts} puts, {files_put} files"
+        )
+        report.check(
+            deletes == puts and left == 0, f"media_blob emptied: {deletes} deletes, {left} left"
+        )
+        report.media_through_database = puts == files_put == deletes and left == 0
+        for process in procs.running:
+            files = process.private_files()
+            local = [f for f in files if any(f"{HOST_HOME}/{d}/" in f for d in LOCAL_MEDIA_DIRS)]
+            report.media_local += [f"{process.host.name}:{f}" for f in local]
+            log(f"{process.host.name:7} private files: {folders(files)}")
+        operator_local = [
+            str(p) for d in LOCAL_MEDIA_DIRS for p in (operator.home / d).rglob("*") if p.is_file()
+        ]
+        report.media_local += operator_local
+        report.check(
+            not report.media_local, f"no media file in any host's folders: {report.media_local}"
+        )
+
+        t_one = [r[1] for r in reference]
+        t_four = [r[1] for r in split]
+        log("")
+        log(
+            "job time, submission to decision seen by the client, median of "
+            f"{len(t_one)}: one host {statistics.median(t_one) * 1000:.0f} ms, "
+            f"4 hosts {statistics.median(t_four) * 1000:.0f} ms"
+        )
+        if outs:
+            log(
+                f"fan-out per search (match host's log): median {statistics.median(outs):.0f} ms, "
+                f"max {max(outs):.0f} ms over {len(outs)}; shard searches: "
+                + "; ".join(f"shard{k} {s}" for k, s in enumerate(searches))
+            )
+        log(
+            f"media: {puts} uploads sealed into media_blob ({put_bytes / 1e6:.1f} MB), "
+            f"{deletes} deleted, {left} left; relayed: "
+            + ", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in relay.carried.items())
+        )
+        log(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-voice", action="store_true", help="faces only (no voice model)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print(
+            "bench/multihost.py must run as root: it makes network namespaces and mounts",
+            file=sys.stderr,
+        )
+        return 2
+    missing = [tool for tool in ("ip", "unshare", "setpriv") if shutil.which(tool) is None]
+    if missing:
+        print(
+            f"bench/multihost.py needs {', '.join(missing)} (iproute2, util-linux)", file=sys.stderr
+        )
+        return 2
+
+    def interrupted(signum, frame):  # SIGTERM, SIGHUP: clean up as for Ctrl-C
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
+    left = sweep()
+    if left:
+        log(f"removed what a dead run left: {', '.join(left)}")
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="multihost-") as tmp:
+            try:
+                report = bench(args, Path(tmp))
+            except BenchFailed as exc:
+                log(f"FAILED: {exc}")
+                return 1
+    except KeyboardInterrupt:
+        log("interrupted: everything the run made is removed")
+        return 130
+    finally:
+        sweep(os.getpid())  # anything the run's own clean-up could not remove
+    if report.media_local:
+        media = f"MEDIA IN LOCAL FOLDERS: {len(report.media_local)}"
+    elif not report.media_through_database:
+        media = "media NOT all through PostgreSQL"
+    else:
+        media = "media through PostgreSQL only"
+    log(f"wall time {time.monotonic() - started:.0f} s")
+    if report.failures:
+        log(f"{len(report.failures)} checks failed: " + "; ".join(report.failures))
+    log(
+        f"multihost: {len(HOSTS)} hosts, {report.jobs} jobs, {report.decided} decided, "
+        f"{report.differ} differ from one host; {media}"
+    )
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
