@@ -23,10 +23,15 @@ job decided, decisions, reasons and findings equal to the reference's; each shar
 (its log) and answers the health page's broadcast under its own host name; a duplicate
 enrollment is disputed through the shards; every upload was sealed into the `media_blob` table
 (a trigger in the bench's database counts each put and delete) and the table is empty at the
-end; no host's private folders hold a media file. Prints a line per job (its time in both runs)
-and last:
+end; no host's private folders hold a media file. With `--media s3` every host's store is
+moto's S3-compatible server instead (`moto[server]`, the dev extra, on this machine's loopback,
+relayed like the others), its bucket versioned so that its versions and delete markers count the
+puts and deletes, and `media_blob` must stay unused. Prints a line per job (its time in both
+runs) and last:
 
     multihost: 4 hosts, J jobs, J decided, 0 differ from one host; media through PostgreSQL only
+
+(`media through S3 only` with `--media s3`).
 
 Everything it made (the hosts' processes, namespaces and veth pairs, the relay, the database)
 is removed at the end, on failure and on Ctrl-C; a run killed outright (SIGKILL) takes its hosts'
@@ -36,7 +41,7 @@ namespaces and database it left.
 Run (root; needs iproute2 and util-linux's unshare; PostgreSQL at TEST_POSTGRES_URL, Redis at
 TEST_REDIS_URL, both on 127.0.0.1 by default):
 
-    PYTHONPATH=. python bench/multihost.py [--no-voice]
+    PYTHONPATH=. python bench/multihost.py [--no-voice] [--media database|s3]
 """
 
 from __future__ import annotations
@@ -582,6 +587,70 @@ def media_log(database_url: str) -> tuple[int, int, int, int]:
     return puts, deletes, put_bytes, left
 
 
+S3_PORT = 9000  # where each host reaches the S3-compatible server (through the relay)
+S3_BUCKET = "consent-media"
+S3_LOGIN = {"AWS_ACCESS_KEY_ID": "multihost-bench", "AWS_SECRET_ACCESS_KEY": "multihost-secret-key"}
+
+
+@contextmanager
+def s3_server(logs: Path) -> Iterator[str]:
+    """moto's S3-compatible server (the dev extra's `moto[server]`, as tests/unit/test_storage.py
+    runs it) on this machine's loopback, with a bucket whose versioning keeps a version per put
+    and a marker per delete: the count of both. Yields its URL."""
+    import socket
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(logs / "s3.log", "wb") as out:
+        server = subprocess.Popen(
+            ["setpriv", "--pdeathsig", "KILL", sys.executable, "-m", "moto.server"]
+            + ["-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise BenchFailed("moto's S3 server did not start") from None
+                time.sleep(0.2)
+        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", **s3_login())
+        client.create_bucket(Bucket=S3_BUCKET)
+        client.put_bucket_versioning(
+            Bucket=S3_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+        )
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def s3_login() -> dict[str, str]:
+    return {k.lower(): v for k, v in S3_LOGIN.items()}
+
+
+def s3_log(url: str) -> tuple[int, int, int, int]:
+    """(puts, deletes, bytes put, objects left) in the bench's bucket."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", **s3_login())
+    versions, markers, size = 0, 0, 0
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=S3_BUCKET):
+        versions += len(page.get("Versions", []))
+        size += sum(v["Size"] for v in page.get("Versions", []))
+        markers += len(page.get("DeleteMarkers", []))
+    left = client.list_objects_v2(Bucket=S3_BUCKET).get("KeyCount", 0)
+    return versions, markers, size, left
+
+
 # ---------------------------------------------------------------------------- media and jobs
 @dataclass
 class Media:
@@ -727,7 +796,7 @@ class Report:
     jobs: int = 0
     decided: int = 0
     differ: int = 0
-    media_through_database: bool = False  # every upload put into media_blob, and deleted
+    media_through_store: bool = False  # every upload put into the shared store, and deleted
     media_local: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -775,7 +844,10 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         _, database_url = stack.enter_context(fresh_database())
         redis_number = stack.enter_context(redis_database())
         pg, rd = make_url(POSTGRES_ADMIN_URL), make_url(REDIS_URL)
+        s3_url = stack.enter_context(s3_server(tmp)) if args.media == "s3" else None
         for h in hosts.values():
+            if s3_url is not None:
+                relay.add("S3", (h.gateway, S3_PORT), ("127.0.0.1", int(s3_url.rsplit(":", 1)[1])))
             relay.add(
                 "PostgreSQL",
                 (h.gateway, pg.port or 5432),
@@ -791,6 +863,18 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         keys.mkdir(mode=0o700)
         sealed = Secrets.make(keys, "multihost.invalid/audit")
 
+        def media_env(gateway: str) -> dict[str, str]:
+            """The media store: the database (the relay to PostgreSQL), or the S3 server."""
+            if s3_url is None:
+                return {"MEDIA_STORE": "database"}
+            return {
+                "MEDIA_STORE": "s3",
+                "MEDIA_S3_BUCKET": S3_BUCKET,
+                "MEDIA_S3_ENDPOINT_URL": f"http://{gateway}:{S3_PORT}",
+                "MEDIA_S3_REGION": "us-east-1",
+                **S3_LOGIN,
+            }
+
         def host_env(host: Host) -> dict[str, str]:
             """What every host is given: its way to the database and the broker (its relay),
             production settings, the shared secrets."""
@@ -802,7 +886,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
                 .set(host=host.gateway)
                 .render_as_string(hide_password=False),
                 "BROKER_URL": f"redis://{host.gateway}:{rd.port or 6379}/{redis_number}",
-                "MEDIA_STORE": "database",
+                **media_env(host.gateway),
                 "GALLERY_SHARDS": "2",
                 "GALLERY_SHARD_TIMEOUT": str(SHARD_TIMEOUT),
                 "PUBLIC_URL": base,
@@ -873,7 +957,10 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
             consent_service_home=tmp / "operator",
             database_url=database_url,
             broker_url=f"{REDIS_URL}/{redis_number}",
-            media_store="database",
+            media_store=args.media,
+            media_s3_bucket=S3_BUCKET if s3_url else None,
+            media_s3_endpoint_url=s3_url,
+            media_s3_region="us-east-1",
             gallery_shards=2,
             public_url=base,
             secret_key=sealed.secret_key,
@@ -883,6 +970,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
             audit_checkpoint_key=sealed.audit_checkpoint_key,
         )
         operator.home.mkdir()
+        os.environ.update(S3_LOGIN if s3_url else {})  # boto3's chain, for the console's store
         app = create_app(operator)
         stack.callback(app.extensions["db_engine"].dispose)
 
@@ -1049,15 +1137,20 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
                     found.get("voice", 0) > 0, f"shard {k}'s host searched voices: {found}"
                 )
 
-        # Media: every upload sealed into PostgreSQL, and gone from it once used.
+        # Media: every upload sealed into the store, and gone from it once used.
         puts, deletes, put_bytes, left = media_log(database_url)
+        where = "media_blob"
+        if s3_url is not None:
+            report.check(puts == 0, f"media_blob unused with MEDIA_STORE=s3: {puts} puts")
+            puts, deletes, put_bytes, left = s3_log(s3_url)
+            where = "the S3 bucket"
         report.check(
-            puts == files_put, f"media_blob received every upload: {puts} puts, {files_put} files"
+            puts == files_put, f"{where} received every upload: {puts} puts, {files_put} files"
         )
         report.check(
-            deletes == puts and left == 0, f"media_blob emptied: {deletes} deletes, {left} left"
+            deletes == puts and left == 0, f"{where} emptied: {deletes} deletes, {left} left"
         )
-        report.media_through_database = puts == files_put == deletes and left == 0
+        report.media_through_store = puts == files_put == deletes and left == 0
         for process in procs.running:
             files = process.private_files()
             local = [f for f in files if any(f"{HOST_HOME}/{d}/" in f for d in LOCAL_MEDIA_DIRS)]
@@ -1086,7 +1179,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
                 + "; ".join(f"shard{k} {s}" for k, s in enumerate(searches))
             )
         log(
-            f"media: {puts} uploads sealed into media_blob ({put_bytes / 1e6:.1f} MB), "
+            f"media: {puts} uploads sealed into {where} ({put_bytes / 1e6:.1f} MB), "
             f"{deletes} deleted, {left} left; relayed: "
             + ", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in relay.carried.items())
         )
@@ -1097,6 +1190,12 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-voice", action="store_true", help="faces only (no voice model)")
+    parser.add_argument(
+        "--media",
+        choices=("database", "s3"),
+        default="database",
+        help="MEDIA_STORE of every host: PostgreSQL (default) or moto's S3-compatible server",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print(
@@ -1134,10 +1233,12 @@ def main() -> int:
         sweep(os.getpid())  # anything the run's own clean-up could not remove
     if report.media_local:
         media = f"MEDIA IN LOCAL FOLDERS: {len(report.media_local)}"
-    elif not report.media_through_database:
-        media = "media NOT all through PostgreSQL"
+    elif not report.media_through_store:
+        media = "media NOT all through the shared store"
     else:
-        media = "media through PostgreSQL only"
+        media = (
+            "media through PostgreSQL only" if args.media == "database" else "media through S3 only"
+        )
     log(f"wall time {time.monotonic() - started:.0f} s")
     if report.failures:
         log(f"{len(report.failures)} checks failed: " + "; ".join(report.failures))
