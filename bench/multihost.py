@@ -21,7 +21,9 @@ alone, the reference, as tests/e2e/test_gallery_shard_workers.py compares), then
 `match` host restarted holding no gallery and the two shard hosts searching it. Checked: every
 job decided, decisions, reasons and findings equal to the reference's; each shard host searched
 (its log) and answers the health page's broadcast under its own host name; a duplicate
-enrollment is disputed through the shards; every upload was sealed into the `media_blob` table
+enrollment is disputed through the shards; a partition (shard 1's link down, its worker still
+running) fails a job in bounded time, undecided, and once the link is back the host answers
+again by itself and the job decides as before; every upload was sealed into the `media_blob` table
 (a trigger in the bench's database counts each put and delete) and the table is empty at the
 end; no host's private folders hold a media file. With `--media s3` every host's store is
 moto's S3-compatible server instead (`moto[server]`, the dev extra, on this machine's loopback,
@@ -91,7 +93,7 @@ LOCAL_MEDIA_DIRS = ("media", "recordings", "complaint-evidence")
 NEVER_LIMITED = "1000000/minute"
 START_TIMEOUT = 180.0
 DECISION_TIMEOUT = 300.0
-SHARD_TIMEOUT = 10.0  # GALLERY_SHARD_TIMEOUT: a lost shard fails a job within seconds
+SHARD_TIMEOUT = 6.0  # GALLERY_SHARD_TIMEOUT: a lost shard fails a job within seconds
 
 # Each host's first process: the view of the machine described above, then the program.
 HOST_SCRIPT = r"""
@@ -790,6 +792,44 @@ def shard_searches(text: str, shard: int) -> dict[str, int]:
     return {m: found.count(m) for m in sorted(set(found))}
 
 
+def partition(report: Report, api: Api, host: Host, job, expected: tuple, app) -> None:
+    """Cut `host` off (the machine's end of its link down), decide `job`, heal, decide again."""
+    from consent_service.gate.pipeline import SHARDS_UNAVAILABLE
+    from consent_service.tasking import queue_consumers
+
+    run("ip", "link", "set", host.veth, "down")
+    try:
+        body, seconds = api.decide(*job)
+        log(
+            f"partition: {host.name}'s link down: {describe(job)} {body['status']} in "
+            f"{seconds:.1f} s after {body['attempts']} attempts ({body['error']})"
+        )
+        report.check(
+            body["status"] == "failed"
+            and body["decision"] is None
+            and body["error"] == SHARDS_UNAVAILABLE,
+            f"a job while {host.name} is cut off fails, undecided: {body}",
+        )
+        report.check(seconds < 3 * SHARD_TIMEOUT + 30, f"it fails in bounded time: {seconds:.1f} s")
+    finally:
+        run("ip", "link", "set", host.veth, "up")
+    healed = time.monotonic()
+    shard = host.name.removeprefix("shard")
+    while True:
+        listening = queue_consumers(app.extensions["celery"], 1.0) or {}
+        if listening.get(f"gallery.face.shard.{shard}"):
+            break
+        if time.monotonic() - healed > START_TIMEOUT:
+            raise BenchFailed(f"{host.name} did not answer again after its link came back")
+    body, seconds = api.decide(*job)
+    log(
+        f"partition healed: {host.name} answered the broadcast again after "
+        f"{time.monotonic() - healed - seconds:.1f} s; {describe(job)} {body['status']} "
+        f"{body['decision']} in {seconds * 1000:.0f} ms"
+    )
+    report.check(seen(body) == expected, f"once healed, decided as before: {seen(body)}")
+
+
 # ---------------------------------------------------------------------------- the run
 @dataclass
 class Report:
@@ -1065,7 +1105,8 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
             "match",
             "match-sharded",
             consent_service("worker", "--concurrency", "1", "--queues", "matching,default"),
-            {**host_env(hosts["match"]), **sealed.signing()},
+            # Two attempts: a partitioned shard fails a job in about three shard timeouts.
+            {**host_env(hosts["match"]), **sealed.signing(), "JOB_MAX_ATTEMPTS": "2"},
         )
         wait_for_log(matching, " ready.")
         listening = queue_consumers(app.extensions["celery"], 2.0) or {}
@@ -1127,8 +1168,13 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
             f"a second account with alice's face is disputed: {erin.status}",
         )
 
-        match_log = matching.text()
-        outs = fan_outs(match_log)
+        # A partition: shard 1's host cut off the network (its link down, its worker still
+        # running). The job is sent again once and fails in bounded time, never decided from
+        # half the gallery; once the link is back, the host answers again by itself.
+        outs = fan_outs(matching.text())  # the searches of the whole network, for the figures
+        partition(report, api, hosts["shard1"], jobs[0], reference[0][0], app)
+        files_put += 2 * len(jobs[0][1]["source"])
+
         searches = [shard_searches(p.text(), k) for k, p in enumerate(shard_procs)]
         for k, found in enumerate(searches):
             report.check(found.get("face", 0) > 0, f"shard {k}'s host searched faces: {found}")
