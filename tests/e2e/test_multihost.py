@@ -6,7 +6,7 @@ the network fails a job in bounded time, never decides it, and answers again onc
 back; every upload passes through PostgreSQL, none through a folder. Needs root and iproute2
 (skipped otherwise, with the reason); never leaves a namespace behind.
 
-Faces only (`--no-voice`): 45-85 s here, where the voice jobs would more than double it (the
+Faces only (`--no-voice`): 45-90 s here, where the voice jobs would more than double it (the
 voice model loads on the match host twice, 20 s each at load 2-4); `python bench/multihost.py`
 runs the voices too, and tests/e2e/test_gallery_shard_workers.py covers them over shards."""
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "multihost.py"
-TIMEOUT = 300  # seconds for the whole run (45-85 s here at load 1-4)
+TIMEOUT = 300  # seconds for the whole run (45-90 s here at load 1-4)
 
 
 def _bench():
