@@ -35,10 +35,10 @@ runs) and last:
 
 (`media through S3 only` with `--media s3`).
 
-Everything it made (the hosts' processes, namespaces and veth pairs, the relay, the database)
-is removed at the end, on failure and on Ctrl-C; a run killed outright (SIGKILL) takes its hosts'
-processes with it (each host's first process dies with the bench), and the next run removes the
-namespaces and database it left.
+Everything it made (the hosts' processes, namespaces and veth pairs, the relay, the database,
+the Redis claim, its folder of logs and keys) is removed at the end, on failure and on Ctrl-C; a
+run killed outright (SIGKILL) takes its hosts' processes with it (each host's first process dies
+with the bench), and the next run removes the rest it left.
 
 Run (root; needs iproute2 and util-linux's unshare; PostgreSQL at TEST_POSTGRES_URL, Redis at
 TEST_REDIS_URL, both on 127.0.0.1 by default):
@@ -133,9 +133,17 @@ def _alive(pid: int) -> bool:
 
 # ---------------------------------------------------------------------------- leftovers
 def sweep(owner: int | None = None) -> list[str]:
-    """Remove the namespaces (with any process still in them) and databases of runs that are
-    gone, or of run `owner` whatever its state. Returns what it removed."""
+    """Remove the namespaces (with any process still in them), databases, Redis claims and
+    folders (the logs and the operator's keys) of runs that are gone, or of run `owner`
+    whatever its state. Returns what it removed."""
     removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
+        found = NETNS.match(folder.name)
+        if found and folder.is_dir():
+            pid = int(found.group(1))
+            if pid == owner or (owner is None and not _alive(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(str(folder))
     for line in run("ip", "netns", "list").stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         found = NETNS.match(name)
@@ -1266,7 +1274,7 @@ def main() -> int:
         log(f"removed what a dead run left: {', '.join(left)}")
     started = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="multihost-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{PREFIX}{os.getpid()}-") as tmp:
             try:
                 report = bench(args, Path(tmp))
             except BenchFailed as exc:
