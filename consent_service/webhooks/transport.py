@@ -141,49 +141,74 @@ def check_url(url: str, allow_private: bool) -> str:
     return url.strip()
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float):
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float):
-        self._tls = ssl.create_default_context()
-        super().__init__(host, port, timeout=timeout, context=self._tls)
-        self._address = address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        # Certificate and SNI are checked against the host name, not the pinned address.
-        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
-
-
 class _Deadline:
-    """Cuts a connection when the attempt's total time is up: `timeout` bounds each read, so a
+    """Cuts an attempt's socket when its total time is up: `timeout` bounds each read, so a
     receiver that drips its answer a byte at a time would otherwise hold the worker for as
-    long as it likes. The watchdog shuts the socket down, which ends any read in progress."""
+    long as it likes. The watchdog shuts the socket down, which ends any read in progress.
 
-    def __init__(self, conn: http.client.HTTPConnection, seconds: float):
-        self.conn, self.expired = conn, False
+    The connection hands over the socket it opens (`watch`); the watchdog does not read
+    `conn.sock`, which http.client empties when it gives the socket to the response (an answer
+    with `Connection: close`, or HTTP/1.0), and which is not set yet while the socket connects
+    or shakes hands: a deadline reached then cut nothing, and a dripping body held the attempt
+    until the task's time limit killed it unrecorded (its lease still counted against the
+    provider's cap). A socket handed over after the deadline is cut at once."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._cut)
         self._timer.daemon = True
 
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock, expired = sock, self.expired
+        if expired:
+            _shutdown(sock)
+
     def _cut(self) -> None:
-        self.expired = True
-        sock = self.conn.sock
+        with self._lock:
+            self.expired, sock = True, self._sock
         if sock is not None:
-            with contextlib.suppress(OSError):  # closed meanwhile: nothing to cut
-                sock.shutdown(socket.SHUT_RDWR)
+            _shutdown(sock)
 
     def start(self) -> None:
         self._timer.start()
 
     def cancel(self) -> None:
         self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed meanwhile: nothing to cut
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float, deadline: _Deadline):
+        super().__init__(host, port, timeout=timeout)
+        self._address, self._deadline = address, deadline
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self._deadline.watch(self.sock)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float, deadline: _Deadline):
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls)
+        self._address, self._deadline = address, deadline
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self._deadline.watch(sock)
+        # Certificate and SNI are checked against the host name, not the pinned address. The
+        # handshake after the wrap, so the deadline can cut a receiver that drips it too.
+        tls = self._tls.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self._deadline.watch(tls)
+        tls.do_handshake()
+        self.sock = tls
 
 
 class HttpTransport:
@@ -207,8 +232,8 @@ class HttpTransport:
             raise DeliveryError(str(exc)) from None
         address = resolve(target, self.allow_private)
         cls = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-        conn = cls(target.host, target.port, address, self.timeout)
-        deadline = _Deadline(conn, self.deadline)
+        deadline = _Deadline(self.deadline)
+        conn = cls(target.host, target.port, address, self.timeout, deadline)
         deadline.start()
         try:
             conn.request(

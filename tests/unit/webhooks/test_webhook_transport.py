@@ -12,7 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from consent_service.errors import InvalidRequest
-from consent_service.webhooks.transport import DeliveryError, HttpTransport, check_url, is_public
+from consent_service.webhooks.transport import (
+    DeliveryError,
+    HttpTransport,
+    _Deadline,
+    check_url,
+    is_public,
+)
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -27,8 +33,12 @@ class _Receiver(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(1.5)
             self.send_response(200)
-        elif self.path == "/drip":  # an answer one byte every 0.1 s: no read ever times out
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        elif self.path.startswith("/drip"):  # one byte every 0.1 s: no read ever times out
+            # /drip-close: the answer says `Connection: close` (http.client then gives the socket
+            # to the response); /drip-http10: an HTTP/1.0 answer (the same, implicitly).
+            status = "HTTP/1.0 200 OK" if self.path == "/drip-http10" else "HTTP/1.1 200 OK"
+            close = "Connection: close\r\n" if self.path == "/drip-close" else ""
+            self.wfile.write(f"{status}\r\n{close}Content-Length: 100\r\n\r\n".encode())
             for _ in range(100):
                 self.wfile.write(b"x")
                 self.wfile.flush()
@@ -79,13 +89,29 @@ def test_a_slow_receiver_times_out(receiver):
     assert time.monotonic() - started < 1.2
 
 
-def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(receiver):
-    """Each read gets a byte before `timeout`, so only the total deadline ends the attempt."""
+@pytest.mark.parametrize("path", ["/drip", "/drip-close", "/drip-http10"])
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(receiver, path):
+    """Each read gets a byte before `timeout`, so only the total deadline ends the attempt;
+    also when the answer closes the connection after it (the socket is then the response's,
+    no longer the connection's: the deadline cut nothing and the attempt ran 10 s)."""
     transport = HttpTransport(timeout=0.5, allow_private=True, deadline=1.0)
     started = time.monotonic()
     with pytest.raises(DeliveryError, match="no full answer within 1 s"):
-        transport.post(f"{receiver}/drip", b"{}", {})
+        transport.post(f"{receiver}{path}", b"{}", {})
     assert time.monotonic() - started < 1.8
+
+
+def test_a_socket_opened_after_the_deadline_is_cut_at_once():
+    """A deadline reached while the socket still connected (a loaded machine, a receiver slow to
+    accept) cut nothing before: the attempt then read a dripping answer unbounded."""
+    deadline = _Deadline(0.01)
+    deadline.start()
+    time.sleep(0.2)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        deadline.watch(ours)
+        ours.settimeout(1)  # not cut: the read below would time out
+        assert deadline.expired and ours.recv(1) == b""  # shut down: the read ends at once
 
 
 def test_production_never_connects_to_internal_addresses(receiver):
