@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -184,6 +185,21 @@ class Stack:
             worker = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.workers.append(worker)
         return worker
+
+    def worker_errors(self, worker: subprocess.Popen, limit: int = 3) -> str:
+        """The last distinct errors the worker logged (a traceback's last line, an ERROR line):
+        what a failed row prints, since the stack's folder and its logs go with it."""
+        log = self.folder / f"worker{self.workers.index(worker)}.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        errors = [
+            line.strip()
+            for line in lines
+            if re.match(r"^[\w.]+(Error|Exception|Exceeded|Lost)\b", line.strip())
+            or "ERROR/" in line
+            or "time limit" in line
+        ]
+        seen = list(dict.fromkeys(reversed(errors)))[:limit]
+        return " | ".join(reversed(seen)) or "none"
 
     def kill_worker(self, worker: subprocess.Popen) -> None:
         """SIGKILL the worker and its pool processes (nothing acknowledges, nothing cleans up)."""
@@ -565,13 +581,18 @@ def slow_receiver(stack: Stack, args) -> Row:
             )
         # As deployed (docker-compose): matching on its workers, webhooks on theirs.
         stack.start_worker(queues=(MATCHING_QUEUE, "default"))
-        stack.start_worker(concurrency=2, queues=(WEBHOOKS_QUEUE,))
+        sender = stack.start_worker(concurrency=2, queues=(WEBHOOKS_QUEUE,))
         wait_ready(stack, fast_key)
         quiet = gate_latency(stack, fast_key, args.latency_jobs)
         slow_jobs = [stack.submit_ok(slow_key, tiny_picture(2000 + i)) for i in range(6)]
         stack.wait(slow_jobs, 60)  # decided: six deliveries drip now, two at a time
         loaded = gate_latency(stack, fast_key, args.latency_jobs)
         cut, deliveries = _wait_cut(stack, slow_id, 10 * stack.settings.webhook_deadline)
+        if not cut:  # each decided job wrote a delivery: were they, and what did the sender log
+            now = Counter(stack.wait(slow_jobs, 0).values())  # their statuses now, at once
+            jobs = ", ".join(f"{n} {status}" for status, n in now.items())
+            deliveries += f"; the slow tenant's jobs: {jobs or 'none found'}"
+            deliveries += f"; the webhooks worker's errors: {stack.worker_errors(sender)}"
     finally:
         server.shutdown()
         server.server_close()
