@@ -48,26 +48,30 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
-import redis
-import requests
-from sqlalchemy.engine import make_url
-from urllib3 import encode_multipart_formdata
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # tests.support, run as `python bench/api_load.py`
+    sys.path.insert(0, str(ROOT))
 
-from consent_service import db
-from consent_service.accounts.models import Subject, User
-from consent_service.app import create_app
-from consent_service.consent import service as consent
-from consent_service.gate import pipeline
-from consent_service.gate.decisions import Analysis, PersonSeen
-from consent_service.gate.tasks import signing
-from consent_service.migrate import upgrade
-from consent_service.processes import web_command
-from consent_service.providers.service import create_provider, issue_key
-from consent_service.runtime import services
-from consent_service.settings import Settings
-from consent_service.timeutil import utcnow
-from consent_service.vocabulary import Operation, Role
+import psycopg  # noqa: E402
+import requests  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from urllib3 import encode_multipart_formdata  # noqa: E402
+
+from consent_service import db  # noqa: E402
+from consent_service.accounts.models import Subject, User  # noqa: E402
+from consent_service.app import create_app  # noqa: E402
+from consent_service.consent import service as consent  # noqa: E402
+from consent_service.gate import pipeline  # noqa: E402
+from consent_service.gate.decisions import Analysis, PersonSeen  # noqa: E402
+from consent_service.gate.tasks import signing  # noqa: E402
+from consent_service.migrate import upgrade  # noqa: E402
+from consent_service.processes import web_command  # noqa: E402
+from consent_service.providers.service import create_provider, issue_key  # noqa: E402
+from consent_service.runtime import services  # noqa: E402
+from consent_service.settings import Settings  # noqa: E402
+from consent_service.timeutil import utcnow  # noqa: E402
+from consent_service.vocabulary import Operation, Role  # noqa: E402
+from tests.support import redis_database  # noqa: E402
 
 INLINE = pipeline.Delivery(None, timedelta(minutes=5))  # claimed here, not by a task message
 
@@ -132,25 +136,6 @@ def postgres() -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def redis_db() -> Iterator[str]:
-    """A Redis database no test run is using (the tests' claim in database 0, tests/support.py)."""
-    claims = redis.Redis.from_url(f"{REDIS_URL}/0")
-    token = f"bench-{os.getpid()}-{secrets.token_hex(4)}"
-    for number in range(15, 0, -1):
-        if claims.set(f"consent-service-test-db:{number}", token, nx=True, ex=3600):
-            break
-    else:
-        raise SystemExit("every Redis database 1-15 is claimed by a test run")
-    url = f"{REDIS_URL}/{number}"
-    redis.Redis.from_url(url).flushdb()
-    try:
-        yield url
-    finally:
-        redis.Redis.from_url(url).flushdb()
-        claims.delete(f"consent-service-test-db:{number}")
 
 
 def prepare(settings: Settings) -> tuple[str, str]:
@@ -383,7 +368,7 @@ def run_embedded(args, tmp: Path) -> dict[str, Figures]:
 def run_production(args, tmp: Path) -> dict[str, Figures]:
     with ExitStack() as stack:
         database = stack.enter_context(postgres())
-        broker = stack.enter_context(redis_db())
+        broker = stack.enter_context(redis_database("api-load"))
         home = tmp / "production"
         settings = Settings(
             consent_service_home=home,
@@ -424,7 +409,7 @@ def profile(n: int, tmp: Path, production: bool) -> None:
     with ExitStack() as stack:
         if production:
             database = stack.enter_context(postgres())
-            broker = stack.enter_context(redis_db())
+            broker = stack.enter_context(redis_database("api-load"))
             settings = Settings(
                 consent_service_home=tmp / "profile",
                 database_url=database,

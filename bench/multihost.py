@@ -534,29 +534,6 @@ def fresh_database() -> Iterator[tuple[str, str]]:
         _drop_database(name)
 
 
-@contextmanager
-def redis_database() -> Iterator[int]:
-    """A Redis database number (15 down to 1) no test run or bench holds, emptied at both ends;
-    the claim lives in database 0 and expires by itself (tests/support.py claims from 1 up)."""
-    import redis
-
-    claims = redis.Redis.from_url(f"{REDIS_URL}/0")
-    token = f"multihost-{os.getpid()}-{secrets.token_hex(4)}"
-    for number in range(15, 0, -1):
-        if claims.set(f"consent-service-test-db:{number}", token, nx=True, ex=3600):
-            break
-    else:
-        raise BenchFailed("every Redis database 1-15 is claimed by a test run")
-    redis.Redis.from_url(f"{REDIS_URL}/{number}").flushdb()
-    try:
-        yield number
-    finally:
-        redis.Redis.from_url(f"{REDIS_URL}/{number}").flushdb()
-        if claims.get(f"consent-service-test-db:{number}") == token.encode():
-            claims.delete(f"consent-service-test-db:{number}")
-        claims.close()
-
-
 # Every put into and delete from media_blob, counted by PostgreSQL itself: the proof that each
 # upload went through the database (the bench's own database; the service never sees it).
 MEDIA_LOG_SQL = """
@@ -604,43 +581,21 @@ S3_LOGIN = {"AWS_ACCESS_KEY_ID": "multihost-bench", "AWS_SECRET_ACCESS_KEY": "mu
 
 @contextmanager
 def s3_server(logs: Path) -> Iterator[str]:
-    """moto's S3-compatible server (the dev extra's `moto[server]`, as tests/unit/test_storage.py
-    runs it) on this machine's loopback, with a bucket whose versioning keeps a version per put
-    and a marker per delete: the count of both. Yields its URL."""
-    import socket
-
+    """moto's S3-compatible server (tests/support.py's, as tests/unit/test_storage.py runs it) on
+    this machine's loopback, dying with the bench, with a bucket whose versioning keeps a
+    version per put and a marker per delete: the count of both. Yields its URL."""
     import boto3
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with open(logs / "s3.log", "wb") as out:
-        server = subprocess.Popen(
-            ["setpriv", "--pdeathsig", "KILL", sys.executable, "-m", "moto.server"]
-            + ["-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise BenchFailed("moto's S3 server did not start") from None
-                time.sleep(0.2)
+    from tests.support import moto_server
+
+    launcher = ("setpriv", "--pdeathsig", "KILL")
+    with moto_server(logs / "s3.log", launcher) as url:
         client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", **s3_login())
         client.create_bucket(Bucket=S3_BUCKET)
         client.put_bucket_versioning(
             Bucket=S3_BUCKET, VersioningConfiguration={"Status": "Enabled"}
         )
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def s3_login() -> dict[str, str]:
@@ -890,7 +845,9 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         relay = Relay()
         stack.callback(relay.close)
         _, database_url = stack.enter_context(fresh_database())
-        redis_number = stack.enter_context(redis_database())
+        from tests.support import redis_database  # the claim every test run and bench takes
+
+        redis_number = int(stack.enter_context(redis_database("multihost")).rsplit("/", 1)[1])
         pg, rd = make_url(POSTGRES_ADMIN_URL), make_url(REDIS_URL)
         s3_url = stack.enter_context(s3_server(tmp)) if args.media == "s3" else None
         for h in hosts.values():

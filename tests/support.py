@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -63,13 +67,14 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def redis_database() -> Iterator[str]:
-    """A Redis database (1-15) no other test run on this machine is using, emptied first; the
-    claim lives in database 0 and expires by itself if a run dies."""
+def redis_database(owner: str = "test") -> Iterator[str]:
+    """A Redis database (1-15) no other test run or bench on this machine is using, emptied
+    at both ends; the claim lives in database 0, says `owner-pid-…` (what a bench's sweep of
+    its own dead runs reads) and expires by itself if a run dies."""
     import redis
 
     claims = redis.Redis.from_url(f"{REDIS_URL}/0")
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    token = f"{owner}-{os.getpid()}-{secrets.token_hex(4)}"
     for number in range(1, 16):
         if claims.set(f"consent-service-test-db:{number}", token, nx=True, ex=3 * 3600):
             break
@@ -80,9 +85,40 @@ def redis_database() -> Iterator[str]:
     try:
         yield url
     finally:
+        redis.Redis.from_url(url).flushdb()
         if claims.get(f"consent-service-test-db:{number}") == token.encode():
             claims.delete(f"consent-service-test-db:{number}")
         claims.close()
+
+
+@contextmanager
+def moto_server(log: Path, launcher: tuple[str, ...] = ()) -> Iterator[str]:
+    """moto's S3-compatible server (the dev extra's `moto[server]`, a registry package) in a
+    process of its own on this machine's loopback, its output in `log`; yields its URL.
+    `launcher` goes before its command line (`setpriv --pdeathsig KILL`: it dies with us)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [*launcher, sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's server did not start:\n{log.read_text()}") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def side_by_side(out: Path, *images: Path, height: int = 400) -> Path:

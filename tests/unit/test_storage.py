@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +33,7 @@ from consent_service.storage import (
     store_for,
 )
 from consent_service.timeutil import utcnow
+from tests.support import moto_server
 
 MEDIA = b"\xff\xd8\xff\xe0 a person's photo, every byte of it private " * 50
 BUCKET = "consent-media"
@@ -54,37 +51,11 @@ class Backend:
     shelf: Callable[[Shelf], MediaStore]  # the same place's other shelves
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_url(tmp_path_factory) -> Iterator[str]:
     """moto's S3-compatible server (a registry package, `moto[server]`) in its own process."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
-    with open(log, "wb") as fh:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start:\n{log.read_text()}") from None
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with moto_server(tmp_path_factory.mktemp("moto") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture
