@@ -54,6 +54,7 @@ import base64
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import statistics
@@ -95,22 +96,52 @@ START_TIMEOUT = 180.0
 DECISION_TIMEOUT = 300.0
 SHARD_TIMEOUT = 6.0  # GALLERY_SHARD_TIMEOUT: a lost shard fails a job within seconds
 
-# Each host's first process: the view of the machine described above, then the program.
+
+class BenchFailed(RuntimeError):
+    """A check of the run failed; the message says which."""
+
+
+def _kept() -> tuple[str, ...]:
+    """What each host must still see that lies inside a private folder: the code and the
+    interpreter's environment when they are checked out or made under /tmp (a CI clone), each
+    bound back read-only where it was (the outermost of nested ones)."""
+    wanted = {str(ROOT), os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
+    inside = sorted(p for p in wanted if any(p == d or p.startswith(d + "/") for d in PRIVATE_DIRS))
+    kept = [p for p in inside if not any(p.startswith(k + "/") for k in inside if k != p)]
+    staging = PRIVATE_DIRS[PRIVATE_DIRS.index("/run")]
+    if any(k == staging or k.startswith(staging + "/") for k in kept):
+        raise BenchFailed(f"cannot run the hosts with the code or Python under {staging}")
+    return tuple(kept)
+
+
+KEPT = _kept()
+
+# Each host's first process: the view of the machine described above, then the program. What
+# KEPT names is bound aside (on the fresh /run) before the private folders hide it, then moved
+# back into place, read-only.
 HOST_SCRIPT = r"""
 set -e
 mount -o remount,bind,ro /
-for d in {dirs}; do mount -t tmpfs -o mode=0755 tmpfs "$d"; done
+mount -t tmpfs -o mode=0755 tmpfs /run
+i=0; for k in {kept}; do mkdir -p /run/kept$i; mount --bind "$k" /run/kept$i; i=$((i+1)); done
+for d in {dirs}; do [ "$d" = /run ] || mount -t tmpfs -o mode=0755 tmpfs "$d"; done
+i=0
+for k in {kept}; do
+    mkdir -p "$k"; mount --move /run/kept$i "$k"; mount -o remount,bind,ro "$k"
+    rmdir /run/kept$i; i=$((i+1))
+done
 chmod 1777 /tmp /var/tmp /dev/shm
 hostname "$1"; shift
 ip link set lo up
 mkdir -p {home} {user_home}
 cd "$1"; shift
 exec "$@"
-""".format(dirs=" ".join(PRIVATE_DIRS), home=HOST_HOME, user_home=HOST_USER_HOME)
-
-
-class BenchFailed(RuntimeError):
-    """A check of the run failed; the message says which."""
+""".format(
+    dirs=" ".join(PRIVATE_DIRS),
+    kept=" ".join(shlex.quote(k) for k in KEPT),
+    home=HOST_HOME,
+    user_home=HOST_USER_HOME,
+)
 
 
 def log(message: str) -> None:
@@ -350,7 +381,9 @@ class Process:
         root = Path(f"/proc/{pid}/root")
         found = []
         for top in PRIVATE_DIRS:
-            for dirpath, _, files in os.walk(root / top.lstrip("/")):
+            for dirpath, dirs, files in os.walk(root / top.lstrip("/")):
+                seen = "/" + str(Path(dirpath).relative_to(root))
+                dirs[:] = [d for d in dirs if str(Path(seen, d)) not in KEPT]  # the machine's
                 found += [str(Path(dirpath, f).relative_to(root)) for f in files]
         return ["/" + f for f in found]
 
