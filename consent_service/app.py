@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, signing: bool = True, **over
     # Named after the package, as before the factory had a module of its own (Celery takes it).
     app = Flask("consent_service", template_folder=str(TEMPLATE_DIR))
     app.config.update(
-        SECRET_KEY=secrets["secret_key"],
+        SECRET_KEY=secrets.get("secret_key"),  # None in a gallery shard: nothing there signs
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

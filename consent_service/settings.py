@@ -481,6 +481,11 @@ class Settings(BaseSettings):
         """The secrets in force: from the environment, else (development only) generated once
         into the home folder so restarts keep sessions and templates readable."""
         given = {"secret_key": self.secret_key, "template_kek": self.template_kek}
+        if self.gallery_shard is not None:
+            # A gallery shard serves searches only: no session, sign-in or signed link is made
+            # there, so it holds no SECRET_KEY (not even one set on its host); a host that runs
+            # only shards need not be given it.
+            given.pop("secret_key")
         if self.is_production and self.live_script_seed is not None:
             raise InsecureSettings(
                 "LIVE_SCRIPT_SEED makes every live session's script the same: tests only, "
@@ -506,16 +511,18 @@ class Settings(BaseSettings):
             fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(generated))
-        return {k: given[k] or generated[k] for k in generated}
+        return {k: given[k] or generated[k] for k in given}
 
     def placeholder_secrets(self) -> list[str]:
         """The secret settings that production refuses, by name: SECRET_KEY missing, short or a
-        placeholder; TEMPLATE_KEK (optional) a placeholder or not 32 bytes of base64; the SMTP
-        password of a login, the key settings given and the passwords in the database, broker and
-        rate-limit URLs, when they are placeholders (or a URL's password is its user name)."""
+        placeholder (except in a gallery shard, which holds none); TEMPLATE_KEK (optional) a
+        placeholder or not 32 bytes of base64; the SMTP password of a login, the key settings
+        given and the passwords in the database, broker and rate-limit URLs, when they are
+        placeholders (or a URL's password is its user name)."""
         bad = []
         key = self.secret_key or ""
-        if is_placeholder(key) or len(key) < MIN_SECRET_KEY_LENGTH:
+        needs_key = self.gallery_shard is None  # a shard holds none (`resolved_secrets`)
+        if needs_key and (is_placeholder(key) or len(key) < MIN_SECRET_KEY_LENGTH):
             bad.append("SECRET_KEY")
         if self.template_kek is not None and (
             is_placeholder(self.template_kek) or not _is_key_bytes(self.template_kek)

@@ -208,6 +208,7 @@ def test_only_the_signing_processes_get_the_signing_keys():
         env = services[name]["environment"]
         assert {"TEMPLATE_KEK", "DECISION_PUBLIC_KEYS", "AUDIT_CHECKPOINT_PUBLIC_KEYS"} <= set(env)
         assert not {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} & set(env), name
+        assert env["SECRET_KEY"] == "", name  # no session or signed link is made there
     assert not {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} & set(
         services["migrate"]["environment"]
     )

@@ -174,6 +174,49 @@ class TestPlaceholderSecrets:
         assert settings.resolved_secrets()["secret_key"] == "x"
 
 
+class TestGalleryShard:
+    """A gallery shard (`worker --shard K`) serves searches only: it holds no SECRET_KEY, so a
+    host running only shards is not given the key that signs sessions and links."""
+
+    def shard(self, **values) -> Settings:
+        return production(gallery_shards=2, gallery_shard=1, **values)
+
+    def test_production_starts_a_shard_without_a_secret_key(self):
+        assert self.shard(template_kek=REAL_KEK).resolved_secrets() == {"template_kek": REAL_KEK}
+        assert self.shard().resolved_secrets() == {}
+
+    def test_a_secret_key_set_on_the_host_is_not_loaded(self):
+        assert "secret_key" not in self.shard(secret_key=REAL_SECRET).resolved_secrets()
+        assert "SECRET_KEY" not in self.shard(secret_key="change-me").placeholder_secrets()
+
+    def test_its_other_secrets_are_still_judged(self):
+        with pytest.raises(InsecureSettings, match="TEMPLATE_KEK") as caught:
+            self.shard(template_kek="change-me").resolved_secrets()
+        assert "SECRET_KEY" not in str(caught.value)
+
+    def test_every_other_process_still_needs_one(self):
+        with pytest.raises(InsecureSettings, match="SECRET_KEY"):
+            production(gallery_shards=2).resolved_secrets()
+
+    def test_in_development_it_reads_the_same_templates_key_as_the_others(self, tmp_path):
+        others = Settings(consent_service_home=tmp_path).resolved_secrets()
+        shard = Settings(consent_service_home=tmp_path, gallery_shards=2, gallery_shard=0)
+        assert shard.resolved_secrets() == {"template_kek": others["template_kek"]}
+
+    def test_its_app_has_no_key_to_sign_with(self, tmp_path):
+        from flask import session
+
+        from consent_service.app import create_app
+
+        app = create_app(
+            Settings(consent_service_home=tmp_path, gallery_shards=2, gallery_shard=0),
+            signing=False,
+        )
+        assert app.config["SECRET_KEY"] is None
+        with app.test_request_context(), pytest.raises(RuntimeError, match="secret key"):
+            session["anything"] = 1
+
+
 class TestDevelopment:
     def test_secrets_are_generated_once_into_the_home_folder(self, tmp_path):
         first = Settings(consent_service_home=tmp_path).resolved_secrets()
