@@ -36,8 +36,6 @@ import argparse
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,7 +69,7 @@ from consent_service.runtime import services  # noqa: E402
 from consent_service.settings import Settings  # noqa: E402
 from consent_service.timeutil import utcnow  # noqa: E402
 from consent_service.vocabulary import Operation, Role  # noqa: E402
-from tests.support import redis_database  # noqa: E402
+from tests.support import free_port, listening, redis_database  # noqa: E402
 
 INLINE = pipeline.Delivery(None, timedelta(minutes=5))  # claimed here, not by a task message
 
@@ -116,12 +114,6 @@ class Figures:
         """Requests/s the web processes' CPU time allows on this machine's cores, were they
         idle (the database's and Redis's own CPU time not counted)."""
         return (os.cpu_count() or 1) * 1000 / self.cpu_ms if self.cpu_ms else 0.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -210,34 +202,6 @@ def web_cpu_seconds(pid: int, children: bool) -> float:
         if int(p) == pid or (children and int(fields[1]) == pid):
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
-
-
-@contextmanager
-def server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[int]:
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"the server did not start:\n{log.read_text()[-3000:]}"
-                    ) from None
-                time.sleep(0.3)
-        yield proc.pid
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and what it started
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def wrk(
@@ -348,10 +312,10 @@ def run_embedded(args, tmp: Path) -> dict[str, Figures]:
     home = tmp / "embedded"
     settings = Settings(consent_service_home=home, api_rate_limit=NEVER_LIMITED)
     key, job_id = prepare(settings)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CONSENT_SERVICE_HOME": str(home), "API_RATE_LIMIT": NEVER_LIMITED}
     argv = [str(Path(sys.executable).parent / "consent-service"), "serve", "--port", str(port)]
-    with server(argv, env, port, tmp / "embedded.log") as pid:
+    with listening(argv, port, tmp / "embedded.log", env=env, timeout=120) as web:
         # The serve process only (waitress in it); its worker process is not the API's.
         return measure(
             "embedded",
@@ -361,7 +325,7 @@ def run_embedded(args, tmp: Path) -> dict[str, Figures]:
             args.seconds,
             args.connections,
             tmp,
-            lambda: web_cpu_seconds(pid, children=False),
+            lambda: web_cpu_seconds(web.pid, children=False),
         )
 
 
@@ -378,7 +342,7 @@ def run_production(args, tmp: Path) -> dict[str, Figures]:
             api_rate_limit=NEVER_LIMITED,
         )
         key, job_id = prepare(settings)
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "CONSENT_SERVICE_HOME": str(home),
@@ -388,7 +352,7 @@ def run_production(args, tmp: Path) -> dict[str, Figures]:
             "API_RATE_LIMIT": NEVER_LIMITED,
         }
         argv = web_command(f"127.0.0.1:{port}", args.gunicorn_workers)  # compose's web
-        with server(argv, env, port, tmp / "production.log") as pid:
+        with listening(argv, port, tmp / "production.log", env=env, timeout=120) as web:
             return measure(
                 "production",
                 f"http://127.0.0.1:{port}",
@@ -397,7 +361,7 @@ def run_production(args, tmp: Path) -> dict[str, Figures]:
                 args.seconds,
                 args.connections,
                 tmp,
-                lambda: web_cpu_seconds(pid, children=True),  # gunicorn and its workers
+                lambda: web_cpu_seconds(web.pid, children=True),  # gunicorn and its workers
             )
 
 

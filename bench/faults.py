@@ -31,7 +31,6 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +68,7 @@ from consent_service.runtime import services  # noqa: E402
 from consent_service.settings import Settings  # noqa: E402
 from consent_service.vocabulary import Operation, Role  # noqa: E402
 from consent_service.webhooks import service as webhooks  # noqa: E402
+from tests.support import free_port, wait_for_port  # noqa: E402
 
 FAULT_WORKER = ROOT / "bench" / "fault_worker.py"
 POISON, SLOW = b"FAULT:POISON", b"FAULT:SLOW"
@@ -86,12 +86,6 @@ class Row:
 
 
 # ---------------------------------------------------------------------------- the pieces
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class RedisServer:
     """A redis-server of our own (no persistence: a kill loses every message), killable."""
 
@@ -107,14 +101,7 @@ class RedisServer:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        wait_for_port(self.port, self.process, 10, "redis-server")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
 
@@ -91,34 +92,70 @@ def redis_database(owner: str = "test") -> Iterator[str]:
         claims.close()
 
 
+def free_port() -> int:
+    """A TCP port free on this machine's loopback now (the system picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float, what: str) -> None:
+    """Until `process` accepts connections on the loopback's `port`; RuntimeError naming
+    `what` if it exits first or takes longer than `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"{what} exited with {process.returncode}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not listen within {timeout:.0f} s") from None
+            time.sleep(0.2)
+
+
+@contextmanager
+def listening(
+    argv: list[str],
+    port: int,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> Iterator[subprocess.Popen]:
+    """`argv` started in a session of its own (its output in `log`), once it listens on the
+    loopback's `port`; at the end it and whatever it started get SIGTERM, then SIGKILL after
+    30 s. A server that does not start raises RuntimeError with the end of its log."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        try:
+            wait_for_port(port, process, timeout, argv[0])
+        except RuntimeError as failed:
+            raise RuntimeError(f"{failed}:\n{log.read_text(errors='replace')[-3000:]}") from None
+        yield process
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 @contextmanager
 def moto_server(log: Path, launcher: tuple[str, ...] = ()) -> Iterator[str]:
     """moto's S3-compatible server (the dev extra's `moto[server]`, a registry package) in a
     process of its own on this machine's loopback, its output in `log`; yields its URL.
     `launcher` goes before its command line (`setpriv --pdeathsig KILL`: it dies with us)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [*launcher, sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto's server did not start:\n{log.read_text()}") from None
-                time.sleep(0.2)
+    port = free_port()
+    argv = [*launcher, sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with listening(argv, port, log):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def side_by_side(out: Path, *images: Path, height: int = 400) -> Path:

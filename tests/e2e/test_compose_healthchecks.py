@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from consent_service.migrate import upgrade
-from tests.support import redis_database
+from tests.support import free_port, redis_database
 
 pytestmark = pytest.mark.e2e
 
@@ -89,14 +89,8 @@ def env(tmp_path) -> Iterator[dict[str, str]]:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_web_check_follows_gunicorn(env, tmp_path):
-    port = _free_port()
+    port = free_port()
     check = _check("web", {"python": sys.executable, "127.0.0.1:8000": f"127.0.0.1:{port}"})
     app = "consent_service.app:create_web_app()"
     gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", app]
