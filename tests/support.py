@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -11,15 +12,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 from PIL import Image
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
+
+from consent_service.client import SignatureError, verify_signature
 
 
 @contextmanager
@@ -34,6 +39,100 @@ def serve(app) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+# --- a provider's webhook receiver -------------------------------------------------------------
+@dataclass
+class Receiver:
+    """A provider's endpoint, as the README tells a provider to write one: checks each delivery's
+    signature over the raw body (`verify_signature`); answers 500 to the first POST of each event
+    type listed in `fail_first`, 200 afterwards, 401 to bad signatures. Records every POST (with
+    the address it came from and when), and hands each record to `announce` if set."""
+
+    url: str = ""
+    secret: str = ""
+    fail_first: set[str] = field(default_factory=set)
+    # {"body", "delivery", "verified", "answered", "path", "peer", "at" (Unix time)}
+    received: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    announce: Callable[[dict], None] | None = None
+
+    def handle(self, headers, body: bytes, path: str = "", peer: str = "") -> int:
+        at = time.time()
+        try:
+            verify_signature(self.secret, headers.get("Consent-Signature"), body)
+            verified = True
+        except SignatureError:
+            verified = False
+        event = json.loads(body)
+        with self.lock:
+            if not verified:
+                answer = 401
+            elif event["type"] in self.fail_first:
+                self.fail_first.discard(event["type"])
+                answer = 500
+            else:
+                answer = 200
+            record = {
+                "body": event,
+                "delivery": headers.get("Consent-Delivery"),
+                "verified": verified,
+                "answered": answer,
+                "path": path,
+                "peer": peer,
+                "at": at,
+            }
+            self.received.append(record)
+            if self.announce is not None:
+                self.announce(record)
+        return answer
+
+    def wait_for(self, event_type: str, timeout: float = 60.0, **data) -> list[dict]:
+        """Every POST of the first delivery of `event_type` whose data has these values, once
+        one of them was answered 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                posts = [
+                    r
+                    for r in self.received
+                    if r["body"]["type"] == event_type
+                    and all(r["body"]["data"].get(k) == v for k, v in data.items())
+                ]
+            if any(p["answered"] == 200 for p in posts):
+                return posts
+            time.sleep(0.1)
+        raise AssertionError(f"no accepted {event_type} {data} within {timeout} s: {self.received}")
+
+
+@contextmanager
+def serving(
+    path: str, host: str = "127.0.0.1", port: int = 0, receiver: Receiver | None = None
+) -> Iterator[Receiver]:
+    """A Receiver (`receiver`, or a new one) behind a real HTTP server on `host`:`port` (any
+    free port by default), at `path`."""
+    rec = receiver or Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            answer = rec.handle(self.headers, body, self.path, self.client_address[0])
+            self.send_response(answer)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rec.url = f"http://{host}:{server.server_address[1]}{path}"
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 POSTGRES_ADMIN_URL = os.environ.get(

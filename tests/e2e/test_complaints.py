@@ -21,12 +21,13 @@ from consent_service.operators.service import add_operator
 from consent_service.runtime import services
 from tests import browser
 from tests.e2e.conftest import Api
-from tests.e2e.test_webhooks import Receiver, serving
 from tests.support import (
     Person,
+    Receiver,
     accept_invitation,
     invitation_path,
     mailed_path,
+    serving,
     set_up_two_factor,
     totp_code,
     verified_sign_up,

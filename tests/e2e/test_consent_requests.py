@@ -15,8 +15,14 @@ import pytest
 from consent_service.mail import read_outbox
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
-from tests.e2e.test_webhooks import Receiver, serving
-from tests.support import Person, pass_step_up, side_by_side, verified_sign_up
+from tests.support import (
+    Person,
+    Receiver,
+    pass_step_up,
+    serving,
+    side_by_side,
+    verified_sign_up,
+)
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a long enough password"

@@ -4,30 +4,23 @@ sweep, with retry delays shortened to a second), and `consent.revoked` names the
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from consent_service import db
-from consent_service.client import SignatureError, verify_signature
 from consent_service.consent import service as consent
 from consent_service.processes import beat_command
 from consent_service.runtime import services
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
+from tests.support import Receiver, serving
 
 pytestmark = pytest.mark.e2e
 
 FAST_RETRIES = {"WEBHOOK_RETRY_BASE": "1", "WEBHOOK_SWEEP_INTERVAL": "1", "WEBHOOK_TIMEOUT": "3"}
-WAIT = 60
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,86 +34,6 @@ def _fast_retries() -> Iterator[None]:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-
-
-@dataclass
-class Receiver:
-    """A provider's endpoint: verifies each delivery; answers 500 to the first POST of each
-    event type listed in `fail_first`, 200 afterwards, 401 to bad signatures."""
-
-    url: str = ""
-    secret: str = ""
-    fail_first: set[str] = field(default_factory=set)
-    received: list[dict] = field(default_factory=list)  # {"body", "verified", "answered"}
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def handle(self, headers, body: bytes) -> int:
-        try:
-            verify_signature(self.secret, headers.get("Consent-Signature"), body)
-            verified = True
-        except SignatureError:
-            verified = False
-        event = json.loads(body)
-        with self.lock:
-            if not verified:
-                answer = 401
-            elif event["type"] in self.fail_first:
-                self.fail_first.discard(event["type"])
-                answer = 500
-            else:
-                answer = 200
-            self.received.append(
-                {
-                    "body": event,
-                    "delivery": headers.get("Consent-Delivery"),
-                    "verified": verified,
-                    "answered": answer,
-                }
-            )
-        return answer
-
-    def wait_for(self, event_type: str, **data) -> list[dict]:
-        """Every POST of the first delivery of `event_type` whose data has these values, once
-        one of them was answered 200."""
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            with self.lock:
-                posts = [
-                    r
-                    for r in self.received
-                    if r["body"]["type"] == event_type
-                    and all(r["body"]["data"].get(k) == v for k, v in data.items())
-                ]
-            if any(p["answered"] == 200 for p in posts):
-                return posts
-            time.sleep(0.1)
-        raise AssertionError(f"no accepted {event_type} {data} within {WAIT} s: {self.received}")
-
-
-@contextmanager
-def serving(path: str) -> Iterator[Receiver]:
-    """A Receiver behind a real HTTP server on 127.0.0.1 (port 0), at `path`."""
-    rec = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(rec.handle(self.headers, body))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
-    try:
-        yield rec
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")
