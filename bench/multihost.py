@@ -1,4 +1,4 @@
-"""The gallery past one machine on several hosts, for real: four hosts, each a network namespace
+"""The gallery past one machine on several hosts, for real: six hosts, each a network namespace
 of its own (a veth pair to this machine on its own subnet, its own hostname) and a mount
 namespace of its own (the machine read-only, private tmpfs over /tmp, /var/tmp, /srv, /run
 and /dev/shm, its home and data folder in /srv: nothing can pass between hosts through a
@@ -6,8 +6,33 @@ file), and a PID namespace of its own (the host's processes die with it):
 
 - `web`: gunicorn serving `create_web_app()` (production settings: PostgreSQL, Redis as broker
   and rate-limit store, MEDIA_STORE=database, GALLERY_SHARDS=2; the public keys only);
-- `match`: the matching worker (the face and voice models; the signing keys);
-- `shard0`, `shard1`: `consent-service worker --shard 0` and `--shard 1` (the public keys only).
+- `match`: the matching worker (the face and voice models; the signing keys), consuming
+  `matching,default` (as docker-compose's `worker`): never the webhooks queue;
+- `shard0`, `shard1`: `consent-service worker --shard 0` and `--shard 1` (the public keys only);
+- `hooks`: `consent-service worker --queues webhooks` and `consent-service beat` (the signing
+  keys, as docker-compose gives its `webhooks` and `beat`), each a program of its own (its own
+  mount and PID namespaces on the host's network). The webhooks queue runs on workers of their
+  own so that a slow receiver never holds a matching process (the README's deployment), and the
+  hooks host is the only one with a way out to providers: a deployment that limits its hosts'
+  egress (the SSRF guard's second line) opens it for the webhook workers alone. Beat is there
+  because a deployment runs exactly one, it is small, and its busiest entry is the webhook
+  retry sweep; the tasks it sends land on their queues (`webhooks.retry_due` and the other
+  housekeeping on `default`, run by the match host, whose sweep sends the due deliveries to the
+  webhooks queue, hence to the hooks host). Its retry timings are shortened (a sweep every 2 s,
+  a first retry after 1 s) so the run waits seconds, not minutes;
+- `provider`: a provider's receiver (`--receive`: tests/support.py's `Receiver`, which checks
+  each delivery's `Consent-Signature` with `verify_signature` over the raw body, as the README
+  tells providers to), at a public address, 192.88.99.2, on a wire from the hooks host (a veth
+  pair made inside the two namespaces, the hooks host's default route through it; its link to
+  this machine carries nothing: a provider needs no database or broker of ours). Production
+  refuses a webhook whose address is private, loopback or in the benchmarking range the hosts
+  use (`webhooks/transport.py` `is_public`), at configuration on the web host and again at each
+  attempt on the hooks host; the bench does not weaken that: it gives the provider an address
+  Python's `is_global` accepts, from the 6to4 relays' anycast block, deprecated since 2015 (RFC
+  7526), where no one's server is impersonated, and which exists only on that wire (no route on
+  the machine changes, so nothing outside reaches it or is reached). The URL names the address
+  itself, not a host name: the check judges the resolved address either way, and the hosts
+  share the machine's read-only /etc/hosts.
 
 PostgreSQL and Redis listen only on this machine's loopback (127.0.0.1); the bench relays them
 to each host's side of its veth pair (an asyncio TCP relay in this process, bound to the
@@ -25,20 +50,37 @@ enrollment is disputed through the shards; a partition (shard 1's link down, its
 running) fails a job in bounded time, undecided, and once the link is back the host answers
 again by itself and the job decides as before; every upload was sealed into the `media_blob` table
 (a trigger in the bench's database counts each put and delete) and the table is empty at the
-end; no host's private folders hold a media file. With `--media s3` every host's store is
+end; no host's private folders hold a media file.
+
+Webhooks and beat across hosts: the provider sets its webhook through the web host's API (a
+private address refused first); the receiver is not started until the first job's delivery has
+failed once (connection refused at the provider's address), then started, and only beat's sweep
+can send that delivery again. Checked: every POST the provider host received carried a valid
+signature; every decided job's `job.decided` was accepted exactly once (the product promises at
+least once and a receiver drops repeats by `Consent-Delivery`; with no worker dying mid-attempt,
+a repeat here would be a fault), from the hooks host's address, with the job's decision and
+reasons, and the API's delivery log says each `delivered`; the hooks host's worker ran every
+delivery and no other host ran one (their logs), and only `celery@hooks` answers the broadcast
+for the webhooks queue; beat sent `webhooks.retry_due` and a sweep re-sent the missed delivery,
+which a later attempt delivered once the receiver was up. Prints the deliveries, the time from
+decision to delivery, the retries and what beat sent.
+
+With `--media s3` every host's store is
 moto's S3-compatible server instead (`moto[server]`, the dev extra, on this machine's loopback,
 relayed like the others), its bucket versioned so that its versions and delete markers count the
 puts and deletes, and `media_blob` must stay unused. Prints a line per job (its time in both
 runs) and last:
 
-    multihost: 4 hosts, J jobs, J decided, 0 differ from one host; media through PostgreSQL only
+    multihost: 6 hosts, J jobs, J decided, 0 differ from one host; media through PostgreSQL only;
+    W of W webhooks delivered by hooks, signed, once
 
-(`media through S3 only` with `--media s3`).
+(`media through S3 only` with `--media s3`; W counts the decided jobs of both runs, the warm-up
+and the partition's).
 
-Everything it made (the hosts' processes, namespaces and veth pairs, the relay, the database,
-the Redis claim, its folder of logs and keys) is removed at the end, on failure and on Ctrl-C; a
-run killed outright (SIGKILL) takes its hosts' processes with it (each host's first process dies
-with the bench), and the next run removes the rest it left.
+Everything it made (the hosts' processes, namespaces and veth pairs, the wire, the relay, the
+database, the Redis claim, its folder of logs and keys) is removed at the end, on failure and on
+Ctrl-C; a run killed outright (SIGKILL) takes its hosts' processes with it (each host's first
+process dies with the bench), and the next run removes the rest it left.
 
 Run (root; needs iproute2 and util-linux's unshare; PostgreSQL at TEST_POSTGRES_URL, Redis at
 TEST_REDIS_URL, both on 127.0.0.1 by default):
@@ -72,7 +114,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/multihost.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-HOSTS = ("web", "match", "shard0", "shard1")
+HOSTS = ("web", "match", "shard0", "shard1", "hooks", "provider")
 # Names of everything a run makes carry its pid, so a later run can tell a dead run's leftovers.
 PREFIX = "csmh"
 NETNS = re.compile(rf"^{PREFIX}(\d+)-")
@@ -95,6 +137,18 @@ NEVER_LIMITED = "1000000/minute"
 START_TIMEOUT = 180.0
 DECISION_TIMEOUT = 300.0
 SHARD_TIMEOUT = 6.0  # GALLERY_SHARD_TIMEOUT: a lost shard fails a job within seconds
+# The provider's receiver: a public address (the service refuses any other for a webhook in
+# production), from 192.88.99.0/24, the 6to4 relays' anycast block, deprecated since 2015 (RFC
+# 7526): globally scoped, so the SSRF guard lets it through, and no one's server is there to
+# impersonate. It exists only on the wire between the hooks host and the provider host.
+PROVIDER_ADDRESS = "192.88.99.2"
+RECEIVER_PORT = 8080
+RECEIVER_PATH = "/hooks/consent"
+WIRE = "wan0"  # the hooks host's way out, and the provider host's way in
+# The hooks host's retry timings, shortened from the defaults (30 s, doubling; a sweep every
+# 15 s) so that a delivery the receiver missed is retried within seconds.
+FAST_RETRIES = {"WEBHOOK_RETRY_BASE": "1", "WEBHOOK_SWEEP_INTERVAL": "2", "WEBHOOK_TIMEOUT": "3"}
+WEBHOOK_TIMEOUT = 60.0  # for every decided job's delivery to reach the receiver
 
 
 class BenchFailed(RuntimeError):
@@ -296,6 +350,43 @@ def network(names: tuple[str, ...]) -> Iterator[dict[str, Host]]:
         for h in hosts.values():
             run("ip", "netns", "del", h.netns, check=False)  # its veth pair goes with it
             run("ip", "link", "del", h.veth, check=False)  # had the move into it failed
+
+
+@contextmanager
+def internet(hooks: Host, provider: Host) -> Iterator[None]:
+    """A wire from the hooks host to the provider host, made inside their namespaces (never on
+    the machine): the provider's public address at its end, and the hooks host's default route
+    through it. The hooks host is the only one with a way out, as a deployment that limits the
+    egress of its hosts gives only its webhook workers one: no other host can reach the
+    provider, nor can the machine (its packets to PROVIDER_ADDRESS follow its own routes, never
+    into the namespaces)."""
+    inside = ("ip", "netns", "exec")
+    try:
+        run(
+            *inside,
+            hooks.netns,
+            "ip",
+            "link",
+            "add",
+            WIRE,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            WIRE,
+            "netns",
+            provider.netns,
+        )
+        for h, local, peer in (
+            (hooks, hooks.address, PROVIDER_ADDRESS),
+            (provider, PROVIDER_ADDRESS, hooks.address),
+        ):
+            run(*inside, h.netns, "ip", "addr", "add", local, "peer", f"{peer}/32", "dev", WIRE)
+            run(*inside, h.netns, "ip", "link", "set", WIRE, "up")
+        run(*inside, hooks.netns, "ip", "route", "add", "default", "dev", WIRE)
+        yield
+    finally:  # the namespaces' deletion would take it too
+        run(*inside, hooks.netns, "ip", "link", "del", WIRE, check=False)
 
 
 class Relay:
@@ -744,6 +835,26 @@ class Api:
 
         self.base, self.session = base, requests.Session()
         self.session.headers["Authorization"] = f"Bearer {key}"
+        self.finished: list[dict] = []  # every job decide() saw decided or failed, in order
+
+    def set_webhook(self, url: str):
+        """PUT /api/v1/webhook (the answer carries the signing secret the first time)."""
+        return self.session.put(f"{self.base}/api/v1/webhook", json={"url": url}, timeout=30)
+
+    def deliveries(self) -> list[dict]:
+        """The webhook's delivery log, every page of it, newest first."""
+        found: list[dict] = []
+        params: dict[str, str] = {}
+        while True:
+            answer = self.session.get(
+                f"{self.base}/api/v1/webhook/deliveries", params=params, timeout=30
+            )
+            answer.raise_for_status()
+            page = answer.json()
+            found += page["deliveries"]
+            if not page.get("next_cursor"):
+                return found
+            params = {"cursor": page["next_cursor"]}
 
     def decide(self, operation: str, media: dict[str, list[Path]]) -> tuple[dict, float]:
         """Submit, poll until decided (or failed); (the job, seconds from submission)."""
@@ -762,6 +873,7 @@ class Api:
         while time.monotonic() - started < DECISION_TIMEOUT:
             body = self.session.get(f"{self.base}/api/v1/jobs/{job_id}", timeout=30).json()
             if body["status"] in ("decided", "failed"):
+                self.finished.append(body)
                 return body, time.monotonic() - started
             time.sleep(0.1)
         raise BenchFailed(f"job {job_id} not decided within {DECISION_TIMEOUT:.0f} s")
@@ -826,12 +938,196 @@ def partition(report: Report, api: Api, host: Host, job, expected: tuple, app) -
     report.check(seen(body) == expected, f"once healed, decided as before: {seen(body)}")
 
 
+# ---------------------------------------------------------------------------- webhooks
+def receive(listen: str) -> int:
+    """The provider's receiver (`--receive ADDRESS:PORT`, which the bench runs on the provider
+    host): tests/support.py's `Receiver`, which checks each delivery's signature as the README
+    tells a provider to, with the secret the API gave (WEBHOOK_SECRET); one JSON line per POST
+    on its output, which is the bench's log of the host. Runs until stopped."""
+    import json
+
+    from tests.support import Receiver, serving
+
+    def stop(signum, frame):  # the host's first process: SIGTERM does nothing without a handler
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    address, port = listen.rsplit(":", 1)
+    receiver = Receiver(
+        secret=os.environ["WEBHOOK_SECRET"],
+        announce=lambda record: print(json.dumps(record), flush=True),
+    )
+    with serving(RECEIVER_PATH, address, int(port), receiver) as rec:
+        print(f"receiver listening on {rec.url} since {time.time():.3f}", flush=True)
+        while True:
+            time.sleep(3600)
+
+
+def receipts(process: Process) -> list[dict]:
+    """What the receiver recorded, one dict per POST (its log's JSON lines)."""
+    import json
+
+    return [json.loads(line) for line in process.text().splitlines() if line.startswith("{")]
+
+
+def first_attempt_failed(api: Api, job_id: str) -> dict:
+    """The delivery of `job_id`'s decision once an attempt at it failed (the log of the API)."""
+    deadline = time.monotonic() + WEBHOOK_TIMEOUT
+    while time.monotonic() < deadline:
+        for d in api.deliveries():
+            if d["job_id"] == job_id and d["attempts"] >= 1 and d["last_error"]:
+                return d
+        time.sleep(0.2)
+    raise BenchFailed(f"no failed attempt at job {job_id}'s webhook within {WEBHOOK_TIMEOUT:.0f} s")
+
+
+def task_results(text: str, task: str) -> list[str]:
+    """What each run of `task` returned, from a Celery worker's log (its text or, in
+    production, JSON lines, where the message ends at a double quote)."""
+    return re.findall(rf"Task {re.escape(task)}\[[^\]]+\] succeeded in [\d.]+s: ([^\"\n]*)", text)
+
+
+def check_webhooks(
+    report: Report,
+    api: Api,
+    hooks: Host,
+    receiver: Process,
+    receiver_up: float,
+    retried_job: str,
+    worker_logs: dict[str, str],
+    beat_log: str,
+) -> None:
+    """Every decided job's `job.decided` reached the provider host, signed, once, from the
+    hooks host; the one sent while the receiver was down was retried by beat's sweep."""
+    from collections import Counter
+    from datetime import datetime
+
+    decided = {b["id"]: b for b in api.finished if b["status"] == "decided"}
+    deadline = time.monotonic() + WEBHOOK_TIMEOUT
+    while True:
+        got = receipts(receiver)
+        accepted = [r for r in got if r["answered"] == 200]
+        if {r["body"]["data"]["job_id"] for r in accepted} >= set(decided):
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    report.webhooks_due = len(decided)
+    once = Counter(r["delivery"] for r in accepted)
+    per_job = Counter(r["body"]["data"]["job_id"] for r in accepted)
+    good = [
+        r
+        for r in accepted
+        if r["verified"]
+        and r["peer"] == hooks.address
+        and r["path"] == RECEIVER_PATH
+        and r["body"]["type"] == "job.decided"
+        and r["body"]["id"] == r["delivery"]
+        and once[r["delivery"]] == 1
+        and per_job[r["body"]["data"]["job_id"]] == 1
+        and r["body"]["data"]["job_id"] in decided
+        and r["body"]["data"]["decision"] == decided[r["body"]["data"]["job_id"]]["decision"]
+        and sorted(r["body"]["data"]["reasons"])
+        == sorted(decided[r["body"]["data"]["job_id"]]["reasons"])
+    ]
+    report.webhooks_ok = len(good)
+    report.check(
+        all(r["verified"] and r["answered"] == 200 for r in got),
+        f"every POST the provider host received carried a valid signature: "
+        f"{[(r['delivery'], r['answered']) for r in got if r['answered'] != 200]}",
+    )
+    report.check(
+        len(good) == len(decided) == len(accepted),
+        f"each decided job's webhook delivered once, signed, from the hooks host: {len(good)} of "
+        f"{len(decided)} ({len(accepted)} accepted; peers {sorted({r['peer'] for r in got})}; "
+        f"missing {sorted(set(decided) - set(per_job))})",
+    )
+    log_ = api.deliveries()
+    report.check(
+        all(d["status"] == "delivered" for d in log_) and len(log_) == len(decided),
+        f"the delivery log: {Counter(d['status'] for d in log_)} of {len(decided)}",
+    )
+
+    # Who sent them: the hooks host's worker, never the match host (which does not consume
+    # the webhooks queue).
+    sent_by = {name: task_results(text, "webhooks.deliver") for name, text in worker_logs.items()}
+    hooks_sent = Counter(sent_by.pop("hooks-worker"))
+    report.check(
+        hooks_sent["'delivered'"] == len(accepted),
+        f"the hooks host's worker delivered each: {dict(hooks_sent)}",
+    )
+    report.check(not any(sent_by.values()), f"no other host ran a delivery: {sent_by}")
+
+    # Beat, on the hooks host, fired its schedule: its sweep (run where the `default` queue is
+    # consumed: the match host) sent the first job's delivery again once the receiver was up.
+    fired = Counter(re.findall(r"Sending due task ([\w.]+) ", beat_log))
+    sweeps = [
+        int(n)
+        for name, text in worker_logs.items()
+        for n in task_results(text, "webhooks.retry_due")
+    ]
+    retried = next((d for d in log_ if d["job_id"] == retried_job), None)
+    late = next((r for r in accepted if r["body"]["data"]["job_id"] == retried_job), None)
+    report.check(
+        retried is not None
+        and late is not None
+        and retried["attempts"] >= 2
+        and late["at"] >= receiver_up,
+        f"the delivery sent while the receiver was down, delivered by a later attempt: {retried}",
+    )
+    report.check(
+        fired["webhooks.retry_due"] > 0 and any(n > 0 for n in sweeps),
+        f"beat sent webhooks.retry_due ({fired['webhooks.retry_due']}) and a sweep re-sent a "
+        f"delivery ({sweeps})",
+    )
+
+    firsts = [
+        r["at"] - datetime.fromisoformat(r["body"]["created_at"]).timestamp()
+        for r in accepted
+        if r["body"]["data"]["job_id"] != retried_job
+    ]
+    attempts = [d["attempts"] for d in log_]
+    log(
+        f"webhooks: {len(accepted)} job.decided deliveries received by the provider host "
+        f"({PROVIDER_ADDRESS}), {sum(r['verified'] for r in got)} of {len(got)} POSTs "
+        f"signature-checked, all from {sorted({r['peer'] for r in got})} (hooks: "
+        f"{hooks.address}), {max(once.values(), default=0)} at most per delivery"
+    )
+    if firsts:
+        log(
+            f"decision to delivery (its outbox row's time to the receiver's): median "
+            f"{statistics.median(firsts) * 1000:.0f} ms, max {max(firsts) * 1000:.0f} ms over "
+            f"{len(firsts)} first attempts"
+        )
+    if retried is not None and late is not None:
+        made = datetime.fromisoformat(late["body"]["created_at"]).timestamp()
+        log(
+            "retry: the first job's delivery failed while the receiver was down, delivered "
+            f"by attempt {retried['attempts']}, {late['at'] - made:.1f} s after its decision, "
+            f"{late['at'] - receiver_up:.1f} s after the receiver started; retries in all: "
+            f"{sum(attempts) - len(attempts)} (attempts {sorted(Counter(attempts).items())})"
+        )
+    log(
+        f"the hooks host's worker ran {sum(hooks_sent.values())} delivery tasks: "
+        + ", ".join(f"{n} {r.strip(chr(39))}" for r, n in sorted(hooks_sent.items()))
+        + " (pending: an attempt failed; skipped: a duplicate message, its delivery already "
+        "claimed); the other hosts ran none"
+    )
+    log(
+        f"beat on the hooks host sent: {', '.join(f'{t} {n}' for t, n in sorted(fired.items()))}; "
+        f"the match host ran {len(sweeps)} sweeps, {sum(n > 0 for n in sweeps)} of which sent "
+        f"{sum(sweeps)} due deliveries again"
+    )
+
+
 # ---------------------------------------------------------------------------- the run
 @dataclass
 class Report:
     jobs: int = 0
     decided: int = 0
     differ: int = 0
+    webhooks_due: int = 0  # decided jobs, each of which announces its decision
+    webhooks_ok: int = 0  # of them, delivered once, signed, from the hooks host
     media_through_store: bool = False  # every upload put into the shared store, and deleted
     media_local: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -867,14 +1163,19 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
     from consent_service.settings import Settings
     from consent_service.tasking import queue_consumers
     from consent_service.vocabulary import Operation, Role
+    from consent_service.webhooks.transport import is_public
 
+    if not is_public(PROVIDER_ADDRESS) or is_public(f"{NETWORK}.0.1"):
+        raise BenchFailed(f"{PROVIDER_ADDRESS} must count as public, {NETWORK}.0.0/16 as not")
     report = Report()
     log(f"load average at the start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     media = Media.make(tmp, voice=not args.no_voice)
     with ExitStack() as stack:
         hosts = stack.enter_context(network(HOSTS))
+        stack.enter_context(internet(hosts["hooks"], hosts["provider"]))
         for h in hosts.values():
-            log(f"host {h.name:7} {h.address} (netns {h.netns}, link {h.veth})")
+            log(f"host {h.name:8} {h.address} (netns {h.netns}, link {h.veth})")
+        log(f"host provider {PROVIDER_ADDRESS} on a wire from the hooks host (its default route)")
         relay = Relay()
         stack.callback(relay.close)
         _, database_url = stack.enter_context(fresh_database())
@@ -884,6 +1185,8 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         pg, rd = make_url(POSTGRES_ADMIN_URL), make_url(REDIS_URL)
         s3_url = stack.enter_context(s3_server(tmp)) if args.media == "s3" else None
         for h in hosts.values():
+            if h.name == "provider":  # a provider's machine: no database or broker of ours
+                continue
             if s3_url is not None:
                 relay.add("S3", (h.gateway, S3_PORT), ("127.0.0.1", int(s3_url.rsplit(":", 1)[1])))
             relay.add(
@@ -961,7 +1264,8 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         whole = procs.start(
             "match",
             "match-whole",
-            consent_service("worker", "--concurrency", "1"),
+            # The webhooks queue is the hooks host's alone: a slow receiver never holds the gate.
+            consent_service("worker", "--concurrency", "1", "--queues", "matching,default"),
             {**host_env(hosts["match"]), **sealed.signing(), "GALLERY_SHARDS": "1"},
         )
         shard_procs = [
@@ -973,13 +1277,25 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
             )
             for k in (0, 1)
         ]
+        # The hooks host: the webhooks queue's worker and beat (exactly one in a deployment),
+        # each its own program with the signing keys, as docker-compose's `webhooks` and `beat`.
+        hooks_env = {**host_env(hosts["hooks"]), **sealed.signing(), **FAST_RETRIES}
+        hooks_worker = procs.start(
+            "hooks",
+            "hooks-worker",
+            consent_service("worker", "--concurrency", "2", "--queues", "webhooks"),
+            hooks_env,
+        )
+        beat = procs.start("hooks", "hooks-beat", consent_service("beat"), hooks_env)
         wait_for_http(web_proc, f"{base}/healthz")
         wait_for_log(whole, " ready.")
-        for p in shard_procs:
+        for p in [*shard_procs, hooks_worker]:
             wait_for_log(p, " ready.")
+        wait_for_log(beat, "beat: Starting...")
         log(
-            f"4 hosts up in {time.monotonic() - t0:.1f} s (the match and shard hosts migrated "
-            "the new database as they started, at once)"
+            f"5 hosts up in {time.monotonic() - t0:.1f} s (the match, shard and hooks hosts "
+            "migrated the new database as they started, at once); the provider's receiver not "
+            "yet started"
         )
         with psycopg.connect(conninfo.render_as_string(hide_password=False)) as conn:
             conn.execute(MEDIA_LOG_SQL)
@@ -1089,12 +1405,47 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         with app.app_context(), db.unit_of_work() as s:
             key = issue_key(s, create_provider(s, "Multihost Studio"))
         api = Api(base, key)
+
+        # ---- the provider's webhook, set through the API of the production web host: a
+        # private address refused, the public one accepted (only resolved, not reached).
+        private = api.set_webhook(f"http://{hosts['provider'].address}:{RECEIVER_PORT}/")
+        report.check(
+            private.status_code == 422, f"a private webhook address refused: {private.text[:200]}"
+        )
+        answer = api.set_webhook(f"http://{PROVIDER_ADDRESS}:{RECEIVER_PORT}{RECEIVER_PATH}")
+        if answer.status_code != 200:
+            raise BenchFailed(f"the webhook refused: {answer.status_code} {answer.text[:500]}")
+        secret = answer.json()["secret"]
+        log(f"webhook set to {answer.json()['url']} (the private address refused)")
+
         jobs = media.jobs()
         reference = []
-        for job in jobs:
+        for i, job in enumerate(jobs):
             body, seconds = api.decide(*job)
             files_put += sum(len(p) for p in job[1].values())
             reference.append((seen(body), seconds))
+            if i == 0:
+                # Its delivery finds nobody at the provider's address (refused) and is due
+                # again later; the receiver starts now, and only beat's sweep can send it again.
+                retried_job = body["id"]
+                missed = first_attempt_failed(api, retried_job)
+                receiver = procs.start(
+                    "provider",
+                    "receiver",
+                    python_argv(
+                        str(Path(__file__).resolve()),
+                        "--receive",
+                        f"{PROVIDER_ADDRESS}:{RECEIVER_PORT}",
+                    ),
+                    {"WEBHOOK_SECRET": secret},
+                )
+                wait_for_log(receiver, "receiver listening")
+                up = re.findall(r"listening on \S+ since ([\d.]+)", receiver.text())
+                receiver_up = float(up[0])
+                log(
+                    f"job 1's webhook, receiver down: attempt {missed['attempts']} failed "
+                    f"({missed['last_error']}); receiver started on the provider host"
+                )
         log(f"reference: {len(jobs)} jobs decided by the whole-gallery match host")
 
         # ---- the match host restarted without a gallery: every search goes to the shard hosts.
@@ -1118,6 +1469,10 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         report.check(
             listening.get("matching") == ["celery@match"],
             f"the matching queue answered by celery@match alone: {listening.get('matching')}",
+        )
+        report.check(
+            listening.get("webhooks") == ["celery@hooks"],
+            f"the webhooks queue answered by celery@hooks alone: {listening.get('webhooks')}",
         )
         log(f"broadcast answers: {sorted((q, w) for q, w in listening.items())}")
         # Warm up the match host's models (outside the timings), as the reference's were warm.
@@ -1208,6 +1563,17 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
             not report.media_local, f"no media file in any host's folders: {report.media_local}"
         )
 
+        check_webhooks(
+            report,
+            api,
+            hosts["hooks"],
+            receiver,
+            receiver_up,
+            retried_job,
+            {p.name: p.text() for p in (whole, matching, *shard_procs, hooks_worker)},
+            beat.text(),
+        )
+
         t_one = [r[1] for r in reference]
         t_four = [r[1] for r in split]
         log("")
@@ -1240,7 +1606,10 @@ def main() -> int:
         default="database",
         help="MEDIA_STORE of every host: PostgreSQL (default) or moto's S3-compatible server",
     )
+    parser.add_argument("--receive", metavar="ADDRESS:PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.receive:  # the provider's receiver, on the provider host
+        return receive(args.receive)
     if os.geteuid() != 0:
         print(
             "bench/multihost.py must run as root: it makes network namespaces and mounts",
@@ -1288,7 +1657,8 @@ def main() -> int:
         log(f"{len(report.failures)} checks failed: " + "; ".join(report.failures))
     log(
         f"multihost: {len(HOSTS)} hosts, {report.jobs} jobs, {report.decided} decided, "
-        f"{report.differ} differ from one host; {media}"
+        f"{report.differ} differ from one host; {media}; {report.webhooks_ok} of "
+        f"{report.webhooks_due} webhooks delivered by hooks, signed, once"
     )
     return 1 if report.failures else 0
 

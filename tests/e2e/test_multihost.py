@@ -1,10 +1,12 @@
-"""The gallery past one machine on four hosts for real (bench/multihost.py): the web, the
-matching worker and the two shard workers each in a network, mount, UTS and PID namespace of its
-own, sharing nothing but the network (PostgreSQL and Redis relayed to them from this machine's
-loopback). The same jobs on real photos decide as one whole-gallery host's; a shard host cut off
-the network fails a job in bounded time, never decides it, and answers again once its link is
-back; every upload passes through PostgreSQL, none through a folder. Needs root and iproute2
-(skipped otherwise, with the reason); never leaves a namespace behind.
+"""The gallery past one machine on six hosts for real (bench/multihost.py): the web, the
+matching worker, the two shard workers, the webhooks worker with beat, and a provider's receiver,
+each in a network, mount, UTS and PID namespace of its own, sharing nothing but the network
+(PostgreSQL and Redis relayed to them from this machine's loopback). The same jobs on real photos
+decide as one whole-gallery host's; a shard host cut off the network fails a job in bounded time,
+never decides it, and answers again once its link is back; every upload passes through
+PostgreSQL, none through a folder; every decided job's webhook reaches the provider's host from
+the hooks host, signed, once, the one its receiver missed sent again by beat's sweep. Needs root
+and iproute2 (skipped otherwise, with the reason); never leaves a namespace behind.
 
 Faces only (`--no-voice`): 85-100 s here at load 3.5-4, the partition a fifth of it; the voice
 jobs would add more than the rest (the voice model loads on the match host twice, 20-29 s each):
@@ -54,7 +56,7 @@ def _why_not() -> str | None:
     return None
 
 
-def test_four_hosts_decide_as_one_host():
+def test_the_hosts_decide_as_one_host_and_announce_it():
     reason = _why_not()
     if reason:
         pytest.skip(reason)
@@ -87,7 +89,9 @@ def test_four_hosts_decide_as_one_host():
     assert run.returncode == 0, out[-5000:]
     assert not left, f"the bench left {left} behind (removed now)"
     last = out.strip().splitlines()[-1]
+    # 12 webhooks: 5 jobs twice, the warm-up's and the healed partition's (its failed job has
+    # no decision to announce).
     assert last == (
-        "multihost: 4 hosts, 5 jobs, 5 decided, 0 differ from one host; "
-        "media through PostgreSQL only"
+        "multihost: 6 hosts, 5 jobs, 5 decided, 0 differ from one host; "
+        "media through PostgreSQL only; 12 of 12 webhooks delivered by hooks, signed, once"
     ), out[-5000:]
