@@ -8,11 +8,18 @@ import json
 
 import numpy as np
 import pytest
+from celery import Celery
+from celery.exceptions import ChordError, TaskRevokedError
+from celery.exceptions import TimeoutError as ResultTimeout
+from flask import Flask
 
+from consent_service.biometrics import shards as shards_module
 from consent_service.biometrics.gallery import Gallery, Match, Rule, shard_of
 from consent_service.biometrics.shards import (
+    ChordFanOut,
     ShardedGallery,
     ShardedIndex,
+    ShardsUnavailable,
     merge_answers,
     search_shard,
 )
@@ -133,3 +140,40 @@ def test_each_shard_has_queues_of_its_own():
     # What the health page and the metrics report: every shard's, then the merges'; none whole.
     assert gallery_queues(2) == (*shard_worker_queues(0)[:2], *shard_worker_queues(1))
     assert gallery_queues(1) == ()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ResultTimeout("The operation timed out."),
+        ChordError("Dependency raised ValueError()"),
+        # A search received after the timeout is discarded as expired (a partition healing).
+        TaskRevokedError("expired"),
+    ],
+    ids=["timeout", "chord-error", "expired"],
+)
+def test_a_chord_the_shards_did_not_answer_in_time_is_shards_unavailable(monkeypatch, answer):
+    """Whatever way the chord says a shard did not answer in time, the job's task sees
+    `ShardsUnavailable` (sent again, then failed), never another error that escapes it."""
+
+    class Result:
+        parent = None
+
+        def get(self, **kwargs):
+            raise answer
+
+        def forget(self):
+            pass
+
+    class Chord:
+        def __init__(self, header, body, app):
+            self.header = header
+
+        def apply_async(self):
+            return Result()
+
+    monkeypatch.setattr(shards_module, "chord", Chord)
+    app = Flask(__name__)
+    app.extensions["celery"] = Celery(set_as_current=False)
+    with app.app_context(), pytest.raises(ShardsUnavailable, match="did not all answer"):
+        ChordFanOut(2, 6.0)(Modality.FACE, [[0.0] * 128], 0.5, 0.06, None, Rule.MEAN)
