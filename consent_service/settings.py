@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     audio_max_seconds: float = Field(default=300.0, gt=0)
     # 1:N voice identification: L2 distance between normalised Resemblyzer embeddings, and the
     # margin the best subject must have over the second-best (chosen by bench/voice_thresholds.py).
-    voice_tolerance: float = Field(default=0.65, gt=0, le=2)
+    voice_tolerance: float = Field(default=0.60, gt=0, le=2)
     voice_margin: float = Field(default=0.05, ge=0, le=2)
     # Speech windows of one recording closer than this (average linkage) are one speaker.
     voice_same_speaker: float = Field(default=0.75, gt=0, le=2)

@@ -240,7 +240,7 @@ class LiveChecks:
     other_voice_share: float = 0.25
     # Matching a step-up against enrolled templates.
     face_tolerance: float = 0.5
-    voice_tolerance: float = 0.65
+    voice_tolerance: float = 0.60
     template_faces: int = 5
 
 
