@@ -8,7 +8,8 @@ file), and a PID namespace of its own (the host's processes die with it):
   and rate-limit store, MEDIA_STORE=database, GALLERY_SHARDS=2; the public keys only);
 - `match`: the matching worker (the face and voice models; the signing keys), consuming
   `matching,default` (as docker-compose's `worker`): never the webhooks queue;
-- `shard0`, `shard1`: `consent-service worker --shard 0` and `--shard 1` (the public keys only);
+- `shard0`, `shard1`: `consent-service worker --shard 0` and `--shard 1` (the public keys only,
+  and no SECRET_KEY: a shard holds none);
 - `hooks`: `consent-service worker --queues webhooks` and `consent-service beat` (the signing
   keys, as docker-compose gives its `webhooks` and `beat`), each a program of its own (its own
   mount and PID namespaces on the host's network). The webhooks queue runs on workers of their
@@ -621,13 +622,14 @@ class Secrets:
         )
 
     def shared(self) -> dict[str, str]:
-        """Every host: SECRET_KEY (production refuses to start without it) and TEMPLATE_KEK
-        (the keyring's keys: templates, media, audit MAC, pseudonyms)."""
-        return {
-            "SECRET_KEY": self.secret_key,
-            "TEMPLATE_KEK": self.template_kek,
-            "AUDIT_LOG_ORIGIN": self.origin,
-        }
+        """Every host: TEMPLATE_KEK (the keyring's keys: templates, media, audit MAC,
+        pseudonyms)."""
+        return {"TEMPLATE_KEK": self.template_kek, "AUDIT_LOG_ORIGIN": self.origin}
+
+    def sessions(self) -> dict[str, str]:
+        """Every host but a shard's: SECRET_KEY (sessions and signed links; production starts
+        no other process without it, and a shard holds none)."""
+        return {"SECRET_KEY": self.secret_key}
 
     def public(self) -> dict[str, str]:
         return {
@@ -1218,8 +1220,9 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
 
         def host_env(host: Host) -> dict[str, str]:
             """What every host is given: its way to the database and the broker (its relay),
-            production settings, the shared secrets."""
+            production settings, the shared secrets, and SECRET_KEY unless it runs a shard."""
             return {
+                **({} if host.name.startswith("shard") else sealed.sessions()),
                 "CONSENT_SERVICE_ENV": "production",
                 "CONSENT_SERVICE_HOME": HOST_HOME,
                 "HOME": HOST_USER_HOME,
