@@ -87,22 +87,31 @@ class Receiver:
                 self.announce(record)
         return answer
 
-    def wait_for(self, event_type: str, timeout: float = 60.0, **data) -> list[dict]:
-        """Every POST of the first delivery of `event_type` whose data has these values, once
-        one of them was answered 200."""
+    def posts(self, event_type: str, **data) -> list[dict]:
+        """Every POST so far of `event_type` whose data has these values, in arrival order."""
+        with self.lock:
+            return [
+                r
+                for r in self.received
+                if r["body"]["type"] == event_type
+                and all(r["body"]["data"].get(k) == v for k, v in data.items())
+            ]
+
+    def wait_for(
+        self, event_type: str, timeout: float = 60.0, answered: int = 200, **data
+    ) -> list[dict]:
+        """Every POST of `event_type` whose data has these values, once one of them was
+        answered `answered` (200: accepted). The POSTs seen by then: the sender may not have
+        read the answer, let alone recorded it, when this returns."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self.lock:
-                posts = [
-                    r
-                    for r in self.received
-                    if r["body"]["type"] == event_type
-                    and all(r["body"]["data"].get(k) == v for k, v in data.items())
-                ]
-            if any(p["answered"] == 200 for p in posts):
+            posts = self.posts(event_type, **data)
+            if any(p["answered"] == answered for p in posts):
                 return posts
             time.sleep(0.1)
-        raise AssertionError(f"no accepted {event_type} {data} within {timeout} s: {self.received}")
+        raise AssertionError(
+            f"no {event_type} {data} answered {answered} within {timeout} s: {self.received}"
+        )
 
 
 @contextmanager
