@@ -756,7 +756,8 @@ class Media:
     def make(cls, tmp: Path, voice: bool) -> Media:
         from consent_service.demo.samples import Samples
         from consent_service.settings import Settings
-        from tests.support import side_by_side, stranger_photos
+        from tests.speech import shard_voices
+        from tests.support import stranger_photos
 
         samples = Samples.from_settings(Settings())
         names = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "t1.jpg")
@@ -764,55 +765,17 @@ class Media:
         folder = tmp / "media"
         folder.mkdir()
         strangers = stranger_photos(photos["t1.jpg"], folder)
-        photos["both.jpg"] = side_by_side(
-            folder / "both.jpg", photos["obama3.jpg"], photos["biden.jpg"]
-        )
-        photos["mixed.jpg"] = side_by_side(folder / "mixed.jpg", photos["obama3.jpg"], strangers[1])
-        voices: dict[str, Path] = {}
-        if voice:
-            import numpy as np
-
-            from tests.speech import speech, wav_bytes
-
-            clips = {
-                "fee083-trn06.wav": speech("FEE083", "trn06"),
-                "fee083-trn09.wav": speech("FEE083", "trn09"),
-                "mee009-dev00.wav": speech("MEE009", "dev00"),
-                "mee009-dev01.wav": speech("MEE009", "dev01"),
-                "fee078-trn05.wav": speech("FEE078", "trn05"),
-            }
-            # MEE009 first: the other way round his speech splits into three voices, one beyond
-            # VOICE_TOLERANCE (as tests/e2e/test_gallery_shard_workers.py's `voices` says).
-            clips["both.wav"] = np.concatenate(
-                [clips["mee009-dev01.wav"], clips["fee083-trn09.wav"]]
-            )
-            for name, clip in clips.items():
-                voices[name] = folder / name
-                voices[name].write_bytes(wav_bytes(clip))
+        voices = shard_voices(folder) if voice else {}
         return cls(photos, strangers, voices, folder)
 
     def jobs(self) -> list[tuple[str, dict[str, list[Path]]]]:
-        """The jobs of both runs (as tests/e2e/test_gallery_shard_workers.py): matches in either
-        shard, two people of two shards in one photo, strangers beside an enrolled person, a
-        group photo, an uncovered operation; then each speaker heard in another meeting, both in
-        one recording, a speaker nobody enrolled, an uncovered operation."""
-        p, v = self.photos, self.voices
-        jobs: list[tuple[str, dict[str, list[Path]]]] = [
-            ("face_swap", {"source": [p["obama3.jpg"]]}),
-            ("face_swap", {"target": [p["both.jpg"]]}),
-            ("face_swap", {"source": [self.strangers[3]], "target": [p["mixed.jpg"]]}),
-            ("face_swap", {"target": [p["t1.jpg"]]}),
-            ("face_reenactment", {"target": [p["biden.jpg"]]}),
-        ]
-        if v:
-            jobs += [
-                ("voice_cloning", {"source": [v["fee083-trn09.wav"]]}),
-                ("voice_cloning", {"source": [v["mee009-dev01.wav"]]}),
-                ("voice_cloning", {"source": [v["both.wav"]]}),
-                ("voice_cloning", {"source": [v["fee078-trn05.wav"]]}),
-                ("voice_conversion", {"target": [v["fee083-trn09.wav"]]}),
-            ]
-        return jobs
+        """The jobs of both runs, those of tests/e2e/test_gallery_shard_workers.py: the faces'
+        (`tests.support.shard_face_jobs`), then the voices' (`tests.speech.shard_voice_jobs`)."""
+        from tests.speech import shard_voice_jobs
+        from tests.support import shard_face_jobs
+
+        jobs = shard_face_jobs(self.photos, self.strangers, self.tmp)
+        return jobs + (shard_voice_jobs(self.voices) if self.voices else [])
 
 
 def describe(job: tuple[str, dict[str, list[Path]]]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import wave
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -88,3 +89,37 @@ def encode(
             for packet in video.encode(None):
                 container.mux(packet)
     return out.getvalue()
+
+
+def shard_voices(folder: Path) -> dict[str, Path]:
+    """The recordings the gallery-shard runs search (tests/e2e/test_gallery_shard_workers.py,
+    bench/multihost.py), as WAV files in `folder`: FEE083 and MEE009 each in two meetings
+    (enrolled from one, heard in the other), FEE078 (enrolled by nobody), and `both.wav`, in
+    which MEE009 and then FEE083 speak. (The other way round, MEE009's 6.8 s are heard as three
+    voices, one of them 1.2 s at 0.649 from his template, beyond VOICE_TOLERANCE 0.60: a split,
+    the pipeline's safe error, which tests/e2e/test_voice.py covers, not the shards.)"""
+    clips = {
+        "fee083-trn06.wav": speech("FEE083", "trn06"),
+        "fee083-trn09.wav": speech("FEE083", "trn09"),
+        "mee009-dev00.wav": speech("MEE009", "dev00"),
+        "mee009-dev01.wav": speech("MEE009", "dev01"),
+        "fee078-trn05.wav": speech("FEE078", "trn05"),
+    }
+    clips["both.wav"] = np.concatenate([clips["mee009-dev01.wav"], clips["fee083-trn09.wav"]])
+    made = {}
+    for name, clip in clips.items():
+        made[name] = folder / name
+        made[name].write_bytes(wav_bytes(clip))
+    return made
+
+
+def shard_voice_jobs(voices: dict[str, Path]) -> list[tuple[str, dict[str, list[Path]]]]:
+    """The gallery-shard runs' voice jobs: each enrolled speaker (one per shard) heard in another
+    recording, both in one recording, a speaker nobody enrolled, an uncovered operation."""
+    return [
+        ("voice_cloning", {"source": [voices["fee083-trn09.wav"]]}),
+        ("voice_cloning", {"source": [voices["mee009-dev01.wav"]]}),
+        ("voice_cloning", {"source": [voices["both.wav"]]}),
+        ("voice_cloning", {"source": [voices["fee078-trn05.wav"]]}),
+        ("voice_conversion", {"target": [voices["fee083-trn09.wav"]]}),
+    ]

@@ -281,6 +281,24 @@ def side_by_side(out: Path, *images: Path, height: int = 400) -> Path:
     return out
 
 
+def shard_face_jobs(
+    photos: dict[str, Path], strangers: list[Path], folder: Path
+) -> list[tuple[str, dict[str, list[Path]]]]:
+    """The gallery-shard runs' face jobs (tests/e2e/test_gallery_shard_workers.py,
+    bench/multihost.py): matches in either shard, two people of two shards in one photo
+    (`both.jpg`, made in `folder`), strangers beside an enrolled person (`mixed.jpg`), a group
+    photo, an uncovered operation."""
+    both = side_by_side(folder / "both.jpg", photos["obama3.jpg"], photos["biden.jpg"])
+    mixed = side_by_side(folder / "mixed.jpg", photos["obama3.jpg"], strangers[1])
+    return [
+        ("face_swap", {"source": [photos["obama3.jpg"]]}),
+        ("face_swap", {"target": [both]}),
+        ("face_swap", {"source": [strangers[3]], "target": [mixed]}),
+        ("face_swap", {"target": [photos["t1.jpg"]]}),
+        ("face_reenactment", {"target": [photos["biden.jpg"]]}),
+    ]
+
+
 # The faces of the group photo t1.jpg, read off it with face_recognition's HOG detector (top,
 # right, bottom, left).
 T1_FACES = (

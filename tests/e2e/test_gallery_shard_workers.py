@@ -17,7 +17,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from consent_service import db
@@ -34,8 +33,8 @@ from consent_service.settings import Settings
 from consent_service.tasking import queue_consumers
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import DECISION_TIMEOUT, LIVE_SCRIPT_SEED, Api, Stack
-from tests.speech import speech, wav_bytes
-from tests.support import redis_database, side_by_side
+from tests.speech import shard_voice_jobs, shard_voices
+from tests.support import redis_database, shard_face_jobs
 
 pytestmark = pytest.mark.e2e
 
@@ -110,53 +109,10 @@ def sharded(tmp_path_factory):
         yield home, app, settings, workers
 
 
-def _jobs(photos, strangers, tmp: Path) -> list[tuple[str, dict]]:
-    """The same jobs for both runs: matches in either shard, two people of two shards in one
-    photo, strangers beside enrolled people, a group photo, an uncovered operation."""
-    both = side_by_side(tmp / "both.jpg", photos["obama3.jpg"], photos["biden.jpg"])
-    mixed = side_by_side(tmp / "mixed.jpg", photos["obama3.jpg"], strangers[1])
-    return [
-        ("face_swap", {"source": [photos["obama3.jpg"]]}),
-        ("face_swap", {"target": [both]}),
-        ("face_swap", {"source": [strangers[3]], "target": [mixed]}),
-        ("face_swap", {"target": [photos["t1.jpg"]]}),
-        ("face_reenactment", {"target": [photos["biden.jpg"]]}),
-    ]
-
-
 @pytest.fixture(scope="module")
 def voices(tmp_path_factory) -> dict[str, Path]:
-    """Real recorded speech as WAV files: FEE083 and MEE009 each in two meetings (enrolled from
-    one, heard in the other), FEE078 (enrolled by nobody), and one recording in which MEE009 and
-    then FEE083 speak. (The other way round, MEE009's 6.8 s are heard as three voices, one of them
-    1.2 s at 0.649 from his template, beyond VOICE_TOLERANCE 0.60: a split, the pipeline's safe
-    error, which tests/e2e/test_voice.py covers, not the shards.)"""
-    folder = tmp_path_factory.mktemp("voices")
-    samples = {
-        "fee083-trn06.wav": speech("FEE083", "trn06"),
-        "fee083-trn09.wav": speech("FEE083", "trn09"),
-        "mee009-dev00.wav": speech("MEE009", "dev00"),
-        "mee009-dev01.wav": speech("MEE009", "dev01"),
-        "fee078-trn05.wav": speech("FEE078", "trn05"),
-    }
-    samples["both.wav"] = np.concatenate([samples["mee009-dev01.wav"], samples["fee083-trn09.wav"]])
-    made = {}
-    for name, clip in samples.items():
-        made[name] = folder / name
-        made[name].write_bytes(wav_bytes(clip))
-    return made
-
-
-def _voice_jobs(voices: dict[str, Path]) -> list[tuple[str, dict]]:
-    """The same voice jobs for both runs: each enrolled speaker (one per shard) heard in another
-    recording, both in one recording, a speaker nobody enrolled, an uncovered operation."""
-    return [
-        ("voice_cloning", {"source": [voices["fee083-trn09.wav"]]}),
-        ("voice_cloning", {"source": [voices["mee009-dev01.wav"]]}),
-        ("voice_cloning", {"source": [voices["both.wav"]]}),
-        ("voice_cloning", {"source": [voices["fee078-trn05.wav"]]}),
-        ("voice_conversion", {"target": [voices["fee083-trn09.wav"]]}),
-    ]
+    """Real recorded speech as WAV files (`tests.speech.shard_voices`)."""
+    return shard_voices(tmp_path_factory.mktemp("voices"))
 
 
 def _enroll_voice(stack: Stack, email: str, recording: Path):
@@ -251,8 +207,8 @@ def runs(sharded, photos, strangers, voices, tmp_path_factory) -> Runs:
         stack.grant(speaker.subject_id, Operation.VOICE_CLONING)
     _, key = stack.provider("Studio A")
     api = Api(stack.client(), key)
-    face_jobs = _jobs(photos, strangers, tmp_path_factory.mktemp("jobs"))
-    voice_jobs = _voice_jobs(voices)
+    face_jobs = shard_face_jobs(photos, strangers, tmp_path_factory.mktemp("jobs"))
+    voice_jobs = shard_voice_jobs(voices)
     warm = api.gate(**face_jobs[0][1])  # the models load once, outside the timings
     warm_voice = api.gate(voice_jobs[0][0], **voice_jobs[0][1])
     whole, whole_ids = _decide(api, face_jobs + [face_jobs[0]] * 4)
