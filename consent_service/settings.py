@@ -477,14 +477,18 @@ class Settings(BaseSettings):
         cache = Path(self.xdg_cache_home) if self.xdg_cache_home else Path.home() / ".cache"
         return cache / "consent-service" / "samples"
 
+    @property
+    def holds_secret_key(self) -> bool:
+        """Every process but a gallery shard's: a shard serves searches only, so no session,
+        sign-in or signed link is made there; it holds no SECRET_KEY (not even one set on its
+        host), and a host that runs only shards need not be given it."""
+        return self.gallery_shard is None
+
     def resolved_secrets(self) -> dict[str, str]:
         """The secrets in force: from the environment, else (development only) generated once
         into the home folder so restarts keep sessions and templates readable."""
         given = {"secret_key": self.secret_key, "template_kek": self.template_kek}
-        if self.gallery_shard is not None:
-            # A gallery shard serves searches only: no session, sign-in or signed link is made
-            # there, so it holds no SECRET_KEY (not even one set on its host); a host that runs
-            # only shards need not be given it.
+        if not self.holds_secret_key:
             given.pop("secret_key")
         if self.is_production and self.live_script_seed is not None:
             raise InsecureSettings(
@@ -521,8 +525,7 @@ class Settings(BaseSettings):
         placeholders (or a URL's password is its user name)."""
         bad = []
         key = self.secret_key or ""
-        needs_key = self.gallery_shard is None  # a shard holds none (`resolved_secrets`)
-        if needs_key and (is_placeholder(key) or len(key) < MIN_SECRET_KEY_LENGTH):
+        if self.holds_secret_key and (is_placeholder(key) or len(key) < MIN_SECRET_KEY_LENGTH):
             bad.append("SECRET_KEY")
         if self.template_kek is not None and (
             is_placeholder(self.template_kek) or not _is_key_bytes(self.template_kek)
