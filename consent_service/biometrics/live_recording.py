@@ -47,6 +47,7 @@ from consent_service.biometrics.voices import (
 )
 from consent_service.errors import N_, EnrollmentRejected, MediaRejected, Msgid
 from consent_service.media.limits import VideoLimits
+from consent_service.settings import Settings
 
 MOVES = ("turn_left", "turn_right", "look_up", "look_down", "come_closer", "lean_back")
 TURNS = ("turn_left", "turn_right")
@@ -238,9 +239,10 @@ class LiveChecks:
     # Voices.
     same_speaker: float = 0.75
     other_voice_share: float = 0.25
-    # Matching a step-up against enrolled templates.
-    face_tolerance: float = 0.5
-    voice_tolerance: float = 0.60
+    # Matching a step-up against enrolled templates: FACE_TOLERANCE's and VOICE_TOLERANCE's
+    # defaults (the worker passes the settings in force).
+    face_tolerance: float = Settings.model_fields["face_tolerance"].default
+    voice_tolerance: float = Settings.model_fields["voice_tolerance"].default
     template_faces: int = 5
 
 
