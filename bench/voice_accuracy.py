@@ -46,23 +46,27 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
+import sys
 import time
-import wave
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # tests.speech, run as `python bench/...`
+    sys.path.insert(0, str(ROOT))
 
-from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio
-from consent_service.biometrics.matching import Gallery, identify
-from consent_service.biometrics.voice_analysis import _one_voice, speakers_in
-from consent_service.biometrics.voice_service import VoiceMatching
-from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, _resemblyzer
-from consent_service.demo.samples import MEETING_SDIST, READER_SDIST, Samples
-from consent_service.errors import EnrollmentRejected
-from consent_service.settings import Settings
+import numpy as np  # noqa: E402
+
+from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio  # noqa: E402
+from consent_service.biometrics.matching import Gallery, identify  # noqa: E402
+from consent_service.biometrics.voice_analysis import _one_voice, speakers_in  # noqa: E402
+from consent_service.biometrics.voice_service import VoiceMatching  # noqa: E402
+from consent_service.biometrics.voices import ResemblyzerVoiceEmbedder, _resemblyzer  # noqa: E402
+from consent_service.demo.samples import MEETING_SDIST, Samples  # noqa: E402
+from consent_service.errors import EnrollmentRejected  # noqa: E402
+from consent_service.settings import Settings  # noqa: E402
+from tests.speech import SPEECH_SETS, labelled_speech, wav_bytes  # noqa: E402
 
 
 @dataclass
@@ -79,37 +83,20 @@ class Clip:
     refused: str = ""
 
 
-DATASETS = ("meeting", "reader", "speakers")
-
-
-def clips(datasets: tuple[str, ...] = DATASETS) -> list[Clip]:
-    samples = Samples.from_settings(Settings())
-    out, decoded = [], {}
-    if "meeting" in datasets:
-        for wav, speaker, start, end in samples.speech_turns(2.0):
-            if wav not in decoded:
-                decoded[wav] = decode_audio(wav.read_bytes(), 600)
-            cut = decoded[wav][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-            out.append(Clip("meeting", speaker, f"{wav.stem}@{start:.1f}s", cut))
-    if "reader" in datasets:
-        for wav in sorted(samples.folder(READER_SDIST).glob("*.wav")):
-            audio = decode_audio(wav.read_bytes(), 600)
-            out.append(Clip("reader", "librivox", wav.stem[-4:], audio))
-    if "speakers" in datasets:
-        for path, speaker in samples.labelled_speech():
-            audio = decode_audio(path.read_bytes(), 600)
-            out.append(Clip("speakers", speaker, path.stem, audio))
-    return out
-
-
-def wav_bytes(samples: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return out.getvalue()
+def clips(datasets: tuple[str, ...] = SPEECH_SETS) -> list[Clip]:
+    return [
+        Clip(
+            r.dataset,
+            r.speaker,
+            f"{r.recording}@{r.start:.1f}s"
+            if r.start is not None
+            else r.recording[-4:]
+            if r.dataset == "reader"
+            else r.recording,
+            r.samples,
+        )
+        for r in labelled_speech(datasets)
+    ]
 
 
 class CachingEmbedder:
@@ -242,10 +229,10 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=settings.voice_margin)
     parser.add_argument("--cache", type=Path, help="an .npz file keeping embeddings between runs")
     parser.add_argument(
-        "--dataset", action="append", choices=DATASETS, help="only this data set (repeatable)"
+        "--dataset", action="append", choices=SPEECH_SETS, help="only this data set (repeatable)"
     )
     args = parser.parse_args()
-    datasets = tuple(args.dataset or DATASETS)
+    datasets = tuple(args.dataset or SPEECH_SETS)
     embedder = CachingEmbedder(args.cache)
     matching = VoiceMatching(
         embedder=embedder,

@@ -30,42 +30,39 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 from collections import defaultdict
+from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # tests.speech, run as `python bench/...`
+    sys.path.insert(0, str(ROOT))
 
-from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio, speech_segments
-from consent_service.biometrics.matching import Gallery, identify
-from consent_service.biometrics.voices import (
+import numpy as np  # noqa: E402
+
+from consent_service.biometrics.audio import speech_segments  # noqa: E402
+from consent_service.biometrics.matching import Gallery, identify  # noqa: E402
+from consent_service.biometrics.voices import (  # noqa: E402
     HEARD_AGGRESSIVENESS,
     SPEECH_CONTEXT,
     ResemblyzerVoiceEmbedder,
     find_speakers,
 )
-from consent_service.demo.samples import READER_SDIST, Samples
-from consent_service.settings import Settings
+from consent_service.settings import Settings  # noqa: E402
+from tests.speech import SPEECH_SETS, labelled_speech  # noqa: E402
 
-DATASETS = ("meeting", "reader", "speakers")
+# How each set's speakers are named here: the reader as "librivox-reader", the speakers set's
+# with "mfa-" before their corpus names.
+_NAMED = {"reader": lambda speaker: "librivox-reader", "speakers": lambda speaker: f"mfa-{speaker}"}
 
 
-def _stretches(datasets: tuple[str, ...] = DATASETS) -> list[tuple[str, str, np.ndarray]]:
+def _stretches(datasets: tuple[str, ...] = SPEECH_SETS) -> list[tuple[str, str, np.ndarray]]:
     """(speaker, recording, samples) for every single-speaker stretch of at least 2 s of the
     meetings, and every recording of the other sets."""
-    samples = Samples.from_settings(Settings())
-    out, decoded = [], {}
-    if "meeting" in datasets:
-        for wav, speaker, start, end in samples.speech_turns(2.0):
-            if wav not in decoded:
-                decoded[wav] = decode_audio(wav.read_bytes(), 600)
-            cut = decoded[wav][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-            out.append((speaker, wav.stem, cut))
-    if "reader" in datasets:
-        for wav in sorted(samples.folder(READER_SDIST).glob("*.wav")):
-            out.append(("librivox-reader", wav.stem, decode_audio(wav.read_bytes(), 600)))
-    if "speakers" in datasets:
-        for path, speaker in samples.labelled_speech():
-            out.append((f"mfa-{speaker}", path.stem, decode_audio(path.read_bytes(), 600)))
-    return out
+    return [
+        (_NAMED.get(r.dataset, str)(r.speaker), r.recording, r.samples)
+        for r in labelled_speech(datasets)
+    ]
 
 
 def _rates(genuine: list[float], impostor: list[float], tolerances) -> None:
@@ -137,13 +134,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print the thresholds report")
     parser.add_argument(
-        "--dataset", action="append", choices=DATASETS, help="only this data set (repeatable)"
+        "--dataset", action="append", choices=SPEECH_SETS, help="only this data set (repeatable)"
     )
     args = parser.parse_args()
     settings = Settings()
     embedder = ResemblyzerVoiceEmbedder()
     items = []  # (speaker, recording, embedding, window embeddings)
-    for speaker, recording, samples in _stretches(tuple(args.dataset or DATASETS)):
+    for speaker, recording, samples in _stretches(tuple(args.dataset or SPEECH_SETS)):
         heard = speech_segments(
             samples, aggressiveness=HEARD_AGGRESSIVENESS, context=SPEECH_CONTEXT
         )

