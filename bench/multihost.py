@@ -20,7 +20,8 @@ file), and a PID namespace of its own (the host's processes die with it):
   retry sweep; the tasks it sends land on their queues (`webhooks.retry_due` and the other
   housekeeping on `default`, run by the match host, whose sweep sends the due deliveries to the
   webhooks queue, hence to the hooks host). Its retry timings are shortened (a sweep every 2 s,
-  a first retry after 1 s) so the run waits seconds, not minutes;
+  a first retry after 1 s, 30 s for each attempt: tests/support.py's FAST_WEBHOOK_RETRIES) so
+  the run waits seconds, not minutes;
 - `provider`: a provider's receiver (`--receive`: tests/support.py's `Receiver`, which checks
   each delivery's `Consent-Signature` with `verify_signature` over the raw body, as the README
   tells providers to), at a public address, 192.88.99.2, on a wire from the hooks host (a veth
@@ -146,9 +147,6 @@ PROVIDER_ADDRESS = "192.88.99.2"
 RECEIVER_PORT = 8080
 RECEIVER_PATH = "/hooks/consent"
 WIRE = "wan0"  # the hooks host's way out, and the provider host's way in
-# The hooks host's retry timings, shortened from the defaults (30 s, doubling; a sweep every
-# 15 s) so that a delivery the receiver missed is retried within seconds.
-FAST_RETRIES = {"WEBHOOK_RETRY_BASE": "1", "WEBHOOK_SWEEP_INTERVAL": "2", "WEBHOOK_TIMEOUT": "3"}
 WEBHOOK_TIMEOUT = 60.0  # for every decided job's delivery to reach the receiver
 
 
@@ -1146,7 +1144,10 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         relay = Relay()
         stack.callback(relay.close)
         _, database_url = stack.enter_context(fresh_database())
-        from tests.support import redis_database  # the claim every test run and bench takes
+        from tests.support import (
+            FAST_WEBHOOK_RETRIES,
+            redis_database,  # the claim every test run and bench takes
+        )
 
         redis_number = int(stack.enter_context(redis_database("multihost")).rsplit("/", 1)[1])
         pg, rd = make_url(POSTGRES_ADMIN_URL), make_url(REDIS_URL)
@@ -1247,7 +1248,13 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         ]
         # The hooks host: the webhooks queue's worker and beat (exactly one in a deployment),
         # each its own program with the signing keys, as docker-compose's `webhooks` and `beat`.
-        hooks_env = {**host_env(hosts["hooks"]), **sealed.signing(), **FAST_RETRIES}
+        # Its retries shortened as the tests' are (a second apart), its sweep every 2 s.
+        hooks_env = {
+            **host_env(hosts["hooks"]),
+            **sealed.signing(),
+            **FAST_WEBHOOK_RETRIES,
+            "WEBHOOK_SWEEP_INTERVAL": "2",
+        }
         hooks_worker = procs.start(
             "hooks",
             "hooks-worker",

@@ -17,19 +17,11 @@ from consent_service.processes import beat_command
 from consent_service.runtime import services
 from consent_service.vocabulary import Operation
 from tests.e2e.conftest import Api
-from tests.support import Receiver, serving
+from tests.support import FAST_WEBHOOK_RETRIES, Receiver, serving
 
 pytestmark = pytest.mark.e2e
 
-# Retries a second apart; but a generous time for each attempt: an attempt that times out on a
-# busy machine after the receiver answered is sent again (delivery is at least once), and these
-# tests count the POSTs.
-FAST_RETRIES = {
-    "WEBHOOK_RETRY_BASE": "1",
-    "WEBHOOK_SWEEP_INTERVAL": "1",
-    "WEBHOOK_TIMEOUT": "30",
-    "WEBHOOK_DEADLINE": "30",
-}
+FAST_RETRIES = FAST_WEBHOOK_RETRIES
 
 
 @pytest.fixture(scope="module", autouse=True)
