@@ -21,14 +21,12 @@ from tests.support import FAST_WEBHOOK_RETRIES, Receiver, serving
 
 pytestmark = pytest.mark.e2e
 
-FAST_RETRIES = FAST_WEBHOOK_RETRIES
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _fast_retries() -> Iterator[None]:
     """Set before the module's stack starts, so its worker (and beat) read them."""
-    saved = {k: os.environ.get(k) for k in FAST_RETRIES}
-    os.environ.update(FAST_RETRIES)
+    saved = {k: os.environ.get(k) for k in FAST_WEBHOOK_RETRIES}
+    os.environ.update(FAST_WEBHOOK_RETRIES)
     yield
     for k, v in saved.items():
         if v is None:
