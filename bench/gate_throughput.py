@@ -6,8 +6,9 @@ What it measures: the same set of real sample photos (consent_service.demo.sampl
   (a) the raw library: `face_recognition KNOWN_DIR UNKNOWN_DIR` (its console script, one process,
       --cpus 1), with obama.jpg and biden.jpg as the known people, and
   (b) our pipeline, in this process: read the file, `decode_image` (format allow-list, pixel limit,
-      EXIF orientation), `DlibFaceEmbedder.detect` (HOG on a copy scaled to <= 1024 px, encodings at
-      full resolution) and `matching.identify` of every face against a `Gallery` of the same two
+      EXIF orientation), `DlibFaceEmbedder.detect` (faces found on a copy scaled to <= 1024 px, the
+      proposer network's candidates confirmed by HOG, FACE_DETECTOR's default; encodings at full
+      resolution) and `matching.identify` of every face against a `Gallery` of the same two
       known faces, with the service's default tolerance and margin.
 
 It is NOT the service's end-to-end throughput: no Flask app, no Celery worker, no broker, database,
@@ -22,8 +23,8 @@ the run (the machine may be shared) weighs on both alike. Wall and CPU time are 
 
 How to read it: "steady" images/s leave the one-off start-up out, "with start-up" include it; the
 ratio is ours over the CLI (above 1 = ours is faster). Both are single-threaded; dlib's HOG detector
-dominates and its cost grows with the pixels it scans, so the two differ mostly through the
-detection size (the CLI scans up to 1600 px, we scan up to 1024 px). Peak RSS is the CLI process's
+dominates the CLI and its cost grows with the pixels it scans; we scan HOG only around what the
+proposer network finds (bench/detect_cost.py splits the cost). Peak RSS is the CLI process's
 own (from wait4) and this process's (getrusage), which holds only our pipeline.
 
 Run: `python bench/gate_throughput.py [--repeat N]` (the default, 4, takes about 80 s on two idle
@@ -177,7 +178,9 @@ def main() -> None:
         embedder = DlibFaceEmbedder(
             detect_max_side=defaults["face_detect_max_side"],
             min_size=defaults["face_min_size"],
-            detect_first_side=defaults["face_detect_first_side"] or None,
+            proposer_model=(
+                defaults["face_proposer_model"] if defaults["face_detector"] == "proposed" else None
+            ),
         )
         max_pixels = defaults["max_image_pixels"]
         rows = []

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import secrets
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -64,6 +65,11 @@ class InsecureSettings(RuntimeError):
     """Production settings that would run with a missing or placeholder secret."""
 
 
+# Where `make install` puts the face proposer's weights (biometrics/face_proposals.py): inside the
+# environment the service runs from, so each install has its own copy.
+FACE_PROPOSER_MODEL = Path(sys.prefix) / "share" / "consent-service" / "centerface.onnx"
+
+
 class Settings(BaseSettings):
     """Read once at start-up; passed to `create_app` and from there to every part that needs it."""
 
@@ -92,11 +98,12 @@ class Settings(BaseSettings):
     face_min_size: int = Field(default=40, ge=1)
     # Faces are found on a copy scaled down to this longest side and encoded at full resolution.
     face_detect_max_side: int = Field(default=1024, ge=64)
-    # A first look on a copy this small (HOG's cost grows with the pixels it scans); only an
-    # image with no face there is scanned again at FACE_DETECT_MAX_SIDE. 0 (the default): no
-    # first look. At 512 it loses small faces beside a large one (bench/thresholds.py:
-    # breakingbad.jpg's second face), so it stays off until a size keeps held-out accuracy.
-    face_detect_first_side: int = Field(default=0, ge=0)
+    # How faces are found on that copy: `proposed` (a small network, CenterFace, proposes where
+    # to look and HOG confirms each proposal at the scales a whole scan would use: the same
+    # faces for about a third of the CPU, bench/detect_cost.py) or `hog` (HOG scans the whole
+    # copy). The network's weights: FACE_PROPOSER_MODEL, put there by `make install`.
+    face_detector: Literal["proposed", "hog"] = "proposed"
+    face_proposer_model: Path = FACE_PROPOSER_MODEL
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     # Where uploads wait for the worker, sealed: `local` (a folder in the home; one host),

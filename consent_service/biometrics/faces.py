@@ -7,12 +7,19 @@ with bench/thresholds.py and bench/face_tail.py before it serves."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from PIL import Image
+
+from consent_service.biometrics.face_proposals import CenterFace, ModelMissing, proposed_faces
+
+log = logging.getLogger(__name__)
 
 FACE_MODEL = "face_recognition/dlib-resnet-v1"
 
@@ -39,14 +46,14 @@ class FaceEmbedder(Protocol):
 
 
 class DlibFaceEmbedder:
-    """face_recognition (dlib): HOG (or CNN) detection on a downscaled copy, 5-point landmarks,
-    ResNet encoding at full resolution.
+    """face_recognition (dlib): faces found on a downscaled copy, 5-point landmarks, ResNet
+    encoding at full resolution.
 
-    With `detect_first_side`, detection first scans a copy that small (HOG's cost grows with the
-    pixels it scans, and most photos show their people large); only a photo where no face is
-    found there is scanned again on the larger copy (`detect_max_side`), so a photo whose faces
-    are all small is still found. A small face beside a large one is missed, so it is off by
-    default. Encodings come from the full-resolution image either way."""
+    With `proposer_model` (the default's CenterFace weights, FACE_DETECTOR=proposed), a small
+    network proposes where faces are and HOG confirms each at the scales the whole-copy scan
+    would use (`face_proposals`): the same faces, about 3 times less CPU. Without it (or where
+    the weights are missing: a warning, once), HOG (or the CNN) scans the whole copy. Encodings
+    come from the full-resolution image either way."""
 
     model_name = FACE_MODEL
 
@@ -56,25 +63,19 @@ class DlibFaceEmbedder:
         min_size: int = 40,
         detector: str = "hog",
         upsample: int = 1,
-        detect_first_side: int | None = None,
+        proposer_model: Path | None = None,
     ):
         self.detect_max_side = detect_max_side
-        self.detect_first_side = detect_first_side
         self.min_size = min_size
         self.detector = detector
         self.upsample = upsample
+        self.proposer_model = proposer_model
+        self._proposer: CenterFace | None = None
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         import face_recognition  # heavy: dlib and its models, loaded on first use
 
-        boxes: list[tuple[int, int, int, int]] = []
-        first = self.detect_first_side
-        if first is not None and first < self.detect_max_side:
-            boxes = self.boxes(rgb, first)
-            if not boxes and max(rgb.shape[:2]) <= first:
-                return []  # the small copy was the whole image: the larger scan is the same
-        if not boxes:
-            boxes = self.boxes(rgb, self.detect_max_side)
+        boxes = self.boxes(rgb, self.detect_max_side)
         if not boxes:
             return []
         encodings = face_recognition.face_encodings(rgb, known_face_locations=boxes, model="small")
@@ -83,8 +84,20 @@ class DlibFaceEmbedder:
             for b, e in zip(boxes, encodings, strict=True)
         ]
 
+    def proposer(self) -> CenterFace | None:
+        if self.proposer_model is None:
+            return None
+        if self._proposer is None:
+            try:
+                self._proposer = CenterFace(self.proposer_model)
+            except ModelMissing as missing:
+                log.warning("%s; scanning whole images with HOG instead (slower)", missing)
+                self.proposer_model = None
+                return None
+        return self._proposer
+
     def boxes(self, rgb: np.ndarray, max_side: int) -> list[tuple[int, int, int, int]]:
-        """The faces HOG finds on a copy scaled down to `max_side`, as boxes of the
+        """The faces found on a copy scaled down to `max_side`, as boxes of the
         full-resolution image, at least `min_size` pixels on their shorter side."""
         import face_recognition
 
@@ -94,10 +107,18 @@ class DlibFaceEmbedder:
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+        proposer = self.proposer() if self.detector == "hog" else None
+        if proposer is not None:
+            found = [
+                (r.top, r.right, r.bottom, r.left)
+                for r in proposed_faces(proposer, hog_detector(), small, self.upsample)
+            ]
+        else:
+            found = face_recognition.face_locations(
+                small, number_of_times_to_upsample=self.upsample, model=self.detector
+            )
         boxes = []
-        for top, right, bottom, left in face_recognition.face_locations(
-            small, number_of_times_to_upsample=self.upsample, model=self.detector
-        ):
+        for top, right, bottom, left in found:
             box = (
                 max(0, round(top / scale)),
                 min(width, round(right / scale)),
@@ -109,22 +130,30 @@ class DlibFaceEmbedder:
         return boxes
 
 
+@cache
+def hog_detector():
+    """dlib's frontal (HOG) face detector, the one face_recognition's `face_locations` uses."""
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
 # The face models this installation can use, by the name `FACE_MODEL` gives: each makes an
 # embedder from the detection settings (the longest side detection runs on, the smallest face,
-# the side of an optional first, smaller look).
-FACE_MODELS: dict[str, Callable[[int, int, int | None], FaceEmbedder]] = {
-    "dlib": lambda detect_max_side, min_size, detect_first_side: DlibFaceEmbedder(
-        detect_max_side=detect_max_side, min_size=min_size, detect_first_side=detect_first_side
+# the proposer's weights or None: FACE_DETECTOR).
+FACE_MODELS: dict[str, Callable[[int, int, Path | None], FaceEmbedder]] = {
+    "dlib": lambda detect_max_side, min_size, proposer_model: DlibFaceEmbedder(
+        detect_max_side=detect_max_side, min_size=min_size, proposer_model=proposer_model
     ),
 }
 
 
 def face_embedder(
-    model: str, detect_max_side: int, min_size: int, detect_first_side: int | None = None
+    model: str, detect_max_side: int, min_size: int, proposer_model: Path | None = None
 ) -> FaceEmbedder:
     """The embedder of the face model named `model` (a key of `FACE_MODELS`)."""
     try:
         make = FACE_MODELS[model]
     except KeyError:
         raise ValueError(f"unknown face model {model!r}; known: {', '.join(FACE_MODELS)}") from None
-    return make(detect_max_side, min_size, detect_first_side)
+    return make(detect_max_side, min_size, proposer_model)

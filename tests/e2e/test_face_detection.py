@@ -1,27 +1,32 @@
-"""Face detection with the real dlib model (no worker; here because the fast loop loads no face
-model): with FACE_DETECT_FIRST_SIDE, a first look on a small copy, the larger scan only where
-that finds nobody, and the same people found as scanning the larger copy alone."""
+"""Face detection with the real dlib model and the real proposer network (no worker; here because
+the fast loop loads no face model): FACE_DETECTOR=proposed finds the faces HOG's whole scan finds,
+with encodings of the same people, a small face beside a large one included, and a photo the
+network misses is still scanned."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from consent_service.biometrics.faces import DlibFaceEmbedder
+from consent_service.biometrics.face_proposals import proposed_faces
+from consent_service.biometrics.faces import DlibFaceEmbedder, hog_detector
 from consent_service.biometrics.images import decode_image
+from consent_service.settings import Settings
 
 MAX_PIXELS = 40_000_000
 
 
 @pytest.fixture(scope="module")
-def two_step() -> DlibFaceEmbedder:
-    return DlibFaceEmbedder(detect_max_side=1024, detect_first_side=512)
+def proposed() -> DlibFaceEmbedder:
+    return DlibFaceEmbedder(proposer_model=Settings().face_proposer_model)
 
 
 @pytest.fixture(scope="module")
-def large_only() -> DlibFaceEmbedder:
-    return DlibFaceEmbedder(detect_max_side=1024, detect_first_side=None)
+def whole_scan() -> DlibFaceEmbedder:
+    return DlibFaceEmbedder(proposer_model=None)
 
 
 def _rgb(path) -> np.ndarray:
@@ -41,8 +46,8 @@ def _overlap(a, b) -> float:
 
 
 def _same_people(a, b) -> None:
-    """Each face of `a` has one face of `b` at about the same place (the boxes of two scales
-    differ by a few of the smaller scan's pixels), of the same person."""
+    """Each face of `a` has one face of `b` at about the same place (HOG's box at a scale a few
+    pixels apart), of the same person."""
     assert len(a) == len(b)
     for face in a:
         other = max(b, key=lambda f: _overlap(f.box, face.box))
@@ -50,23 +55,65 @@ def _same_people(a, b) -> None:
         assert np.linalg.norm(other.embedding - face.embedding) < 0.15
 
 
-@pytest.mark.parametrize("name", ["t1.jpg", "obama3.jpg", "biden.jpg"])
-def test_the_first_look_finds_the_people_the_larger_scan_finds(photos, two_step, large_only, name):
+@pytest.mark.parametrize("name", ["t1.jpg", "obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"])
+def test_proposals_find_the_people_the_whole_scan_finds(photos, proposed, whole_scan, name):
     rgb = _rgb(photos[name])
-    found = two_step.detect(rgb)
+    found = proposed.detect(rgb)
     assert found
-    _same_people(found, large_only.detect(rgb))
+    _same_people(found, whole_scan.detect(rgb))
 
 
-def test_a_photo_whose_only_face_is_small_is_scanned_again_larger(photos, two_step, large_only):
-    """A face about 100 px wide on a 2048 px canvas: too small on the 512 px copy, found on the
-    1024 px one."""
-    face = Image.open(photos["obama2.jpg"]).convert("RGB")
-    face = face.resize((face.width // 5, face.height // 5))
-    canvas = Image.new("RGB", (2048, 2048), (128, 128, 128))
-    canvas.paste(face, (900, 900))
-    rgb = np.asarray(canvas)
-    assert DlibFaceEmbedder(detect_max_side=512, detect_first_side=None).detect(rgb) == []
-    found = two_step.detect(rgb)
+def test_a_small_face_beside_a_large_one_is_found(photos, proposed, whole_scan):
+    """biden.jpg's face pasted at about 48 px of the 1024 px copy beside obama.jpg's (about
+    220 px): both found, as the whole scan finds them."""
+    base = Image.open(photos["obama.jpg"]).convert("RGB")
+    base = base.resize((1024 * base.width // base.height, 1024))
+    (top, right, bottom, left), *_ = whole_scan.boxes(_rgb(photos["biden.jpg"]), 1024)
+    margin = (right - left) // 2
+    donor = Image.open(photos["biden.jpg"]).convert("RGB")
+    donor = donor.crop((left - margin, top - margin, right + margin, bottom + margin))
+    donor = donor.resize((96, 96 * donor.height // donor.width))
+    base.paste(donor, (40, base.height - donor.height - 40))
+    rgb = np.asarray(base)
+    found = proposed.detect(rgb)
+    assert len(found) == 2
+    _same_people(found, whole_scan.detect(rgb))
+
+
+def test_a_face_filling_the_frame_is_found(photos, proposed, whole_scan):
+    """obama2.jpg cropped to its face box and tripled: no room around the face."""
+    rgb = _rgb(photos["obama2.jpg"])
+    (top, right, bottom, left), *_ = whole_scan.boxes(rgb, 1024)
+    crop = Image.fromarray(rgb[top:bottom, left:right])
+    rgb = np.asarray(crop.resize((crop.width * 3, crop.height * 3)))
+    found = proposed.detect(rgb)
     assert len(found) == 1
-    _same_people(found, large_only.detect(rgb))
+    _same_people(found, whole_scan.detect(rgb))
+
+
+class Blind:
+    """A proposer that sees nothing: what HOG finds on its own where the network misses."""
+
+    def propose(self, rgb):
+        return []
+
+
+def test_where_the_network_proposes_nothing_hog_scans_a_small_copy(photos):
+    rgb = _rgb(photos["obama.jpg"])
+    copy = np.asarray(Image.fromarray(rgb).resize((rgb.shape[1] // 2, rgb.shape[0] // 2)))
+    (face,) = proposed_faces(Blind(), hog_detector(), copy)
+    assert face.width > 80
+    assert proposed_faces(Blind(), hog_detector(), np.full((600, 800, 3), 128, np.uint8)) == []
+
+
+def test_missing_weights_fall_back_to_the_whole_scan_and_say_so(
+    photos, whole_scan, tmp_path, caplog
+):
+    embedder = DlibFaceEmbedder(proposer_model=tmp_path / "nowhere.onnx")
+    rgb = _rgb(photos["obama3.jpg"])
+    with caplog.at_level(logging.WARNING):
+        found = embedder.detect(rgb)
+    assert "face proposer weights not found at" in caplog.text
+    assert "FACE_DETECTOR=hog" in caplog.text
+    assert [f.box for f in found] == [f.box for f in whole_scan.detect(rgb)]
+    assert embedder.proposer_model is None  # said once, not on every photo
