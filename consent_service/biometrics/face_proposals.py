@@ -74,6 +74,17 @@ class Rect:
         return shared / union if union > 0 else 0.0
 
 
+def shrunk(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """`rgb` scaled down (bilinear) so its longer side is at most `max_side`, and the scale
+    (1.0: `rgb` itself, never enlarged)."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale == 1.0:
+        return rgb, scale
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)), scale
+
+
 class ModelMissing(RuntimeError):
     """The proposer's weights are not where the settings say."""
 
@@ -99,12 +110,7 @@ class CenterFace:
         """Each face the network sees, as a box of `rgb`'s pixels and its score, best first."""
         import cv2
 
-        height, width = rgb.shape[:2]
-        scale = min(1.0, self.side / max(height, width))
-        small = rgb
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+        small, scale = shrunk(rgb, self.side)
         # The network's strides need sides that are multiples of 32: the copy is stretched to them.
         h, w = small.shape[:2]
         in_w, in_h = -(-w // 32) * 32, -(-h // 32) * 32
@@ -204,12 +210,7 @@ def proposed_faces(
             found.append(box)
     if found:
         return found
-    height, width = copy.shape[:2]
-    scale = min(1.0, FALLBACK_SIDE / max(height, width))
-    small = copy
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = np.asarray(Image.fromarray(copy).resize(size, Image.Resampling.BILINEAR))
+    small, scale = shrunk(copy, FALLBACK_SIDE)
     return [
         Rect(
             round(r.left / scale),

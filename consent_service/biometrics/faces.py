@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
 
-from consent_service.biometrics.face_proposals import CenterFace, ModelMissing, proposed_faces
+from consent_service.biometrics.face_proposals import (
+    CenterFace,
+    ModelMissing,
+    proposed_faces,
+    shrunk,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +106,7 @@ class DlibFaceEmbedder:
         import face_recognition
 
         height, width = rgb.shape[:2]
-        scale = min(1.0, max_side / max(height, width))
-        small = rgb
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+        small, scale = shrunk(rgb, max_side)
         proposer = self.proposer() if self.detector == "hog" else None
         if proposer is not None:
             found = [
