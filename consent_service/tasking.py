@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from queue import Empty
 
 from celery import Celery, Task
 from celery.schedules import crontab
@@ -54,14 +55,38 @@ class EmbeddedBroker(kombu_sqla.Transport):
     """The transport of the embedded broker (`sqla+` URLs): kombu's, with `_EmbeddedChannel`.
     Named by `broker_transport` (an import path, which kombu accepts there but not in a URL).
 
-    It polls its tables: a worker whose prefetch is full, or whose queues are empty, looks again
-    after `polling_interval`. kombu's 1 s left each process idle up to a second after every job
-    (with `worker_prefetch_multiplier` 1, the next job is fetched only then): bench/e2e_throughput
-    measured 0.15 s of work per job and about 1 s per job per process. At 0.1 s an idle worker
-    reads its queues ten times a second, a SQLite query each, well under 1% of a core."""
+    It polls its tables, and kombu pauses a fixed `polling_interval` (1 s) after every look that
+    finds nothing to take. With a prefetch of one, that look also comes back empty while the
+    process's own job runs, so each process took its next job up to a second after finishing
+    one: bench/e2e_throughput measured 0.15 s of work per face job and about 1 s per job per
+    process. Here the pause follows what the worker is doing (`drain_events`): while its jobs
+    fill its prefetch it looks every `BUSY_POLL` (no query is made then: kombu asks the database
+    only when it may take a job), and while its queues are empty the pause doubles up to
+    `IDLE_POLL`, so an idle worker reads its queues a few times a second (about 1% of a core)
+    and a new job waits at most that long."""
 
     Channel = _EmbeddedChannel
-    polling_interval = 0.1
+    BUSY_POLL = 0.02
+    IDLE_POLL = 0.25
+    polling_interval = BUSY_POLL
+    _pause = BUSY_POLL
+
+    def drain_events(self, connection, timeout=None):
+        """kombu's loop (`virtual.Transport.drain_events`), its pause adapted as above."""
+        start = time.monotonic()
+        while True:
+            try:
+                self.cycle.get(self._deliver, timeout=timeout)
+            except Empty:
+                waited = time.monotonic() - start
+                if timeout is not None and waited >= timeout:
+                    raise TimeoutError() from None
+                busy = any(c._consumers and not c.qos.can_consume() for c in self.channels)
+                self._pause = self.BUSY_POLL if busy else min(self.IDLE_POLL, self._pause * 2)
+                time.sleep(self._pause if timeout is None else min(self._pause, timeout - waited))
+            else:
+                self._pause = self.BUSY_POLL
+                return
 
 
 def celery_config(settings: Settings) -> dict:

@@ -1,4 +1,5 @@
-"""The Celery app's broker: the embedded broker survives two processes starting at once."""
+"""The Celery app's broker: the embedded broker survives two processes starting at once, and
+its worker looks for its next job soon after one ends without querying all the time when idle."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import time
 import pytest
 import redis
 from celery import Celery
-from kombu import Connection
+from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.transport.sqlalchemy import Transport
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Query
 
+from consent_service import tasking
 from consent_service.settings import Settings
 from consent_service.tasking import (
     EmbeddedBroker,
@@ -103,3 +105,55 @@ def test_who_listens_is_unknown_without_a_broadcast_or_a_broker(tmp_path):
     started = time.monotonic()
     assert queue_consumers(Celery("t", broker="redis://127.0.0.1:1/0"), 1.0) is None
     assert time.monotonic() - started < 1.0
+
+
+@pytest.fixture
+def pauses(monkeypatch) -> list[float]:
+    """The pauses the embedded broker's loop makes, each really slept."""
+    slept: list[float] = []
+    sleep = time.sleep
+
+    def record(seconds: float) -> None:
+        slept.append(seconds)
+        sleep(seconds)
+
+    monkeypatch.setattr(tasking.time, "sleep", record)
+    return slept
+
+
+def _consume(connection, queue: Queue, received: list) -> Consumer:
+    channel = connection.default_channel
+    channel.basic_qos(0, 1, False)  # a prefetch of one, as the worker's
+    consumer = Consumer(channel, [queue], callbacks=[lambda body, message: received.append(body)])
+    consumer.consume()
+    return consumer
+
+
+def test_an_idle_worker_looks_less_and_less_often(broker_url, pauses):
+    queue = Queue("matching", Exchange("matching"), "matching")
+    with Connection(broker_url, transport=EmbeddedBroker) as conn:
+        _consume(conn, queue, [])
+        with pytest.raises(TimeoutError):
+            conn.drain_events(timeout=2.0)
+    steps = [round(p, 2) for p in pauses[:5]]
+    assert steps == [0.04, 0.08, 0.16, 0.25, 0.25]  # doubling up to IDLE_POLL
+    assert sum(pauses) <= 2.0  # never past the timeout
+
+
+def test_a_busy_worker_looks_again_soon_and_a_delivery_resets_the_pause(broker_url, pauses):
+    queue = Queue("matching", Exchange("matching"), "matching")
+    with Connection(broker_url, transport=EmbeddedBroker) as conn:
+        producer = Producer(conn.default_channel)
+        for job in ("first", "second"):
+            producer.publish(job, exchange=queue.exchange, routing_key="matching", declare=[queue])
+        received: list = []
+        _consume(conn, queue, received)
+        conn.drain_events(timeout=1.0)
+        assert received == ["first"]
+        assert conn.transport._pause == EmbeddedBroker.BUSY_POLL
+        # The first job is not acknowledged: the prefetch is full, so the worker waits for it,
+        # looking every BUSY_POLL (kombu asks the database nothing meanwhile).
+        with pytest.raises(TimeoutError):
+            conn.drain_events(timeout=0.3)
+        assert received == ["first"] and pauses
+        assert set(pauses[:-1]) == {EmbeddedBroker.BUSY_POLL}
