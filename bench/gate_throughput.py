@@ -178,9 +178,7 @@ def main() -> None:
         embedder = DlibFaceEmbedder(
             detect_max_side=defaults["face_detect_max_side"],
             min_size=defaults["face_min_size"],
-            proposer_model=(
-                defaults["face_proposer_model"] if defaults["face_detector"] == "proposed" else None
-            ),
+            proposer_model=Settings.model_construct().face_proposer,  # the defaults, as above
         )
         max_pixels = defaults["max_image_pixels"]
         rows = []

@@ -129,7 +129,7 @@ def embedders(detector: str) -> dict[int, DlibFaceEmbedder]:
     upsamples once; a photo listed with upsample=2 (Einstein's face, which neither finds at
     once) is always found by the whole scan: the proposer's HOG check at those scales misses
     that face too."""
-    model = Settings(_env_file=None).face_proposer_model if detector == "proposed" else None
+    model = Settings(_env_file=None, face_detector=detector).face_proposer
     return {
         u: DlibFaceEmbedder(upsample=u, proposer_model=model if u == 1 else None)
         for u in {p.upsample for p in PHOTOS}

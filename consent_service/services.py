@@ -166,7 +166,7 @@ class Services:
             s.face_model,
             s.face_detect_max_side,
             s.face_min_size,
-            s.face_proposer_model if s.face_detector == "proposed" else None,
+            s.face_proposer,
         )
         return FaceMatching(
             embedder=embedder,

@@ -485,6 +485,12 @@ class Settings(BaseSettings):
         return cache / "consent-service" / "samples"
 
     @property
+    def face_proposer(self) -> Path | None:
+        """The face proposer's weights when FACE_DETECTOR is `proposed`, else None (HOG scans
+        whole images)."""
+        return self.face_proposer_model if self.face_detector == "proposed" else None
+
+    @property
     def holds_secret_key(self) -> bool:
         """Every process but a gallery shard's: a shard serves searches only, so no session,
         sign-in or signed link is made there; it holds no SECRET_KEY (not even one set on its

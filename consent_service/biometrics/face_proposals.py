@@ -62,6 +62,10 @@ class Rect:
     def width(self) -> int:
         return self.right - self.left
 
+    @property
+    def centre(self) -> tuple[int, int]:
+        return (self.left + self.right) // 2, (self.top + self.bottom) // 2
+
     def iou(self, other: Rect) -> float:
         w = min(self.right, other.right) - max(self.left, other.left)
         h = min(self.bottom, other.bottom) - max(self.top, other.top)
@@ -74,15 +78,18 @@ class Rect:
         return shared / union if union > 0 else 0.0
 
 
-def shrunk(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """`rgb` scaled down (bilinear) so its longer side is at most `max_side`, and the scale
-    (1.0: `rgb` itself, never enlarged)."""
+def scaled(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """`rgb` resized by `factor` (bilinear), at least one pixel each way."""
     height, width = rgb.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    if scale == 1.0:
-        return rgb, scale
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)), scale
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+
+
+def shrunk(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """`rgb` scaled down so its longer side is at most `max_side`, and the scale (1.0: `rgb`
+    itself, never enlarged)."""
+    scale = min(1.0, max_side / max(rgb.shape[:2]))
+    return (rgb if scale == 1.0 else scaled(rgb, scale)), scale
 
 
 class ModelMissing(RuntimeError):
@@ -166,7 +173,7 @@ def confirm(detector, copy: np.ndarray, proposal: Rect, upsample: int = 1) -> Re
     pixels whatever the face's size. The network's boxes are taller than HOG's: the proposal
     is taken as a square on its width."""
     side = max(1, proposal.width)
-    cx, cy = (proposal.left + proposal.right) // 2, (proposal.top + proposal.bottom) // 2
+    cx, cy = proposal.centre
     square = Rect(cx - side // 2, cy - side // 2, cx + side // 2, cy + side // 2)
     x0, y0 = max(0, cx - side), max(0, cy - side)
     crop = np.ascontiguousarray(copy[y0 : cy + side, x0 : cx + side])
@@ -176,9 +183,7 @@ def confirm(detector, copy: np.ndarray, proposal: Rect, upsample: int = 1) -> Re
     if level == finest:
         found, level = hog_run(detector, crop, upsample), 1.0
     else:
-        size = (max(1, round(crop.shape[1] * level)), max(1, round(crop.shape[0] * level)))
-        small = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
-        found = hog_run(detector, small, 0)
+        found = hog_run(detector, scaled(crop, level), 0)
     for rect, _ in found:
         box = Rect(
             round(rect.left / level) + x0,
@@ -202,7 +207,7 @@ def proposed_faces(
         if score < SURE and proposal.width >= SMALL:
             continue
         # One centred inside a face already confirmed (proposals come best first) is part of it.
-        cx, cy = (proposal.left + proposal.right) // 2, (proposal.top + proposal.bottom) // 2
+        cx, cy = proposal.centre
         if any(f.left <= cx < f.right and f.top <= cy < f.bottom for f in found):
             continue
         box = confirm(detector, copy, proposal, upsample)

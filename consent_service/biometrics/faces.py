@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Protocol
 
@@ -130,12 +129,12 @@ class DlibFaceEmbedder:
         return boxes
 
 
-@cache
 def hog_detector():
-    """dlib's frontal (HOG) face detector, the one face_recognition's `face_locations` uses."""
-    import dlib
+    """dlib's frontal (HOG) face detector: the one face_recognition's `face_locations` uses,
+    loaded with it."""
+    import face_recognition.api
 
-    return dlib.get_frontal_face_detector()
+    return face_recognition.api.face_detector
 
 
 # The face models this installation can use, by the name `FACE_MODEL` gives: each makes an

@@ -59,7 +59,9 @@ def test_the_settings_default_to_proposals_from_the_installed_weights(monkeypatc
     settings = Settings(_env_file=None)
     assert settings.face_detector == "proposed"
     assert settings.face_proposer_model == FACE_PROPOSER_MODEL
-    assert Settings(_env_file=None, face_detector="hog").face_detector == "hog"
+    assert settings.face_proposer == FACE_PROPOSER_MODEL  # what the embedder is given
+    hog = Settings(_env_file=None, face_detector="hog")
+    assert hog.face_detector == "hog" and hog.face_proposer is None
 
 
 def test_overlap_of_boxes():
