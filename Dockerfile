@@ -19,4 +19,4 @@ ENV CONSENT_SERVICE_HOME=/data
 RUN useradd --create-home consent && mkdir -p /data && chown consent /data
 USER consent
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--worker-class", "gthread", "--threads", "4", "consent_service.app:create_web_app()"]
+CMD ["granian", "--interface", "wsgi", "--no-ws", "--factory", "--host", "0.0.0.0", "--port", "8000", "--workers", "4", "--blocking-threads", "4", "--respawn-failed-workers", "--workers-kill-timeout", "30", "consent_service.app:create_web_app"]

@@ -24,7 +24,7 @@ PYTEST_ARGS = --cov
 # Debian's packages the suite needs beyond Python's: Chromium for the browser tests (Playwright
 # drives it; it downloads no browser), a CJK font so zh-CN pages render in their screenshots, and
 # two speech synthesisers that read the live session's codes in the test clips (flite: English;
-# espeak-ng: Mandarin); Caddy, the TLS proxy the HTTPS stack test puts in front of gunicorn, and
+# espeak-ng: Mandarin); Caddy, the TLS proxy the HTTPS stack test puts in front of granian, and
 # docker-compose, which checks docker-compose.yml (`config -q`; no container runs here); ffmpeg,
 # which makes the MP4 clip the content-label tests sign (tests/unit/labels); iproute2, whose `ip
 # netns` gives tests/e2e/test_multihost.py its hosts.

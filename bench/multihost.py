@@ -4,7 +4,7 @@ namespace of its own (the machine read-only, private tmpfs over /tmp, /var/tmp, 
 and /dev/shm, its home and data folder in /srv: nothing can pass between hosts through a
 file), and a PID namespace of its own (the host's processes die with it):
 
-- `web`: gunicorn serving `create_web_app()` (production settings: PostgreSQL, Redis as broker
+- `web`: granian serving `create_web_app()` (production settings: PostgreSQL, Redis as broker
   and rate-limit store, MEDIA_STORE=database, GALLERY_SHARDS=2; the public keys only);
 - `match`: the matching worker (the face and voice models; the signing keys), consuming
   `matching,default` (as docker-compose's `worker`): never the webhooks queue;
@@ -478,7 +478,7 @@ class Process:
         return ["/" + f for f in found]
 
     def terminate(self) -> None:
-        """Ask the program to stop (gunicorn and Celery stop their children themselves)."""
+        """Ask the program to stop (granian and Celery stop their children themselves)."""
         pid = self.inner_pid()
         if pid is not None and self.popen.poll() is None:
             with suppress(ProcessLookupError):
@@ -1222,7 +1222,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         web_proc = procs.start(
             "web",
             "web",
-            web_command(f"{web.address}:{WEB_PORT}", 2),
+            web_command(web.address, WEB_PORT, 2),
             {
                 **host_env(web),
                 **sealed.public(),

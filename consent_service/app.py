@@ -48,7 +48,7 @@ TEMPLATE_DIR = next(p for p in (_HERE / "templates", _HERE.parent / "templates")
 
 
 def create_web_app(settings: Settings | None = None, **overrides) -> Flask:
-    """The web process's app (gunicorn, `consent-service serve`): it holds only the public
+    """The web process's app (granian, `consent-service serve`): it holds only the public
     decision and checkpoint keys, never a private one; signing is the workers'."""
     return create_app(settings, signing=False, **overrides)
 

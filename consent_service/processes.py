@@ -47,21 +47,30 @@ def beat_command(schedule: Path) -> list[str]:
     return _celery("beat", "--schedule", str(schedule))
 
 
-def web_command(bind: str, workers: int) -> list[str]:
-    """docker-compose's (and the Dockerfile's) web process with this interpreter: gunicorn's
-    threaded workers (4 threads each: sync workers close every connection, so a proxy's or a
-    client's keep-alive is lost) serving `create_web_app()` on `bind` (host:port)."""
+def web_command(host: str, port: int, workers: int) -> list[str]:
+    """docker-compose's (and the Dockerfile's) web process with this interpreter: granian serving
+    `create_web_app()` over WSGI on `host`:`port`, `workers` processes of 4 threads each that run
+    the app, HTTP and keep-alive handled by granian's own (Rust) threads, so they never wait on
+    the GIL a request holds; a worker that dies is started again, and a worker that cannot build
+    the app (a placeholder secret) stops the server with status 1."""
     return [
         sys.executable,
         "-m",
-        "gunicorn",
-        "--bind",
-        bind,
+        "granian",
+        "--interface",
+        "wsgi",
+        "--no-ws",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
         "--workers",
         str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
+        "--blocking-threads",
         "4",
-        "consent_service.app:create_web_app()",
+        "--respawn-failed-workers",
+        "--workers-kill-timeout",
+        "30",
+        "consent_service.app:create_web_app",
     ]

@@ -76,7 +76,7 @@ class _StderrHandler(logging.StreamHandler):
 def configure(settings: Settings) -> None:
     """In JSON mode, the root logger writes JSON lines to stderr at LOG_LEVEL (our handler
     replaced, never added twice, however many apps a process builds). In text mode nothing is
-    changed: the process that runs us (Celery, gunicorn, the CLI) keeps its own logging."""
+    changed: the process that runs us (Celery, granian, the CLI) keeps its own logging."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(handler)

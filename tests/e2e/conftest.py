@@ -191,7 +191,7 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def base_url(stack) -> Iterator[str]:
     """The stack's web over real HTTP, for the browser tests (tests/browser.py): the web
-    process's app as gunicorn runs it (`create_web_app`: public keys only), beside the worker."""
+    process's app as granian runs it (`create_web_app`: public keys only), beside the worker."""
 
     web = create_web_app(stack.settings)
     try:

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from consent_service.migrate import upgrade
+from consent_service.processes import web_command
 from tests.support import free_port, redis_database
 
 pytestmark = pytest.mark.e2e
@@ -89,12 +90,10 @@ def env(tmp_path) -> Iterator[dict[str, str]]:
         }
 
 
-def test_the_web_check_follows_gunicorn(env, tmp_path):
+def test_the_web_check_follows_the_web_server(env, tmp_path):
     port = free_port()
     check = _check("web", {"python": sys.executable, "127.0.0.1:8000": f"127.0.0.1:{port}"})
-    app = "consent_service.app:create_web_app()"
-    gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", app]
-    web = _start(gunicorn, env, tmp_path / "web.log")
+    web = _start(web_command("127.0.0.1", port, 1), env, tmp_path / "web.log")
     try:
         _eventually_healthy(check, env, web, tmp_path / "web.log")
     finally:

@@ -1,4 +1,4 @@
-"""The deployment's stack brought up natively and driven through HTTPS: gunicorn serving
+"""The deployment's stack brought up natively and driven through HTTPS: granian serving
 `create_web_app()` with production settings (real secrets made here, PROXY_HOPS=1, public keys
 only), Debian's caddy in front of it with deploy/Caddyfile (the file docker-compose mounts) and
 its local certificate, and Chromium signing up, signing in and asking to grant through it.
@@ -9,7 +9,7 @@ camera and microphone need one), plain HTTP is sent to HTTPS, and the app holds 
 the address Caddy saw them at (a grant's evidence), not Caddy's own address nor an
 X-Forwarded-For the browser made up.
 
-Chromium reaches Caddy over IPv6 (::1) and Caddy reaches gunicorn over IPv4 (127.0.0.1), so
+Chromium reaches Caddy over IPv6 (::1) and Caddy reaches granian over IPv4 (127.0.0.1), so
 the client's and the proxy's addresses differ on one machine."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class HttpsStack:
     database_url: str
     root_ca: Path  # Caddy's local CA, which signed the site's certificate
     logs: Path
-    web_env: dict[str, str]  # gunicorn's environment
+    web_env: dict[str, str]  # the web server's environment
 
     def tail(self) -> str:
         return "\n".join(
@@ -109,9 +109,9 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=5)
 
 
-def _gunicorn(port: int) -> list[str]:
-    """docker-compose.yml's web command, on one worker process."""
-    return web_command(f"127.0.0.1:{port}", 1)
+def _web(port: int) -> list[str]:
+    """docker-compose.yml's web command (granian), on one worker process."""
+    return web_command("127.0.0.1", port, 1)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def stack(tmp_path_factory) -> Iterator[HttpsStack]:
     }
     for name in ("DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY", "BROKER_URL", "PROXY_HOPS"):
         base_env.pop(name, None)
-    gunicorn = _start(_gunicorn(web_port), web_env, logs / "gunicorn.log")
+    web = _start(_web(web_port), web_env, logs / "web.log")
     caddy_env = {
         **base_env,
         "SITE_ADDRESS": "[::1]",
@@ -173,7 +173,7 @@ def stack(tmp_path_factory) -> Iterator[HttpsStack]:
         base_url, f"http://[::1]:{http_port}", home, database_url, root_ca, logs, web_env
     )
     try:
-        _wait_for(f"http://127.0.0.1:{web_port}/healthz", gunicorn, None, found.tail)
+        _wait_for(f"http://127.0.0.1:{web_port}/healthz", web, None, found.tail)
         # What docker-compose's caddy health check asks: the admin endpoint.
         _wait_for(f"http://localhost:{admin_port}/config/", proxy, None, found.tail)
         deadline = time.monotonic() + START_TIMEOUT
@@ -186,7 +186,7 @@ def stack(tmp_path_factory) -> Iterator[HttpsStack]:
         yield found
     finally:
         _stop(proxy)
-        _stop(gunicorn)
+        _stop(web)
 
 
 def _step_up_evidence(stack: HttpsStack, step_up_id: str) -> dict:
@@ -203,10 +203,10 @@ def _step_up_evidence(stack: HttpsStack, step_up_id: str) -> dict:
 @pytest.mark.parametrize(
     ("setting", "placeholder"), [("SECRET_KEY", "change-me"), ("TEMPLATE_KEK", "x")]
 )
-def test_gunicorn_refuses_to_start_on_a_placeholder_secret(stack, setting, placeholder):
+def test_the_web_refuses_to_start_on_a_placeholder_secret(stack, setting, placeholder):
     env = {**stack.web_env, setting: placeholder}
     ran = subprocess.run(  # noqa: S603 - our own command line
-        _gunicorn(_free_port()), env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+        _web(_free_port()), env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
     )
     assert ran.returncode != 0
     assert "InsecureSettings" in ran.stderr and setting in ran.stderr, ran.stderr[-3000:]

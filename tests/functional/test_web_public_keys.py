@@ -1,4 +1,4 @@
-"""The web process holds public keys only: built as gunicorn builds it (`create_web_app`) with
+"""The web process holds public keys only: built as granian builds it (`create_web_app`) with
 production settings and no private key file anywhere, it serves the JWKS, verifies tokens a
 worker signed, follows a rotation without a restart, and publishes every checkpoint key so a
 witness verifies checkpoints signed before a rotation."""

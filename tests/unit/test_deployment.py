@@ -198,7 +198,7 @@ def test_media_wait_in_the_database():
 def test_only_the_signing_processes_get_the_signing_keys():
     services = _services()
     web = services["web"]
-    assert web["command"][-1] == "consent_service.app:create_web_app()"
+    assert web["command"][-1] == "consent_service.app:create_web_app"
     assert {"DECISION_PUBLIC_KEYS", "AUDIT_CHECKPOINT_PUBLIC_KEYS"} <= set(web["environment"])
     assert not {"DECISION_SIGNING_KEYS", "AUDIT_CHECKPOINT_KEY"} & set(web["environment"])
     for name in ("worker", "webhooks", "beat"):
@@ -219,7 +219,7 @@ def test_the_web_runs_the_command_the_tests_and_benches_run():
     HTTPS stack test and bench/api_load.py start), so what they measure is what is deployed."""
     from consent_service.processes import web_command
 
-    expected = ["gunicorn", *web_command("0.0.0.0:8000", 4)[3:]]
+    expected = ["granian", *web_command("0.0.0.0", 8000, 4)[3:]]
     assert _services()["web"]["command"] == expected
     dockerfile = (ROOT / "Dockerfile").read_text()
     [cmd] = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
