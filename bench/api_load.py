@@ -4,8 +4,8 @@
 - `embedded`: the embedded default, as `consent-service serve` runs it (waitress, 8 threads,
   SQLite, the SQLite broker, rate limits counted in the process, the local media store; its
   worker process running beside it);
-- `production`: docker-compose's web command (granian, 4 processes of 4 threads) on PostgreSQL (a fresh
-  database), Redis as the broker and as the rate limits' store, the database media store.
+- `production`: docker-compose's web command (granian, 4 processes of 4 threads) on PostgreSQL
+  (a fresh database), Redis as the broker and as the rate limits' store, the database media store.
 
 Each configuration gets a provider, its API key and one decided job (one person found, allowed:
 the answer carries a decision token and a label, the largest poll answer). The API rate limit is

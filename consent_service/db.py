@@ -12,17 +12,23 @@ CLI command (`unit_of_work`)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from flask import Flask, Response, current_app, g
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, exc
 from sqlmodel import Session, create_engine
 
 log = logging.getLogger(__name__)
 _PENDING = "after_commit"
+# A pooled server connection left unused this long is pinged before it is handed out again. A
+# database restart (a shutdown checkpoint, a start, recovery) takes longer than this, so a
+# connection it cut has always sat this long when it is next asked for: no request meets it.
+PING_AFTER_IDLE = 0.5  # seconds
+_IDLE_SINCE = "idle_since"
 
 
 class TaskSender(Protocol):
@@ -51,7 +57,37 @@ def make_engine(url: str) -> Engine:
 
         event.listen(engine, "before_cursor_execute", _sqlite_write_lock_first)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # The most recently used connection first (LIFO), so under load the same few stay hot and
+    # are never pinged; pinging every checkout (pre-ping) cost each API request a round trip.
+    engine = create_engine(url, pool_use_lifo=True)
+    event.listen(engine, "checkin", _mark_idle)
+    event.listen(engine, "checkout", _ping_if_idle(engine))
+    return engine
+
+
+def _mark_idle(_dbapi_conn, record) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_if_idle(engine: Engine):
+    """A checkout listener: ping a connection that sat unused `PING_AFTER_IDLE` or more, and
+    when the server does not answer, have the pool open a new one (`DisconnectionError`).
+
+    A connection cut while in use, or between two uses closer together than that (the server
+    killed its backend, a failover), fails the one statement that meets it; SQLAlchemy then
+    renews every connection of the pool opened before the failure, so the next request gets a
+    new one (`tests/unit/test_db_postgres_pool.py`)."""
+
+    def checkout(dbapi_conn, record, _proxy) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return  # new, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as e:
+            raise exc.DisconnectionError(f"the database connection went away: {e}") from e
+
+    return checkout
 
 
 def _sqlite_write_lock_first(conn, cursor, statement, _parameters, context, _executemany):

@@ -82,7 +82,7 @@ def test_a_token_when_set_is_required_and_compared_whole(make_api_app):
 
 @pytest.fixture
 def production(tmp_path):
-    """`production(**settings)`: the web server's app (public keys only) with production settings."""
+    """`production(**settings)`: the web server's app (public keys only), production settings."""
     apps = []
     ring = tokens.KeyRing((tokens.generate_key(),))
     verifier = SignerKey("consent.example.org/audit", Ed25519PrivateKey.generate()).verifier
