@@ -236,8 +236,8 @@ class LiveChecks:
     max_code_delay: float = 2.5  # seconds from the code appearing to its first digit heard
     # The statement: speech heard while it is shown (and a second after), in seconds.
     min_statement_speech: float = 1.5
-    # Voices.
-    same_speaker: float = 0.75
+    # Voices: VOICE_SAME_SPEAKER's default (the worker passes the setting in force).
+    same_speaker: float = Settings.model_fields["voice_same_speaker"].default
     other_voice_share: float = 0.25
     # Matching a step-up against enrolled templates: FACE_TOLERANCE's and VOICE_TOLERANCE's
     # defaults (the worker passes the settings in force).

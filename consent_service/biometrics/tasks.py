@@ -29,6 +29,7 @@ from consent_service.vocabulary import Modality
 
 if TYPE_CHECKING:
     from consent_service.services import Services
+    from consent_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +80,29 @@ def enroll(
         return enrollment.record(s, claimed, extracted, kind, envelope, audit_key, store)
 
 
-@shared_task(name=live_session.TASK, ignore_result=True)
-def check_live_session(session_id: str) -> str:
-    svc = services()
-    s = svc.settings
-    checks = live_recording.LiveChecks(
+def live_checks(s: Settings) -> live_recording.LiveChecks:
+    """The live session's checks with the settings in force: the recording's bounds, and the
+    same face and voice thresholds the gate and enrollment use (`VOICE_SAME_SPEAKER` groups the
+    recording's voices as it groups an uploaded clip's)."""
+    return live_recording.LiveChecks(
         max_bytes=s.live_recording_max_bytes,
         # The page stops at the limit; a container's last frames may run a little past it.
         max_seconds=s.live_recording_max_seconds + 5.0,
         face_tolerance=s.face_tolerance,
         voice_tolerance=s.voice_tolerance,
+        same_speaker=s.voice_same_speaker,
     )
+
+
+@shared_task(name=live_session.TASK, ignore_result=True)
+def check_live_session(session_id: str) -> str:
+    svc = services()
+    checks = live_checks(svc.settings)
     return run_live_session(
         session_id,
         live_context(svc),
         lambda data, script: live_recording.analyse_recording(data, script, checks=checks),
-        s.job_max_attempts,
+        svc.settings.job_max_attempts,
     )
 
 

@@ -24,7 +24,7 @@ from consent_service.biometrics import live_recording, live_session
 from consent_service.biometrics.live_models import LiveSession
 from consent_service.biometrics.models import BiometricTemplate, Enrollment, EnrollmentDispute
 from consent_service.biometrics.service import GalleryIndex, face_enrollment, template_count
-from consent_service.biometrics.tasks import run_live_session
+from consent_service.biometrics.tasks import live_checks, run_live_session
 from consent_service.biometrics.voice_analysis import voice_enrollment
 from consent_service.biometrics.voice_service import VoiceMatching
 from consent_service.consent import service as consent
@@ -33,6 +33,7 @@ from consent_service.consent.models import ConsentGrant
 from consent_service.crypto import StaticKeys
 from consent_service.errors import ChallengeRefused, RecordingTooLarge
 from consent_service.notices.models import SubjectNotice
+from consent_service.settings import Settings
 from consent_service.storage import LocalMediaStore
 from consent_service.timeutil import utcnow
 from consent_service.vocabulary import LivePurpose, Modality, Operation, Role
@@ -461,3 +462,24 @@ def test_a_step_up_without_an_enrolled_face_fails_with_what_to_do(ctx, analyser,
     _submit(recordings, me, row.id, analyser.clip(b"new-face", vector(4)))
     assert _run(row.id, ctx, analyser) == "failed"
     assert "Enroll your face" in (_row(StepUp, action).error or "")
+
+
+def test_the_live_checks_follow_the_settings_in_force(tmp_path):
+    """The worker's live checks use the same thresholds as the gate and enrollment: a recording's
+    voices are grouped at VOICE_SAME_SPEAKER (it was a fixed 0.75 whatever the setting said)."""
+    settings = Settings(
+        consent_service_home=tmp_path,
+        voice_same_speaker=0.62,
+        face_tolerance=0.45,
+        voice_tolerance=0.55,
+        live_recording_max_seconds=40,
+    )
+    checks = live_checks(settings)
+    assert (checks.same_speaker, checks.face_tolerance, checks.voice_tolerance) == (
+        0.62,
+        0.45,
+        0.55,
+    )
+    assert checks.max_seconds == 45.0  # the page's limit and a container's last frames
+    default = Settings.model_fields["voice_same_speaker"].default
+    assert live_recording.LiveChecks().same_speaker == default
