@@ -43,8 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -53,9 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.support, run as `python bench/api_load.py`
     sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 import requests  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from urllib3 import encode_multipart_formdata  # noqa: E402
 
 from consent_service import db  # noqa: E402
@@ -72,13 +70,10 @@ from consent_service.runtime import services  # noqa: E402
 from consent_service.settings import Settings  # noqa: E402
 from consent_service.timeutil import utcnow  # noqa: E402
 from consent_service.vocabulary import Operation, Role  # noqa: E402
-from tests.support import free_port, listening, redis_database  # noqa: E402
+from tests.support import free_port, listening, postgres_database, redis_database  # noqa: E402
 
 INLINE = pipeline.Delivery(None, timedelta(minutes=5))  # claimed here, not by a task message
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 GOAL_RPS = 1000.0
 WRK = shutil.which("wrk")
@@ -138,20 +133,6 @@ class Figures:
         """Requests/s the web processes' CPU time allows on this machine's cores, were they
         idle (the database's and Redis's own CPU time not counted)."""
         return (os.cpu_count() or 1) * 1000 / self.cpu_ms if self.cpu_ms else 0.0
-
-
-@contextmanager
-def postgres() -> Iterator[str]:
-    admin = make_url(POSTGRES_ADMIN_URL)
-    name = f"cs_bench_{secrets.token_hex(5)}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def prepare(settings: Settings) -> tuple[str, str]:
@@ -355,7 +336,7 @@ def run_embedded(args, tmp: Path) -> dict[str, Figures]:
 
 def run_production(args, tmp: Path) -> dict[str, Figures]:
     with ExitStack() as stack:
-        database = stack.enter_context(postgres())
+        database = stack.enter_context(postgres_database())
         broker = stack.enter_context(redis_database("api-load"))
         home = tmp / "production"
         settings = Settings(
@@ -396,7 +377,7 @@ def profile(n: int, tmp: Path, production: bool) -> None:
 
     with ExitStack() as stack:
         if production:
-            database = stack.enter_context(postgres())
+            database = stack.enter_context(postgres_database())
             broker = stack.enter_context(redis_database("api-load"))
             settings = Settings(
                 consent_service_home=tmp / "profile",

@@ -34,52 +34,38 @@ import argparse
 import multiprocessing
 import os
 import secrets
+import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
-from sqlalchemy.engine import make_url
-from urllib3 import encode_multipart_formdata
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # tests.support, run as `python bench/audit_head.py`
+    sys.path.insert(0, str(ROOT))
 
-from consent_service import db
-from consent_service.accounts.models import Subject, User
-from consent_service.app import create_app
-from consent_service.audit import merkle
-from consent_service.audit import service as audit
-from consent_service.consent import service as consent
-from consent_service.gate import pipeline
-from consent_service.gate.decisions import Analysis, PersonSeen
-from consent_service.gate.tasks import signing
-from consent_service.migrate import upgrade
-from consent_service.providers.service import create_provider, issue_key
-from consent_service.runtime import services
-from consent_service.settings import Settings
-from consent_service.timeutil import utcnow
-from consent_service.vocabulary import Operation, Role
+from urllib3 import encode_multipart_formdata  # noqa: E402
+
+from consent_service import db  # noqa: E402
+from consent_service.accounts.models import Subject, User  # noqa: E402
+from consent_service.app import create_app  # noqa: E402
+from consent_service.audit import merkle  # noqa: E402
+from consent_service.audit import service as audit  # noqa: E402
+from consent_service.consent import service as consent  # noqa: E402
+from consent_service.gate import pipeline  # noqa: E402
+from consent_service.gate.decisions import Analysis, PersonSeen  # noqa: E402
+from consent_service.gate.tasks import signing  # noqa: E402
+from consent_service.migrate import upgrade  # noqa: E402
+from consent_service.providers.service import create_provider, issue_key  # noqa: E402
+from consent_service.runtime import services  # noqa: E402
+from consent_service.settings import Settings  # noqa: E402
+from consent_service.timeutil import utcnow  # noqa: E402
+from consent_service.vocabulary import Operation, Role  # noqa: E402
+from tests.support import postgres_database  # noqa: E402
 
 INLINE = pipeline.Delivery(None, timedelta(minutes=5))  # claimed here, not by a task message
 
 NO_SIGN_IN = "-"  # the bench's people never sign in: no password hash
-ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
-
-@contextmanager
-def fresh_database():
-    admin = make_url(ADMIN_URL)
-    name = f"cs_bench_{secrets.token_hex(5)}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _settings(home: Path, url: str) -> Settings:
@@ -224,7 +210,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=5, help="analyses timed for the rate")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
-    with tempfile.TemporaryDirectory() as tmp, fresh_database() as url:
+    with tempfile.TemporaryDirectory() as tmp, postgres_database() as url:
         settings = _settings(Path(tmp), url)
         upgrade(settings.sqlalchemy_url)
         print(f"media store: {settings.media_store_kind}")

@@ -276,10 +276,9 @@ def _release_redis_claims(owner: int | None) -> list[str]:
 
 
 def _admin_conninfo() -> str:
-    from sqlalchemy.engine import make_url
+    from tests.support import libpq_conninfo
 
-    admin = make_url(POSTGRES_ADMIN_URL)
-    return admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    return libpq_conninfo(POSTGRES_ADMIN_URL)
 
 
 def _databases() -> list[str]:
@@ -684,10 +683,10 @@ CREATE TRIGGER bench_media_log AFTER INSERT OR DELETE ON media_blob
 def media_log(database_url: str) -> tuple[int, int, int, int]:
     """(puts, deletes, bytes put, rows left in media_blob)."""
     import psycopg
-    from sqlalchemy.engine import make_url
 
-    conninfo = make_url(database_url).set(drivername="postgresql")
-    with psycopg.connect(conninfo.render_as_string(hide_password=False)) as conn:
+    from tests.support import libpq_conninfo
+
+    with psycopg.connect(libpq_conninfo(database_url)) as conn:
         puts, put_bytes = conn.execute(
             "SELECT count(*), coalesce(sum(bytes), 0) FROM bench_media_log WHERE op = 'put'"
         ).fetchone()
@@ -1146,6 +1145,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         _, database_url = stack.enter_context(fresh_database())
         from tests.support import (
             FAST_WEBHOOK_RETRIES,
+            libpq_conninfo,
             redis_database,  # the claim every test run and bench takes
         )
 
@@ -1217,7 +1217,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
         # database: each worker migrates it as it starts (one at a time: an advisory lock).
         import psycopg
 
-        conninfo = make_url(database_url).set(drivername="postgresql")
+        conninfo = libpq_conninfo(database_url)
         t0 = time.monotonic()
         web_proc = procs.start(
             "web",
@@ -1272,7 +1272,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> Report:
             "migrated the new database as they started, at once); the provider's receiver not "
             "yet started"
         )
-        with psycopg.connect(conninfo.render_as_string(hide_password=False)) as conn:
+        with psycopg.connect(conninfo) as conn:
             conn.execute(MEDIA_LOG_SQL)
             heads = {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")}
         report.check(

@@ -171,13 +171,19 @@ GRANT_FORM = {
 }
 
 
+def libpq_conninfo(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL (`postgresql+psycopg://…`) as the conninfo psycopg and libpq
+    take, password included."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """A new, empty database on the test server, dropped afterwards. Fails (never skips) when
     the server is not there: CI always has one."""
     admin = make_url(POSTGRES_ADMIN_URL)
     name = f"cs_test_{secrets.token_hex(6)}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    conninfo = libpq_conninfo(POSTGRES_ADMIN_URL)
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:

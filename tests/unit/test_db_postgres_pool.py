@@ -12,10 +12,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from sqlalchemy import Engine, exc, text
-from sqlalchemy.engine import make_url
 
 from consent_service import db
-from tests.support import postgres_database
+from tests.support import libpq_conninfo, postgres_database
 
 
 @pytest.fixture()
@@ -23,7 +22,7 @@ def pg() -> Iterator[tuple[Engine, str]]:
     with postgres_database() as url:
         engine = db.make_engine(url)
         try:
-            yield engine, make_url(url).set(drivername="postgresql").render_as_string(False)
+            yield engine, libpq_conninfo(url)
         finally:
             engine.dispose()
 
