@@ -35,6 +35,10 @@ Per probe: ``found`` (a voice named the right person, none named anyone else), `
 for the pipeline, ``split`` (a one-speaker stretch heard as several voices) and enrollments the
 pipeline refused. Goal: the pipeline finds at least what the raw model finds, with 0 wrong.
 
+Then, whether a split could be merged back: every pair of voices the pipeline hears apart in one
+recording, its distance, and whether one person speaks both (a one-speaker stretch split) or two
+(whole meetings, each voice given the rttm speaker heard longest in its `Speaker.spans`).
+
 Run: `nice -n 10 python bench/voice_accuracy.py` (needs the `voice` extra; ~3 min on 2 cores
 for the first two sets at low load); `--dataset NAME` (repeatable) runs only those sets, and the
 whole meetings' table only with ``meeting``.
@@ -319,8 +323,15 @@ def main() -> None:
                 f"  {clip.dataset} {clip.speaker} {clip.name}: {len(clip.voices)} voice(s)"
                 + (f"; enrollment refused: {clip.refused}" if clip.refused else "")
             )
+    apart = [  # (distance, one person?, where): every split recording's pairs of voices
+        (float(np.linalg.norm(a - b)), True, f"{clip.dataset} {clip.speaker} {clip.name}")
+        for clip in items
+        for k, a in enumerate(clip.voices)
+        for b in clip.voices[k + 1 :]
+    ]
     if "meeting" in datasets:
-        meetings(matching)
+        apart += meetings(matching)
+    heard_apart(apart, matching.same_speaker)
     embedder.save()
     print("\nAs Markdown (docs/accuracy.md):\n")
     print(
@@ -331,27 +342,75 @@ def main() -> None:
     print("\n".join(table))
 
 
-def meetings(matching: VoiceMatching) -> None:
+def meetings(matching: VoiceMatching) -> list[tuple[float, bool, str]]:
     """Telling voices apart, the safety side: every whole meeting recording, the speakers its rttm
     labels against the voices the pipeline finds (a voice the pipeline merges into another is
-    one the gate never asks about)."""
+    one the gate never asks about). Returns every pair of voices found in one recording: their
+    distance, whether the rttm says one person speaks both (who speaks most of a voice's speech),
+    and where."""
     folder = Samples.from_settings(Settings()).folder(MEETING_SDIST)
-    talk: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    turns: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
     for rttm in sorted(folder.glob("debug.*.rttm")):
         for line in rttm.read_text(encoding="utf-8").splitlines():
             parts = line.split()
             if len(parts) >= 8 and parts[0] == "SPEAKER":
-                talk[parts[1]][parts[7]] += float(parts[4])
+                start, length = float(parts[3]), float(parts[4])
+                turns[parts[1]].append((parts[7], start, start + length))
+    pairs = []
     print("\nWhole meetings: speakers labelled (seconds each) vs voices the pipeline finds:")
-    for uri in sorted(talk):
+    for uri in sorted(turns):
         wav = folder / f"{uri}.wav"
         if not wav.exists():
             continue
         voices = speakers_in(wav.read_bytes(), matching)
-        labelled = sorted(talk[uri].values(), reverse=True)
+        talk: dict[str, float] = defaultdict(float)
+        for who, start, end in turns[uri]:
+            talk[who] += end - start
+        labelled = sorted(talk.values(), reverse=True)
         print(
             f"  {uri}: {len(labelled)} labelled ({', '.join(f'{x:.1f}' for x in labelled)}), "
             f"{len(voices)} found ({', '.join(f'{v.seconds:.1f}' for v in voices)})"
+        )
+        who = [_who_speaks(v.spans, turns[uri]) for v in voices]
+        pairs += [
+            (float(np.linalg.norm(a.embedding - b.embedding)), who[i] == who[j], f"meeting {uri}")
+            for i, a in enumerate(voices)
+            for j, b in enumerate(voices[i + 1 :], start=i + 1)
+            if who[i] and who[j]  # a voice in no labelled turn: nobody to compare
+        ]
+    return pairs
+
+
+def _who_speaks(spans, turns: list[tuple[str, float, float]]) -> str | None:
+    """The labelled speaker heard longest in `spans`; None when no labelled turn overlaps them."""
+    heard: dict[str, float] = defaultdict(float)
+    for start, end in spans:
+        for who, a, b in turns:
+            heard[who] += max(0.0, min(b, end) - max(a, start))
+    best = max(heard, key=heard.__getitem__, default=None)
+    return best if best is not None and heard[best] > 0 else None
+
+
+def heard_apart(pairs: list[tuple[float, bool, str]], same_speaker: float) -> None:
+    """Could a distance between the voices heard apart in one recording tell a person split in
+    two from two people? Every such pair, closest first."""
+    if not pairs:
+        return
+    print(
+        "\nVoices heard apart in one recording: the distance between their embeddings, one "
+        "person split (the stretch's label, or the rttm's speaker of most of each voice) or two:"
+    )
+    for distance, one, where in sorted(pairs):
+        print(f"  {distance:.3f}  {'one person' if one else 'two people'}  {where}")
+    ones = [d for d, one, _ in pairs if one]
+    twos = [d for d, one, _ in pairs if not one]
+    if ones and twos:
+        first = min(ones)
+        print(
+            f"one person: {len(ones)} pairs, {min(ones):.3f}-{max(ones):.3f}; two people: "
+            f"{len(twos)} pairs, {min(twos):.3f}-{max(twos):.3f}. Merging voices closer than "
+            f"{first:.3f} (to join even one split) joins {sum(d <= first for d in twos)} pairs "
+            f"of two people (voices are told apart at voice_same_speaker {same_speaker})."
         )
 
 

@@ -87,12 +87,14 @@ class ResemblyzerVoiceEmbedder:
 class Speaker:
     """One distinct voice in one recording: its windows' embeddings, most typical first (what
     told the voices apart), and `embedding`, the model's embedding of all the speech heard from
-    that voice as one utterance (what is matched and what enrollment stores)."""
+    that voice as one utterance (what is matched and what enrollment stores). `spans`: where that
+    speech is, (start, end) in seconds, in the order heard."""
 
     embedding: np.ndarray
     windows: list[np.ndarray]
     seconds: float
     first_heard: float
+    spans: tuple[tuple[float, float], ...]
 
 
 class _Speech(Protocol):
@@ -213,4 +215,5 @@ def _speaker(
         windows=windows,
         seconds=sum(len(samples) for _, samples in speech) / SAMPLE_RATE,
         first_heard=speech[0][0],
+        spans=tuple((start, start + len(samples) / SAMPLE_RATE) for start, samples in speech),
     )

@@ -143,6 +143,8 @@ def test_short_stretches_among_several_voices_are_nobody_s():
     speech = [said_by(1, 3.0, 0.0), said_by(2, 0.8, 3.5), said_by(2, 6.0, 5.0)]
     speakers = find_speakers(speech, StandInEmbedder(noise=0.03), same_speaker=0.75)
     assert [(s.seconds, s.first_heard) for s in speakers] == [(6.0, 5.0), (3.0, 0.0)]
+    # Where each voice speaks: its windows (the 6 s stretch as two), not the short stretch.
+    assert [s.spans for s in speakers] == [((5.0, 8.0), (8.0, 11.0)), ((0.0, 3.0),)]
 
 
 def test_a_lone_voice_is_all_the_speech_heard_several_voices_only_their_windows():
@@ -153,6 +155,7 @@ def test_a_lone_voice_is_all_the_speech_heard_several_voices_only_their_windows(
     embedder = StandInEmbedder(noise=0.03)
     (speaker,) = find_speakers(strict, embedder, same_speaker=0.75, heard=heard)
     assert (round(speaker.seconds, 1), speaker.first_heard) == (4.8, 0.8)
+    assert [end for span in speaker.spans for end in span] == pytest.approx([0.8, 4.4, 4.8, 6.0])
     assert embedder.calls == [3.0, pytest.approx(4.8)]
 
     two = [said_by(1, 3.0, 0.0), said_by(2, 6.0, 4.0)]
