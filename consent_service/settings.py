@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     face_tolerance: float = Field(default=0.5, gt=0, le=1)
     # The best subject must beat the second-best by this much, else the finding is `ambiguous`.
     face_margin: float = Field(default=0.06, ge=0, le=1)
-    # A subject's distance to a face: the mean over their templates (fewer strangers matched at
-    # equal recall, bench/face_tail.py) or their nearest template's.
+    # A subject's distance to a face: the mean over their templates (the stricter rule: fewer
+    # strangers within the tolerance, fewer of a person's own varied photos too; no better at
+    # equal recall, bench/thresholds.py and bench/face_tail.py) or their nearest template's.
     face_template_rule: Literal["mean", "nearest"] = "mean"
     # Detections smaller than this (pixels, shorter side) are ignored: HOG fires on non-faces.
     face_min_size: int = Field(default=40, ge=1)

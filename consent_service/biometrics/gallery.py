@@ -4,8 +4,8 @@ for all the faces (or voices) of a job in one matrix product.
 The rule is `matching.identify`'s, exactly: the subject whose distance is within `tolerance` and
 beats every other subject's by at least `margin`; `ambiguous` when a second subject is that close;
 nobody otherwise. A subject's distance is, by the `Rule` asked for, their nearest template's
-(`NEAREST`) or the mean over all their templates (`MEAN`: with several templates per person, the
-mean lets fewer strangers through at equal recall, bench/face_tail.py).
+(`NEAREST`) or the mean over all their templates (`MEAN`: the stricter of the two at a given
+tolerance, fewer strangers and fewer of a person's own varied photos within it; bench/face_tail.py).
 
 How it is fast:
 - Rows are laid out once, by subject (`_Block`): subjects with the same number of templates
