@@ -93,8 +93,12 @@ class Speaker:
     embedding: np.ndarray
     windows: list[np.ndarray]
     seconds: float
-    first_heard: float
     spans: tuple[tuple[float, float], ...]
+
+    @property
+    def first_heard(self) -> float:
+        """Seconds into the recording where this voice is first heard."""
+        return self.spans[0][0]
 
 
 class _Speech(Protocol):
@@ -214,6 +218,5 @@ def _speaker(
         embedding=embedder.embed(np.concatenate([samples for _, samples in speech])),
         windows=windows,
         seconds=sum(len(samples) for _, samples in speech) / SAMPLE_RATE,
-        first_heard=speech[0][0],
         spans=tuple((start, start + len(samples) / SAMPLE_RATE) for start, samples in speech),
     )
